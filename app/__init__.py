@@ -1,0 +1,1 @@
+"""pyaichat: the application shell (configuration, database, HTTP API, start-up)."""

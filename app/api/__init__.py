@@ -1,0 +1,25 @@
+"""The HTTP API under ``/api``: one router per resource, assembled here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api import auth, health
+from services.errors import NotFound
+
+
+def build_api_router() -> APIRouter:
+    router = APIRouter(prefix="/api")
+    router.include_router(health.router)
+    router.include_router(auth.router)
+
+    # Last: any other /api path is a JSON 404, never the HTML page the UI shows for unknown pages.
+    @router.api_route(
+        "/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
+    )
+    def unknown_api_path(path: str) -> None:
+        raise NotFound("接口不存在")
+
+    return router

@@ -1,0 +1,65 @@
+"""Dependencies shared by the routers, declared once as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from app.models import Admin, User
+from app.state import AppState
+from services import auth
+from services.errors import AuthenticationFailed, PermissionDenied
+from services.security import decode_token
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from /api/auth/login or /api/auth/admin/login")
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.pyaichat
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with Session(state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def get_optional_user(session: SessionDep, state: StateDep, credentials: BearerDep) -> User | None:
+    """None for a guest (no token); an invalid or non-user token is refused rather than treated as a guest."""
+    if credentials is None:
+        return None
+    return auth.user_from_token(session=session, token=credentials.credentials, secret=state.secret_key)
+
+
+def get_current_user(user: Annotated[User | None, Depends(get_optional_user)]) -> User:
+    if user is None:
+        raise AuthenticationFailed()
+    return user
+
+
+def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> Admin:
+    if credentials is None:
+        raise AuthenticationFailed("需要管理员登录")
+    try:
+        return auth.admin_from_token(session=session, token=credentials.credentials, secret=state.secret_key)
+    except AuthenticationFailed:
+        try:  # a valid user token is a known caller without the right to be here
+            decode_token(credentials.credentials, secret=state.secret_key, kind="user")
+        except AuthenticationFailed:
+            raise AuthenticationFailed("需要管理员登录") from None
+        raise PermissionDenied("需要管理员权限") from None
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
+AdminUser = Annotated[Admin, Depends(get_admin)]

@@ -1,0 +1,101 @@
+"""One place that turns errors into the JSON bodies of SPEC §3 for every ``/api`` path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.errors import DomainError
+
+log = logging.getLogger("pyaichat.api")
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+_MARK = "_pyaichat_wrapped"
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path == "/api" or request.url.path.startswith("/api/")
+
+
+def _error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=headers
+    )
+
+
+async def domain_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers() or None)
+
+
+def _readable(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return "请求体不是有效的 JSON"
+    location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{location}: {message}" if location else message
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+    """422 with a readable message; the rejected input is never echoed (it may be a password)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in errors
+    ]
+    message = _readable(errors[0]) if errors else "请求格式不正确"
+    return _error(422, "validation_error", message, details=details)
+
+
+_HTTP_MESSAGES = {
+    400: ("bad_request", "请求格式不正确"),
+    401: ("unauthorized", "未登录或登录已过期"),
+    403: ("forbidden", "没有权限"),
+    404: ("not_found", "接口不存在"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    413: ("payload_too_large", "请求体过大"),
+}
+
+
+def _wrap(previous: Handler | None, api_handler: Handler) -> Handler:
+    """A handler that answers ``/api`` paths itself and leaves the others to the UI's handler."""
+    previous = getattr(previous, _MARK, previous)
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if _is_api(request) or previous is None:
+            return await api_handler(request, exc)
+        return await previous(request, exc)
+
+    setattr(handler, _MARK, previous)
+    return handler
+
+
+async def _api_http_error(_request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    kind, message = _HTTP_MESSAGES.get(status, ("http_error", "请求失败"))
+    headers = getattr(exc, "headers", None)
+    return _error(status, kind, message, headers=dict(headers) if headers else None)
+
+
+async def _api_internal_error(request: Request, exc: Exception) -> Response:
+    log.error(
+        "unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
+    )
+    return _error(500, "internal_error", "服务器内部错误，请稍后再试")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    handlers = app.exception_handlers
+    for status in (404, 405):  # NiceGUI answers 404 with an HTML page; /api wants JSON
+        handlers[status] = _wrap(handlers.get(status), _api_http_error)
+    handlers[StarletteHTTPException] = _wrap(handlers.get(StarletteHTTPException), _api_http_error)
+    handlers[Exception] = _wrap(handlers.get(Exception), _api_internal_error)

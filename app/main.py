@@ -1,0 +1,114 @@
+"""Assembles one instance: configuration, database, API routers, pages, and the server start."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from fastapi.middleware.cors import CORSMiddleware
+from nicegui import app as web_app
+from nicegui import ui
+
+from app.api import build_api_router
+from app.api.docs import install_docs
+from app.api.errors import install_error_handlers
+from app.config import ConfigError, Settings, StartupInfo, load_settings
+from app.db import init_db, make_engine, session_scope
+from app.state import AppState
+from services import auth
+from services.security import KeyCipher
+from services.settings import seed_settings
+
+log = logging.getLogger("pyaichat")
+API_DESCRIPTION = (
+    "OpenAI-compatible chat gateway. Point any OpenAI SDK at `base_url=http://HOST:8000/api`. "
+    'Errors are JSON `{"error": {"type", "message"}}`.'
+)
+
+
+def build_state(settings: Settings) -> AppState:
+    """Open the database, create the schema, seed settings and the admin account."""
+    engine = make_engine(settings.sqlalchemy_url)
+    init_db(engine)
+    state = AppState(settings=settings, engine=engine, cipher=KeyCipher(settings.secret("encryption_key")))
+    with session_scope(engine) as session:
+        seed_settings(session=session, defaults=state.setting_defaults)
+        auth.ensure_admin(
+            session=session, username=settings.admin_username, password=settings.secret("admin_password")
+        )
+    return state
+
+
+def configure_app(state: AppState) -> None:
+    """Mount the API, the error handlers and the pages on NiceGUI's FastAPI app."""
+    web_app.state.pyaichat = state
+    web_app.title = "pyaichat"
+    web_app.description = API_DESCRIPTION
+    web_app.version = "0.1.0"
+    install_docs(web_app, title="pyaichat")
+    web_app.include_router(build_api_router())
+    install_error_handlers(web_app)
+    web_app.add_middleware(
+        CORSMiddleware,
+        allow_origins=state.settings.cors_origin_list,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After"],
+    )
+    web_app.on_shutdown(state.engine.dispose)
+
+
+def banner(settings: Settings, info: StartupInfo) -> str:
+    shown_host = "127.0.0.1" if settings.app_host in ("0.0.0.0", "::") else settings.app_host  # noqa: S104
+    base = f"http://{shown_host}:{settings.app_port}"
+    mode = "production" if settings.is_production else "development"
+    lines = [
+        "",
+        "=" * 64,
+        f"  pyaichat is running ({mode} mode)",
+        f"  Chat:      {base}/",
+        f"  Admin:     {base}/admin   (user: {settings.admin_username})",
+        f"  API docs:  {base}/docs",
+        f"  OpenAI base_url: {base}/api",
+        f"  Database:  {_describe_database(settings)}",
+    ]
+    if info.generated:
+        lines.append(f"  Generated {', '.join(info.generated)}; kept in {info.secrets_file}")
+    if info.loaded_from_file:
+        lines.append(f"  Using dev secrets from {info.secrets_file}")
+    if info.generated_admin_password:
+        lines.append(f"  Admin password (shown once): {info.generated_admin_password}")
+    if not settings.is_production:
+        lines.append("  Dev mode: set SECRET_KEY, ENCRYPTION_KEY and ADMIN_PASSWORD for production.")
+    lines += ["=" * 64, ""]
+    return "\n".join(lines)
+
+
+def _describe_database(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url.split("://", 1)[0] + "://… (DATABASE_URL)"
+    return str(settings.data_dir / (settings.database_path.rsplit("/", 1)[-1]))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings, info = load_settings()
+        state = build_state(settings)
+    except ConfigError as exc:
+        print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_app(state)
+    print(banner(settings, info), flush=True)
+    ui.run(
+        host=settings.app_host,
+        port=settings.app_port,
+        title="pyaichat",
+        storage_secret=settings.secret("secret_key"),
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+        language="zh-CN",
+        proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
+        forwarded_allow_ips="",
+    )

@@ -1,0 +1,110 @@
+"""SQLModel tables (SPEC §2): the requirement's names and columns, plus what the contract adds.
+
+Times are timezone-aware UTC datetimes (SQLModel's UTC column type); periods shown to people use ``TZ``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (the form every table stores)."""
+    return datetime.now(UTC)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (Index("idx_users_email", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, nullable=False)
+    password_hash: str = Field(nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Admin(SQLModel, table=True):
+    """The admin account, created or updated at start from ``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``."""
+
+    __tablename__ = "admins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, nullable=False)
+    password_hash: str = Field(nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Channel(SQLModel, table=True):
+    __tablename__ = "channels"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, nullable=False)
+    base_url: str = Field(max_length=500, nullable=False)
+    api_key: str = Field(sa_column=Column(Text, nullable=False))  # Fernet token, never the plain key
+    model_id: str = Field(max_length=200, nullable=False, index=True)
+    rpm_limit: int = Field(default=60, nullable=False)
+    is_enabled: bool = Field(default=True, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class SystemConfig(SQLModel, table=True):
+    __tablename__ = "system_config"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True, nullable=False)
+    value: str = Field(nullable=False)
+    description: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class BlockedIP(SQLModel, table=True):
+    __tablename__ = "blocked_ips"
+    __table_args__ = (Index("idx_blocked_ips_ip_address", "ip_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip_address: str = Field(max_length=64, nullable=False)  # an address or a CIDR range
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class BlockedAttempt(SQLModel, table=True):
+    """A request refused by the IP block list (ip, path, matched rule, time)."""
+
+    __tablename__ = "blocked_attempts"
+    __table_args__ = (Index("idx_blocked_attempts_created_at", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip_address: str = Field(max_length=64, nullable=False)
+    path: str = Field(max_length=500, nullable=False)
+    matched_rule: str = Field(max_length=64, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class ChatLog(SQLModel, table=True):
+    """One row per chat call. Never any message content."""
+
+    __tablename__ = "chat_logs"
+    __table_args__ = (
+        Index("idx_chat_logs_created_at", "created_at"),
+        Index("idx_chat_logs_user_id", "user_id"),
+        Index("idx_chat_logs_ip_address", "ip_address"),
+        Index("idx_chat_logs_model_created", "model_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = None
+    username: str | None = Field(default=None, max_length=254)
+    ip_address: str = Field(max_length=64, nullable=False)
+    channel_id: int | None = None
+    model_id: str = Field(max_length=200, nullable=False)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    status: str = Field(default="ok", max_length=32, nullable=False)
+    tokens_estimated: bool = Field(default=False, nullable=False)
+    duration_ms: int | None = None

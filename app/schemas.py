@@ -1,0 +1,70 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.auth import check_password_rules, normalize_email
+from services.errors import InvalidInput
+
+
+def _rule(check: Any, value: str) -> str:
+    try:
+        return check(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(examples=["rate_limit_exceeded"])
+    message: str = Field(examples=["您超过当前使用限制，请稍后再试"])
+    retry_after: int | None = Field(default=None, description="seconds until a request may succeed")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "user@example.com", "password": "password123"}]}
+    )
+
+    email: str = Field(max_length=320, description="email address (case-insensitive)")
+    password: str = Field(max_length=1024, description="8+ characters, at most 72 bytes in UTF-8")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return _rule(normalize_email, value)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return _rule(check_password_rules, value)
+
+
+class AdminCredentials(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="seconds until the token expires")
+
+
+class UserPublic(BaseModel):
+    id: int
+    email: str
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["ok"])

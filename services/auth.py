@@ -1,0 +1,128 @@
+"""Accounts: registration, login, tokens, and the admin account kept in step with the environment."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.models import Admin, User, utcnow
+from services.errors import AuthenticationFailed, Conflict, InvalidInput
+from services.security import (
+    BCRYPT_MAX_BYTES,
+    create_token,
+    decode_token,
+    hash_password,
+    verify_password,
+)
+
+MIN_PASSWORD_LENGTH = 8
+ADMIN_TOKEN_LIFETIME = timedelta(hours=24)
+LOGIN_FAILED_MESSAGE = "邮箱或密码错误"
+ADMIN_LOGIN_FAILED_MESSAGE = "用户名或密码错误"
+_EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+def normalize_email(email: str) -> str:
+    """The stored form of an email (trimmed, lower-case); raises InvalidInput when it is not one."""
+    candidate = email.strip().lower()
+    local, _, _domain = candidate.partition("@")
+    if len(candidate) > 254 or len(local) > 64 or not _EMAIL_PATTERN.match(candidate) or ".." in candidate:
+        raise InvalidInput("邮箱格式不正确")
+    return candidate
+
+
+def check_password_rules(password: str) -> str:
+    """Raises InvalidInput unless the password has 8+ characters and at most 72 bytes (bcrypt's limit)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"密码至少需要 {MIN_PASSWORD_LENGTH} 位")
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        raise InvalidInput(f"密码不能超过 {BCRYPT_MAX_BYTES} 字节")
+    return password
+
+
+def register_user(*, session: Session, email: str, password: str) -> User:
+    email = normalize_email(email)
+    check_password_rules(password)
+    if session.exec(select(User.id).where(User.email == email)).first() is not None:
+        raise Conflict("该邮箱已被注册")
+    user = User(email=email, password_hash=hash_password(password))
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent registration won the race
+        session.rollback()
+        raise Conflict("该邮箱已被注册") from None
+    session.refresh(user)
+    return user
+
+
+def authenticate_user(*, session: Session, email: str, password: str) -> User:
+    """The user whose credentials these are; the same error for an unknown email and a wrong password."""
+    try:
+        email = normalize_email(email)
+    except InvalidInput:
+        verify_password(password, None)
+        raise AuthenticationFailed(LOGIN_FAILED_MESSAGE) from None
+    user = session.exec(select(User).where(User.email == email)).first()
+    if not verify_password(password, user.password_hash if user else None) or user is None:
+        raise AuthenticationFailed(LOGIN_FAILED_MESSAGE)
+    return user
+
+
+def authenticate_admin(*, session: Session, username: str, password: str) -> Admin:
+    admin = session.exec(select(Admin).where(Admin.username == username)).first()
+    if not verify_password(password, admin.password_hash if admin else None) or admin is None:
+        raise AuthenticationFailed(ADMIN_LOGIN_FAILED_MESSAGE)
+    return admin
+
+
+def ensure_admin(*, session: Session, username: str, password: str) -> Admin:
+    """Create the admin account, or update its password when the environment's one changed.
+
+    Only one admin exists: renaming ``ADMIN_USERNAME`` renames the account rather than adding another.
+    """
+    admin = session.exec(select(Admin).where(Admin.username == username)).first()
+    if admin is None:
+        admin = session.exec(select(Admin).order_by(Admin.id)).first()
+    if admin is None:
+        admin = Admin(username=username, password_hash=hash_password(password))
+    elif admin.username != username or not verify_password(password, admin.password_hash):
+        admin.username = username
+        admin.password_hash = hash_password(password)
+        admin.updated_at = utcnow()
+    else:
+        return admin
+    session.add(admin)
+    session.commit()
+    session.refresh(admin)
+    return admin
+
+
+def issue_user_token(user: User, *, secret: str, lifetime: timedelta) -> str:
+    return create_token(subject=str(user.id), kind="user", secret=secret, lifetime=lifetime)
+
+
+def issue_admin_token(admin: Admin, *, secret: str) -> str:
+    return create_token(subject=admin.username, kind="admin", secret=secret, lifetime=ADMIN_TOKEN_LIFETIME)
+
+
+def user_from_token(*, session: Session, token: str, secret: str) -> User:
+    subject = decode_token(token, secret=secret, kind="user")
+    user = session.get(User, int(subject)) if subject.isdigit() else None
+    if user is None:
+        raise AuthenticationFailed("账号不存在或已被删除")
+    return user
+
+
+def admin_from_token(*, session: Session, token: str, secret: str) -> Admin:
+    subject = decode_token(token, secret=secret, kind="admin")
+    admin = session.exec(select(Admin).where(Admin.username == subject)).first()
+    if admin is None:
+        raise AuthenticationFailed("管理员账号不存在")
+    return admin

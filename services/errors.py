@@ -1,0 +1,106 @@
+"""The domain error tree. Routers map it to JSON bodies in one handler; pages show it in dialogs.
+
+::
+
+    DomainError                      status  type
+    ├── InvalidInput                 422     validation_error
+    ├── NotFound                     404     not_found
+    │   └── ModelNotFound            404     model_not_found
+    ├── Conflict                     409     conflict
+    ├── AuthenticationFailed         401     unauthorized
+    ├── PermissionDenied             403     forbidden
+    │   └── IPBlocked                403     ip_blocked
+    ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
+    └── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
+
+``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    status: ClassVar[int] = 400
+    type: ClassVar[str] = "bad_request"
+    default_message: ClassVar[str] = "请求无效"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"type": self.type, "message": self.message}}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidInput(DomainError):
+    status = 422
+    type = "validation_error"
+    default_message = "输入无效"
+
+
+class NotFound(DomainError):
+    status = 404
+    type = "not_found"
+    default_message = "资源不存在"
+
+
+class ModelNotFound(NotFound):
+    type = "model_not_found"
+    default_message = "模型不存在或未启用"
+
+
+class Conflict(DomainError):
+    status = 409
+    type = "conflict"
+    default_message = "资源冲突"
+
+
+class AuthenticationFailed(DomainError):
+    status = 401
+    type = "unauthorized"
+    default_message = "未登录或登录已过期"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    type = "forbidden"
+    default_message = "没有权限"
+
+
+class IPBlocked(PermissionDenied):
+    type = "ip_blocked"
+    default_message = "您的 IP 已被禁止访问"
+
+
+class _RetryAfterError(DomainError):
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = None if retry_after is None else max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(_RetryAfterError):
+    status = 429
+    type = "rate_limit_exceeded"
+    default_message = "您超过当前使用限制，请稍后再试"
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["retry_after"] = self.retry_after or 60
+        return body
+
+
+class UpstreamUnavailable(_RetryAfterError):
+    status = 503
+    type = "upstream_error"
+    default_message = "上游渠道暂时不可用，请稍后再试"

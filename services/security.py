@@ -1,0 +1,93 @@
+"""Password hashing (bcrypt via passlib), JWTs (HS256, pinned) and encryption of API keys at rest."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jose import jwt
+from jose.exceptions import JOSEError
+from passlib.context import CryptContext
+
+from services.errors import AuthenticationFailed
+
+JWT_ALGORITHM = "HS256"
+BCRYPT_MAX_BYTES = 72
+TokenKind = Literal["user", "admin"]
+
+_password_context = CryptContext(schemes=["bcrypt"], deprecated="auto")
+# Compared against when the account does not exist, so an unknown email costs as much as a wrong password.
+_DUMMY_HASH = _password_context.hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    """bcrypt hash of ``password``; callers have already checked the 8-char / 72-byte rules."""
+    return _password_context.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """True when ``password`` matches; runs a full bcrypt check even without a stored hash."""
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        return False
+    try:
+        matched = _password_context.verify(password, password_hash or _DUMMY_HASH)
+    except (ValueError, TypeError):
+        return False
+    return matched and password_hash is not None
+
+
+def create_token(*, subject: str, kind: TokenKind, secret: str, lifetime: timedelta) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": subject, "kind": kind, "iat": int(now.timestamp()), "exp": now + lifetime}
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def decode_token(token: str, *, secret: str, kind: TokenKind) -> str:
+    """The subject of a valid, unexpired token of ``kind``; anything else raises AuthenticationFailed."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[JWT_ALGORITHM],
+            options={"require_exp": True, "require_sub": True, "require_iat": True},
+        )
+    except JOSEError:
+        raise AuthenticationFailed("登录凭证无效或已过期") from None
+    except (ValueError, TypeError, AttributeError):  # malformed segments that jose does not wrap
+        raise AuthenticationFailed("登录凭证无效或已过期") from None
+    if claims.get("kind") != kind or not isinstance(claims.get("sub"), str):
+        raise AuthenticationFailed("登录凭证类型不正确")
+    return claims["sub"]
+
+
+class KeyCipher:
+    """Encrypts channel API keys with a Fernet key derived (HKDF-SHA256) from ``ENCRYPTION_KEY``."""
+
+    def __init__(self, encryption_key: str) -> None:
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"pyaichat-channel-keys", info=b"fernet-v1"
+        ).derive(encryption_key.encode())
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def encrypt(self, plain: str) -> str:
+        return self._fernet.encrypt(plain.encode()).decode()
+
+    def decrypt(self, token: str) -> str | None:
+        """The plain key, or None when it was encrypted with another ``ENCRYPTION_KEY``."""
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            return None
+
+
+def mask_key(plain: str | None) -> str:
+    """A display form that shows a few characters at each end (``sk-a…9xyz``)."""
+    if not plain:
+        return "（无法解密）"
+    if len(plain) <= 8:
+        return "•" * len(plain)
+    return f"{plain[:4]}…{plain[-4:]}"

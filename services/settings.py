@@ -1,0 +1,66 @@
+"""System settings kept in ``system_config``: seeded from the environment, then the admin's values win."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from app.models import SystemConfig, utcnow
+from services.errors import InvalidInput
+
+DESCRIPTIONS = {
+    "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
+    "user_rpm": "已登录用户每分钟请求数上限（按用户）",
+    "log_retention_days": "调用日志保留天数",
+}
+MAX_VALUES = {"guest_rpm": 1_000_000, "user_rpm": 1_000_000, "log_retention_days": 36_500}
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    guest_rpm: int
+    user_rpm: int
+    log_retention_days: int
+
+
+def _validated(key: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VALUES[key]:
+        raise InvalidInput(f"{key} 必须是 1 到 {MAX_VALUES[key]} 之间的整数")
+    return value
+
+
+def seed_settings(*, session: Session, defaults: SystemSettings) -> None:
+    """Insert the settings that are missing; existing values (the admin's) are left alone."""
+    existing = set(session.exec(select(SystemConfig.key)).all())
+    for key, description in DESCRIPTIONS.items():
+        if key not in existing:
+            value = _validated(key, getattr(defaults, key))
+            session.add(SystemConfig(key=key, value=str(value), description=description))
+    session.commit()
+
+
+def read_settings(*, session: Session, defaults: SystemSettings) -> SystemSettings:
+    rows = {row.key: row.value for row in session.exec(select(SystemConfig)).all()}
+    values = {}
+    for key in DESCRIPTIONS:
+        try:
+            values[key] = _validated(key, int(rows[key]))
+        except (KeyError, ValueError, InvalidInput):
+            values[key] = getattr(defaults, key)
+    return SystemSettings(**values)
+
+
+def update_settings(*, session: Session, changes: dict[str, int], defaults: SystemSettings) -> SystemSettings:
+    unknown = set(changes) - set(DESCRIPTIONS)
+    if unknown:
+        raise InvalidInput(f"未知的设置项：{', '.join(sorted(unknown))}")
+    checked = {key: _validated(key, value) for key, value in changes.items()}
+    rows = {row.key: row for row in session.exec(select(SystemConfig)).all()}
+    for key, value in checked.items():
+        row = rows.get(key) or SystemConfig(key=key, value="", description=DESCRIPTIONS[key])
+        row.value = str(value)
+        row.updated_at = utcnow()
+        session.add(row)
+    session.commit()
+    return read_settings(session=session, defaults=defaults)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """One real server (subprocess) per test worker, production mode, its own SQLite file."""
+    data_dir = tmp_path_factory.mktemp("live-app")
+    with run_app(production_env(data_dir), log_path=data_dir / "app.log") as app:
+        yield app
+
+
+@pytest.fixture
+def client(live_app: RunningApp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_app.base_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@pytest.fixture
+def admin_token(client: httpx.Client) -> str:
+    response = client.post(
+        "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
