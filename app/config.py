@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     app_port: int = Field(default=8000, ge=1, le=65535)
     tz: str = "UTC"
     user_token_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
+    upstream_connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    upstream_first_byte_timeout: float = Field(default=60.0, gt=0, le=3600)
+    upstream_idle_timeout: float = Field(default=120.0, gt=0, le=3600)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

@@ -16,7 +16,6 @@ from app.config import ConfigError, Settings, StartupInfo, load_settings
 from app.db import init_db, make_engine, session_scope
 from app.state import AppState
 from services import auth
-from services.security import KeyCipher
 from services.settings import seed_settings
 
 log = logging.getLogger("pyaichat")
@@ -30,7 +29,7 @@ def build_state(settings: Settings) -> AppState:
     """Open the database, create the schema, seed settings and the admin account."""
     engine = make_engine(settings.sqlalchemy_url)
     init_db(engine)
-    state = AppState(settings=settings, engine=engine, cipher=KeyCipher(settings.secret("encryption_key")))
+    state = AppState.build(settings, engine)
     with session_scope(engine) as session:
         seed_settings(session=session, defaults=state.setting_defaults)
         auth.ensure_admin(
@@ -55,7 +54,7 @@ def configure_app(state: AppState) -> None:
         allow_headers=["*"],
         expose_headers=["Retry-After"],
     )
-    web_app.on_shutdown(state.engine.dispose)
+    web_app.on_shutdown(state.close)
 
 
 def banner(settings: Settings, info: StartupInfo) -> str:

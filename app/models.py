@@ -108,3 +108,41 @@ class ChatLog(SQLModel, table=True):
     status: str = Field(default="ok", max_length=32, nullable=False)
     tokens_estimated: bool = Field(default=False, nullable=False)
     duration_ms: int | None = None
+
+
+# ---- request/response families of the channel entity -------------------------------------------------
+
+
+class ChannelBase(SQLModel):
+    name: str = Field(min_length=1, max_length=100)
+    base_url: str = Field(
+        min_length=1, max_length=500, description="OpenAI-style base URL, e.g. https://api.openai.com/v1"
+    )
+    model_id: str = Field(min_length=1, max_length=200)
+    rpm_limit: int = Field(default=60, ge=1, le=1_000_000)
+    is_enabled: bool = True
+
+
+class ChannelCreate(ChannelBase):
+    api_key: str = Field(min_length=1, max_length=1000)
+
+
+class ChannelUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    base_url: str | None = Field(default=None, min_length=1, max_length=500)
+    model_id: str | None = Field(default=None, min_length=1, max_length=200)
+    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    is_enabled: bool | None = None
+    api_key: str | None = Field(
+        default=None, max_length=1000, description="omit (or send empty) to keep the stored key"
+    )
+
+
+class ChannelPublic(ChannelBase):
+    id: int
+    api_key_masked: str
+    api_key_readable: bool = Field(
+        description="false when the stored key cannot be decrypted with ENCRYPTION_KEY"
+    )
+    created_at: datetime
+    updated_at: datetime

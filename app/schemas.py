@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -68,3 +68,72 @@ class UserPublic(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str = Field(examples=["ok"])
+
+
+# ---- chat ------------------------------------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    """An OpenAI chat message; fields beyond these (``name``, ``tool_calls``, …) are passed through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI ``/chat/completions`` body; sampling fields (``temperature``, …) pass through."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "你好"}], "stream": True}
+            ]
+        },
+    )
+
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=5000)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+    def upstream_body(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class ModelSummary(BaseModel):
+    id: str = Field(examples=["gpt-4o-mini"])
+    name: str = Field(examples=["OpenAI 主渠道"])
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "pyaichat"
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+class ChatCompletionResponse(BaseModel):
+    """An OpenAI ``chat.completion`` (``message.reasoning_content`` when the model thinks)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    object: str = "chat.completion"
+    model: str | None = None
+    choices: list[dict[str, Any]]
+    usage: dict[str, Any] | None = None
+
+
+class ChannelTestResult(BaseModel):
+    ok: bool
+    latency_ms: int | None = None
+    status_code: int | None = None
+    error: str | None = None

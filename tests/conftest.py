@@ -8,13 +8,28 @@ import httpx
 import pytest
 
 from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.upstream_server import UpstreamServer
+
+# Short upstream timeouts so stall / hang scenarios finish quickly in tests.
+TEST_TIMEOUTS = {
+    "UPSTREAM_CONNECT_TIMEOUT": "2",
+    "UPSTREAM_FIRST_BYTE_TIMEOUT": "2",
+    "UPSTREAM_IDLE_TIMEOUT": "3",
+}
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[UpstreamServer]:
+    server = UpstreamServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """One real server (subprocess) per test worker, production mode, its own SQLite file."""
     data_dir = tmp_path_factory.mktemp("live-app")
-    with run_app(production_env(data_dir), log_path=data_dir / "app.log") as app:
+    with run_app(production_env(data_dir, **TEST_TIMEOUTS), log_path=data_dir / "app.log") as app:
         yield app
 
 
@@ -36,6 +51,11 @@ def admin_token(client: httpx.Client) -> str:
     )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
+
+
+@pytest.fixture
+def admin_headers(admin_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_token}"}
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ class RunningApp:
     process: subprocess.Popen[str]
     base_url: str
     log_path: Path
+    db_path: Path
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -75,7 +76,12 @@ def run_app(env: dict[str, str], *, log_path: Path, timeout: float = 30.0) -> It
             stderr=subprocess.STDOUT,
             text=True,
         )
-    app = RunningApp(process=process, base_url=f"http://127.0.0.1:{port}", log_path=log_path)
+    app = RunningApp(
+        process=process,
+        base_url=f"http://127.0.0.1:{port}",
+        log_path=log_path,
+        db_path=Path(env.get("DATABASE_PATH", ROOT / "data" / "chat.db")),
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:

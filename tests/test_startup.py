@@ -79,3 +79,38 @@ def test_console_script_is_installed() -> None:
     script = Path(sysconfig.get_path("scripts")) / "pyaichat"
     assert script.exists(), "pip install . must provide the pyaichat command"
     assert "app.main" in script.read_text()
+
+
+def test_wrong_encryption_key_is_reported_not_sent_upstream(data_dir: Path, tmp_path: Path) -> None:
+    from tests.chat_helpers import add_channel, chat_body
+    from tests.helpers import TEST_ADMIN_PASSWORD
+    from tests.upstream_server import UpstreamServer
+
+    upstream = UpstreamServer().start()
+    try:
+        admin = {"username": "admin", "password": TEST_ADMIN_PASSWORD}
+        with run_app(production_env(data_dir), log_path=tmp_path / "first.log") as app:
+            token = httpx.post(f"{app.base_url}/api/auth/admin/login", json=admin).json()["access_token"]
+            with httpx.Client(base_url=app.base_url) as http:
+                add_channel(
+                    http, {"Authorization": f"Bearer {token}"}, base_url=upstream.base_url(), model="m1"
+                )
+        with run_app(
+            production_env(data_dir, ENCRYPTION_KEY="a-different-key"), log_path=tmp_path / "2.log"
+        ) as app:
+            with httpx.Client(base_url=app.base_url) as http:
+                token = http.post("/api/auth/admin/login", json=admin).json()["access_token"]
+                [channel] = http.get(
+                    "/api/admin/channels", headers={"Authorization": f"Bearer {token}"}
+                ).json()
+                assert channel["api_key_readable"] is False
+                test = http.post(
+                    f"/api/admin/channels/{channel['id']}/test", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert test.json()["ok"] is False and "ENCRYPTION_KEY" in test.json()["error"]
+                chat = http.post("/api/chat/completions", json=chat_body("m1", stream=False))
+                assert chat.status_code == 404
+            assert "cannot be decrypted with ENCRYPTION_KEY" in app.log_text()
+        assert upstream.received == [], "nothing was sent upstream with an undecryptable key"
+    finally:
+        upstream.stop()

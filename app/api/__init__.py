@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import auth, health
+from app.api import admin_channels, auth, chat, health
 from services.errors import NotFound
 
 
@@ -12,6 +12,8 @@ def build_api_router() -> APIRouter:
     router = APIRouter(prefix="/api")
     router.include_router(health.router)
     router.include_router(auth.router)
+    router.include_router(chat.router)
+    router.include_router(admin_channels.router)
 
     # Last: any other /api path is a JSON 404, never the HTML page the UI shows for unknown pages.
     @router.api_route(

@@ -60,6 +60,12 @@ def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> A
         raise PermissionDenied("需要管理员权限") from None
 
 
+def get_client_ip(request: Request) -> str:
+    """The TCP peer's address (issue 4 adds trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
+ClientIP = Annotated[str, Depends(get_client_ip)]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[Admin, Depends(get_admin)]

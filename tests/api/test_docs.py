@@ -11,6 +11,14 @@ API_ROUTES = {
     ("post", "/api/auth/login"),
     ("post", "/api/auth/admin/login"),
     ("get", "/api/auth/me"),
+    ("get", "/api/chat/models"),
+    ("get", "/api/models"),
+    ("post", "/api/chat/completions"),
+    ("get", "/api/admin/channels"),
+    ("post", "/api/admin/channels"),
+    ("put", "/api/admin/channels/{channel_id}"),
+    ("delete", "/api/admin/channels/{channel_id}"),
+    ("post", "/api/admin/channels/{channel_id}/test"),
 }
 
 
@@ -27,8 +35,9 @@ def test_openapi_lists_every_api_route_with_models(client: httpx.Client) -> None
     for method, path in API_ROUTES:
         operation = schema["paths"][path][method]
         success = next(code for code in operation["responses"] if code.startswith("2"))
-        assert "schema" in operation["responses"][success]["content"]["application/json"], (method, path)
-        if method == "post":
+        if success != "204":
+            assert "schema" in operation["responses"][success]["content"]["application/json"], (method, path)
+        if method == "post" and not path.endswith("/test"):
             assert "requestBody" in operation, (method, path)
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
 

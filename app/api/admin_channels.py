@@ -1,0 +1,62 @@
+"""/api/admin/channels: channel CRUD and the connectivity test (admin token required)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from app.api.deps import AdminUser, SessionDep, StateDep
+from app.models import ChannelCreate, ChannelPublic, ChannelUpdate
+from app.schemas import ChannelTestResult, ErrorBody
+from services import channels
+from services.channel_test import probe_channel
+
+router = APIRouter(
+    prefix="/admin/channels",
+    tags=["admin: channels"],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
+
+
+@router.get("", response_model=list[ChannelPublic])
+def list_channels(_admin: AdminUser, session: SessionDep, state: StateDep) -> list[ChannelPublic]:
+    return [channels.to_public(row, state.cipher) for row in channels.list_channels(session=session)]
+
+
+@router.post(
+    "",
+    response_model=ChannelPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"model": ErrorBody}},
+)
+def create_channel(
+    body: ChannelCreate, _admin: AdminUser, session: SessionDep, state: StateDep
+) -> ChannelPublic:
+    channel = channels.create_channel(session=session, data=body, cipher=state.cipher)
+    state.directory.invalidate()
+    return channels.to_public(channel, state.cipher)
+
+
+@router.put("/{channel_id}", response_model=ChannelPublic, responses={404: {"model": ErrorBody}})
+def update_channel(
+    channel_id: int, body: ChannelUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
+) -> ChannelPublic:
+    channel = channels.update_channel(session=session, channel_id=channel_id, data=body, cipher=state.cipher)
+    state.directory.invalidate()
+    return channels.to_public(channel, state.cipher)
+
+
+@router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorBody}})
+def delete_channel(channel_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
+    channels.delete_channel(session=session, channel_id=channel_id)
+    state.directory.invalidate()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{channel_id}/test", response_model=ChannelTestResult, responses={404: {"model": ErrorBody}})
+async def test(channel_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> ChannelTestResult:
+    channel = await run_in_threadpool(channels.get_channel, session=session, channel_id=channel_id)
+    wait = state.settings.upstream_first_byte_timeout
+    return await probe_channel(
+        channel=channel, cipher=state.cipher, client=state.http_client, wait_seconds=wait
+    )

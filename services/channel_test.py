@@ -1,0 +1,65 @@
+"""The admin's "test" button: one minimal request to a channel, reporting latency or what went wrong."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from app.models import Channel
+from app.schemas import ChannelTestResult
+from services.security import KeyCipher, mask_key
+
+MAX_ERROR_CHARS = 300
+
+
+def _scrub(text: str, key: str) -> str:
+    text = " ".join(text.split())[:MAX_ERROR_CHARS]
+    return text.replace(key, mask_key(key)) if key else text
+
+
+async def probe_channel(
+    *, channel: Channel, cipher: KeyCipher, client: httpx.AsyncClient, wait_seconds: float
+) -> ChannelTestResult:
+    key = cipher.decrypt(channel.api_key)
+    if key is None:
+        return ChannelTestResult(
+            ok=False, error="API Key 无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写 API Key"
+        )
+    payload = {
+        "model": channel.model_id,
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+        "stream": False,
+    }
+    started = time.monotonic()
+    try:
+        response = await client.post(
+            f"{channel.base_url}/chat/completions",
+            json=payload,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=wait_seconds,
+        )
+    except httpx.TimeoutException:
+        return ChannelTestResult(ok=False, error=f"超时（{wait_seconds:g} 秒内没有响应）")
+    except httpx.HTTPError as exc:
+        return ChannelTestResult(ok=False, error=f"无法连接：{type(exc).__name__}")
+    latency = int((time.monotonic() - started) * 1000)
+    if response.status_code != 200:
+        detail = _scrub(response.text, key)
+        return ChannelTestResult(
+            ok=False,
+            latency_ms=latency,
+            status_code=response.status_code,
+            error=f"HTTP {response.status_code}: {detail}" if detail else f"HTTP {response.status_code}",
+        )
+    try:
+        answer = response.json()
+        valid = isinstance(answer, dict) and isinstance(answer.get("choices"), list)
+    except ValueError:
+        valid = False
+    if not valid:
+        return ChannelTestResult(
+            ok=False, latency_ms=latency, status_code=200, error="响应不是 OpenAI chat.completion 格式"
+        )
+    return ChannelTestResult(ok=True, latency_ms=latency, status_code=200)

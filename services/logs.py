@@ -1,0 +1,96 @@
+"""Call logs: a writer that batches inserts on its own thread, so the chat path never waits on the
+database (one ``put`` per call, no per-chunk work)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.models import ChatLog
+
+log = logging.getLogger("pyaichat.logs")
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One chat call, as logged. There is deliberately no field for message content."""
+
+    user_id: int | None
+    username: str | None
+    ip_address: str
+    channel_id: int | None
+    model_id: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    created_at: datetime
+    status: str
+    tokens_estimated: bool
+    duration_ms: int
+
+
+class LogWriter:
+    """Collects call records from any thread or task and inserts them in batches on one thread."""
+
+    _STOP = object()
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pyaichat-log-writer", daemon=True)
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._thread.start()
+
+    def record(self, call: CallRecord) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(call)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every record handed in so far is written (tests and shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[CallRecord] = []
+            stop = item is self._STOP
+            if not stop:
+                batch.append(item)  # type: ignore[arg-type]
+            while len(batch) < BATCH_SIZE:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is self._STOP:
+                    stop = True
+                    continue
+                batch.append(item)  # type: ignore[arg-type]
+            if batch:
+                self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[CallRecord]) -> None:
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(ChatLog), [asdict(call) for call in batch])
+        except SQLAlchemyError as exc:
+            log.error("could not write %d call log rows: %s", len(batch), type(exc).__name__)
+        finally:
+            with self._idle:
+                self._pending -= len(batch)
+                self._idle.notify_all()

@@ -1,0 +1,139 @@
+"""Talking to upstream channels: the shared HTTP client, SSE parsing, and reasoning normalisation of
+chunks and complete answers. Chunks stay plain dicts: no model validation on the hot path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.reasoning import ThinkTagSplitter, split_think_tags
+
+
+@dataclass(frozen=True)
+class UpstreamTimeouts:
+    """Seconds. ``first_byte``: until a stream's first event (or a channel is skipped); ``idle``: the
+    longest silence allowed between two chunks, and the whole wait for a non-streamed answer."""
+
+    connect: float = 10.0
+    first_byte: float = 60.0
+    idle: float = 120.0
+
+
+def make_http_client(timeouts: UpstreamTimeouts) -> httpx.AsyncClient:
+    """The one client every upstream call shares (connection pooling, explicit limits)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=timeouts.connect, read=timeouts.idle, write=timeouts.connect, pool=timeouts.connect
+        ),
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered something that is not an OpenAI chat answer (or an error event)."""
+
+
+async def iter_sse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """``(raw data, parsed chunk)`` for each ``data:`` event until ``[DONE]``; other lines and
+    malformed JSON are skipped. An ``error`` event raises :class:`UpstreamProtocolError`."""
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if not data:
+            continue
+        if data == "[DONE]":
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        if "error" in chunk and not chunk.get("choices"):
+            raise UpstreamProtocolError("error event from upstream")
+        yield data, chunk
+
+
+class ChunkNormalizer:
+    """Rewrites one stream's chunks so reasoning always arrives as ``delta.reasoning_content``.
+
+    ``normalize`` returns ``(changed, content, reasoning)``; when ``changed`` is False the raw upstream
+    event can be forwarded as it is.
+    """
+
+    __slots__ = ("_splitter",)
+
+    def __init__(self) -> None:
+        self._splitter = ThinkTagSplitter()
+
+    def normalize(self, chunk: dict[str, Any]) -> tuple[bool, str, str]:
+        choices = chunk.get("choices")
+        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+            return False, "", ""
+        delta = choices[0].get("delta")
+        if not isinstance(delta, dict):
+            return False, "", ""
+        changed = False
+        reasoning = delta.get("reasoning_content") or ""
+        if "reasoning" in delta:
+            reasoning = reasoning or delta.pop("reasoning") or ""
+            delta.pop("reasoning", None)
+            if reasoning:
+                delta["reasoning_content"] = reasoning
+            changed = True
+        content = delta.get("content") or ""
+        if content and not self._splitter.passthrough:
+            thought, content = self._splitter.feed(content)
+            delta["content"] = content
+            if thought:
+                reasoning = (reasoning if isinstance(reasoning, str) else "") + thought
+                delta["reasoning_content"] = reasoning
+            changed = True
+        if not isinstance(reasoning, str):
+            reasoning = ""
+        if not isinstance(content, str):
+            content = ""
+        return changed, content, reasoning
+
+    def flush(self) -> tuple[str, str]:
+        """``(reasoning, content)`` still held back at the end of the stream."""
+        return self._splitter.flush()
+
+
+def normalize_completion(answer: dict[str, Any]) -> tuple[str, str]:
+    """Normalise a complete ``chat.completion`` in place; returns ``(content, reasoning)``."""
+    content_parts: list[str] = []
+    reasoning_parts: list[str] = []
+    for choice in answer.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        reasoning = message.pop("reasoning", None) if "reasoning" in message else None
+        reasoning = message.get("reasoning_content") or reasoning or ""
+        content = message.get("content") or ""
+        if isinstance(content, str) and content.lstrip().startswith("<think>"):
+            thought, content = split_think_tags(content)
+            reasoning = f"{reasoning}{thought}" if isinstance(reasoning, str) else thought
+            message["content"] = content
+        if reasoning:
+            message["reasoning_content"] = reasoning
+        content_parts.append(content if isinstance(content, str) else "")
+        reasoning_parts.append(reasoning if isinstance(reasoning, str) else "")
+    return "".join(content_parts), "".join(reasoning_parts)
+
+
+def usage_of(payload: dict[str, Any]) -> tuple[int, int] | None:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return prompt, completion
+    return None

@@ -1,0 +1,230 @@
+"""A real OpenAI-compatible upstream that the tests start on loopback.
+
+The scenario is the first path segment of the channel's base URL, so channels of one model can
+behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` parameters optional):
+
+- ``ok``: a plain answer; usage only when ``stream_options.include_usage`` is asked for
+- ``nousage``: a plain answer and never any usage
+- ``reasoning_content`` / ``reasoning``: thinking in that delta field, then the answer
+- ``think``: ``<think>…</think>`` inside the content, the tags split across chunks
+- ``slow-MS-N``: N chunks, MS milliseconds apart
+- ``stall``: the first chunk, then nothing (until the client goes away)
+- ``hang``: no response at all (for first-byte timeouts)
+- ``midfail``: two chunks, then the connection is cut
+- ``malformed``: garbage lines between valid events
+- ``error500`` / ``error429`` / ``error401``: that status with a body the gateway must never forward
+- ``cjk``: a Chinese answer without usage (for the token estimate)
+
+Everything received is kept in :attr:`UpstreamServer.received`; stream ends (normal or cancelled) in
+:attr:`UpstreamServer.stream_ends`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.helpers import free_port
+
+ANSWER_WORDS = ["Hello", " from", " the", " upstream", " server", "."]
+THINKING_WORDS = ["Let", " me", " think", " about", " it", "."]
+CJK_ANSWER = ["你好", "，", "我是", "上游", "服务器", "。"]
+UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
+
+
+@dataclass
+class Received:
+    scenario: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class StreamEnd:
+    scenario: str
+    cancelled: bool
+    at: float = field(default_factory=time.monotonic)
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+
+
+def _usage_chunk(model: str, prompt: int, completion: int) -> bytes:
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _split_scenario(scenario: str) -> tuple[str, list[int]]:
+    name, *params = scenario.split("-")
+    if name == "error500" or not params:
+        return name, []
+    return name, [int(p) for p in params]
+
+
+class UpstreamServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[Received] = []
+        self.stream_ends: list[StreamEnd] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/{scenario}/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/{scenario}/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    def base_url(self, scenario: str = "ok") -> str:
+        return f"http://127.0.0.1:{self.port}/{scenario}/v1"
+
+    def requests_for(self, scenario: str) -> list[Received]:
+        return [item for item in self.received if item.scenario == scenario]
+
+    def clear(self) -> None:
+        self.received.clear()
+        self.stream_ends.clear()
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> UpstreamServer:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("upstream server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # ---- endpoints -------------------------------------------------------------------------------
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+
+    async def _completions(self, request: Request) -> Response:
+        scenario = request.path_params["scenario"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        self.received.append(Received(scenario, request.url.path, dict(request.headers), body))
+        name, params = _split_scenario(scenario)
+        if name.startswith("error"):
+            status = int(name.removeprefix("error") or 500)
+            return Response(UPSTREAM_ERROR_BODY, status_code=status, media_type="text/plain")
+        if name == "hang":
+            await asyncio.sleep(3600)
+        model = str(body.get("model", "test-model"))
+        if not body.get("stream"):
+            return JSONResponse(self._full_answer(name, model, body))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(
+            self._stream(name, params, model, include_usage), media_type="text/event-stream"
+        )
+
+    def _full_answer(self, name: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(ANSWER_WORDS)}
+        if name == "reasoning_content":
+            message["reasoning_content"] = "".join(THINKING_WORDS)
+        elif name == "reasoning":
+            message["reasoning"] = "".join(THINKING_WORDS)
+        elif name == "think":
+            message["content"] = "<think>" + "".join(THINKING_WORDS) + "</think>" + "".join(ANSWER_WORDS)
+        elif name == "cjk":
+            message["content"] = "".join(CJK_ANSWER)
+        answer: dict[str, Any] = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+        if name not in ("nousage", "cjk"):
+            answer["usage"] = {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
+        return answer
+
+    async def _stream(self, name: str, params: list[int], model: str, include_usage: bool):
+        cancelled = False
+        try:
+            yield _chunk(model, {"role": "assistant", "content": ""})
+            if name == "reasoning_content":
+                for word in THINKING_WORDS:
+                    yield _chunk(model, {"reasoning_content": word})
+            elif name == "reasoning":
+                for word in THINKING_WORDS:
+                    yield _chunk(model, {"reasoning": word})
+            elif name == "think":
+                for piece in ["<th", "ink>Let me", " think about", " it.</thi", "nk>Hel", "lo there."]:
+                    yield _chunk(model, {"content": piece})
+                yield _chunk(model, {}, finish="stop")
+                if include_usage:
+                    yield _usage_chunk(model, 11, 9)
+                yield b"data: [DONE]\n\n"
+                return
+            if name == "stall":
+                yield _chunk(model, {"content": "first"})
+                await asyncio.sleep(3600)
+            if name == "midfail":
+                yield _chunk(model, {"content": "Hello"})
+                yield _chunk(model, {"content": " there"})
+                raise RuntimeError("connection cut on purpose")
+            words = CJK_ANSWER if name == "cjk" else ANSWER_WORDS
+            if name == "slow":
+                delay_ms, count = [*params, 20, 16][:2]
+                words = [f"w{i} " for i in range(count)]
+            for word in words:
+                if name == "malformed":
+                    yield b"data: {not json\n\n: a comment line\n\nevent: ping\ndata: \n\n"
+                if name == "slow":
+                    await asyncio.sleep(delay_ms / 1000)
+                yield _chunk(model, {"content": word})
+            yield _chunk(model, {}, finish="stop")
+            if include_usage and name not in ("nousage", "cjk"):
+                yield _usage_chunk(model, 11, len(words))
+            yield b"data: [DONE]\n\n"
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
+        finally:
+            self.stream_ends.append(StreamEnd(name, cancelled))
