@@ -84,6 +84,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        scheme = value.removeprefix("async+").split("://", 1)[0]
+        if "://" not in value or scheme not in (
+            "memory",
+            "redis",
+            "rediss",
+            "redis+sentinel",
+            "redis+cluster",
+        ):
+            raise ValueError("use memory:// or redis://host:6379")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: str) -> str:

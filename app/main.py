@@ -12,6 +12,7 @@ from nicegui import ui
 from app.api import build_api_router
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
+from app.api.gate import RequestGate
 from app.config import ConfigError, Settings, StartupInfo, load_settings
 from app.db import init_db, make_engine, session_scope
 from app.state import AppState
@@ -54,6 +55,7 @@ def configure_app(state: AppState) -> None:
         allow_headers=["*"],
         expose_headers=["Retry-After"],
     )
+    web_app.add_middleware(RequestGate, state=state)  # added last = runs first
     web_app.on_shutdown(state.close)
 
 

@@ -76,13 +76,15 @@ class BlockedAttempt(SQLModel, table=True):
     """A request refused by the IP block list (ip, path, matched rule, time)."""
 
     __tablename__ = "blocked_attempts"
-    __table_args__ = (Index("idx_blocked_attempts_created_at", "created_at"),)
+    __table_args__ = (Index("idx_blocked_attempts_last_seen_at", "last_seen_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     ip_address: str = Field(max_length=64, nullable=False)
     path: str = Field(max_length=500, nullable=False)
     matched_rule: str = Field(max_length=64, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    last_seen_at: datetime = Field(default_factory=utcnow, nullable=False)
+    hits: int = Field(default=1, nullable=False)  # requests of this ip/path/rule folded into this row
 
 
 class ChatLog(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -137,3 +138,46 @@ class ChannelTestResult(BaseModel):
     latency_ms: int | None = None
     status_code: int | None = None
     error: str | None = None
+
+
+# ---- admin: settings and IP block list ---------------------------------------------------------------
+
+
+class SystemConfigBody(BaseModel):
+    guest_rpm: int = Field(ge=1, le=1_000_000, description="requests per minute per guest IP")
+    user_rpm: int = Field(ge=1, le=1_000_000, description="requests per minute per logged-in user")
+    log_retention_days: int = Field(ge=1, le=36_500, description="days call logs are kept")
+
+
+class SystemConfigUpdate(BaseModel):
+    """Any subset of the settings; each a positive integer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    guest_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    user_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    log_retention_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
+
+
+class BlockedIPCreate(BaseModel):
+    ip_address: str = Field(
+        min_length=1, max_length=100, examples=["203.0.113.7", "192.168.1.0/24", "2001:db8::/32"]
+    )
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class BlockedIPPublic(BaseModel):
+    id: int
+    ip_address: str
+    reason: str | None
+    created_at: datetime
+
+
+class BlockedAttemptPublic(BaseModel):
+    id: int
+    ip_address: str
+    path: str
+    matched_rule: str
+    created_at: datetime = Field(description="first blocked request folded into this row")
+    last_seen_at: datetime
+    hits: int

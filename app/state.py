@@ -10,9 +10,11 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from services.channels import ChannelDirectory
 from services.chat import ChatService
+from services.ip_block import BlockList
 from services.logs import LogWriter
+from services.rate_limit import RateLimiter
 from services.security import KeyCipher
-from services.settings import SystemSettings
+from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamTimeouts, make_http_client
 
 
@@ -24,6 +26,9 @@ class AppState:
     directory: ChannelDirectory
     http_client: httpx.AsyncClient
     log_writer: LogWriter
+    limiter: RateLimiter
+    system_settings: SettingsStore
+    block_list: BlockList
     chat: ChatService
 
     @classmethod
@@ -37,21 +42,45 @@ class AppState:
         directory = ChannelDirectory(engine, cipher)
         http_client = make_http_client(timeouts)
         log_writer = LogWriter(engine)
-        chat = ChatService(directory=directory, client=http_client, log_writer=log_writer, timeouts=timeouts)
-        return cls(settings, engine, cipher, directory, http_client, log_writer, chat)
+        limiter = RateLimiter(settings.rate_limit_storage)
+        defaults = SystemSettings(
+            guest_rpm=settings.guest_rpm,
+            user_rpm=settings.user_rpm,
+            log_retention_days=settings.log_retention_days,
+        )
+        system_settings = SettingsStore(engine, defaults)
+        block_list = BlockList(engine)
+        chat = ChatService(
+            directory=directory,
+            client=http_client,
+            log_writer=log_writer,
+            timeouts=timeouts,
+            limiter=limiter,
+            settings=system_settings,
+            block_list=block_list,
+        )
+        return cls(
+            settings,
+            engine,
+            cipher,
+            directory,
+            http_client,
+            log_writer,
+            limiter,
+            system_settings,
+            block_list,
+            chat,
+        )
 
     async def close(self) -> None:
         await self.http_client.aclose()
         self.log_writer.close()
+        self.block_list.close()
         self.engine.dispose()
 
     @property
     def setting_defaults(self) -> SystemSettings:
-        return SystemSettings(
-            guest_rpm=self.settings.guest_rpm,
-            user_rpm=self.settings.user_rpm,
-            log_retention_days=self.settings.log_retention_days,
-        )
+        return self.system_settings.defaults
 
     @property
     def secret_key(self) -> str:

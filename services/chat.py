@@ -20,8 +20,11 @@ import httpx
 
 from app.models import utcnow
 from services.channels import ChannelDirectory, ChannelTarget
-from services.errors import ModelNotFound, UpstreamUnavailable
+from services.errors import IPBlocked, ModelNotFound, UpstreamUnavailable
+from services.ip_block import BlockList
 from services.logs import CallRecord, LogWriter
+from services.rate_limit import RateLimiter
+from services.settings import SettingsStore
 from services.tokens import estimate_prompt_tokens, estimate_text_tokens
 from services.upstream import (
     ChunkNormalizer,
@@ -43,6 +46,7 @@ class Caller:
     ip: str
     user_id: int | None = None
     username: str | None = None
+    path: str = "/api/chat/completions"  # where the call came in, for the blocked-attempts record
 
 
 @dataclass(slots=True)
@@ -225,19 +229,44 @@ class ChatService:
         client: httpx.AsyncClient,
         log_writer: LogWriter,
         timeouts: UpstreamTimeouts,
+        limiter: RateLimiter,
+        settings: SettingsStore,
+        block_list: BlockList,
     ) -> None:
         self.directory = directory
         self.client = client
         self.log_writer = log_writer
         self.timeouts = timeouts
+        self.limiter = limiter
+        self.settings = settings
+        self.block_list = block_list
 
-    def _candidates(self, model: str) -> list[ChannelTarget]:
+    async def _admit(self, model: str, caller: Caller) -> list[ChannelTarget]:
+        """The checks before any upstream work: IP block, model, the caller's rate limit (atomic hit).
+
+        A request refused here never reaches an upstream and is not logged as a call.
+        """
+        rule = self.block_list.match(caller.ip)
+        if rule is not None:
+            self.block_list.record_attempt(ip=caller.ip, path=caller.path, rule=rule)
+            raise IPBlocked()
         candidates = self.directory.candidates(model)
         if not candidates:
             raise ModelNotFound()
-        # Issue 4 adds here: the caller's rate limit (per IP for guests, per user when logged in) and the
-        # IP block list; candidates at their channel RPM are dropped in the loops below.
+        limits = self.settings.current()
+        if caller.user_id is not None:
+            await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
+        else:
+            await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
         return candidates
+
+    async def _take_channel_slot(self, target: ChannelTarget) -> bool:
+        return await self.limiter.try_hit(f"channel:{target.id}", target.rpm_limit)
+
+    async def _all_busy(self, candidates: list[ChannelTarget]) -> UpstreamUnavailable:
+        """Every channel is at its RPM: 503 with the wait until the first of them frees a slot."""
+        waits = [await self.limiter.retry_after(f"channel:{t.id}", t.rpm_limit) for t in candidates]
+        return UpstreamUnavailable(retry_after=min(waits))
 
     @staticmethod
     def _payload(body: dict[str, Any], target: ChannelTarget, *, stream: bool) -> dict[str, Any]:
@@ -266,12 +295,16 @@ class ChatService:
         when none can serve, the call is logged and :class:`UpstreamUnavailable` raised.
         """
         model = str(body.get("model", ""))
-        candidates = self._candidates(model)
+        candidates = await self._admit(model, caller)
         call = _CallLog(self.log_writer, caller, model, body.get("messages") or [])
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         all_timeouts = True
+        tried = False
         for target in candidates:
+            if not await self._take_channel_slot(target):
+                continue
+            tried = True
             call.channel_id = target.id
             response: httpx.Response | None = None
             try:
@@ -306,17 +339,23 @@ class ChatService:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
             log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
+        if not tried:
+            raise await self._all_busy(candidates)
         call.write("timeout" if all_timeouts else "upstream_error")
         raise UpstreamUnavailable()
 
     async def complete(self, *, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         """A non-streamed call: the upstream's ``chat.completion`` with reasoning normalised."""
         model = str(body.get("model", ""))
-        candidates = self._candidates(model)
+        candidates = await self._admit(model, caller)
         call = _CallLog(self.log_writer, caller, model, body.get("messages") or [])
         all_timeouts = True
+        tried = False
         try:
             for target in candidates:
+                if not await self._take_channel_slot(target):
+                    continue
+                tried = True
                 call.channel_id = target.id
                 try:
                     response = await self.client.post(
@@ -344,6 +383,8 @@ class ChatService:
         except BaseException:
             call.write("client_aborted")
             raise
+        if not tried:
+            raise await self._all_busy(candidates)
         call.write("timeout" if all_timeouts else "upstream_error")
         raise UpstreamUnavailable()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
@@ -64,3 +66,24 @@ def update_settings(*, session: Session, changes: dict[str, int], defaults: Syst
         session.add(row)
     session.commit()
     return read_settings(session=session, defaults=defaults)
+
+
+class SettingsStore:
+    """The current system settings, cached for a moment and refreshed at once after a local change."""
+
+    def __init__(self, engine: Engine, defaults: SystemSettings, ttl: float = 2.0) -> None:
+        self._engine = engine
+        self.defaults = defaults
+        self._ttl = ttl
+        self._loaded_at = float("-inf")
+        self._current = defaults
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    def current(self) -> SystemSettings:
+        if time.monotonic() - self._loaded_at >= self._ttl:
+            with Session(self._engine) as session:
+                self._current = read_settings(session=session, defaults=self.defaults)
+            self._loaded_at = time.monotonic()
+        return self._current

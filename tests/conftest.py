@@ -16,6 +16,8 @@ TEST_TIMEOUTS = {
     "UPSTREAM_FIRST_BYTE_TIMEOUT": "2",
     "UPSTREAM_IDLE_TIMEOUT": "3",
 }
+# The shared app serves many tests from 127.0.0.1: caller limits high; rate-limit tests use their own apps.
+SHARED_APP_ENV = {**TEST_TIMEOUTS, "GUEST_RPM": "1000000", "USER_RPM": "1000000"}
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +31,7 @@ def upstream() -> Iterator[UpstreamServer]:
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """One real server (subprocess) per test worker, production mode, its own SQLite file."""
     data_dir = tmp_path_factory.mktemp("live-app")
-    with run_app(production_env(data_dir, **TEST_TIMEOUTS), log_path=data_dir / "app.log") as app:
+    with run_app(production_env(data_dir, **SHARED_APP_ENV), log_path=data_dir / "app.log") as app:
         yield app
 
 

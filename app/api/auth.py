@@ -8,10 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter, status
+from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import CurrentUser, SessionDep, StateDep
+from app.api.deps import ClientIP, CurrentUser, SessionDep, StateDep
 from app.schemas import AdminCredentials, Credentials, ErrorBody, MessageResponse, TokenResponse, UserPublic
 from services import auth
+from services.errors import AuthenticationFailed
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -27,17 +29,39 @@ def register(body: Credentials, session: SessionDep) -> MessageResponse:
     return MessageResponse(message="注册成功")
 
 
-@router.post("/login", response_model=TokenResponse, responses={401: {"model": ErrorBody}})
-def login(body: Credentials, session: SessionDep, state: StateDep) -> TokenResponse:
-    user = auth.authenticate_user(session=session, email=body.email, password=body.password)
+@router.post(
+    "/login", response_model=TokenResponse, responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}}
+)
+async def login(body: Credentials, session: SessionDep, state: StateDep, ip: ClientIP) -> TokenResponse:
+    await state.limiter.check_login_allowed(kind="user", account=body.email, ip=ip)
+    try:
+        user = await run_in_threadpool(
+            auth.authenticate_user, session=session, email=body.email, password=body.password
+        )
+    except AuthenticationFailed:
+        await state.limiter.record_login_failure(kind="user", account=body.email, ip=ip)
+        raise
     lifetime = timedelta(hours=state.settings.user_token_hours)
     token = auth.issue_user_token(user, secret=state.secret_key, lifetime=lifetime)
     return TokenResponse(access_token=token, expires_in=int(lifetime.total_seconds()))
 
 
-@router.post("/admin/login", response_model=TokenResponse, responses={401: {"model": ErrorBody}})
-def admin_login(body: AdminCredentials, session: SessionDep, state: StateDep) -> TokenResponse:
-    admin = auth.authenticate_admin(session=session, username=body.username, password=body.password)
+@router.post(
+    "/admin/login",
+    response_model=TokenResponse,
+    responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+)
+async def admin_login(
+    body: AdminCredentials, session: SessionDep, state: StateDep, ip: ClientIP
+) -> TokenResponse:
+    await state.limiter.check_login_allowed(kind="admin", account=body.username, ip=ip)
+    try:
+        admin = await run_in_threadpool(
+            auth.authenticate_admin, session=session, username=body.username, password=body.password
+        )
+    except AuthenticationFailed:
+        await state.limiter.record_login_failure(kind="admin", account=body.username, ip=ip)
+        raise
     token = auth.issue_admin_token(admin, secret=state.secret_key)
     return TokenResponse(access_token=token, expires_in=int(auth.ADMIN_TOKEN_LIFETIME.total_seconds()))
 

@@ -62,7 +62,9 @@ async def _relay(stream: ChatStream) -> AsyncIterator[bytes]:
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: StateDep, user: OptionalUser, ip: ClientIP
 ) -> StreamingResponse | JSONResponse:
-    caller = Caller(ip=ip, user_id=user.id if user else None, username=user.email if user else None)
+    caller = Caller(
+        ip=ip, user_id=user.id if user else None, username=user.email if user else None, path=request.url.path
+    )
     payload = body.upstream_body()
     if body.stream:
         stream = await state.chat.open_stream(body=payload, caller=caller)

@@ -61,8 +61,10 @@ def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> A
 
 
 def get_client_ip(request: Request) -> str:
-    """The TCP peer's address (issue 4 adds trusted proxies)."""
-    return request.client.host if request.client else "unknown"
+    """The client address the request gate decided (TCP peer, or via TRUSTED_PROXIES)."""
+    return request.scope.get("state", {}).get("client_ip") or (
+        request.client.host if request.client else "unknown"
+    )
 
 
 ClientIP = Annotated[str, Depends(get_client_ip)]

@@ -1,0 +1,69 @@
+"""The request gate, as plain ASGI middleware (no buffering of streams): it decides the client IP once
+(TRUSTED_PROXIES) for the API and the pages alike, and turns blocked IPs away from the user side."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.state import AppState
+from services.client_ip import resolve_client_ip
+from services.errors import IPBlocked
+
+USER_SIDE_EXACT = frozenset({"/", "/login", "/register", "/api/models"})
+USER_SIDE_PREFIXES = ("/api/chat/", "/api/auth/")
+NEVER_BLOCKED = frozenset({"/api/auth/admin/login"})
+
+_BLOCKED_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>访问受限</title>
+<style>body{{font-family:system-ui,sans-serif;display:flex;min-height:100vh;margin:0;align-items:center;
+justify-content:center;background:#f6f7fb;color:#1f2937}}main{{max-width:28rem;padding:2rem;text-align:center}}
+h1{{font-size:1.4rem}}p{{color:#6b7280;line-height:1.6}}</style></head><body><main><h1>访问受限</h1>
+<p>{message}</p><p>如有疑问，请联系管理员。</p></main></body></html>"""
+
+
+def is_user_side(path: str) -> bool:
+    if path in NEVER_BLOCKED:
+        return False
+    return path in USER_SIDE_EXACT or path.startswith(USER_SIDE_PREFIXES)
+
+
+def client_ip_of(scope: Scope, state: AppState) -> str:
+    forwarded = [
+        value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+    ]
+    peer = scope["client"][0] if scope.get("client") else None
+    return resolve_client_ip(peer, ",".join(forwarded) or None, state.settings.trusted_proxy_networks)
+
+
+class RequestGate:
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        ip = client_ip_of(scope, self.state)
+        scope.setdefault("state", {})["client_ip"] = ip
+        path = scope.get("path", "")
+        if scope["type"] == "http" and is_user_side(path):
+            rule = self.state.block_list.match(ip)
+            if rule is not None:
+                self.state.block_list.record_attempt(ip=ip, path=path, rule=rule)
+                await self._refuse(path, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(path: str, send: Send) -> None:
+        error = IPBlocked()
+        if path.startswith("/api/"):
+            body, kind = json.dumps(error.body(), ensure_ascii=False).encode(), b"application/json"
+        else:
+            body, kind = _BLOCKED_PAGE.format(message=error.message).encode(), b"text/html; charset=utf-8"
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,46 @@
+"""Which address a request comes from: the TCP peer, unless that peer is a trusted proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip(text: str) -> Address | None:
+    """The address in ``text`` (IPv4-mapped IPv6 as IPv4), or None when it is not one."""
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: Address, networks: Sequence[Network]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def resolve_client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The peer, or, when the peer is a trusted proxy, the rightmost untrusted ``X-Forwarded-For`` hop.
+
+    Hops are read right to left because only the ones appended by our own proxies can be believed; a
+    malformed hop ends the walk at the last trusted address.
+    """
+    peer_address = parse_ip(peer or "")
+    if peer_address is None:
+        return peer or "unknown"
+    if not trusted or not forwarded_for or not _trusted(peer_address, trusted):
+        return str(peer_address)
+    current = peer_address
+    for hop in reversed(forwarded_for.split(",")):
+        address = parse_ip(hop)
+        if address is None:
+            return str(current)
+        current = address
+        if not _trusted(address, trusted):
+            return str(address)
+    return str(current)

@@ -1,0 +1,173 @@
+"""The IP block list (addresses and CIDR ranges) and the record of blocked attempts.
+
+The list is cached in memory and refreshed at once after a local change (and every few seconds, for
+other instances' changes). Attempts are aggregated in memory and written once a second as one row per
+(ip, path, rule) with a hit count, and the table is capped, so a flood cannot grow it without bound.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.models import BlockedAttempt, BlockedIP, utcnow
+from services.client_ip import Network, parse_ip
+from services.errors import Conflict, InvalidInput, NotFound
+
+log = logging.getLogger("pyaichat.ip_block")
+CACHE_TTL_SECONDS = 2.0
+MAX_ATTEMPT_ROWS = 10_000
+FLUSH_INTERVAL_SECONDS = 1.0
+
+
+def normalize_rule(text: str) -> str:
+    """The canonical form of an address or CIDR (``10.0.0.0/8``, ``2001:db8::/32``); raises InvalidInput."""
+    candidate = text.strip()
+    if not candidate:
+        raise InvalidInput("请输入 IP 地址或 CIDR 网段")
+    try:
+        if "/" in candidate:
+            network = ipaddress.ip_network(candidate, strict=False)
+            if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+                mapped = network.network_address.ipv4_mapped
+                network = ipaddress.ip_network(f"{mapped}/{max(0, network.prefixlen - 96)}", strict=False)
+            return str(network)
+    except ValueError:
+        raise InvalidInput(f"不是有效的 CIDR 网段：{candidate[:64]}") from None
+    address = parse_ip(candidate)
+    if address is None:
+        raise InvalidInput(f"不是有效的 IP 地址：{candidate[:64]}")
+    return str(address)
+
+
+def list_rules(*, session: Session) -> list[BlockedIP]:
+    return list(session.exec(select(BlockedIP).order_by(col(BlockedIP.id))).all())
+
+
+def add_rule(*, session: Session, ip_address: str, reason: str | None) -> BlockedIP:
+    rule = normalize_rule(ip_address)
+    if session.exec(select(BlockedIP.id).where(BlockedIP.ip_address == rule)).first() is not None:
+        raise Conflict(f"{rule} 已在禁用列表中")
+    row = BlockedIP(ip_address=rule, reason=(reason or "").strip()[:500] or None)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def delete_rule(*, session: Session, rule_id: int) -> None:
+    row = session.get(BlockedIP, rule_id)
+    if row is None:
+        raise NotFound("禁用规则不存在")
+    session.delete(row)
+    session.commit()
+
+
+def list_attempts(*, session: Session, limit: int) -> list[BlockedAttempt]:
+    query = (
+        select(BlockedAttempt)
+        .order_by(col(BlockedAttempt.last_seen_at).desc(), col(BlockedAttempt.id).desc())
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    text: str
+    network: Network
+
+
+class BlockList:
+    def __init__(self, engine: Engine, ttl: float = CACHE_TTL_SECONDS) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._loaded_at = float("-inf")
+        self._rules: list[_Rule] = []
+        self._pending: dict[tuple[str, str, str], list] = {}
+        self._pending_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._flush_loop, name="pyaichat-blocked-attempts", daemon=True
+        )
+        self._thread.start()
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    def _fresh(self) -> list[_Rule]:
+        if time.monotonic() - self._loaded_at >= self._ttl:
+            with self._lock:
+                if time.monotonic() - self._loaded_at >= self._ttl:
+                    with Session(self._engine) as session:
+                        texts = session.exec(select(BlockedIP.ip_address)).all()
+                    self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
+                    self._loaded_at = time.monotonic()
+        return self._rules
+
+    def match(self, ip: str) -> str | None:
+        """The rule that blocks ``ip`` (IPv4-mapped IPv6 matched as IPv4), or None."""
+        rules = self._fresh()
+        if not rules:
+            return None
+        address = parse_ip(ip)
+        if address is None:
+            return None
+        for rule in rules:
+            if address.version == rule.network.version and address in rule.network:
+                return rule.text
+        return None
+
+    def record_attempt(self, *, ip: str, path: str, rule: str) -> None:
+        key = (ip[:64], path[:500], rule[:64])
+        now = utcnow()
+        with self._pending_lock:
+            entry = self._pending.get(key)
+            if entry is None:
+                self._pending[key] = [now, now, 1]
+            else:
+                entry[1] = now
+                entry[2] += 1
+
+    def flush(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        rows = [
+            {
+                "ip_address": ip,
+                "path": path,
+                "matched_rule": rule,
+                "created_at": first,
+                "last_seen_at": last,
+                "hits": hits,
+            }
+            for (ip, path, rule), (first, last, hits) in pending.items()
+        ]
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(BlockedAttempt), rows)
+                newest = connection.execute(select(func.max(BlockedAttempt.id))).scalar() or 0
+                connection.execute(
+                    delete(BlockedAttempt).where(col(BlockedAttempt.id) <= newest - MAX_ATTEMPT_ROWS)
+                )
+        except Exception as exc:  # a failure to record must never break request handling
+            log.error("could not record %d blocked attempts: %s", len(rows), type(exc).__name__)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL_SECONDS):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()

@@ -1,0 +1,76 @@
+"""Rate limits with the ``limits`` library's moving window: never more than N hits in any 60 s window,
+hits taken atomically (one lock in memory, one Lua script in Redis), so N concurrent requests against
+a limit of N−k admit exactly N−k.
+
+Keys: ``guest:<ip>`` (``guest_rpm``), ``user:<id>`` (``user_rpm``, across all of a user's tokens and
+IPs), ``channel:<id>`` (the channel's ``rpm_limit``), and the failed-login counters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from services.errors import RateLimited
+
+LOGIN_WINDOW_MINUTES = 15
+LOGIN_FAILURES_PER_ACCOUNT = 10
+LOGIN_FAILURES_PER_IP = 30
+
+
+def async_storage_uri(uri: str) -> str:
+    """``memory://`` and ``redis://`` as the asynchronous storages the async limiter needs."""
+    return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+class RateLimiter:
+    def __init__(self, storage_uri: str = "memory://") -> None:
+        self._storage = storage_from_string(async_storage_uri(storage_uri))
+        self._limiter = MovingWindowRateLimiter(self._storage)  # type: ignore[arg-type]
+        self._items: dict[tuple[int, int], RateLimitItem] = {}
+
+    def _item(self, amount: int, minutes: int = 1) -> RateLimitItem:
+        item = self._items.get((amount, minutes))
+        if item is None:
+            item = self._items[(amount, minutes)] = RateLimitItemPerMinute(
+                amount, minutes, namespace="pyaichat"
+            )
+        return item
+
+    async def try_hit(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
+        """Take one slot if there is one (atomic)."""
+        return await self._limiter.hit(self._item(per_minute, minutes), key)
+
+    async def is_exhausted(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
+        return not await self._limiter.test(self._item(per_minute, minutes), key)
+
+    async def retry_after(self, key: str, per_minute: int, *, minutes: int = 1) -> int:
+        """Whole seconds until the oldest hit leaves the window and a slot frees (at least 1)."""
+        stats = await self._limiter.get_window_stats(self._item(per_minute, minutes), key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def hit_or_raise(self, key: str, per_minute: int) -> None:
+        if not await self.try_hit(key, per_minute):
+            raise RateLimited(retry_after=await self.retry_after(key, per_minute))
+
+    # ---- failed logins --------------------------------------------------------------------------
+    def _login_keys(self, kind: str, account: str, ip: str) -> list[tuple[str, int]]:
+        return [
+            (f"login-fail:{kind}:account:{account.strip().lower()}", LOGIN_FAILURES_PER_ACCOUNT),
+            (f"login-fail:{kind}:ip:{ip}", LOGIN_FAILURES_PER_IP),
+        ]
+
+    async def check_login_allowed(self, *, kind: str, account: str, ip: str) -> None:
+        """Raises RateLimited while the account or the IP has too many recent failures (known or not)."""
+        for key, amount in self._login_keys(kind, account, ip):
+            if await self.is_exhausted(key, amount, minutes=LOGIN_WINDOW_MINUTES):
+                wait = await self.retry_after(key, amount, minutes=LOGIN_WINDOW_MINUTES)
+                raise RateLimited("登录失败次数过多，请稍后再试", retry_after=wait)
+
+    async def record_login_failure(self, *, kind: str, account: str, ip: str) -> None:
+        for key, amount in self._login_keys(kind, account, ip):
+            await self.try_hit(key, amount, minutes=LOGIN_WINDOW_MINUTES)
