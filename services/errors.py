@@ -11,7 +11,8 @@
     ├── PermissionDenied             403     forbidden
     │   └── IPBlocked                403     ip_blocked
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
-    └── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
+    ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
+    └── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
 """
@@ -104,3 +105,9 @@ class UpstreamUnavailable(_RetryAfterError):
     status = 503
     type = "upstream_error"
     default_message = "上游渠道暂时不可用，请稍后再试"
+
+
+class LimiterUnavailable(DomainError):
+    status = 503
+    type = "service_unavailable"
+    default_message = "限流服务暂时不可用，请稍后再试"

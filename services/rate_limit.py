@@ -8,15 +8,21 @@ IPs), ``channel:<id>`` (the channel's ``rpm_limit``), and the failed-login count
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from services.errors import RateLimited
+from services.errors import LimiterUnavailable, RateLimited
 
+log = logging.getLogger("pyaichat.rate_limit")
+
+T = TypeVar("T")
 LOGIN_WINDOW_MINUTES = 15
 LOGIN_FAILURES_PER_ACCOUNT = 10
 LOGIN_FAILURES_PER_IP = 30
@@ -29,7 +35,10 @@ def async_storage_uri(uri: str) -> str:
 
 class RateLimiter:
     def __init__(self, storage_uri: str = "memory://") -> None:
-        self._storage = storage_from_string(async_storage_uri(storage_uri))
+        uri = async_storage_uri(storage_uri)
+        # Redis through redis-py's asyncio client (the library's default, coredis, is pinned below 6).
+        options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+        self._storage = storage_from_string(uri, **options)
         self._limiter = MovingWindowRateLimiter(self._storage)  # type: ignore[arg-type]
         self._items: dict[tuple[int, int], RateLimitItem] = {}
 
@@ -41,16 +50,25 @@ class RateLimiter:
             )
         return item
 
+    @staticmethod
+    async def _guarded(call: Awaitable[T]) -> T:
+        """A storage that cannot be reached refuses requests with 503 rather than failing with a 500."""
+        try:
+            return await call
+        except Exception as exc:
+            log.error("rate-limit storage unavailable: %s", type(exc).__name__)
+            raise LimiterUnavailable() from None
+
     async def try_hit(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
         """Take one slot if there is one (atomic)."""
-        return await self._limiter.hit(self._item(per_minute, minutes), key)
+        return await self._guarded(self._limiter.hit(self._item(per_minute, minutes), key))
 
     async def is_exhausted(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
-        return not await self._limiter.test(self._item(per_minute, minutes), key)
+        return not await self._guarded(self._limiter.test(self._item(per_minute, minutes), key))
 
     async def retry_after(self, key: str, per_minute: int, *, minutes: int = 1) -> int:
         """Whole seconds until the oldest hit leaves the window and a slot frees (at least 1)."""
-        stats = await self._limiter.get_window_stats(self._item(per_minute, minutes), key)
+        stats = await self._guarded(self._limiter.get_window_stats(self._item(per_minute, minutes), key))
         return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def hit_or_raise(self, key: str, per_minute: int) -> None:
@@ -65,12 +83,21 @@ class RateLimiter:
         ]
 
     async def check_login_allowed(self, *, kind: str, account: str, ip: str) -> None:
-        """Raises RateLimited while the account or the IP has too many recent failures (known or not)."""
-        for key, amount in self._login_keys(kind, account, ip):
-            if await self.is_exhausted(key, amount, minutes=LOGIN_WINDOW_MINUTES):
-                wait = await self.retry_after(key, amount, minutes=LOGIN_WINDOW_MINUTES)
-                raise RateLimited("登录失败次数过多，请稍后再试", retry_after=wait)
+        """Raises RateLimited while the account or the IP has too many recent failures (known or not).
+
+        Fails open when the storage is unreachable, so the admin can still sign in to fix things.
+        """
+        try:
+            for key, amount in self._login_keys(kind, account, ip):
+                if await self.is_exhausted(key, amount, minutes=LOGIN_WINDOW_MINUTES):
+                    wait = await self.retry_after(key, amount, minutes=LOGIN_WINDOW_MINUTES)
+                    raise RateLimited("登录失败次数过多，请稍后再试", retry_after=wait)
+        except LimiterUnavailable:
+            return
 
     async def record_login_failure(self, *, kind: str, account: str, ip: str) -> None:
-        for key, amount in self._login_keys(kind, account, ip):
-            await self.try_hit(key, amount, minutes=LOGIN_WINDOW_MINUTES)
+        try:
+            for key, amount in self._login_keys(kind, account, ip):
+                await self.try_hit(key, amount, minutes=LOGIN_WINDOW_MINUTES)
+        except LimiterUnavailable:
+            return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -75,3 +77,12 @@ def log_rows(db_path: Path, model: str, *, expect: int = 1, timeout: float = 10.
         if len(rows) >= expect or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+_ip_counter = itertools.count(1)
+
+
+def fresh_ip() -> str:
+    """A client address no other test uses (from the benchmarking range 198.18.0.0/15)."""
+    n = next(_ip_counter) + os.getpid() % 50 * 5000
+    return f"198.{18 + n // 65000}.{n // 250 % 256}.{n % 250 + 1}"

@@ -1,0 +1,31 @@
+"""An app that believes X-Forwarded-For from loopback, so each test can act as its own client IP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_TIMEOUTS
+from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+
+
+@pytest.fixture(scope="session")
+def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    data_dir = tmp_path_factory.mktemp("limited-app")
+    env = production_env(data_dir, TRUSTED_PROXIES="127.0.0.1/32", **TEST_TIMEOUTS)
+    with run_app(env, log_path=data_dir / "app.log") as app:
+        yield app
+
+
+@pytest.fixture
+def http(limited_app: RunningApp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=limited_app.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(http: httpx.Client) -> dict[str, str]:
+    token = http.post("/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -1,0 +1,232 @@
+"""Two-layer rate limiting (SPEC §3 429 body, §4), the config API and login throttling.
+
+These tests run on their own app whose TRUSTED_PROXIES is loopback, so each test can be a different
+guest by sending its own X-Forwarded-For.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from tests.chat_helpers import add_channel, chat_body, fresh_ip, log_rows, unique_model
+from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp
+from tests.upstream_server import UpstreamServer
+
+RATE_LIMIT_BODY_MESSAGE = "您超过当前使用限制，请稍后再试"
+
+
+def set_config(http: httpx.Client, admin: dict[str, str], **values: int) -> None:
+    response = http.put("/api/admin/config", json=values, headers=admin)
+    assert response.status_code == 200, response.text
+
+
+async def fire(base_url: str, count: int, body: dict, headers_for) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+        return await asyncio.gather(
+            *(client.post("/api/chat/completions", json=body, headers=headers_for(i)) for i in range(count))
+        )
+
+
+def assert_rate_limited(response: httpx.Response) -> int:
+    assert response.status_code == 429, response.text
+    body = response.json()["error"]
+    assert body["type"] == "rate_limit_exceeded" and body["message"] == RATE_LIMIT_BODY_MESSAGE
+    retry_after = int(response.headers["Retry-After"])
+    assert body["retry_after"] == retry_after and 1 <= retry_after <= 60
+    return retry_after
+
+
+@pytest.mark.parametrize("limit", [1, 5, 60])
+def test_guest_limit_is_exact_under_concurrency(
+    limited_app: RunningApp, http: httpx.Client, admin: dict, upstream: UpstreamServer, limit: int
+) -> None:
+    set_config(http, admin, guest_rpm=limit)
+    channel = add_channel(
+        http, admin, base_url=upstream.base_url("ok"), model=unique_model("exact"), rpm_limit=1_000_000
+    )
+    ip = fresh_ip()
+    responses = asyncio.run(
+        fire(
+            limited_app.base_url,
+            10 * limit,
+            chat_body(channel["model_id"], stream=False),
+            lambda i: {"X-Forwarded-For": ip},
+        )
+    )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == limit and statuses.count(429) == 9 * limit, statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert_rate_limited(response)
+    sent = [r for r in upstream.requests_for("ok") if r.body.get("model") == channel["model_id"]]
+    assert len(sent) == limit, "the upstream sees exactly the admitted requests"
+    time.sleep(0.3)
+    assert len(log_rows(limited_app.db_path, channel["model_id"], expect=limit)) == limit, (
+        "rejections are not logged"
+    )
+
+
+def test_retry_after_counts_down(http: httpx.Client, admin: dict, upstream: UpstreamServer) -> None:
+    set_config(http, admin, guest_rpm=1)
+    channel = add_channel(http, admin, base_url=upstream.base_url("ok"), model=unique_model())
+    headers = {"X-Forwarded-For": fresh_ip()}
+    assert (
+        http.post(
+            "/api/chat/completions", json=chat_body(channel["model_id"], stream=False), headers=headers
+        ).status_code
+        == 200
+    )
+    first = assert_rate_limited(
+        http.post("/api/chat/completions", json=chat_body(channel["model_id"], stream=True), headers=headers)
+    )
+    time.sleep(2.2)
+    second = assert_rate_limited(
+        http.post("/api/chat/completions", json=chat_body(channel["model_id"], stream=True), headers=headers)
+    )
+    assert second <= first - 2, (first, second)
+
+
+def test_other_guests_are_not_affected(http: httpx.Client, admin: dict, upstream: UpstreamServer) -> None:
+    set_config(http, admin, guest_rpm=1)
+    channel = add_channel(http, admin, base_url=upstream.base_url("ok"), model=unique_model())
+    body = chat_body(channel["model_id"], stream=False)
+    one, two = {"X-Forwarded-For": fresh_ip()}, {"X-Forwarded-For": fresh_ip()}
+    assert http.post("/api/chat/completions", json=body, headers=one).status_code == 200
+    assert http.post("/api/chat/completions", json=body, headers=one).status_code == 429
+    assert http.post("/api/chat/completions", json=body, headers=two).status_code == 200
+
+
+def test_user_limit_spans_tokens_and_ips(
+    http: httpx.Client, admin: dict, upstream: UpstreamServer, unique_email: str
+) -> None:
+    set_config(http, admin, user_rpm=3, guest_rpm=1000)
+    channel = add_channel(http, admin, base_url=upstream.base_url("ok"), model=unique_model())
+    assert (
+        http.post("/api/auth/register", json={"email": unique_email, "password": "password-1"}).status_code
+        == 201
+    )
+    tokens = [
+        http.post(
+            "/api/auth/login",
+            json={"email": unique_email, "password": "password-1"},
+            headers={"X-Forwarded-For": fresh_ip()},
+        ).json()["access_token"]
+        for _ in range(2)
+    ]
+    statuses = []
+    for i in range(4):
+        headers = {"Authorization": f"Bearer {tokens[i % 2]}", "X-Forwarded-For": fresh_ip()}
+        statuses.append(
+            http.post(
+                "/api/chat/completions", json=chat_body(channel["model_id"], stream=False), headers=headers
+            ).status_code
+        )
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_channel_limits_share_then_503(
+    limited_app: RunningApp, http: httpx.Client, admin: dict, upstream: UpstreamServer
+) -> None:
+    set_config(http, admin, guest_rpm=1000)
+    model = unique_model("busy")
+    small = add_channel(http, admin, base_url=upstream.base_url("ok"), model=model, rpm_limit=2)
+    large = add_channel(http, admin, base_url=upstream.base_url("nousage"), model=model, rpm_limit=3)
+    headers = {"X-Forwarded-For": fresh_ip()}
+    statuses = [
+        http.post("/api/chat/completions", json=chat_body(model, stream=i % 2 == 0), headers=headers)
+        for i in range(6)
+    ]
+    assert [r.status_code for r in statuses[:5]] == [200] * 5
+    busy = statuses[5]
+    assert busy.status_code == 503 and busy.json()["error"]["type"] == "upstream_error"
+    assert 1 <= int(busy.headers["Retry-After"]) <= 60
+    rows = log_rows(limited_app.db_path, model, expect=5)
+    assert sorted(r["channel_id"] for r in rows) == sorted([small["id"]] * 2 + [large["id"]] * 3)
+
+
+def test_config_api(http: httpx.Client, admin: dict) -> None:
+    set_config(http, admin, guest_rpm=7, user_rpm=70, log_retention_days=30)
+    assert http.get("/api/admin/config", headers=admin).json() == {
+        "guest_rpm": 7,
+        "user_rpm": 70,
+        "log_retention_days": 30,
+    }
+    for bad in (
+        {"guest_rpm": 0},
+        {"user_rpm": -1},
+        {"guest_rpm": "5"},
+        {"log_retention_days": 1.5},
+        {"guest_rpm": True},
+        {"unknown": 1},
+        {"guest_rpm": None, "user_rpm": 10**9},
+    ):
+        response = http.put("/api/admin/config", json=bad, headers=admin)
+        assert response.status_code == 422, (bad, response.text)
+    assert http.get("/api/admin/config", headers=admin).json()["guest_rpm"] == 7, "nothing changed"
+    assert http.get("/api/admin/config").status_code == 401
+
+
+def test_login_throttling_per_account(http: httpx.Client, unique_email: str) -> None:
+    http.post("/api/auth/register", json={"email": unique_email, "password": "password-1"})
+    for email in (unique_email, "nobody-" + unique_email):  # known and unknown accounts behave alike
+        for _ in range(10):
+            response = http.post(
+                "/api/auth/login",
+                json={"email": email, "password": "wrong-password"},
+                headers={"X-Forwarded-For": fresh_ip()},
+            )
+            assert response.status_code == 401
+        locked = http.post(
+            "/api/auth/login",
+            json={"email": email, "password": "password-1"},
+            headers={"X-Forwarded-For": fresh_ip()},
+        )
+        assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 900
+        assert locked.json()["error"]["type"] == "rate_limit_exceeded"
+
+
+def test_login_throttling_per_ip_and_admin(http: httpx.Client) -> None:
+    ip = {"X-Forwarded-For": fresh_ip()}
+    for i in range(30):
+        response = http.post(
+            "/api/auth/login", json={"email": f"x{i}@example.com", "password": "wrong-password"}, headers=ip
+        )
+        assert response.status_code == 401
+    assert (
+        http.post(
+            "/api/auth/login", json={"email": "y@example.com", "password": "wrong-password"}, headers=ip
+        ).status_code
+        == 429
+    )
+    admin_ip = {"X-Forwarded-For": fresh_ip()}
+    for _ in range(10):
+        assert (
+            http.post(
+                "/api/auth/admin/login",
+                json={"username": "intruder", "password": "guess-guess"},
+                headers=admin_ip,
+            ).status_code
+            == 401
+        )
+    assert (
+        http.post(
+            "/api/auth/admin/login",
+            json={"username": "intruder", "password": "guess-guess"},
+            headers=admin_ip,
+        ).status_code
+        == 429
+    )
+    # the real admin from another address is not locked out by someone else's guesses on another name
+    assert (
+        http.post(
+            "/api/auth/admin/login",
+            json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+            headers={"X-Forwarded-For": fresh_ip()},
+        ).status_code
+        == 200
+    )

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from services.client_ip import resolve_client_ip
+from services.errors import InvalidInput
+from services.ip_block import normalize_rule
+
+TRUSTED = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "trusted", "expected"),
+    [
+        (
+            "127.0.0.1",
+            "203.0.113.9",
+            [],
+            "127.0.0.1",
+        ),  # no trusted proxies: header ignored, even from loopback
+        ("198.51.100.1", "203.0.113.9", TRUSTED, "198.51.100.1"),  # peer not trusted: header ignored
+        ("127.0.0.1", "203.0.113.9", TRUSTED, "203.0.113.9"),
+        ("127.0.0.1", "6.6.6.6, 203.0.113.9, 10.1.1.1", TRUSTED, "203.0.113.9"),  # rightmost untrusted hop
+        ("127.0.0.1", "10.2.2.2, 10.1.1.1", TRUSTED, "10.2.2.2"),  # all trusted: the leftmost
+        ("127.0.0.1", "garbage, 10.1.1.1", TRUSTED, "10.1.1.1"),  # a malformed hop stops the walk
+        ("127.0.0.1", "::ffff:203.0.113.9", TRUSTED, "203.0.113.9"),  # IPv4-mapped IPv6 as IPv4
+        ("::ffff:127.0.0.1", "2001:db8::1", TRUSTED, "2001:db8::1"),
+        ("127.0.0.1", "", TRUSTED, "127.0.0.1"),
+    ],
+)
+def test_resolve_client_ip(peer: str, xff: str, trusted: list, expected: str) -> None:
+    assert resolve_client_ip(peer, xff, trusted) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.168.1.0/24", "192.168.1.0/24"),
+        ("192.168.1.77/24", "192.168.1.0/24"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("2001:DB8::/32", "2001:db8::/32"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+    ],
+)
+def test_normalize_rule(text: str, expected: str) -> None:
+    assert normalize_rule(text) == expected
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0/33", "abc", "", "1.2.3", "300.1.1.1", "10.0.0.0/-1", "::/129"])
+def test_invalid_rules(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        normalize_rule(text)

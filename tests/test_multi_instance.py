@@ -1,0 +1,74 @@
+"""Two app instances share one rate limit through a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from tests.chat_helpers import add_channel, chat_body, unique_model
+from tests.helpers import TEST_ADMIN_PASSWORD, production_env, run_app
+from tests.redis_server import run_redis
+from tests.upstream_server import UpstreamServer
+
+
+async def _fire(urls: list[str], count: int, body: dict) -> list[int]:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count)) as client:
+        responses = await asyncio.gather(
+            *(client.post(f"{urls[i % len(urls)]}/api/chat/completions", json=body) for i in range(count))
+        )
+    return [r.status_code for r in responses]
+
+
+def test_two_instances_share_one_limit_exactly(tmp_path: Path, upstream: UpstreamServer) -> None:
+    data_dir = tmp_path / "data"
+    with run_redis(tmp_path) as redis_url:
+        env = production_env(data_dir, RATE_LIMIT_STORAGE=redis_url, GUEST_RPM="5")
+        with (
+            run_app(env, log_path=tmp_path / "a.log") as first,
+            run_app(env, log_path=tmp_path / "b.log") as second,
+        ):
+            login = httpx.post(
+                f"{first.base_url}/api/auth/admin/login",
+                json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+            )
+            assert login.status_code == 200, login.text + first.log_text()
+            with httpx.Client(base_url=first.base_url) as http:
+                channel = add_channel(
+                    http,
+                    {"Authorization": f"Bearer {login.json()['access_token']}"},
+                    base_url=upstream.base_url("ok"),
+                    model=unique_model("redis"),
+                )
+            httpx.get(
+                f"{second.base_url}/api/chat/models"
+            )  # the second instance sees the channel (shared DB)
+            statuses = asyncio.run(
+                _fire([first.base_url, second.base_url], 50, chat_body(channel["model_id"], stream=False))
+            )
+            assert statuses.count(200) == 5 and statuses.count(429) == 45, statuses
+            sent = [r for r in upstream.requests_for("ok") if r.body.get("model") == channel["model_id"]]
+            assert len(sent) == 5
+
+
+def test_unreachable_redis_refuses_chat_with_503_but_admin_can_sign_in(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    from tests.helpers import free_port
+
+    env = production_env(tmp_path / "data", RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{free_port()}")
+    with run_app(env, log_path=tmp_path / "app.log") as app, httpx.Client(base_url=app.base_url) as http:
+        login = http.post(
+            "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+        )
+        assert login.status_code == 200
+        channel = add_channel(
+            http,
+            {"Authorization": f"Bearer {login.json()['access_token']}"},
+            base_url=upstream.base_url("ok"),
+            model=unique_model("noredis"),
+        )
+        response = http.post("/api/chat/completions", json=chat_body(channel["model_id"], stream=False))
+        assert response.status_code == 503 and response.json()["error"]["type"] == "service_unavailable"
+        assert not [r for r in upstream.requests_for("ok") if r.body.get("model") == channel["model_id"]]
