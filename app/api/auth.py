@@ -1,19 +1,15 @@
-"""/api/auth: registration, user login, admin login, the current user.
-
-Handlers are plain functions so FastAPI runs them (and bcrypt) in its thread pool, off the event loop.
-"""
+"""/api/auth: registration, user login, admin login, the current user."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from fastapi import APIRouter, status
-from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import ClientIP, CurrentUser, SessionDep, StateDep
+from app.api.deps import ClientIP, CurrentUser, StateDep
 from app.schemas import AdminCredentials, Credentials, ErrorBody, MessageResponse, TokenResponse, UserPublic
 from services import auth
-from services.errors import AuthenticationFailed
+from services import login as login_flow
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -24,25 +20,25 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     response_model=MessageResponse,
     responses={409: {"model": ErrorBody, "description": "email already registered"}},
 )
-def register(body: Credentials, session: SessionDep) -> MessageResponse:
-    auth.register_user(session=session, email=body.email, password=body.password)
+async def register(body: Credentials, state: StateDep) -> MessageResponse:
+    await login_flow.register_user(engine=state.engine, email=body.email, password=body.password)
     return MessageResponse(message="注册成功")
 
 
 @router.post(
     "/login", response_model=TokenResponse, responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}}
 )
-async def login(body: Credentials, session: SessionDep, state: StateDep, ip: ClientIP) -> TokenResponse:
-    await state.limiter.check_login_allowed(kind="user", account=body.email, ip=ip)
-    try:
-        user = await run_in_threadpool(
-            auth.authenticate_user, session=session, email=body.email, password=body.password
-        )
-    except AuthenticationFailed:
-        await state.limiter.record_login_failure(kind="user", account=body.email, ip=ip)
-        raise
+async def login(body: Credentials, state: StateDep, ip: ClientIP) -> TokenResponse:
     lifetime = timedelta(hours=state.settings.user_token_hours)
-    token = auth.issue_user_token(user, secret=state.secret_key, lifetime=lifetime)
+    _user, token = await login_flow.sign_in_user(
+        engine=state.engine,
+        limiter=state.limiter,
+        email=body.email,
+        password=body.password,
+        ip=ip,
+        secret=state.secret_key,
+        lifetime=lifetime,
+    )
     return TokenResponse(access_token=token, expires_in=int(lifetime.total_seconds()))
 
 
@@ -51,18 +47,15 @@ async def login(body: Credentials, session: SessionDep, state: StateDep, ip: Cli
     response_model=TokenResponse,
     responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
-async def admin_login(
-    body: AdminCredentials, session: SessionDep, state: StateDep, ip: ClientIP
-) -> TokenResponse:
-    await state.limiter.check_login_allowed(kind="admin", account=body.username, ip=ip)
-    try:
-        admin = await run_in_threadpool(
-            auth.authenticate_admin, session=session, username=body.username, password=body.password
-        )
-    except AuthenticationFailed:
-        await state.limiter.record_login_failure(kind="admin", account=body.username, ip=ip)
-        raise
-    token = auth.issue_admin_token(admin, secret=state.secret_key)
+async def admin_login(body: AdminCredentials, state: StateDep, ip: ClientIP) -> TokenResponse:
+    _admin, token = await login_flow.sign_in_admin(
+        engine=state.engine,
+        limiter=state.limiter,
+        username=body.username,
+        password=body.password,
+        ip=ip,
+        secret=state.secret_key,
+    )
     return TokenResponse(access_token=token, expires_in=int(auth.ADMIN_TOKEN_LIFETIME.total_seconds()))
 
 
