@@ -16,6 +16,7 @@ from app.api.gate import RequestGate
 from app.config import ConfigError, Settings, StartupInfo, load_settings
 from app.db import init_db, make_engine, session_scope
 from app.state import AppState
+from pages import register_pages
 from services import auth
 from services.settings import seed_settings
 
@@ -56,6 +57,7 @@ def configure_app(state: AppState) -> None:
         expose_headers=["Retry-After"],
     )
     web_app.add_middleware(RequestGate, state=state)  # added last = runs first
+    register_pages(state)
     web_app.on_shutdown(state.close)
 
 

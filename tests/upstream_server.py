@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ ANSWER_WORDS = ["Hello", " from", " the", " upstream", " server", "."]
 THINKING_WORDS = ["Let", " me", " think", " about", " it", "."]
 CJK_ANSWER = ["你好", "，", "我是", "上游", "服务器", "。"]
 UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
+
+
+class MidStreamCut(Exception):
+    """Raised to cut a stream; uvicorn then drops the connection mid-body."""
+
+
+def _hide_intended_cuts(record: logging.LogRecord) -> bool:
+    """uvicorn logs the cut as an ERROR; it is intended here and must not fail tests watching for errors."""
+    return not (record.exc_info and isinstance(record.exc_info[1], MidStreamCut))
 
 
 @dataclass
@@ -119,8 +129,9 @@ class UpstreamServer:
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> UpstreamServer:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", log_config=None
         )
+        logging.getLogger("uvicorn.error").addFilter(_hide_intended_cuts)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -208,7 +219,7 @@ class UpstreamServer:
             if name == "midfail":
                 yield _chunk(model, {"content": "Hello"})
                 yield _chunk(model, {"content": " there"})
-                raise RuntimeError("connection cut on purpose")
+                raise MidStreamCut("connection cut on purpose")
             words = CJK_ANSWER if name == "cjk" else ANSWER_WORDS
             if name == "slow":
                 delay_ms, count = [*params, 20, 16][:2]

@@ -1,0 +1,12 @@
+"""The NiceGUI user interface: thin pages over ``services``, registered by :func:`register_pages`."""
+
+from __future__ import annotations
+
+from app.state import AppState
+
+
+def register_pages(state: AppState) -> None:
+    from pages import auth, chat
+
+    chat.register(state)
+    auth.register(state)

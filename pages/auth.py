@@ -1,0 +1,165 @@
+"""``/login`` and ``/register``: email + password with the same rules and messages as the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import Request
+from nicegui import ui
+
+from app.state import AppState
+from pages.dialogs import show_error
+from pages.session import client_ip, current_user, sign_in
+from pages.theme import apply_theme, dark_mode_button
+from services import login as login_flow
+from services.auth import check_password_rules, normalize_email
+from services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, RateLimited
+
+
+def _rule_message(check, value: str) -> str | None:
+    try:
+        check(value)
+    except InvalidInput as error:
+        return error.message
+    return None
+
+
+def _frame(title: str, subtitle: str) -> ui.card:
+    dark = apply_theme()
+    with ui.row().classes("w-full justify-end p-3"):
+        dark_mode_button(dark)
+    with ui.column().classes("w-full items-center").style("margin-top: 6vh"):
+        with ui.link(target="/").classes("no-underline"), ui.row().classes("items-center gap-2 mb-4"):
+            ui.icon("forum", size="30px", color="primary")
+            ui.label("pyaichat").classes("text-2xl font-bold text-primary")
+        card = ui.card().classes("auth-card gap-3")
+        with card:
+            ui.label(title).classes("text-xl font-semibold")
+            ui.label(subtitle).classes("text-gray-500 text-sm")
+    return card
+
+
+def _credential_inputs() -> tuple[ui.input, ui.input]:
+    email = (
+        ui.input("邮箱", validation=lambda v: _rule_message(normalize_email, v or ""))
+        .props("outlined autocomplete=email type=email")
+        .classes("w-full")
+        .mark("email")
+    )
+    email.without_auto_validation()
+    password = (
+        ui.input(
+            "密码",
+            password=True,
+            password_toggle_button=True,
+            validation=lambda v: _rule_message(check_password_rules, v or ""),
+        )
+        .props("outlined")
+        .classes("w-full")
+        .mark("password")
+    )
+    password.without_auto_validation()
+    return email, password
+
+
+def register(state: AppState) -> None:
+    lifetime = timedelta(hours=state.settings.user_token_hours)
+
+    async def _sign_in(request: Request, email: str, password: str) -> None:
+        _user, token = await login_flow.sign_in_user(
+            engine=state.engine,
+            limiter=state.limiter,
+            email=email,
+            password=password,
+            ip=client_ip(request),
+            secret=state.secret_key,
+            lifetime=lifetime,
+        )
+        sign_in(token, normalize_email(email))
+
+    @ui.page("/login", title="登录 · pyaichat")
+    def login_page(request: Request) -> None:
+        if current_user(state) is not None:
+            ui.navigate.to("/")
+            return
+        with _frame("登录", "登录后可享受更高的使用额度"):
+            email, password = _credential_inputs()
+            error = ui.label("").classes("text-negative text-sm").mark("form-error")
+            error.set_visibility(False)
+
+            async def submit() -> None:
+                error.set_visibility(False)
+                if not (email.validate() & password.validate()):
+                    return
+                button.props("loading")
+                try:
+                    await _sign_in(request, email.value, password.value)
+                except AuthenticationFailed as failure:
+                    error.text = failure.message
+                    error.set_visibility(True)
+                    return
+                except RateLimited as failure:
+                    show_error(failure)
+                    return
+                except DomainError as failure:
+                    show_error(failure)
+                    return
+                finally:
+                    button.props(remove="loading")
+                ui.navigate.to("/")
+
+            password.on("keydown.enter", submit)
+            button = ui.button("登录", on_click=submit).props("unelevated").classes("w-full").mark("submit")
+            with ui.row().classes("w-full justify-center text-sm gap-1"):
+                ui.label("还没有账号？")
+                ui.link("注册", "/register").mark("to-register")
+
+    @ui.page("/register", title="注册 · pyaichat")
+    def register_page(request: Request) -> None:
+        if current_user(state) is not None:
+            ui.navigate.to("/")
+            return
+        with _frame("注册", "只需邮箱和密码，无需验证"):
+            email, password = _credential_inputs()
+            confirm = (
+                ui.input(
+                    "确认密码",
+                    password=True,
+                    password_toggle_button=True,
+                    validation=lambda v: None if v == password.value else "两次输入的密码不一致",
+                )
+                .props("outlined")
+                .classes("w-full")
+                .mark("confirm")
+            )
+            confirm.without_auto_validation()
+            error = ui.label("").classes("text-negative text-sm").mark("form-error")
+            error.set_visibility(False)
+
+            async def submit() -> None:
+                error.set_visibility(False)
+                if not (email.validate() & password.validate() & confirm.validate()):
+                    return
+                button.props("loading")
+                try:
+                    await login_flow.register_user(
+                        engine=state.engine, email=email.value, password=password.value
+                    )
+                    await _sign_in(request, email.value, password.value)
+                except (Conflict, InvalidInput) as failure:
+                    error.text = failure.message
+                    error.set_visibility(True)
+                    return
+                except DomainError as failure:
+                    show_error(failure)
+                    return
+                finally:
+                    button.props(remove="loading")
+                ui.notify("注册成功", type="positive")
+                ui.navigate.to("/")
+
+            confirm.on("keydown.enter", submit)
+            button = ui.button("注册", on_click=submit).props("unelevated").classes("w-full").mark("submit")
+            with ui.row().classes("w-full justify-center text-sm gap-1"):
+                ui.label("已有账号？")
+                ui.link("登录", "/login").mark("to-login")

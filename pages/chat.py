@@ -1,0 +1,245 @@
+"""``/``: the chat page. History lives only in this page (a refresh starts empty); every call goes
+through ``services.chat`` so limits, IP blocks and logs are the same as for the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import Request
+from nicegui import app, ui
+
+from app.state import AppState
+from pages.dialogs import show_error
+from pages.message_view import AnswerView, user_bubble
+from pages.session import client_ip, current_user, sign_out
+from pages.theme import apply_theme, dark_mode_button
+from services.chat import Caller
+from services.errors import DomainError, ModelNotFound
+
+SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
+# Enter sends, Shift+Enter adds a line; an Enter that confirms an IME candidate (Chinese input) does neither.
+ENTER_TO_SEND = (
+    "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) "
+    "{ e.preventDefault(); emit(); } }"
+)
+
+
+class ChatPage:
+    def __init__(self, state: AppState, caller: Caller) -> None:
+        self.state = state
+        self.caller = caller
+        self.history: list[dict[str, str]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.models = dict(state.chat.model_names())
+
+    # ---- layout ------------------------------------------------------------------------------------
+    def build(self, email: str | None) -> None:
+        dark = apply_theme()
+        with ui.column().classes("app-shell"):
+            with ui.row().classes("app-header"):
+                with ui.row().classes("items-center gap-2 no-wrap"):
+                    ui.icon("forum", size="26px", color="primary")
+                    ui.label("pyaichat").classes("brand brand-text")
+                self.model_select = (
+                    ui.select(self.models, value=self._initial_model(), on_change=self._remember_model)
+                    .props("dense outlined options-dense")
+                    .classes("model-select")
+                    .style("min-width: 180px")
+                    .mark("model-select")
+                )
+                ui.space()
+                ui.button(icon="add_comment", on_click=self.new_chat).props("flat round dense").tooltip(
+                    "新对话"
+                ).mark("new-chat")
+                dark_mode_button(dark)
+                self._account_menu(email)
+            with ui.scroll_area(on_scroll=self._on_scroll).classes("w-full grow") as self.scroller:
+                self.column = ui.column().classes("chat-column")
+            self._stick = True
+            self._empty_state()
+            with ui.row().classes("composer"):
+                self.input = (
+                    ui.textarea(placeholder="输入消息，Enter 发送，Shift+Enter 换行")
+                    .props("autogrow outlined dense rows=1 maxlength=20000")
+                    .classes("grow")
+                    .style("max-height: 40vh; overflow-y: auto")
+                    .mark("message-input")
+                )
+                self.input.on("keydown", self.send, js_handler=ENTER_TO_SEND)
+                self.send_button = (
+                    ui.button(icon="arrow_upward", on_click=self._send_or_stop)
+                    .props("round unelevated")
+                    .mark("send")
+                )
+        if not self.models:
+            self.input.disable()
+            self.send_button.disable()
+
+    def _account_menu(self, email: str | None) -> None:
+        if email:
+            with ui.button(icon="account_circle").props("flat round dense").mark("account"), ui.menu():
+                ui.menu_item(email).props("disable").mark("account-email")
+                ui.menu_item("退出登录", on_click=self._logout).mark("logout")
+        else:
+            ui.button("登录", on_click=lambda: ui.navigate.to("/login")).props("flat dense no-caps").mark(
+                "login"
+            )
+
+    def _empty_state(self) -> None:
+        with self.column, ui.column().classes("empty-state items-center gap-3") as self.empty:
+            ui.icon("waving_hand", size="40px", color="primary")
+            if not self.models:
+                ui.label("管理员还没有配置可用的模型").classes("text-lg")
+                return
+            ui.label("有什么可以帮你？").classes("text-xl font-medium")
+            with ui.row().classes("justify-center gap-2"):
+                for text in SUGGESTIONS:
+                    ui.chip(text, on_click=lambda t=text: self._use_suggestion(t)).props("outline clickable")
+
+    def _initial_model(self) -> str | None:
+        saved = app.storage.user.get("model")
+        if saved in self.models:
+            return saved
+        return next(iter(self.models), None)
+
+    def _remember_model(self) -> None:
+        app.storage.user["model"] = self.model_select.value
+
+    def _use_suggestion(self, text: str) -> None:
+        self.input.value = text
+        self.input.run_method("focus")
+
+    def _on_scroll(self, event) -> None:
+        self._stick = event.vertical_percentage > 0.97 or event.vertical_size <= event.vertical_container_size
+
+    def _follow(self) -> None:
+        if self._stick:
+            self.scroller.scroll_to(percent=1.0)
+
+    def _logout(self) -> None:
+        sign_out()
+        ui.navigate.to("/")
+
+    # ---- actions -----------------------------------------------------------------------------------
+    async def _send_or_stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            await self.stop()
+        else:
+            await self.send()
+
+    async def send(self) -> None:
+        text = (self.input.value or "").strip()
+        if not text or (self.task is not None and not self.task.done()):
+            return
+        model = self.model_select.value
+        if not model:
+            ui.notify("请先选择模型", type="warning")
+            return
+        self.input.value = ""
+        self.empty.set_visibility(False)
+        self.history.append({"role": "user", "content": text})
+        with self.column:
+            bubble = user_bubble(text)
+            answer = AnswerView()
+        self._stick = True
+        self._follow()
+        self._set_busy(True)
+        self.task = asyncio.create_task(self._answer(model, text, bubble, answer))
+
+    async def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def new_chat(self) -> None:
+        await self.stop()
+        self.history.clear()
+        self.column.clear()
+        self._empty_state()
+        self.input.value = ""
+
+    def _set_busy(self, busy: bool) -> None:
+        self.send_button.props(f"icon={'stop' if busy else 'arrow_upward'}")
+        self.send_button.props(f"color={'negative' if busy else 'primary'}")
+        self.send_button.tooltip("停止" if busy else "发送")
+
+    async def _answer(self, model: str, text: str, bubble: ui.row, answer: AnswerView) -> None:
+        with self.column:  # this task creates UI (dialogs, notes): give it the page's slot
+            await self._run_answer(model, text, bubble, answer)
+
+    async def _run_answer(self, model: str, text: str, bubble: ui.row, answer: AnswerView) -> None:
+        body = {"model": model, "messages": list(self.history), "stream": True}
+        try:
+            stream = await self.state.chat.open_stream(body=body, caller=self.caller)
+        except asyncio.CancelledError:
+            answer.row.delete()
+            self._undo_turn(text, bubble)
+            raise
+        except DomainError as error:
+            answer.row.delete()
+            self._undo_turn(text, bubble)
+            self._set_busy(False)
+            if isinstance(error, ModelNotFound):
+                self._refresh_models()
+            show_error(error)
+            return
+        failure: DomainError | None = None
+        try:
+            async for piece in stream.pieces():
+                if piece.error is not None:
+                    failure = piece.error
+                    break
+                answer.add(piece.content, piece.reasoning)
+                self._follow()
+        except asyncio.CancelledError:
+            answer.finish("已停止生成")
+            self._keep_answer(answer)
+            self._set_busy(False)
+            raise
+        finally:
+            await stream.aclose()
+        if failure is not None:
+            answer.finish("回答中断：上游渠道出错", error=True)
+            self._keep_answer(answer)
+            show_error(failure)
+        else:
+            answer.finish()
+            self._keep_answer(answer)
+        self._set_busy(False)
+        self._follow()
+
+    def _keep_answer(self, answer: AnswerView) -> None:
+        if answer.content:
+            self.history.append({"role": "assistant", "content": answer.content})
+
+    def _undo_turn(self, text: str, bubble: ui.row) -> None:
+        """A turn that produced nothing is taken back, and the typed text returns to the input box."""
+        if self.history and self.history[-1] == {"role": "user", "content": text}:
+            self.history.pop()
+        bubble.delete()
+        if not (self.input.value or "").strip():
+            self.input.value = text
+        if not self.history:
+            self.empty.set_visibility(True)
+
+    def _refresh_models(self) -> None:
+        self.models = dict(self.state.chat.model_names())
+        self.model_select.set_options(self.models, value=self._initial_model())
+
+
+def register(state: AppState) -> None:
+    @ui.page("/", title="pyaichat")
+    def chat_page(request: Request) -> None:
+        user = current_user(state)
+        caller = Caller(
+            ip=client_ip(request),
+            user_id=user.id if user else None,
+            username=user.email if user else None,
+            path="/",
+        )
+        page = ChatPage(state, caller)
+        page.build(user.email if user else None)
+        client = ui.context.client
+        client.on_disconnect(page.stop)  # closing or refreshing the tab ends the upstream request

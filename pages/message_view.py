@@ -1,0 +1,113 @@
+"""How one assistant answer is shown: a live thinking panel, Markdown that re-renders at most about ten
+times a second while streaming, and code blocks with a copy button once the answer is complete."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from nicegui import ui
+
+RENDER_INTERVAL = 0.1  # seconds between two renders of one message while it streams
+_FENCE = re.compile(r"```([\w#+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def split_code_blocks(text: str) -> list[tuple[str, str | None]]:
+    """``(text, None)`` for prose and ``(code, language)`` for fenced blocks, in order."""
+    parts: list[tuple[str, str | None]] = []
+    position = 0
+    for match in _FENCE.finditer(text):
+        if match.start() > position:
+            parts.append((text[position : match.start()], None))
+        parts.append((match.group(2).rstrip("\n"), match.group(1) or "text"))
+        position = match.end()
+    if position < len(text):
+        parts.append((text[position:], None))
+    return [(chunk, language) for chunk, language in parts if language is not None or chunk.strip()]
+
+
+def user_bubble(text: str) -> ui.row:
+    with ui.row().classes("msg-row user") as row:
+        ui.label(text).classes("bubble user").mark("user-message")
+    return row
+
+
+class AnswerView:
+    """One assistant message being streamed into the page."""
+
+    def __init__(self) -> None:
+        self.content = ""
+        self.reasoning = ""
+        self._started = time.monotonic()
+        self._thinking_seconds: float | None = None
+        self._last_render = 0.0
+        self._dirty = False
+        with ui.row().classes("msg-row assistant") as self.row:
+            with ui.element("div").classes("avatar"):
+                ui.icon("auto_awesome", size="18px")
+            with ui.column().classes("bubble assistant gap-0") as self.bubble:
+                self._thinking_slot = ui.column().classes("w-full gap-0")
+                with ui.element("div").classes("typing").mark("typing") as self.typing:
+                    for _ in range(3):
+                        ui.element("span")
+                self.body = ui.markdown("").classes("w-full answer").mark("answer")
+                self.body.set_visibility(False)
+        self.thinking: ui.expansion | None = None
+        self.thinking_text: ui.label | None = None
+
+    def add(self, content: str, reasoning: str) -> None:
+        if reasoning:
+            self.reasoning += reasoning
+            self._dirty = True
+        if content:
+            if not self.content and self.reasoning and self._thinking_seconds is None:
+                self._thinking_seconds = time.monotonic() - self._started
+            self.content += content
+            self._dirty = True
+        if self._dirty and time.monotonic() - self._last_render >= RENDER_INTERVAL:
+            self.render()
+
+    def render(self) -> None:
+        self._dirty = False
+        self._last_render = time.monotonic()
+        if self.reasoning:
+            self._show_thinking()
+        if self.content:
+            self.typing.set_visibility(False)
+            self.body.set_visibility(True)
+            self.body.set_content(self.content)
+
+    def _show_thinking(self) -> None:
+        if self.thinking is None:
+            with self._thinking_slot:
+                self.thinking = ui.expansion("思考中…", icon="psychology", value=True).classes(
+                    "thinking w-full"
+                )
+                self.thinking.mark("thinking")
+                with self.thinking:
+                    self.thinking_text = ui.label("").classes("thinking-text").mark("thinking-text")
+        assert self.thinking_text is not None
+        self.thinking_text.text = self.reasoning
+        if self._thinking_seconds is not None and self.thinking.value and self.thinking.text == "思考中…":
+            self.thinking.text = f"已思考 {self._thinking_seconds:.1f} 秒"
+            self.thinking.value = False  # collapse once the answer starts
+
+    def finish(self, note: str | None = None, *, error: bool = False) -> None:
+        """Final render: code blocks get their copy button; ``note`` marks a stopped or failed answer."""
+        if self.reasoning and self._thinking_seconds is None:
+            self._thinking_seconds = time.monotonic() - self._started
+        self.render()
+        self.typing.set_visibility(False)
+        if self.thinking is not None and self.thinking.text == "思考中…":
+            self.thinking.text = f"已思考 {self._thinking_seconds or 0:.1f} 秒"
+        if self.content and "```" in self.content:
+            self.body.delete()
+            with self.bubble:
+                for chunk, language in split_code_blocks(self.content):
+                    if language is None:
+                        ui.markdown(chunk).classes("w-full answer")
+                    else:
+                        ui.code(chunk, language=language).classes("w-full")
+        if note:
+            with self.bubble:
+                ui.label(note).classes("status-note" + (" error" if error else "")).mark("status-note")

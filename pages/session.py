@@ -1,0 +1,41 @@
+"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh) and the client IP."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from nicegui import app
+from sqlmodel import Session
+
+from app.models import User
+from app.state import AppState
+from services import auth
+from services.errors import AuthenticationFailed
+
+
+def client_ip(request: Request) -> str:
+    """The address the request gate decided (same rules as the API: TRUSTED_PROXIES)."""
+    return request.scope.get("state", {}).get("client_ip") or (
+        request.client.host if request.client else "unknown"
+    )
+
+
+def current_user(state: AppState) -> User | None:
+    token = app.storage.user.get("token")
+    if not token:
+        return None
+    try:
+        with Session(state.engine, expire_on_commit=False) as session:
+            return auth.user_from_token(session=session, token=token, secret=state.secret_key)
+    except AuthenticationFailed:
+        sign_out()
+        return None
+
+
+def sign_in(token: str, email: str) -> None:
+    app.storage.user["token"] = token
+    app.storage.user["email"] = email
+
+
+def sign_out() -> None:
+    app.storage.user.pop("token", None)
+    app.storage.user.pop("email", None)

@@ -1,0 +1,69 @@
+"""Page tests with NiceGUI's simulated user: each test gets its own database and the loopback upstream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nicegui import app
+from sqlmodel import Session
+
+from app.models import ChannelCreate
+from app.state import AppState
+from services import channels
+from services.settings import update_settings
+from tests.conftest import TEST_TIMEOUTS
+from tests.helpers import TEST_ADMIN_PASSWORD, TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
+from tests.upstream_server import UpstreamServer
+
+
+@pytest.fixture(autouse=True)
+def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "DATABASE_PATH": str(tmp_path / "chat.db"),
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "ADMIN_PASSWORD": TEST_ADMIN_PASSWORD,
+        "GUEST_RPM": "1000",
+        "USER_RPM": "1000",
+        "TRUSTED_PROXIES": "",
+        "RATE_LIMIT_STORAGE": "memory://",
+        **TEST_TIMEOUTS,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def app_state() -> AppState:
+    return app.state.pyaichat
+
+
+@pytest.fixture
+def add_model(upstream: UpstreamServer) -> Callable[..., str]:
+    """Adds an enabled channel on the running app; returns its model id."""
+
+    def add(
+        scenario: str = "ok", model: str | None = None, name: str | None = None, rpm_limit: int = 1000
+    ) -> str:
+        state = app_state()
+        model = model or scenario
+        data = ChannelCreate(
+            name=name or model.upper(),
+            base_url=upstream.base_url(scenario),
+            api_key="sk-test-1234567",
+            model_id=model,
+            rpm_limit=rpm_limit,
+        )
+        with Session(state.engine) as session:
+            channels.create_channel(session=session, data=data, cipher=state.cipher)
+        state.directory.invalidate()
+        return model
+
+    return add
+
+
+def set_limits(**values: int) -> None:
+    state = app_state()
+    with Session(state.engine) as session:
+        update_settings(session=session, changes=values, defaults=state.setting_defaults)
+    state.system_settings.invalidate()

@@ -1,0 +1,96 @@
+"""/register and /login pages: same rules and messages as the API; the login survives a refresh."""
+
+from __future__ import annotations
+
+import uuid
+
+from nicegui.testing import User
+from sqlmodel import Session
+
+from services import auth
+from tests.pages.conftest import app_state
+from tests.upstream_server import ANSWER_WORDS
+
+
+def new_email() -> str:
+    return f"page-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def make_account(email: str, password: str = "password-1") -> None:
+    with Session(app_state().engine) as session:
+        auth.register_user(session=session, email=email, password=password)
+
+
+async def test_register_logs_in_and_shows_the_user(user: User) -> None:
+    email = new_email()
+    await user.open("/register")
+    user.find(marker="email").type(email)
+    user.find(marker="password").type("password-1")
+    user.find(marker="confirm").type("password-1")
+    user.find(marker="submit").click()
+    await user.should_see(marker="account", retries=50)
+    await user.open("/")  # a refresh keeps the login
+    await user.should_see(marker="account")
+    await user.should_not_see(marker="login")
+
+
+async def test_register_validation_messages(user: User) -> None:
+    existing = new_email()
+    make_account(existing)
+    await user.open("/register")
+    user.find(marker="email").type("not-an-email")
+    user.find(marker="password").type("short")
+    user.find(marker="confirm").type("other")
+    user.find(marker="submit").click()
+    await user.should_see("邮箱格式不正确")
+    await user.should_see("密码至少需要 8 位")
+    user.find(marker="email").clear().type(existing)
+    user.find(marker="password").clear().type("password-1")
+    user.find(marker="confirm").clear().type("password-1")
+    user.find(marker="submit").click()
+    await user.should_see("该邮箱已被注册", retries=50)
+
+
+async def test_login_and_logout(user: User, add_model) -> None:
+    email = new_email()
+    make_account(email)
+    add_model("ok")
+    await user.open("/login")
+    user.find(marker="email").type(email)
+    user.find(marker="password").type("wrong-password")
+    user.find(marker="submit").click()
+    await user.should_see("邮箱或密码错误", retries=50)
+    user.find(marker="password").clear().type("password-1")
+    user.find(marker="submit").click()
+    await user.should_see(marker="account", retries=50)
+    await user.should_see(email)
+
+    user.find(marker="message-input").type("as a user")
+    user.find(marker="send").click()
+    await user.should_see("".join(ANSWER_WORDS), retries=50)
+    state = app_state()
+    state.log_writer.flush()
+    from sqlmodel import select
+
+    from app.models import ChatLog
+
+    with Session(state.engine) as session:
+        rows = session.exec(select(ChatLog)).all()
+    assert [row.username for row in rows] == [email]
+
+    user.find(marker="logout").click()
+    await user.should_see(marker="login", retries=50)
+    await user.open("/login")
+    await user.should_see("登录")
+
+
+async def test_login_page_redirects_when_signed_in(user: User) -> None:
+    email = new_email()
+    make_account(email)
+    await user.open("/login")
+    user.find(marker="email").type(email)
+    user.find(marker="password").type("password-1")
+    user.find(marker="submit").click()
+    await user.should_see(marker="account", retries=50)
+    await user.open("/login")
+    await user.should_see(marker="account", retries=50)

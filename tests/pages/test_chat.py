@@ -1,0 +1,149 @@
+"""The chat page with NiceGUI's simulated user, against the loopback upstream."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import ui
+from nicegui.testing import User
+
+from tests.pages.conftest import app_state, set_limits
+from tests.upstream_server import ANSWER_WORDS, UpstreamServer
+
+ANSWER = "".join(ANSWER_WORDS)
+
+
+async def send(user: User, text: str) -> None:
+    user.find(marker="message-input").type(text)
+    user.find(marker="send").click()
+
+
+async def test_guest_chat_with_reasoning_model(user: User, add_model) -> None:
+    model = add_model("reasoning_content", name="DeepSeek R1")
+    await user.open("/")
+    await user.should_see("有什么可以帮你？")
+    assert user.find(marker="model-select").elements.pop().value == model
+    await send(user, "你好")
+    await user.should_see(ANSWER, retries=50)
+    await user.should_see("Let me think about it.")
+    await user.should_see(marker="thinking")
+    thinking = user.find(marker="thinking").elements.pop()
+    assert isinstance(thinking, ui.expansion)
+    assert thinking.text.startswith("已思考") and thinking.value is False, "collapsed once the answer started"
+    await user.should_see("你好", marker="user-message")
+    await user.should_see("登录", marker="login")
+
+
+async def test_plain_model_has_no_thinking_panel(user: User, add_model) -> None:
+    add_model("ok")
+    await user.open("/")
+    await send(user, "hi")
+    await user.should_see(ANSWER, retries=50)
+    await user.should_not_see(marker="thinking")
+
+
+async def test_conversation_is_sent_each_turn_and_cleared_by_refresh(
+    user: User, add_model, upstream: UpstreamServer
+) -> None:
+    add_model("nousage", model="history-model")
+    await user.open("/")
+    await send(user, "first question")
+    await user.should_see(ANSWER, retries=50)
+    await send(user, "second question")
+    await user.should_see("second question")
+    for _ in range(50):
+        sent = [r for r in upstream.requests_for("nousage") if r.body.get("model") == "history-model"]
+        if len(sent) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [m["content"] for m in sent[-1].body["messages"]] == ["first question", ANSWER, "second question"]
+    await user.open("/")  # a refresh starts empty: nothing is stored server side
+    await user.should_not_see("first question")
+    await user.should_see("有什么可以帮你？")
+
+
+async def test_new_chat_clears_the_conversation(user: User, add_model) -> None:
+    add_model("ok")
+    await user.open("/")
+    await send(user, "remember me")
+    await user.should_see(ANSWER, retries=50)
+    user.find(marker="new-chat").click()
+    await user.should_not_see("remember me")
+    await user.should_see("有什么可以帮你？")
+
+
+async def test_code_blocks_and_html_are_safe(user: User, add_model) -> None:
+    add_model("ok")
+    await user.open("/")
+    await send(user, "x")
+    await user.should_see(ANSWER, retries=50)
+    markdown = [el for el in user.find(marker="answer").elements if isinstance(el, ui.markdown)]
+    assert markdown and markdown[0].props.get("sanitize") is True, "model output goes through DOMPurify"
+
+
+async def test_stop_cancels_the_upstream_request(user: User, add_model, upstream: UpstreamServer) -> None:
+    add_model("slow-200-100", model="slow-model")
+    await user.open("/")
+    await send(user, "long answer please")
+    await user.should_see("w1", retries=50)
+    user.find(marker="send").click()  # the send button is the stop button while answering
+    await user.should_see("已停止生成", retries=50)
+    await user.should_see("w1")
+    for _ in range(40):
+        if any(e.scenario == "slow" and e.cancelled for e in upstream.stream_ends):
+            break
+        await asyncio.sleep(0.05)
+    assert any(e.scenario == "slow" and e.cancelled for e in upstream.stream_ends)
+
+
+async def test_rate_limit_dialog_counts_down_and_keeps_the_text(user: User, add_model) -> None:
+    add_model("ok")
+    set_limits(guest_rpm=1)
+    await user.open("/")
+    await send(user, "one")
+    await user.should_see(ANSWER, retries=50)
+    await send(user, "two is kept")
+    await user.should_see("您超过当前使用限制，请稍后再试", retries=50)
+    await user.should_see(marker="countdown")
+    countdown = user.find(marker="countdown").elements.pop().text
+    assert "秒后可以重试" in countdown
+    assert user.find(marker="message-input").elements.pop().value == "two is kept"
+
+
+async def test_upstream_error_dialog(user: User, add_model) -> None:
+    add_model("error500", model="broken")
+    await user.open("/")
+    await send(user, "will fail")
+    await user.should_see("上游渠道暂时不可用，请稍后再试", retries=50)
+    assert user.find(marker="message-input").elements.pop().value == "will fail"
+    await user.should_not_see(marker="user-message")
+
+
+async def test_mid_stream_error_keeps_the_partial_answer(user: User, add_model) -> None:
+    add_model("midfail")
+    await user.open("/")
+    await send(user, "go")
+    await user.should_see("上游渠道暂时不可用，请稍后再试", retries=50)
+    await user.should_see("Hello there")
+    await user.should_see("回答中断：上游渠道出错")
+
+
+async def test_no_models_configured(user: User) -> None:
+    await user.open("/")
+    await user.should_see("管理员还没有配置可用的模型")
+    assert not user.find(marker="send").elements.pop().enabled
+
+
+async def test_blocked_ip_is_explained_in_a_dialog(user: User, add_model) -> None:
+    from sqlmodel import Session
+
+    from services import ip_block
+
+    add_model("ok")
+    await user.open("/")
+    state = app_state()
+    with Session(state.engine) as session:
+        ip_block.add_rule(session=session, ip_address="127.0.0.1", reason="test")
+    state.block_list.invalidate()
+    await send(user, "blocked now")
+    await user.should_see("您的 IP 已被禁止访问", retries=50)
