@@ -14,6 +14,7 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``malformed``: garbage lines between valid events
 - ``error500`` / ``error429`` / ``error401``: that status with a body the gateway must never forward
 - ``cjk``: a Chinese answer without usage (for the token estimate)
+- ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
 
 Everything received is kept in :attr:`UpstreamServer.received`; stream ends (normal or cancelled) in
 :attr:`UpstreamServer.stream_ends`.
@@ -40,6 +41,15 @@ from tests.helpers import free_port
 ANSWER_WORDS = ["Hello", " from", " the", " upstream", " server", "."]
 THINKING_WORDS = ["Let", " me", " think", " about", " it", "."]
 CJK_ANSWER = ["你好", "，", "我是", "上游", "服务器", "。"]
+HTML_ANSWER = ["Safe? ", '<img src=x onerror="window.__xss=1">', "<script>window.__xss=2</script>", " done."]
+CODE_ANSWER = [
+    "Here is code:\n\n",
+    "```python\n",
+    "def add(a, b):\n",
+    "    return a + b\n",
+    "```\n",
+    "\nDone.",
+]
 UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
 
 
@@ -220,7 +230,7 @@ class UpstreamServer:
                 yield _chunk(model, {"content": "Hello"})
                 yield _chunk(model, {"content": " there"})
                 raise MidStreamCut("connection cut on purpose")
-            words = CJK_ANSWER if name == "cjk" else ANSWER_WORDS
+            words = {"cjk": CJK_ANSWER, "html": HTML_ANSWER, "code": CODE_ANSWER}.get(name, ANSWER_WORDS)
             if name == "slow":
                 delay_ms, count = [*params, 20, 16][:2]
                 words = [f"w{i} " for i in range(count)]

@@ -1,0 +1,100 @@
+"""Browser tests in headless Chromium (Debian's chromium + chromedriver) against a real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.chat_helpers import add_channel
+from tests.conftest import TEST_TIMEOUTS
+from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.upstream_server import UpstreamServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+CHROME_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--lang=zh-CN",
+]
+
+
+def _require_chromium() -> None:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                f"{', '.join(missing)} missing in CI (.ci/run installs Debian's chromium + chromium-driver)"
+            )
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServer) -> Iterator[RunningApp]:
+    data_dir = tmp_path_factory.mktemp("browser-app")
+    env = production_env(data_dir, GUEST_RPM="1000", USER_RPM="1000", **TEST_TIMEOUTS)
+    with run_app(env, log_path=data_dir / "app.log") as app:
+        token = httpx.post(
+            f"{app.base_url}/api/auth/admin/login",
+            json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+        ).json()["access_token"]
+        with httpx.Client(base_url=app.base_url) as http:
+            headers = {"Authorization": f"Bearer {token}"}
+            for scenario, model, name in [
+                ("reasoning_content", "deepseek-r1", "DeepSeek R1"),
+                ("slow-150-200", "slow-model", "Slow Model"),
+                ("html", "html-model", "HTML Model"),
+                ("code", "code-model", "Code Model"),
+                ("ok", "plain-model", "Plain Model"),
+            ]:
+                add_channel(http, headers, base_url=upstream.base_url(scenario), model=model, name=name)
+        yield app
+
+
+@pytest.fixture
+def admin_api(browser_app: RunningApp) -> Iterator[httpx.Client]:
+    token = httpx.post(
+        f"{browser_app.base_url}/api/auth/admin/login",
+        json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+    ).json()["access_token"]
+    with httpx.Client(base_url=browser_app.base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        yield http
+
+
+@pytest.fixture
+def driver() -> Iterator[object]:
+    _require_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="pyaichat-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1200,860"]:
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    chrome.implicitly_wait(0)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(driver, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))

@@ -1,0 +1,181 @@
+"""The main chat journeys in headless Chromium. Screenshots land in tests/browser/screenshots/."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.browser.conftest import screenshot
+from tests.helpers import RunningApp
+from tests.upstream_server import ANSWER_WORDS, UpstreamServer
+
+ANSWER = "".join(ANSWER_WORDS)
+
+
+def wait(driver, seconds: float = 15) -> WebDriverWait:
+    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+
+
+def open_chat(driver, app: RunningApp, path: str = "/") -> None:
+    driver.get(app.base_url + path)
+    wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea")))
+
+
+def choose_model(driver, name: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, ".model-select").click()
+    option = wait(driver).until(
+        EC.element_to_be_clickable((By.XPATH, f"//div[contains(@class,'q-item')]//span[text()='{name}']"))
+    )
+    option.click()
+    wait(driver).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu")))
+
+
+def type_and_send(driver, text: str) -> None:
+    box = driver.find_element(By.CSS_SELECTOR, "textarea")
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def answer_text(driver) -> str:
+    return " ".join(el.text for el in driver.find_elements(By.CSS_SELECTOR, ".bubble.assistant .answer"))
+
+
+def test_guest_chat_with_reasoning_model(driver, browser_app: RunningApp) -> None:
+    open_chat(driver, browser_app)
+    choose_model(driver, "DeepSeek R1")
+    type_and_send(driver, "你好，请介绍一下你自己")
+    wait(driver).until(lambda d: ANSWER in answer_text(d))
+    panel = driver.find_element(By.CSS_SELECTOR, ".thinking")
+    assert "已思考" in panel.text
+    panel.click()  # open the collapsed panel: the reasoning is there
+    wait(driver).until(
+        lambda d: "Let me think about it." in d.find_element(By.CSS_SELECTOR, ".thinking").text
+    )
+    assert driver.find_element(By.CSS_SELECTOR, ".bubble.user").text == "你好，请介绍一下你自己"
+    screenshot(driver, "chat-reasoning")
+
+    driver.set_window_size(375, 760)  # a phone: nothing overflows sideways
+    wait(driver).until(lambda d: d.execute_script("return document.documentElement.scrollWidth") <= 380)
+    screenshot(driver, "chat-phone")
+
+
+def test_shift_enter_adds_a_line_and_enter_sends(driver, browser_app: RunningApp) -> None:
+    open_chat(driver, browser_app)
+    choose_model(driver, "Plain Model")
+    box = driver.find_element(By.CSS_SELECTOR, "textarea")
+    box.send_keys("line one")
+    box.send_keys(Keys.SHIFT, Keys.ENTER)
+    box.send_keys("line two")
+    assert box.get_attribute("value") == "line one\nline two"
+    box.send_keys(Keys.ENTER)
+    wait(driver).until(lambda d: ANSWER in answer_text(d))
+    assert driver.find_element(By.CSS_SELECTOR, ".bubble.user").text == "line one\nline two"
+    assert box.get_attribute("value") == ""
+
+
+def test_stop_keeps_what_arrived(driver, browser_app: RunningApp, upstream: UpstreamServer) -> None:
+    open_chat(driver, browser_app)
+    choose_model(driver, "Slow Model")
+    type_and_send(driver, "write a long story")
+    wait(driver).until(lambda d: "w3" in answer_text(d))
+    driver.find_element(By.CSS_SELECTOR, ".composer button").click()  # the send button is now "stop"
+    wait(driver).until(lambda d: "已停止生成" in d.find_element(By.CSS_SELECTOR, ".bubble.assistant").text)
+    kept = answer_text(driver)
+    assert "w3" in kept and "w199" not in kept
+    wait(driver, 5).until(lambda d: any(e.scenario == "slow" and e.cancelled for e in upstream.stream_ends))
+    screenshot(driver, "chat-stopped")
+
+
+def test_rate_limit_dialog(driver, browser_app: RunningApp, admin_api: httpx.Client) -> None:
+    assert admin_api.put("/api/admin/config", json={"guest_rpm": 1}).status_code == 200
+    try:
+        open_chat(driver, browser_app)
+        choose_model(driver, "Plain Model")
+        type_and_send(driver, "first")
+        wait(driver).until(lambda d: ANSWER in answer_text(d))
+        type_and_send(driver, "second, kept after the error")
+        dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+        wait(driver).until(lambda d: "秒后可以重试" in dialog.text)
+        assert "您超过当前使用限制，请稍后再试" in dialog.text
+        assert (
+            driver.find_element(By.CSS_SELECTOR, "textarea").get_attribute("value")
+            == "second, kept after the error"
+        )
+        screenshot(driver, "chat-rate-limited")
+    finally:
+        admin_api.put("/api/admin/config", json={"guest_rpm": 1000})
+
+
+def test_login_then_chat_shows_the_user(driver, browser_app: RunningApp) -> None:
+    email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
+    httpx.post(f"{browser_app.base_url}/api/auth/register", json={"email": email, "password": "password-1"})
+    driver.get(browser_app.base_url + "/login")
+    wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[type=email]")))
+    screenshot(driver, "login")
+    driver.find_element(By.CSS_SELECTOR, "input[type=email]").send_keys(email)
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("password-1", Keys.ENTER)
+    wait(driver).until(EC.url_to_be(browser_app.base_url + "/"))
+    open_chat(driver, browser_app)
+    choose_model(driver, "Plain Model")
+    type_and_send(driver, "hello as a user")
+    wait(driver).until(lambda d: ANSWER in answer_text(d))
+    driver.find_element(By.XPATH, "//button[.//i[text()='account_circle']]").click()
+    wait(driver).until(lambda d: email in d.find_element(By.CSS_SELECTOR, ".q-menu").text)
+    screenshot(driver, "chat-logged-in")
+
+    driver.refresh()  # the login survives a refresh, the history does not
+    open_chat(driver, browser_app)
+    assert driver.find_elements(By.XPATH, "//button[.//i[text()='account_circle']]")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".bubble.user")
+    assert "有什么可以帮你" in driver.find_element(By.CSS_SELECTOR, ".empty-state").text
+
+
+def test_refresh_clears_the_history(driver, browser_app: RunningApp) -> None:
+    open_chat(driver, browser_app)
+    choose_model(driver, "Plain Model")
+    type_and_send(driver, "something to forget")
+    wait(driver).until(lambda d: ANSWER in answer_text(d))
+    driver.refresh()
+    open_chat(driver, browser_app)
+    assert not driver.find_elements(By.CSS_SELECTOR, ".bubble")
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_model_html_is_not_executed_and_code_has_copy(driver, browser_app: RunningApp, dark: bool) -> None:
+    open_chat(driver, browser_app)
+    if dark:
+        driver.find_element(By.XPATH, "//button[.//i[text()='dark_mode']]").click()
+    choose_model(driver, "HTML Model")
+    type_and_send(driver, "show html")
+    wait(driver).until(lambda d: "done." in answer_text(d))
+    assert driver.execute_script("return window.__xss === undefined")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".bubble.assistant script")
+    choose_model(driver, "Code Model")
+    type_and_send(driver, "show code")
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".bubble.assistant .nicegui-code"))
+    code = driver.find_element(By.CSS_SELECTOR, ".bubble.assistant .nicegui-code")
+    assert "return a + b" in code.text
+    assert code.find_elements(By.CSS_SELECTOR, ".nicegui-code-copy")
+    screenshot(driver, "chat-code-dark" if dark else "chat-code")
+
+
+def test_leaving_the_page_mid_answer_ends_the_upstream_request(
+    driver,
+    browser_app: RunningApp,
+    upstream: UpstreamServer,
+) -> None:
+    open_chat(driver, browser_app)
+    choose_model(driver, "Slow Model")
+    before = len([e for e in upstream.stream_ends if e.scenario == "slow"])
+    type_and_send(driver, "a long answer, then I leave")
+    wait(driver).until(lambda d: "w2" in answer_text(d))
+    driver.get("about:blank")  # the tab navigates away (as on close or refresh)
+    wait(driver, 8).until(
+        lambda d: any(e.cancelled for e in [e for e in upstream.stream_ends if e.scenario == "slow"][before:])
+    )
