@@ -19,6 +19,7 @@ from app.state import AppState
 from pages import register_pages
 from services import auth
 from services.settings import seed_settings
+from services.stats import rebuild_in_background
 
 log = logging.getLogger("pyaichat")
 API_DESCRIPTION = (
@@ -37,6 +38,8 @@ def build_state(settings: Settings) -> AppState:
         auth.ensure_admin(
             session=session, username=settings.admin_username, password=settings.secret("admin_password")
         )
+    rebuild_in_background(engine, settings.zone)  # only after a change of TZ
+    state.retention.start()  # old logs are deleted now and daily
     return state
 
 

@@ -5,7 +5,7 @@ Times are timezone-aware UTC datetimes (SQLModel's UTC column type); periods sho
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
@@ -96,6 +96,8 @@ class ChatLog(SQLModel, table=True):
         Index("idx_chat_logs_user_id", "user_id"),
         Index("idx_chat_logs_ip_address", "ip_address"),
         Index("idx_chat_logs_model_created", "model_id", "created_at"),
+        Index("idx_chat_logs_username_created", "username", "created_at"),
+        Index("idx_chat_logs_ip_created", "ip_address", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -110,6 +112,28 @@ class ChatLog(SQLModel, table=True):
     status: str = Field(default="ok", max_length=32, nullable=False)
     tokens_estimated: bool = Field(default=False, nullable=False)
     duration_ms: int | None = None
+
+
+class DailyModelStats(SQLModel, table=True):
+    """Calls and tokens per local day (``TZ``) and model, kept in step with every log insert so the
+    dashboard never scans ``chat_logs``."""
+
+    __tablename__ = "stats_daily_models"
+
+    day: date = Field(primary_key=True)
+    model_id: str = Field(primary_key=True, max_length=200)
+    calls: int = Field(default=0, nullable=False)
+    prompt_tokens: int = Field(default=0, nullable=False)
+    completion_tokens: int = Field(default=0, nullable=False)
+
+
+class DailyActor(SQLModel, table=True):
+    """Who was active on a local day: ``u:<user id>`` for users, ``ip:<address>`` for guests."""
+
+    __tablename__ = "stats_daily_actors"
+
+    day: date = Field(primary_key=True)
+    actor: str = Field(primary_key=True, max_length=80)
 
 
 # ---- request/response families of the channel entity -------------------------------------------------

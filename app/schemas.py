@@ -181,3 +181,65 @@ class BlockedAttemptPublic(BaseModel):
     created_at: datetime = Field(description="first blocked request folded into this row")
     last_seen_at: datetime
     hits: int
+
+
+# ---- admin: logs and statistics -------------------------------------------------------------------
+
+
+class ChatLogPublic(BaseModel):
+    id: int
+    created_at: datetime
+    ip_address: str
+    user_id: int | None
+    username: str | None = Field(description="the user's email; null for guests")
+    model_id: str
+    channel_id: int | None
+    channel_name: str | None
+    status: str = Field(examples=["ok", "upstream_error", "client_aborted", "timeout"])
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens_estimated: bool = Field(description="true when the upstream reported no usage")
+    duration_ms: int | None
+
+
+class LogPageResponse(BaseModel):
+    items: list[ChatLogPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class TokenTotals(BaseModel):
+    prompt: int
+    completion: int
+
+
+class PeriodCounts(BaseModel):
+    today: int
+    week: int = Field(description="since Monday")
+    month: int
+
+
+class PeriodTokens(BaseModel):
+    today: TokenTotals
+    week: TokenTotals
+    month: TokenTotals
+
+
+class ModelShare(BaseModel):
+    model_id: str
+    calls: int
+
+
+class TrendPoint(BaseModel):
+    date: str = Field(examples=["2026-11-24"])
+    calls: int
+
+
+class StatsResponse(BaseModel):
+    time_zone: str
+    calls: PeriodCounts
+    tokens: PeriodTokens
+    active_users: PeriodCounts = Field(description="distinct users; guests counted by IP")
+    models: list[ModelShare] = Field(description="calls per model this month")
+    trend: list[TrendPoint] = Field(description="calls per day, the last 7 days, oldest first")

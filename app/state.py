@@ -13,6 +13,7 @@ from services.chat import ChatService
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
+from services.retention import RetentionJob
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamTimeouts, make_http_client
@@ -30,6 +31,7 @@ class AppState:
     system_settings: SettingsStore
     block_list: BlockList
     chat: ChatService
+    retention: RetentionJob
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> AppState:
@@ -41,7 +43,7 @@ class AppState:
         )
         directory = ChannelDirectory(engine, cipher)
         http_client = make_http_client(timeouts)
-        log_writer = LogWriter(engine)
+        log_writer = LogWriter(engine, settings.zone)
         limiter = RateLimiter(settings.rate_limit_storage)
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,
@@ -59,20 +61,23 @@ class AppState:
             settings=system_settings,
             block_list=block_list,
         )
+        retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         return cls(
-            settings,
-            engine,
-            cipher,
-            directory,
-            http_client,
-            log_writer,
-            limiter,
-            system_settings,
-            block_list,
-            chat,
+            settings=settings,
+            engine=engine,
+            cipher=cipher,
+            directory=directory,
+            http_client=http_client,
+            log_writer=log_writer,
+            limiter=limiter,
+            system_settings=system_settings,
+            block_list=block_list,
+            chat=chat,
+            retention=retention,
         )
 
     async def close(self) -> None:
+        self.retention.stop()
         await self.http_client.aclose()
         self.log_writer.close()
         self.block_list.close()

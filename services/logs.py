@@ -8,12 +8,14 @@ import queue
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.models import ChatLog
+from services.stats import Rollup
 
 log = logging.getLogger("pyaichat.logs")
 BATCH_SIZE = 500
@@ -37,12 +39,14 @@ class CallRecord:
 
 
 class LogWriter:
-    """Collects call records from any thread or task and inserts them in batches on one thread."""
+    """Collects call records from any thread or task and inserts them in batches on one thread, updating
+    the daily statistics in the same transaction."""
 
     _STOP = object()
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, zone: ZoneInfo) -> None:
         self._engine = engine
+        self._zone = zone
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pyaichat-log-writer", daemon=True)
         self._idle = threading.Condition()
@@ -85,9 +89,21 @@ class LogWriter:
                 return
 
     def _write(self, batch: list[CallRecord]) -> None:
+        rollup = Rollup()
+        for call in batch:
+            rollup.add(
+                created_at=call.created_at,
+                model_id=call.model_id,
+                prompt=call.prompt_tokens,
+                completion=call.completion_tokens,
+                user_id=call.user_id,
+                ip=call.ip_address,
+                zone=self._zone,
+            )
         try:
             with self._engine.begin() as connection:
                 connection.execute(insert(ChatLog), [asdict(call) for call in batch])
+                rollup.apply(connection)
         except SQLAlchemyError as exc:
             log.error("could not write %d call log rows: %s", len(batch), type(exc).__name__)
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import admin_channels, admin_settings, auth, chat, health
+from app.api import admin_channels, admin_logs, admin_settings, auth, chat, health
 from services.errors import NotFound
 
 
@@ -15,6 +15,7 @@ def build_api_router() -> APIRouter:
     router.include_router(chat.router)
     router.include_router(admin_channels.router)
     router.include_router(admin_settings.router)
+    router.include_router(admin_logs.router)
 
     # Last: any other /api path is a JSON 404, never the HTML page the UI shows for unknown pages.
     @router.api_route(

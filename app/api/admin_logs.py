@@ -1,0 +1,80 @@
+"""/api/admin/logs, /api/admin/logs/export and /api/admin/stats (admin token required)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import AdminUser, SessionDep, StateDep
+from app.schemas import ChatLogPublic, ErrorBody, LogPageResponse, StatsResponse
+from services import log_queries, stats
+from services.log_queries import LogFilter
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin: logs and statistics"],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+
+def log_filter(
+    state: StateDep,
+    start: Annotated[
+        str | None, Query(description="from (inclusive): 2026-11-24 or 2026-11-24T08:00, in TZ")
+    ] = None,
+    end: Annotated[str | None, Query(description="until: a date includes that whole day")] = None,
+    user: Annotated[str | None, Query(description="email, user id, or 'guest'")] = None,
+    ip: Annotated[str | None, Query(description="exact client IP")] = None,
+    model: Annotated[str | None, Query(description="model id")] = None,
+    status: Annotated[str | None, Query(description="ok, upstream_error, client_aborted or timeout")] = None,
+) -> LogFilter:
+    return log_queries.parse_filter(
+        start=start, end=end, user=user, ip=ip, model=model, status=status, zone=state.settings.zone
+    )
+
+
+FilterDep = Annotated[LogFilter, Depends(log_filter)]
+
+
+@router.get("/logs", response_model=LogPageResponse)
+def list_logs(
+    _admin: AdminUser,
+    session: SessionDep,
+    flt: FilterDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, description=f"capped at {log_queries.MAX_PAGE_SIZE}")] = 20,
+) -> LogPageResponse:
+    result = log_queries.list_logs(session=session, flt=flt, page=page, page_size=page_size)
+    return LogPageResponse(
+        items=[ChatLogPublic(**item) for item in result.items],
+        total=result.total,
+        page=result.page,
+        page_size=result.page_size,
+    )
+
+
+@router.get(
+    "/logs/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with BOM"}},
+)
+def export_logs(_admin: AdminUser, state: StateDep, flt: FilterDep) -> StreamingResponse:
+    return csv_response(state, flt)
+
+
+def csv_response(state: StateDep, flt: LogFilter) -> StreamingResponse:
+    """The CSV download (also used by the admin page's export button)."""
+    name = f"chat-logs-{datetime.now(state.settings.zone):%Y%m%d-%H%M%S}.csv"
+    return StreamingResponse(
+        log_queries.export_csv(engine=state.engine, flt=flt, zone=state.settings.zone),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/stats", response_model=StatsResponse)
+def get_stats(_admin: AdminUser, session: SessionDep, state: StateDep) -> StatsResponse:
+    return StatsResponse(**stats.dashboard(session=session, zone=state.settings.zone))

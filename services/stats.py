@@ -1,0 +1,244 @@
+"""Dashboard statistics from daily rollups kept in step with the call log, so their cost depends on
+the number of days and models shown, not on the size of ``chat_logs``.
+
+Days are local days in ``TZ``. The rollups remember which zone they were built for; after a change of
+``TZ`` they are rebuilt once from ``chat_logs`` in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, col, select
+
+from app.models import ChatLog, DailyActor, DailyModelStats, SystemConfig, utcnow
+
+log = logging.getLogger("pyaichat.stats")
+ZONE_KEY = "stats_time_zone"
+REBUILD_BATCH = 20_000
+
+
+@dataclass
+class Rollup:
+    """What a batch of log rows adds to the daily tables."""
+
+    models: dict[tuple[date, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    actors: set[tuple[date, str]] = field(default_factory=set)
+
+    def add(
+        self,
+        *,
+        created_at: datetime,
+        model_id: str,
+        prompt: int | None,
+        completion: int | None,
+        user_id: int | None,
+        ip: str,
+        zone: ZoneInfo,
+    ) -> None:
+        day = created_at.astimezone(zone).date()
+        totals = self.models[(day, model_id)]
+        totals[0] += 1
+        totals[1] += prompt or 0
+        totals[2] += completion or 0
+        self.actors.add((day, f"u:{user_id}" if user_id is not None else f"ip:{ip}"))
+
+    def apply(self, connection: Connection) -> None:
+        """Upsert into the rollup tables inside the caller's transaction."""
+        if not self.models:
+            return
+        dialect_insert = _dialect_insert(connection)
+        rows = [
+            {"day": day, "model_id": model, "calls": c, "prompt_tokens": p, "completion_tokens": t}
+            for (day, model), (c, p, t) in self.models.items()
+        ]
+        stmt = dialect_insert(DailyModelStats).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["day", "model_id"],
+            set_={
+                "calls": DailyModelStats.calls + stmt.excluded.calls,
+                "prompt_tokens": DailyModelStats.prompt_tokens + stmt.excluded.prompt_tokens,
+                "completion_tokens": DailyModelStats.completion_tokens + stmt.excluded.completion_tokens,
+            },
+        )
+        connection.execute(stmt)
+        actor_rows = [{"day": day, "actor": actor} for day, actor in self.actors]
+        connection.execute(dialect_insert(DailyActor).values(actor_rows).on_conflict_do_nothing())
+
+
+def _dialect_insert(connection: Connection):
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+# ---- rebuilding after a change of TZ ---------------------------------------------------------------
+
+
+def _stored_zone(session: Session) -> str | None:
+    row = session.exec(select(SystemConfig).where(SystemConfig.key == ZONE_KEY)).first()
+    return row.value if row else None
+
+
+def rollups_need_rebuild(engine: Engine, zone_name: str) -> bool:
+    with Session(engine) as session:
+        stored = _stored_zone(session)
+        if stored == zone_name:
+            return False
+        if stored is None and session.exec(select(ChatLog.id).limit(1)).first() is None:
+            _store_zone(session, zone_name)  # a fresh database: nothing to rebuild
+            return False
+    return True
+
+
+def _store_zone(session: Session, zone_name: str) -> None:
+    row = session.exec(select(SystemConfig).where(SystemConfig.key == ZONE_KEY)).first()
+    row = row or SystemConfig(key=ZONE_KEY, value=zone_name, description="统计所用时区（内部）")
+    row.value = zone_name
+    row.updated_at = utcnow()
+    session.add(row)
+    session.commit()
+
+
+def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
+    """Recompute the daily tables from ``chat_logs``; returns the number of log rows read.
+
+    The reset and the high-water mark share one transaction, so rows the log writer adds meanwhile
+    (with higher ids, and their own rollup upserts) are neither lost nor counted twice.
+    """
+    with engine.begin() as connection:
+        connection.execute(delete(DailyModelStats))
+        connection.execute(delete(DailyActor))
+        high = connection.execute(select(func.max(ChatLog.id))).scalar() or 0
+    done, last_id = 0, 0
+    while last_id < high:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                select(
+                    ChatLog.id,
+                    ChatLog.created_at,
+                    ChatLog.model_id,
+                    ChatLog.prompt_tokens,
+                    ChatLog.completion_tokens,
+                    ChatLog.user_id,
+                    ChatLog.ip_address,
+                )
+                .where(col(ChatLog.id) > last_id, col(ChatLog.id) <= high)
+                .order_by(col(ChatLog.id))
+                .limit(REBUILD_BATCH)
+            ).all()
+            if not rows:
+                break
+            rollup = Rollup()
+            for row in rows:
+                rollup.add(
+                    created_at=row.created_at,
+                    model_id=row.model_id,
+                    prompt=row.prompt_tokens,
+                    completion=row.completion_tokens,
+                    user_id=row.user_id,
+                    ip=row.ip_address,
+                    zone=zone,
+                )
+            rollup.apply(connection)
+            last_id = rows[-1].id
+            done += len(rows)
+    with Session(engine) as session:
+        _store_zone(session, zone.key)
+    return done
+
+
+def rebuild_in_background(engine: Engine, zone: ZoneInfo) -> threading.Thread | None:
+    if not rollups_need_rebuild(engine, zone.key):
+        return None
+
+    def run() -> None:
+        count = rebuild_rollups(engine, zone)
+        log.info("statistics rebuilt for time zone %s from %d log rows", zone.key, count)
+
+    thread = threading.Thread(target=run, name="pyaichat-stats-rebuild", daemon=True)
+    thread.start()
+    return thread
+
+
+# ---- the dashboard ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Periods:
+    today: date
+    week_start: date  # Monday
+    month_start: date
+    trend_start: date  # the first of the last 7 days
+
+    @classmethod
+    def at(cls, now: datetime, zone: ZoneInfo) -> Periods:
+        today = now.astimezone(zone).date()
+        return cls(
+            today, today - timedelta(days=today.weekday()), today.replace(day=1), today - timedelta(days=6)
+        )
+
+
+def _sum(rows: Iterable[DailyModelStats], since: date) -> dict[str, int]:
+    selected = [r for r in rows if r.day >= since]
+    return {
+        "calls": sum(r.calls for r in selected),
+        "prompt_tokens": sum(r.prompt_tokens for r in selected),
+        "completion_tokens": sum(r.completion_tokens for r in selected),
+    }
+
+
+def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) -> dict:
+    periods = Periods.at(now or utcnow(), zone)
+    first = min(periods.week_start, periods.month_start, periods.trend_start)
+    rows = list(session.exec(select(DailyModelStats).where(col(DailyModelStats.day) >= first)).all())
+    spans = {"today": periods.today, "week": periods.week_start, "month": periods.month_start}
+    totals = {name: _sum(rows, since) for name, since in spans.items()}
+    active = {
+        name: session.exec(
+            select(func.count(func.distinct(DailyActor.actor))).where(col(DailyActor.day) >= since)
+        ).one()
+        for name, since in spans.items()
+    }
+    per_model: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.day >= periods.month_start:
+            per_model[row.model_id] += row.calls
+    per_day: dict[date, int] = defaultdict(int)
+    for row in rows:
+        per_day[row.day] += row.calls
+    trend = [
+        {
+            "date": (periods.trend_start + timedelta(days=i)).isoformat(),
+            "calls": per_day.get(periods.trend_start + timedelta(days=i), 0),
+        }
+        for i in range(7)
+    ]
+    return {
+        "time_zone": zone.key,
+        "calls": {name: value["calls"] for name, value in totals.items()},
+        "tokens": {
+            name: {"prompt": v["prompt_tokens"], "completion": v["completion_tokens"]}
+            for name, v in totals.items()
+        },
+        "active_users": active,
+        "models": [{"model_id": m, "calls": c} for m, c in sorted(per_model.items(), key=lambda kv: -kv[1])],
+        "trend": trend,
+    }
+
+
+def prune_actors(connection: Connection, before: date) -> None:
+    """Forget who was active (IPs are personal data) as old call logs are forgotten."""
+    connection.execute(delete(DailyActor).where(col(DailyActor.day) < before))

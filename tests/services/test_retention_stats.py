@@ -1,0 +1,71 @@
+"""Log retention and the statistics rollups on a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, func, select
+
+from app.db import init_db, make_engine
+from app.models import ChatLog, DailyActor, utcnow
+from services.logs import CallRecord, LogWriter
+from services.retention import purge_old_logs
+from services.stats import dashboard, rebuild_rollups, rollups_need_rebuild
+
+
+def _call(days_ago: float, ip: str = "10.0.0.1") -> CallRecord:
+    return CallRecord(
+        user_id=None,
+        username=None,
+        ip_address=ip,
+        channel_id=None,
+        model_id="m",
+        prompt_tokens=1,
+        completion_tokens=2,
+        created_at=utcnow() - timedelta(days=days_ago),
+        status="ok",
+        tokens_estimated=False,
+        duration_ms=5,
+    )
+
+
+def _engine(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'chat.db'}")
+    init_db(engine)
+    return engine
+
+
+def test_purge_deletes_only_old_rows(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    writer = LogWriter(engine, ZoneInfo("UTC"))
+    for days in (0, 1, 29, 31, 45, 400):
+        writer.record(_call(days, ip=f"10.0.0.{days % 250}"))
+    writer.flush()
+    assert purge_old_logs(engine, retention_days=30) == 3
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(ChatLog)).one() == 3
+        assert session.exec(select(func.count()).select_from(DailyActor)).one() == 3, (
+            "old actors forgotten too"
+        )
+    writer.close()
+
+
+def test_rollups_follow_inserts_and_rebuild_for_another_zone(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    utc = ZoneInfo("UTC")
+    assert not rollups_need_rebuild(engine, "UTC"), "an empty database needs no rebuild"
+    writer = LogWriter(engine, utc)
+    for _ in range(5):
+        writer.record(_call(0))
+    writer.flush()
+    with Session(engine) as session:
+        assert dashboard(session=session, zone=utc)["calls"]["today"] == 5
+    assert rollups_need_rebuild(engine, "Asia/Tokyo")
+    assert rebuild_rollups(engine, ZoneInfo("Asia/Tokyo")) == 5
+    assert not rollups_need_rebuild(engine, "Asia/Tokyo")
+    with Session(engine) as session:
+        stats = dashboard(session=session, zone=ZoneInfo("Asia/Tokyo"))
+        assert sum(point["calls"] for point in stats["trend"]) == 5
+    writer.close()
