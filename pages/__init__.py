@@ -6,7 +6,8 @@ from app.state import AppState
 
 
 def register_pages(state: AppState) -> None:
-    from pages import auth, chat
+    from pages import admin, auth, chat
 
     chat.register(state)
     auth.register(state)
+    admin.register(state)

@@ -1,0 +1,16 @@
+"""``/admin``: the admin console (dashboard, channels, logs, IP block list, settings)."""
+
+from __future__ import annotations
+
+from app.state import AppState
+
+
+def register(state: AppState) -> None:
+    from pages.admin import channels, dashboard, ip, login, logs, settings
+
+    login.register(state)
+    dashboard.register(state)
+    channels.register(state)
+    logs.register(state)
+    ip.register(state)
+    settings.register(state)

@@ -1,0 +1,94 @@
+"""The admin pages' frame: the session check, the left navigation and the header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nicegui import app, ui
+from sqlmodel import Session
+
+from app.models import Admin
+from app.state import AppState
+from pages.theme import apply_theme, dark_mode_button
+from services import auth
+from services.errors import AuthenticationFailed
+
+NAVIGATION = [
+    ("/admin/dashboard", "仪表盘", "dashboard"),
+    ("/admin/channels", "渠道", "hub"),
+    ("/admin/logs", "日志", "receipt_long"),
+    ("/admin/ip", "IP 管理", "shield"),
+    ("/admin/settings", "设置", "tune"),
+]
+SESSION_CHECK_SECONDS = 60
+
+
+def current_admin(state: AppState) -> Admin | None:
+    """The signed-in admin (token in the browser session, valid 24 h), or None."""
+    token = app.storage.user.get("admin_token")
+    if not token:
+        return None
+    try:
+        with Session(state.engine, expire_on_commit=False) as session:
+            return auth.admin_from_token(session=session, token=token, secret=state.secret_key)
+    except AuthenticationFailed:
+        app.storage.user.pop("admin_token", None)
+        return None
+
+
+def sign_out_admin() -> None:
+    app.storage.user.pop("admin_token", None)
+    ui.navigate.to("/admin/login")
+
+
+@contextmanager
+def admin_frame(state: AppState, title: str, path: str) -> Iterator[ui.column | None]:
+    """Yields the content column, or None (after redirecting to the login page) for anyone but the admin."""
+    admin = current_admin(state)
+    if admin is None:
+        ui.navigate.to("/admin/login")
+        yield None
+        return
+    dark = apply_theme()
+    ui.add_css(
+        ".admin-nav .q-item { border-radius: 10px; margin: 2px 8px; } "
+        ".admin-nav .active { background: rgba(79,70,229,.12); color: #4f46e5; font-weight: 600; }"
+    )
+    with (
+        ui.header().classes("items-center gap-2 bg-white text-gray-900 shadow-sm").props("bordered") as header
+    ):
+        ui.button(icon="menu", on_click=lambda: drawer.toggle()).props("flat round dense").classes(
+            "lg:hidden"
+        )
+        ui.icon("admin_panel_settings", size="26px", color="primary")
+        ui.label(f"pyaichat 管理 · {title}").classes("text-lg font-semibold")
+        ui.space()
+        dark_mode_button(dark)
+        with ui.button(icon="account_circle").props("flat round dense").mark("admin-account"), ui.menu():
+            ui.menu_item(admin.username).props("disable")
+            ui.menu_item("退出登录", on_click=sign_out_admin).mark("admin-logout")
+    header.classes(add="body--dark:bg-gray-900")
+    with (
+        ui.left_drawer(value=True)
+        .props("bordered width=220 breakpoint=1024")
+        .classes("admin-nav pt-4") as drawer,
+        ui.list(),
+    ):
+        for target, label, icon in NAVIGATION:
+            with (
+                ui.item(on_click=lambda t=target: ui.navigate.to(t))
+                .classes("active" if target == path else "")
+                .mark(f"nav-{target.rsplit('/', 1)[-1]}")
+            ):
+                with ui.item_section().props("avatar"):
+                    ui.icon(icon)
+                ui.item_section(label)
+
+    def check_session() -> None:  # the 24 h token may expire while the page stays open
+        if current_admin(state) is None:
+            ui.navigate.to("/admin/login")
+
+    ui.timer(SESSION_CHECK_SECONDS, check_session)
+    with ui.column().classes("w-full max-w-6xl mx-auto p-4 gap-4") as content:
+        yield content

@@ -1,0 +1,134 @@
+"""``/admin/ip``: the IP block list (addresses and CIDR ranges) and the recent blocked attempts."""
+
+from __future__ import annotations
+
+from nicegui import run, ui
+from sqlmodel import Session
+
+from app.state import AppState
+from pages.admin.frame import admin_frame
+from services import ip_block
+from services.errors import DomainError
+
+ATTEMPT_COLUMNS = [
+    {"name": "last", "label": "最近一次", "field": "last", "align": "left"},
+    {"name": "ip", "label": "IP", "field": "ip", "align": "left"},
+    {"name": "path", "label": "访问路径", "field": "path", "align": "left"},
+    {"name": "rule", "label": "命中规则", "field": "rule", "align": "left"},
+    {"name": "hits", "label": "次数", "field": "hits", "align": "right"},
+]
+
+
+def register(state: AppState) -> None:
+    zone = state.settings.zone
+
+    def add(address: str, reason: str) -> None:
+        with Session(state.engine) as session:
+            ip_block.add_rule(session=session, ip_address=address, reason=reason)
+        state.block_list.invalidate()
+
+    def remove(rule_id: int) -> None:
+        with Session(state.engine) as session:
+            ip_block.delete_rule(session=session, rule_id=rule_id)
+        state.block_list.invalidate()
+
+    def rules() -> list:
+        with Session(state.engine) as session:
+            return ip_block.list_rules(session=session)
+
+    def attempts() -> list:
+        state.block_list.flush()
+        with Session(state.engine) as session:
+            return ip_block.list_attempts(session=session, limit=200)
+
+    @ui.page("/admin/ip", title="IP 管理 · pyaichat 管理")
+    async def ip_page() -> None:
+        with admin_frame(state, "IP 管理", "/admin/ip") as content:
+            if content is None:
+                return
+            ui.label("IP 禁用列表").classes("text-xl font-semibold")
+            ui.label("被禁用的 IP 无法访问聊天页面、登录注册和 /api/chat 接口；管理后台不受影响。").classes(
+                "text-sm text-gray-500"
+            )
+            with ui.card().classes("w-full"), ui.row().classes("w-full items-start gap-3"):
+                address = (
+                    ui.input("IP 地址或网段", placeholder="203.0.113.7 或 192.168.1.0/24")
+                    .props("dense outlined")
+                    .classes("min-w-[240px]")
+                    .mark("ip-address")
+                )
+                reason = ui.input("原因（可选）").props("dense outlined").classes("grow").mark("ip-reason")
+
+                async def submit() -> None:
+                    error.set_visibility(False)
+                    try:
+                        await run.io_bound(add, address.value or "", reason.value or "")
+                    except DomainError as exc:
+                        error.text = exc.message
+                        error.set_visibility(True)
+                        return
+                    ui.notify(f"已禁用 {address.value}", type="positive")
+                    address.value = ""
+                    reason.value = ""
+                    rule_list.refresh()
+
+                ui.button("添加", icon="block", on_click=submit).props("unelevated").mark("ip-add")
+            error = ui.label("").classes("text-negative text-sm").mark("ip-error")
+            error.set_visibility(False)
+
+            @ui.refreshable
+            def rule_list() -> None:
+                rows = rules()
+                with ui.card().classes("w-full p-0"):
+                    if not rows:
+                        ui.label("禁用列表为空").classes("p-4 text-gray-500")
+                        return
+                    with ui.list().props("separator").classes("w-full"):
+                        for row in rows:
+                            with ui.item().mark("ip-rule"):
+                                with ui.item_section():
+                                    ui.item_label(row.ip_address).classes("font-mono")
+                                    added = row.created_at.astimezone(zone)
+                                    ui.item_label(
+                                        f"{row.reason or '未填写原因'} · {added:%Y-%m-%d %H:%M}"
+                                    ).props("caption")
+                                with ui.item_section().props("side"):
+
+                                    async def delete(rule_id: int = row.id) -> None:
+                                        await run.io_bound(remove, rule_id)
+                                        ui.notify("已移除", type="positive")
+                                        rule_list.refresh()
+
+                                    ui.button(icon="delete", on_click=delete).props(
+                                        "flat round dense color=negative"
+                                    ).tooltip("移除").mark("ip-delete")
+
+            rule_list()
+
+            with ui.row().classes("w-full items-center mt-4"):
+                ui.label("最近被拦截的访问").classes("text-lg font-semibold")
+                ui.space()
+                ui.button("刷新", icon="refresh", on_click=lambda: load_attempts()).props("flat").mark(
+                    "attempts-refresh"
+                )
+            table = (
+                ui.table(columns=ATTEMPT_COLUMNS, rows=[], row_key="id")
+                .classes("w-full")
+                .props("flat bordered dense")
+                .mark("attempts")
+            )
+
+            async def load_attempts() -> None:
+                table.rows = [
+                    {
+                        "id": a.id,
+                        "last": a.last_seen_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                        "ip": a.ip_address,
+                        "path": a.path,
+                        "rule": a.matched_rule,
+                        "hits": a.hits,
+                    }
+                    for a in await run.io_bound(attempts)
+                ]
+
+            await load_attempts()

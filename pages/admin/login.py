@@ -1,0 +1,78 @@
+"""``/admin`` and ``/admin/login``: the admin sign-in (username + password, a 24-hour session)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from nicegui import app, ui
+
+from app.state import AppState
+from pages.admin.frame import current_admin
+from pages.dialogs import show_error
+from pages.session import client_ip
+from pages.theme import apply_theme, dark_mode_button
+from services import login as login_flow
+from services.errors import AuthenticationFailed, DomainError
+
+
+def register(state: AppState) -> None:
+    @ui.page("/admin", title="管理 · pyaichat")
+    def admin_root() -> None:
+        ui.navigate.to("/admin/dashboard" if current_admin(state) else "/admin/login")
+
+    @ui.page("/admin/login", title="管理员登录 · pyaichat")
+    def admin_login(request: Request) -> None:
+        if current_admin(state) is not None:
+            ui.navigate.to("/admin/dashboard")
+            return
+        dark = apply_theme()
+        with ui.row().classes("w-full justify-end p-3"):
+            dark_mode_button(dark)
+        with (
+            ui.column().classes("w-full items-center").style("margin-top: 8vh"),
+            ui.card().classes("auth-card gap-3"),
+        ):
+            with ui.row().classes("items-center gap-2"):
+                ui.icon("admin_panel_settings", size="30px", color="primary")
+                ui.label("管理员登录").classes("text-xl font-semibold")
+            username = (
+                ui.input("用户名").props("outlined autocomplete=username").classes("w-full").mark("username")
+            )
+            password = (
+                ui.input("密码", password=True, password_toggle_button=True)
+                .props("outlined autocomplete=current-password")
+                .classes("w-full")
+                .mark("password")
+            )
+            error = ui.label("").classes("text-negative text-sm").mark("form-error")
+            error.set_visibility(False)
+
+            async def submit() -> None:
+                error.set_visibility(False)
+                if not username.value or not password.value:
+                    error.text = "请输入用户名和密码"
+                    error.set_visibility(True)
+                    return
+                button.props("loading")
+                try:
+                    _admin, token = await login_flow.sign_in_admin(
+                        engine=state.engine,
+                        limiter=state.limiter,
+                        username=username.value.strip(),
+                        password=password.value,
+                        ip=client_ip(request),
+                        secret=state.secret_key,
+                    )
+                except AuthenticationFailed as failure:
+                    error.text = failure.message
+                    error.set_visibility(True)
+                    return
+                except DomainError as failure:
+                    show_error(failure)
+                    return
+                finally:
+                    button.props(remove="loading")
+                app.storage.user["admin_token"] = token
+                ui.navigate.to("/admin/dashboard")
+
+            password.on("keydown.enter", submit)
+            button = ui.button("登录", on_click=submit).props("unelevated").classes("w-full").mark("submit")

@@ -1,0 +1,184 @@
+"""``/admin/logs``: the call log with filters, server-side pages, and CSV export of exactly the filtered
+rows (the download is served by ``/admin/logs/export.csv`` to the signed-in admin's browser session)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from nicegui import app, run, ui
+from sqlmodel import Session
+
+from app.api.admin_logs import csv_response
+from app.state import AppState
+from pages.admin.frame import admin_frame, current_admin
+from services import log_queries
+from services.errors import InvalidInput
+
+PAGE_SIZE = 20
+STATUS_LABELS = {
+    "ok": "成功",
+    "upstream_error": "上游错误",
+    "client_aborted": "客户端中止",
+    "timeout": "超时",
+}
+COLUMNS = [
+    {"name": "time", "label": "时间", "field": "time", "align": "left"},
+    {"name": "ip", "label": "IP", "field": "ip", "align": "left"},
+    {"name": "user", "label": "用户", "field": "user", "align": "left"},
+    {"name": "model", "label": "模型", "field": "model", "align": "left"},
+    {"name": "channel", "label": "渠道", "field": "channel", "align": "left"},
+    {"name": "status", "label": "状态", "field": "status", "align": "left"},
+    {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right"},
+    {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right"},
+    {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right"},
+]
+
+
+def _tokens(value: int | None, estimated: bool) -> str:
+    return f"{value or 0}{'*' if estimated else ''}"  # * marks an estimate (no usage from the upstream)
+
+
+def register(state: AppState) -> None:
+    zone = state.settings.zone
+
+    @app.get("/admin/logs/export.csv", include_in_schema=False)
+    def export_for_page(request: Request) -> Response:
+        if current_admin(state) is None:
+            return JSONResponse(
+                {"error": {"type": "unauthorized", "message": "需要管理员登录"}}, status_code=401
+            )
+        params = request.query_params
+        try:
+            flt = log_queries.parse_filter(
+                start=params.get("start"),
+                end=params.get("end"),
+                user=params.get("user"),
+                ip=params.get("ip"),
+                model=params.get("model"),
+                status=params.get("status"),
+                zone=zone,
+            )
+        except InvalidInput as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        return csv_response(state, flt)
+
+    @ui.page("/admin/logs", title="日志 · pyaichat 管理")
+    async def logs_page() -> None:
+        with admin_frame(state, "日志", "/admin/logs") as content:
+            if content is None:
+                return
+            form: dict[str, str | None] = {
+                "start": None,
+                "end": None,
+                "user": None,
+                "ip": None,
+                "model": None,
+                "status": None,
+            }
+            page = {"number": 1}
+
+            with ui.row().classes("w-full items-center"):
+                ui.label("调用日志").classes("text-xl font-semibold")
+                ui.label("只记录调用信息，从不记录提问或回答内容。").classes("text-sm text-gray-500")
+            with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
+                start = ui.input("开始日期").props("type=date dense outlined stack-label").mark("f-start")
+                end = ui.input("结束日期").props("type=date dense outlined stack-label").mark("f-end")
+                user = ui.input("用户（邮箱 / guest）").props("dense outlined clearable").mark("f-user")
+                ip = ui.input("IP").props("dense outlined clearable").mark("f-ip")
+                model = ui.input("模型").props("dense outlined clearable").mark("f-model")
+                status = (
+                    ui.select({"": "全部", **STATUS_LABELS}, value="", label="状态")
+                    .props("dense outlined")
+                    .classes("min-w-[110px]")
+                    .mark("f-status")
+                )
+                ui.button("查询", icon="search", on_click=lambda: apply()).props("unelevated").mark("f-apply")
+                ui.button("重置", on_click=lambda: reset()).props("flat").mark("f-reset")
+                ui.space()
+                ui.button("导出 CSV", icon="download", on_click=lambda: export()).props("outline").mark(
+                    "export"
+                )
+            error = ui.label("").classes("text-negative text-sm").mark("f-error")
+            error.set_visibility(False)
+            summary = ui.label("").classes("text-sm text-gray-500").mark("summary")
+            table = (
+                ui.table(columns=COLUMNS, rows=[], row_key="id")
+                .classes("w-full")
+                .props("flat bordered dense")
+            )
+            table.mark("log-table")
+            pager = (
+                ui.pagination(1, 1, direction_links=True, on_change=lambda e: load(e.value))
+                .props("max-pages=7 boundary-numbers")
+                .mark("pager")
+            )
+
+            def current_filter() -> log_queries.LogFilter | None:
+                try:
+                    return log_queries.parse_filter(zone=zone, **form)
+                except InvalidInput as exc:
+                    error.text = exc.message
+                    error.set_visibility(True)
+                    return None
+
+            async def load(number: int = 1) -> None:
+                error.set_visibility(False)
+                flt = current_filter()
+                if flt is None:
+                    return
+
+                def query() -> log_queries.LogPage:
+                    with Session(state.engine) as session:
+                        return log_queries.list_logs(
+                            session=session, flt=flt, page=number, page_size=PAGE_SIZE
+                        )
+
+                result = await run.io_bound(query)
+                page["number"] = number
+                table.rows = [
+                    {
+                        "id": item["id"],
+                        "time": item["created_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                        "ip": item["ip_address"],
+                        "user": item["username"] or "访客",
+                        "model": item["model_id"],
+                        "channel": item["channel_name"]
+                        or (f"#{item['channel_id']}" if item["channel_id"] else "—"),
+                        "status": STATUS_LABELS.get(item["status"], item["status"]),
+                        "prompt": _tokens(item["prompt_tokens"], item["tokens_estimated"]),
+                        "completion": _tokens(item["completion_tokens"], item["tokens_estimated"]),
+                        "duration": item["duration_ms"],
+                    }
+                    for item in result.items
+                ]
+                pages = max(1, -(-result.total // PAGE_SIZE))
+                pager.max = pages
+                pager.set_value(number)
+                summary.text = f"共 {result.total:,} 条 · 第 {number} / {pages} 页（* 为估算的 token 数）"
+
+            async def apply() -> None:
+                form.update(
+                    start=start.value or None,
+                    end=end.value or None,
+                    user=user.value or None,
+                    ip=ip.value or None,
+                    model=model.value or None,
+                    status=status.value or None,
+                )
+                await load(1)
+
+            async def reset() -> None:
+                for field in (start, end, user, ip, model):
+                    field.value = ""
+                status.value = ""
+                await apply()
+
+            def export() -> None:
+                if current_filter() is None:
+                    return
+                query = urlencode({key: value for key, value in form.items() if value})
+                ui.download(f"/admin/logs/export.csv{'?' + query if query else ''}")
+
+            await load(1)

@@ -1,0 +1,89 @@
+"""``/admin/settings``: guest RPM, user RPM and log retention, effective at once."""
+
+from __future__ import annotations
+
+from nicegui import run, ui
+from sqlmodel import Session
+
+from app.state import AppState
+from pages.admin.frame import admin_frame
+from services.errors import DomainError
+from services.settings import read_settings, update_settings
+
+
+def register(state: AppState) -> None:
+    def load():
+        with Session(state.engine) as session:
+            return read_settings(session=session, defaults=state.setting_defaults)
+
+    def save(values: dict[str, int]):
+        with Session(state.engine) as session:
+            result = update_settings(session=session, changes=values, defaults=state.setting_defaults)
+        state.system_settings.invalidate()
+        return result
+
+    @ui.page("/admin/settings", title="设置 · pyaichat 管理")
+    async def settings_page() -> None:
+        with admin_frame(state, "设置", "/admin/settings") as content:
+            if content is None:
+                return
+            current = await run.io_bound(load)
+            ui.label("系统设置").classes("text-xl font-semibold")
+            with ui.card().classes("w-full max-w-xl gap-3"):
+                guest = (
+                    ui.number(
+                        "未登录用户每分钟请求数（按 IP）",
+                        value=current.guest_rpm,
+                        min=1,
+                        precision=0,
+                        format="%d",
+                    )
+                    .classes("w-full")
+                    .mark("guest-rpm")
+                )
+                user = (
+                    ui.number(
+                        "已登录用户每分钟请求数（按用户）",
+                        value=current.user_rpm,
+                        min=1,
+                        precision=0,
+                        format="%d",
+                    )
+                    .classes("w-full")
+                    .mark("user-rpm")
+                )
+                retention = (
+                    ui.number(
+                        "日志保留天数", value=current.log_retention_days, min=1, precision=0, format="%d"
+                    )
+                    .classes("w-full")
+                    .mark("retention-days")
+                )
+                ui.label("修改立即生效，无需重启。超过保留天数的日志每天自动删除。").classes(
+                    "text-sm text-gray-500"
+                )
+                error = ui.label("").classes("text-negative text-sm").mark("settings-error")
+                error.set_visibility(False)
+
+                async def submit() -> None:
+                    error.set_visibility(False)
+                    values = {}
+                    for key, field in (
+                        ("guest_rpm", guest),
+                        ("user_rpm", user),
+                        ("log_retention_days", retention),
+                    ):
+                        if field.value is None or int(field.value) != field.value:
+                            error.text = "请填写正整数"
+                            error.set_visibility(True)
+                            return
+                        values[key] = int(field.value)
+                    try:
+                        await run.io_bound(save, values)
+                    except DomainError as exc:
+                        error.text = exc.message
+                        error.set_visibility(True)
+                        return
+                    ui.notify("设置已保存并立即生效", type="positive")
+
+                ui.button("保存", icon="save", on_click=submit).props("unelevated").mark("settings-save")

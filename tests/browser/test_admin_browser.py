@@ -1,0 +1,56 @@
+"""The admin journey in headless Chromium: sign in, add a channel, see the dashboard charts drawn."""
+
+from __future__ import annotations
+
+import httpx
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+
+from tests.browser.conftest import screenshot
+from tests.browser.test_chat_browser import wait
+from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp
+from tests.upstream_server import UpstreamServer
+
+
+def test_admin_signs_in_adds_a_channel_and_sees_charts(
+    driver,
+    browser_app: RunningApp,
+    upstream: UpstreamServer,
+) -> None:
+    driver.get(browser_app.base_url + "/admin")
+    wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[autocomplete=username]")))
+    driver.find_element(By.CSS_SELECTOR, "input[autocomplete=username]").send_keys("admin")
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(TEST_ADMIN_PASSWORD, Keys.ENTER)
+    wait(driver).until(EC.url_to_be(browser_app.base_url + "/admin/dashboard"))
+
+    driver.get(browser_app.base_url + "/admin/channels")
+    wait(driver).until(EC.element_to_be_clickable((By.XPATH, "//button[.//span[text()='添加渠道']]"))).click()
+    dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+    fields = dialog.find_elements(By.CSS_SELECTOR, "input")
+    values = ["Browser Channel", upstream.base_url("ok"), "sk-browser-key-987654", "browser-model"]
+    for field, value in zip(fields, values, strict=False):
+        field.send_keys(value)
+    dialog.find_element(By.XPATH, ".//button[.//span[text()='保存']]").click()
+    wait(driver).until(lambda d: "Browser Channel" in d.find_element(By.CSS_SELECTOR, ".q-page").text)
+    assert "sk-b…7654" in driver.find_element(By.CSS_SELECTOR, ".q-page").text
+    assert "sk-browser-key-987654" not in driver.page_source
+    screenshot(driver, "admin-channels")
+
+    for _ in range(3):  # calls on the new model, so the charts have data
+        answer = httpx.post(
+            f"{browser_app.base_url}/api/chat/completions",
+            json={"model": "browser-model", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert answer.status_code == 200
+    driver.get(browser_app.base_url + "/admin/dashboard")
+    wait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 2)
+    assert driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .pielayer")
+    assert driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer")
+    wait(driver).until(
+        lambda d: (
+            "browser-model"
+            in d.find_element(By.CSS_SELECTOR, ".pielayer").find_element(By.XPATH, "../..").text
+        )
+    )
+    screenshot(driver, "admin-dashboard")

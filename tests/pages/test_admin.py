@@ -1,0 +1,206 @@
+"""The admin console with NiceGUI's simulated user: sign-in, every page, and refusing everyone else."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import app, ui
+from nicegui.testing import User
+from sqlmodel import Session, select
+
+from app.models import BlockedIP, Channel
+from services.logs import CallRecord
+from services.settings import read_settings
+from tests.helpers import TEST_ADMIN_PASSWORD
+from tests.pages.conftest import app_state
+from tests.upstream_server import UpstreamServer
+
+
+async def sign_in(user: User) -> None:
+    await user.open("/admin/login")
+    await user.should_see("管理员登录")
+    user.find(marker="username").type("admin")
+    user.find(marker="password").type(TEST_ADMIN_PASSWORD)
+    user.find(marker="submit").click()
+    for _ in range(100):  # bcrypt runs on a worker thread; then the session holds the admin token
+        if app.storage.user.get("admin_token"):
+            break
+        await asyncio.sleep(0.05)
+    await user.open("/admin/dashboard")
+    await user.should_see("概览", retries=50)
+
+
+async def test_pages_refuse_anyone_but_the_admin(user: User) -> None:
+    for path in ("/admin/dashboard", "/admin/channels", "/admin/logs", "/admin/ip", "/admin/settings"):
+        await user.open(path)
+        await user.should_see("管理员登录")
+    user.find(marker="username").type("admin")
+    user.find(marker="password").type("wrong-password")
+    user.find(marker="submit").click()
+    await user.should_see("用户名或密码错误", retries=50)
+
+
+async def test_user_login_is_not_an_admin_login(user: User) -> None:
+    from pages.session import sign_in as sign_in_user
+    from services.auth import issue_user_token, register_user
+
+    state = app_state()
+    with Session(state.engine) as session:
+        account = register_user(session=session, email="u1@example.com", password="password-1")
+    from datetime import timedelta
+
+    await user.open("/")
+    token = issue_user_token(account, secret=state.secret_key, lifetime=timedelta(hours=1))
+    sign_in_user(token, account.email)
+    app.storage.user["admin_token"] = token  # a user token where the admin token should be
+    await user.open("/admin/dashboard")
+    await user.should_see("管理员登录")
+
+
+async def test_dashboard_shows_numbers_and_charts(user: User) -> None:
+    state = app_state()
+    from app.models import utcnow
+
+    for model in ("m-a", "m-a", "m-b"):
+        state.log_writer.record(
+            CallRecord(
+                user_id=None,
+                username=None,
+                ip_address="10.1.1.1",
+                channel_id=None,
+                model_id=model,
+                prompt_tokens=3,
+                completion_tokens=4,
+                created_at=utcnow(),
+                status="ok",
+                tokens_estimated=False,
+                duration_ms=1,
+            )
+        )
+    state.log_writer.flush()
+    await sign_in(user)
+    await user.should_see(marker="calls-today", retries=50)
+    card = user.find(marker="calls-today").elements.pop()
+    assert "3" in [getattr(el, "text", None) for el in card.descendants()]
+    pie = user.find(marker="model-pie").elements.pop()
+    assert isinstance(pie, ui.plotly)
+    assert pie.figure["data"][0]["labels"] == ["m-a", "m-b"] and pie.figure["data"][0]["values"] == [2, 1]
+    line = user.find(marker="trend-line").elements.pop()
+    assert list(line.figure["data"][0]["y"])[-1] == 3 and len(line.figure["data"][0]["y"]) == 7
+
+
+async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamServer) -> None:
+    await sign_in(user)
+    await user.open("/admin/channels")
+    await user.should_see("还没有渠道")
+    user.find(marker="add-channel").click()
+    user.find(marker="ch-name").type("Main")
+    user.find(marker="ch-base-url").type("ftp://nope")
+    user.find(marker="ch-api-key").type("sk-secret-abcdef123456")
+    user.find(marker="ch-model").type("gpt-x")
+    user.find(marker="ch-save").click()
+    await user.should_see("Base URL 必须以 http:// 或 https:// 开头", retries=50)
+    user.find(marker="ch-base-url").clear().type(upstream.base_url("ok"))
+    user.find(marker="ch-save").click()
+    await user.should_see("已保存", retries=50)
+    await user.should_see("sk-s…3456")
+    await user.should_not_see("sk-secret-abcdef123456")
+
+    user.find(marker="ch-test").click()
+    await user.should_see("连接正常", retries=50)
+
+    user.find(marker="ch-edit").click()
+    user.find(marker="ch-name").clear().type("Renamed")
+    user.find(marker="ch-save").click()
+    await user.should_see(marker="ch-row-name", content="Renamed", retries=50)
+    state = app_state()
+    with Session(state.engine) as session:
+        [row] = session.exec(select(Channel)).all()
+        assert row.name == "Renamed" and state.cipher.decrypt(row.api_key) == "sk-secret-abcdef123456"
+
+    user.find(marker="ch-toggle").elements.pop().set_value(False)
+    await user.should_see("已停用", retries=50)
+    with Session(state.engine) as session:
+        assert session.exec(select(Channel)).one().is_enabled is False
+
+    user.find(marker="ch-delete").click()
+    user.find(marker="ch-confirm-delete").click()
+    await user.should_see("已删除", retries=50)
+    with Session(state.engine) as session:
+        assert session.exec(select(Channel)).all() == []
+
+
+async def test_settings_are_saved_and_applied(user: User) -> None:
+    await sign_in(user)
+    await user.open("/admin/settings")
+    await user.should_see("系统设置")
+    user.find(marker="guest-rpm").elements.pop().set_value(3)
+    user.find(marker="retention-days").elements.pop().set_value(30)
+    user.find(marker="settings-save").click()
+    await user.should_see("设置已保存并立即生效", retries=50)
+    state = app_state()
+    assert state.system_settings.current().guest_rpm == 3
+    with Session(state.engine) as session:
+        assert read_settings(session=session, defaults=state.setting_defaults).log_retention_days == 30
+
+
+async def test_ip_page_adds_validates_and_removes(user: User) -> None:
+    await sign_in(user)
+    await user.open("/admin/ip")
+    await user.should_see("禁用列表为空")
+    user.find(marker="ip-address").type("10.0.0.0/33")
+    user.find(marker="ip-add").click()
+    await user.should_see("不是有效的 CIDR 网段", retries=50)
+    user.find(marker="ip-address").clear().type("192.168.7.0/24")
+    user.find(marker="ip-reason").type("spam")
+    user.find(marker="ip-add").click()
+    await user.should_see("已禁用 192.168.7.0/24", retries=50)
+    await user.should_see("192.168.7.0/24")
+    state = app_state()
+    assert state.block_list.match("192.168.7.9") == "192.168.7.0/24"
+    user.find(marker="ip-delete").click()
+    await user.should_see("已移除", retries=50)
+    with Session(state.engine) as session:
+        assert session.exec(select(BlockedIP)).all() == []
+
+
+async def test_logs_page_filters_pages_and_exports(user: User) -> None:
+    from app.models import utcnow
+
+    state = app_state()
+    for i in range(25):
+        state.log_writer.record(
+            CallRecord(
+                user_id=None,
+                username=None,
+                ip_address=f"10.2.0.{i % 2}",
+                channel_id=None,
+                model_id="m-logs",
+                prompt_tokens=i,
+                completion_tokens=1,
+                created_at=utcnow(),
+                status="ok",
+                tokens_estimated=i % 2 == 0,
+                duration_ms=1,
+            )
+        )
+    state.log_writer.flush()
+    await sign_in(user)
+    await user.open("/admin/logs")
+    await user.should_see("共 25 条 · 第 1 / 2 页", retries=50)
+    table = user.find(marker="log-table").elements.pop()
+    assert len(table.rows) == 20
+    user.find(marker="f-ip").type("10.2.0.1")
+    user.find(marker="f-apply").click()
+    await user.should_see("共 12 条", retries=50)
+    user.find(marker="f-ip").clear().type("bad ip")
+    user.find(marker="f-apply").click()
+    await user.should_see("不是有效的 IP 地址", retries=50)
+    user.find(marker="f-ip").clear().type("10.2.0.0")
+    user.find(marker="f-apply").click()
+    await user.should_see("共 13 条", retries=50)
+    user.find(marker="export").click()
+    response = await user.download.next()
+    assert response.status_code == 200
+    text = response.content.decode("utf-8-sig")
+    assert len(text.strip().splitlines()) == 1 + 13
