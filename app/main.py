@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app as web_app
 from nicegui import ui
+from nicegui.storage import Storage
 
 from app.api import build_api_router
 from app.api.docs import install_docs
@@ -105,6 +107,8 @@ def main() -> None:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_app(state)
+    if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
+        Storage.path = settings.data_dir / ".nicegui"
     print(banner(settings, info), flush=True)
     ui.run(
         host=settings.app_host,

@@ -63,14 +63,16 @@ class RunningApp:
 
 
 @contextmanager
-def run_app(env: dict[str, str], *, log_path: Path, timeout: float = 30.0) -> Iterator[RunningApp]:
+def run_app(
+    env: dict[str, str], *, log_path: Path, timeout: float = 30.0, cwd: Path = ROOT
+) -> Iterator[RunningApp]:
     """Start ``python -m app`` and wait until /api/health answers; stop it afterwards."""
     port = int(env.get("APP_PORT") or free_port())
     env = {**env, "APP_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     with log_path.open("w", encoding="utf-8") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "app"],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
