@@ -64,14 +64,19 @@ class RunningApp:
 
 @contextmanager
 def run_app(
-    env: dict[str, str], *, log_path: Path, timeout: float = 30.0, cwd: Path = ROOT
+    env: dict[str, str],
+    *,
+    log_path: Path,
+    timeout: float = 30.0,
+    cwd: Path = ROOT,
+    module_args: tuple[str, ...] = ("app",),
 ) -> Iterator[RunningApp]:
     """Start ``python -m app`` and wait until /api/health answers; stop it afterwards."""
     port = int(env.get("APP_PORT") or free_port())
     env = {**env, "APP_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     with log_path.open("w", encoding="utf-8") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app"],
+            [sys.executable, "-m", *module_args],
             cwd=cwd,
             env=env,
             stdout=log_file,

@@ -14,14 +14,17 @@ from tests.helpers import ROOT, production_env, run_app
 def test_wheel_runs_outside_the_source_tree(tmp_path: Path) -> None:
     wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir),
-         str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     [wheel] = wheel_dir.glob("pyaichat-*.whl")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     assert (target / "pages" / "theme.css").exists(), "package data must be in the wheel"
     assert not (target / "tests").exists(), "tests are not shipped"

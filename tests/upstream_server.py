@@ -14,6 +14,7 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``malformed``: garbage lines between valid events
 - ``error500`` / ``error429`` / ``error401``: that status with a body the gateway must never forward
 - ``cjk``: a Chinese answer without usage (for the token estimate)
+- ``delay-MS``: the plain answer after MS milliseconds (benchmarks)
 - ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
 
 Everything received is kept in :attr:`UpstreamServer.received`; stream ends (normal or cancelled) in
@@ -176,6 +177,8 @@ class UpstreamServer:
             return Response(UPSTREAM_ERROR_BODY, status_code=status, media_type="text/plain")
         if name == "hang":
             await asyncio.sleep(3600)
+        if name == "delay":  # a non-streamed answer after MS milliseconds
+            await asyncio.sleep((params[0] if params else 50) / 1000)
         model = str(body.get("model", "test-model"))
         if not body.get("stream"):
             return JSONResponse(self._full_answer(name, model, body))
@@ -249,3 +252,19 @@ class UpstreamServer:
             raise
         finally:
             self.stream_ends.append(StreamEnd(name, cancelled))
+
+
+def main() -> None:
+    """``python -m tests.upstream_server --port N``: run the server in the foreground (benchmarks)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    server = UpstreamServer()
+    server.port = args.port
+    uvicorn.run(server.app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""``python -m bench``: run the benchmarks, print their tables, write docs/performance.md.
+
+``python -m bench --quick`` runs every benchmark at a tiny size (the test suite does this so the code
+cannot rot); its figures mean nothing. ``--only 1,6`` picks benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import admin_bench, gateway_bench, limits_bench, logs_bench, page_bench
+from bench.harness import gateway, machine_description, upstream_process
+from bench.report import Result
+from tests.helpers import ROOT
+from tests.redis_server import run_redis
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int = 9
+    per_round: int = 60
+    stream_rounds: int = 15
+    chunks: int = 64
+    streams: int = 64
+    concurrent_rounds: int = 3
+    exact_runs: int = 20
+    exact_limits: tuple[int, ...] = (1, 5, 60)
+    log_rows: int = 100_000
+    baseline_rows: int = 2_000
+    admin_small: int = 100_000
+    admin_large: int = 1_000_000
+    admin_repeats: int = 15
+    page_tokens: int = 3_000
+    page_pace_ms: int = 5
+    pages: int = 20
+
+
+QUICK = Sizes(
+    rounds=2,
+    per_round=5,
+    stream_rounds=2,
+    chunks=8,
+    streams=4,
+    concurrent_rounds=1,
+    exact_runs=1,
+    exact_limits=(1, 5),
+    log_rows=2_000,
+    baseline_rows=100,
+    admin_small=2_000,
+    admin_large=20_000,
+    admin_repeats=2,
+    page_tokens=40,
+    page_pace_ms=5,
+    pages=1,
+)
+
+
+def run(sizes: Sizes, only: set[int] | None, work: Path) -> list[Result]:
+    def wanted(number: int) -> bool:
+        return only is None or number in only
+
+    results: list[Result] = []
+
+    def done(result: Result) -> None:
+        print(result.text(), flush=True)
+        results.append(result)
+
+    with upstream_process() as upstream:
+        if any(wanted(n) for n in (1, 2, 3, 4, 5, 7)):
+            with gateway(work / "gateway", TRUSTED_PROXIES="127.0.0.1/32") as gw:
+                gw.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
+                gw.add_channel(f"bench-stream-{sizes.chunks}", f"{upstream}/slow-20-{sizes.chunks}/v1")
+                if wanted(1):
+                    done(
+                        asyncio.run(
+                            gateway_bench.bench_nonstream(
+                                gw, upstream, rounds=sizes.rounds, per_round=sizes.per_round
+                            )
+                        )
+                    )
+                if wanted(2):
+                    done(
+                        asyncio.run(
+                            gateway_bench.bench_one_stream(
+                                gw, upstream, rounds=sizes.stream_rounds, chunks=sizes.chunks
+                            )
+                        )
+                    )
+                if wanted(3):
+                    done(
+                        asyncio.run(
+                            gateway_bench.bench_concurrent(
+                                gw,
+                                upstream,
+                                streams=sizes.streams,
+                                chunks=sizes.chunks,
+                                rounds=sizes.concurrent_rounds,
+                            )
+                        )
+                    )
+                if wanted(4):
+                    done(
+                        asyncio.run(
+                            limits_bench.bench_exactness(
+                                gw, "memory", runs=sizes.exact_runs, limits=sizes.exact_limits
+                            )
+                        )
+                    )
+                    with gateway(work / "no-limits", "--no-limits") as off:
+                        off.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                        done(
+                            asyncio.run(
+                                gateway_bench.bench_on_off(
+                                    gw,
+                                    off,
+                                    what="rate limits",
+                                    number="4",
+                                    rounds=sizes.rounds,
+                                    per_round=sizes.per_round,
+                                )
+                            )
+                        )
+                if wanted(5):
+                    with gateway(work / "no-logging", "--no-logging") as off:
+                        off.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                        done(
+                            asyncio.run(
+                                gateway_bench.bench_on_off(
+                                    gw,
+                                    off,
+                                    what="call logging",
+                                    number="5",
+                                    rounds=sizes.rounds,
+                                    per_round=sizes.per_round,
+                                )
+                            )
+                        )
+                if wanted(7):
+                    if page_bench.chromium_available():
+                        done(
+                            page_bench.bench_page(
+                                gw,
+                                upstream,
+                                tokens=sizes.page_tokens,
+                                pace_ms=sizes.page_pace_ms,
+                                pages=sizes.pages,
+                                rounds=max(1, sizes.rounds // 3),
+                                per_round=sizes.per_round,
+                            )
+                        )
+                    else:
+                        print(
+                            "7. skipped: Debian's chromium and chromium-driver are not installed", flush=True
+                        )
+        if wanted(4):
+            with (
+                run_redis(work) as redis_url,
+                gateway(work / "redis", TRUSTED_PROXIES="127.0.0.1/32", RATE_LIMIT_STORAGE=redis_url) as gw,
+            ):
+                gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
+                done(
+                    asyncio.run(
+                        limits_bench.bench_exactness(
+                            gw, "Redis", runs=sizes.exact_runs, limits=sizes.exact_limits
+                        )
+                    )
+                )
+    if wanted(5):
+        done(logs_bench.bench_log_inserts(work, rows=sizes.log_rows, baseline_rows=sizes.baseline_rows))
+    if wanted(6):
+        done(
+            admin_bench.bench_admin_scale(
+                work, small=sizes.admin_small, large=sizes.admin_large, repeats=sizes.admin_repeats
+            )
+        )
+    return results
+
+
+def write_report(results: list[Result], path: Path, seconds: float) -> None:
+    passed = sum(r.passed for r in results)
+    text = [
+        "# Performance",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine_description()}.",
+        f"{passed} of {len(results)} benchmark tables meet every target; "
+        f"the whole run took {seconds / 60:.1f} min.",
+        "",
+        "Every figure is a comparison made in the same run: the gateway against the same loopback",
+        "OpenAI-compatible upstream (`tests/upstream_server.py`, its own process) called directly, or",
+        "the gateway with a feature on against the same gateway with it replaced by a no-op",
+        "(`bench/serve.py`). Ratios are medians over interleaved rounds. Client, gateway and upstream",
+        "share the machine's cores.",
+        "",
+        "Reproduce: `.venv/bin/python -m bench` (all, about ten minutes) or",
+        "`.venv/bin/python -m bench --only 1,6` (some).",
+        "",
+    ]
+    text += [result.markdown() for result in results]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes (smoke run; figures are meaningless)"
+    )
+    parser.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,2,6")
+    parser.add_argument(
+        "--output", type=Path, help="report file (default docs/performance.md; none with --quick)"
+    )
+    args = parser.parse_args()
+    only = {int(n) for n in args.only.split(",")} if args.only else None
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pyaichat-bench-") as work:
+        results = run(QUICK if args.quick else Sizes(), only, Path(work))
+    output = args.output or (None if args.quick else ROOT / "docs" / "performance.md")
+    if output is not None:
+        write_report(results, output, time.perf_counter() - started)
+        print(f"report written to {output}")
+
+
+if __name__ == "__main__":
+    main()

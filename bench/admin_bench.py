@@ -1,0 +1,173 @@
+"""Benchmark 6: the admin side with 100k and 1M rows in chat_logs (stats, a filtered first page, CSV)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from app.db import init_db, make_engine
+from bench.harness import gateway, median, rss_mb
+from bench.report import Result
+
+MODELS = [f"model-{i}" for i in range(8)]
+
+
+def fill_database(path: Path, rows: int) -> None:
+    """``rows`` call-log rows over 60 days, plus the daily rollups the log writer would have kept."""
+    engine = make_engine(f"sqlite:///{path}")
+    init_db(engine)
+    engine.dispose()
+    rng = random.Random(7)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        batch = []
+        for _ in range(rows):
+            created = now - timedelta(seconds=rng.randrange(60 * 86400))
+            user = rng.randrange(1, 2000) if rng.random() < 0.6 else None
+            batch.append(
+                (
+                    user,
+                    f"user{user}@example.com" if user else None,
+                    f"10.{rng.randrange(256)}.{rng.randrange(256)}.1",
+                    1,
+                    rng.choice(MODELS),
+                    rng.randrange(10, 500),
+                    rng.randrange(10, 2000),
+                    created.isoformat(sep=" "),
+                    "ok",
+                    0,
+                    rng.randrange(100, 5000),
+                )
+            )
+            if len(batch) == 50_000:
+                db.executemany(
+                    "INSERT INTO chat_logs (user_id, username, ip_address, channel_id, model_id, "
+                    "prompt_tokens, completion_tokens, created_at, status, tokens_estimated, duration_ms) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    batch,
+                )
+                batch.clear()
+        if batch:
+            db.executemany(
+                "INSERT INTO chat_logs (user_id, username, ip_address, channel_id, model_id, "
+                "prompt_tokens, completion_tokens, created_at, status, tokens_estimated, duration_ms) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                batch,
+            )
+        db.execute(
+            "INSERT INTO stats_daily_models (day, model_id, calls, prompt_tokens, completion_tokens) "
+            "SELECT date(created_at), model_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
+            "FROM chat_logs GROUP BY 1, 2"
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO stats_daily_actors (day, actor) SELECT date(created_at), "
+            "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END FROM chat_logs"
+        )
+        db.execute(
+            "INSERT INTO system_config (key, value, description, updated_at) "
+            "VALUES ('stats_time_zone', 'UTC', 'internal', CURRENT_TIMESTAMP)"
+        )
+        db.commit()
+
+
+def _time_get(client: httpx.Client, path: str, repeats: int, **params: str) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        client.get(path, params=params).raise_for_status()
+        samples.append(time.perf_counter() - started)
+    return median(samples)
+
+
+def _export(client: httpx.Client, pid: int) -> tuple[float, int, float]:
+    """Seconds, rows and the server's peak RSS growth (MB) for one full CSV export."""
+    baseline = rss_mb(pid)
+    peak = {"value": baseline}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak["value"] = max(peak["value"], rss_mb(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    lines = 0
+    with client.stream("GET", "/api/admin/logs/export", timeout=600) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            lines += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return seconds, lines - 1, peak["value"] - baseline
+
+
+def _sqlite_cli_export(path: Path) -> float | None:
+    cli = shutil.which("sqlite3")
+    if cli is None:
+        return None
+    started = time.perf_counter()
+    subprocess.run(
+        [cli, "-csv", "-header", str(path), "SELECT * FROM chat_logs ORDER BY id DESC"],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -> Result:
+    result = Result(f"6. Admin at scale: {small:,} vs {large:,} rows in chat_logs")
+    timings: dict[int, dict[str, float]] = {}
+    for rows in (small, large):
+        data_dir = work_dir / f"admin-{rows}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        started = time.perf_counter()
+        fill_database(data_dir / "chat.db", rows)
+        result.notes.append(f"generated {rows:,} rows in {time.perf_counter() - started:.1f} s")
+        with (
+            gateway(data_dir) as gw,
+            httpx.Client(base_url=gw.url, headers=gw.admin_headers, timeout=120) as client,
+        ):
+            client.get("/api/admin/stats").raise_for_status()  # warm-up
+            day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+            timings[rows] = {
+                "stats": _time_get(client, "/api/admin/stats", repeats),
+                "logs": _time_get(client, "/api/admin/logs", repeats, model="model-3", start=day, end=day),
+            }
+            if rows == large:
+                seconds, exported, growth = _export(client, gw.pid)
+                cli_seconds = _sqlite_cli_export(data_dir / "chat.db")
+                timings[rows].update(export=seconds, exported=exported, growth=growth)
+                result.add("CSV export rows", exported, f"{large:,}", exported == large)
+                result.add("CSV export throughput", exported / seconds, unit="rows/s")
+                result.add("server memory growth during export", growth, "≤ 64 MB", growth <= 64, unit="MB")
+                if cli_seconds is not None:
+                    ratio = (exported / seconds) / (large / cli_seconds)
+                    result.add("sqlite3 CLI CSV export", large / cli_seconds, unit="rows/s")
+                    result.add("export throughput ÷ sqlite3 CLI", ratio, "≥ 0.333", ratio >= 1 / 3)
+                else:
+                    result.notes.append("sqlite3 command-line tool not installed: CLI comparison skipped")
+    for key, label in (
+        ("stats", "/api/admin/stats"),
+        ("logs", "/api/admin/logs first page, model + day filter"),
+    ):
+        ratio = timings[large][key] / timings[small][key]
+        result.add(
+            f"{label}: {small:,} / {large:,} rows",
+            f"{1000 * timings[small][key]:.1f} / {1000 * timings[large][key]:.1f}",
+            unit="ms",
+        )
+        result.add(f"{label}: time at {large:,} ÷ at {small:,}", ratio, "≤ 1.5", ratio <= 1.5)
+    return result

@@ -1,0 +1,284 @@
+"""Benchmarks 1–5 and 7: the gateway against the same loopback upstream called directly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from bench.harness import Gateway, median, percentile
+from bench.report import Result
+
+BODY = {"messages": [{"role": "user", "content": "benchmark"}]}
+
+
+def _body(model: str, *, stream: bool) -> dict:
+    return {**BODY, "model": model, "stream": stream}
+
+
+async def _timed_post(client: httpx.AsyncClient, url: str, body: dict) -> float:
+    started = time.perf_counter()
+    response = await client.post(url, json=body)
+    response.raise_for_status()
+    return time.perf_counter() - started
+
+
+async def interleaved_latencies(
+    targets: dict[str, tuple[str, dict]], rounds: int, per_round: int
+) -> dict[str, list[list[float]]]:
+    """Non-streamed request latencies, alternating between the targets request by request."""
+    results: dict[str, list[list[float]]] = {name: [] for name in targets}
+    async with httpx.AsyncClient(timeout=60) as client:
+        for url, body in targets.values():  # warm up connections and caches
+            for _ in range(5):
+                await _timed_post(client, url, body)
+        for round_number in range(rounds):
+            samples: dict[str, list[float]] = {name: [] for name in targets}
+            order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+            for _ in range(per_round):
+                for name in order:
+                    url, body = targets[name]
+                    samples[name].append(await _timed_post(client, url, body))
+            for name, values in samples.items():
+                results[name].append(values)
+    return results
+
+
+def _ratio_rows(
+    result: Result,
+    rounds: dict[str, list[list[float]]],
+    base: str,
+    other: str,
+    *,
+    ratio_target: float,
+    added_p99_target_ms: float | None,
+    label: str,
+) -> None:
+    p50_ratios = [
+        percentile(o, 50) / percentile(b, 50) for b, o in zip(rounds[base], rounds[other], strict=True)
+    ]
+    p99_ratios = [
+        percentile(o, 99) / percentile(b, 99) for b, o in zip(rounds[base], rounds[other], strict=True)
+    ]
+    added_p50 = [
+        1000 * (percentile(o, 50) - percentile(b, 50))
+        for b, o in zip(rounds[base], rounds[other], strict=True)
+    ]
+    added_p99 = [
+        1000 * (percentile(o, 99) - percentile(b, 99))
+        for b, o in zip(rounds[base], rounds[other], strict=True)
+    ]
+    base_all = [v for r in rounds[base] for v in r]
+    result.add(
+        f"{base} p50 / p99",
+        f"{1000 * percentile(base_all, 50):.2f} / {1000 * percentile(base_all, 99):.2f}",
+        unit="ms",
+    )
+    other_all = [v for r in rounds[other] for v in r]
+    result.add(
+        f"{other} p50 / p99",
+        f"{1000 * percentile(other_all, 50):.2f} / {1000 * percentile(other_all, 99):.2f}",
+        unit="ms",
+    )
+    result.add(
+        f"{label} p50 ratio (median of rounds)",
+        median(p50_ratios),
+        f"≤ {ratio_target}",
+        median(p50_ratios) <= ratio_target,
+    )
+    result.add(
+        f"{label} p99 ratio (median of rounds)",
+        median(p99_ratios),
+        f"≤ {ratio_target}" if added_p99_target_ms is None else "",
+        (median(p99_ratios) <= ratio_target) if added_p99_target_ms is None else None,
+    )
+    result.add("added p50", median(added_p50), unit="ms")
+    if added_p99_target_ms is not None:
+        result.add(
+            "added p99 (median of rounds)",
+            median(added_p99),
+            f"≤ {added_p99_target_ms} ms",
+            median(added_p99) <= added_p99_target_ms,
+            unit="ms",
+        )
+
+
+async def bench_nonstream(gw: Gateway, upstream: str, *, rounds: int, per_round: int) -> Result:
+    result = Result("1. Non-streaming call, upstream answers after 50 ms")
+    targets = {
+        "direct": (f"{upstream}/delay-50/v1/chat/completions", _body("bench-delay", stream=False)),
+        "gateway": (f"{gw.url}/api/chat/completions", _body("bench-delay", stream=False)),
+    }
+    rounds_data = await interleaved_latencies(targets, rounds, per_round)
+    _ratio_rows(
+        result,
+        rounds_data,
+        "direct",
+        "gateway",
+        ratio_target=1.04,
+        added_p99_target_ms=5.0,
+        label="gateway ÷ direct",
+    )
+    result.notes.append(
+        f"{rounds} interleaved rounds × {per_round} requests per target, one keep-alive client"
+    )
+    return result
+
+
+@dataclass
+class StreamTrace:
+    started: float
+    events: list[float] = field(default_factory=list)  # arrival time of each content event
+    error: str | None = None
+
+    @property
+    def ttft(self) -> float:
+        return self.events[0] - self.started if self.events else float("nan")
+
+    @property
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.events, self.events[1:], strict=False)]
+
+
+async def stream_once(client: httpx.AsyncClient, url: str, body: dict) -> StreamTrace:
+    trace = StreamTrace(started=time.perf_counter())
+    async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            now = time.perf_counter()
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                trace.error = chunk["error"]["type"]
+                continue
+            choices = chunk.get("choices") or []
+            if choices and (choices[0].get("delta") or {}).get("content"):
+                trace.events.append(now)
+    return trace
+
+
+async def bench_one_stream(gw: Gateway, upstream: str, *, rounds: int, chunks: int) -> Result:
+    result = Result(f"2. One stream of {chunks} chunks paced 20 ms")
+    scenario = f"slow-20-{chunks}"
+    targets = {
+        "direct": (
+            f"{upstream}/{scenario}/v1/chat/completions",
+            _body(f"bench-stream-{chunks}", stream=True),
+        ),
+        "gateway": (f"{gw.url}/api/chat/completions", _body(f"bench-stream-{chunks}", stream=True)),
+    }
+    traces: dict[str, list[StreamTrace]] = {name: [] for name in targets}
+    async with httpx.AsyncClient(timeout=60) as client:
+        for url, body in targets.values():
+            await stream_once(client, url, body)  # warm-up
+        for round_number in range(rounds):
+            order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+            for name in order:
+                url, body = targets[name]
+                traces[name].append(await stream_once(client, url, body))
+    ttft = {name: [t.ttft for t in values] for name, values in traces.items()}
+    gaps = {name: [g for t in values for g in t.gaps] for name, values in traces.items()}
+    added_ttft = 1000 * (percentile(ttft["gateway"], 99) - percentile(ttft["direct"], 99))
+    added_gap = 1000 * (percentile(gaps["gateway"], 99) - percentile(gaps["direct"], 99))
+    separate = all(len(t.events) == chunks for values in traces.values() for t in values)
+    result.add(
+        "direct TTFT p50 / p99",
+        f"{1000 * percentile(ttft['direct'], 50):.2f} / {1000 * percentile(ttft['direct'], 99):.2f}",
+        unit="ms",
+    )
+    result.add(
+        "gateway TTFT p50 / p99",
+        f"{1000 * percentile(ttft['gateway'], 50):.2f} / {1000 * percentile(ttft['gateway'], 99):.2f}",
+        unit="ms",
+    )
+    result.add("added time-to-first-token p99", added_ttft, "≤ 5 ms", added_ttft <= 5, unit="ms")
+    result.add(
+        "direct / gateway gap p99",
+        f"{1000 * percentile(gaps['direct'], 99):.2f} / {1000 * percentile(gaps['gateway'], 99):.2f}",
+        unit="ms",
+    )
+    result.add("added gap between chunks p99", added_gap, "≤ 1 ms", added_gap <= 1, unit="ms")
+    result.add(
+        "every chunk delivered as its own event",
+        "yes" if separate else "no",
+        f"{chunks} events each",
+        separate,
+    )
+    result.notes.append(f"{rounds} interleaved streams per target")
+    return result
+
+
+async def _concurrent(url: str, body: dict, streams: int) -> tuple[float, list[StreamTrace]]:
+    limits = httpx.Limits(max_connections=streams + 4, max_keepalive_connections=streams + 4)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        started = time.perf_counter()
+        traces = await asyncio.gather(*(stream_once(client, url, body) for _ in range(streams)))
+        return time.perf_counter() - started, list(traces)
+
+
+async def bench_concurrent(gw: Gateway, upstream: str, *, streams: int, chunks: int, rounds: int) -> Result:
+    result = Result(f"3. {streams} concurrent streams of {chunks} chunks paced 20 ms")
+    scenario = f"slow-20-{chunks}"
+    targets = {
+        "direct": (
+            f"{upstream}/{scenario}/v1/chat/completions",
+            _body(f"bench-stream-{chunks}", stream=True),
+        ),
+        "gateway": (f"{gw.url}/api/chat/completions", _body(f"bench-stream-{chunks}", stream=True)),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    max_gap = {name: 0.0 for name in targets}
+    lost = {name: 0 for name in targets}
+    for round_number in range(rounds):
+        order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+        for name in order:
+            url, body = targets[name]
+            wall, traces = await _concurrent(url, body, streams)
+            delivered = sum(len(t.events) for t in traces)
+            rates[name].append(delivered / wall)
+            lost[name] += streams * chunks - delivered
+            max_gap[name] = max([max_gap[name], *(g for t in traces for g in t.gaps)])
+    ratio = median([g / d for d, g in zip(rates["direct"], rates["gateway"], strict=True)])
+    result.add(
+        "direct / gateway chunks per second",
+        f"{median(rates['direct']):.0f} / {median(rates['gateway']):.0f}",
+    )
+    result.add("gateway ÷ direct chunks/s", ratio, "≥ 0.95", ratio >= 0.95)
+    result.add(
+        "largest gap between chunks (gateway)",
+        1000 * max_gap["gateway"],
+        "≤ 200 ms",
+        max_gap["gateway"] <= 0.2,
+        unit="ms",
+    )
+    result.add("largest gap between chunks (direct)", 1000 * max_gap["direct"], unit="ms")
+    result.add("chunks lost (gateway)", lost["gateway"], "0", lost["gateway"] == 0)
+    result.notes.append(
+        f"{rounds} interleaved rounds; client, gateway and upstream share the machine's cores"
+    )
+    return result
+
+
+async def bench_on_off(
+    on: Gateway, off: Gateway, *, what: str, number: str, rounds: int, per_round: int
+) -> Result:
+    result = Result(f"{number}. Request latency with {what} on ÷ off (non-streaming, upstream 50 ms)")
+    targets = {
+        f"{what} off": (f"{off.url}/api/chat/completions", _body("bench-delay", stream=False)),
+        f"{what} on": (f"{on.url}/api/chat/completions", _body("bench-delay", stream=False)),
+    }
+    rounds_data = await interleaved_latencies(targets, rounds, per_round)
+    _ratio_rows(
+        result,
+        rounds_data,
+        f"{what} off",
+        f"{what} on",
+        ratio_target=1.05,
+        added_p99_target_ms=None,
+        label="on ÷ off",
+    )
+    return result

@@ -1,0 +1,143 @@
+"""Processes and numbers shared by the benchmarks: the loopback upstream, the gateway, percentiles."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ROOT, TEST_ADMIN_PASSWORD, RunningApp, free_port, production_env, run_app
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@contextmanager
+def upstream_process() -> Iterator[str]:
+    """The loopback OpenAI-compatible server in its own process; yields its root URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.upstream_server", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the upstream server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Gateway:
+    app: RunningApp
+    admin_headers: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.app.base_url
+
+    @property
+    def pid(self) -> int:
+        return self.app.process.pid
+
+    def add_channel(self, model: str, upstream_base_url: str, rpm_limit: int = 1_000_000) -> None:
+        response = httpx.post(
+            f"{self.url}/api/admin/channels",
+            headers=self.admin_headers,
+            json={
+                "name": model,
+                "base_url": upstream_base_url,
+                "api_key": "sk-bench-key-0123456789",
+                "model_id": model,
+                "rpm_limit": rpm_limit,
+            },
+        )
+        response.raise_for_status()
+
+    def set_config(self, **values: int) -> None:
+        httpx.put(f"{self.url}/api/admin/config", json=values, headers=self.admin_headers).raise_for_status()
+
+
+@contextmanager
+def gateway(data_dir: Path, *flags: str, **env: str) -> Iterator[Gateway]:
+    """The real app (``bench.serve``) on a fresh database, with the caller limits out of the way."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    environ = production_env(data_dir, GUEST_RPM="1000000", USER_RPM="1000000", **env)
+    with run_app(environ, log_path=data_dir / "app.log", module_args=("bench.serve", *flags)) as app:
+        token = httpx.post(
+            f"{app.base_url}/api/auth/admin/login",
+            json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+        ).json()["access_token"]
+        yield Gateway(app, {"Authorization": f"Bearer {token}"})
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine_description() -> str:
+    import httpx as _httpx
+    import nicegui
+    import sqlalchemy
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, NiceGUI {nicegui.__version__}, "
+        f"httpx {_httpx.__version__}, SQLAlchemy {sqlalchemy.__version__}, {platform.platform()}"
+    )

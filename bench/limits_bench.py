@@ -1,0 +1,48 @@
+"""Benchmark 4 (exactness): for N = 1, 5, 60, 10·N concurrent guest requests admit exactly N, every run."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from bench.harness import Gateway
+from bench.report import Result
+
+
+async def _run(gw: Gateway, limit: int, ip: str) -> int:
+    body = {"model": "bench-fast", "messages": [{"role": "user", "content": "x"}]}
+    count = 10 * limit
+    limits = httpx.Limits(max_connections=min(count, 200), max_keepalive_connections=min(count, 200))
+    async with httpx.AsyncClient(base_url=gw.url, timeout=60, limits=limits) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post("/api/chat/completions", json=body, headers={"X-Forwarded-For": ip})
+                for _ in range(count)
+            )
+        )
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    return statuses.count(200)
+
+
+async def bench_exactness(
+    gw: Gateway, storage: str, *, runs: int, limits: tuple[int, ...] = (1, 5, 60)
+) -> Result:
+    result = Result(f"4. Rate limiter exactness, {storage} storage")
+    run_id = 0
+    for limit in limits:
+        gw.set_config(guest_rpm=limit)
+        admitted = []
+        for _ in range(runs):
+            run_id += 1
+            admitted.append(await _run(gw, limit, f"198.19.{run_id // 250}.{run_id % 250 + 1}"))
+        exact = all(a == limit for a in admitted)
+        result.add(
+            f"N = {limit}, {10 * limit} concurrent, {runs} runs: admitted",
+            f"min {min(admitted)} / max {max(admitted)}",
+            f"exactly {limit} every run",
+            exact,
+        )
+    gw.set_config(guest_rpm=1_000_000)
+    return result

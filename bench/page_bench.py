@@ -1,0 +1,163 @@
+"""Benchmark 7: streaming into the chat page (NiceGUI over a WebSocket, in headless Chromium) against
+the same answer through the API, and the API's latency while several pages stream."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.gateway_bench import interleaved_latencies, stream_once
+from bench.harness import Gateway, cpu_seconds, median, percentile
+from bench.report import Result
+
+CHROME_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1100,800",
+]
+
+
+def _driver(profile: str):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def _open_page(driver, url: str, model_name: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url + "/")
+    WebDriverWait(driver, 20).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea")))
+    driver.find_element(By.CSS_SELECTOR, ".model-select").click()
+    WebDriverWait(driver, 20).until(
+        EC.element_to_be_clickable(
+            (By.XPATH, f"//div[contains(@class,'q-item')]//span[text()='{model_name}']")
+        )
+    ).click()
+    WebDriverWait(driver, 20).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu")))
+
+
+def _send(driver, text: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, "textarea")
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def _wait_answer_done(driver, last_word: str, timeout: float) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: (
+            last_word
+            in " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".bubble.assistant .answer"))
+            and d.find_elements(By.XPATH, "//button[.//i[text()='arrow_upward']]")
+        )
+    )
+
+
+def bench_page(
+    gw: Gateway, upstream: str, *, tokens: int, pace_ms: int, pages: int, rounds: int, per_round: int
+) -> Result:
+    result = Result(f"7. Chat page streaming: one {tokens:,}-token answer, paced {pace_ms} ms")
+    model = f"bench-long-{tokens}"
+    gw.add_channel(model, f"{upstream}/slow-{pace_ms}-{tokens}/v1")
+    last_word = f"w{tokens - 1}"
+    profile = tempfile.mkdtemp(prefix="bench-chromium-")
+    driver = _driver(profile)
+    try:
+        _open_page(driver, gw.url, model)
+        before = cpu_seconds(gw.pid)
+        _send(driver, "long answer")
+        _wait_answer_done(driver, last_word, timeout=tokens * pace_ms / 1000 + 60)
+        page_cpu = cpu_seconds(gw.pid) - before
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    async def through_api() -> None:
+        async with httpx.AsyncClient(timeout=600) as client:
+            trace = await stream_once(
+                client,
+                f"{gw.url}/api/chat/completions",
+                {"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            )
+            assert len(trace.events) == tokens, len(trace.events)
+
+    before = cpu_seconds(gw.pid)
+    asyncio.run(through_api())
+    api_cpu = cpu_seconds(gw.pid) - before
+    ratio = page_cpu / api_cpu if api_cpu else float("inf")
+    result.add("server CPU: page / API", f"{page_cpu:.2f} / {api_cpu:.2f}", unit="s")
+    result.add("page ÷ API server CPU", ratio, "≤ 3", ratio <= 3)
+
+    # Benchmark 1's ratio while `pages` chat pages stream at the same time.
+    stop = threading.Event()
+    drivers = []
+    profiles = [tempfile.mkdtemp(prefix="bench-chromium-") for _ in range(pages)]
+    try:
+        for profile_dir in profiles:
+            page = _driver(profile_dir)
+            drivers.append(page)
+            _open_page(page, gw.url, model)
+        for page in drivers:
+            _send(page, "stream while the API is measured")
+        time.sleep(1.0)
+        data = asyncio.run(
+            interleaved_latencies(
+                {
+                    "direct": (
+                        f"{upstream}/delay-50/v1/chat/completions",
+                        {"model": "bench-delay", "messages": [{"role": "user", "content": "x"}]},
+                    ),
+                    "gateway": (
+                        f"{gw.url}/api/chat/completions",
+                        {"model": "bench-delay", "messages": [{"role": "user", "content": "x"}]},
+                    ),
+                },
+                rounds,
+                per_round,
+            )
+        )
+    finally:
+        stop.set()
+        for page in drivers:
+            page.quit()
+        for profile_dir in profiles:
+            shutil.rmtree(profile_dir, ignore_errors=True)
+    p50_ratios = [
+        percentile(g, 50) / percentile(d, 50) for d, g in zip(data["direct"], data["gateway"], strict=True)
+    ]
+    busy_ratio = median(p50_ratios)
+    result.add(f"benchmark 1 ratio while {pages} pages stream", busy_ratio, "≤ 1.10", busy_ratio <= 1.10)
+    result.notes.append(
+        "CPU from /proc/<gateway pid>/stat; the browser runs in its own processes on the same cores"
+    )
+    return result
+
+
+def chromium_available() -> bool:
+    return Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()

@@ -1,0 +1,57 @@
+"""The gateway as the benchmarks run it: the real app, optionally with rate limits or call logging
+replaced by no-ops so that their cost can be measured as a ratio (``--no-limits``, ``--no-logging``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from nicegui import ui
+
+from app.config import load_settings
+from app.main import build_state, configure_app
+from services.logs import CallRecord
+
+
+class _AdmitAll:
+    async def try_hit(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
+        return True
+
+    async def hit_or_raise(self, key: str, per_minute: int) -> None:
+        return None
+
+    async def retry_after(self, key: str, per_minute: int, *, minutes: int = 1) -> int:
+        return 1
+
+
+class _DropLogs:
+    def record(self, call: CallRecord) -> None:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-limits", action="store_true")
+    parser.add_argument("--no-logging", action="store_true")
+    args = parser.parse_args()
+    settings, _ = load_settings()
+    state = build_state(settings)
+    if args.no_limits:
+        state.chat.limiter = _AdmitAll()  # type: ignore[assignment]
+    if args.no_logging:
+        state.chat.log_writer = _DropLogs()  # type: ignore[assignment]
+    configure_app(state)
+    ui.run(
+        host=settings.app_host,
+        port=settings.app_port,
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+        storage_secret=settings.secret("secret_key"),
+        proxy_headers=False,
+        forwarded_allow_ips="",
+        uvicorn_logging_level="warning",
+    )
+
+
+if __name__ in {"__main__", "__mp_main__"}:
+    main()

@@ -1,0 +1,42 @@
+"""Every benchmark runs at a tiny size, so the benchmark code cannot rot. No timing is asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.helpers import ROOT, clean_environ
+
+TITLES = [
+    "1. Non-streaming call",
+    "2. One stream of",
+    "concurrent streams of",
+    "4. Rate limiter exactness, memory storage",
+    "4. Rate limiter exactness, Redis storage",
+    "4. Request latency with rate limits on",
+    "5. Request latency with call logging on",
+    "5. Sustained call-log inserts",
+    "6. Admin at scale",
+]
+
+
+def test_quick_benchmark_run(tmp_path) -> None:  # noqa: ANN001
+    env = clean_environ(PYTHONPATH=str(ROOT))
+    if os.environ.get("CI"):
+        env["CI"] = os.environ["CI"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(tmp_path / "performance.md")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for title in TITLES:
+        assert title in result.stdout, title
+    report = (tmp_path / "performance.md").read_text()
+    assert "| metric | measured | target |" in report
+    if os.environ.get("CI") == "true" or "7. skipped" not in result.stdout:
+        assert "7. Chat page streaming" in result.stdout
