@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import ROOT, clean_environ
 
@@ -21,7 +22,7 @@ TITLES = [
 ]
 
 
-def test_quick_benchmark_run(tmp_path) -> None:  # noqa: ANN001
+def test_quick_benchmark_run(tmp_path: Path) -> None:
     env = clean_environ(PYTHONPATH=str(ROOT))
     if os.environ.get("CI"):
         env["CI"] = os.environ["CI"]
