@@ -6,12 +6,14 @@ import logging
 import os
 import sys
 
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app as web_app
 from nicegui import ui
 from nicegui.storage import Storage
 
 from app.api import build_api_router
+from app.api.dispatch import route_api_first
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
@@ -45,23 +47,37 @@ def build_state(settings: Settings) -> AppState:
     return state
 
 
-def configure_app(state: AppState) -> None:
-    """Mount the API, the error handlers and the pages on NiceGUI's FastAPI app."""
-    web_app.state.pyaichat = state
-    web_app.title = "pyaichat"
-    web_app.description = API_DESCRIPTION
-    web_app.version = "0.1.0"
-    install_docs(web_app, title="pyaichat")
-    web_app.include_router(build_api_router())
-    install_error_handlers(web_app)
-    web_app.add_middleware(
+def build_api_app(state: AppState) -> FastAPI:
+    """The REST API (and its docs) as its own FastAPI app, free of the UI's middleware."""
+    api_app = FastAPI(
+        title="pyaichat",
+        description=API_DESCRIPTION,
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    api_app.state.pyaichat = state
+    install_docs(api_app, title="pyaichat")
+    api_app.include_router(build_api_router())
+    install_error_handlers(api_app)
+    api_app.add_middleware(
         CORSMiddleware,
         allow_origins=state.settings.cors_origin_list,
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=["Retry-After"],
     )
-    web_app.add_middleware(RequestGate, state=state)  # added last = runs first
+    api_app.add_middleware(RequestGate, state=state)  # added last = runs first
+    return api_app
+
+
+def configure_app(state: AppState) -> None:
+    """The API app in front of NiceGUI's app, which serves the pages."""
+    web_app.state.pyaichat = state
+    route_api_first(web_app, build_api_app(state))
+    install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
+    web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     register_pages(state)
     web_app.on_shutdown(state.close)
 

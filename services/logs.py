@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from services.stats import Rollup
 
 log = logging.getLogger("pyaichat.logs")
 BATCH_SIZE = 500
+LINGER_SECONDS = 0.2  # after the first record, wait this long for more: one commit for many calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class LogWriter:
         self._thread = threading.Thread(target=self._run, name="pyaichat-log-writer", daemon=True)
         self._idle = threading.Condition()
         self._pending = 0
+        self._flushing = False
         self._thread.start()
 
     def record(self, call: CallRecord) -> None:
@@ -60,8 +63,12 @@ class LogWriter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record handed in so far is written (tests and shutdown)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+        self._flushing = True
+        try:
+            with self._idle:
+                return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+        finally:
+            self._flushing = False
 
     def close(self, timeout: float = 10.0) -> None:
         self._queue.put(self._STOP)
@@ -74,9 +81,10 @@ class LogWriter:
             stop = item is self._STOP
             if not stop:
                 batch.append(item)  # type: ignore[arg-type]
-            while len(batch) < BATCH_SIZE:
+            deadline = time.monotonic() + LINGER_SECONDS
+            while len(batch) < BATCH_SIZE and not stop and not self._flushing:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is self._STOP:

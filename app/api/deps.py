@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -18,7 +19,7 @@ from services.security import decode_token
 _bearer = HTTPBearer(auto_error=False, description="JWT from /api/auth/login or /api/auth/admin/login")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:  # async: no thread-pool hop on the hot path
     return request.app.state.pyaichat
 
 
@@ -34,14 +35,20 @@ SessionDep = Annotated[Session, Depends(get_session)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_optional_user(session: SessionDep, state: StateDep, credentials: BearerDep) -> User | None:
-    """None for a guest (no token); an invalid or non-user token is refused rather than treated as a guest."""
+def _user_for_token(state: AppState, token: str) -> User:
+    with Session(state.engine, expire_on_commit=False) as session:
+        return auth.user_from_token(session=session, token=token, secret=state.secret_key)
+
+
+async def get_optional_user(state: StateDep, credentials: BearerDep) -> User | None:
+    """None for a guest (no token, no database work); an invalid or non-user token is refused."""
     if credentials is None:
         return None
-    return auth.user_from_token(session=session, token=credentials.credentials, secret=state.secret_key)
+    decode_token(credentials.credentials, secret=state.secret_key, kind="user")  # cheap checks first
+    return await run_in_threadpool(_user_for_token, state, credentials.credentials)
 
 
-def get_current_user(user: Annotated[User | None, Depends(get_optional_user)]) -> User:
+async def get_current_user(user: Annotated[User | None, Depends(get_optional_user)]) -> User:
     if user is None:
         raise AuthenticationFailed()
     return user
@@ -60,7 +67,7 @@ def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> A
         raise PermissionDenied("需要管理员权限") from None
 
 
-def get_client_ip(request: Request) -> str:
+async def get_client_ip(request: Request) -> str:
     """The client address the request gate decided (TCP peer, or via TRUSTED_PROXIES)."""
     return request.scope.get("state", {}).get("client_ip") or (
         request.client.host if request.client else "unknown"

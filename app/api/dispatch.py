@@ -1,0 +1,49 @@
+"""Requests for the API go straight to the API app, ahead of the UI's middleware.
+
+NiceGUI wraps its app in several ``BaseHTTPMiddleware`` layers (session tracking, cache headers,
+prefix redirects) and GZip; each costs an extra task and stream per request. The REST API needs none
+of them, so the API is its own FastAPI app and the outermost ASGI layer sends ``/api``, ``/docs`` and
+``/openapi.json`` to it; everything else (pages, WebSocket, static files, lifespan) goes through
+NiceGUI's stack as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.docs import ASSETS_PATH
+
+API_PREFIXES = ("/api/", f"{ASSETS_PATH}/")
+API_EXACT = frozenset({"/api", "/docs", "/openapi.json"})
+_ORIGINAL = "_pyaichat_original_build_middleware_stack"
+
+
+def is_api_path(path: str) -> bool:
+    return path in API_EXACT or path.startswith(API_PREFIXES)
+
+
+class ApiFirst:
+    def __init__(self, ui: ASGIApp, api: ASGIApp) -> None:
+        self.ui = ui
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_api_path(scope.get("path", "")):
+            await self.api(scope, receive, send)
+        else:
+            await self.ui(scope, receive, send)
+
+
+def route_api_first(web_app: FastAPI, api_app: FastAPI) -> None:
+    """Make ``web_app`` hand API paths to ``api_app`` before its own middleware stack."""
+    original: Callable[[], ASGIApp] = getattr(web_app, _ORIGINAL, web_app.build_middleware_stack)
+    setattr(web_app, _ORIGINAL, original)
+
+    def build() -> ASGIApp:
+        return ApiFirst(ui=original(), api=api_app)
+
+    web_app.build_middleware_stack = build  # type: ignore[method-assign]
+    web_app.middleware_stack = None
