@@ -17,12 +17,15 @@ from typing import TypeVar
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio import BlockingConnectionPool
 
 from services.errors import LimiterUnavailable, RateLimited
 
 log = logging.getLogger("pyaichat.rate_limit")
 
 T = TypeVar("T")
+REDIS_POOL_SIZE = 64
+REDIS_POOL_WAIT_SECONDS = 10
 LOGIN_WINDOW_MINUTES = 15
 LOGIN_FAILURES_PER_ACCOUNT = 10
 LOGIN_FAILURES_PER_IP = 30
@@ -36,8 +39,16 @@ def async_storage_uri(uri: str) -> str:
 class RateLimiter:
     def __init__(self, storage_uri: str = "memory://") -> None:
         uri = async_storage_uri(storage_uri)
-        # Redis through redis-py's asyncio client (the library's default, coredis, is pinned below 6).
-        options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+        options: dict = {}
+        if uri.startswith("async+redis"):
+            # redis-py's asyncio client (the library's default, coredis, is pinned below 6); a plain
+            # redis:// server gets a blocking pool, so a burst waits for a connection instead of failing.
+            options["implementation"] = "redispy"
+            plain = uri.removeprefix("async+")
+            if plain.startswith(("redis://", "rediss://")):
+                options["connection_pool"] = BlockingConnectionPool.from_url(
+                    plain, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_SECONDS
+                )
         self._storage = storage_from_string(uri, **options)
         self._limiter = MovingWindowRateLimiter(self._storage)  # type: ignore[arg-type]
         self._items: dict[tuple[int, int], RateLimitItem] = {}

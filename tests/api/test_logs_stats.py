@@ -180,7 +180,7 @@ def test_csv_export_matches_the_database(stats_app: RunningApp, api: httpx.Clien
     assert b"\r\n" in raw
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     header, body = rows[0], rows[1:]
-    assert header[:5] == ["id", "time", "ip", "user", "model"]
+    assert header[:5] == ["id", "time (Asia/Shanghai)", "ip", "user", "model"]
     with sqlite3.connect(stats_app.db_path) as db:
         expected = db.execute(
             "SELECT id, ip_address, model_id, prompt_tokens, completion_tokens FROM chat_logs "
@@ -189,7 +189,12 @@ def test_csv_export_matches_the_database(stats_app: RunningApp, api: httpx.Clien
     assert [(int(r[0]), r[2], r[4].lstrip("'"), int(r[8]), int(r[9])) for r in body] == expected
     cmd_row = next(r for r in body if "cmd()" in r[4])
     assert cmd_row[4] == "'=cmd()" and cmd_row[3] == "'+bob@example.com", "formula injection neutralised"
-    assert all(r[1].endswith("+08:00") for r in body), "times in TZ"
+    assert header[1] == "time (Asia/Shanghai)"
+    with sqlite3.connect(stats_app.db_path) as db:
+        stored = dict(db.execute("SELECT id, created_at FROM chat_logs").fetchall())
+    for r in body:  # local Shanghai time = stored UTC + 8 h
+        utc = datetime.fromisoformat(stored[int(r[0])]).replace(tzinfo=UTC)
+        assert r[1] == utc.astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_csv_export_uses_the_filters(api: httpx.Client) -> None:
