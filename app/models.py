@@ -127,12 +127,14 @@ class DailyModelStats(SQLModel, table=True):
     completion_tokens: int = Field(default=0, nullable=False)
 
 
-class DailyActor(SQLModel, table=True):
-    """Who was active on a local day: ``u:<user id>`` for users, ``ip:<address>`` for guests."""
+class PeriodActor(SQLModel, table=True):
+    """Who was active in a local day, week (from Monday) or month: ``u:<user id>`` for users,
+    ``ip:<address>`` for guests. Counting a period's active users reads only that period's rows."""
 
-    __tablename__ = "stats_daily_actors"
+    __tablename__ = "stats_period_actors"
 
-    day: date = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=1)  # "d", "w" or "m"
+    start: date = Field(primary_key=True)  # the period's first local day
     actor: str = Field(primary_key=True, max_length=80)
 
 

@@ -18,6 +18,8 @@ from bench.harness import gateway, median, rss_mb
 from bench.report import Result
 
 MODELS = [f"model-{i}" for i in range(8)]
+USERS = 2_000  # a team's population: more calls come from the same people, not from new ones
+GUEST_IPS = 5_000
 
 
 def fill_database(path: Path, rows: int) -> None:
@@ -32,12 +34,13 @@ def fill_database(path: Path, rows: int) -> None:
         batch = []
         for _ in range(rows):
             created = now - timedelta(seconds=rng.randrange(60 * 86400))
-            user = rng.randrange(1, 2000) if rng.random() < 0.6 else None
+            user = rng.randrange(1, USERS + 1) if rng.random() < 0.6 else None
+            guest = rng.randrange(GUEST_IPS)
             batch.append(
                 (
                     user,
                     f"user{user}@example.com" if user else None,
-                    f"10.{rng.randrange(256)}.{rng.randrange(256)}.1",
+                    f"10.{guest // 256}.{guest % 256}.1",
                     1,
                     rng.choice(MODELS),
                     rng.randrange(10, 500),
@@ -68,10 +71,16 @@ def fill_database(path: Path, rows: int) -> None:
             "SELECT date(created_at), model_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
             "FROM chat_logs GROUP BY 1, 2"
         )
-        db.execute(
-            "INSERT OR IGNORE INTO stats_daily_actors (day, actor) SELECT date(created_at), "
-            "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END FROM chat_logs"
-        )
+        actor = "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END"
+        for kind, start in (
+            ("d", "date(created_at)"),
+            ("w", "date(created_at, '-6 days', 'weekday 1')"),
+            ("m", "date(created_at, 'start of month')"),
+        ):
+            db.execute(
+                f"INSERT OR IGNORE INTO stats_period_actors (kind, start, actor) "  # noqa: S608
+                f"SELECT '{kind}', {start}, {actor} FROM chat_logs"
+            )
         db.execute(
             "INSERT INTO system_config (key, value, description, updated_at) "
             "VALUES ('stats_time_zone', 'UTC', 'internal', CURRENT_TIMESTAMP)"
@@ -128,6 +137,7 @@ def _sqlite_cli_export(path: Path) -> float | None:
 
 def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -> Result:
     result = Result(f"6. Admin at scale: {small:,} vs {large:,} rows in chat_logs")
+    result.notes.append(f"rows spread over 60 days, 8 models, {USERS:,} users and {GUEST_IPS:,} guest IPs")
     timings: dict[int, dict[str, float]] = {}
     for rows in (small, large):
         data_dir = work_dir / f"admin-{rows}"

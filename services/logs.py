@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,9 @@ class CallRecord:
     status: str
     tokens_estimated: bool
     duration_ms: int
+
+
+_FIELDS = CallRecord.__slots__  # dataclasses.asdict() deep-copies and costs several times more per row
 
 
 class LogWriter:
@@ -82,9 +85,11 @@ class LogWriter:
             if not stop:
                 batch.append(item)  # type: ignore[arg-type]
             deadline = time.monotonic() + LINGER_SECONDS
-            while len(batch) < BATCH_SIZE and not stop and not self._flushing:
+            while len(batch) < BATCH_SIZE and not stop:
+                # take what is queued; wait for more only up to the linger deadline, and not while flushing
+                wait = 0.0 if self._flushing else max(0.0, deadline - time.monotonic())
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is self._STOP:
@@ -110,7 +115,9 @@ class LogWriter:
             )
         try:
             with self._engine.begin() as connection:
-                connection.execute(insert(ChatLog), [asdict(call) for call in batch])
+                connection.execute(
+                    insert(ChatLog), [{name: getattr(call, name) for name in _FIELDS} for call in batch]
+                )
                 rollup.apply(connection)
         except SQLAlchemyError as exc:
             log.error("could not write %d call log rows: %s", len(batch), type(exc).__name__)

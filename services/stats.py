@@ -19,11 +19,16 @@ from sqlalchemy import delete, func
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
-from app.models import ChatLog, DailyActor, DailyModelStats, SystemConfig, utcnow
+from app.models import ChatLog, DailyModelStats, PeriodActor, SystemConfig, utcnow
 
 log = logging.getLogger("pyaichat.stats")
 ZONE_KEY = "stats_time_zone"
 REBUILD_BATCH = 20_000
+
+
+def period_starts(day: date) -> tuple[tuple[str, date], ...]:
+    """The day, its week (from Monday) and its month, each by its first day."""
+    return (("d", day), ("w", day - timedelta(days=day.weekday())), ("m", day.replace(day=1)))
 
 
 @dataclass
@@ -31,7 +36,7 @@ class Rollup:
     """What a batch of log rows adds to the daily tables."""
 
     models: dict[tuple[date, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
-    actors: set[tuple[date, str]] = field(default_factory=set)
+    actors: set[tuple[str, date, str]] = field(default_factory=set)
 
     def add(
         self,
@@ -49,7 +54,9 @@ class Rollup:
         totals[0] += 1
         totals[1] += prompt or 0
         totals[2] += completion or 0
-        self.actors.add((day, f"u:{user_id}" if user_id is not None else f"ip:{ip}"))
+        actor = f"u:{user_id}" if user_id is not None else f"ip:{ip}"
+        for kind, start in period_starts(day):
+            self.actors.add((kind, start, actor))
 
     def apply(self, connection: Connection) -> None:
         """Upsert into the rollup tables inside the caller's transaction."""
@@ -70,8 +77,8 @@ class Rollup:
             },
         )
         connection.execute(stmt)
-        actor_rows = [{"day": day, "actor": actor} for day, actor in self.actors]
-        connection.execute(dialect_insert(DailyActor).values(actor_rows).on_conflict_do_nothing())
+        actor_rows = [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in self.actors]
+        connection.execute(dialect_insert(PeriodActor).values(actor_rows).on_conflict_do_nothing())
 
 
 def _dialect_insert(connection: Connection):
@@ -120,7 +127,7 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
     """
     with engine.begin() as connection:
         connection.execute(delete(DailyModelStats))
-        connection.execute(delete(DailyActor))
+        connection.execute(delete(PeriodActor))
         high = connection.execute(select(func.max(ChatLog.id))).scalar() or 0
     done, last_id = 0, 0
     while last_id < high:
@@ -206,9 +213,10 @@ def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) 
     rows = list(session.exec(select(DailyModelStats).where(col(DailyModelStats.day) >= first)).all())
     spans = {"today": periods.today, "week": periods.week_start, "month": periods.month_start}
     totals = {name: _sum(rows, since) for name, since in spans.items()}
+    kinds = {"today": "d", "week": "w", "month": "m"}
     active = {
         name: session.exec(
-            select(func.count(func.distinct(DailyActor.actor))).where(col(DailyActor.day) >= since)
+            select(func.count()).where(PeriodActor.kind == kinds[name], PeriodActor.start == since)
         ).one()
         for name, since in spans.items()
     }
@@ -240,5 +248,15 @@ def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) 
 
 
 def prune_actors(connection: Connection, before: date) -> None:
-    """Forget who was active (IPs are personal data) as old call logs are forgotten."""
-    connection.execute(delete(DailyActor).where(col(DailyActor.day) < before))
+    """Forget who was active (IPs are personal data) in periods that ended before ``before``."""
+    connection.execute(delete(PeriodActor).where(PeriodActor.kind == "d", col(PeriodActor.start) < before))
+    connection.execute(
+        delete(PeriodActor).where(
+            PeriodActor.kind == "w", col(PeriodActor.start) < before - timedelta(days=6)
+        )
+    )
+    connection.execute(
+        delete(PeriodActor).where(
+            PeriodActor.kind == "m", col(PeriodActor.start) < before - timedelta(days=31)
+        )
+    )

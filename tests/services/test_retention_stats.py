@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, func, select
 
 from app.db import init_db, make_engine
-from app.models import ChatLog, DailyActor, utcnow
+from app.models import ChatLog, PeriodActor, utcnow
 from services.logs import CallRecord, LogWriter
 from services.retention import purge_old_logs
 from services.stats import dashboard, rebuild_rollups, rollups_need_rebuild
@@ -46,9 +46,10 @@ def test_purge_deletes_only_old_rows(tmp_path: Path) -> None:
     assert purge_old_logs(engine, retention_days=30) == 3
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(ChatLog)).one() == 3
-        assert session.exec(select(func.count()).select_from(DailyActor)).one() == 3, (
-            "old actors forgotten too"
-        )
+        days = session.exec(
+            select(func.count()).select_from(PeriodActor).where(PeriodActor.kind == "d")
+        ).one()
+        assert days == 3, "who was active on forgotten days is forgotten too"
     writer.close()
 
 
