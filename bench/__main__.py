@@ -198,7 +198,7 @@ def write_report(results: list[Result], path: Path, seconds: float) -> None:
         "(`bench/serve.py`). Ratios are medians over interleaved rounds. Client, gateway and upstream",
         "share the machine's cores.",
         "",
-        "Reproduce: `.venv/bin/python -m bench` (all, about ten minutes) or",
+        "Reproduce: `.venv/bin/python -m bench` (all, about a quarter of an hour) or",
         "`.venv/bin/python -m bench --only 1,6` (some).",
         "",
     ]
