@@ -15,19 +15,7 @@ import httpx
 from bench.gateway_bench import interleaved_latencies, stream_once
 from bench.harness import Gateway, cpu_seconds, median, percentile
 from bench.report import Result
-
-CHROME_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1100,800",
-]
+from tests.browser.conftest import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
 
 
 def _driver(profile: str):
@@ -35,10 +23,10 @@ def _driver(profile: str):
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
+    options.binary_location = CHROMIUM
+    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1100,800"]:
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
 def _open_page(driver, url: str, model_name: str) -> None:
@@ -160,4 +148,4 @@ def bench_page(
 
 
 def chromium_available() -> bool:
-    return Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()
+    return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()

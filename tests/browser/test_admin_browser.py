@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -43,6 +45,17 @@ def test_admin_signs_in_adds_a_channel_and_sees_charts(
             json={"model": "browser-model", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert answer.status_code == 200
+    token = httpx.post(
+        f"{browser_app.base_url}/api/auth/admin/login",
+        json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+    ).json()["access_token"]
+    for _ in range(100):  # the log writer commits in batches: wait until the calls are counted
+        stats = httpx.get(
+            f"{browser_app.base_url}/api/admin/stats", headers={"Authorization": f"Bearer {token}"}
+        )
+        if stats.json()["calls"]["today"] >= 3:
+            break
+        time.sleep(0.05)
     driver.get(browser_app.base_url + "/admin/dashboard")
     wait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 2)
     assert driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .pielayer")
