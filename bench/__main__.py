@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import admin_bench, gateway_bench, limits_bench, logs_bench, page_bench
-from bench.harness import gateway, machine_description, upstream_process
+from bench.harness import Gateway, gateway, machine_description, upstream_process
 from bench.report import Result
 from tests.helpers import ROOT
 from tests.redis_server import run_redis
@@ -59,6 +59,19 @@ QUICK = Sizes(
     page_pace_ms=5,
     pages=1,
 )
+
+
+def against_off_switch(
+    gw: Gateway, upstream: str, work: Path, sizes: Sizes, flag: str, what: str, number: str
+) -> Result:
+    """Latency of ``gw`` against a second gateway started with ``flag`` (that feature replaced by a no-op)."""
+    with gateway(work / flag.strip("-"), flag) as off:
+        off.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+        return asyncio.run(
+            gateway_bench.bench_on_off(
+                gw, off, what=what, number=number, rounds=sizes.rounds, per_round=sizes.per_round
+            )
+        )
 
 
 def run(sizes: Sizes, only: set[int] | None, work: Path) -> list[Result]:
@@ -113,35 +126,9 @@ def run(sizes: Sizes, only: set[int] | None, work: Path) -> list[Result]:
                             )
                         )
                     )
-                    with gateway(work / "no-limits", "--no-limits") as off:
-                        off.add_channel("bench-delay", f"{upstream}/delay-50/v1")
-                        done(
-                            asyncio.run(
-                                gateway_bench.bench_on_off(
-                                    gw,
-                                    off,
-                                    what="rate limits",
-                                    number="4",
-                                    rounds=sizes.rounds,
-                                    per_round=sizes.per_round,
-                                )
-                            )
-                        )
+                    done(against_off_switch(gw, upstream, work, sizes, "--no-limits", "rate limits", "4"))
                 if wanted(5):
-                    with gateway(work / "no-logging", "--no-logging") as off:
-                        off.add_channel("bench-delay", f"{upstream}/delay-50/v1")
-                        done(
-                            asyncio.run(
-                                gateway_bench.bench_on_off(
-                                    gw,
-                                    off,
-                                    what="call logging",
-                                    number="5",
-                                    rounds=sizes.rounds,
-                                    per_round=sizes.per_round,
-                                )
-                            )
-                        )
+                    done(against_off_switch(gw, upstream, work, sizes, "--no-logging", "call logging", "5"))
         if wanted(4):
             with (
                 run_redis(work) as redis_url,
