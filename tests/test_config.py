@@ -149,6 +149,7 @@ def test_lists_and_zone(env: pytest.MonkeyPatch) -> None:
 
 
 def test_database_url_overrides_path(env: pytest.MonkeyPatch, data_dir: Path) -> None:
+    env.chdir(data_dir)  # with DATABASE_URL, dev secrets are kept in ./data: not the repository's
     env.setenv("DATABASE_URL", f"sqlite:///{data_dir}/other.db")
     settings, _ = load_settings()
     assert settings.sqlalchemy_url == f"sqlite:///{data_dir}/other.db"
