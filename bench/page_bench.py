@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -103,7 +102,6 @@ def bench_page(
     result.add("page ÷ API server CPU", ratio, "≤ 3", ratio <= 3)
 
     # Benchmark 1's ratio while `pages` chat pages stream at the same time.
-    stop = threading.Event()
     drivers = []
     profiles = [tempfile.mkdtemp(prefix="bench-chromium-") for _ in range(pages)]
     try:
@@ -131,7 +129,6 @@ def bench_page(
             )
         )
     finally:
-        stop.set()
         for page in drivers:
             page.quit()
         for profile_dir in profiles:

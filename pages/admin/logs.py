@@ -77,7 +77,6 @@ def register(state: AppState) -> None:
                 "model": None,
                 "status": None,
             }
-            page = {"number": 1}
 
             with ui.row().classes("w-full items-center"):
                 ui.label("调用日志").classes("text-xl font-semibold")
@@ -136,7 +135,6 @@ def register(state: AppState) -> None:
                         )
 
                 result = await run.io_bound(query)
-                page["number"] = number
                 table.rows = [
                     {
                         "id": item["id"],
