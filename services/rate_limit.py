@@ -1,6 +1,6 @@
 """Rate limits with the ``limits`` library's moving window: never more than N hits in any 60 s window,
-hits taken atomically (one lock in memory, one Lua script in Redis), so N concurrent requests against
-a limit of N−k admit exactly N−k.
+hits taken atomically (no ``await`` between check and hit in memory, one Lua script in Redis), so N
+concurrent requests against a limit of N−k admit exactly N−k.
 
 Keys: ``guest:<ip>`` (``guest_rpm``), ``user:<id>`` (``user_rpm``, across all of a user's tokens and
 IPs), ``channel:<id>`` (the channel's ``rpm_limit``), and the failed-login counters.
@@ -20,6 +20,7 @@ from limits.storage import storage_from_string
 from redis.asyncio import BlockingConnectionPool
 
 from services.errors import LimiterUnavailable, RateLimited
+from services.limit_storage import EventLoopMemoryStorage
 
 log = logging.getLogger("pyaichat.rate_limit")
 
@@ -49,7 +50,10 @@ class RateLimiter:
                 options["connection_pool"] = BlockingConnectionPool.from_url(
                     plain, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_SECONDS
                 )
-        self._storage = storage_from_string(uri, **options)
+        if uri.startswith("async+memory://"):
+            self._storage = EventLoopMemoryStorage()
+        else:
+            self._storage = storage_from_string(uri, **options)
         self._limiter = MovingWindowRateLimiter(self._storage)  # type: ignore[arg-type]
         self._items: dict[tuple[int, int], RateLimitItem] = {}
 
