@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app as web_app
 from nicegui import ui
 from nicegui.storage import Storage
+from starlette.types import ASGIApp
 
 from app.api import build_api_router
+from app.api.chat import ChatCompletionsApp
 from app.api.dispatch import route_api_first
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
@@ -61,21 +64,30 @@ def build_api_app(state: AppState) -> FastAPI:
     install_docs(api_app, title="pyaichat")
     api_app.include_router(build_api_router())
     install_error_handlers(api_app)
-    api_app.add_middleware(
-        CORSMiddleware,
-        allow_origins=state.settings.cors_origin_list,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["Retry-After"],
-    )
+    api_app.add_middleware(CORSMiddleware, **_cors_options(state))
     api_app.add_middleware(RequestGate, state=state)  # added last = runs first
     return api_app
+
+
+def _cors_options(state: AppState) -> dict[str, Any]:
+    return {
+        "allow_origins": state.settings.cors_origin_list,
+        "allow_methods": ["*"],
+        "allow_headers": ["*"],
+        "expose_headers": ["Retry-After"],
+    }
+
+
+def build_direct_routes(state: AppState) -> dict[tuple[str, str], ASGIApp]:
+    """The hot path, served ahead of the API app's stack with the same gate and CORS headers."""
+    chat = RequestGate(CORSMiddleware(ChatCompletionsApp(state), **_cors_options(state)), state=state)
+    return {("POST", "/api/chat/completions"): chat}
 
 
 def configure_app(state: AppState) -> None:
     """The API app in front of NiceGUI's app, which serves the pages."""
     web_app.state.pyaichat = state
-    route_api_first(web_app, build_api_app(state))
+    route_api_first(web_app, build_api_app(state), build_direct_routes(state))
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     register_pages(state)

@@ -55,6 +55,12 @@ class ModelNotFound(NotFound):
     default_message = "模型不存在或未启用"
 
 
+class PayloadTooLarge(DomainError):
+    status = 413
+    type = "payload_too_large"
+    default_message = "请求体过大"
+
+
 class Conflict(DomainError):
     status = 409
     type = "conflict"

@@ -10,9 +10,10 @@ from services.errors import NotFound
 
 def build_api_router() -> APIRouter:
     router = APIRouter(prefix="/api")
+    router.include_router(chat.completions_router)  # first: the hot path matches without walking the others
+    router.include_router(chat.router)
     router.include_router(health.router)
     router.include_router(auth.router)
-    router.include_router(chat.router)
     router.include_router(admin_channels.router)
     router.include_router(admin_settings.router)
     router.include_router(admin_logs.router)

@@ -40,12 +40,26 @@ def _user_for_token(state: AppState, token: str) -> User:
         return auth.user_from_token(session=session, token=token, secret=state.secret_key)
 
 
-async def get_optional_user(state: StateDep, credentials: BearerDep) -> User | None:
+async def user_for_token(state: AppState, token: str | None) -> User | None:
     """None for a guest (no token, no database work); an invalid or non-user token is refused."""
-    if credentials is None:
+    if token is None:
         return None
-    decode_token(credentials.credentials, secret=state.secret_key, kind="user")  # cheap checks first
-    return await run_in_threadpool(_user_for_token, state, credentials.credentials)
+    decode_token(token, secret=state.secret_key, kind="user")  # cheap checks first
+    return await run_in_threadpool(_user_for_token, state, token)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header (any other scheme is no token, as HTTPBearer)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def get_optional_user(state: StateDep, credentials: BearerDep) -> User | None:
+    return await user_for_token(state, credentials.credentials if credentials else None)
 
 
 async def get_current_user(user: Annotated[User | None, Depends(get_optional_user)]) -> User:
@@ -67,11 +81,15 @@ def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> A
         raise PermissionDenied("需要管理员权限") from None
 
 
-async def get_client_ip(request: Request) -> str:
+def client_ip(request: Request) -> str:
     """The client address the request gate decided (TCP peer, or via TRUSTED_PROXIES)."""
     return request.scope.get("state", {}).get("client_ip") or (
         request.client.host if request.client else "unknown"
     )
+
+
+async def get_client_ip(request: Request) -> str:
+    return client_ip(request)
 
 
 ClientIP = Annotated[str, Depends(get_client_ip)]

@@ -9,7 +9,7 @@ NiceGUI's stack as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,24 +26,36 @@ def is_api_path(path: str) -> bool:
 
 
 class ApiFirst:
-    def __init__(self, ui: ASGIApp, api: ASGIApp) -> None:
+    """``direct`` maps ``(method, path)`` to an app that serves it without the API app's own stack
+    (``POST /api/chat/completions``, the hot path); other API paths go to ``api``, the rest to ``ui``."""
+
+    def __init__(self, ui: ASGIApp, api: ASGIApp, direct: Mapping[tuple[str, str], ASGIApp]) -> None:
         self.ui = ui
         self.api = api
+        self.direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_api_path(scope.get("path", "")):
-            await self.api(scope, receive, send)
-        else:
-            await self.ui(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            direct = self.direct.get((scope.get("method", ""), path))
+            if direct is not None:
+                await direct(scope, receive, send)
+                return
+            if is_api_path(path):
+                await self.api(scope, receive, send)
+                return
+        await self.ui(scope, receive, send)
 
 
-def route_api_first(web_app: FastAPI, api_app: FastAPI) -> None:
+def route_api_first(
+    web_app: FastAPI, api_app: FastAPI, direct: Mapping[tuple[str, str], ASGIApp] | None = None
+) -> None:
     """Make ``web_app`` hand API paths to ``api_app`` before its own middleware stack."""
     original: Callable[[], ASGIApp] = getattr(web_app, _ORIGINAL, web_app.build_middleware_stack)
     setattr(web_app, _ORIGINAL, original)
 
     def build() -> ASGIApp:
-        return ApiFirst(ui=original(), api=api_app)
+        return ApiFirst(ui=original(), api=api_app, direct=direct or {})
 
     web_app.build_middleware_stack = build  # type: ignore[method-assign]
     web_app.middleware_stack = None

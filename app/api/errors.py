@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,7 +32,7 @@ def _error(
 
 async def domain_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers() or None)
+    return domain_error_response(exc)
 
 
 def _readable(error: dict[str, Any]) -> str:
@@ -43,15 +43,27 @@ def _readable(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+def validation_error_response(errors: Sequence[Any]) -> JSONResponse:
     """422 with a readable message; the rejected input is never echoed (it may be a password)."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
     details = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in errors
     ]
     message = _readable(errors[0]) if errors else "请求格式不正确"
     return _error(422, "validation_error", message, details=details)
+
+
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers() or None)
+
+
+def internal_error_response(method: str, path: str, exc: BaseException) -> JSONResponse:
+    log.error("unhandled error on %s %s: %s", method, path, type(exc).__name__, exc_info=exc)
+    return _error(500, "internal_error", "服务器内部错误，请稍后再试")
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return validation_error_response(exc.errors())
 
 
 _HTTP_MESSAGES = {
@@ -85,10 +97,7 @@ async def _api_http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _api_internal_error(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
-    )
-    return _error(500, "internal_error", "服务器内部错误，请稍后再试")
+    return internal_error_response(request.method, request.url.path, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -179,6 +179,51 @@ def test_malformed_chat_bodies_are_422(client: httpx.Client, body: dict) -> None
     assert response.status_code == 422 and response.json()["error"]["type"] == "validation_error"
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "请求体不是有效的 JSON"),
+        (b"", "请求体不是有效的 JSON"),
+        (b'["model", "m"]', "Input should be an object"),
+        (b'{"model": "m", "messages": [{"content": "x"}]}', "messages.0.role: Field required"),
+    ],
+)
+def test_unparsable_chat_bodies_are_readable_422s(client: httpx.Client, raw: bytes, message: str) -> None:
+    response = client.post("/api/chat/completions", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "validation_error" and error["message"] == message
+    assert all(detail["loc"][0] == "body" for detail in error["details"])
+
+
+def test_oversized_chat_body_is_413(client: httpx.Client) -> None:
+    huge = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * (33 * 1024 * 1024) + b'"}]}'
+    response = client.post("/api/chat/completions", content=huge)
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "payload_too_large"
+
+
+def test_chat_completions_answers_cors(client: httpx.Client, channel_for) -> None:
+    channel = channel_for()
+    origin = {"Origin": "https://app.example"}
+    preflight = client.options(
+        "/api/chat/completions",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    response = client.post(
+        "/api/chat/completions", json=chat_body(channel["model_id"], stream=False), headers=origin
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "retry-after" in response.headers["access-control-expose-headers"].lower()
+
+
 def test_invalid_token_is_401_not_guest(client: httpx.Client, channel_for) -> None:
     channel = channel_for()
     response = client.post(
