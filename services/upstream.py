@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
 
+from services.http_transport import LeanTransport
 from services.reasoning import ThinkTagSplitter, split_think_tags
 
 
@@ -24,12 +26,15 @@ class UpstreamTimeouts:
 
 
 def make_http_client(timeouts: UpstreamTimeouts) -> httpx.AsyncClient:
-    """The one client every upstream call shares (connection pooling, explicit limits)."""
+    """The one client every upstream call shares: pooled connections over :class:`LeanTransport`, no
+    environment proxies, no redirects, and no cookie jar (an upstream's cookies are not replayed on
+    later calls, which come from other users)."""
     return httpx.AsyncClient(
+        transport=LeanTransport(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
         timeout=httpx.Timeout(
             connect=timeouts.connect, read=timeouts.idle, write=timeouts.connect, pool=timeouts.connect
         ),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         trust_env=False,
         follow_redirects=False,
     )
