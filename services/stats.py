@@ -31,12 +31,18 @@ def period_starts(day: date) -> tuple[tuple[str, date], ...]:
     return (("d", day), ("w", day - timedelta(days=day.weekday())), ("m", day.replace(day=1)))
 
 
+Actor = tuple[str, date, str]  # (period kind, period start, "u:<id>" or "ip:<address>")
+_BUCKET_SECONDS = 900  # every UTC offset in use, and every change of one, falls on a quarter hour
+
+
 @dataclass
 class Rollup:
     """What a batch of log rows adds to the daily tables."""
 
     models: dict[tuple[date, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
-    actors: set[tuple[str, date, str]] = field(default_factory=set)
+    actors: set[Actor] = field(default_factory=set)
+    # quarter hour of the UTC clock → (local day, its periods): a batch's rows share a few of them
+    _periods: dict[int, tuple[date, tuple[tuple[str, date], ...]]] = field(default_factory=dict, repr=False)
 
     def add(
         self,
@@ -49,25 +55,28 @@ class Rollup:
         ip: str,
         zone: ZoneInfo,
     ) -> None:
-        day = created_at.astimezone(zone).date()
+        bucket = int(created_at.timestamp()) // _BUCKET_SECONDS
+        known = self._periods.get(bucket)
+        if known is None:
+            day = created_at.astimezone(zone).date()
+            known = self._periods[bucket] = (day, period_starts(day))
+        day, periods = known
         totals = self.models[(day, model_id)]
         totals[0] += 1
         totals[1] += prompt or 0
         totals[2] += completion or 0
         actor = f"u:{user_id}" if user_id is not None else f"ip:{ip}"
-        for kind, start in period_starts(day):
+        for kind, start in periods:
             self.actors.add((kind, start, actor))
 
-    def apply(self, connection: Connection) -> None:
-        """Upsert into the rollup tables inside the caller's transaction."""
+    def apply(self, connection: Connection, *, known_actors: set[Actor] | None = None) -> None:
+        """Upsert into the rollup tables inside the caller's transaction (one executemany per table: a
+        multi-row VALUES statement would be compiled anew for every batch). ``known_actors``: period
+        actors already stored, which need no second insert."""
         if not self.models:
             return
         dialect_insert = _dialect_insert(connection)
-        rows = [
-            {"day": day, "model_id": model, "calls": c, "prompt_tokens": p, "completion_tokens": t}
-            for (day, model), (c, p, t) in self.models.items()
-        ]
-        stmt = dialect_insert(DailyModelStats).values(rows)
+        stmt = dialect_insert(DailyModelStats)
         stmt = stmt.on_conflict_do_update(
             index_elements=["day", "model_id"],
             set_={
@@ -76,9 +85,19 @@ class Rollup:
                 "completion_tokens": DailyModelStats.completion_tokens + stmt.excluded.completion_tokens,
             },
         )
-        connection.execute(stmt)
-        actor_rows = [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in self.actors]
-        connection.execute(dialect_insert(PeriodActor).values(actor_rows).on_conflict_do_nothing())
+        connection.execute(
+            stmt,
+            [
+                {"day": day, "model_id": model, "calls": c, "prompt_tokens": p, "completion_tokens": t}
+                for (day, model), (c, p, t) in self.models.items()
+            ],
+        )
+        actors = self.actors - known_actors if known_actors else self.actors
+        if actors:
+            connection.execute(
+                dialect_insert(PeriodActor).on_conflict_do_nothing(),
+                [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in actors],
+            )
 
 
 def _dialect_insert(connection: Connection):

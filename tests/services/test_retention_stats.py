@@ -70,3 +70,36 @@ def test_rollups_follow_inserts_and_rebuild_for_another_zone(tmp_path: Path) -> 
         stats = dashboard(session=session, zone=ZoneInfo("Asia/Tokyo"))
         assert sum(point["calls"] for point in stats["trend"]) == 5
     writer.close()
+
+
+def test_writer_stores_every_field_and_counts_each_actor_once(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    writer = LogWriter(engine, shanghai, batch_size=7, linger_seconds=0)  # many small batches
+    first = CallRecord(
+        user_id=3,
+        username="a@example.com",
+        ip_address="2001:db8::1",
+        channel_id=9,
+        model_id="m-1",
+        prompt_tokens=None,
+        completion_tokens=40,
+        created_at=utcnow(),
+        status="client_aborted",
+        tokens_estimated=True,
+        duration_ms=1234,
+    )
+    writer.record(first)
+    for n in range(60):  # the same three guests again and again, across batches
+        writer.record(_call(0, ip=f"10.0.0.{n % 3}"))
+    assert writer.flush()
+    with Session(engine) as session:
+        stored = session.exec(select(ChatLog).order_by(ChatLog.id)).first()
+        assert stored is not None
+        for name in CallRecord.__slots__:
+            assert getattr(stored, name) == getattr(first, name), name
+        actors = session.exec(select(PeriodActor.actor).where(PeriodActor.kind == "d")).all()
+        assert sorted(actors) == ["ip:10.0.0.0", "ip:10.0.0.1", "ip:10.0.0.2", "u:3"]
+        stats = dashboard(session=session, zone=shanghai)
+        assert stats["calls"]["today"] == 61 and stats["active_users"]["today"] == 4
+    writer.close()
