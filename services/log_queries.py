@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, case, func, literal, type_coerce
+from sqlalchemy import String, bindparam, case, func, literal, type_coerce
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -37,6 +37,7 @@ CSV_HEADER = [
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
+GUEST_LABEL = "访客"  # the user column of a guest's call
 
 
 @dataclass(frozen=True)
@@ -209,42 +210,45 @@ def _offset_label(minutes: int) -> str:
 def _sqlite_csv_line(spans: list[tuple[datetime, int]]) -> Any:
     """One SQL expression that renders a whole CSV line, so SQLite does the per-row work.
 
-    Only the free-text columns (user, model, channel name) can hold quotes, commas or a leading
-    formula character; they are quoted and neutralised. IPs, statuses and numbers never need it.
+    A single ``printf`` builds the line (a chain of ``||`` allocates a string per piece and ran at half
+    the speed); ``%w`` doubles the quotes inside the free-text cells (user, model, channel name), which
+    are always quoted and get a leading ``'`` when they start like a formula. IPs, statuses and numbers
+    never need quoting.
     """
-
-    def quoted(value: Any) -> Any:
-        guard = case((func.unicode(value).in_(_FORMULA_CODES), literal("'")), else_=literal(""))
-        return literal('"') + guard + func.replace(value, '"', '""') + literal('"')
 
     def local(minutes: int) -> Any:
         if minutes == 0:
             return func.substr(ChatLog.created_at, 1, 19)
         return func.strftime("%Y-%m-%d %H:%M:%S", ChatLog.created_at, f"{minutes:+d} minutes")
 
+    def guard(value: Any) -> Any:
+        return case((func.unicode(value).in_(_FORMULA_CODES), literal("'")), else_=literal(""))
+
     stored = type_coerce(ChatLog.created_at, String)
     when = [
         (stored < until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), local(m)) for until, m in spans[:-1]
     ]
     time_text = case(*when, else_=local(spans[-1][1])) if when else local(spans[-1][1])
-    parts = [
+    user = func.coalesce(ChatLog.username, GUEST_LABEL)
+    channel = func.coalesce(Channel.name, "")
+    return func.printf(
+        '%d,%s,%s,"%s%w","%s%w",%s,"%s%w",%s,%s,%s,%s,%s',
         ChatLog.id,
         time_text,
         ChatLog.ip_address,
-        quoted(func.coalesce(ChatLog.username, "访客")),
-        quoted(ChatLog.model_id),
+        guard(user),
+        user,
+        guard(ChatLog.model_id),
+        ChatLog.model_id,
         func.coalesce(ChatLog.channel_id, ""),
-        quoted(func.coalesce(Channel.name, "")),
+        guard(channel),
+        channel,
         ChatLog.status,
         func.coalesce(ChatLog.prompt_tokens, ""),
         func.coalesce(ChatLog.completion_tokens, ""),
         case((col(ChatLog.tokens_estimated), "yes"), else_="no"),
         func.coalesce(ChatLog.duration_ms, ""),
-    ]
-    line = type_coerce(parts[0], String)
-    for part in parts[1:]:
-        line = line.op("||")(",").op("||")(part)
-    return line
+    )
 
 
 def _export_sqlite(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
@@ -258,15 +262,34 @@ def _export_sqlite(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[b
     base = _where(
         select(ChatLog.id, line).join(Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True), flt
     )
+    first_batch = _positional(engine, base.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
+    after = base.where(col(ChatLog.id) < bindparam("last_id", 0))
+    next_batch = _positional(engine, after.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
     last_id: int | None = None
     while True:
-        query = base if last_id is None else base.where(col(ChatLog.id) < last_id)
-        with engine.connect() as connection:
-            rows = connection.execute(query.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH)).all()
+        sql, params = first_batch if last_id is None else next_batch
+        with engine.connect() as connection:  # plain tuples from the driver: no Row object per line
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(sql, [last_id if p is _LAST_ID else p for p in params])
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         if not rows:
             return
-        yield ("\r\n".join(row[1] for row in rows) + "\r\n").encode()
+        yield ("\r\n".join([row[1] for row in rows]) + "\r\n").encode()
         last_id = rows[-1][0]
+
+
+_LAST_ID = object()
+
+
+def _positional(engine: Engine, query: Any) -> tuple[str, list[Any]]:
+    """A query as the SQLite driver takes it: SQL with ``?`` and its parameters in order (the keyset
+    bound, ``last_id``, as a placeholder to fill in per batch)."""
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.params
+    return str(compiled), [_LAST_ID if name == "last_id" else values[name] for name in compiled.positiontup]
 
 
 def export_csv(*, engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
@@ -319,7 +342,7 @@ def _export_python(
                 row_id,
                 _local_time(created, zone),
                 neutralize(ip),
-                neutralize(user or "访客"),
+                neutralize(user or GUEST_LABEL),
                 neutralize(model),
                 _blank(channel_id),
                 neutralize(channel),

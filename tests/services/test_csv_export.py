@@ -1,0 +1,63 @@
+"""The CSV export's two renderers agree cell for cell: SQLite's ``printf`` line and Python's csv module."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session
+
+from app.db import init_db, make_engine
+from app.models import Channel, ChatLog
+from services import log_queries
+from services.log_queries import LogFilter, export_csv
+
+AWKWARD = ['say "hi", then\r\nleave', "-1+2", "=SUM(A1)", "@home", "\tindent", "普通渠道", ""]
+
+
+def _parse(chunks: list[bytes]) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"), newline="")))
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Berlin", "Asia/Kolkata", "UTC"])
+def test_sqlite_and_python_renderers_agree(tmp_path: Path, zone_name: str) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'chat.db'}")
+    init_db(engine)
+    start = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)  # across Berlin's change to summer time
+    with Session(engine) as session:
+        channels = [Channel(name=n or "x", base_url="http://u", api_key="k", model_id="m") for n in AWKWARD]
+        session.add_all(channels)
+        session.commit()
+        for n in range(120):
+            text = AWKWARD[n % len(AWKWARD)]
+            session.add(
+                ChatLog(
+                    user_id=n % 3 or None,
+                    username=None if n % 3 == 0 else f"{text if n % 2 else n}@example.com",
+                    ip_address=f"10.0.0.{n}",
+                    channel_id=channels[n % len(channels)].id if n % 5 else None,
+                    model_id=text or "m",
+                    prompt_tokens=n if n % 4 else None,
+                    completion_tokens=2 * n,
+                    created_at=start + timedelta(minutes=17 * n),
+                    status="ok",
+                    tokens_estimated=bool(n % 2),
+                    duration_ms=n * 10,
+                )
+            )
+        session.commit()
+    zone = ZoneInfo(zone_name)
+    for flt in (LogFilter(), LogFilter(model="-1+2")):
+        header, *from_sqlite = _parse(list(export_csv(engine=engine, flt=flt, zone=zone)))
+        assert header[1] == f"time ({zone_name})" and from_sqlite
+        buffer = io.StringIO()  # the Python renderer, the one other databases use
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        assert from_sqlite == _parse(list(log_queries._export_python(engine, flt, zone, buffer, writer)))
+    rows = _parse(list(export_csv(engine=engine, flt=LogFilter(), zone=zone)))
+    cells = {cell for row in rows for cell in row}
+    assert "'=SUM(A1)" in cells and "'-1+2" in cells and 'say "hi", then\r\nleave' in cells
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for cell in cells)
