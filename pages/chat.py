@@ -174,11 +174,11 @@ class ChatPage:
         try:
             stream = await self.state.chat.open_stream(body=body, caller=self.caller)
         except asyncio.CancelledError:
-            answer.row.delete()
+            answer.drop()
             self._undo_turn(text, bubble)
             raise
         except DomainError as error:
-            answer.row.delete()
+            answer.drop()
             self._undo_turn(text, bubble)
             self._set_busy(False)
             if isinstance(error, ModelNotFound):
@@ -191,8 +191,8 @@ class ChatPage:
                 if piece.error is not None:
                     failure = piece.error
                     break
-                answer.add(piece.content, piece.reasoning)
-                self._follow()
+                if answer.add(piece.content, piece.reasoning):
+                    self._follow()  # one scroll per render, not one message to the browser per chunk
         except asyncio.CancelledError:
             answer.finish("已停止生成")
             self._keep_answer(answer)

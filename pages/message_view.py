@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+import weakref
 
 from nicegui import ui
 
-RENDER_INTERVAL = 0.1  # seconds between two renders of one message while it streams
+RENDER_INTERVAL = 0.1  # seconds between two renders of one message while it streams, at least
+RENDER_SHARE = 0.01  # share of one core that re-rendering one streaming message may take
+RENDER_BUDGET = 0.25  # and all streaming messages of the process together
+_STREAMING: weakref.WeakSet[AnswerView] = weakref.WeakSet()  # messages of this process still streaming
 _FENCE = re.compile(r"```([\w#+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -41,7 +45,9 @@ class AnswerView:
         self._started = time.monotonic()
         self._thinking_seconds: float | None = None
         self._last_render = 0.0
+        self._interval = RENDER_INTERVAL
         self._dirty = False
+        _STREAMING.add(self)
         with ui.row().classes("msg-row assistant") as self.row:
             with ui.element("div").classes("avatar"):
                 ui.icon("auto_awesome", size="18px")
@@ -55,7 +61,15 @@ class AnswerView:
         self.thinking: ui.expansion | None = None
         self.thinking_text: ui.label | None = None
 
-    def add(self, content: str, reasoning: str) -> None:
+    def add(self, content: str, reasoning: str) -> bool:
+        """Take a piece of the stream; True when the message was rendered again (and may have grown).
+
+        Markdown is converted on the server and a render converts the whole answer so far, so renders
+        are spaced by what they cost: after a render that took ``t``, the next waits ``t ÷ RENDER_SHARE``,
+        or ``t × streaming messages ÷ RENDER_BUDGET`` when more. A long answer, or many at once, render
+        less often instead of taking the server's CPU (the API and the other pages stay fast); short
+        ones still render ten times a second.
+        """
         if reasoning:
             self.reasoning += reasoning
             self._dirty = True
@@ -64,18 +78,23 @@ class AnswerView:
                 self._thinking_seconds = time.monotonic() - self._started
             self.content += content
             self._dirty = True
-        if self._dirty and time.monotonic() - self._last_render >= RENDER_INTERVAL:
+        if self._dirty and time.monotonic() - self._last_render >= self._interval:
             self.render()
+            return True
+        return False
 
     def render(self) -> None:
         self._dirty = False
-        self._last_render = time.monotonic()
+        started = time.monotonic()
         if self.reasoning:
             self._show_thinking()
         if self.content:
             self.typing.set_visibility(False)
             self.body.set_visibility(True)
             self.body.set_content(self.content)
+        self._last_render = time.monotonic()
+        spent = self._last_render - started
+        self._interval = max(RENDER_INTERVAL, spent / RENDER_SHARE, spent * len(_STREAMING) / RENDER_BUDGET)
 
     def _show_thinking(self) -> None:
         if self.thinking is None:
@@ -92,8 +111,14 @@ class AnswerView:
             self.thinking.text = f"已思考 {self._thinking_seconds:.1f} 秒"
             self.thinking.value = False  # collapse once the answer starts
 
+    def drop(self) -> None:
+        """Remove a message that never got an answer."""
+        _STREAMING.discard(self)
+        self.row.delete()
+
     def finish(self, note: str | None = None, *, error: bool = False) -> None:
         """Final render: code blocks get their copy button; ``note`` marks a stopped or failed answer."""
+        _STREAMING.discard(self)
         if self.reasoning and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._started
         self.render()

@@ -147,3 +147,25 @@ async def test_blocked_ip_is_explained_in_a_dialog(user: User, add_model) -> Non
     state.block_list.invalidate()
     await send(user, "blocked now")
     await user.should_see("您的 IP 已被禁止访问", retries=50)
+
+
+async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
+    user: User, add_model, monkeypatch
+) -> None:
+    """Markdown is re-rendered at most ten times a second, and the page scrolls once per render, not
+    once per chunk (each scroll is a message to the browser)."""
+    from pages.message_view import AnswerView
+
+    renders: list[float] = []
+    scrolls: list[float] = []
+    render = AnswerView.render
+    monkeypatch.setattr(AnswerView, "render", lambda self: (renders.append(1), render(self))[1])
+    monkeypatch.setattr(ui.scroll_area, "scroll_to", lambda self, **_: scrolls.append(1))
+    add_model("slow-3-300")  # 300 chunks, 3 ms apart
+    await user.open("/")
+    started = asyncio.get_running_loop().time()
+    await send(user, "long")
+    await user.should_see("w299", retries=200)
+    seconds = asyncio.get_running_loop().time() - started
+    assert len(renders) <= seconds / 0.1 + 3, (len(renders), seconds)
+    assert len(scrolls) <= len(renders) + 3, "one scroll per render, not per chunk"
