@@ -37,7 +37,7 @@ class Sizes:
     admin_large: int = 1_000_000
     admin_repeats: int = 15
     page_tokens: int = 3_000
-    page_pace_ms: int = 5
+    page_pace_ms: int = 20
     pages: int = 20
 
 
