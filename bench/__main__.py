@@ -26,6 +26,7 @@ class Sizes:
     rounds: int = 9
     per_round: int = 60
     stream_rounds: int = 15
+    ttft_samples: int = 200
     chunks: int = 64
     streams: int = 64
     concurrent_rounds: int = 3
@@ -45,6 +46,7 @@ QUICK = Sizes(
     rounds=2,
     per_round=5,
     stream_rounds=2,
+    ttft_samples=4,
     chunks=8,
     streams=4,
     concurrent_rounds=1,
@@ -90,6 +92,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path) -> list[Result]:
                 gw.add_channel("bench-delay", f"{upstream}/delay-50/v1")
                 gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
                 gw.add_channel(f"bench-stream-{sizes.chunks}", f"{upstream}/slow-20-{sizes.chunks}/v1")
+                gw.add_channel("bench-first-token", f"{upstream}/slow-20-2/v1")
                 if wanted(1):
                     done(
                         asyncio.run(
@@ -102,7 +105,11 @@ def run(sizes: Sizes, only: set[int] | None, work: Path) -> list[Result]:
                     done(
                         asyncio.run(
                             gateway_bench.bench_one_stream(
-                                gw, upstream, rounds=sizes.stream_rounds, chunks=sizes.chunks
+                                gw,
+                                upstream,
+                                rounds=sizes.stream_rounds,
+                                chunks=sizes.chunks,
+                                ttft_samples=sizes.ttft_samples,
                             )
                         )
                     )
