@@ -38,6 +38,9 @@ def choose_model(driver, name: str) -> None:
 
 def type_and_send(driver, text: str) -> None:
     box = driver.find_element(By.CSS_SELECTOR, "textarea")
+    box.click()  # as a person would; a click outside also closes a menu still open
+    wait(driver).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu")))
+    box.click()
     box.send_keys(text)
     box.send_keys(Keys.ENTER)
 
