@@ -126,6 +126,7 @@ class LogWriter:
         connections the pages and the API read with keep SQLite's defaults."""
         if self._connection is None or self._connection.closed:
             self._connection = self._engine.connect()
+            self._connection.detach()  # its pragmas must not follow it back into the shared pool
             if self._connection.dialect.name == "sqlite":
                 self._connection.exec_driver_sql(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
                 self._connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")

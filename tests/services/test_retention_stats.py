@@ -103,3 +103,14 @@ def test_writer_stores_every_field_and_counts_each_actor_once(tmp_path: Path) ->
         stats = dashboard(session=session, zone=shanghai)
         assert stats["calls"]["today"] == 61 and stats["active_users"]["today"] == 4
     writer.close()
+
+
+def test_the_writers_connection_settings_stay_its_own(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    writer = LogWriter(engine, ZoneInfo("UTC"))
+    writer.record(_call(0))
+    assert writer.flush()
+    writer.close()  # the writer's connection is closed, not handed back to the pool
+    for _ in range(3):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -2000  # SQLite's default
