@@ -133,7 +133,10 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: StateDep, user: OptionalUser, ip: ClientIP
 ) -> StreamingResponse | JSONResponse:
     caller = Caller(
-        ip=ip, user_id=user.id if user else None, username=user.email if user else None, path=request.url.path
+        ip=ip,
+        user_id=user.id if user else None,
+        username=user.email if user else None,
+        path=request.scope["path"],
     )
     payload = body.upstream_body()
     if body.stream:
