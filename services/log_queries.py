@@ -14,7 +14,7 @@ from sqlalchemy import String, bindparam, case, func, literal, type_coerce
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.models import Channel, ChatLog
+from app.models import Channel, ChatLog, User
 from services.client_ip import parse_ip
 from services.errors import InvalidInput
 
@@ -102,8 +102,9 @@ def _where(query: Any, flt: LogFilter) -> Any:
             query = query.where(col(ChatLog.user_id).is_(None))
         elif flt.user.isdigit():
             query = query.where(ChatLog.user_id == int(flt.user))
-        else:
-            query = query.where(ChatLog.username == flt.user)
+        else:  # an e-mail: accounts are never deleted nor renamed, so it names one user id for good
+            account = select(User.id).where(User.email == flt.user).scalar_subquery()
+            query = query.where(ChatLog.user_id == account)
     if flt.ip is not None:
         query = query.where(ChatLog.ip_address == flt.ip)
     if flt.model is not None:

@@ -11,8 +11,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlmodel import Session
 
 from app.db import make_engine
+from app.models import User
 from services.logs import CallRecord, LogWriter
 from tests.conftest import TEST_TIMEOUTS
 from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
@@ -75,6 +77,10 @@ def stats_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     env = production_env(data_dir, TZ="Asia/Shanghai", LOG_RETENTION_DAYS="365", **TEST_TIMEOUTS)
     with run_app(env, log_path=data_dir / "app.log") as app:
         engine = make_engine(f"sqlite:///{app.db_path}")
+        with Session(engine) as session:  # the accounts behind the dataset's user calls
+            session.add(User(id=7, email="alice@example.com", password_hash="-"))
+            session.add(User(id=8, email="+bob@example.com", password_hash="-"))
+            session.commit()
         writer = LogWriter(engine, ZONE)
         for call in DATASET:
             writer.record(call)
@@ -137,6 +143,7 @@ def test_log_filters_and_pages(api: httpx.Client) -> None:
     assert api.get("/api/admin/logs", params={"start": today, "end": today}).json()["total"] == 4
     assert api.get("/api/admin/logs", params={"user": "ALICE@example.com"}).json()["total"] == 2
     assert api.get("/api/admin/logs", params={"user": "7"}).json()["total"] == 2
+    assert api.get("/api/admin/logs", params={"user": "nobody@example.com"}).json()["total"] == 0
     assert api.get("/api/admin/logs", params={"user": "guest"}).json()["total"] == 4
     assert api.get("/api/admin/logs", params={"ip": "10.0.0.1"}).json()["total"] == 2
     assert api.get("/api/admin/logs", params={"model": "gpt-b"}).json()["total"] == 2
