@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func
@@ -35,46 +36,59 @@ Actor = tuple[str, date, str]  # (period kind, period start, "u:<id>" or "ip:<ad
 _BUCKET_SECONDS = 900  # every UTC offset in use, and every change of one, falls on a quarter hour
 
 
+class LogRow(Protocol):
+    """What a rollup reads of a call: a ``CallRecord`` on its way in, or a stored ``chat_logs`` row."""
+
+    created_at: datetime
+    model_id: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    user_id: int | None
+    ip_address: str
+
+
 @dataclass
 class Rollup:
     """What a batch of log rows adds to the daily tables."""
 
     models: dict[tuple[date, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
-    actors: set[Actor] = field(default_factory=set)
-    # quarter hour of the UTC clock → (local day, its periods): a batch's rows share a few of them
-    _periods: dict[int, tuple[date, tuple[tuple[str, date], ...]]] = field(default_factory=dict, repr=False)
+    # callers per local day, a user by id (int) and a guest by IP (str); spread over periods on demand
+    day_callers: dict[date, set[int | str]] = field(default_factory=lambda: defaultdict(set))
+    # quarter hour of the UTC clock → local day: a batch's rows share a few of them
+    _days: dict[int, date] = field(default_factory=dict, repr=False)
 
-    def add(
-        self,
-        *,
-        created_at: datetime,
-        model_id: str,
-        prompt: int | None,
-        completion: int | None,
-        user_id: int | None,
-        ip: str,
-        zone: ZoneInfo,
-    ) -> None:
-        bucket = int(created_at.timestamp()) // _BUCKET_SECONDS
-        known = self._periods.get(bucket)
-        if known is None:
-            day = created_at.astimezone(zone).date()
-            known = self._periods[bucket] = (day, period_starts(day))
-        day, periods = known
-        totals = self.models[(day, model_id)]
-        totals[0] += 1
-        totals[1] += prompt or 0
-        totals[2] += completion or 0
-        actor = f"u:{user_id}" if user_id is not None else f"ip:{ip}"
-        for kind, start in periods:
-            self.actors.add((kind, start, actor))
+    def add_rows(self, rows: Iterable[LogRow], zone: ZoneInfo) -> None:
+        """Count ``rows`` (one loop with everything looked up once: the writer's per-row cost)."""
+        models, callers, days = self.models, self.day_callers, self._days
+        for row in rows:
+            created_at = row.created_at
+            bucket = int(created_at.timestamp()) // _BUCKET_SECONDS
+            day = days.get(bucket)
+            if day is None:
+                day = days[bucket] = created_at.astimezone(zone).date()
+            totals = models[(day, row.model_id)]
+            totals[0] += 1
+            totals[1] += row.prompt_tokens or 0
+            totals[2] += row.completion_tokens or 0
+            user_id = row.user_id
+            callers[day].add(row.ip_address if user_id is None else user_id)
 
-    def apply(self, connection: Connection, *, known_actors: set[Actor] | None = None) -> None:
+    @property
+    def actors(self) -> set[Actor]:
+        """Every (period kind, period start, "u:<id>" or "ip:<address>") the rows touched."""
+        actors: set[Actor] = set()
+        for day, callers in self.day_callers.items():
+            names = [f"ip:{caller}" if isinstance(caller, str) else f"u:{caller}" for caller in callers]
+            for kind, start in period_starts(day):
+                actors.update((kind, start, name) for name in names)
+        return actors
+
+    def apply(self, connection: Connection, *, known_actors: set[Actor] | None = None) -> set[Actor]:
         """Upsert into the rollup tables inside the caller's transaction (one executemany per table: a
         multi-row VALUES statement would be compiled anew for every batch). ``known_actors``: period
-        actors already stored, which need no second insert."""
+        actors already stored, which need no second insert. Returns every period actor of the rows."""
         if not self.models:
-            return
+            return set()
         dialect_insert = _dialect_insert(connection)
         stmt = dialect_insert(DailyModelStats)
         stmt = stmt.on_conflict_do_update(
@@ -92,12 +106,14 @@ class Rollup:
                 for (day, model), (c, p, t) in self.models.items()
             ],
         )
-        actors = self.actors - known_actors if known_actors else self.actors
-        if actors:
+        actors = self.actors
+        new = actors - known_actors if known_actors else actors
+        if new:
             connection.execute(
                 dialect_insert(PeriodActor).on_conflict_do_nothing(),
-                [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in actors],
+                [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in new],
             )
+        return actors
 
 
 def _dialect_insert(connection: Connection):
@@ -168,16 +184,7 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
             if not rows:
                 break
             rollup = Rollup()
-            for row in rows:
-                rollup.add(
-                    created_at=row.created_at,
-                    model_id=row.model_id,
-                    prompt=row.prompt_tokens,
-                    completion=row.completion_tokens,
-                    user_id=row.user_id,
-                    ip=row.ip_address,
-                    zone=zone,
-                )
+            rollup.add_rows(rows, zone)
             rollup.apply(connection)
             last_id = rows[-1].id
             done += len(rows)

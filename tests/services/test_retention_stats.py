@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
 from sqlmodel import Session, func, select
 
 from app.db import init_db, make_engine
@@ -114,3 +116,46 @@ def test_the_writers_connection_settings_stay_its_own(tmp_path: Path) -> None:
     for _ in range(3):
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -2000  # SQLite's default
+
+
+def test_the_writer_stores_what_sqlalchemys_own_insert_stores(tmp_path: Path) -> None:
+    """The writer builds SQLite's row tuples itself; the stored values must be the ORM's to the byte."""
+    engine = _engine(tmp_path)
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    records = [
+        CallRecord(
+            user_id=n or None,
+            username=f"u{n}@example.com" if n else None,
+            ip_address=f"10.1.0.{n}",
+            channel_id=n + 100,
+            model_id=f"model-{n}",
+            prompt_tokens=n * 3 or None,
+            completion_tokens=n * 7,
+            created_at=when,
+            status=("ok", "upstream_error", "client_aborted")[n % 3],
+            tokens_estimated=bool(n % 2),
+            duration_ms=n * 11,
+        )
+        for n, when in enumerate(
+            [
+                utcnow(),
+                utcnow().replace(microsecond=0),
+                datetime(2026, 3, 1, 12, 30, 15, 250, tzinfo=kolkata),
+                datetime(2026, 10, 25, 1, 30, tzinfo=ZoneInfo("Europe/Berlin")),
+            ]
+        )
+    ]
+    writer = LogWriter(engine, ZoneInfo("UTC"))
+    for record in records:
+        writer.record(record)
+    assert writer.flush()
+    writer.close()
+    with engine.begin() as connection:
+        connection.execute(
+            insert(ChatLog), [{name: getattr(r, name) for name in CallRecord.__slots__} for r in records]
+        )
+    columns = ", ".join(CallRecord.__slots__)
+    with sqlite3.connect(tmp_path / "chat.db") as db:
+        rows = db.execute(f"SELECT {columns}, typeof(created_at) FROM chat_logs ORDER BY id").fetchall()  # noqa: S608
+    assert len(rows) == 2 * len(records)
+    assert rows[: len(records)] == rows[len(records) :]
