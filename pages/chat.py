@@ -18,6 +18,9 @@ from services.chat import Caller
 from services.errors import DomainError, ModelNotFound
 
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
+# scrolled to by pixels, not by percent: the browser stops at the real bottom, while a percentage is
+# taken of the scroll area's size from before the render that made it taller
+BOTTOM = 10_000_000
 # Enter sends, Shift+Enter adds a line; an Enter that confirms an IME candidate (Chinese input) does neither.
 ENTER_TO_SEND = (
     "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) "
@@ -57,6 +60,7 @@ class ChatPage:
             with ui.scroll_area(on_scroll=self._on_scroll).classes("w-full grow") as self.scroller:
                 self.column = ui.column().classes("chat-column")
             self._stick = True
+            self._scroll_position = 0.0
             self._empty_state()
             with ui.row().classes("composer"):
                 self.input = (
@@ -111,11 +115,21 @@ class ChatPage:
         self.input.run_method("focus")
 
     def _on_scroll(self, event) -> None:
-        self._stick = event.vertical_percentage > 0.97 or event.vertical_size <= event.vertical_container_size
+        """Follow the answer until the reader scrolls up; follow again once they are back at the bottom.
+
+        A growing answer also fires scroll events (the position stays, the bottom moves away): only a
+        position that goes up is the reader's doing.
+        """
+        position = event.vertical_position
+        if event.vertical_percentage > 0.97 or event.vertical_size <= event.vertical_container_size:
+            self._stick = True
+        elif position < self._scroll_position - 2:
+            self._stick = False
+        self._scroll_position = position
 
     def _follow(self) -> None:
         if self._stick:
-            self.scroller.scroll_to(percent=1.0)
+            self.scroller.scroll_to(pixels=BOTTOM)
 
     def _logout(self) -> None:
         sign_out()

@@ -57,6 +57,7 @@ def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServ
             for scenario, model, name in [
                 ("reasoning_content", "deepseek-r1", "DeepSeek R1"),
                 ("slow-150-200", "slow-model", "Slow Model"),
+                ("slow-6-500-20", "long-model", "Long Model"),  # 500 words in paragraphs of 20
                 ("html", "html-model", "HTML Model"),
                 ("code", "code-model", "Code Model"),
                 ("ok", "plain-model", "Plain Model"),

@@ -16,6 +16,7 @@ from tests.helpers import RunningApp
 from tests.upstream_server import ANSWER_WORDS, UpstreamServer
 
 ANSWER = "".join(ANSWER_WORDS)
+STOP = "//button[.//i[text()='stop']]"
 
 
 def wait(driver, seconds: float = 15) -> WebDriverWait:
@@ -182,3 +183,30 @@ def test_leaving_the_page_mid_answer_ends_the_upstream_request(
     wait(driver, 8).until(
         lambda d: any(e.cancelled for e in [e for e in upstream.stream_ends if e.scenario == "slow"][before:])
     )
+
+
+SCROLLER = "document.querySelector('.q-scrollarea__container')"
+
+
+def _scroll(driver) -> tuple[float, float, float]:
+    top, height, visible = driver.execute_script(
+        f"const s = {SCROLLER}; return [s.scrollTop, s.scrollHeight, s.clientHeight];"
+    )
+    return top, height, visible
+
+
+def test_a_long_answer_is_followed_until_the_reader_scrolls_up(driver, browser_app: RunningApp) -> None:
+    """The page keeps the growing answer in view (also while it gets taller between two renders), stops
+    when the reader scrolls up, and the answer arrives whole, in order, in its settled pieces."""
+    open_chat(driver, browser_app)
+    choose_model(driver, "Long Model")
+    type_and_send(driver, "a long answer")
+    wait(driver).until(lambda d: "w200" in answer_text(d))
+    wait(driver, 5).until(lambda d: (lambda t, h, v: h > v + 200 and t + v >= h - 4)(*_scroll(d)))
+    driver.execute_script(f"{SCROLLER}.scrollTop = 0;")  # the reader scrolls back up
+    wait(driver, 20).until(lambda d: "w499" in answer_text(d) and not d.find_elements(By.XPATH, STOP))
+    top, height, visible = _scroll(driver)
+    assert top < 50 and height > visible + 500, (top, height, visible)
+    words = answer_text(driver).split()
+    assert words == [f"w{i}" for i in range(500)]
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".answer .settled")) >= 2
