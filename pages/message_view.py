@@ -12,6 +12,10 @@ from nicegui import ui
 RENDER_INTERVAL = 0.1  # seconds between two renders of one message while it streams, at least
 RENDER_SHARE = 0.01  # share of one core that re-rendering one streaming message may take
 RENDER_BUDGET = 0.25  # and all streaming messages of the process together
+# and at most this many renders a second for the whole process: each is also a WebSocket message the
+# server serializes and sends after the render (not in its measured time) and a frame the browser draws
+PROCESS_RENDERS_PER_SECOND = 100
+PIECE_CHARS = 1000  # a streaming answer's tail is settled into a piece of its own once this long
 _STREAMING: weakref.WeakSet[AnswerView] = weakref.WeakSet()  # messages of this process still streaming
 _FENCE = re.compile(r"```([\w#+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -28,6 +32,47 @@ def split_code_blocks(text: str) -> list[tuple[str, str | None]]:
     if position < len(text):
         parts.append((text[position:], None))
     return [(chunk, language) for chunk, language in parts if language is not None or chunk.strip()]
+
+
+# a line that opens a block whose meaning may reach past a blank line: an indented line (code, a list
+# item's continuation), a list item, a quote, raw HTML
+_NOT_SELF_CONTAINED = re.compile(r"\s|(?:[-*+]|\d{1,9}[.)])(?:\s|$)|[>< ]")
+
+
+def settled_length(text: str) -> int:
+    """How much of ``text`` can be rendered on its own for good, however the stream goes on.
+
+    The cut falls on a blank line between two blocks that each open at the margin with plain text (a
+    paragraph, a heading, a table, a closed code fence): Markdown renders such blocks the same apart as
+    together. Never inside a code fence, never next to a list, a quote, an indented or an HTML block,
+    and never before a line still being written. 0 when there is no such place.
+    """
+    cut = 0
+    fences = 0  # ``` seen so far: odd while inside a fenced block
+    position = 0
+    previous_first: str | None = None  # first line of the block before the blank line(s)
+    current_first: str | None = None
+    blank_before = False
+    lines = text.split("\n")
+    for line in lines[:-1]:  # the last piece has no newline yet: it may still change
+        if not line.strip():
+            blank_before = current_first is not None or blank_before
+            if current_first is not None:
+                previous_first, current_first = current_first, None
+        else:
+            if current_first is None:
+                current_first = line
+                if (
+                    blank_before
+                    and previous_first is not None
+                    and fences % 2 == 0
+                    and not _NOT_SELF_CONTAINED.match(previous_first)
+                    and not _NOT_SELF_CONTAINED.match(line)
+                ):
+                    cut = position
+            fences += line.count("```")
+        position += len(line) + 1
+    return cut
 
 
 def user_bubble(text: str) -> ui.row:
@@ -56,8 +101,12 @@ class AnswerView:
                 with ui.element("div").classes("typing").mark("typing") as self.typing:
                     for _ in range(3):
                         ui.element("span")
-                self.body = ui.markdown("").classes("w-full answer").mark("answer")
+                # the answer: settled pieces rendered once, then the live tail, the only part re-rendered
+                with ui.element("div").classes("w-full answer").mark("answer") as self.body:
+                    self._pieces = ui.element("div").classes("w-full")
+                    self._live = ui.markdown("").classes("w-full")
                 self.body.set_visibility(False)
+        self._settled = 0  # characters of content rendered for good into self._pieces
         self.thinking: ui.expansion | None = None
         self.thinking_text: ui.label | None = None
 
@@ -83,18 +132,35 @@ class AnswerView:
             return True
         return False
 
-    def render(self) -> None:
+    def render(self, *, content: bool = True) -> None:
         self._dirty = False
         started = time.monotonic()
         if self.reasoning:
             self._show_thinking()
-        if self.content:
+        if self.content and content:
             self.typing.set_visibility(False)
             self.body.set_visibility(True)
-            self.body.set_content(self.content)
+            self._render_content()
         self._last_render = time.monotonic()
         spent = self._last_render - started
-        self._interval = max(RENDER_INTERVAL, spent / RENDER_SHARE, spent * len(_STREAMING) / RENDER_BUDGET)
+        streaming = len(_STREAMING)
+        self._interval = max(
+            RENDER_INTERVAL,
+            spent / RENDER_SHARE,
+            spent * streaming / RENDER_BUDGET,
+            streaming / PROCESS_RENDERS_PER_SECOND,
+        )
+
+    def _render_content(self) -> None:
+        """Only the tail since the last settled piece is converted and sent again: a render costs the
+        server and the browser the size of that tail, not of the whole answer so far."""
+        tail = self.content[self._settled :]
+        if len(tail) >= PIECE_CHARS and (cut := settled_length(tail)) > 0:
+            with self._pieces:
+                ui.markdown(tail[:cut]).classes("w-full settled")
+            self._settled += cut
+            tail = tail[cut:]
+        self._live.set_content(tail)
 
     def _show_thinking(self) -> None:
         if self.thinking is None:
@@ -121,18 +187,20 @@ class AnswerView:
         _STREAMING.discard(self)
         if self.reasoning and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._started
-        self.render()
+        code = "```" in self.content
+        self.render(content=not code)  # with code the answer is rebuilt below, not rendered once more
         self.typing.set_visibility(False)
         if self.thinking is not None and self.thinking.text == "思考中…":
             self.thinking.text = f"已思考 {self._thinking_seconds or 0:.1f} 秒"
-        if self.content and "```" in self.content:
-            self.body.delete()
-            with self.bubble:
+        if code:
+            self.body.clear()
+            with self.body:
                 for chunk, language in split_code_blocks(self.content):
                     if language is None:
-                        ui.markdown(chunk).classes("w-full answer")
+                        ui.markdown(chunk).classes("w-full")
                     else:
                         ui.code(chunk, language=language).classes("w-full")
+            self.body.set_visibility(True)
         if note:
             with self.bubble:
                 ui.label(note).classes("status-note" + (" error" if error else "")).mark("status-note")

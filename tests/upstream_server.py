@@ -7,7 +7,7 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``nousage``: a plain answer and never any usage
 - ``reasoning_content`` / ``reasoning``: thinking in that delta field, then the answer
 - ``think``: ``<think>…</think>`` inside the content, the tags split across chunks
-- ``slow-MS-N``: N chunks, MS milliseconds apart
+- ``slow-MS-N[-P]``: N chunks (``w0 w1 …``), MS milliseconds apart; a blank line after every P words
 - ``stall``: the first chunk, then nothing (until the client goes away)
 - ``hang``: no response at all (for first-byte timeouts)
 - ``midfail``: two chunks, then the connection is cut
@@ -235,8 +235,10 @@ class UpstreamServer:
                 raise MidStreamCut("connection cut on purpose")
             words = {"cjk": CJK_ANSWER, "html": HTML_ANSWER, "code": CODE_ANSWER}.get(name, ANSWER_WORDS)
             if name == "slow":
-                delay_ms, count = [*params, 20, 16][:2]
-                words = [f"w{i} " for i in range(count)]
+                delay_ms, count, paragraph = [*params, *(20, 16, 0)[len(params) :]][:3]
+                words = [
+                    f"w{i}\n\n" if paragraph and (i + 1) % paragraph == 0 else f"w{i} " for i in range(count)
+                ]
             for word in words:
                 if name == "malformed":
                     yield b"data: {not json\n\n: a comment line\n\nevent: ping\ndata: \n\n"

@@ -77,7 +77,8 @@ async def test_code_blocks_and_html_are_safe(user: User, add_model) -> None:
     await user.open("/")
     await send(user, "x")
     await user.should_see(ANSWER, retries=50)
-    markdown = [el for el in user.find(marker="answer").elements if isinstance(el, ui.markdown)]
+    answer = user.find(marker="answer").elements.pop()
+    markdown = [el for el in answer.descendants() if isinstance(el, ui.markdown)]
     assert markdown and markdown[0].props.get("sanitize") is True, "model output goes through DOMPurify"
 
 
@@ -159,7 +160,7 @@ async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
     renders: list[float] = []
     scrolls: list[float] = []
     render = AnswerView.render
-    monkeypatch.setattr(AnswerView, "render", lambda self: (renders.append(1), render(self))[1])
+    monkeypatch.setattr(AnswerView, "render", lambda self, **kw: (renders.append(1), render(self, **kw))[1])
     monkeypatch.setattr(ui.scroll_area, "scroll_to", lambda self, **_: scrolls.append(1))
     add_model("slow-3-300")  # 300 chunks, 3 ms apart
     await user.open("/")
@@ -169,3 +170,18 @@ async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
     seconds = asyncio.get_running_loop().time() - started
     assert len(renders) <= seconds / 0.1 + 3, (len(renders), seconds)
     assert len(scrolls) <= len(renders) + 3, "one scroll per render, not per chunk"
+
+
+async def test_a_long_answer_settles_into_pieces_rendered_once(user: User, add_model) -> None:
+    """Paragraphs that can no longer change are rendered once; each render re-sends only the tail."""
+    add_model("slow-2-800-20")  # 800 words, a blank line after every 20
+    await user.open("/")
+    await send(user, "long")
+    await user.should_see("w799", retries=300)
+    answer = user.find(marker="answer").elements.pop()
+    pieces = [el for el in answer.descendants() if isinstance(el, ui.markdown)]
+    assert len(pieces) >= 3, len(pieces)
+    texts = [piece.content for piece in pieces]
+    assert "".join(texts).split() == [f"w{i}" for i in range(800)], "every word once, in order"
+    # a piece is cut once the tail passes 1,000 characters: at most that plus one render's worth
+    assert all(len(text) < 1000 + 400 for text in texts), [len(text) for text in texts]
