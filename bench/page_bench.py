@@ -4,6 +4,7 @@ the same answer through the API, and the API's latency while several pages strea
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -16,6 +17,8 @@ from bench.gateway_bench import interleaved_latencies, stream_once
 from bench.harness import Gateway, cpu_seconds, median, percentile
 from bench.report import Result
 from tests.browser.conftest import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
+
+PARAGRAPH_WORDS = 60  # answers come in paragraphs, as real ones do
 
 
 def _driver(profile: str):
@@ -79,7 +82,7 @@ def bench_page(
 ) -> Result:
     result = Result(f"7. Chat page streaming: one {tokens:,}-token answer, paced {pace_ms} ms")
     model = f"bench-long-{tokens}"
-    gw.add_channel(model, f"{upstream}/slow-{pace_ms}-{tokens}/v1")
+    gw.add_channel(model, f"{upstream}/slow-{pace_ms}-{tokens}-{PARAGRAPH_WORDS}/v1")
     last_word = f"w{tokens - 1}"
     profile = tempfile.mkdtemp(prefix="bench-chromium-")
     driver = _driver(profile)
@@ -114,7 +117,7 @@ def bench_page(
     measured_seconds = 2 * rounds * per_round * 0.055 + 5
     busy_tokens = max(tokens, int(2 * measured_seconds * 1000 / pace_ms))
     busy_model = f"bench-long-{busy_tokens}"
-    gw.add_channel(busy_model, f"{upstream}/slow-{pace_ms}-{busy_tokens}/v1")
+    gw.add_channel(busy_model, f"{upstream}/slow-{pace_ms}-{busy_tokens}-{PARAGRAPH_WORDS}/v1")
     busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round)
     result.add(
         "pages still streaming when the measurement ended",
@@ -123,14 +126,16 @@ def bench_page(
         busy.still_streaming == pages,
     )
     result.add(f"gateway CPU while the {pages} pages stream", 100 * busy.server_share, unit="% of a core")
+    result.add(f"Chromium CPU for the {pages} pages", 100 * busy.browser_share, unit="% of a core")
     result.add(f"benchmark 1 ratio while {pages} pages stream", busy.ratio, "≤ 1.10", busy.ratio <= 1.10)
     result.notes.append(
-        f"single answer paced {pace_ms} ms; the {pages} concurrent answers have {busy_tokens:,} tokens at "
-        "the same pace so that they outlast the measurement"
+        f"answers in paragraphs of {PARAGRAPH_WORDS} words; the single answer paced {pace_ms} ms; the "
+        f"{pages} concurrent answers have {busy_tokens:,} tokens at the same pace so that they outlast "
+        "the measurement"
     )
     result.notes.append(
-        "CPU from /proc/<gateway pid>/stat; the browsers run in their own processes on the same cores "
-        "as the gateway, the upstream and the client"
+        "CPU from /proc/<pid>/stat (the gateway's process; every Chromium process); the browsers run on "
+        "the same 2 cores as the gateway, the upstream and the client"
     )
     return result
 
@@ -140,6 +145,22 @@ class _Busy:
     ratio: float
     still_streaming: int
     server_share: float  # the gateway's CPU seconds per second during the measurement
+    browser_share: float  # and every Chromium process's together
+
+
+def _chromium_cpu_seconds() -> float:
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if "chrom" in stat[stat.index("(") + 1 : stat.rindex(")")]:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _while_pages_stream(
@@ -156,7 +177,8 @@ def _while_pages_stream(
         for page in drivers:
             _send(page, "stream while the API is measured")
         time.sleep(1.0)
-        cpu_before, started = cpu_seconds(gw.pid), time.perf_counter()
+        cpu_before, browsers_before = cpu_seconds(gw.pid), _chromium_cpu_seconds()
+        started = time.perf_counter()
         data = asyncio.run(
             interleaved_latencies(
                 {
@@ -167,7 +189,9 @@ def _while_pages_stream(
                 per_round,
             )
         )
-        share = (cpu_seconds(gw.pid) - cpu_before) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        share = (cpu_seconds(gw.pid) - cpu_before) / elapsed
+        browser_share = (_chromium_cpu_seconds() - browsers_before) / elapsed
         still_streaming = sum(1 for page in drivers if _streaming(page))
     finally:
         for page in drivers:
@@ -177,7 +201,7 @@ def _while_pages_stream(
     p50_ratios = [
         percentile(g, 50) / percentile(d, 50) for d, g in zip(data["direct"], data["gateway"], strict=True)
     ]
-    return _Busy(median(p50_ratios), still_streaming, share)
+    return _Busy(median(p50_ratios), still_streaming, share, browser_share)
 
 
 def chromium_available() -> bool:
