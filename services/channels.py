@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -14,6 +12,7 @@ from sqlmodel import Session, select
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate, utcnow
 from services.errors import InvalidInput, NotFound
+from services.refresh import Refresher
 from services.security import KeyCipher, mask_key
 
 log = logging.getLogger("pyaichat.channels")
@@ -161,16 +160,14 @@ class ChannelDirectory:
     def __init__(self, engine: Engine, cipher: KeyCipher, ttl: float = DIRECTORY_TTL_SECONDS) -> None:
         self._engine = engine
         self._cipher = cipher
-        self._ttl = ttl
-        self._lock = threading.Lock()
-        self._loaded_at = float("-inf")
+        self._refresher = Refresher(self._load, ttl, "channel directory")
         self._by_model: dict[str, list[ChannelTarget]] = {}
         self._models: list[ModelInfo] = []
         self._rotation: dict[str, itertools.count[int]] = {}
         self._warned_unreadable: set[int] = set()
 
     def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+        self._refresher.invalidate()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
@@ -196,12 +193,7 @@ class ChannelDirectory:
         self._models = list(models.values())
 
     def _fresh(self) -> None:
-        if time.monotonic() - self._loaded_at < self._ttl:
-            return
-        with self._lock:
-            if time.monotonic() - self._loaded_at >= self._ttl:
-                self._load()
-                self._loaded_at = time.monotonic()
+        self._refresher.ensure()
 
     def models(self) -> list[ModelInfo]:
         self._fresh()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert
@@ -20,6 +19,7 @@ from sqlmodel import Session, col, select
 from app.models import BlockedAttempt, BlockedIP, utcnow
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
+from services.refresh import Refresher
 
 log = logging.getLogger("pyaichat.ip_block")
 CACHE_TTL_SECONDS = 2.0
@@ -88,10 +88,8 @@ class _Rule:
 class BlockList:
     def __init__(self, engine: Engine, ttl: float = CACHE_TTL_SECONDS) -> None:
         self._engine = engine
-        self._ttl = ttl
-        self._lock = threading.Lock()
-        self._loaded_at = float("-inf")
         self._rules: list[_Rule] = []
+        self._refresher = Refresher(self._load, ttl, "block list")
         self._pending: dict[tuple[str, str, str], list] = {}
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
@@ -101,16 +99,15 @@ class BlockList:
         self._thread.start()
 
     def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+        self._refresher.invalidate()
+
+    def _load(self) -> None:
+        with Session(self._engine) as session:
+            texts = session.exec(select(BlockedIP.ip_address)).all()
+        self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
 
     def _fresh(self) -> list[_Rule]:
-        if time.monotonic() - self._loaded_at >= self._ttl:
-            with self._lock:
-                if time.monotonic() - self._loaded_at >= self._ttl:
-                    with Session(self._engine) as session:
-                        texts = session.exec(select(BlockedIP.ip_address)).all()
-                    self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
-                    self._loaded_at = time.monotonic()
+        self._refresher.ensure()
         return self._rules
 
     def match(self, ip: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -10,6 +9,7 @@ from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
 from services.errors import InvalidInput
+from services.refresh import Refresher
 
 DESCRIPTIONS = {
     "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
@@ -74,16 +74,16 @@ class SettingsStore:
     def __init__(self, engine: Engine, defaults: SystemSettings, ttl: float = 2.0) -> None:
         self._engine = engine
         self.defaults = defaults
-        self._ttl = ttl
-        self._loaded_at = float("-inf")
         self._current = defaults
+        self._refresher = Refresher(self._load, ttl, "system settings")
 
     def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+        self._refresher.invalidate()
+
+    def _load(self) -> None:
+        with Session(self._engine) as session:
+            self._current = read_settings(session=session, defaults=self.defaults)
 
     def current(self) -> SystemSettings:
-        if time.monotonic() - self._loaded_at >= self._ttl:
-            with Session(self._engine) as session:
-                self._current = read_settings(session=session, defaults=self.defaults)
-            self._loaded_at = time.monotonic()
+        self._refresher.ensure()
         return self._current

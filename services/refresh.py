@@ -1,0 +1,59 @@
+"""Caches of small tables (channels, settings, the block list) kept fresh off the event loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("pyaichat.cache")
+
+
+class Refresher:
+    """Runs ``load`` (which stores what it read on its owner) so that readers never wait on a reload.
+
+    The first read, and the first after :meth:`invalidate` (a change made by this process, which must
+    show at once), load on the reader's thread. After that, once ``ttl`` has passed, a read starts a
+    reload on a worker thread and goes on with the values already loaded: several instances sharing a
+    database see each other's changes within about ``ttl``, and no request pays for the query (on the
+    event loop it was the largest tail of the time to first token).
+    """
+
+    def __init__(self, load: Callable[[], None], ttl: float, name: str) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._name = name
+        self._lock = threading.Lock()  # one load at a time
+        self._loaded_at = float("-inf")
+        self._valid = False  # False before the first load and after invalidate()
+        self._reloading = False
+
+    def invalidate(self) -> None:
+        self._valid = False
+
+    def ensure(self) -> None:
+        if not self._valid:
+            with self._lock:
+                if not self._valid:
+                    self._valid = True  # first: an invalidate() during the load asks for another
+                    try:
+                        self._load()
+                    except BaseException:
+                        self._valid = False
+                        raise
+                    self._loaded_at = time.monotonic()
+            return
+        if not self._reloading and time.monotonic() - self._loaded_at >= self._ttl:
+            self._reloading = True
+            threading.Thread(target=self._reload, name=f"pyaichat-{self._name}", daemon=True).start()
+
+    def _reload(self) -> None:
+        try:
+            with self._lock:
+                self._load()
+        except Exception as exc:  # the values already loaded stay; the next read after ttl tries again
+            log.warning("could not refresh the %s: %s", self._name, type(exc).__name__)
+        finally:
+            self._loaded_at = time.monotonic()
+            self._reloading = False

@@ -1,0 +1,91 @@
+"""The cache refresher: reads never wait on a reload once loaded; local changes show at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from services.refresh import Refresher
+
+
+class Source:
+    def __init__(self) -> None:
+        self.value = 0
+        self.seen = -1
+        self.loads: list[str] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+
+    def load(self) -> None:
+        self.loads.append(threading.current_thread().name)
+        self.gate.wait(5)
+        if self.fail:
+            raise RuntimeError("database gone")
+        self.seen = self.value
+
+
+def _wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_first_read_and_reads_after_invalidate_load_at_once() -> None:
+    source = Source()
+    refresher = Refresher(source.load, ttl=60, name="test")
+    refresher.ensure()
+    assert source.seen == 0 and source.loads == [threading.current_thread().name]
+    source.value = 1
+    refresher.ensure()
+    assert source.seen == 0, "within the ttl nothing is read again"
+    refresher.invalidate()
+    refresher.ensure()
+    assert source.seen == 1 and len(source.loads) == 2
+
+
+def test_after_the_ttl_a_read_goes_on_while_a_worker_reloads() -> None:
+    source = Source()
+    refresher = Refresher(source.load, ttl=0.05, name="test")
+    refresher.ensure()
+    time.sleep(0.06)
+    source.value = 2
+    source.gate.clear()  # the reload will hang until released
+    started = time.monotonic()
+    refresher.ensure()
+    refresher.ensure()  # a second read while the reload runs starts no other
+    assert time.monotonic() - started < 0.5 and source.seen == 0, "the reader did not wait"
+    _wait_for(lambda: len(source.loads) == 2)
+    assert source.loads[1] == "pyaichat-test"
+    source.gate.set()
+    _wait_for(lambda: source.seen == 2)
+    assert len(source.loads) == 2
+
+
+def test_a_failed_reload_keeps_the_last_values_and_tries_again_later() -> None:
+    source = Source()
+    refresher = Refresher(source.load, ttl=0.05, name="test")
+    refresher.ensure()
+    source.fail, source.value = True, 3
+    time.sleep(0.06)
+    refresher.ensure()
+    _wait_for(lambda: len(source.loads) == 2 and not refresher._reloading)
+    assert source.seen == 0
+    source.fail = False
+    time.sleep(0.06)
+    refresher.ensure()
+    _wait_for(lambda: source.seen == 3)
+
+
+def test_a_failed_first_load_is_raised_and_retried() -> None:
+    source = Source()
+    source.fail = True
+    refresher = Refresher(source.load, ttl=60, name="test")
+    with pytest.raises(RuntimeError):
+        refresher.ensure()
+    source.fail = False
+    refresher.ensure()
+    assert source.seen == 0
