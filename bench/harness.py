@@ -106,7 +106,12 @@ def gateway(data_dir: Path, *flags: str, **env: str) -> Iterator[Gateway]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU time from the text of a /proc/<pid>/stat file."""
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -4,7 +4,6 @@ the same answer through the API, and the API's latency while several pages strea
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench.gateway_bench import interleaved_latencies, stream_once
-from bench.harness import Gateway, cpu_seconds, median, percentile
+from bench.harness import Gateway, cpu_seconds, median, percentile, stat_cpu_seconds
 from bench.report import Result
 from tests.browser.conftest import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
 
@@ -158,8 +157,7 @@ def _chromium_cpu_seconds() -> float:
         except OSError:
             continue
         if "chrom" in stat[stat.index("(") + 1 : stat.rindex(")")]:
-            fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += stat_cpu_seconds(stat)
     return total
 
 
