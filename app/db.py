@@ -68,15 +68,16 @@ def init_db(engine: Engine) -> None:
             for name in RETIRED_INDEXES.get(table.name, ()):
                 if name in found:
                     log.info("dropping index %s (folded into other indexes)", name)
-                    connection.exec_driver_sql(f"DROP INDEX {name}")
+                    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
             for index in table.indexes:
                 columns = [column.name for column in index.columns]
                 if found.get(str(index.name)) == columns:
                     continue
                 if index.name in found:
                     log.info("rebuilding index %s on %s(%s)", index.name, table.name, ", ".join(columns))
-                    index.drop(connection)
-                index.create(connection)
+                    index.drop(connection, checkfirst=True)
+                # checkfirst: another instance on the same database may be starting at the same moment
+                index.create(connection, checkfirst=True)
 
 
 @contextmanager
