@@ -11,6 +11,7 @@ from nicegui import app, ui
 
 from app.state import AppState
 from pages.dialogs import show_error
+from pages.follow import Follower
 from pages.message_view import AnswerView, user_bubble
 from pages.session import client_ip, current_user, sign_out
 from pages.theme import apply_theme, dark_mode_button
@@ -59,8 +60,7 @@ class ChatPage:
                 self._account_menu(email)
             with ui.scroll_area(on_scroll=self._on_scroll).classes("w-full grow") as self.scroller:
                 self.column = ui.column().classes("chat-column")
-            self._stick = True
-            self._scroll_position = 0.0
+            self.follower = Follower()
             self._empty_state()
             with ui.row().classes("composer"):
                 self.input = (
@@ -115,20 +115,14 @@ class ChatPage:
         self.input.run_method("focus")
 
     def _on_scroll(self, event) -> None:
-        """Follow the answer until the reader scrolls up; follow again once they are back at the bottom.
-
-        A growing answer also fires scroll events (the position stays, the bottom moves away): only a
-        position that goes up is the reader's doing.
-        """
-        position = event.vertical_position
-        if event.vertical_percentage > 0.97 or event.vertical_size <= event.vertical_container_size:
-            self._stick = True
-        elif position < self._scroll_position - 2:
-            self._stick = False
-        self._scroll_position = position
+        """Follow the answer until the reader scrolls up; follow again once they are back at the bottom."""
+        at_bottom = event.vertical_percentage > 0.97 or event.vertical_size <= event.vertical_container_size
+        back_to = self.follower.scrolled(event.vertical_position, at_bottom)
+        if back_to is not None:
+            self.scroller.scroll_to(pixels=back_to)
 
     def _follow(self) -> None:
-        if self._stick:
+        if self.follower.follow():
             self.scroller.scroll_to(pixels=BOTTOM)
 
     def _logout(self) -> None:
@@ -156,7 +150,7 @@ class ChatPage:
         with self.column:
             bubble = user_bubble(text)
             answer = AnswerView()
-        self._stick = True
+        self.follower.resume()
         self._follow()
         self._set_busy(True)
         self.task = asyncio.create_task(self._answer(model, text, bubble, answer))
