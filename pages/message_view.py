@@ -14,7 +14,7 @@ RENDER_SHARE = 0.01  # share of one core that re-rendering one streaming message
 RENDER_BUDGET = 0.25  # and all streaming messages of the process together
 # and at most this many renders a second for the whole process: each is also a WebSocket message the
 # server serializes and sends after the render (not in its measured time) and a frame the browser draws
-PROCESS_RENDERS_PER_SECOND = 60
+PROCESS_RENDERS_PER_SECOND = 40
 PIECE_CHARS = 1000  # a streaming answer's tail is settled into a piece of its own once this long
 _STREAMING: weakref.WeakSet[AnswerView] = weakref.WeakSet()  # messages of this process still streaming
 _FENCE = re.compile(r"```([\w#+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
