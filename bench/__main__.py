@@ -40,6 +40,7 @@ class Sizes:
     page_tokens: int = 3_000
     page_pace_ms: int = 20
     pages: int = 20
+    page_settle_seconds: float = 3.0
 
 
 QUICK = Sizes(
@@ -60,6 +61,7 @@ QUICK = Sizes(
     page_tokens=40,
     page_pace_ms=5,
     pages=1,
+    page_settle_seconds=0.5,
 )
 
 
@@ -170,8 +172,9 @@ def run(sizes: Sizes, only: set[int] | None, work: Path) -> list[Result]:
                         tokens=sizes.page_tokens,
                         pace_ms=sizes.page_pace_ms,
                         pages=sizes.pages,
-                        rounds=max(1, sizes.rounds // 3),
+                        rounds=sizes.rounds,
                         per_round=sizes.per_round,
+                        settle_seconds=sizes.page_settle_seconds,
                     )
                 )
     return results

@@ -77,7 +77,15 @@ def _streaming(driver) -> bool:
 
 
 def bench_page(
-    gw: Gateway, upstream: str, *, tokens: int, pace_ms: int, pages: int, rounds: int, per_round: int
+    gw: Gateway,
+    upstream: str,
+    *,
+    tokens: int,
+    pace_ms: int,
+    pages: int,
+    rounds: int,
+    per_round: int,
+    settle_seconds: float,
 ) -> Result:
     result = Result(f"7. Chat page streaming: one {tokens:,}-token answer, paced {pace_ms} ms")
     model = f"bench-long-{tokens}"
@@ -113,11 +121,11 @@ def bench_page(
 
     # Benchmark 1's ratio while `pages` chat pages stream at the same time: answers long enough to
     # outlast the measurement (checked at its end), at the same pace, the browsers on the same cores.
-    measured_seconds = 2 * rounds * per_round * 0.055 + 5
+    measured_seconds = settle_seconds + 2 * rounds * per_round * 0.055 + 5
     busy_tokens = max(tokens, int(2 * measured_seconds * 1000 / pace_ms))
     busy_model = f"bench-long-{busy_tokens}"
     gw.add_channel(busy_model, f"{upstream}/slow-{pace_ms}-{busy_tokens}-{PARAGRAPH_WORDS}/v1")
-    busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round)
+    busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round, settle_seconds)
     result.add(
         "pages still streaming when the measurement ended",
         f"{busy.still_streaming} / {pages}",
@@ -130,7 +138,9 @@ def bench_page(
     result.notes.append(
         f"answers in paragraphs of {PARAGRAPH_WORDS} words; the single answer paced {pace_ms} ms; the "
         f"{pages} concurrent answers have {busy_tokens:,} tokens at the same pace so that they outlast "
-        "the measurement"
+        f"the measurement, which starts {settle_seconds:g} s after the last page sent its message (in trials "
+        f"with less, the first round, while {pages} browsers were still starting to draw, ran 1.13–1.22 "
+        f"where the later rounds settled near 1.07) and has the {rounds} rounds of benchmark 1"
     )
     result.notes.append(
         "CPU from /proc/<pid>/stat (the gateway's process; every Chromium process); the browsers run on "
@@ -162,7 +172,13 @@ def _chromium_cpu_seconds() -> float:
 
 
 def _while_pages_stream(
-    gw: Gateway, upstream: str, model: str, pages: int, rounds: int, per_round: int
+    gw: Gateway,
+    upstream: str,
+    model: str,
+    pages: int,
+    rounds: int,
+    per_round: int,
+    settle_seconds: float,
 ) -> _Busy:
     drivers = []
     profiles = [tempfile.mkdtemp(prefix="bench-chromium-") for _ in range(pages)]
@@ -174,7 +190,7 @@ def _while_pages_stream(
             _open_page(page, gw.url, model)
         for page in drivers:
             _send(page, "stream while the API is measured")
-        time.sleep(1.0)
+        time.sleep(settle_seconds)
         cpu_before, browsers_before = cpu_seconds(gw.pid), _chromium_cpu_seconds()
         started = time.perf_counter()
         data = asyncio.run(
