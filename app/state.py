@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
@@ -16,7 +15,7 @@ from services.rate_limit import RateLimiter
 from services.retention import RetentionJob
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
-from services.upstream import UpstreamTimeouts, make_http_client
+from services.upstream import UpstreamClient, UpstreamTimeouts
 
 
 @dataclass
@@ -25,7 +24,7 @@ class AppState:
     engine: Engine
     cipher: KeyCipher
     directory: ChannelDirectory
-    http_client: httpx.AsyncClient
+    http_client: UpstreamClient
     log_writer: LogWriter
     limiter: RateLimiter
     system_settings: SettingsStore
@@ -42,7 +41,7 @@ class AppState:
             idle=settings.upstream_idle_timeout,
         )
         directory = ChannelDirectory(engine, cipher)
-        http_client = make_http_client(timeouts)
+        http_client = UpstreamClient(timeouts)
         log_writer = LogWriter(engine, settings.zone)
         limiter = RateLimiter(settings.rate_limit_storage)
         defaults = SystemSettings(

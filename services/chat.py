@@ -28,6 +28,7 @@ from services.settings import SettingsStore
 from services.tokens import estimate_prompt_tokens, estimate_text_tokens
 from services.upstream import (
     ChunkNormalizer,
+    UpstreamClient,
     UpstreamProtocolError,
     UpstreamTimeouts,
     iter_sse_payloads,
@@ -226,7 +227,7 @@ class ChatService:
         self,
         *,
         directory: ChannelDirectory,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         log_writer: LogWriter,
         timeouts: UpstreamTimeouts,
         limiter: RateLimiter,
@@ -309,13 +310,12 @@ class ChatService:
             response: httpx.Response | None = None
             try:
                 async with asyncio.timeout(self.timeouts.first_byte):
-                    request = self.client.build_request(
-                        "POST",
+                    response = await self.client.post_json(
                         target.completions_url,
-                        json=self._payload(body, target, stream=True),
-                        headers=self._headers(target, stream=True),
+                        self._payload(body, target, stream=True),
+                        self._headers(target, stream=True),
+                        stream=True,
                     )
-                    response = await self.client.send(request, stream=True)
                     if response.status_code != 200:
                         raise _ChannelFailed(f"HTTP {response.status_code}")
                     events = iter_sse_payloads(response.aiter_lines())
@@ -358,10 +358,11 @@ class ChatService:
                 tried = True
                 call.channel_id = target.id
                 try:
-                    response = await self.client.post(
+                    response = await self.client.post_json(
                         target.completions_url,
-                        json=self._payload(body, target, stream=False),
-                        headers=self._headers(target, stream=False),
+                        self._payload(body, target, stream=False),
+                        self._headers(target, stream=False),
+                        stream=False,
                     )
                     if response.status_code != 200:
                         raise _ChannelFailed(f"HTTP {response.status_code}")

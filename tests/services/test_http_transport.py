@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.http_transport import LeanTransport
-from services.upstream import UpstreamTimeouts, make_http_client
+from services.upstream import UpstreamClient, UpstreamTimeouts
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -343,8 +343,47 @@ async def test_the_upstream_client_keeps_no_cookies(serve) -> None:
         return reply(b"{}", extra=b"Set-Cookie: session=abc; Path=/\r\n")
 
     server = await serve(keep_alive(answer))
-    http = make_http_client(UpstreamTimeouts())
+    http = UpstreamClient(UpstreamTimeouts())
     async with http:
         await http.get(f"http://127.0.0.1:{server.port}/")
         await http.get(f"http://127.0.0.1:{server.port}/")
     assert all(b"cookie" not in head.lower() for head in seen)
+
+
+async def test_post_json_sends_what_the_client_would_and_reuses_the_connection(serve) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    def answer(head: bytes, body: bytes) -> bytes:
+        seen.append((head, body))
+        if b"\r\naccept: text/event-stream\r\n" in head.lower():
+            events = chunk(b'data: {"n": 1}\n\n') + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+            return (
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + events
+            )
+        return reply(b'{"ok": true}')
+
+    server = await serve(keep_alive(answer))
+    url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
+    headers = {"Authorization": "Bearer sk-test", "Content-Type": "application/json"}
+    async with UpstreamClient(UpstreamTimeouts()) as http:
+        done = await http.post_json(url, {"text": "é", "n": [1, 2]}, headers, stream=False)
+        assert done.status_code == 200 and done.json() == {"ok": True} and done.is_closed
+        streamed = await http.post_json(
+            url, {"stream": True}, {**headers, "Accept": "text/event-stream"}, stream=True
+        )
+        assert [line async for line in streamed.aiter_lines() if line] == ['data: {"n": 1}', "data: [DONE]"]
+        await streamed.aclose()
+        again = await http.post_json(url, {}, headers, stream=False)
+        assert again.json() == {"ok": True} and again.request.url == url
+    assert server.connections == 1
+    (head, body), (stream_head, _), _ = seen
+    names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n")[1:] if line]
+    assert len(names) == len(set(names)), head  # no header twice
+    assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    lower = head.lower()
+    for expected in (b"authorization: bearer sk-test", b"content-type: application/json", b"accept: */*"):
+        assert b"\r\n" + expected + b"\r\n" in lower
+    assert b"\r\nuser-agent: python-httpx/" in lower and b"\r\nhost: 127.0.0.1:" in lower
+    assert body == '{"text":"é","n":[1,2]}'.encode()  # as httpx encodes json=
+    assert b"\r\naccept: text/event-stream\r\n" in stream_head.lower() and b"*/*" not in stream_head
