@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 
 log = logging.getLogger("pyaichat.cache")
+WORKER_NAME = "pyaichat-cache-refresh"
+_due: queue.SimpleQueue[Refresher] = queue.SimpleQueue()  # reloads for the worker, in the order asked
+_worker_lock = threading.Lock()
+_worker: threading.Thread | None = None
+
+
+def _work() -> None:
+    while True:
+        _due.get()._reload()
+
+
+def _submit(refresher: Refresher) -> None:
+    """Hand a reload to the process's one refresh thread, started on first use. Starting a thread per
+    reload made the reader wait (``Thread.start`` blocks until the new thread runs, which on a busy
+    event loop is a fraction of a millisecond taken out of a request) every couple of seconds."""
+    global _worker
+    if _worker is None:
+        with _worker_lock:
+            if _worker is None:
+                _worker = threading.Thread(target=_work, name=WORKER_NAME, daemon=True)
+                _worker.start()
+    _due.put(refresher)
 
 
 class Refresher:
@@ -15,7 +38,7 @@ class Refresher:
 
     The first read, and the first after :meth:`invalidate` (a change made by this process, which must
     show at once), load on the reader's thread. After that, once ``ttl`` has passed, a read starts a
-    reload on a worker thread and goes on with the values already loaded: several instances sharing a
+    reload on the refresh thread and goes on with the values already loaded: several instances sharing a
     database see each other's changes within about ``ttl``, and no request pays for the query (on the
     event loop it was the largest tail of the time to first token).
     """
@@ -46,7 +69,7 @@ class Refresher:
             return
         if not self._reloading and time.monotonic() - self._loaded_at >= self._ttl:
             self._reloading = True
-            threading.Thread(target=self._reload, name=f"pyaichat-{self._name}", daemon=True).start()
+            _submit(self)
 
     def _reload(self) -> None:
         try:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.refresh import Refresher
+from services.refresh import WORKER_NAME, Refresher
 
 
 class Source:
@@ -59,7 +59,7 @@ def test_after_the_ttl_a_read_goes_on_while_a_worker_reloads() -> None:
     refresher.ensure()  # a second read while the reload runs starts no other
     assert time.monotonic() - started < 0.5 and source.seen == 0, "the reader did not wait"
     _wait_for(lambda: len(source.loads) == 2)
-    assert source.loads[1] == "pyaichat-test"
+    assert source.loads[1] == WORKER_NAME
     source.gate.set()
     _wait_for(lambda: source.seen == 2)
     assert len(source.loads) == 2
@@ -89,3 +89,20 @@ def test_a_failed_first_load_is_raised_and_retried() -> None:
     source.fail = False
     refresher.ensure()
     assert source.seen == 0
+
+
+def test_every_reload_runs_on_one_long_lived_thread() -> None:
+    sources = [Source() for _ in range(3)]
+    refreshers = [Refresher(source.load, ttl=0.02, name=f"test-{n}") for n, source in enumerate(sources)]
+    for refresher in refreshers:
+        refresher.ensure()
+    threads_before = threading.active_count()
+    for round_number in range(1, 4):
+        time.sleep(0.03)
+        for source in sources:
+            source.value = round_number
+        for refresher in refreshers:
+            refresher.ensure()
+        _wait_for(lambda n=round_number: all(source.seen == n for source in sources))
+    assert {name for source in sources for name in source.loads[1:]} == {WORKER_NAME}
+    assert threading.active_count() <= threads_before + 1  # the worker, if these were the first reloads
