@@ -53,6 +53,15 @@ class UpstreamClient(httpx.AsyncClient):
             self.headers
         )  # the client's own (lower-case names): Accept, User-Agent...
         self._extensions = {"timeout": timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}  # parsed once: httpx parses a URL string in Python
+
+    def _url(self, url: str) -> httpx.URL:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 1024:  # channels come and go; keep the memory bounded
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     async def post_json(
         self, url: str, payload: dict[str, Any], headers: dict[str, str], *, stream: bool
@@ -63,7 +72,7 @@ class UpstreamClient(httpx.AsyncClient):
         content = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         request = httpx.Request(
             "POST",
-            url,
+            self._url(url),
             headers={**self._default_headers, **{name.lower(): value for name, value in headers.items()}},
             content=content,
             extensions=self._extensions,
