@@ -135,9 +135,15 @@ def main() -> None:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_app(state)
+    print(banner(settings, info), flush=True)
+    run_server(settings)
+
+
+def run_server(settings: Settings, **options: Any) -> None:
+    """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
+    benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
-    print(banner(settings, info), flush=True)
     ui.run(
         host=settings.app_host,
         port=settings.app_port,
@@ -149,4 +155,5 @@ def main() -> None:
         language="zh-CN",
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
+        **options,
     )

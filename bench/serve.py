@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from nicegui import ui
-
 from app.config import load_settings
-from app.main import build_state, configure_app
+from app.main import build_state, configure_app, run_server
 from services.logs import CallRecord
 
 
@@ -40,17 +38,7 @@ def main() -> None:
     if args.no_logging:
         state.chat.log_writer = _DropLogs()  # type: ignore[assignment]
     configure_app(state)
-    ui.run(
-        host=settings.app_host,
-        port=settings.app_port,
-        reload=False,
-        show=False,
-        show_welcome_message=False,
-        storage_secret=settings.secret("secret_key"),
-        proxy_headers=False,
-        forwarded_allow_ips="",
-        uvicorn_logging_level="warning",
-    )
+    run_server(settings, uvicorn_logging_level="warning")
 
 
 if __name__ in {"__main__", "__mp_main__"}:
