@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -44,6 +45,23 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _non_finite_at(value: Any, location: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where ``value`` holds a NaN or an infinity (which pydantic's JSON parser accepts as ``NaN`` and
+    ``Infinity`` but JSON, and so the upstream call, cannot carry), or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else location
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if (found := _non_finite_at(item, (*location, key))) is not None:
+            return found
+    return None
+
+
 async def serve_chat_completions(request: Request, state: AppState) -> Response:
     """``POST /api/chat/completions`` with its parameters resolved here rather than by FastAPI.
 
@@ -61,6 +79,11 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         except ValidationError as exc:
             errors = exc.errors(include_input=False, include_url=False)
             return validation_error_response([{**e, "loc": ("body", *e["loc"])} for e in errors])
+        # only a body that spells one out can hold one: the walk is skipped on the hot path
+        where = _non_finite_at(body.upstream_body()) if b"NaN" in raw or b"Infinity" in raw else None
+        if where is not None:
+            error = {"type": "value_error", "loc": ("body", *where), "msg": "NaN 与 Infinity 不是 JSON 数值"}
+            return validation_error_response([error])
         return await chat_completions(body, request, state, user, client_ip(request))
     except DomainError as exc:
         return domain_error_response(exc)

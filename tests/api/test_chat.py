@@ -196,6 +196,34 @@ def test_unparsable_chat_bodies_are_readable_422s(client: httpx.Client, raw: byt
     assert all(detail["loc"][0] == "body" for detail in error["details"])
 
 
+@pytest.mark.parametrize("stream", ["true", "false"])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('"temperature": NaN', "temperature: NaN 与 Infinity 不是 JSON 数值"),
+        ('"logit_bias": {"50256": -Infinity}', "logit_bias.50256: NaN 与 Infinity 不是 JSON 数值"),
+        ('"tools": [{"x": [1, Infinity]}]', "tools.0.x.1: NaN 与 Infinity 不是 JSON 数值"),
+    ],
+)
+def test_nan_and_infinity_are_readable_422s(
+    client: httpx.Client, channel_for, stream: str, extra: str, message: str
+) -> None:
+    model = channel_for()["model_id"]
+    messages = '[{"role": "user", "content": "x"}]'
+    raw = f'{{"model": "{model}", "stream": {stream}, "messages": {messages}, {extra}}}'
+    response = client.post("/api/chat/completions", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["message"] == message
+
+
+def test_the_words_nan_and_infinity_in_text_pass(client: httpx.Client, channel_for) -> None:
+    body = chat_body(channel_for()["model_id"], stream=False)
+    body["messages"][0]["content"] = "NaN, Infinity and -Infinity are not JSON numbers"
+    body["user"] = "NaN"
+    response = client.post("/api/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+
+
 def test_oversized_chat_body_is_413(client: httpx.Client) -> None:
     huge = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * (33 * 1024 * 1024) + b'"}]}'
     response = client.post("/api/chat/completions", content=huge)
