@@ -49,9 +49,8 @@ class UpstreamClient(httpx.AsyncClient):
             trust_env=False,
             follow_redirects=False,
         )
-        self._default_headers = dict(
-            self.headers
-        )  # the client's own (lower-case names): Accept, User-Agent...
+        # the client's own headers (Accept, User-Agent...), names in lower case as httpx keeps them
+        self._default_headers = dict(self.headers)
         self._extensions = {"timeout": timeout.as_dict()}
         self._urls: dict[str, httpx.URL] = {}  # parsed once: httpx parses a URL string in Python
 
