@@ -169,6 +169,25 @@ class ChannelDirectory:
     def invalidate(self) -> None:
         self._refresher.invalidate()
 
+    # Changes made through the directory show in it at once; other instances see them within the TTL.
+    def create(self, *, session: Session, data: ChannelCreate) -> Channel:
+        try:
+            return create_channel(session=session, data=data, cipher=self._cipher)
+        finally:
+            self.invalidate()
+
+    def update(self, *, session: Session, channel_id: int, data: ChannelUpdate) -> Channel:
+        try:
+            return update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
+        finally:
+            self.invalidate()
+
+    def delete(self, *, session: Session, channel_id: int) -> None:
+        try:
+            delete_channel(session=session, channel_id=channel_id)
+        finally:
+            self.invalidate()
+
     def _load(self) -> None:
         with Session(self._engine) as session:
             rows = session.exec(select(Channel).where(Channel.is_enabled == True).order_by(Channel.id)).all()  # noqa: E712

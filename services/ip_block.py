@@ -101,6 +101,19 @@ class BlockList:
     def invalidate(self) -> None:
         self._refresher.invalidate()
 
+    # Rules changed through the block list apply at once; other instances see them within the TTL.
+    def add(self, *, session: Session, ip_address: str, reason: str | None) -> BlockedIP:
+        try:
+            return add_rule(session=session, ip_address=ip_address, reason=reason)
+        finally:
+            self.invalidate()
+
+    def remove(self, *, session: Session, rule_id: int) -> None:
+        try:
+            delete_rule(session=session, rule_id=rule_id)
+        finally:
+            self.invalidate()
+
     def _load(self) -> None:
         with Session(self._engine) as session:
             texts = session.exec(select(BlockedIP.ip_address)).all()

@@ -80,6 +80,13 @@ class SettingsStore:
     def invalidate(self) -> None:
         self._refresher.invalidate()
 
+    def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
+        """Store ``changes``, in effect at once here and within the TTL on other instances."""
+        try:
+            return update_settings(session=session, changes=changes, defaults=self.defaults)
+        finally:
+            self.invalidate()
+
     def _load(self) -> None:
         with Session(self._engine) as session:
             self._current = read_settings(session=session, defaults=self.defaults)

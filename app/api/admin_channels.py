@@ -32,8 +32,7 @@ def list_channels(_admin: AdminUser, session: SessionDep, state: StateDep) -> li
 def create_channel(
     body: ChannelCreate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
-    channel = channels.create_channel(session=session, data=body, cipher=state.cipher)
-    state.directory.invalidate()
+    channel = state.directory.create(session=session, data=body)
     return channels.to_public(channel, state.cipher)
 
 
@@ -41,15 +40,13 @@ def create_channel(
 def update_channel(
     channel_id: int, body: ChannelUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
-    channel = channels.update_channel(session=session, channel_id=channel_id, data=body, cipher=state.cipher)
-    state.directory.invalidate()
+    channel = state.directory.update(session=session, channel_id=channel_id, data=body)
     return channels.to_public(channel, state.cipher)
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorBody}})
 def delete_channel(channel_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
-    channels.delete_channel(session=session, channel_id=channel_id)
-    state.directory.invalidate()
+    state.directory.delete(session=session, channel_id=channel_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -14,7 +14,7 @@ from app.schemas import (
     SystemConfigUpdate,
 )
 from services import ip_block
-from services.settings import read_settings, update_settings
+from services.settings import read_settings
 
 router = APIRouter(prefix="/admin", responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
@@ -35,8 +35,7 @@ def put_config(
     body: SystemConfigUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> SystemConfigBody:
     changes = body.model_dump(exclude_none=True)
-    current = update_settings(session=session, changes=changes, defaults=state.setting_defaults)
-    state.system_settings.invalidate()
+    current = state.system_settings.update(session=session, changes=changes)
     return SystemConfigBody(**vars(current))
 
 
@@ -58,8 +57,7 @@ def list_blocked_ips(_admin: AdminUser, session: SessionDep) -> list[BlockedIPPu
 def add_blocked_ip(
     body: BlockedIPCreate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> BlockedIPPublic:
-    row = ip_block.add_rule(session=session, ip_address=body.ip_address, reason=body.reason)
-    state.block_list.invalidate()
+    row = state.block_list.add(session=session, ip_address=body.ip_address, reason=body.reason)
     return BlockedIPPublic.model_validate(row, from_attributes=True)
 
 
@@ -70,8 +68,7 @@ def add_blocked_ip(
     responses={404: {"model": ErrorBody}},
 )
 def delete_blocked_ip(rule_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
-    ip_block.delete_rule(session=session, rule_id=rule_id)
-    state.block_list.invalidate()
+    state.block_list.remove(session=session, rule_id=rule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

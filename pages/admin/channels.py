@@ -45,20 +45,16 @@ def register(state: AppState) -> None:
     def save(data: dict, channel_id: int | None) -> ChannelPublic:
         with Session(state.engine) as session:
             if channel_id is None:
-                row = channels.create_channel(
-                    session=session, data=ChannelCreate(**data), cipher=state.cipher
-                )
+                row = state.directory.create(session=session, data=ChannelCreate(**data))
             else:
-                row = channels.update_channel(
-                    session=session, channel_id=channel_id, data=ChannelUpdate(**data), cipher=state.cipher
+                row = state.directory.update(
+                    session=session, channel_id=channel_id, data=ChannelUpdate(**data)
                 )
-            state.directory.invalidate()
             return channels.to_public(row, state.cipher)
 
     def remove(channel_id: int) -> None:
         with Session(state.engine) as session:
-            channels.delete_channel(session=session, channel_id=channel_id)
-        state.directory.invalidate()
+            state.directory.delete(session=session, channel_id=channel_id)
 
     @ui.page("/admin/channels", title="渠道 · pyaichat 管理")
     def channels_page() -> None:

@@ -24,13 +24,11 @@ def register(state: AppState) -> None:
 
     def add(address: str, reason: str) -> None:
         with Session(state.engine) as session:
-            ip_block.add_rule(session=session, ip_address=address, reason=reason)
-        state.block_list.invalidate()
+            state.block_list.add(session=session, ip_address=address, reason=reason)
 
     def remove(rule_id: int) -> None:
         with Session(state.engine) as session:
-            ip_block.delete_rule(session=session, rule_id=rule_id)
-        state.block_list.invalidate()
+            state.block_list.remove(session=session, rule_id=rule_id)
 
     def rules() -> list:
         with Session(state.engine) as session:

@@ -8,7 +8,7 @@ from sqlmodel import Session
 from app.state import AppState
 from pages.admin.frame import admin_frame
 from services.errors import DomainError
-from services.settings import read_settings, update_settings
+from services.settings import read_settings
 
 
 def register(state: AppState) -> None:
@@ -18,9 +18,7 @@ def register(state: AppState) -> None:
 
     def save(values: dict[str, int]):
         with Session(state.engine) as session:
-            result = update_settings(session=session, changes=values, defaults=state.setting_defaults)
-        state.system_settings.invalidate()
-        return result
+            return state.system_settings.update(session=session, changes=values)
 
     @ui.page("/admin/settings", title="设置 · pyaichat 管理")
     async def settings_page() -> None:

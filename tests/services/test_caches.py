@@ -1,0 +1,82 @@
+"""The channel directory, settings store and block list: a change made through them shows at once,
+even with a TTL that would otherwise keep the old values for an hour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.db import init_db, make_engine
+from app.models import ChannelCreate, ChannelUpdate
+from services.channels import ChannelDirectory
+from services.errors import InvalidInput, NotFound
+from services.ip_block import BlockList
+from services.security import KeyCipher
+from services.settings import SettingsStore, SystemSettings
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'caches.db'}")
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_channel_changes_through_the_directory_show_at_once(engine: Engine) -> None:
+    directory = ChannelDirectory(engine, KeyCipher("test-encryption-key"), ttl=HOUR)
+    assert directory.models() == []
+    data = ChannelCreate(name="Main", base_url="http://127.0.0.1:9/v1", api_key="sk-1", model_id="m-1")
+    with Session(engine) as session:
+        channel = directory.create(session=session, data=data)
+    assert channel.id is not None
+    assert [target.api_key for target in directory.candidates("m-1")] == ["sk-1"]
+    with Session(engine) as session:
+        directory.update(session=session, channel_id=channel.id, data=ChannelUpdate(model_id="m-2"))
+    assert not directory.has_model("m-1") and directory.has_model("m-2")
+    with Session(engine) as session, pytest.raises(NotFound):
+        directory.update(session=session, channel_id=channel.id + 1, data=ChannelUpdate(is_enabled=False))
+    assert directory.has_model("m-2"), "a refused change leaves the directory as it was"
+    with Session(engine) as session:
+        directory.update(session=session, channel_id=channel.id, data=ChannelUpdate(is_enabled=False))
+    assert directory.models() == []
+    with Session(engine) as session:
+        directory.update(session=session, channel_id=channel.id, data=ChannelUpdate(is_enabled=True))
+        assert directory.has_model("m-2")
+        directory.delete(session=session, channel_id=channel.id)
+    assert directory.models() == []
+
+
+def test_rules_added_and_removed_through_the_block_list_apply_at_once(engine: Engine) -> None:
+    block_list = BlockList(engine, ttl=HOUR)
+    try:
+        assert block_list.match("203.0.113.7") is None
+        with Session(engine) as session:
+            rule = block_list.add(session=session, ip_address="203.0.113.0/24", reason="test")
+        assert block_list.match("203.0.113.7") == "203.0.113.0/24"
+        with Session(engine) as session, pytest.raises(InvalidInput):
+            block_list.add(session=session, ip_address="not an address", reason=None)
+        assert block_list.match("203.0.113.7") == "203.0.113.0/24"
+        assert rule.id is not None
+        with Session(engine) as session:
+            block_list.remove(session=session, rule_id=rule.id)
+        assert block_list.match("203.0.113.7") is None
+    finally:
+        block_list.close()
+
+
+def test_settings_updated_through_the_store_apply_at_once(engine: Engine) -> None:
+    store = SettingsStore(engine, SystemSettings(guest_rpm=10, user_rpm=20, log_retention_days=30), ttl=HOUR)
+    assert store.current().guest_rpm == 10
+    with Session(engine) as session:
+        updated = store.update(session=session, changes={"guest_rpm": 3})
+    assert updated.guest_rpm == 3 and store.current().guest_rpm == 3 and store.current().user_rpm == 20
+    with Session(engine) as session, pytest.raises(InvalidInput):
+        store.update(session=session, changes={"user_rpm": 0})
+    assert store.current().user_rpm == 20
