@@ -6,7 +6,7 @@ from nicegui import run, ui
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.models import ChannelCreate, ChannelPublic, ChannelUpdate
+from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate
 from app.state import AppState
 from pages.admin.frame import admin_frame
 from services import channels
@@ -51,6 +51,10 @@ def register(state: AppState) -> None:
                     session=session, channel_id=channel_id, data=ChannelUpdate(**data)
                 )
             return channels.to_public(row, state.cipher)
+
+    def fetch(channel_id: int) -> Channel:
+        with Session(state.engine) as session:
+            return channels.get_channel(session=session, channel_id=channel_id)
 
     def remove(channel_id: int) -> None:
         with Session(state.engine) as session:
@@ -168,15 +172,18 @@ def register(state: AppState) -> None:
 
             async def test(channel: ChannelPublic, button: ui.button) -> None:
                 button.props("loading")
-                with Session(state.engine) as session:
-                    row = channels.get_channel(session=session, channel_id=channel.id)
                 try:
+                    row = await run.io_bound(fetch, channel.id)
                     result = await probe_channel(
                         channel=row,
                         cipher=state.cipher,
                         client=state.http_client,
                         wait_seconds=state.settings.upstream_first_byte_timeout,
                     )
+                except DomainError as exc:  # deleted meanwhile (in another tab or by another admin)
+                    ui.notify(f"{channel.name}：{exc.message}", type="negative")
+                    table.refresh()
+                    return
                 finally:
                     button.props(remove="loading")
                 if result.ok:

@@ -8,7 +8,7 @@ from nicegui import app, ui
 from nicegui.testing import User
 from sqlmodel import Session, select
 
-from app.models import BlockedIP, Channel
+from app.models import BlockedIP, Channel, ChannelCreate
 from services.logs import CallRecord
 from services.settings import read_settings
 from tests.helpers import TEST_ADMIN_PASSWORD
@@ -128,6 +128,23 @@ async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamSer
     await user.should_see("已删除", retries=50)
     with Session(state.engine) as session:
         assert session.exec(select(Channel)).all() == []
+
+
+async def test_testing_a_channel_deleted_meanwhile_says_so(user: User, upstream: UpstreamServer) -> None:
+    await sign_in(user)
+    state = app_state()
+    with Session(state.engine) as session:
+        data = ChannelCreate(
+            name="Gone", base_url=upstream.base_url("ok"), api_key="sk-gone-1234", model_id="g"
+        )
+        channel = state.directory.create(session=session, data=data)
+    await user.open("/admin/channels")
+    await user.should_see(marker="ch-row-name", content="Gone", retries=50)
+    with Session(state.engine) as session:  # another admin deletes it
+        state.directory.delete(session=session, channel_id=channel.id)
+    user.find(marker="ch-test").click()
+    await user.should_see("Gone：渠道不存在", retries=50)
+    await user.should_see("还没有渠道", retries=50)
 
 
 async def test_settings_are_saved_and_applied(user: User) -> None:
