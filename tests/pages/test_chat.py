@@ -153,9 +153,9 @@ async def test_blocked_ip_is_explained_in_a_dialog(user: User, add_model) -> Non
 async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
     user: User, add_model, monkeypatch
 ) -> None:
-    """Markdown is re-rendered at most ten times a second, and the page scrolls once per render, not
+    """Markdown is re-rendered at most eight times a second, and the page scrolls once per render, not
     once per chunk (each scroll is a message to the browser)."""
-    from pages.message_view import AnswerView
+    from pages.message_view import RENDER_INTERVAL, AnswerView
 
     renders: list[float] = []
     scrolls: list[float] = []
@@ -168,7 +168,7 @@ async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
     await send(user, "long")
     await user.should_see("w299", retries=200)
     seconds = asyncio.get_running_loop().time() - started
-    assert len(renders) <= seconds / 0.1 + 3, (len(renders), seconds)
+    assert len(renders) <= seconds / RENDER_INTERVAL + 3, (len(renders), seconds)
     assert len(scrolls) <= len(renders) + 3, "one scroll per render, not per chunk"
 
 
