@@ -51,6 +51,16 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     return clean_environ(**{**values, **overrides})
 
 
+def stop_process(process: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class RunningApp:
     process: subprocess.Popen[str]
@@ -104,9 +114,4 @@ def run_app(
             time.sleep(0.1)
         yield app
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
