@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,14 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "APP_HOST": "127.0.0.1",
     }
     return clean_environ(**{**values, **overrides})
+
+
+def wait_until(condition: Callable[[], bool], *, seconds: float, poll: float = 0.01) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not true within {seconds} s"
+        time.sleep(poll)
 
 
 def stop_process(process: subprocess.Popen, *, timeout: float) -> None:

@@ -3,25 +3,21 @@ as a multi-instance deployment runs them."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.chat_helpers import add_channel, chat_body, read_sse, unique_model
-from tests.helpers import TEST_ADMIN_PASSWORD, production_env, run_app
+from tests.helpers import TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
 from tests.postgres_server import run_postgres
 from tests.redis_server import run_redis
 from tests.upstream_server import UpstreamServer
 
 
-def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+def _eventually(check: Callable[[], bool]) -> None:
     """Other instances see a change within the caches' TTL (2 s); the log writer commits in batches."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not seen in time"
-        time.sleep(0.1)
+    wait_until(check, seconds=10.0, poll=0.1)
 
 
 def test_two_instances_share_postgresql_and_redis(tmp_path: Path, upstream: UpstreamServer) -> None:

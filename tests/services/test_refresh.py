@@ -8,6 +8,7 @@ import time
 import pytest
 
 from services.refresh import WORKER_NAME, Refresher
+from tests.helpers import wait_until
 
 
 class Source:
@@ -27,11 +28,8 @@ class Source:
         self.seen = self.value
 
 
-def _wait_for(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+def _wait_for(condition) -> None:
+    wait_until(condition, seconds=5.0, poll=0.005)
 
 
 def test_first_read_and_reads_after_invalidate_load_at_once() -> None:
