@@ -230,12 +230,18 @@ def _resolve_dev_secrets(settings: Settings) -> tuple[Settings, StartupInfo]:
     return settings.model_copy(update=updates), info
 
 
-def load_settings() -> tuple[Settings, StartupInfo]:
-    """Read the environment once, validate it and resolve the secrets (raises :class:`ConfigError`)."""
+def read_environment() -> Settings:
+    """The validated environment, secrets unresolved (enough for work that needs no secret, such as
+    ``python -m app db``); raises :class:`ConfigError`."""
     try:
-        settings = Settings()
+        return Settings()
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc)) from None
+
+
+def load_settings() -> tuple[Settings, StartupInfo]:
+    """Read the environment once, validate it and resolve the secrets (raises :class:`ConfigError`)."""
+    settings = read_environment()
     if settings.asks_for_production:
         _check_production_secrets(settings)
         return settings.model_copy(update={"pyaichat_env": "production"}), StartupInfo()

@@ -21,7 +21,8 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
 from app.config import ConfigError, Settings, StartupInfo, load_settings
-from app.db import init_db, make_engine, session_scope
+from app.db import make_engine, session_scope
+from app.migrate import SchemaVersionError, upgrade
 from app.state import AppState
 from pages import register_pages
 from services import auth
@@ -36,9 +37,9 @@ API_DESCRIPTION = (
 
 
 def build_state(settings: Settings) -> AppState:
-    """Open the database, create the schema, seed settings and the admin account."""
+    """Bring the schema to the newest revision, open the database, seed settings and the admin account."""
+    upgrade(settings.sqlalchemy_url)
     engine = make_engine(settings.sqlalchemy_url)
-    init_db(engine)
     state = AppState.build(settings, engine)
     with session_scope(engine) as session:
         seed_settings(session=session, defaults=state.setting_defaults)
@@ -128,11 +129,15 @@ def _describe_database(settings: Settings) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # app.migrate reports what it did
     try:
         settings, info = load_settings()
         state = build_state(settings)
     except ConfigError as exc:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SchemaVersionError as exc:
+        print(f"pyaichat: database error: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_app(state)
     print(banner(settings, info), flush=True)

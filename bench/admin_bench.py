@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from app.db import init_db, make_engine
+from app.migrate import upgrade
 from bench.harness import gateway, median, rss_mb
 from bench.report import Result
 
@@ -24,9 +24,7 @@ GUEST_IPS = 5_000
 
 def fill_database(path: Path, rows: int) -> None:
     """``rows`` call-log rows over 60 days, plus the daily rollups the log writer would have kept."""
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
+    upgrade(f"sqlite:///{path}")
     rng = random.Random(7)
     now = datetime.now(UTC).replace(tzinfo=None)
     with sqlite3.connect(path) as db:

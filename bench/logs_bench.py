@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from app.db import init_db, make_engine
+from app.db import make_engine
+from app.migrate import upgrade
 from app.models import ChatLog
 from bench.report import Result
 from services.logs import (
@@ -45,8 +46,8 @@ def _call(i: int) -> CallRecord:
 
 def _through_writer(path: Path, records: list[CallRecord], **options: float) -> float:
     """Rows per second from the first ``record`` until every row is committed."""
+    upgrade(f"sqlite:///{path}")
     engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
     writer = LogWriter(engine, ZONE, **options)  # type: ignore[arg-type]
     started = time.perf_counter()
     for record in records:
@@ -60,8 +61,8 @@ def _through_writer(path: Path, records: list[CallRecord], **options: float) -> 
 
 def _bare_inserts(path: Path, records: list[CallRecord]) -> float:
     """One INSERT of the row alone per transaction (no daily rollups), through SQLAlchemy."""
+    upgrade(f"sqlite:///{path}")
     engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
     started = time.perf_counter()
     for record in records:
         with engine.begin() as connection:
@@ -74,9 +75,7 @@ def _bare_inserts(path: Path, records: list[CallRecord]) -> float:
 def _engine_floor(path: Path, records: list[CallRecord]) -> float:
     """The same rows as tuples straight into sqlite3's executemany, batches as the writer's, same
     pragmas: what SQLite itself needs for the table and its indexes (no rollups, no Python objects)."""
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
+    upgrade(f"sqlite:///{path}")
     rows = [_sqlite_row(r) for r in records]  # the writer's own tuples, built before the clock starts
     sql = _SQLITE_INSERT
     connection = sqlite3.connect(path, isolation_level=None)

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
 TEST_ENCRYPTION_KEY = "test-encryption-key"
 TEST_ADMIN_PASSWORD = "admin-password-123"
+# how long a wait for a state may take before the test calls it a hang (not a speed budget)
+HANG_SECONDS = float(os.environ.get("PYAICHAT_TEST_HANG_SECONDS", "300"))
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from app.config import load_settings
-from app.db import init_db, make_engine, session_scope
+from app.db import session_scope
 from app.main import build_state
 from app.models import Admin, SystemConfig
 from services import auth
@@ -126,46 +126,3 @@ def test_admin_account_created_then_updated(prod_env: pytest.MonkeyPatch) -> Non
         with pytest.raises(AuthenticationFailed):
             auth.authenticate_admin(session=session, username="admin", password="second-password")
     state.engine.dispose()
-
-
-def test_an_earlier_databases_log_indexes_are_reshaped_and_its_rows_kept(data_dir: Path) -> None:
-    path = data_dir / "old.db"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
-    with sqlite3.connect(path) as db:  # the index layout of the previous version
-        db.execute("DROP INDEX idx_chat_logs_user_id")
-        db.execute("DROP INDEX idx_chat_logs_ip_address")
-        db.execute("CREATE INDEX idx_chat_logs_user_id ON chat_logs (user_id)")
-        db.execute("CREATE INDEX idx_chat_logs_ip_address ON chat_logs (ip_address)")
-        db.execute("CREATE INDEX idx_chat_logs_username_created ON chat_logs (username, created_at)")
-        db.execute("CREATE INDEX idx_chat_logs_ip_created ON chat_logs (ip_address, created_at)")
-        db.execute("CREATE INDEX my_own_index ON chat_logs (status)")  # an operator's: left alone
-        db.execute(
-            "INSERT INTO chat_logs (user_id, ip_address, model_id, created_at, status, tokens_estimated)"
-            " VALUES (3, '10.0.0.1', 'm', '2026-01-02 03:04:05.000000', 'ok', 0)"
-        )
-
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    init_db(engine)  # a second start changes nothing
-    engine.dispose()
-    with sqlite3.connect(path) as db:
-        names = {row[1] for row in db.execute("PRAGMA index_list(chat_logs)")}
-        assert "idx_chat_logs_username_created" not in names and "idx_chat_logs_ip_created" not in names
-        assert "my_own_index" in names
-        for name, columns in (
-            ("idx_chat_logs_user_id", ["user_id", "created_at"]),
-            ("idx_chat_logs_ip_address", ["ip_address", "created_at"]),
-            ("idx_chat_logs_created_at", ["created_at"]),
-        ):
-            assert [row[2] for row in db.execute(f"PRAGMA index_info({name})")] == columns
-        assert db.execute("SELECT user_id, ip_address FROM chat_logs").fetchall() == [(3, "10.0.0.1")]
-        plan = " ".join(
-            str(row[3])
-            for row in db.execute(
-                "EXPLAIN QUERY PLAN SELECT id FROM chat_logs WHERE user_id = 3"
-                " ORDER BY created_at DESC LIMIT 50"
-            )
-        )
-        assert "idx_chat_logs_user_id" in plan and "TEMP B-TREE" not in plan, plan

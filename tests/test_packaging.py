@@ -27,6 +27,7 @@ def test_wheel_runs_outside_the_source_tree(tmp_path: Path) -> None:
         timeout=300,
     )
     assert (target / "pages" / "theme.css").exists(), "package data must be in the wheel"
+    assert (target / "app" / "migrations" / "versions" / "0001_baseline.py").exists(), "migrations too"
     assert not (target / "tests").exists(), "tests are not shipped"
 
     env = production_env(tmp_path / "data", PYTHONPATH=str(target), NICEGUI_STORAGE_PATH=str(tmp_path / "ng"))

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.db import init_db, make_engine
+from app.db import make_engine
+from app.migrate import upgrade
 from app.models import ChannelCreate, ChannelUpdate
 from services.channels import ChannelDirectory
 from services.errors import InvalidInput, NotFound
@@ -23,8 +24,8 @@ HOUR = 3600.0
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
+    upgrade(f"sqlite:///{tmp_path / 'caches.db'}")
     engine = make_engine(f"sqlite:///{tmp_path / 'caches.db'}")
-    init_db(engine)
     yield engine
     engine.dispose()
 

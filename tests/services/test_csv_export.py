@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session
 
-from app.db import init_db, make_engine
+from app.db import make_engine
+from app.migrate import upgrade
 from app.models import Channel, ChatLog
 from services import log_queries
 from services.log_queries import LogFilter, export_csv
@@ -25,8 +26,8 @@ def _parse(chunks: list[bytes]) -> list[list[str]]:
 
 @pytest.mark.parametrize("zone_name", ["Europe/Berlin", "Asia/Kolkata", "UTC"])
 def test_sqlite_and_python_renderers_agree(tmp_path: Path, zone_name: str) -> None:
+    upgrade(f"sqlite:///{tmp_path / 'chat.db'}")
     engine = make_engine(f"sqlite:///{tmp_path / 'chat.db'}")
-    init_db(engine)
     start = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)  # across Berlin's change to summer time
     with Session(engine) as session:
         channels = [Channel(name=n or "x", base_url="http://u", api_key="k", model_id="m") for n in AWKWARD]

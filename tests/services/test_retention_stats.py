@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert
 from sqlmodel import Session, func, select
 
-from app.db import init_db, make_engine
+from app.db import make_engine
+from app.migrate import upgrade
 from app.models import ChatLog, PeriodActor, utcnow
 from services.logs import CallRecord, LogWriter
 from services.retention import purge_old_logs
@@ -34,8 +35,8 @@ def _call(days_ago: float, ip: str = "10.0.0.1") -> CallRecord:
 
 
 def _engine(tmp_path: Path):
+    upgrade(f"sqlite:///{tmp_path / 'chat.db'}")
     engine = make_engine(f"sqlite:///{tmp_path / 'chat.db'}")
-    init_db(engine)
     return engine
 
 
@@ -156,6 +157,6 @@ def test_the_writer_stores_what_sqlalchemys_own_insert_stores(tmp_path: Path) ->
         )
     columns = ", ".join(CallRecord.__slots__)
     with sqlite3.connect(tmp_path / "chat.db") as db:
-        rows = db.execute(f"SELECT {columns}, typeof(created_at) FROM chat_logs ORDER BY id").fetchall()  # noqa: S608
+        rows = db.execute(f"SELECT {columns}, typeof(created_at) FROM chat_logs ORDER BY id").fetchall()
     assert len(rows) == 2 * len(records)
     assert rows[: len(records)] == rows[len(records) :]

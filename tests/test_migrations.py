@@ -1,0 +1,312 @@
+"""Schema migrations (app/migrate.py, app/migrations/) on real SQLite files: a new database, one made
+before pyaichat used Alembic, one from a newer version, the lock between instances, a failing revision,
+and ``python -m app db``. PostgreSQL's side is in tests/test_postgres.py."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+from sqlmodel import SQLModel
+
+from app import models  # noqa: F401 - the tables the newest revision must match
+from app.migrate import MIGRATIONS_DIR, SchemaVersionError, head_revision, read_revision, upgrade
+from tests import legacy_database
+from tests.chat_helpers import chat_body
+from tests.helpers import HANG_SECONDS, ROOT, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
+from tests.upstream_server import UpstreamServer
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def schema_differences(url: str) -> list[object]:
+    """What autogenerate would write to make the database match the models (nothing, when they agree)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(compare_metadata(MigrationContext.configure(connection), SQLModel.metadata))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def legacy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database as pre-Alembic pyaichat left it, with users, channels, settings, block list,
+    attempts, rollups and 100k call logs (built once, copied per test)."""
+    path = tmp_path_factory.mktemp("legacy") / "chat.db"
+    engine = create_engine(sqlite_url(path))
+    with engine.begin() as connection:
+        legacy_database.create_legacy_schema(connection)
+        legacy_database.fill(connection)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def legacy_copy(legacy_file: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "data" / "chat.db"
+    path.parent.mkdir()
+    shutil.copy(legacy_file, path)
+    return path
+
+
+def test_a_new_database_gets_the_newest_revision_and_it_matches_the_models(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "new.db")
+    result = upgrade(url)
+    assert result.before is None and result.after == head_revision() and result.applied
+    assert read_revision(url) == head_revision()
+    assert schema_differences(url) == []
+    assert upgrade(url).applied == []  # the next start finds nothing to do
+
+
+def test_a_database_made_before_migrations_upgrades_with_nothing_lost(legacy_copy: Path) -> None:
+    url = sqlite_url(legacy_copy)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        before = legacy_database.fingerprint(connection)
+    assert len(before["chat_logs"]) == legacy_database.LOG_ROWS
+
+    assert upgrade(url).before is None
+    with engine.connect() as connection:
+        assert legacy_database.fingerprint(connection) == before
+    engine.dispose()
+    assert read_revision(url) == head_revision()
+    assert schema_differences(url) == []
+
+
+def test_an_upgraded_database_serves_what_it_held(legacy_copy: Path, tmp_path: Path) -> None:
+    """Started on a pre-migration database, the app upgrades it and serves its accounts, channels,
+    saved settings, block list and logs."""
+    upstream = UpstreamServer().start()
+    try:
+        with sqlite3.connect(legacy_copy) as db:
+            db.execute("UPDATE channels SET base_url = ?", (upstream.base_url("ok"),))
+        env = production_env(legacy_copy.parent, GUEST_RPM="50", USER_RPM="50")
+        with run_app(env, log_path=tmp_path / "app.log") as app, httpx.Client(base_url=app.base_url) as http:
+            assert "upgrading the database schema from an unversioned database" in app.log_text()
+            login = http.post(
+                "/api/auth/login",
+                json={"email": legacy_database.USER_EMAIL, "password": legacy_database.USER_PASSWORD},
+            )
+            assert login.status_code == 200, login.text
+            admin_login = http.post(
+                "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+            )
+            admin = {"Authorization": f"Bearer {admin_login.json()['access_token']}"}
+            config = http.get("/api/admin/config", headers=admin).json()
+            assert {key: str(config[key]) for key in legacy_database.SAVED_SETTINGS} == (
+                legacy_database.SAVED_SETTINGS
+            )
+            channels = http.get("/api/admin/channels", headers=admin).json()
+            assert [c["name"] for c in channels] == ["主渠道", "备用"]
+            assert all(c["api_key_readable"] for c in channels)
+            rules = http.get("/api/admin/blocked-ips", headers=admin).json()
+            assert sorted(r["ip_address"] for r in rules) == ["2001:db8::1", "203.0.113.0/24"]
+            logs = http.get("/api/admin/logs", headers=admin).json()
+            assert logs["total"] == legacy_database.LOG_ROWS
+            answer = http.post(
+                "/api/chat/completions",
+                headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+                json=chat_body("legacy-model", stream=False),
+            )
+            assert answer.status_code == 200, answer.text
+            wait_until(
+                lambda: (
+                    http.get("/api/admin/logs", headers=admin).json()["total"] == legacy_database.LOG_ROWS + 1
+                ),
+                seconds=HANG_SECONDS,
+                poll=0.1,
+            )
+            assert "Traceback" not in app.log_text()
+    finally:
+        upstream.stop()
+
+
+def test_the_call_log_indexes_of_an_earlier_build_are_reshaped_and_rows_kept(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    engine = create_engine(sqlite_url(path))
+    with engine.begin() as connection:
+        legacy_database.create_legacy_schema(connection)
+    engine.dispose()
+    with sqlite3.connect(path) as db:  # the index layout of an earlier build
+        db.execute("DROP INDEX idx_chat_logs_user_id")
+        db.execute("DROP INDEX idx_chat_logs_ip_address")
+        db.execute("CREATE INDEX idx_chat_logs_user_id ON chat_logs (user_id)")
+        db.execute("CREATE INDEX idx_chat_logs_ip_address ON chat_logs (ip_address)")
+        db.execute("CREATE INDEX idx_chat_logs_username_created ON chat_logs (username, created_at)")
+        db.execute("CREATE INDEX idx_chat_logs_ip_created ON chat_logs (ip_address, created_at)")
+        db.execute("CREATE INDEX my_own_index ON chat_logs (status)")  # an operator's: left alone
+        db.execute(
+            "INSERT INTO chat_logs (user_id, ip_address, model_id, created_at, status, tokens_estimated)"
+            " VALUES (3, '10.0.0.1', 'm', '2026-01-02 03:04:05.000000', 'ok', 0)"
+        )
+
+    upgrade(sqlite_url(path))
+    with sqlite3.connect(path) as db:
+        names = {row[1] for row in db.execute("PRAGMA index_list(chat_logs)")}
+        assert "idx_chat_logs_username_created" not in names and "idx_chat_logs_ip_created" not in names
+        assert "my_own_index" in names
+        for name, columns in (
+            ("idx_chat_logs_user_id", ["user_id", "created_at"]),
+            ("idx_chat_logs_ip_address", ["ip_address", "created_at"]),
+            ("idx_chat_logs_created_at", ["created_at"]),
+        ):
+            assert [row[2] for row in db.execute(f"PRAGMA index_info({name})")] == columns
+        assert db.execute("SELECT user_id, ip_address FROM chat_logs").fetchall() == [(3, "10.0.0.1")]
+        plan = " ".join(
+            str(row[3])
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM chat_logs WHERE user_id = 3"
+                " ORDER BY created_at DESC LIMIT 50"
+            )
+        )
+        assert "idx_chat_logs_user_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_attempts_of_an_early_build_get_their_later_columns(tmp_path: Path) -> None:
+    path = tmp_path / "early.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE blocked_attempts (id INTEGER NOT NULL PRIMARY KEY, ip_address VARCHAR(64) NOT NULL,"
+            " path VARCHAR(500) NOT NULL, matched_rule VARCHAR(64) NOT NULL, created_at DATETIME NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO blocked_attempts VALUES (1, '203.0.113.9', '/', '203.0.113.0/24',"
+            " '2026-01-02 03:04:05.000000')"
+        )
+    upgrade(sqlite_url(path))
+    with sqlite3.connect(path) as db:
+        assert db.execute(
+            "SELECT ip_address, created_at, last_seen_at, hits FROM blocked_attempts"
+        ).fetchall() == [("203.0.113.9", "2026-01-02 03:04:05.000000", "2026-01-02 03:04:05.000000", 1)]
+    assert schema_differences(sqlite_url(path)) == []
+
+
+def _stamp(path: Path, revision: str) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+
+
+def test_a_database_from_a_newer_version_is_refused_with_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    path = data_dir / "chat.db"
+    upgrade(sqlite_url(path))
+    _stamp(path, "0099_from_the_future")
+    with pytest.raises(SchemaVersionError, match="0099_from_the_future"):
+        upgrade(sqlite_url(path))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=production_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=HANG_SECONDS,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "0099_from_the_future" in lines[0] and "newer pyaichat" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    with sqlite3.connect(path) as db:  # nothing was changed by the refused start
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0099_from_the_future",)]
+        assert db.execute("SELECT count(*) FROM admins").fetchone() == (0,)
+
+
+def test_an_instance_waits_while_another_holds_the_migration_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "chat.db"
+    caplog.set_level(logging.INFO, logger="pyaichat.migrations")
+    with (tmp_path / "chat.db.migrate-lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another instance is migrating
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(upgrade(sqlite_url(path))))
+        worker.start()
+        wait_until(lambda: "waiting for it" in caplog.text, seconds=HANG_SECONDS)
+        assert not outcome
+        assert not path.exists() or not inspect(create_engine(sqlite_url(path))).get_table_names()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(HANG_SECONDS)
+    assert not worker.is_alive() and read_revision(sqlite_url(path)) == head_revision()
+
+
+FAILING_REVISION = '''"""A revision that fails half-way."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_fails"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("users", sa.Column("nickname", sa.String(50)))
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("INSERT INTO no_such_table VALUES (1)")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_failing_revision_leaves_the_previous_one_intact(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "chat.db")
+    upgrade(url)
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_fails.py").write_text(FAILING_REVISION.format(down=head_revision()))
+    with pytest.raises(Exception, match="no_such_table"):
+        upgrade(url, script_location=scripts)
+    assert read_revision(url) == head_revision()
+    inspector = inspect(create_engine(url))
+    assert "half_done" not in inspector.get_table_names()
+    assert "nickname" not in {column["name"] for column in inspector.get_columns("users")}
+
+
+def _db_command(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", "db", *args],
+        cwd=ROOT,
+        env=production_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=HANG_SECONDS,
+    )
+
+
+def test_db_commands_for_operators(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    head = head_revision()
+    current = _db_command(data_dir, "current")
+    assert current.returncode == 0 and current.stdout.startswith("none"), current.stderr
+    upgraded = _db_command(data_dir, "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"upgraded the database schema from none to {head}" in upgraded.stdout
+    assert _db_command(data_dir, "upgrade").stdout.strip() == f"the database schema is current ({head})"
+    assert _db_command(data_dir, "current").stdout.strip() == f"{head} (head)"
+    history = _db_command(data_dir, "history").stdout.splitlines()
+    assert history[0].startswith("0001_baseline") and history[-1].endswith("(current, head)")
+
+    _stamp(data_dir / "chat.db", "0099_from_the_future")
+    refused = _db_command(data_dir, "upgrade")
+    assert refused.returncode == 2 and "0099_from_the_future" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    wrong = _db_command(data_dir, "sideways")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
