@@ -1,4 +1,4 @@
-"""Configuration: read once at start from the environment (SPEC §1).
+"""Configuration: read once at start from the environment (docs/configuration.md).
 
 Dev mode generates missing secrets and keeps them in the data directory, so a restart can still decrypt
 the channel keys stored earlier. Production mode (any secret set, or ``PYAICHAT_ENV=production``) refuses
@@ -45,7 +45,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Every environment variable of SPEC §1. Secrets are resolved by :func:`load_settings`."""
+    """Every variable of docs/configuration.md#variables. Secrets are resolved by :func:`load_settings`."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
 
     @property
     def asks_for_production(self) -> bool:
-        """Production when told so, or as soon as the operator sets any secret (SPEC §1)."""
+        """Production when told so, or as soon as the operator sets any secret (docs/configuration.md)."""
         return self.pyaichat_env == "production" or any(
             value is not None for value in (self.admin_password, self.secret_key, self.encryption_key)
         )

@@ -1,4 +1,4 @@
-"""SQLModel tables (SPEC §2): the requirement's names and columns, plus what the contract adds.
+"""SQLModel tables (docs/data-model.md): the requirement's names and columns, plus what the contract adds.
 
 Times are timezone-aware UTC datetimes (SQLModel's UTC column type); periods shown to people use ``TZ``.
 """

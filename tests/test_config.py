@@ -1,4 +1,4 @@
-"""Configuration of SPEC §1: dev secrets generated and kept, production refusing bad secrets."""
+"""Configuration of docs/configuration.md: dev secrets generated and kept, production refusing bad secrets."""
 
 from __future__ import annotations
 

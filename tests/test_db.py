@@ -1,4 +1,4 @@
-"""The schema of SPEC §2, SQLite pragmas, settings seeding and the admin account at start."""
+"""The schema of docs/data-model.md, SQLite pragmas, settings seeding and the admin account at start."""
 
 from __future__ import annotations
 

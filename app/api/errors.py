@@ -1,4 +1,4 @@
-"""One place that turns errors into the JSON bodies of SPEC §3 for every ``/api`` path."""
+"""One place that turns errors into the JSON bodies of docs/api.md#errors for every ``/api`` path."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The auth API of SPEC §3 against a real server."""
+"""The auth API of docs/api.md#auth against a real server."""
 
 from __future__ import annotations
 

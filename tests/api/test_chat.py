@@ -1,4 +1,4 @@
-"""POST /api/chat/completions and the model lists against the loopback upstream (SPEC §3, §4)."""
+"""POST /api/chat/completions and the model lists against the loopback upstream (docs/api.md#chat)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two-layer rate limiting (SPEC §3 429 body, §4), the config API and login throttling.
+"""Two-layer rate limiting and its 429 (docs/behaviour.md#rate-limiting), the config API and login throttling.
 
 These tests run on their own app whose TRUSTED_PROXIES is loopback, so each test can be a different
 guest by sending its own X-Forwarded-For.
