@@ -13,7 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -230,10 +230,11 @@ def _resolve_dev_secrets(settings: Settings) -> tuple[Settings, StartupInfo]:
     return settings.model_copy(update=updates), info
 
 
-def load_settings() -> tuple[Settings, StartupInfo]:
-    """Read the environment once, validate it and resolve the secrets (raises :class:`ConfigError`)."""
+def load_settings(**overrides: Any) -> tuple[Settings, StartupInfo]:
+    """Read the environment once, validate it and resolve the secrets (raises :class:`ConfigError`).
+    ``overrides`` (fields by name, from the command line) win over the environment."""
     try:
-        settings = Settings()
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc)) from None
     if settings.asks_for_production:

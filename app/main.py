@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -126,10 +129,55 @@ def _describe_database(settings: Settings) -> str:
     return str(settings.data_dir / (settings.database_path.rsplit("/", 1)[-1]))
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _port(text: str) -> int:
     try:
-        settings, info = load_settings()
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
+
+
+def _add_server_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    where = "address to listen on, instead of APP_HOST (0.0.0.0 or :: for every interface)"
+    parser.add_argument("--host", default=default, help=where)
+    parser.add_argument("--port", type=_port, default=default, help="port to listen on, instead of APP_PORT")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: an optional command (none means ``serve``) and its options. Bad arguments
+    print the usage and a one-line reason, and exit with 2."""
+    name = Path(sys.argv[0]).name
+    parser = argparse.ArgumentParser(
+        prog="python -m app" if name in ("__main__.py", "-m", "-c", "") else name,
+        usage="%(prog)s [-h] [--host HOST] [--port PORT] [COMMAND]",
+        description="pyaichat: the chat UI, the admin console and the OpenAI-compatible API in one "
+        "process. Configured by environment variables (see .env.example); the options below win over them.",
+    )
+    _add_server_options(parser)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    serve_parser = commands.add_parser("serve", help="run the server (the default)")
+    # the options also after the command; there, one not given leaves the value from before the command
+    _add_server_options(serve_parser, default=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.command = args.command or "serve"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m app`` and the ``pyaichat`` command."""
+    args = parse_args(argv)
+    if args.command == "serve":
+        serve(args)
+
+
+def serve(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = {"app_host": args.host, "app_port": args.port}
+    overrides = {name: value for name, value in options.items() if value is not None}
+    try:
+        settings, info = load_settings(**overrides)
         state = build_state(settings)
     except ConfigError as exc:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
