@@ -97,14 +97,24 @@ def configure_app(state: AppState) -> None:
     web_app.on_shutdown(state.close)
 
 
+# a wildcard address is where the server listens, not one to open: the banner links the loopback instead
+_WILDCARDS = {"0.0.0.0": ("127.0.0.1", "all IPv4 interfaces"), "::": ("::1", "all interfaces")}  # noqa: S104
+
+
+def _in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL and before a port
+
+
 def banner(settings: Settings, info: StartupInfo) -> str:
-    shown_host = "127.0.0.1" if settings.app_host in ("0.0.0.0", "::") else settings.app_host  # noqa: S104
-    base = f"http://{shown_host}:{settings.app_port}"
+    host, port = settings.app_host, settings.app_port
+    local, reach = _WILDCARDS.get(host, (host, ""))
+    base = f"http://{_in_url(local)}:{port}"
     mode = "production" if settings.is_production else "development"
     lines = [
         "",
         "=" * 64,
         f"  pyaichat is running ({mode} mode)",
+        f"  Listening on {_in_url(host)}:{port}" + (f" ({reach})" if reach else ""),
         f"  Chat:      {base}/",
         f"  Admin:     {base}/admin   (user: {settings.admin_username})",
         f"  API docs:  {base}/docs",

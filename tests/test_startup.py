@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import SECRETS_FILE_NAME
-from app.main import parse_args
+from app.config import SECRETS_FILE_NAME, Settings, StartupInfo
+from app.main import banner, parse_args
 from tests.helpers import HANG_SECONDS, ROOT, clean_environ, free_port, production_env, run_app
 
 
@@ -21,7 +21,7 @@ def test_dev_mode_generates_secrets_prints_banner_and_keeps_them(data_dir: Path,
     with run_app(env, log_path=tmp_path / "first.log") as app:
         log = app.log_text()
         port = app.base_url.rsplit(":", 1)[1]
-        assert "development mode" in log
+        assert "development mode" in log and f"Listening on 127.0.0.1:{port}\n" in log
         for path in ("/", "/admin", "/docs", "/api"):
             assert f"http://127.0.0.1:{port}{path}" in log
         match = re.search(r"Admin password \(shown once\): (\S+)", log)
@@ -77,13 +77,32 @@ def run_module(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 
 def test_command_line_host_and_port_win_over_the_environment(data_dir: Path, tmp_path: Path) -> None:
-    """``--host 0.0.0.0 --port N`` (``dev.py start`` passes its arguments on)."""
+    """``--host 0.0.0.0 --port N`` (``dev.py start`` passes its arguments on): the banner says where it
+    listens, and links the loopback address to open, as a wildcard is not one to browse to."""
     port = free_port()
     env = production_env(data_dir, APP_HOST="127.0.0.1", APP_PORT=str(free_port()))
     args = ("app", "--host", "0.0.0.0", "--port", str(port))
     with run_app(env, log_path=tmp_path / "app.log", module_args=args, port=port) as app:
         log = app.log_text()
+        assert f"Listening on 0.0.0.0:{port} (all IPv4 interfaces)\n" in log
         assert f"Chat:      http://127.0.0.1:{port}/\n" in log
+        assert f"OpenAI base_url: http://127.0.0.1:{port}/api\n" in log
+
+
+@pytest.mark.parametrize(
+    ("host", "listening", "url"),
+    [
+        ("::", "[::]:8123 (all interfaces)", "http://[::1]:8123"),
+        ("::1", "[::1]:8123", "http://[::1]:8123"),
+        ("192.0.2.7", "192.0.2.7:8123", "http://192.0.2.7:8123"),
+        ("chat.example.com", "chat.example.com:8123", "http://chat.example.com:8123"),
+    ],
+)
+def test_banner_shows_the_bind_address_and_a_url_to_open(host: str, listening: str, url: str) -> None:
+    text = banner(Settings(app_host=host, app_port=8123), StartupInfo())
+    assert f"  Listening on {listening}\n" in text
+    for path in ("/", "/admin", "/docs", "/api"):
+        assert f"{url}{path}" in text
 
 
 def test_help_prints_the_usage_and_starts_nothing(data_dir: Path) -> None:
