@@ -133,6 +133,16 @@ def test_bad_arguments_print_usage_and_one_line_reason(
     assert "Traceback" not in result.stderr and not any(data_dir.iterdir())
 
 
+def test_an_app_that_exits_is_reported_at_once_with_its_log(data_dir: Path, tmp_path: Path) -> None:
+    """run_app waits for the app while it runs however long it takes, but not for one that has ended."""
+    args = ("app", "--port", "eighty")
+    with (
+        pytest.raises(RuntimeError, match=r"(?s)exited with 2:\n.*argument --port: not a port number"),
+        run_app(production_env(data_dir), log_path=tmp_path / "app.log", module_args=args),
+    ):
+        pass
+
+
 def test_options_go_before_or_after_the_command() -> None:
     assert vars(parse_args([])) == {"host": None, "port": None, "command": "serve"}
     assert vars(parse_args(["--port", "9000", "serve"])) == {"host": None, "port": 9000, "command": "serve"}
