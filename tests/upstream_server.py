@@ -177,7 +177,7 @@ class UpstreamServer:
         deadline = time.monotonic() + HANG_SECONDS  # started once listening, however long that takes
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError("the upstream server ended before it started (see the log above)")
+                raise RuntimeError("the upstream server's thread ended before it listened (see its log)")
             if time.monotonic() > deadline:
                 raise RuntimeError(hung("the upstream server did not start"))
             time.sleep(0.02)
