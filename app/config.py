@@ -13,7 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -230,18 +230,20 @@ def _resolve_dev_secrets(settings: Settings) -> tuple[Settings, StartupInfo]:
     return settings.model_copy(update=updates), info
 
 
-def read_environment() -> Settings:
+def read_environment(**overrides: Any) -> Settings:
     """The validated environment, secrets unresolved (enough for work that needs no secret, such as
-    ``python -m app db``); raises :class:`ConfigError`."""
+    ``python -m app db``); ``overrides`` (fields by name, from the command line) win over it. Raises
+    :class:`ConfigError`."""
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc)) from None
 
 
-def load_settings() -> tuple[Settings, StartupInfo]:
-    """Read the environment once, validate it and resolve the secrets (raises :class:`ConfigError`)."""
-    settings = read_environment()
+def load_settings(**overrides: Any) -> tuple[Settings, StartupInfo]:
+    """Read the environment once, validate it and resolve the secrets (raises :class:`ConfigError`).
+    ``overrides`` (fields by name, from the command line) win over the environment."""
+    settings = read_environment(**overrides)
     if settings.asks_for_production:
         _check_production_secrets(settings)
         return settings.model_copy(update={"pyaichat_env": "production"}), StartupInfo()

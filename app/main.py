@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app as web_app
 from nicegui import ui
 from nicegui.storage import Storage
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
 from app.api import build_api_router
@@ -20,9 +24,10 @@ from app.api.dispatch import route_api_first
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
-from app.config import ConfigError, Settings, StartupInfo, load_settings
+from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
 from app.db import make_engine, session_scope
-from app.migrate import SchemaVersionError, upgrade
+from app.migrate import SchemaVersionError, describe_database_error, upgrade
+from app.migrate import run_command as run_migration_command
 from app.state import AppState
 from pages import register_pages
 from services import auth
@@ -95,14 +100,24 @@ def configure_app(state: AppState) -> None:
     web_app.on_shutdown(state.close)
 
 
+# a wildcard address is where the server listens, not one to open: the banner links the loopback instead
+_WILDCARDS = {"0.0.0.0": ("127.0.0.1", "all IPv4 interfaces"), "::": ("::1", "all interfaces")}  # noqa: S104
+
+
+def _in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL and before a port
+
+
 def banner(settings: Settings, info: StartupInfo) -> str:
-    shown_host = "127.0.0.1" if settings.app_host in ("0.0.0.0", "::") else settings.app_host  # noqa: S104
-    base = f"http://{shown_host}:{settings.app_port}"
+    host, port = settings.app_host, settings.app_port
+    local, reach = _WILDCARDS.get(host, (host, ""))
+    base = f"http://{_in_url(local)}:{port}"
     mode = "production" if settings.is_production else "development"
     lines = [
         "",
         "=" * 64,
         f"  pyaichat is running ({mode} mode)",
+        f"  Listening on {_in_url(host)}:{port}" + (f" ({reach})" if reach else ""),
         f"  Chat:      {base}/",
         f"  Admin:     {base}/admin   (user: {settings.admin_username})",
         f"  API docs:  {base}/docs",
@@ -127,17 +142,93 @@ def _describe_database(settings: Settings) -> str:
     return str(settings.data_dir / (settings.database_path.rsplit("/", 1)[-1]))
 
 
-def main() -> None:
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
+
+
+def _add_server_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    where = "address to listen on, instead of APP_HOST (0.0.0.0 or :: for every interface)"
+    parser.add_argument("--host", default=default, help=where)
+    parser.add_argument("--port", type=_port, default=default, help="port to listen on, instead of APP_PORT")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: an optional command (none means ``serve``) and its options. Bad arguments
+    print the usage and a one-line reason, and exit with 2."""
+    name = Path(sys.argv[0]).name
+    parser = argparse.ArgumentParser(
+        prog="python -m app" if name in ("__main__.py", "-m", "-c", "") else name,
+        usage="%(prog)s [-h] [--host HOST] [--port PORT] [COMMAND]",
+        description="pyaichat: the chat UI, the admin console and the OpenAI-compatible API in one "
+        "process. Configured by environment variables (see .env.example); the options below win over them.",
+    )
+    _add_server_options(parser)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    serve_parser = commands.add_parser("serve", help="run the server (the default)")
+    # the options also after the command; there, one not given leaves the value from before the command
+    _add_server_options(serve_parser, default=argparse.SUPPRESS)
+    database = commands.add_parser(
+        "db",
+        help="the database schema: upgrade it, show its revision, list the revisions",
+        description="Schema migrations (start-up also upgrades). Reads DATABASE_URL / DATABASE_PATH.",
+    )
+    database.add_argument(
+        "action",
+        choices=["upgrade", "current", "history"],
+        help="upgrade: to the newest revision; current: the database's revision; history: every revision",
+    )
+    args = parser.parse_args(argv)
+    args.command = args.command or "serve"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m app`` and the ``pyaichat`` command."""
+    args = parse_args(argv)
+    if args.command == "db":
+        sys.exit(manage_database(args.action))
+    if args.command == "serve":
+        serve(args)
+
+
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # app.migrate reports what it did
+
+
+def manage_database(action: str) -> int:
+    """``python -m app db ACTION``; a problem is one line on stderr and exit code 2."""
+    _configure_logging()
     try:
-        settings, info = load_settings()
+        return run_migration_command(action, read_environment().sqlalchemy_url)
+    except (ConfigError, SchemaVersionError) as exc:
+        print(f"pyaichat: {exc}", file=sys.stderr)
+    except SQLAlchemyError as exc:
+        print(f"pyaichat: {describe_database_error(exc)}", file=sys.stderr)
+    return 2
+
+
+def serve(args: argparse.Namespace) -> None:
+    _configure_logging()
+    options = {"app_host": args.host, "app_port": args.port}
+    overrides = {name: value for name, value in options.items() if value is not None}
+    try:
+        settings, info = load_settings(**overrides)
         state = build_state(settings)
     except ConfigError as exc:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
     except SchemaVersionError as exc:
         print(f"pyaichat: database error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
+        print(f"pyaichat: {describe_database_error(exc)}", file=sys.stderr)
         sys.exit(2)
     configure_app(state)
     print(banner(settings, info), flush=True)

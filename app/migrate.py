@@ -28,6 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import make_engine
 
@@ -234,6 +235,13 @@ def _wait_for(take: Any) -> None:
             log.info("still waiting for the other instance's schema migration")
             noticed = time.monotonic()
         time.sleep(LOCK_POLL_SECONDS)
+
+
+def describe_database_error(exc: SQLAlchemyError) -> str:
+    """One line for the operator: what the driver said (never the URL, which may hold a password)."""
+    cause = getattr(exc, "orig", None) or exc
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    return f"database error: cannot use the database: {first}"
 
 
 def run_command(action: str, url: str) -> int:

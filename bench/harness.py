@@ -16,7 +16,17 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ROOT, TEST_ADMIN_PASSWORD, RunningApp, free_port, production_env, run_app
+from tests.helpers import (
+    HANG_SECONDS,
+    ROOT,
+    TEST_ADMIN_PASSWORD,
+    RunningApp,
+    free_port,
+    hung,
+    production_env,
+    run_app,
+    stop_process,
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,19 +55,20 @@ def upstream_process() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + HANG_SECONDS  # it listens once started, however long that takes
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
                 break
             except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the upstream server exited with {process.returncode}") from None
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the upstream server did not start") from None
+                    raise RuntimeError(hung("the upstream server runs but did not listen")) from None
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process, name="upstream server")
 
 
 @dataclass
@@ -76,6 +87,7 @@ class Gateway:
     def add_channel(self, model: str, upstream_base_url: str, rpm_limit: int = 1_000_000) -> None:
         response = httpx.post(
             f"{self.url}/api/admin/channels",
+            timeout=HANG_SECONDS,
             headers=self.admin_headers,
             json={
                 "name": model,
@@ -88,7 +100,9 @@ class Gateway:
         response.raise_for_status()
 
     def set_config(self, **values: int) -> None:
-        httpx.put(f"{self.url}/api/admin/config", json=values, headers=self.admin_headers).raise_for_status()
+        httpx.put(
+            f"{self.url}/api/admin/config", timeout=HANG_SECONDS, json=values, headers=self.admin_headers
+        ).raise_for_status()
 
 
 @contextmanager
@@ -99,6 +113,7 @@ def gateway(data_dir: Path, *flags: str, **env: str) -> Iterator[Gateway]:
     with run_app(environ, log_path=data_dir / "app.log", module_args=("bench.serve", *flags)) as app:
         token = httpx.post(
             f"{app.base_url}/api/auth/admin/login",
+            timeout=HANG_SECONDS,
             json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
         ).json()["access_token"]
         yield Gateway(app, {"Authorization": f"Bearer {token}"})

@@ -6,12 +6,13 @@ import itertools
 import json
 import os
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.helpers import wait_until
 
 UPSTREAM_KEY_PREFIX = "sk-upstream-secret-"
 
@@ -64,19 +65,21 @@ def joined(events: list[Any], field: str) -> str:
     )
 
 
-def log_rows(db_path: Path, model: str, *, expect: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """The chat_logs rows of ``model``, waiting for the writer thread to catch up."""
-    deadline = time.monotonic() + timeout
-    while True:
+def log_rows(db_path: Path, model: str, *, expect: int = 1) -> list[dict[str, Any]]:
+    """The chat_logs rows of ``model`` once there are ``expect`` of them (the writer thread commits in
+    batches); a writer that never gets there fails the wait as hung."""
+    rows: list[dict[str, Any]] = []
+
+    def enough() -> bool:
+        nonlocal rows
         with sqlite3.connect(db_path) as db:
             db.row_factory = sqlite3.Row
-            rows = [
-                dict(row)
-                for row in db.execute("SELECT * FROM chat_logs WHERE model_id = ? ORDER BY id", (model,))
-            ]
-        if len(rows) >= expect or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+            query = "SELECT * FROM chat_logs WHERE model_id = ? ORDER BY id"
+            rows = [dict(row) for row in db.execute(query, (model,))]
+        return len(rows) >= expect
+
+    wait_until(enough, poll=0.05, what=f"{expect} log rows of {model}")
+    return rows
 
 
 _ip_counter = itertools.count(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
 from tests.upstream_server import UpstreamServer
 
 # Short upstream timeouts so stall / hang scenarios finish quickly in tests.
@@ -37,7 +37,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 
 @pytest.fixture
 def client(live_app: RunningApp) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_app.base_url, timeout=30) as http:
+    with httpx.Client(base_url=live_app.base_url, timeout=HANG_SECONDS) as http:
         yield http
 
 

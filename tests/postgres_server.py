@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, stop_process
+from tests.helpers import HANG_SECONDS, free_port, hung, stop_process
 
 
 def _server_binaries() -> Path:
@@ -56,7 +56,9 @@ def run_postgres() -> Iterator[str]:
         shutil.chown(work, "postgres")
     data, port = work / "data", free_port()
     initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "pyaichat", "--auth=trust", "-E", "UTF8"]
-    subprocess.run(_as_server_user([*initdb, "--locale=C.UTF-8"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_server_user([*initdb, "--locale=C.UTF-8"]), check=True, capture_output=True, timeout=HANG_SECONDS
+    )
     server = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(work)]
     settings = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off"]  # thrown away anyway
     log = (work / "server.log").open("w")
@@ -69,19 +71,24 @@ def run_postgres() -> Iterator[str]:
     try:
         import psycopg
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_SECONDS  # it answers once started, however long that takes
         while True:
             try:
-                with psycopg.connect(f"postgresql://pyaichat@127.0.0.1:{port}/postgres", connect_timeout=1):
+                with psycopg.connect(f"postgresql://pyaichat@127.0.0.1:{port}/postgres", connect_timeout=5):
                     break
             except psycopg.OperationalError:
-                if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is not None:
                     raise RuntimeError(
-                        f"PostgreSQL did not start:\n{(work / 'server.log').read_text()}"
+                        f"PostgreSQL exited with {process.returncode}:\n{(work / 'server.log').read_text()}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        hung("PostgreSQL runs but did not accept a connection")
+                        + f"\n{(work / 'server.log').read_text()}"
                     ) from None
                 time.sleep(0.1)
         yield url
     finally:
-        stop_process(process, timeout=20)
+        stop_process(process, name="PostgreSQL server")
         log.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import HANG_SECONDS, free_port, hung, stop_process
 
 
 def redis_binary() -> str:
@@ -48,19 +48,20 @@ def run_redis(work_dir: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG_SECONDS  # it answers once started, however long that takes
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
                         break
             except OSError:
                 pass
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {process.returncode}")
             if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
+                raise RuntimeError(hung("redis-server runs but did not answer PING"))
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process, name="redis-server")

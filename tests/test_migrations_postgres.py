@@ -87,7 +87,6 @@ def test_instances_starting_together_migrate_once(database_url: str, tmp_path: P
         try:
             wait_until(
                 lambda: all("waiting for it" in log.read_text() for log in logs),
-                seconds=HANG_SECONDS,
                 poll=0.1,
             )
             assert inspect(create_engine(database_url)).get_table_names() == []  # nobody migrated yet
@@ -96,7 +95,7 @@ def test_instances_starting_together_migrate_once(database_url: str, tmp_path: P
                 assert process.wait(timeout=HANG_SECONDS) == 0
         finally:
             for process in processes:
-                stop_process(process, timeout=10)
+                stop_process(process, name="db upgrade")
     outputs = [log.read_text() for log in logs]
     head = head_revision()
     assert sum(f"upgraded the database schema from none to {head}" in text for text in outputs) == 1, outputs

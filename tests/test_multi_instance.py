@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 
 from tests.chat_helpers import add_channel, chat_body, unique_model
-from tests.helpers import TEST_ADMIN_PASSWORD, production_env, run_app
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, production_env, run_app
 from tests.redis_server import run_redis
 from tests.upstream_server import UpstreamServer
 
 
 async def _fire(urls: list[str], count: int, body: dict) -> list[int]:
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count)) as client:
+    async with httpx.AsyncClient(timeout=HANG_SECONDS, limits=httpx.Limits(max_connections=count)) as client:
         responses = await asyncio.gather(
             *(client.post(f"{urls[i % len(urls)]}/api/chat/completions", json=body) for i in range(count))
         )
@@ -32,18 +32,18 @@ def test_two_instances_share_one_limit_exactly(tmp_path: Path, upstream: Upstrea
             login = httpx.post(
                 f"{first.base_url}/api/auth/admin/login",
                 json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+                timeout=HANG_SECONDS,
             )
             assert login.status_code == 200, login.text + first.log_text()
-            with httpx.Client(base_url=first.base_url) as http:
+            with httpx.Client(base_url=first.base_url, timeout=HANG_SECONDS) as http:
                 channel = add_channel(
                     http,
                     {"Authorization": f"Bearer {login.json()['access_token']}"},
                     base_url=upstream.base_url("ok"),
                     model=unique_model("redis"),
                 )
-            httpx.get(
-                f"{second.base_url}/api/chat/models"
-            )  # the second instance sees the channel (shared DB)
+            # the second instance sees the channel (shared DB)
+            httpx.get(f"{second.base_url}/api/chat/models", timeout=HANG_SECONDS)
             # 600 at once: more than the Redis connection pool holds, so requests wait for a connection
             statuses = asyncio.run(
                 _fire([first.base_url, second.base_url], 600, chat_body(channel["model_id"], stream=False))
@@ -59,7 +59,10 @@ def test_unreachable_redis_refuses_chat_with_503_but_admin_can_sign_in(
     from tests.helpers import free_port
 
     env = production_env(tmp_path / "data", RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{free_port()}")
-    with run_app(env, log_path=tmp_path / "app.log") as app, httpx.Client(base_url=app.base_url) as http:
+    with (
+        run_app(env, log_path=tmp_path / "app.log") as app,
+        httpx.Client(base_url=app.base_url, timeout=HANG_SECONDS) as http,
+    ):
         login = http.post(
             "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
         )

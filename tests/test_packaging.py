@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ROOT, production_env, run_app
+from tests.helpers import HANG_SECONDS, ROOT, production_env, run_app
 
 
 def test_wheel_runs_outside_the_source_tree(tmp_path: Path) -> None:
@@ -32,6 +32,6 @@ def test_wheel_runs_outside_the_source_tree(tmp_path: Path) -> None:
 
     env = production_env(tmp_path / "data", PYTHONPATH=str(target), NICEGUI_STORAGE_PATH=str(tmp_path / "ng"))
     with run_app(env, log_path=tmp_path / "app.log", cwd=tmp_path) as app:
-        page = httpx.get(f"{app.base_url}/")
+        page = httpx.get(f"{app.base_url}/", timeout=HANG_SECONDS)
         assert page.status_code == 200 and ".app-shell" in page.text
         assert "pyaichat is running (production mode)" in app.log_text()

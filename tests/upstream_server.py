@@ -8,6 +8,9 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``reasoning_content`` / ``reasoning``: thinking in that delta field, then the answer
 - ``think``: ``<think>…</think>`` inside the content, the tags split across chunks
 - ``slow-MS-N[-P]``: N chunks (``w0 w1 …``), MS milliseconds apart; a blank line after every P words
+- ``open-MS[-P]``: the same words without an end of their own: the answer goes on until the test calls
+  :meth:`UpstreamServer.end_open_streams` (at most 100,000 words), so a test can wait for a state of
+  the page that takes the answer some time to reach, however slow the machine
 - ``stall``: the first chunk, then nothing (until the client goes away)
 - ``hang``: no response at all (for first-byte timeouts)
 - ``midfail``: two chunks, then the connection is cut
@@ -28,6 +31,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.helpers import free_port
+from tests.helpers import HANG_SECONDS, free_port, hung
 
 ANSWER_WORDS = ["Hello", " from", " the", " upstream", " server", "."]
 THINKING_WORDS = ["Let", " me", " think", " about", " it", "."]
@@ -52,6 +56,7 @@ CODE_ANSWER = [
     "\nDone.",
 ]
 UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
+OPEN_STREAM_MAX_WORDS = 100_000
 
 
 class MidStreamCut(Exception):
@@ -77,6 +82,7 @@ class StreamEnd:
     scenario: str
     cancelled: bool
     at: float = field(default_factory=time.monotonic)
+    model: str = ""
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -106,6 +112,19 @@ def _usage_chunk(model: str, prompt: int, completion: int) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
+def _numbered_words(count: int, paragraph: int) -> Iterator[str]:
+    """``w0 w1 …``, with a blank line after every ``paragraph`` words (none for 0)."""
+    for i in range(count):
+        yield f"w{i}\n\n" if paragraph and (i + 1) % paragraph == 0 else f"w{i} "
+
+
+def _until(ended: threading.Event, words: Iterator[str]) -> Iterator[str]:
+    for word in words:
+        if ended.is_set():
+            return
+        yield word
+
+
 def _split_scenario(scenario: str) -> tuple[str, list[int]]:
     name, *params = scenario.split("-")
     if name == "error500" or not params:
@@ -119,6 +138,7 @@ class UpstreamServer:
         self.received: list[Received] = []
         self.stream_ends: list[StreamEnd] = []
         self._server: uvicorn.Server | None = None
+        self._open_streams_end = threading.Event()  # set to end the ``open`` streams running now
         self._thread: threading.Thread | None = None
         self.app = Starlette(
             routes=[
@@ -133,6 +153,14 @@ class UpstreamServer:
     def requests_for(self, scenario: str) -> list[Received]:
         return [item for item in self.received if item.scenario == scenario]
 
+    def ends_of(self, model: str) -> list[StreamEnd]:
+        return [end for end in self.stream_ends if end.model == model]
+
+    def end_open_streams(self) -> None:
+        """End every ``open`` stream running now, as a complete answer; later ones run open again."""
+        ended, self._open_streams_end = self._open_streams_end, threading.Event()
+        ended.set()
+
     def clear(self) -> None:
         self.received.clear()
         self.stream_ends.clear()
@@ -146,10 +174,12 @@ class UpstreamServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG_SECONDS  # started once listening, however long that takes
         while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the upstream server's thread ended before it listened (see its log)")
             if time.monotonic() > deadline:
-                raise RuntimeError("upstream server did not start")
+                raise RuntimeError(hung("the upstream server did not start"))
             time.sleep(0.02)
         return self
 
@@ -233,27 +263,33 @@ class UpstreamServer:
                 yield _chunk(model, {"content": "Hello"})
                 yield _chunk(model, {"content": " there"})
                 raise MidStreamCut("connection cut on purpose")
-            words = {"cjk": CJK_ANSWER, "html": HTML_ANSWER, "code": CODE_ANSWER}.get(name, ANSWER_WORDS)
+            words: Iterable[str] = {"cjk": CJK_ANSWER, "html": HTML_ANSWER, "code": CODE_ANSWER}.get(
+                name, ANSWER_WORDS
+            )
+            delay_ms = 0
             if name == "slow":
                 delay_ms, count, paragraph = [*params, *(20, 16, 0)[len(params) :]][:3]
-                words = [
-                    f"w{i}\n\n" if paragraph and (i + 1) % paragraph == 0 else f"w{i} " for i in range(count)
-                ]
+                words = _numbered_words(count, paragraph)
+            elif name == "open":
+                delay_ms, paragraph = [*params, *(20, 0)[len(params) :]][:2]
+                words = _until(self._open_streams_end, _numbered_words(OPEN_STREAM_MAX_WORDS, paragraph))
+            sent = 0
             for word in words:
                 if name == "malformed":
                     yield b"data: {not json\n\n: a comment line\n\nevent: ping\ndata: \n\n"
-                if name == "slow":
+                if delay_ms:
                     await asyncio.sleep(delay_ms / 1000)
                 yield _chunk(model, {"content": word})
+                sent += 1
             yield _chunk(model, {}, finish="stop")
             if include_usage and name not in ("nousage", "cjk"):
-                yield _usage_chunk(model, 11, len(words))
+                yield _usage_chunk(model, 11, sent)
             yield b"data: [DONE]\n\n"
         except (asyncio.CancelledError, GeneratorExit):
             cancelled = True
             raise
         finally:
-            self.stream_ends.append(StreamEnd(name, cancelled))
+            self.stream_ends.append(StreamEnd(name, cancelled, model=model))
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp
 
 @pytest.fixture
 def http(limited_app: RunningApp) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=limited_app.base_url, timeout=30) as client:
+    with httpx.Client(base_url=limited_app.base_url, timeout=HANG_SECONDS) as client:
         yield client
 
 

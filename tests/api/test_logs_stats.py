@@ -17,7 +17,7 @@ from app.db import make_engine
 from app.models import User
 from services.logs import CallRecord, LogWriter
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -94,9 +94,12 @@ def stats_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 def api(stats_app: RunningApp) -> Iterator[httpx.Client]:
     token = httpx.post(
         f"{stats_app.base_url}/api/auth/admin/login",
+        timeout=HANG_SECONDS,
         json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
     ).json()["access_token"]
-    with httpx.Client(base_url=stats_app.base_url, headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(
+        timeout=HANG_SECONDS, base_url=stats_app.base_url, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         yield client
 
 
@@ -129,7 +132,7 @@ def test_stats_on_a_known_dataset(api: httpx.Client) -> None:
 
 
 def test_stats_need_an_admin(stats_app: RunningApp) -> None:
-    assert httpx.get(f"{stats_app.base_url}/api/admin/stats").status_code == 401
+    assert httpx.get(f"{stats_app.base_url}/api/admin/stats", timeout=HANG_SECONDS).status_code == 401
 
 
 def test_log_filters_and_pages(api: httpx.Client) -> None:
@@ -208,4 +211,4 @@ def test_csv_export_uses_the_filters(api: httpx.Client) -> None:
     rows = list(csv.reader(io.StringIO(api.get("/api/admin/logs/export", params={"model": "gpt-b"}).text)))
     assert len(rows) == 3 and {r[4] for r in rows[1:]} == {"gpt-b"}
     assert api.get("/api/admin/logs/export", params={"ip": "bad"}).status_code == 422
-    assert httpx.get(f"{api.base_url}/api/admin/logs/export").status_code == 401
+    assert httpx.get(f"{api.base_url}/api/admin/logs/export", timeout=HANG_SECONDS).status_code == 401

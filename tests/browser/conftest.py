@@ -13,7 +13,7 @@ import pytest
 
 from tests.chat_helpers import add_channel
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
 from tests.upstream_server import UpstreamServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,14 +50,16 @@ def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServ
     with run_app(env, log_path=data_dir / "app.log") as app:
         token = httpx.post(
             f"{app.base_url}/api/auth/admin/login",
+            timeout=HANG_SECONDS,
             json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
         ).json()["access_token"]
-        with httpx.Client(base_url=app.base_url) as http:
+        with httpx.Client(timeout=HANG_SECONDS, base_url=app.base_url) as http:
             headers = {"Authorization": f"Bearer {token}"}
             for scenario, model, name in [
                 ("reasoning_content", "deepseek-r1", "DeepSeek R1"),
-                ("slow-150-200", "slow-model", "Slow Model"),
-                ("slow-6-500-20", "long-model", "Long Model"),  # 500 words in paragraphs of 20
+                # answers without an end of their own: they go on until stopped, left or ended by the test
+                ("open-150", "slow-model", "Slow Model"),
+                ("open-6-20", "long-model", "Long Model"),  # in paragraphs of 20 words
                 ("html", "html-model", "HTML Model"),
                 ("code", "code-model", "Code Model"),
                 ("ok", "plain-model", "Plain Model"),
@@ -70,9 +72,12 @@ def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServ
 def admin_api(browser_app: RunningApp) -> Iterator[httpx.Client]:
     token = httpx.post(
         f"{browser_app.base_url}/api/auth/admin/login",
+        timeout=HANG_SECONDS,
         json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
     ).json()["access_token"]
-    with httpx.Client(base_url=browser_app.base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+    with httpx.Client(
+        timeout=HANG_SECONDS, base_url=browser_app.base_url, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
         yield http
 
 

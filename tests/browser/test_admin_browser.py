@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -11,7 +9,7 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from tests.browser.conftest import screenshot
 from tests.browser.test_chat_browser import wait
-from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 from tests.upstream_server import UpstreamServer
 
 
@@ -42,22 +40,28 @@ def test_admin_signs_in_adds_a_channel_and_sees_charts(
     for _ in range(3):  # calls on the new model, so the charts have data
         answer = httpx.post(
             f"{browser_app.base_url}/api/chat/completions",
+            timeout=HANG_SECONDS,
             json={"model": "browser-model", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert answer.status_code == 200
     token = httpx.post(
         f"{browser_app.base_url}/api/auth/admin/login",
+        timeout=HANG_SECONDS,
         json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
     ).json()["access_token"]
-    for _ in range(100):  # the log writer commits in batches: wait until the calls are counted
+
+    def calls_today() -> int:
         stats = httpx.get(
-            f"{browser_app.base_url}/api/admin/stats", headers={"Authorization": f"Bearer {token}"}
+            f"{browser_app.base_url}/api/admin/stats",
+            timeout=HANG_SECONDS,
+            headers={"Authorization": f"Bearer {token}"},
         )
-        if stats.json()["calls"]["today"] >= 3:
-            break
-        time.sleep(0.05)
+        return stats.json()["calls"]["today"]
+
+    # the log writer commits in batches: wait until the calls are counted
+    wait_until(lambda: calls_today() >= 3, poll=0.05, what="3 calls counted")
     driver.get(browser_app.base_url + "/admin/dashboard")
-    wait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 2)
+    wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 2)
     assert driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .pielayer")
     assert driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer")
     wait(driver).until(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from nicegui import app, ui
 from nicegui.testing import User
 from sqlmodel import Session, select
@@ -11,7 +9,7 @@ from sqlmodel import Session, select
 from app.models import BlockedIP, Channel, ChannelCreate
 from services.logs import CallRecord
 from services.settings import read_settings
-from tests.helpers import TEST_ADMIN_PASSWORD
+from tests.helpers import SEE_RETRIES, TEST_ADMIN_PASSWORD, wait_until_async
 from tests.pages.conftest import app_state
 from tests.upstream_server import UpstreamServer
 
@@ -22,12 +20,10 @@ async def sign_in(user: User) -> None:
     user.find(marker="username").type("admin")
     user.find(marker="password").type(TEST_ADMIN_PASSWORD)
     user.find(marker="submit").click()
-    for _ in range(100):  # bcrypt runs on a worker thread; then the session holds the admin token
-        if app.storage.user.get("admin_token"):
-            break
-        await asyncio.sleep(0.05)
+    # bcrypt runs on a worker thread; then the session holds the admin token
+    await wait_until_async(lambda: app.storage.user.get("admin_token"), what="the admin signed in")
     await user.open("/admin/dashboard")
-    await user.should_see("概览", retries=50)
+    await user.should_see("概览", retries=SEE_RETRIES)
 
 
 async def test_pages_refuse_anyone_but_the_admin(user: User) -> None:
@@ -37,7 +33,7 @@ async def test_pages_refuse_anyone_but_the_admin(user: User) -> None:
     user.find(marker="username").type("admin")
     user.find(marker="password").type("wrong-password")
     user.find(marker="submit").click()
-    await user.should_see("用户名或密码错误", retries=50)
+    await user.should_see("用户名或密码错误", retries=SEE_RETRIES)
 
 
 async def test_user_login_is_not_an_admin_login(user: User) -> None:
@@ -79,7 +75,7 @@ async def test_dashboard_shows_numbers_and_charts(user: User) -> None:
         )
     state.log_writer.flush()
     await sign_in(user)
-    await user.should_see(marker="calls-today", retries=50)
+    await user.should_see(marker="calls-today", retries=SEE_RETRIES)
     card = user.find(marker="calls-today").elements.pop()
     assert "3" in [getattr(el, "text", None) for el in card.descendants()]
     pie = user.find(marker="model-pie").elements.pop()
@@ -99,33 +95,33 @@ async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamSer
     user.find(marker="ch-api-key").type("sk-secret-abcdef123456")
     user.find(marker="ch-model").type("gpt-x")
     user.find(marker="ch-save").click()
-    await user.should_see("Base URL 必须以 http:// 或 https:// 开头", retries=50)
+    await user.should_see("Base URL 必须以 http:// 或 https:// 开头", retries=SEE_RETRIES)
     user.find(marker="ch-base-url").clear().type(upstream.base_url("ok"))
     user.find(marker="ch-save").click()
-    await user.should_see("已保存", retries=50)
+    await user.should_see("已保存", retries=SEE_RETRIES)
     await user.should_see("sk-s…3456")
     await user.should_not_see("sk-secret-abcdef123456")
 
     user.find(marker="ch-test").click()
-    await user.should_see("连接正常", retries=50)
+    await user.should_see("连接正常", retries=SEE_RETRIES)
 
     user.find(marker="ch-edit").click()
     user.find(marker="ch-name").clear().type("Renamed")
     user.find(marker="ch-save").click()
-    await user.should_see(marker="ch-row-name", content="Renamed", retries=50)
+    await user.should_see(marker="ch-row-name", content="Renamed", retries=SEE_RETRIES)
     state = app_state()
     with Session(state.engine) as session:
         [row] = session.exec(select(Channel)).all()
         assert row.name == "Renamed" and state.cipher.decrypt(row.api_key) == "sk-secret-abcdef123456"
 
     user.find(marker="ch-toggle").elements.pop().set_value(False)
-    await user.should_see("已停用", retries=50)
+    await user.should_see("已停用", retries=SEE_RETRIES)
     with Session(state.engine) as session:
         assert session.exec(select(Channel)).one().is_enabled is False
 
     user.find(marker="ch-delete").click()
     user.find(marker="ch-confirm-delete").click()
-    await user.should_see("已删除", retries=50)
+    await user.should_see("已删除", retries=SEE_RETRIES)
     with Session(state.engine) as session:
         assert session.exec(select(Channel)).all() == []
 
@@ -139,12 +135,12 @@ async def test_testing_a_channel_deleted_meanwhile_says_so(user: User, upstream:
         )
         channel = state.directory.create(session=session, data=data)
     await user.open("/admin/channels")
-    await user.should_see(marker="ch-row-name", content="Gone", retries=50)
+    await user.should_see(marker="ch-row-name", content="Gone", retries=SEE_RETRIES)
     with Session(state.engine) as session:  # another admin deletes it
         state.directory.delete(session=session, channel_id=channel.id)
     user.find(marker="ch-test").click()
-    await user.should_see("Gone：渠道不存在", retries=50)
-    await user.should_see("还没有渠道", retries=50)
+    await user.should_see("Gone：渠道不存在", retries=SEE_RETRIES)
+    await user.should_see("还没有渠道", retries=SEE_RETRIES)
 
 
 async def test_settings_are_saved_and_applied(user: User) -> None:
@@ -154,7 +150,7 @@ async def test_settings_are_saved_and_applied(user: User) -> None:
     user.find(marker="guest-rpm").elements.pop().set_value(3)
     user.find(marker="retention-days").elements.pop().set_value(30)
     user.find(marker="settings-save").click()
-    await user.should_see("设置已保存并立即生效", retries=50)
+    await user.should_see("设置已保存并立即生效", retries=SEE_RETRIES)
     state = app_state()
     assert state.system_settings.current().guest_rpm == 3
     with Session(state.engine) as session:
@@ -167,16 +163,16 @@ async def test_ip_page_adds_validates_and_removes(user: User) -> None:
     await user.should_see("禁用列表为空")
     user.find(marker="ip-address").type("10.0.0.0/33")
     user.find(marker="ip-add").click()
-    await user.should_see("不是有效的 CIDR 网段", retries=50)
+    await user.should_see("不是有效的 CIDR 网段", retries=SEE_RETRIES)
     user.find(marker="ip-address").clear().type("192.168.7.0/24")
     user.find(marker="ip-reason").type("spam")
     user.find(marker="ip-add").click()
-    await user.should_see("已禁用 192.168.7.0/24", retries=50)
+    await user.should_see("已禁用 192.168.7.0/24", retries=SEE_RETRIES)
     await user.should_see("192.168.7.0/24")
     state = app_state()
     assert state.block_list.match("192.168.7.9") == "192.168.7.0/24"
     user.find(marker="ip-delete").click()
-    await user.should_see("已移除", retries=50)
+    await user.should_see("已移除", retries=SEE_RETRIES)
     with Session(state.engine) as session:
         assert session.exec(select(BlockedIP)).all() == []
 
@@ -204,18 +200,18 @@ async def test_logs_page_filters_pages_and_exports(user: User) -> None:
     state.log_writer.flush()
     await sign_in(user)
     await user.open("/admin/logs")
-    await user.should_see("共 25 条 · 第 1 / 2 页", retries=50)
+    await user.should_see("共 25 条 · 第 1 / 2 页", retries=SEE_RETRIES)
     table = user.find(marker="log-table").elements.pop()
     assert len(table.rows) == 20
     user.find(marker="f-ip").type("10.2.0.1")
     user.find(marker="f-apply").click()
-    await user.should_see("共 12 条", retries=50)
+    await user.should_see("共 12 条", retries=SEE_RETRIES)
     user.find(marker="f-ip").clear().type("bad ip")
     user.find(marker="f-apply").click()
-    await user.should_see("不是有效的 IP 地址", retries=50)
+    await user.should_see("不是有效的 IP 地址", retries=SEE_RETRIES)
     user.find(marker="f-ip").clear().type("10.2.0.0")
     user.find(marker="f-apply").click()
-    await user.should_see("共 13 条", retries=50)
+    await user.should_see("共 13 条", retries=SEE_RETRIES)
     user.find(marker="export").click()
     response = await user.download.next()
     assert response.status_code == 200

@@ -8,6 +8,7 @@ from nicegui.testing import User
 from sqlmodel import Session
 
 from services import auth
+from tests.helpers import SEE_RETRIES
 from tests.pages.conftest import app_state
 from tests.upstream_server import ANSWER_WORDS
 
@@ -28,7 +29,7 @@ async def test_register_logs_in_and_shows_the_user(user: User) -> None:
     user.find(marker="password").type("password-1")
     user.find(marker="confirm").type("password-1")
     user.find(marker="submit").click()
-    await user.should_see(marker="account", retries=50)
+    await user.should_see(marker="account", retries=SEE_RETRIES)
     await user.open("/")  # a refresh keeps the login
     await user.should_see(marker="account")
     await user.should_not_see(marker="login")
@@ -48,7 +49,7 @@ async def test_register_validation_messages(user: User) -> None:
     user.find(marker="password").clear().type("password-1")
     user.find(marker="confirm").clear().type("password-1")
     user.find(marker="submit").click()
-    await user.should_see("该邮箱已被注册", retries=50)
+    await user.should_see("该邮箱已被注册", retries=SEE_RETRIES)
 
 
 async def test_login_and_logout(user: User, add_model) -> None:
@@ -59,15 +60,15 @@ async def test_login_and_logout(user: User, add_model) -> None:
     user.find(marker="email").type(email)
     user.find(marker="password").type("wrong-password")
     user.find(marker="submit").click()
-    await user.should_see("邮箱或密码错误", retries=50)
+    await user.should_see("邮箱或密码错误", retries=SEE_RETRIES)
     user.find(marker="password").clear().type("password-1")
     user.find(marker="submit").click()
-    await user.should_see(marker="account", retries=50)
+    await user.should_see(marker="account", retries=SEE_RETRIES)
     await user.should_see(email)
 
     user.find(marker="message-input").type("as a user")
     user.find(marker="send").click()
-    await user.should_see("".join(ANSWER_WORDS), retries=50)
+    await user.should_see("".join(ANSWER_WORDS), retries=SEE_RETRIES)
     state = app_state()
     state.log_writer.flush()
     from sqlmodel import select
@@ -79,7 +80,7 @@ async def test_login_and_logout(user: User, add_model) -> None:
     assert [row.username for row in rows] == [email]
 
     user.find(marker="logout").click()
-    await user.should_see(marker="login", retries=50)
+    await user.should_see(marker="login", retries=SEE_RETRIES)
     await user.open("/login")
     await user.should_see("登录")
 
@@ -91,6 +92,6 @@ async def test_login_page_redirects_when_signed_in(user: User) -> None:
     user.find(marker="email").type(email)
     user.find(marker="password").type("password-1")
     user.find(marker="submit").click()
-    await user.should_see(marker="account", retries=50)
+    await user.should_see(marker="account", retries=SEE_RETRIES)
     await user.open("/login")
-    await user.should_see(marker="account", retries=50)
+    await user.should_see(marker="account", retries=SEE_RETRIES)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from nicegui import ui
 from nicegui.testing import User
 
+from tests.helpers import SEE_RETRIES, wait_until_async
 from tests.pages.conftest import app_state, set_limits
 from tests.upstream_server import ANSWER_WORDS, UpstreamServer
 
@@ -24,7 +26,7 @@ async def test_guest_chat_with_reasoning_model(user: User, add_model) -> None:
     await user.should_see("有什么可以帮你？")
     assert user.find(marker="model-select").elements.pop().value == model
     await send(user, "你好")
-    await user.should_see(ANSWER, retries=50)
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
     await user.should_see("Let me think about it.")
     await user.should_see(marker="thinking")
     thinking = user.find(marker="thinking").elements.pop()
@@ -38,7 +40,7 @@ async def test_plain_model_has_no_thinking_panel(user: User, add_model) -> None:
     add_model("ok")
     await user.open("/")
     await send(user, "hi")
-    await user.should_see(ANSWER, retries=50)
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
     await user.should_not_see(marker="thinking")
 
 
@@ -48,15 +50,19 @@ async def test_conversation_is_sent_each_turn_and_cleared_by_refresh(
     add_model("nousage", model="history-model")
     await user.open("/")
     await send(user, "first question")
-    await user.should_see(ANSWER, retries=50)
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
     await send(user, "second question")
     await user.should_see("second question")
-    for _ in range(50):
-        sent = [r for r in upstream.requests_for("nousage") if r.body.get("model") == "history-model"]
-        if len(sent) == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert [m["content"] for m in sent[-1].body["messages"]] == ["first question", ANSWER, "second question"]
+
+    def sent() -> list:
+        return [r for r in upstream.requests_for("nousage") if r.body.get("model") == "history-model"]
+
+    await wait_until_async(lambda: len(sent()) == 2, what="the second request upstream")
+    assert [m["content"] for m in sent()[-1].body["messages"]] == [
+        "first question",
+        ANSWER,
+        "second question",
+    ]
     await user.open("/")  # a refresh starts empty: nothing is stored server side
     await user.should_not_see("first question")
     await user.should_see("有什么可以帮你？")
@@ -66,7 +72,7 @@ async def test_new_chat_clears_the_conversation(user: User, add_model) -> None:
     add_model("ok")
     await user.open("/")
     await send(user, "remember me")
-    await user.should_see(ANSWER, retries=50)
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
     user.find(marker="new-chat").click()
     await user.should_not_see("remember me")
     await user.should_see("有什么可以帮你？")
@@ -76,25 +82,22 @@ async def test_code_blocks_and_html_are_safe(user: User, add_model) -> None:
     add_model("ok")
     await user.open("/")
     await send(user, "x")
-    await user.should_see(ANSWER, retries=50)
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
     answer = user.find(marker="answer").elements.pop()
     markdown = [el for el in answer.descendants() if isinstance(el, ui.markdown)]
     assert markdown and markdown[0].props.get("sanitize") is True, "model output goes through DOMPurify"
 
 
 async def test_stop_cancels_the_upstream_request(user: User, add_model, upstream: UpstreamServer) -> None:
-    add_model("slow-200-100", model="slow-model")
+    add_model("open-200", model="slow-model")  # no end of its own: it ends only when cancelled
     await user.open("/")
     await send(user, "long answer please")
-    await user.should_see("w1", retries=50)
+    await user.should_see("w1", retries=SEE_RETRIES)
     user.find(marker="send").click()  # the send button is the stop button while answering
-    await user.should_see("已停止生成", retries=50)
+    await user.should_see("已停止生成", retries=SEE_RETRIES)
     await user.should_see("w1")
-    for _ in range(40):
-        if any(e.scenario == "slow" and e.cancelled for e in upstream.stream_ends):
-            break
-        await asyncio.sleep(0.05)
-    assert any(e.scenario == "slow" and e.cancelled for e in upstream.stream_ends)
+    await wait_until_async(lambda: upstream.ends_of("slow-model"), what="the end of the upstream request")
+    assert [end.cancelled for end in upstream.ends_of("slow-model")] == [True]
 
 
 async def test_rate_limit_dialog_counts_down_and_keeps_the_text(user: User, add_model) -> None:
@@ -102,9 +105,9 @@ async def test_rate_limit_dialog_counts_down_and_keeps_the_text(user: User, add_
     set_limits(guest_rpm=1)
     await user.open("/")
     await send(user, "one")
-    await user.should_see(ANSWER, retries=50)
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
     await send(user, "two is kept")
-    await user.should_see("您超过当前使用限制，请稍后再试", retries=50)
+    await user.should_see("您超过当前使用限制，请稍后再试", retries=SEE_RETRIES)
     await user.should_see(marker="countdown")
     countdown = user.find(marker="countdown").elements.pop().text
     assert "秒后可以重试" in countdown
@@ -115,7 +118,7 @@ async def test_upstream_error_dialog(user: User, add_model) -> None:
     add_model("error500", model="broken")
     await user.open("/")
     await send(user, "will fail")
-    await user.should_see("上游渠道暂时不可用，请稍后再试", retries=50)
+    await user.should_see("上游渠道暂时不可用，请稍后再试", retries=SEE_RETRIES)
     assert user.find(marker="message-input").elements.pop().value == "will fail"
     await user.should_not_see(marker="user-message")
 
@@ -124,7 +127,7 @@ async def test_mid_stream_error_keeps_the_partial_answer(user: User, add_model) 
     add_model("midfail")
     await user.open("/")
     await send(user, "go")
-    await user.should_see("上游渠道暂时不可用，请稍后再试", retries=50)
+    await user.should_see("上游渠道暂时不可用，请稍后再试", retries=SEE_RETRIES)
     await user.should_see("Hello there")
     await user.should_see("回答中断：上游渠道出错")
 
@@ -147,7 +150,7 @@ async def test_blocked_ip_is_explained_in_a_dialog(user: User, add_model) -> Non
         ip_block.add_rule(session=session, ip_address="127.0.0.1", reason="test")
     state.block_list.invalidate()
     await send(user, "blocked now")
-    await user.should_see("您的 IP 已被禁止访问", retries=50)
+    await user.should_see("您的 IP 已被禁止访问", retries=SEE_RETRIES)
 
 
 async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
@@ -166,22 +169,48 @@ async def test_a_long_stream_renders_and_scrolls_a_bounded_number_of_times(
     await user.open("/")
     started = asyncio.get_running_loop().time()
     await send(user, "long")
-    await user.should_see("w299", retries=200)
+    await user.should_see("w299", retries=SEE_RETRIES)
     seconds = asyncio.get_running_loop().time() - started
     assert len(renders) <= seconds / RENDER_INTERVAL + 3, (len(renders), seconds)
     assert len(scrolls) <= len(renders) + 3, "one scroll per render, not per chunk"
 
 
-async def test_a_long_answer_settles_into_pieces_rendered_once(user: User, add_model) -> None:
-    """Paragraphs that can no longer change are rendered once; each render re-sends only the tail."""
-    add_model("slow-2-800-20")  # 800 words, a blank line after every 20
+async def test_a_long_answer_settles_into_pieces_rendered_once(
+    user: User, add_model, upstream: UpstreamServer, monkeypatch
+) -> None:
+    """Paragraphs that can no longer change are rendered once; each render re-sends only the tail, which
+    stays under PIECE_CHARS however long the answer. How many renders (and so pieces) an answer gets
+    depends on the machine's speed, as renders are spaced by what they cost: so the answer goes on until
+    three pieces have settled, and only then ends."""
+    from pages.message_view import PIECE_CHARS
+
+    converted: weakref.WeakKeyDictionary[ui.markdown, list[str]] = weakref.WeakKeyDictionary()
+    convert = ui.markdown._handle_content_change
+
+    def spy(self: ui.markdown, content: str) -> None:
+        converted.setdefault(self, []).append(content)
+        convert(self, content)
+
+    monkeypatch.setattr(ui.markdown, "_handle_content_change", spy)
+    add_model("open-2-20", model="open-model")  # a blank line after every 20 words, and no end of its own
     await user.open("/")
     await send(user, "long")
-    await user.should_see("w799", retries=300)
+    await user.should_see("w1", retries=SEE_RETRIES)
     answer = user.find(marker="answer").elements.pop()
-    pieces = [el for el in answer.descendants() if isinstance(el, ui.markdown)]
-    assert len(pieces) >= 3, len(pieces)
-    texts = [piece.content for piece in pieces]
-    assert "".join(texts).split() == [f"w{i}" for i in range(800)], "every word once, in order"
-    # a piece is cut once the tail passes 1,000 characters: at most that plus one render's worth
-    assert all(len(text) < 1000 + 400 for text in texts), [len(text) for text in texts]
+
+    def pieces() -> list[ui.markdown]:  # the settled pieces in order, then the live tail
+        return [el for el in answer.descendants() if isinstance(el, ui.markdown)]
+
+    try:
+        await wait_until_async(lambda: len(pieces()) > 3, what="three settled pieces")
+    finally:
+        upstream.end_open_streams()
+    send_button = user.find(marker="send").elements.pop()
+    await wait_until_async(lambda: send_button.props.get("icon") == "arrow_upward", what="the answer ended")
+    *settled, live = pieces()
+    words = "".join(piece.content for piece in [*settled, live]).split()
+    assert len(words) > 200 and words == [f"w{i}" for i in range(len(words))], "every word once, in order"
+    assert all("settled" in piece.classes for piece in settled) and "settled" not in live.classes
+    assert all(set(converted[piece]) == {piece.content} for piece in settled), "a piece is rendered once"
+    tails = [len(content) for content in converted[live]]
+    assert max(tails) < PIECE_CHARS, tails  # each render re-sent only the tail since the last piece
