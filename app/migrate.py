@@ -132,6 +132,11 @@ def check_known(revision: str | None, script_location: Path = MIGRATIONS_DIR) ->
 
 
 def read_revision(url: str) -> str | None:
+    """The database's revision, without creating anything (a missing SQLite file stays missing)."""
+    parsed = make_url(url)
+    on_disk = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if on_disk and not Path(str(parsed.database)).expanduser().exists():
+        return None
     engine = migration_engine(url)
     try:
         with engine.connect() as connection:
