@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import Admin, User, utcnow
 from services.errors import AuthenticationFailed, Conflict, InvalidInput
@@ -89,7 +89,7 @@ def ensure_admin(*, session: Session, username: str, password: str) -> Admin:
     """
     admin = session.exec(select(Admin).where(Admin.username == username)).first()
     if admin is None:
-        admin = session.exec(select(Admin).order_by(Admin.id)).first()
+        admin = session.exec(select(Admin).order_by(col(Admin.id))).first()
     if admin is None:
         admin = Admin(username=username, password_hash=hash_password(password))
     elif admin.username != username or not verify_password(password, admin.password_hash):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate, utcnow
 from services.errors import InvalidInput, NotFound
@@ -72,7 +72,7 @@ def to_public(channel: Channel, cipher: KeyCipher) -> ChannelPublic:
 
 
 def list_channels(*, session: Session) -> list[Channel]:
-    return list(session.exec(select(Channel).order_by(Channel.id)).all())
+    return list(session.exec(select(Channel).order_by(col(Channel.id))).all())
 
 
 def get_channel(*, session: Session, channel_id: int) -> Channel:
@@ -190,7 +190,9 @@ class ChannelDirectory:
 
     def _load(self) -> None:
         with Session(self._engine) as session:
-            rows = session.exec(select(Channel).where(Channel.is_enabled == True).order_by(Channel.id)).all()  # noqa: E712
+            rows = session.exec(
+                select(Channel).where(col(Channel.is_enabled).is_(True)).order_by(col(Channel.id))
+            ).all()
         by_model: dict[str, list[ChannelTarget]] = {}
         models: dict[str, ModelInfo] = {}
         for row in rows:

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, func, insert
 from sqlalchemy.engine import Engine
@@ -85,12 +86,21 @@ class _Rule:
     network: Network
 
 
+@dataclass(slots=True)
+class _Folded:
+    """Blocked requests of one (ip, path, rule) waiting for the next flush."""
+
+    first: datetime
+    last: datetime
+    hits: int = 1
+
+
 class BlockList:
     def __init__(self, engine: Engine, ttl: float = CACHE_TTL_SECONDS) -> None:
         self._engine = engine
         self._rules: list[_Rule] = []
         self._refresher = Refresher(self._load, ttl, "block list")
-        self._pending: dict[tuple[str, str, str], list] = {}
+        self._pending: dict[tuple[str, str, str], _Folded] = {}
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -142,10 +152,10 @@ class BlockList:
         with self._pending_lock:
             entry = self._pending.get(key)
             if entry is None:
-                self._pending[key] = [now, now, 1]
+                self._pending[key] = _Folded(first=now, last=now)
             else:
-                entry[1] = now
-                entry[2] += 1
+                entry.last = now
+                entry.hits += 1
 
     def flush(self) -> None:
         with self._pending_lock:
@@ -157,11 +167,11 @@ class BlockList:
                 "ip_address": ip,
                 "path": path,
                 "matched_rule": rule,
-                "created_at": first,
-                "last_seen_at": last,
-                "hits": hits,
+                "created_at": folded.first,
+                "last_seen_at": folded.last,
+                "hits": folded.hits,
             }
-            for (ip, path, rule), (first, last, hits) in pending.items()
+            for (ip, path, rule), folded in pending.items()
         ]
         try:
             with self._engine.begin() as connection:

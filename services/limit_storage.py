@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import ClassVar
 
 from limits.aio.storage import MovingWindowSupport, Storage
 
@@ -24,7 +23,7 @@ SWEEP_SECONDS = 10.0
 
 
 class EventLoopMemoryStorage(Storage, MovingWindowSupport):
-    STORAGE_SCHEME: ClassVar[list[str]] = ["async+pyaichat-memory"]
+    STORAGE_SCHEME: list[str] | None = ["async+pyaichat-memory"]  # noqa: RUF012 - as limits declares it
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: object) -> None:
         self._windows: dict[str, tuple[int, deque[float]]] = {}  # key → (window seconds, hit times)

@@ -12,9 +12,10 @@ import logging
 import math
 import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import BlockingConnectionPool
@@ -40,7 +41,7 @@ def async_storage_uri(uri: str) -> str:
 class RateLimiter:
     def __init__(self, storage_uri: str = "memory://") -> None:
         uri = async_storage_uri(storage_uri)
-        options: dict = {}
+        options: dict[str, Any] = {}
         if uri.startswith("async+redis"):
             # redis-py's asyncio client (the library's default, coredis, is pinned below 6); a plain
             # redis:// server gets a blocking pool, so a burst waits for a connection instead of failing.
@@ -50,11 +51,15 @@ class RateLimiter:
                 options["connection_pool"] = BlockingConnectionPool.from_url(
                     plain, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_SECONDS
                 )
+        self._storage: AsyncStorage
         if uri.startswith("async+memory://"):
             self._storage = EventLoopMemoryStorage()
         else:
-            self._storage = storage_from_string(uri, **options)
-        self._limiter = MovingWindowRateLimiter(self._storage)  # type: ignore[arg-type]
+            storage = storage_from_string(uri, **options)
+            if not isinstance(storage, AsyncStorage):  # pragma: no cover - async_storage_uri made it async
+                raise TypeError(f"{uri} is not an asynchronous storage")
+            self._storage = storage
+        self._limiter = MovingWindowRateLimiter(self._storage)
         self._items: dict[tuple[int, int], RateLimitItem] = {}
 
     def _item(self, amount: int, minutes: int = 1) -> RateLimitItem:

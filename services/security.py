@@ -61,7 +61,8 @@ def decode_token(token: str, *, secret: str, kind: TokenKind) -> str:
         raise AuthenticationFailed("登录凭证无效或已过期") from None
     if claims.get("kind") != kind or not isinstance(claims.get("sub"), str):
         raise AuthenticationFailed("登录凭证类型不正确")
-    return claims["sub"]
+    subject: str = claims["sub"]
+    return subject
 
 
 class KeyCipher:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func
+from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
@@ -39,12 +40,18 @@ _BUCKET_SECONDS = 900  # every UTC offset in use, and every change of one, falls
 class LogRow(Protocol):
     """What a rollup reads of a call: a ``CallRecord`` on its way in, or a stored ``chat_logs`` row."""
 
-    created_at: datetime
-    model_id: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    user_id: int | None
-    ip_address: str
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
+    @property
+    def completion_tokens(self) -> int | None: ...
+    @property
+    def user_id(self) -> int | None: ...
+    @property
+    def ip_address(self) -> str: ...
 
 
 @dataclass
@@ -116,7 +123,8 @@ class Rollup:
         return actors
 
 
-def _dialect_insert(connection: Connection):
+def _dialect_insert(connection: Connection) -> Callable[..., Any]:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` (an upsert) on SQLite and PostgreSQL."""
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -168,14 +176,14 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
     while last_id < high:
         with engine.begin() as connection:
             rows = connection.execute(
-                select(
-                    ChatLog.id,
-                    ChatLog.created_at,
-                    ChatLog.model_id,
-                    ChatLog.prompt_tokens,
-                    ChatLog.completion_tokens,
-                    ChatLog.user_id,
-                    ChatLog.ip_address,
+                sa_select(
+                    col(ChatLog.id),
+                    col(ChatLog.created_at),
+                    col(ChatLog.model_id),
+                    col(ChatLog.prompt_tokens),
+                    col(ChatLog.completion_tokens),
+                    col(ChatLog.user_id),
+                    col(ChatLog.ip_address),
                 )
                 .where(col(ChatLog.id) > last_id, col(ChatLog.id) <= high)
                 .order_by(col(ChatLog.id))
@@ -233,7 +241,7 @@ def _sum(rows: Iterable[DailyModelStats], since: date) -> dict[str, int]:
     }
 
 
-def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) -> dict:
+def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) -> dict[str, Any]:
     periods = Periods.at(now or utcnow(), zone)
     first = min(periods.week_start, periods.month_start, periods.trend_start)
     rows = list(session.exec(select(DailyModelStats).where(col(DailyModelStats.day) >= first)).all())
@@ -275,14 +283,16 @@ def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) 
 
 def prune_actors(connection: Connection, before: date) -> None:
     """Forget who was active (IPs are personal data) in periods that ended before ``before``."""
-    connection.execute(delete(PeriodActor).where(PeriodActor.kind == "d", col(PeriodActor.start) < before))
+    connection.execute(
+        delete(PeriodActor).where(col(PeriodActor.kind) == "d", col(PeriodActor.start) < before)
+    )
     connection.execute(
         delete(PeriodActor).where(
-            PeriodActor.kind == "w", col(PeriodActor.start) < before - timedelta(days=6)
+            col(PeriodActor.kind) == "w", col(PeriodActor.start) < before - timedelta(days=6)
         )
     )
     connection.execute(
         delete(PeriodActor).where(
-            PeriodActor.kind == "m", col(PeriodActor.start) < before - timedelta(days=31)
+            col(PeriodActor.kind) == "m", col(PeriodActor.start) < before - timedelta(days=31)
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from services.errors import DomainError
 
 log = logging.getLogger("pyaichat.api")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+AnyHandler = Callable[[Request, Any], Response | Awaitable[Response]]  # what FastAPI may hold already
 _MARK = "_pyaichat_wrapped"
 
 
@@ -76,14 +78,15 @@ _HTTP_MESSAGES = {
 }
 
 
-def _wrap(previous: Handler | None, api_handler: Handler) -> Handler:
+def _wrap(previous: AnyHandler | None, api_handler: Handler) -> Handler:
     """A handler that answers ``/api`` paths itself and leaves the others to the UI's handler."""
     previous = getattr(previous, _MARK, previous)
 
     async def handler(request: Request, exc: Exception) -> Response:
         if _is_api(request) or previous is None:
             return await api_handler(request, exc)
-        return await previous(request, exc)
+        answer = previous(request, exc)  # Starlette allows plain and async handlers
+        return await answer if inspect.isawaitable(answer) else answer
 
     setattr(handler, _MARK, previous)
     return handler
