@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from nicegui import app, run, ui
 from sqlmodel import Session
 
-from app.api.admin_logs import csv_response
+from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
 from services import log_queries
@@ -62,7 +62,7 @@ def register(state: AppState) -> None:
             )
         except InvalidInput as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
-        return csv_response(state, flt)
+        return log_csv_response(state, flt)
 
     @ui.page("/admin/logs", title="日志 · pyaichat 管理")
     async def logs_page() -> None:
