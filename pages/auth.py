@@ -9,10 +9,11 @@ from nicegui import ui
 
 from app.state import AppState
 from pages.dialogs import show_error
-from pages.session import client_ip, current_user, sign_in
+from pages.session import current_user, sign_in
 from pages.theme import apply_theme, dark_mode_button
 from services import login as login_flow
 from services.auth import check_password_rules, normalize_email
+from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, RateLimited
 
 
@@ -71,7 +72,7 @@ def register(state: AppState) -> None:
             limiter=state.limiter,
             email=email,
             password=password,
-            ip=client_ip(request),
+            ip=client_ip(request.scope),
             secret=state.secret_key,
             lifetime=lifetime,
         )

@@ -13,9 +13,10 @@ from app.state import AppState
 from pages.dialogs import show_error
 from pages.follow import Follower
 from pages.message_view import AnswerView, user_bubble
-from pages.session import client_ip, current_user, sign_out
+from pages.session import current_user, sign_out
 from pages.theme import apply_theme, dark_mode_button
 from services.chat import Caller
+from services.client_ip import client_ip
 from services.errors import DomainError, ModelNotFound
 
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
@@ -242,7 +243,7 @@ def register(state: AppState) -> None:
     def chat_page(request: Request) -> None:
         user = current_user(state)
         caller = Caller(
-            ip=client_ip(request),
+            ip=client_ip(request.scope),
             user_id=user.id if user else None,
             username=user.email if user else None,
             path="/",

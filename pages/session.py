@@ -1,8 +1,7 @@
-"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh) and the client IP."""
+"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh)."""
 
 from __future__ import annotations
 
-from fastapi import Request
 from nicegui import app
 from sqlmodel import Session
 
@@ -10,13 +9,6 @@ from app.models import User
 from app.state import AppState
 from services import auth
 from services.errors import AuthenticationFailed
-
-
-def client_ip(request: Request) -> str:
-    """The address the request gate decided (same rules as the API: TRUSTED_PROXIES)."""
-    return request.scope.get("state", {}).get("client_ip") or (
-        request.client.host if request.client else "unknown"
-    )
 
 
 def current_user(state: AppState) -> User | None:

@@ -8,9 +8,9 @@ from nicegui import app, ui
 from app.state import AppState
 from pages.admin.frame import current_admin
 from pages.dialogs import show_error
-from pages.session import client_ip
 from pages.theme import apply_theme, dark_mode_button
 from services import login as login_flow
+from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, DomainError
 
 
@@ -59,7 +59,7 @@ def register(state: AppState) -> None:
                         limiter=state.limiter,
                         username=username.value.strip(),
                         password=password.value,
-                        ip=client_ip(request),
+                        ip=client_ip(request.scope),
                         secret=state.secret_key,
                     )
                 except AuthenticationFailed as failure:
