@@ -79,8 +79,8 @@ def register(state: AppState) -> None:
         sign_in(token, normalize_email(email))
 
     @ui.page("/login", title="登录 · pyaichat")
-    def login_page(request: Request) -> None:
-        if current_user(state) is not None:
+    async def login_page(request: Request) -> None:
+        if await current_user(state) is not None:
             ui.navigate.to("/")
             return
         with _frame("登录", "登录后可享受更高的使用额度"):
@@ -116,8 +116,8 @@ def register(state: AppState) -> None:
                 ui.link("注册", "/register").mark("to-register")
 
     @ui.page("/register", title="注册 · pyaichat")
-    def register_page(request: Request) -> None:
-        if current_user(state) is not None:
+    async def register_page(request: Request) -> None:
+        if await current_user(state) is not None:
             ui.navigate.to("/")
             return
         with _frame("注册", "只需邮箱和密码，无需验证"):

@@ -16,12 +16,12 @@ from services.errors import AuthenticationFailed, DomainError
 
 def register(state: AppState) -> None:
     @ui.page("/admin", title="管理 · pyaichat")
-    def admin_root() -> None:
-        ui.navigate.to("/admin/dashboard" if current_admin(state) else "/admin/login")
+    async def admin_root() -> None:
+        ui.navigate.to("/admin/dashboard" if await current_admin(state) else "/admin/login")
 
     @ui.page("/admin/login", title="管理员登录 · pyaichat")
-    def admin_login(request: Request) -> None:
-        if current_admin(state) is not None:
+    async def admin_login(request: Request) -> None:
+        if await current_admin(state) is not None:
             ui.navigate.to("/admin/dashboard")
             return
         dark = apply_theme()
