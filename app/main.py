@@ -51,6 +51,8 @@ def build_state(settings: Settings) -> AppState:
         auth.ensure_admin(
             session=session, username=settings.admin_username, password=settings.secret("admin_password")
         )
+    for cache in (state.directory, state.block_list, state.system_settings):
+        cache.load()  # now, rather than by the first request on the event loop
     rebuild_in_background(engine, settings.zone)  # only after a change of TZ
     state.retention.start()  # old logs are deleted now and daily
     return state

@@ -134,6 +134,10 @@ class ChatCompletionResponse(BaseModel):
 
 
 class ChannelTestResult(BaseModel):
+    """``services.channel_test.ProbeResult`` on the wire."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     ok: bool
     latency_ms: int | None = None
     status_code: int | None = None

@@ -9,10 +9,11 @@ from nicegui import ui
 
 from app.state import AppState
 from pages.dialogs import show_error
-from pages.session import client_ip, current_user, sign_in
+from pages.session import current_user, sign_in
 from pages.theme import apply_theme, dark_mode_button
 from services import login as login_flow
 from services.auth import check_password_rules, normalize_email
+from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, RateLimited
 
 
@@ -71,15 +72,15 @@ def register(state: AppState) -> None:
             limiter=state.limiter,
             email=email,
             password=password,
-            ip=client_ip(request),
+            ip=client_ip(request.scope),
             secret=state.secret_key,
             lifetime=lifetime,
         )
         sign_in(token, normalize_email(email))
 
     @ui.page("/login", title="登录 · pyaichat")
-    def login_page(request: Request) -> None:
-        if current_user(state) is not None:
+    async def login_page(request: Request) -> None:
+        if await current_user(state) is not None:
             ui.navigate.to("/")
             return
         with _frame("登录", "登录后可享受更高的使用额度"):
@@ -115,8 +116,8 @@ def register(state: AppState) -> None:
                 ui.link("注册", "/register").mark("to-register")
 
     @ui.page("/register", title="注册 · pyaichat")
-    def register_page(request: Request) -> None:
-        if current_user(state) is not None:
+    async def register_page(request: Request) -> None:
+        if await current_user(state) is not None:
             ui.navigate.to("/")
             return
         with _frame("注册", "只需邮箱和密码，无需验证"):

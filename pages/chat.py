@@ -13,9 +13,11 @@ from app.state import AppState
 from pages.dialogs import show_error
 from pages.follow import Follower
 from pages.message_view import AnswerView, user_bubble
-from pages.session import client_ip, current_user, sign_out
+from pages.session import current_user, sign_out
 from pages.theme import apply_theme, dark_mode_button
+from pages.threads import off_loop
 from services.chat import Caller
+from services.client_ip import client_ip
 from services.errors import DomainError, ModelNotFound
 
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
@@ -30,12 +32,12 @@ ENTER_TO_SEND = (
 
 
 class ChatPage:
-    def __init__(self, state: AppState, caller: Caller) -> None:
+    def __init__(self, state: AppState, caller: Caller, models: dict[str, str]) -> None:
         self.state = state
         self.caller = caller
         self.history: list[dict[str, str]] = []
         self.task: asyncio.Task[None] | None = None
-        self.models = dict(state.chat.model_names())
+        self.models = models
 
     # ---- layout ------------------------------------------------------------------------------------
     def build(self, email: str | None) -> None:
@@ -190,7 +192,7 @@ class ChatPage:
             self._undo_turn(text, bubble)
             self._set_busy(False)
             if isinstance(error, ModelNotFound):
-                self._refresh_models()
+                await self._refresh_models()
             show_error(error)
             return
         failure: DomainError | None = None
@@ -232,22 +234,27 @@ class ChatPage:
         if not self.history:
             self.empty.set_visibility(True)
 
-    def _refresh_models(self) -> None:
-        self.models = dict(self.state.chat.model_names())
+    async def _refresh_models(self) -> None:
+        self.models = await _models(self.state)
         self.model_select.set_options(self.models, value=self._initial_model())
+
+
+async def _models(state: AppState) -> dict[str, str]:
+    """Model id → name; off the loop, as the channel directory reads the database after a change."""
+    return dict(await off_loop(state.chat.model_names))
 
 
 def register(state: AppState) -> None:
     @ui.page("/", title="pyaichat")
-    def chat_page(request: Request) -> None:
-        user = current_user(state)
+    async def chat_page(request: Request) -> None:
+        user = await current_user(state)
         caller = Caller(
-            ip=client_ip(request),
+            ip=client_ip(request.scope),
             user_id=user.id if user else None,
             username=user.email if user else None,
             path="/",
         )
-        page = ChatPage(state, caller)
+        page = ChatPage(state, caller, await _models(state))
         page.build(user.email if user else None)
         client = ui.context.client
         client.on_disconnect(page.stop)  # closing or refreshing the tab ends the upstream request

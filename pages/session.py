@@ -1,31 +1,30 @@
-"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh) and the client IP."""
+"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh)."""
 
 from __future__ import annotations
 
-from fastapi import Request
 from nicegui import app
 from sqlmodel import Session
 
 from app.models import User
 from app.state import AppState
+from pages.threads import off_loop
 from services import auth
 from services.errors import AuthenticationFailed
 
 
-def client_ip(request: Request) -> str:
-    """The address the request gate decided (same rules as the API: TRUSTED_PROXIES)."""
-    return request.scope.get("state", {}).get("client_ip") or (
-        request.client.host if request.client else "unknown"
-    )
+def _user_for_token(state: AppState, token: str) -> User:
+    with Session(state.engine, expire_on_commit=False) as session:
+        return auth.user_from_token(session=session, token=token, secret=state.secret_key)
 
 
-def current_user(state: AppState) -> User | None:
+async def current_user(state: AppState) -> User | None:
+    """The signed-in user (read on a worker thread), or None for a guest (no database work) and for a
+    login that is no longer valid (which is then dropped)."""
     token = app.storage.user.get("token")
     if not token:
         return None
     try:
-        with Session(state.engine, expire_on_commit=False) as session:
-            return auth.user_from_token(session=session, token=token, secret=state.secret_key)
+        return await off_loop(_user_for_token, state, token)
     except AuthenticationFailed:
         sign_out()
         return None

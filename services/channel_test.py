@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import httpx
 
 from app.models import Channel
-from app.schemas import ChannelTestResult
 from services.security import KeyCipher, mask_key
 
 MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What the test found: the API returns it as ``app.schemas.ChannelTestResult``, the page as a notice."""
+
+    ok: bool
+    latency_ms: int | None = None
+    status_code: int | None = None
+    error: str | None = None
 
 
 def _scrub(text: str, key: str) -> str:
@@ -20,10 +30,10 @@ def _scrub(text: str, key: str) -> str:
 
 async def probe_channel(
     *, channel: Channel, cipher: KeyCipher, client: httpx.AsyncClient, wait_seconds: float
-) -> ChannelTestResult:
+) -> ProbeResult:
     key = cipher.decrypt(channel.api_key)
     if key is None:
-        return ChannelTestResult(
+        return ProbeResult(
             ok=False, error="API Key 无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写 API Key"
         )
     payload = {
@@ -41,13 +51,13 @@ async def probe_channel(
             timeout=wait_seconds,
         )
     except httpx.TimeoutException:
-        return ChannelTestResult(ok=False, error=f"超时（{wait_seconds:g} 秒内没有响应）")
+        return ProbeResult(ok=False, error=f"超时（{wait_seconds:g} 秒内没有响应）")
     except httpx.HTTPError as exc:
-        return ChannelTestResult(ok=False, error=f"无法连接：{type(exc).__name__}")
+        return ProbeResult(ok=False, error=f"无法连接：{type(exc).__name__}")
     latency = int((time.monotonic() - started) * 1000)
     if response.status_code != 200:
         detail = _scrub(response.text, key)
-        return ChannelTestResult(
+        return ProbeResult(
             ok=False,
             latency_ms=latency,
             status_code=response.status_code,
@@ -59,7 +69,7 @@ async def probe_channel(
     except ValueError:
         valid = False
     if not valid:
-        return ChannelTestResult(
+        return ProbeResult(
             ok=False, latency_ms=latency, status_code=200, error="响应不是 OpenAI chat.completion 格式"
         )
-    return ChannelTestResult(ok=True, latency_ms=latency, status_code=200)
+    return ProbeResult(ok=True, latency_ms=latency, status_code=200)

@@ -169,24 +169,28 @@ class ChannelDirectory:
     def invalidate(self) -> None:
         self._refresher.invalidate()
 
+    def load(self) -> None:
+        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
+        self._refresher.ensure()
+
     # Changes made through the directory show in it at once; other instances see them within the TTL.
     def create(self, *, session: Session, data: ChannelCreate) -> Channel:
         try:
             return create_channel(session=session, data=data, cipher=self._cipher)
         finally:
-            self.invalidate()
+            self._refresher.reload_now()
 
     def update(self, *, session: Session, channel_id: int, data: ChannelUpdate) -> Channel:
         try:
             return update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
         finally:
-            self.invalidate()
+            self._refresher.reload_now()
 
     def delete(self, *, session: Session, channel_id: int) -> None:
         try:
             delete_channel(session=session, channel_id=channel_id)
         finally:
-            self.invalidate()
+            self._refresher.reload_now()
 
     def _load(self) -> None:
         with Session(self._engine) as session:

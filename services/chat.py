@@ -10,22 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 
-from app.models import utcnow
+from services.call_log import Caller, CallLog
 from services.channels import ChannelDirectory, ChannelTarget
 from services.errors import IPBlocked, ModelNotFound, UpstreamUnavailable
 from services.ip_block import BlockList
-from services.logs import CallRecord, LogWriter
+from services.logs import LogWriter
 from services.rate_limit import RateLimiter
 from services.settings import SettingsStore
-from services.tokens import estimate_prompt_tokens, estimate_text_tokens
 from services.upstream import (
     ChunkNormalizer,
     UpstreamClient,
@@ -40,16 +38,6 @@ log = logging.getLogger("pyaichat.chat")
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: the client IP always, the user when logged in."""
-
-    ip: str
-    user_id: int | None = None
-    username: str | None = None
-    path: str = "/api/chat/completions"  # where the call came in, for the blocked-attempts record
-
-
 @dataclass(slots=True)
 class StreamPiece:
     """One event for the client: the SSE bytes to relay, and the text it adds for a page to render."""
@@ -61,6 +49,11 @@ class StreamPiece:
     done: bool = False
 
 
+_T = TypeVar("_T")
+# what counts as a channel's success: the response (status 200), its channel, the call's log row
+_Accept = Callable[[httpx.Response, ChannelTarget, "CallLog"], Awaitable[_T]]
+
+
 class _ChannelFailed(Exception):
     def __init__(self, reason: str, *, timeout: bool = False) -> None:
         super().__init__(reason)
@@ -69,63 +62,6 @@ class _ChannelFailed(Exception):
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-
-
-class _CallLog:
-    """Collects what one call's log row needs and hands it to the writer exactly once."""
-
-    __slots__ = (
-        "_written",
-        "caller",
-        "channel_id",
-        "messages",
-        "model_id",
-        "started",
-        "started_at",
-        "texts",
-        "usage",
-        "writer",
-    )
-
-    def __init__(
-        self, writer: LogWriter, caller: Caller, model_id: str, messages: list[dict[str, Any]]
-    ) -> None:
-        self.writer = writer
-        self.caller = caller
-        self.model_id = model_id
-        self.messages = messages
-        self.started = time.monotonic()
-        self.started_at = utcnow()
-        self.channel_id: int | None = None
-        self.usage: tuple[int, int] | None = None
-        self.texts: list[str] = []
-        self._written = False
-
-    def write(self, status: str) -> None:
-        if self._written:
-            return
-        self._written = True
-        if self.usage is not None:
-            prompt, completion, estimated = self.usage[0], self.usage[1], False
-        else:
-            prompt = estimate_prompt_tokens(self.messages)
-            completion = sum(estimate_text_tokens(text) for text in self.texts)
-            estimated = True
-        self.writer.record(
-            CallRecord(
-                user_id=self.caller.user_id,
-                username=self.caller.username,
-                ip_address=self.caller.ip,
-                channel_id=self.channel_id,
-                model_id=self.model_id,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                created_at=self.started_at,
-                status=status,
-                tokens_estimated=estimated,
-                duration_ms=int((time.monotonic() - self.started) * 1000),
-            )
-        )
 
 
 class ChatStream:
@@ -140,7 +76,7 @@ class ChatStream:
         response: httpx.Response,
         events: AsyncIterator[tuple[str, dict[str, Any]]],
         first: tuple[str, dict[str, Any]],
-        call: _CallLog,
+        call: CallLog,
         include_usage: bool,
         target: ChannelTarget,
     ) -> None:
@@ -295,60 +231,61 @@ class ChatService:
         Channels failing before that (refused, timeout, 5xx, 429, garbage) are skipped for the next one;
         when none can serve, the call is logged and :class:`UpstreamUnavailable` raised.
         """
-        model = str(body.get("model", ""))
-        candidates = await self._admit(model, caller)
-        call = _CallLog(self.log_writer, caller, model, body.get("messages") or [])
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        all_timeouts = True
-        tried = False
-        for target in candidates:
-            if not await self._take_channel_slot(target):
-                continue
-            tried = True
-            call.channel_id = target.id
-            response: httpx.Response | None = None
-            try:
-                async with asyncio.timeout(self.timeouts.first_byte):
-                    response = await self.client.post_json(
-                        target.completions_url,
-                        self._payload(body, target, stream=True),
-                        self._headers(target, stream=True),
-                        stream=True,
-                    )
-                    if response.status_code != 200:
-                        raise _ChannelFailed(f"HTTP {response.status_code}")
-                    events = iter_sse_payloads(response.aiter_lines())
-                    first = await anext(events)
-            except (httpx.TimeoutException, TimeoutError):
-                failure = "timeout"
-            except (httpx.HTTPError, UpstreamProtocolError, StopAsyncIteration) as exc:
-                failure, all_timeouts = type(exc).__name__, False
-            except _ChannelFailed as exc:
-                failure, all_timeouts = str(exc), False
-            else:
-                return ChatStream(
-                    response=response,
-                    events=events,
-                    first=first,
-                    call=call,
-                    include_usage=include_usage,
-                    target=target,
-                )
-            if response is not None:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
-            log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
-        if not tried:
-            raise await self._all_busy(candidates)
-        call.write("timeout" if all_timeouts else "upstream_error")
-        raise UpstreamUnavailable()
+
+        async def first_event(response: httpx.Response, target: ChannelTarget, call: CallLog) -> ChatStream:
+            events = iter_sse_payloads(response.aiter_lines())
+            first = await anext(events, None)
+            if first is None:
+                raise _ChannelFailed("the stream ended before its first event")
+            return ChatStream(
+                response=response,
+                events=events,
+                first=first,
+                call=call,
+                include_usage=include_usage,
+                target=target,
+            )
+
+        return await self._failover(body, caller, stream=True, accept=first_event)
 
     async def complete(self, *, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         """A non-streamed call: the upstream's ``chat.completion`` with reasoning normalised."""
+
+        async def whole_answer(
+            response: httpx.Response, _target: ChannelTarget, call: CallLog
+        ) -> dict[str, Any]:
+            try:
+                answer = response.json()
+            except ValueError:
+                raise _ChannelFailed("not JSON") from None
+            if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
+                raise _ChannelFailed("not a chat completion")
+            content, reasoning = normalize_completion(answer)
+            call.usage = usage_of(answer)
+            call.texts += [content, reasoning]
+            call.write("ok")
+            return answer
+
+        return await self._failover(body, caller, stream=False, accept=whole_answer)
+
+    async def _failover(
+        self, body: dict[str, Any], caller: Caller, *, stream: bool, accept: _Accept[_T]
+    ) -> _T:
+        """One call of either kind: the checks, then the model's channels in rotation until one gives
+        what ``accept`` takes for a success (a stream's first event, a whole answer).
+
+        A channel without a free RPM slot is passed over; one that fails (refused, timeout, an HTTP
+        status other than 200, garbage) is logged and skipped. Outcomes: ``accept``'s result (the row is
+        then written by it or by the stream); 503 with the wait for a slot when no channel had one (no
+        row: no upstream was asked); 503 after a ``timeout`` row when every channel tried timed out, an
+        ``upstream_error`` row otherwise; a ``client_aborted`` row when the caller goes away (cancelled)
+        or anything unforeseen is raised meanwhile.
+        """
         model = str(body.get("model", ""))
         candidates = await self._admit(model, caller)
-        call = _CallLog(self.log_writer, caller, model, body.get("messages") or [])
+        call = CallLog(self.log_writer, caller, model, body.get("messages") or [])
         all_timeouts = True
         tried = False
         try:
@@ -358,29 +295,12 @@ class ChatService:
                 tried = True
                 call.channel_id = target.id
                 try:
-                    response = await self.client.post_json(
-                        target.completions_url,
-                        self._payload(body, target, stream=False),
-                        self._headers(target, stream=False),
-                        stream=False,
-                    )
-                    if response.status_code != 200:
-                        raise _ChannelFailed(f"HTTP {response.status_code}")
-                    answer = response.json()
-                    if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
-                        raise _ChannelFailed("not a chat completion")
-                except httpx.TimeoutException:
-                    log.warning("channel %s (%s) skipped: timeout", target.id, target.name)
-                    continue
-                except (httpx.HTTPError, ValueError, _ChannelFailed) as exc:
-                    all_timeouts = False
-                    log.warning("channel %s (%s) skipped: %s", target.id, target.name, _describe(exc))
-                    continue
-                content, reasoning = normalize_completion(answer)
-                call.usage = usage_of(answer)
-                call.texts += [content, reasoning]
-                call.write("ok")
-                return answer
+                    return await self._try_channel(target, body, call, stream=stream, accept=accept)
+                except (httpx.TimeoutException, TimeoutError):
+                    failure = "timeout"
+                except (httpx.HTTPError, UpstreamProtocolError, _ChannelFailed) as exc:
+                    failure, all_timeouts = _describe(exc), False
+                log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
         except BaseException:
             call.write("client_aborted")
             raise
@@ -388,6 +308,36 @@ class ChatService:
             raise await self._all_busy(candidates)
         call.write("timeout" if all_timeouts else "upstream_error")
         raise UpstreamUnavailable()
+
+    async def _try_channel(
+        self,
+        target: ChannelTarget,
+        body: dict[str, Any],
+        call: CallLog,
+        *,
+        stream: bool,
+        accept: _Accept[_T],
+    ) -> _T:
+        """Post to one channel and hand a 200 to ``accept``; a stream must send its first event within
+        ``first_byte`` seconds (a whole answer is bounded by the client's read timeout). The response is
+        closed, shielded from cancellation, on any failure."""
+        response: httpx.Response | None = None
+        try:
+            async with asyncio.timeout(self.timeouts.first_byte if stream else None):
+                response = await self.client.post_json(
+                    target.completions_url,
+                    self._payload(body, target, stream=stream),
+                    self._headers(target, stream=stream),
+                    stream=stream,
+                )
+                if response.status_code != 200:
+                    raise _ChannelFailed(f"HTTP {response.status_code}")
+                return await accept(response, target, call)
+        except BaseException:
+            if response is not None:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+            raise
 
     def model_names(self) -> list[tuple[str, str]]:
         return [(info.id, info.name) for info in self.directory.models()]

@@ -1,12 +1,19 @@
-"""Which address a request comes from: the TCP peer, unless that peer is a trusted proxy."""
+"""Which address a request comes from: the TCP peer, unless that peer is a trusted proxy.
+
+The request gate (``app/api/gate.py``, in front of the API and the pages alike) decides it once per
+request with :func:`decide_client_ip` and leaves it in the ASGI scope; everything after the gate reads it
+with :func:`client_ip`. Both work on the plain ASGI scope, so this module knows no web framework.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+SCOPE_KEY = "client_ip"  # in the scope's ``state`` (``request.state.client_ip`` in Starlette)
 
 
 def parse_ip(text: str) -> Address | None:
@@ -44,3 +51,23 @@ def resolve_client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequ
         if not _trusted(address, trusted):
             return str(address)
     return str(current)
+
+
+def decide_client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str:
+    """The gate's decision for a request: its TCP peer and ``X-Forwarded-For`` headers (all of them,
+    joined in order) through :func:`resolve_client_ip`."""
+    forwarded = [
+        value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+    ]
+    return resolve_client_ip(_peer(scope), ",".join(forwarded) or None, trusted)
+
+
+def client_ip(scope: Mapping[str, Any]) -> str:
+    """The address the gate decided for this request (the one every limit, block and log row uses); the
+    TCP peer for a request that did not pass the gate."""
+    return scope.get("state", {}).get(SCOPE_KEY) or _peer(scope) or "unknown"
+
+
+def _peer(scope: Mapping[str, Any]) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None

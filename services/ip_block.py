@@ -111,18 +111,22 @@ class BlockList:
     def invalidate(self) -> None:
         self._refresher.invalidate()
 
+    def load(self) -> None:
+        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
+        self._refresher.ensure()
+
     # Rules changed through the block list apply at once; other instances see them within the TTL.
     def add(self, *, session: Session, ip_address: str, reason: str | None) -> BlockedIP:
         try:
             return add_rule(session=session, ip_address=ip_address, reason=reason)
         finally:
-            self.invalidate()
+            self._refresher.reload_now()
 
     def remove(self, *, session: Session, rule_id: int) -> None:
         try:
             delete_rule(session=session, rule_id=rule_id)
         finally:
-            self.invalidate()
+            self._refresher.reload_now()
 
     def _load(self) -> None:
         with Session(self._engine) as session:

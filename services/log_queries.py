@@ -7,11 +7,12 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, case, func, literal, type_coerce
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session, col, select
 
 from app.models import Channel, ChatLog, User
@@ -21,20 +22,6 @@ from services.errors import InvalidInput
 MAX_PAGE_SIZE = 200
 EXPORT_BATCH = 5_000
 STATUSES = ("ok", "upstream_error", "client_aborted", "timeout")
-CSV_HEADER = [
-    "id",
-    "time ({zone})",
-    "ip",
-    "user",
-    "model",
-    "channel_id",
-    "channel",
-    "status",
-    "prompt_tokens",
-    "completion_tokens",
-    "tokens_estimated",
-    "duration_ms",
-]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
 GUEST_LABEL = "访客"  # the user column of a guest's call
@@ -160,8 +147,48 @@ def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) ->
     return LogPage(items=items, total=total, page=page, page_size=page_size)
 
 
+# ---- CSV export ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    """A column of the CSV export: its header, what is read for it, and how a cell is written:
+
+    - ``plain``: as it is, empty for NULL; for numbers and for words of a closed set (the status),
+      which never need quotes and never start like a formula
+    - ``time``: the stored UTC time as local ``YYYY-MM-DD HH:MM:SS`` (what spreadsheets read as a date)
+    - ``flag``: ``yes`` or ``no``
+    - ``text``: ``when_null`` for NULL; quoted as RFC 4180 asks, and with a leading ``'`` when it
+      starts with ``= + - @``, a tab or a carriage return, so that no spreadsheet runs it as a formula
+    """
+
+    header: str
+    kind: Literal["plain", "time", "flag", "text"]
+    read: InstrumentedAttribute[Any]
+    when_null: str = ""
+
+
+# The IP is a ``text`` cell like the user, model and channel names. The addresses the gate writes never
+# start like a formula (an IPv6 address may start with ``:``, which is no formula and stays as it is), but
+# the column is not a closed set: a peer that is no address is stored as the server reported it.
+EXPORT_COLUMNS = (
+    ExportColumn("id", "plain", ChatLog.id),
+    ExportColumn("time ({zone})", "time", ChatLog.created_at),
+    ExportColumn("ip", "text", ChatLog.ip_address),
+    ExportColumn("user", "text", ChatLog.username, when_null=GUEST_LABEL),
+    ExportColumn("model", "text", ChatLog.model_id),
+    ExportColumn("channel_id", "plain", ChatLog.channel_id),
+    ExportColumn("channel", "text", Channel.name),
+    ExportColumn("status", "plain", ChatLog.status),  # one of STATUSES
+    ExportColumn("prompt_tokens", "plain", ChatLog.prompt_tokens),
+    ExportColumn("completion_tokens", "plain", ChatLog.completion_tokens),
+    ExportColumn("tokens_estimated", "flag", ChatLog.tokens_estimated),
+    ExportColumn("duration_ms", "plain", ChatLog.duration_ms),
+)
+
+
 def neutralize(value: Any) -> str:
-    """A CSV cell that spreadsheet programs will not run as a formula."""
+    """A text cell that spreadsheet programs will not run as a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
@@ -174,8 +201,32 @@ def _local_time(value: Any, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _blank(value: Any) -> Any:
-    return "" if value is None else value
+def _python_cell(column: ExportColumn, zone: ZoneInfo) -> Any:
+    """How Python's csv module gets the column's cell (it quotes what RFC 4180 asks it to)."""
+    if column.kind == "time":
+        return lambda value: _local_time(value, zone)
+    if column.kind == "flag":
+        return lambda value: "yes" if value else "no"
+    if column.kind == "plain":
+        return lambda value: "" if value is None else value
+    when_null = column.when_null
+    return lambda value: neutralize(when_null if value is None else value)
+
+
+def _sqlite_cell(column: ExportColumn, spans: list[tuple[datetime, int]]) -> tuple[str, list[Any]]:
+    """The same cell as a piece of a SQLite ``printf`` format and its arguments (``%s`` writes a NULL
+    as nothing; a text cell is always quoted, ``%w`` doubling the quotes inside). Each function per row
+    and cell counts: a guarded, quoted text cell costs roughly a tenth of the export's time."""
+    if column.kind == "plain":
+        return "%s", [column.read]
+    if column.kind == "time":
+        return "%s", [_sqlite_local_time(column.read, spans)]
+    if column.kind == "flag":
+        return "%s", [case((column.read, "yes"), else_="no")]
+    nullable = column.read.class_ is not ChatLog or column.read.property.columns[0].nullable
+    text = func.coalesce(column.read, column.when_null) if nullable else column.read  # Channel: outer join
+    guard = case((func.unicode(text).in_(_FORMULA_CODES), literal("'")), else_=literal(""))
+    return '"%s%w"', [guard, text]
 
 
 def _offset_spans(zone: ZoneInfo, first: datetime, last: datetime) -> list[tuple[datetime, int]]:
@@ -203,52 +254,35 @@ def _offset_spans(zone: ZoneInfo, first: datetime, last: datetime) -> list[tuple
     return spans
 
 
-def _offset_label(minutes: int) -> str:
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+def _sqlite_local_time(stored: Any, spans: list[tuple[datetime, int]]) -> Any:
+    """A stored UTC time (SQLite's text) as local text, the offset taken from the span it falls in."""
+
+    def local(minutes: int) -> Any:
+        if minutes == 0:
+            return func.substr(stored, 1, 19)
+        # the same text as strftime('%Y-%m-%d %H:%M:%S', ...) in a third of the time (~0.2 against ~0.55 µs)
+        return func.datetime(stored, f"{minutes:+d} minutes")
+
+    as_text = type_coerce(stored, String)
+    when = [
+        (as_text < until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), local(m)) for until, m in spans[:-1]
+    ]
+    return case(*when, else_=local(spans[-1][1])) if when else local(spans[-1][1])
 
 
 def _sqlite_csv_line(spans: list[tuple[datetime, int]]) -> Any:
     """One SQL expression that renders a whole CSV line, so SQLite does the per-row work.
 
     A single ``printf`` builds the line (a chain of ``||`` allocates a string per piece and ran at half
-    the speed); ``%w`` doubles the quotes inside the free-text cells (user, model, channel name), which
-    are always quoted and get a leading ``'`` when they start like a formula. IPs, statuses and numbers
-    never need quoting.
+    the speed).
     """
+    pieces = [_sqlite_cell(column, spans) for column in EXPORT_COLUMNS]
+    return func.printf(",".join(piece for piece, _ in pieces), *(arg for _, args in pieces for arg in args))
 
-    def local(minutes: int) -> Any:
-        if minutes == 0:
-            return func.substr(ChatLog.created_at, 1, 19)
-        return func.strftime("%Y-%m-%d %H:%M:%S", ChatLog.created_at, f"{minutes:+d} minutes")
 
-    def guard(value: Any) -> Any:
-        return case((func.unicode(value).in_(_FORMULA_CODES), literal("'")), else_=literal(""))
-
-    stored = type_coerce(ChatLog.created_at, String)
-    when = [
-        (stored < until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), local(m)) for until, m in spans[:-1]
-    ]
-    time_text = case(*when, else_=local(spans[-1][1])) if when else local(spans[-1][1])
-    user = func.coalesce(ChatLog.username, GUEST_LABEL)
-    channel = func.coalesce(Channel.name, "")
-    return func.printf(
-        '%d,%s,%s,"%s%w","%s%w",%s,"%s%w",%s,%s,%s,%s,%s',
-        ChatLog.id,
-        time_text,
-        ChatLog.ip_address,
-        guard(user),
-        user,
-        guard(ChatLog.model_id),
-        ChatLog.model_id,
-        func.coalesce(ChatLog.channel_id, ""),
-        guard(channel),
-        channel,
-        ChatLog.status,
-        func.coalesce(ChatLog.prompt_tokens, ""),
-        func.coalesce(ChatLog.completion_tokens, ""),
-        case((col(ChatLog.tokens_estimated), "yes"), else_="no"),
-        func.coalesce(ChatLog.duration_ms, ""),
+def _from_logs(*columns: Any) -> Any:
+    return select(ChatLog.id, *columns).join(
+        Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True
     )
 
 
@@ -259,10 +293,7 @@ def _export_sqlite(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[b
         ).one()
     if first is None:
         return
-    line = _sqlite_csv_line(_offset_spans(zone, first, last))
-    base = _where(
-        select(ChatLog.id, line).join(Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True), flt
-    )
+    base = _where(_from_logs(_sqlite_csv_line(_offset_spans(zone, first, last))), flt)
     first_batch = _positional(engine, base.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
     after = base.where(col(ChatLog.id) < bindparam("last_id", 0))
     next_batch = _positional(engine, after.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
@@ -296,40 +327,30 @@ def _positional(engine: Engine, query: Any) -> tuple[str, list[Any]]:
 def export_csv(*, engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
     """The filtered rows as RFC 4180 CSV (UTF-8 with BOM), newest first, read in batches (keyset on id).
 
-    Times are local to ``zone`` as ``YYYY-MM-DD HH:MM:SS`` (what spreadsheets read as a date), with the
-    zone named in the header. On SQLite the database renders each line (one string per row), which is
-    several times faster than formatting rows in Python; other databases use Python's csv module.
+    Times are local to ``zone``, which the header names. The columns and how each cell is written are
+    :data:`EXPORT_COLUMNS`; on SQLite the database renders each line from them (one string per row,
+    several times faster than formatting rows in Python), other databases use Python's csv module.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([name.format(zone=zone.key) for name in CSV_HEADER])
-    yield "\ufeff".encode() + buffer.getvalue().encode()
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\r\n").writerow(
+        [c.header.format(zone=zone.key) for c in EXPORT_COLUMNS]
+    )
+    yield "\ufeff".encode() + header.getvalue().encode()
     if engine.dialect.name == "sqlite":
         yield from _export_sqlite(engine, flt, zone)
-        return
-    yield from _export_python(engine, flt, zone, buffer, writer)
+    else:
+        yield from _export_python(engine, flt, zone)
 
 
-def _export_python(
-    engine: Engine, flt: LogFilter, zone: ZoneInfo, buffer: io.StringIO, writer: Any
-) -> Iterator[bytes]:
-    columns = select(
-        ChatLog.id,
-        type_coerce(ChatLog.created_at, String),
-        ChatLog.ip_address,
-        ChatLog.username,
-        ChatLog.model_id,
-        ChatLog.channel_id,
-        Channel.name,
-        ChatLog.status,
-        ChatLog.prompt_tokens,
-        ChatLog.completion_tokens,
-        ChatLog.tokens_estimated,
-        ChatLog.duration_ms,
-    ).join(Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True)
+def _export_python(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
+    cells = [_python_cell(column, zone) for column in EXPORT_COLUMNS]
+    # times as the stored text where the driver gives text: no datetime processing by SQLAlchemy per row
+    reads = [type_coerce(c.read, String) if c.kind == "time" else c.read for c in EXPORT_COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
     last_id: int | None = None
     while True:
-        query = _where(columns, flt)
+        query = _where(_from_logs(*reads), flt)
         if last_id is not None:
             query = query.where(col(ChatLog.id) < last_id)
         with engine.connect() as connection:
@@ -338,35 +359,6 @@ def _export_python(
             return
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows(
-            (
-                row_id,
-                _local_time(created, zone),
-                neutralize(ip),
-                neutralize(user or GUEST_LABEL),
-                neutralize(model),
-                _blank(channel_id),
-                neutralize(channel),
-                status,
-                _blank(prompt),
-                _blank(completion),
-                "yes" if estimated else "no",
-                _blank(duration),
-            )
-            for (
-                row_id,
-                created,
-                ip,
-                user,
-                model,
-                channel_id,
-                channel,
-                status,
-                prompt,
-                completion,
-                estimated,
-                duration,
-            ) in rows
-        )
+        writer.writerows([cell(value) for cell, value in zip(cells, row[1:], strict=True)] for row in rows)
         yield buffer.getvalue().encode()
         last_id = rows[-1][0]

@@ -36,11 +36,13 @@ def _submit(refresher: Refresher) -> None:
 class Refresher:
     """Runs ``load`` (which stores what it read on its owner) so that readers never wait on a reload.
 
-    The first read, and the first after :meth:`invalidate` (a change made by this process, which must
-    show at once), load on the reader's thread. After that, once ``ttl`` has passed, a read starts a
-    reload on the refresh thread and goes on with the values already loaded: several instances sharing a
-    database see each other's changes within about ``ttl``, and no request pays for the query (on the
-    event loop it was the largest tail of the time to first token).
+    The first read, and the first after :meth:`invalidate`, load on the reader's thread. So that the
+    reader is never the event loop, the owner loads at start and, after a change made by this process
+    (which must show at once), reloads with :meth:`reload_now` on the thread that made the change (a
+    worker: the admin pages and the API change things off the loop). After that, once ``ttl`` has passed,
+    a read starts a reload on the refresh thread and goes on with the values already loaded: several
+    instances sharing a database see each other's changes within about ``ttl``, and no request pays for
+    the query (on the event loop it was the largest tail of the time to first token).
     """
 
     def __init__(self, load: Callable[[], None], ttl: float, name: str) -> None:
@@ -54,6 +56,14 @@ class Refresher:
 
     def invalidate(self) -> None:
         self._valid = False
+
+    def reload_now(self) -> None:
+        """Load at once on this thread. A failed load is logged and left to the next read."""
+        self.invalidate()
+        try:
+            self.ensure()
+        except Exception as exc:
+            log.warning("could not reload the %s: %s", self._name, type(exc).__name__)
 
     def ensure(self) -> None:
         if not self._valid:

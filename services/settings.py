@@ -80,12 +80,16 @@ class SettingsStore:
     def invalidate(self) -> None:
         self._refresher.invalidate()
 
+    def load(self) -> None:
+        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
+        self._refresher.ensure()
+
     def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
         """Store ``changes``, in effect at once here and within the TTL on other instances."""
         try:
             return update_settings(session=session, changes=changes, defaults=self.defaults)
         finally:
-            self.invalidate()
+            self._refresher.reload_now()
 
     def _load(self) -> None:
         with Session(self._engine) as session:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every wait in the tests waits for a state (a process answering, a row written, an element shown), never
@@ -31,6 +32,15 @@ def hung(what: str) -> str:
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
 TEST_ENCRYPTION_KEY = "test-encryption-key"
 TEST_ADMIN_PASSWORD = "admin-password-123"
+
+
+def migrated_engine(path: Path) -> Engine:
+    """An engine on a SQLite file at ``path`` with the newest schema (as start-up leaves it)."""
+    from app.db import make_engine
+    from app.migrate import upgrade
+
+    upgrade(f"sqlite:///{path}")
+    return make_engine(f"sqlite:///{path}")
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.chat_helpers import add_channel, chat_body, unique_model
-from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, production_env, run_app
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
 from tests.redis_server import run_redis
 from tests.upstream_server import UpstreamServer
 
@@ -42,8 +42,17 @@ def test_two_instances_share_one_limit_exactly(tmp_path: Path, upstream: Upstrea
                     base_url=upstream.base_url("ok"),
                     model=unique_model("redis"),
                 )
-            # the second instance sees the channel (shared DB)
-            httpx.get(f"{second.base_url}/api/chat/models", timeout=HANG_SECONDS)
+            # the second instance loaded its channels at start: it sees the new one within their TTL
+            wait_until(
+                lambda: (
+                    channel["model_id"]
+                    in [
+                        m["id"]
+                        for m in httpx.get(f"{second.base_url}/api/chat/models", timeout=HANG_SECONDS).json()
+                    ]
+                ),
+                poll=0.2,
+            )
             # 600 at once: more than the Redis connection pool holds, so requests wait for a connection
             statuses = asyncio.run(
                 _fire([first.base_url, second.base_url], 600, chat_body(channel["model_id"], stream=False))

@@ -54,6 +54,7 @@ def delete_channel(channel_id: int, _admin: AdminUser, session: SessionDep, stat
 async def test(channel_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> ChannelTestResult:
     channel = await run_in_threadpool(channels.get_channel, session=session, channel_id=channel_id)
     wait = state.settings.upstream_first_byte_timeout
-    return await probe_channel(
+    result = await probe_channel(
         channel=channel, cipher=state.cipher, client=state.http_client, wait_seconds=wait
     )
+    return ChannelTestResult.model_validate(result)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import AdminUser, SessionDep, StateDep
+from app.downloads import log_csv_response
 from app.schemas import ChatLogPublic, ErrorBody, LogPageResponse, StatsResponse
 from services import log_queries, stats
 from services.log_queries import LogFilter
@@ -62,17 +62,7 @@ def list_logs(
     responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with BOM"}},
 )
 def export_logs(_admin: AdminUser, state: StateDep, flt: FilterDep) -> StreamingResponse:
-    return csv_response(state, flt)
-
-
-def csv_response(state: StateDep, flt: LogFilter) -> StreamingResponse:
-    """The CSV download (also used by the admin page's export button)."""
-    name = f"chat-logs-{datetime.now(state.settings.zone):%Y%m%d-%H%M%S}.csv"
-    return StreamingResponse(
-        log_queries.export_csv(engine=state.engine, flt=flt, zone=state.settings.zone),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
-    )
+    return log_csv_response(state, flt)
 
 
 @router.get("/stats", response_model=StatsResponse)

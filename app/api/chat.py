@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import ClientIP, OptionalUser, StateDep, bearer_token, client_ip, user_for_token
+from app.api.deps import ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
 from app.api.errors import domain_error_response, internal_error_response, validation_error_response
 from app.schemas import (
     ChatCompletionRequest,
@@ -25,6 +25,7 @@ from app.schemas import (
 )
 from app.state import AppState
 from services.chat import Caller, ChatStream
+from services.client_ip import client_ip
 from services.errors import DomainError, PayloadTooLarge
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -84,7 +85,7 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         if where is not None:
             error = {"type": "value_error", "loc": ("body", *where), "msg": "NaN 与 Infinity 不是 JSON 数值"}
             return validation_error_response([error])
-        return await chat_completions(body, request, state, user, client_ip(request))
+        return await chat_completions(body, request, state, user, client_ip(request.scope))
     except DomainError as exc:
         return domain_error_response(exc)
     except Exception as exc:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from app.models import Admin, User
 from app.state import AppState
 from services import auth
+from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, PermissionDenied
 from services.security import decode_token
 
@@ -81,15 +82,8 @@ def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> A
         raise PermissionDenied("需要管理员权限") from None
 
 
-def client_ip(request: Request) -> str:
-    """The client address the request gate decided (TCP peer, or via TRUSTED_PROXIES)."""
-    return request.scope.get("state", {}).get("client_ip") or (
-        request.client.host if request.client else "unknown"
-    )
-
-
 async def get_client_ip(request: Request) -> str:
-    return client_ip(request)
+    return client_ip(request.scope)
 
 
 ClientIP = Annotated[str, Depends(get_client_ip)]

@@ -8,7 +8,7 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.state import AppState
-from services.client_ip import resolve_client_ip
+from services.client_ip import SCOPE_KEY, decide_client_ip
 from services.errors import IPBlocked
 
 USER_SIDE_EXACT = frozenset({"/", "/login", "/register", "/api/models"})
@@ -29,14 +29,6 @@ def is_user_side(path: str) -> bool:
     return path in USER_SIDE_EXACT or path.startswith(USER_SIDE_PREFIXES)
 
 
-def client_ip_of(scope: Scope, state: AppState) -> str:
-    forwarded = [
-        value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
-    ]
-    peer = scope["client"][0] if scope.get("client") else None
-    return resolve_client_ip(peer, ",".join(forwarded) or None, state.settings.trusted_proxy_networks)
-
-
 class RequestGate:
     def __init__(self, app: ASGIApp, state: AppState) -> None:
         self.app = app
@@ -46,8 +38,8 @@ class RequestGate:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        ip = client_ip_of(scope, self.state)
-        scope.setdefault("state", {})["client_ip"] = ip
+        ip = decide_client_ip(scope, self.state.settings.trusted_proxy_networks)
+        scope.setdefault("state", {})[SCOPE_KEY] = ip
         path = scope.get("path", "")
         if scope["type"] == "http" and is_user_side(path):
             rule = self.state.block_list.match(ip)

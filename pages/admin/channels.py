@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from nicegui import run, ui
+from nicegui import ui
 from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate
 from app.state import AppState
 from pages.admin.frame import admin_frame
+from pages.threads import off_loop
 from services import channels
 from services.channel_test import probe_channel
 from services.errors import DomainError
@@ -17,6 +18,7 @@ COLUMNS = "minmax(120px,1.2fr) minmax(110px,1fr) minmax(180px,2fr) 110px 70px 70
 
 
 def _list(state: AppState) -> list[ChannelPublic]:
+    """Every channel with its key masked (each key is decrypted to mask it: run on a worker thread)."""
     with Session(state.engine) as session:
         return [channels.to_public(row, state.cipher) for row in channels.list_channels(session=session)]
 
@@ -61,8 +63,8 @@ def register(state: AppState) -> None:
             state.directory.delete(session=session, channel_id=channel_id)
 
     @ui.page("/admin/channels", title="渠道 · pyaichat 管理")
-    def channels_page() -> None:
-        with admin_frame(state, "渠道", "/admin/channels") as content:
+    async def channels_page() -> None:
+        async with admin_frame(state, "渠道", "/admin/channels") as content:
             if content is None:
                 return
 
@@ -128,7 +130,7 @@ def register(state: AppState) -> None:
                         if api_key.value or channel is None:
                             data["api_key"] = api_key.value or ""
                         try:
-                            await run.io_bound(save, data, channel.id if channel else None)
+                            await off_loop(save, data, channel.id if channel else None)
                         except ValidationError as exc:
                             error.text = _first_error(exc)
                             error.set_visibility(True)
@@ -138,8 +140,8 @@ def register(state: AppState) -> None:
                             error.set_visibility(True)
                             return
                         ui.notify("已保存", type="positive")
-                        table.refresh()
                         dialog.delete()  # with its inputs: the plain key leaves the page once stored
+                        await reload()
 
                     with ui.row().classes("w-full justify-end"):
                         ui.button("取消", on_click=dialog.delete).props("flat")
@@ -153,10 +155,10 @@ def register(state: AppState) -> None:
                     ui.label("删除后无法恢复，使用该渠道的模型将不再经过它。").classes("text-gray-500")
 
                     async def do_delete() -> None:
-                        await run.io_bound(remove, channel.id)
+                        await off_loop(remove, channel.id)
                         ui.notify("已删除", type="positive")
-                        table.refresh()
                         dialog.delete()
+                        await reload()
 
                     with ui.row().classes("w-full justify-end"):
                         ui.button("取消", on_click=dialog.delete).props("flat")
@@ -167,13 +169,13 @@ def register(state: AppState) -> None:
                 dialog.open()
 
             async def toggle(channel: ChannelPublic, value: bool) -> None:
-                await run.io_bound(save, {"is_enabled": value}, channel.id)
+                await off_loop(save, {"is_enabled": value}, channel.id)
                 ui.notify(f"{channel.name} 已{'启用' if value else '停用'}")
 
             async def test(channel: ChannelPublic, button: ui.button) -> None:
                 button.props("loading")
                 try:
-                    row = await run.io_bound(fetch, channel.id)
+                    row = await off_loop(fetch, channel.id)
                     result = await probe_channel(
                         channel=row,
                         cipher=state.cipher,
@@ -182,7 +184,7 @@ def register(state: AppState) -> None:
                     )
                 except DomainError as exc:  # deleted meanwhile (in another tab or by another admin)
                     ui.notify(f"{channel.name}：{exc.message}", type="negative")
-                    table.refresh()
+                    await reload()
                     return
                 finally:
                     button.props(remove="loading")
@@ -203,9 +205,11 @@ def register(state: AppState) -> None:
                     "add-channel"
                 )
 
+            async def reload() -> None:
+                table.refresh(await off_loop(_list, state))
+
             @ui.refreshable
-            def table() -> None:
-                rows = _list(state)
+            def table(rows: list[ChannelPublic]) -> None:
                 if not rows:
                     with ui.card().classes("w-full items-center p-8 text-gray-500"):
                         ui.icon("hub", size="40px")
@@ -260,4 +264,4 @@ def register(state: AppState) -> None:
                                 "flat round dense color=negative"
                             ).tooltip("删除").mark("ch-delete")
 
-            table()
+            table(await off_loop(_list, state))

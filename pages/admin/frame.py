@@ -1,9 +1,14 @@
-"""The admin pages' frame: the session check, the left navigation and the header."""
+"""The admin pages' frame: the session check, the left navigation and the header.
+
+``async with admin_frame(state, title, path) as content:`` checks the admin's session on a worker thread
+first (the page is sent once the page function returns), then builds the frame and yields its content
+column, or None after sending anyone but the admin to the login page.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from nicegui import app, ui
 from sqlmodel import Session
@@ -11,6 +16,7 @@ from sqlmodel import Session
 from app.models import Admin
 from app.state import AppState
 from pages.theme import apply_theme, dark_mode_button
+from pages.threads import off_loop
 from services import auth
 from services.errors import AuthenticationFailed
 
@@ -24,14 +30,18 @@ NAVIGATION = [
 SESSION_CHECK_SECONDS = 60
 
 
-def current_admin(state: AppState) -> Admin | None:
-    """The signed-in admin (token in the browser session, valid 24 h), or None."""
+def _admin_for_token(state: AppState, token: str) -> Admin:
+    with Session(state.engine, expire_on_commit=False) as session:
+        return auth.admin_from_token(session=session, token=token, secret=state.secret_key)
+
+
+async def current_admin(state: AppState) -> Admin | None:
+    """The signed-in admin (token in the browser session, valid 24 h; read on a worker thread), or None."""
     token = app.storage.user.get("admin_token")
     if not token:
         return None
     try:
-        with Session(state.engine, expire_on_commit=False) as session:
-            return auth.admin_from_token(session=session, token=token, secret=state.secret_key)
+        return await off_loop(_admin_for_token, state, token)
     except AuthenticationFailed:
         app.storage.user.pop("admin_token", None)
         return None
@@ -42,25 +52,12 @@ def sign_out_admin() -> None:
     ui.navigate.to("/admin/login")
 
 
-@contextmanager
-def admin_frame(state: AppState, title: str, path: str) -> Iterator[ui.column | None]:
-    """Yields the content column, or None (after redirecting to the login page) for anyone but the admin."""
-    admin = current_admin(state)
-    if admin is None:
-        ui.navigate.to("/admin/login")
-        yield None
-        return
-    dark = apply_theme()
-    ui.add_css(
-        ".admin-nav .q-item { border-radius: 10px; margin: 2px 8px; } "
-        ".admin-nav .active { background: rgba(79,70,229,.12); color: #4f46e5; font-weight: 600; }"
-    )
+def _header(admin: Admin, title: str, dark: ui.dark_mode) -> ui.button:
+    """The header; returns its menu button (which opens the navigation on narrow screens)."""
     with (
         ui.header().classes("items-center gap-2 bg-white text-gray-900 shadow-sm").props("bordered") as header
     ):
-        ui.button(icon="menu", on_click=lambda: drawer.toggle()).props("flat round dense").classes(
-            "lg:hidden"
-        )
+        menu = ui.button(icon="menu").props("flat round dense").classes("lg:hidden")
         ui.icon("admin_panel_settings", size="26px", color="primary")
         ui.label(f"pyaichat 管理 · {title}").classes("text-lg font-semibold")
         ui.space()
@@ -69,6 +66,10 @@ def admin_frame(state: AppState, title: str, path: str) -> Iterator[ui.column | 
             ui.menu_item(admin.username).props("disable")
             ui.menu_item("退出登录", on_click=sign_out_admin).mark("admin-logout")
     header.classes(add="body--dark:bg-gray-900")
+    return menu
+
+
+def _navigation(path: str) -> ui.left_drawer:
     with (
         ui.left_drawer(value=True)
         .props("bordered width=220 breakpoint=1024")
@@ -84,11 +85,34 @@ def admin_frame(state: AppState, title: str, path: str) -> Iterator[ui.column | 
                 with ui.item_section().props("avatar"):
                     ui.icon(icon)
                 ui.item_section(label)
+    return drawer
 
-    def check_session() -> None:  # the 24 h token may expire while the page stays open
-        if current_admin(state) is None:
+
+def _session_check(state: AppState) -> None:
+    async def check() -> None:  # the 24 h token may expire while the page stays open
+        if await current_admin(state) is None:
             ui.navigate.to("/admin/login")
 
-    ui.timer(SESSION_CHECK_SECONDS, check_session)
+    # not immediate: the frame has just checked
+    ui.timer(SESSION_CHECK_SECONDS, check, immediate=False).mark("session-check")
+
+
+@asynccontextmanager
+async def admin_frame(state: AppState, title: str, path: str) -> AsyncIterator[ui.column | None]:
+    """Yields the content column, or None (after redirecting to the login page) for anyone but the admin."""
+    admin = await current_admin(state)
+    if admin is None:
+        ui.navigate.to("/admin/login")
+        yield None
+        return
+    dark = apply_theme()
+    ui.add_css(
+        ".admin-nav .q-item { border-radius: 10px; margin: 2px 8px; } "
+        ".admin-nav .active { background: rgba(79,70,229,.12); color: #4f46e5; font-weight: 600; }"
+    )
+    menu = _header(admin, title, dark)
+    drawer = _navigation(path)
+    menu.on_click(drawer.toggle)
+    _session_check(state)
     with ui.column().classes("w-full max-w-6xl mx-auto p-4 gap-4") as content:
         yield content

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from nicegui import run, ui
+from nicegui import ui
 from sqlmodel import Session
 
+from app.models import BlockedAttempt, BlockedIP
 from app.state import AppState
 from pages.admin.frame import admin_frame
+from pages.threads import off_loop
 from services import ip_block
 from services.errors import DomainError
 
@@ -30,18 +32,18 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             state.block_list.remove(session=session, rule_id=rule_id)
 
-    def rules() -> list:
+    def rules() -> list[BlockedIP]:
         with Session(state.engine) as session:
             return ip_block.list_rules(session=session)
 
-    def attempts() -> list:
+    def attempts() -> list[BlockedAttempt]:
         state.block_list.flush()
         with Session(state.engine) as session:
             return ip_block.list_attempts(session=session, limit=200)
 
     @ui.page("/admin/ip", title="IP 管理 · pyaichat 管理")
     async def ip_page() -> None:
-        with admin_frame(state, "IP 管理", "/admin/ip") as content:
+        async with admin_frame(state, "IP 管理", "/admin/ip") as content:
             if content is None:
                 return
             ui.label("IP 禁用列表").classes("text-xl font-semibold")
@@ -60,7 +62,7 @@ def register(state: AppState) -> None:
                 async def submit() -> None:
                     error.set_visibility(False)
                     try:
-                        await run.io_bound(add, address.value or "", reason.value or "")
+                        await off_loop(add, address.value or "", reason.value or "")
                     except DomainError as exc:
                         error.text = exc.message
                         error.set_visibility(True)
@@ -68,15 +70,17 @@ def register(state: AppState) -> None:
                     ui.notify(f"已禁用 {address.value}", type="positive")
                     address.value = ""
                     reason.value = ""
-                    rule_list.refresh()
+                    await reload_rules()
 
                 ui.button("添加", icon="block", on_click=submit).props("unelevated").mark("ip-add")
             error = ui.label("").classes("text-negative text-sm").mark("ip-error")
             error.set_visibility(False)
 
+            async def reload_rules() -> None:
+                rule_list.refresh(await off_loop(rules))
+
             @ui.refreshable
-            def rule_list() -> None:
-                rows = rules()
+            def rule_list(rows: list[BlockedIP]) -> None:
                 with ui.card().classes("w-full p-0"):
                     if not rows:
                         ui.label("禁用列表为空").classes("p-4 text-gray-500")
@@ -93,15 +97,15 @@ def register(state: AppState) -> None:
                                 with ui.item_section().props("side"):
 
                                     async def delete(rule_id: int = row.id) -> None:
-                                        await run.io_bound(remove, rule_id)
+                                        await off_loop(remove, rule_id)
                                         ui.notify("已移除", type="positive")
-                                        rule_list.refresh()
+                                        await reload_rules()
 
                                     ui.button(icon="delete", on_click=delete).props(
                                         "flat round dense color=negative"
                                     ).tooltip("移除").mark("ip-delete")
 
-            rule_list()
+            rule_list(await off_loop(rules))
 
             with ui.row().classes("w-full items-center mt-4"):
                 ui.label("最近被拦截的访问").classes("text-lg font-semibold")
@@ -126,7 +130,7 @@ def register(state: AppState) -> None:
                         "rule": a.matched_rule,
                         "hits": a.hits,
                     }
-                    for a in await run.io_bound(attempts)
+                    for a in await off_loop(attempts)
                 ]
 
             await load_attempts()

@@ -8,20 +8,20 @@ from nicegui import app, ui
 from app.state import AppState
 from pages.admin.frame import current_admin
 from pages.dialogs import show_error
-from pages.session import client_ip
 from pages.theme import apply_theme, dark_mode_button
 from services import login as login_flow
+from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, DomainError
 
 
 def register(state: AppState) -> None:
     @ui.page("/admin", title="管理 · pyaichat")
-    def admin_root() -> None:
-        ui.navigate.to("/admin/dashboard" if current_admin(state) else "/admin/login")
+    async def admin_root() -> None:
+        ui.navigate.to("/admin/dashboard" if await current_admin(state) else "/admin/login")
 
     @ui.page("/admin/login", title="管理员登录 · pyaichat")
-    def admin_login(request: Request) -> None:
-        if current_admin(state) is not None:
+    async def admin_login(request: Request) -> None:
+        if await current_admin(state) is not None:
             ui.navigate.to("/admin/dashboard")
             return
         dark = apply_theme()
@@ -59,7 +59,7 @@ def register(state: AppState) -> None:
                         limiter=state.limiter,
                         username=username.value.strip(),
                         password=password.value,
-                        ip=client_ip(request),
+                        ip=client_ip(request.scope),
                         secret=state.secret_key,
                     )
                 except AuthenticationFailed as failure:

@@ -7,12 +7,13 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from nicegui import app, run, ui
+from nicegui import app, ui
 from sqlmodel import Session
 
-from app.api.admin_logs import csv_response
+from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
+from pages.threads import off_loop
 from services import log_queries
 from services.errors import InvalidInput
 
@@ -44,8 +45,8 @@ def register(state: AppState) -> None:
     zone = state.settings.zone
 
     @app.get("/admin/logs/export.csv", include_in_schema=False)
-    def export_for_page(request: Request) -> Response:
-        if current_admin(state) is None:
+    async def export_for_page(request: Request) -> Response:
+        if await current_admin(state) is None:
             return JSONResponse(
                 {"error": {"type": "unauthorized", "message": "需要管理员登录"}}, status_code=401
             )
@@ -62,11 +63,11 @@ def register(state: AppState) -> None:
             )
         except InvalidInput as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
-        return csv_response(state, flt)
+        return log_csv_response(state, flt)
 
     @ui.page("/admin/logs", title="日志 · pyaichat 管理")
     async def logs_page() -> None:
-        with admin_frame(state, "日志", "/admin/logs") as content:
+        async with admin_frame(state, "日志", "/admin/logs") as content:
             if content is None:
                 return
             form: dict[str, str | None] = {
@@ -134,7 +135,7 @@ def register(state: AppState) -> None:
                             session=session, flt=flt, page=number, page_size=PAGE_SIZE
                         )
 
-                result = await run.io_bound(query)
+                result = await off_loop(query)
                 table.rows = [
                     {
                         "id": item["id"],

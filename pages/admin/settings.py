@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from nicegui import run, ui
+from nicegui import ui
 from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame
+from pages.threads import off_loop
 from services.errors import DomainError
 from services.settings import read_settings
 
@@ -22,10 +23,10 @@ def register(state: AppState) -> None:
 
     @ui.page("/admin/settings", title="设置 · pyaichat 管理")
     async def settings_page() -> None:
-        with admin_frame(state, "设置", "/admin/settings") as content:
+        async with admin_frame(state, "设置", "/admin/settings") as content:
             if content is None:
                 return
-            current = await run.io_bound(load)
+            current = await off_loop(load)
             ui.label("系统设置").classes("text-xl font-semibold")
             with ui.card().classes("w-full max-w-xl gap-3"):
                 guest = (
@@ -77,7 +78,7 @@ def register(state: AppState) -> None:
                             return
                         values[key] = int(field.value)
                     try:
-                        await run.io_bound(save, values)
+                        await off_loop(save, values)
                     except DomainError as exc:
                         error.text = exc.message
                         error.set_visibility(True)

@@ -3,29 +3,29 @@ even with a TTL that would otherwise keep the old values for an hour."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.db import make_engine
-from app.migrate import upgrade
 from app.models import ChannelCreate, ChannelUpdate
 from services.channels import ChannelDirectory
 from services.errors import InvalidInput, NotFound
 from services.ip_block import BlockList
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
+from tests.helpers import migrated_engine
 
 HOUR = 3600.0
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    upgrade(f"sqlite:///{tmp_path / 'caches.db'}")
-    engine = make_engine(f"sqlite:///{tmp_path / 'caches.db'}")
+    engine = migrated_engine(tmp_path / "caches.db")
     yield engine
     engine.dispose()
 
@@ -81,3 +81,39 @@ def test_settings_updated_through_the_store_apply_at_once(engine: Engine) -> Non
     with Session(engine) as session, pytest.raises(InvalidInput):
         store.update(session=session, changes={"user_rpm": 0})
     assert store.current().user_rpm == 20
+
+
+def test_a_change_is_loaded_by_the_thread_that_made_it(engine: Engine) -> None:
+    """The admin pages and the API change things on worker threads; readers on the event loop then find
+    the caches loaded and never query the database themselves."""
+    directory = ChannelDirectory(engine, KeyCipher("test-encryption-key"), ttl=HOUR)
+    block_list = BlockList(engine, ttl=HOUR)
+    store = SettingsStore(engine, SystemSettings(guest_rpm=10, user_rpm=20, log_retention_days=30), ttl=HOUR)
+    try:
+        for cache in (directory, block_list, store):
+            cache.load()
+        reader = threading.get_ident()
+        reader_checkouts: list[int] = []
+
+        def checkout(*_: object) -> None:
+            if threading.get_ident() == reader:
+                reader_checkouts.append(1)
+
+        def change() -> None:
+            with Session(engine) as session:
+                data = ChannelCreate(
+                    name="W", base_url="http://127.0.0.1:9/v1", api_key="sk-w", model_id="m-w"
+                )
+                directory.create(session=session, data=data)
+                block_list.add(session=session, ip_address="198.51.100.0/24", reason=None)
+                store.update(session=session, changes={"guest_rpm": 5})
+
+        event.listen(engine, "checkout", checkout)
+        worker = threading.Thread(target=change)
+        worker.start()
+        worker.join()
+        assert directory.has_model("m-w") and block_list.match("198.51.100.9") == "198.51.100.0/24"
+        assert store.current().guest_rpm == 5
+        assert reader_checkouts == []
+    finally:
+        block_list.close()

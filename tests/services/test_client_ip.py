@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from services.client_ip import resolve_client_ip
+from services.client_ip import SCOPE_KEY, client_ip, decide_client_ip, resolve_client_ip
 from services.errors import InvalidInput
 from services.ip_block import normalize_rule
 
@@ -53,3 +53,17 @@ def test_normalize_rule(text: str, expected: str) -> None:
 def test_invalid_rules(text: str) -> None:
     with pytest.raises(InvalidInput):
         normalize_rule(text)
+
+
+def test_the_gate_decides_from_the_scope_and_everyone_reads_that_decision() -> None:
+    scope = {
+        "type": "http",
+        "client": ("127.0.0.1", 50000),
+        "headers": [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"203.0.113.9, 10.1.1.1")],
+    }
+    assert decide_client_ip(scope, TRUSTED) == "203.0.113.9"  # every header, joined in order
+    assert decide_client_ip(scope, []) == "127.0.0.1"
+    assert client_ip(scope) == "127.0.0.1"  # not through the gate: the TCP peer
+    scope["state"] = {SCOPE_KEY: decide_client_ip(scope, TRUSTED)}
+    assert client_ip(scope) == "203.0.113.9"
+    assert client_ip({"type": "http"}) == "unknown"

@@ -11,13 +11,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session
 
-from app.db import make_engine
-from app.migrate import upgrade
 from app.models import Channel, ChatLog
 from services import log_queries
 from services.log_queries import LogFilter, export_csv
+from tests.helpers import migrated_engine
 
-AWKWARD = ['say "hi", then\r\nleave', "-1+2", "=SUM(A1)", "@home", "\tindent", "普通渠道", ""]
+AWKWARD = [
+    'say "hi", then\r\nleave',
+    "-1+2",
+    "=SUM(A1)",
+    "@home",
+    "\tindent",
+    "+cmd",
+    "\rreturn",
+    "普通渠道",
+    "",
+]
+# what the gate writes (IPv4, IPv6 that starts with ":"), and what a row from elsewhere may hold
+IPS = ["10.0.0.1", "::1", "::ffff:192.0.2.1", "2001:db8::7", "unknown", '=HYPERLINK("http://x")', "-1,2"]
 
 
 def _parse(chunks: list[bytes]) -> list[list[str]]:
@@ -26,8 +37,7 @@ def _parse(chunks: list[bytes]) -> list[list[str]]:
 
 @pytest.mark.parametrize("zone_name", ["Europe/Berlin", "Asia/Kolkata", "UTC"])
 def test_sqlite_and_python_renderers_agree(tmp_path: Path, zone_name: str) -> None:
-    upgrade(f"sqlite:///{tmp_path / 'chat.db'}")
-    engine = make_engine(f"sqlite:///{tmp_path / 'chat.db'}")
+    engine = migrated_engine(tmp_path / "chat.db")
     start = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)  # across Berlin's change to summer time
     with Session(engine) as session:
         channels = [Channel(name=n or "x", base_url="http://u", api_key="k", model_id="m") for n in AWKWARD]
@@ -39,7 +49,7 @@ def test_sqlite_and_python_renderers_agree(tmp_path: Path, zone_name: str) -> No
                 ChatLog(
                     user_id=n % 3 or None,
                     username=None if n % 3 == 0 else f"{text if n % 2 else n}@example.com",
-                    ip_address=f"10.0.0.{n}",
+                    ip_address=IPS[n % len(IPS)],
                     channel_id=channels[n % len(channels)].id if n % 5 else None,
                     model_id=text or "m",
                     prompt_tokens=n if n % 4 else None,
@@ -55,10 +65,20 @@ def test_sqlite_and_python_renderers_agree(tmp_path: Path, zone_name: str) -> No
     for flt in (LogFilter(), LogFilter(model="-1+2")):
         header, *from_sqlite = _parse(list(export_csv(engine=engine, flt=flt, zone=zone)))
         assert header[1] == f"time ({zone_name})" and from_sqlite
-        buffer = io.StringIO()  # the Python renderer, the one other databases use
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        assert from_sqlite == _parse(list(log_queries._export_python(engine, flt, zone, buffer, writer)))
+        from_python = _parse(list(log_queries._export_python(engine, flt, zone)))  # other databases'
+        assert from_sqlite == from_python
     rows = _parse(list(export_csv(engine=engine, flt=LogFilter(), zone=zone)))
     cells = {cell for row in rows for cell in row}
     assert "'=SUM(A1)" in cells and "'-1+2" in cells and 'say "hi", then\r\nleave' in cells
+    assert {"'@home", "'\tindent", "'+cmd", "'\rreturn", "普通渠道"} <= cells
     assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for cell in cells)
+    ips = {row[2] for row in rows[1:]}
+    assert {"::1", "::ffff:192.0.2.1", "2001:db8::7", "unknown"} <= ips, "addresses stay as they are"
+    assert {'\'=HYPERLINK("http://x")', "'-1,2"} <= ips, "other text in the IP column is neutralised"
+
+
+def test_the_header_names_every_column_and_the_zone(tmp_path: Path) -> None:
+    engine = migrated_engine(tmp_path / "chat.db")
+    [header] = _parse(list(export_csv(engine=engine, flt=LogFilter(), zone=ZoneInfo("Asia/Shanghai"))))
+    assert header == [c.header.format(zone="Asia/Shanghai") for c in log_queries.EXPORT_COLUMNS]
+    assert header[:3] == ["id", "time (Asia/Shanghai)", "ip"] and len(header) == 12

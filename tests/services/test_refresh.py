@@ -105,3 +105,22 @@ def test_every_reload_runs_on_one_long_lived_thread() -> None:
         _wait_for(lambda n=round_number: all(source.seen == n for source in sources))
     assert {name for source in sources for name in source.loads[1:]} == {WORKER_NAME}
     assert threading.active_count() <= threads_before + 1  # the worker, if these were the first reloads
+
+
+def test_reload_now_loads_on_the_calling_thread_and_leaves_a_failure_to_the_next_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = Source()
+    refresher = Refresher(source.load, ttl=60, name="test")
+    refresher.ensure()
+    source.value = 1
+    worker = threading.Thread(target=refresher.reload_now, name="admin-change")
+    worker.start()
+    worker.join()
+    assert source.seen == 1 and source.loads[-1] == "admin-change"
+    source.fail, source.value = True, 2
+    refresher.reload_now()  # logged, not raised: the change itself was made
+    assert "could not reload the test" in caplog.text and source.seen == 1
+    source.fail = False
+    refresher.ensure()
+    assert source.seen == 2, "the next read loads"

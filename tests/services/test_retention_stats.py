@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert
 from sqlmodel import Session, func, select
 
-from app.db import make_engine
-from app.migrate import upgrade
 from app.models import ChatLog, PeriodActor, utcnow
 from services.logs import CallRecord, LogWriter
 from services.retention import purge_old_logs
 from services.stats import dashboard, rebuild_rollups, rollups_need_rebuild
+from tests.helpers import migrated_engine
 
 
 def _call(days_ago: float, ip: str = "10.0.0.1") -> CallRecord:
@@ -35,8 +34,7 @@ def _call(days_ago: float, ip: str = "10.0.0.1") -> CallRecord:
 
 
 def _engine(tmp_path: Path):
-    upgrade(f"sqlite:///{tmp_path / 'chat.db'}")
-    engine = make_engine(f"sqlite:///{tmp_path / 'chat.db'}")
+    engine = migrated_engine(tmp_path / "chat.db")
     return engine
 
 

@@ -1,0 +1,140 @@
+"""ChatService's one failover loop, for both kinds of call: which channel serves, which 503, and the one
+log row each call leaves (none when no channel had a free slot)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session, select
+
+from app.models import ChannelCreate, ChatLog
+from services.call_log import Caller
+from services.channels import ChannelDirectory
+from services.chat import ChatService
+from services.errors import UpstreamUnavailable
+from services.ip_block import BlockList
+from services.logs import LogWriter
+from services.rate_limit import RateLimiter
+from services.security import KeyCipher
+from services.settings import SettingsStore, SystemSettings
+from services.upstream import UpstreamClient, UpstreamTimeouts
+from tests.helpers import migrated_engine
+from tests.upstream_server import ANSWER_WORDS, UpstreamServer
+
+ANSWER = "".join(ANSWER_WORDS)
+MODES = ["stream", "complete"]
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, upstream: UpstreamServer) -> None:
+        self.upstream = upstream
+        self.engine = migrated_engine(tmp_path / "chat.db")
+        self.directory = ChannelDirectory(self.engine, KeyCipher("test-encryption-key"))
+        self.writer = LogWriter(self.engine, ZoneInfo("UTC"))
+        self.block_list = BlockList(self.engine)
+        self.client = UpstreamClient(UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5))
+        limits = SystemSettings(guest_rpm=1000, user_rpm=1000, log_retention_days=30)
+        self.service = ChatService(
+            directory=self.directory,
+            client=self.client,
+            log_writer=self.writer,
+            timeouts=UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5),
+            limiter=RateLimiter("memory://"),
+            settings=SettingsStore(self.engine, limits),
+            block_list=self.block_list,
+        )
+
+    def add(self, scenario: str, model: str, rpm_limit: int = 1000) -> int:
+        data = ChannelCreate(
+            name=scenario,
+            base_url=self.upstream.base_url(scenario),
+            api_key="sk-test-1",
+            model_id=model,
+            rpm_limit=rpm_limit,
+        )
+        with Session(self.engine) as session:
+            channel = self.directory.create(session=session, data=data)
+        assert channel.id is not None
+        return channel.id
+
+    async def call(self, mode: str, model: str) -> str:
+        """The answer's text; raises what the service raises."""
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        caller = Caller(ip="192.0.2.1")
+        if mode == "complete":
+            answer = await self.service.complete(body=body, caller=caller)
+            return answer["choices"][0]["message"]["content"]
+        stream = await self.service.open_stream(body=body, caller=caller)
+        try:
+            return "".join([piece.content async for piece in stream.pieces()])
+        finally:
+            await stream.aclose()
+
+    def rows(self, model: str) -> list[ChatLog]:
+        assert self.writer.flush()
+        with Session(self.engine) as session:
+            return list(session.exec(select(ChatLog).where(ChatLog.model_id == model)).all())
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.writer.close()
+        self.block_list.close()
+        self.engine.dispose()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, upstream: UpstreamServer) -> AsyncIterator[Harness]:
+    made = Harness(tmp_path, upstream)
+    yield made
+    await made.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_failing_channel_is_skipped_for_the_next(harness: Harness, mode: str) -> None:
+    harness.add("error500", "m")
+    good = harness.add("ok", "m")
+    assert await harness.call(mode, "m") == ANSWER
+    [row] = harness.rows("m")
+    assert (row.status, row.channel_id) == ("ok", good)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("scenarios", "status"), [(["hang", "hang"], "timeout"), (["hang", "error500"], "upstream_error")]
+)
+async def test_no_channel_serving_is_one_row_and_a_503(
+    harness: Harness, mode: str, scenarios: list[str], status: str
+) -> None:
+    for scenario in scenarios:
+        harness.add(scenario, "m")
+    with pytest.raises(UpstreamUnavailable) as raised:
+        await harness.call(mode, "m")
+    assert raised.value.retry_after is None
+    assert [row.status for row in harness.rows("m")] == [status]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_no_free_slot_is_a_503_with_the_wait_and_no_row(harness: Harness, mode: str) -> None:
+    harness.add("ok", "m", rpm_limit=1)
+    await harness.call(mode, "m")
+    with pytest.raises(UpstreamUnavailable) as raised:
+        await harness.call(mode, "m")
+    assert raised.value.retry_after is not None and 1 <= raised.value.retry_after <= 60
+    assert [row.status for row in harness.rows("m")] == ["ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_caller_leaving_before_the_answer_is_one_client_aborted_row(
+    harness: Harness, mode: str
+) -> None:
+    harness.add("hang", "m")
+    task = asyncio.create_task(harness.call(mode, "m"))
+    await asyncio.sleep(0.2)  # posted, waiting for the first byte
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [row.status for row in harness.rows("m")] == ["client_aborted"]
