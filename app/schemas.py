@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,7 +12,7 @@ from services.auth import check_password_rules, normalize_email
 from services.errors import InvalidInput
 
 
-def _rule(check: Any, value: str) -> str:
+def _rule(check: Callable[[str], str], value: str) -> str:
     try:
         return check(value)
     except InvalidInput as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import Request
@@ -17,7 +18,7 @@ from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, RateLimited
 
 
-def _rule_message(check, value: str) -> str | None:
+def _rule_message(check: Callable[[str], str], value: str) -> str | None:
     try:
         check(value)
     except InvalidInput as error:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 
 from fastapi import Request
-from nicegui import app, ui
+from nicegui import app, events, ui
 
 from app.state import AppState
 from pages.dialogs import show_error
@@ -16,7 +16,7 @@ from pages.message_view import AnswerView, user_bubble
 from pages.session import current_user, sign_out
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import off_loop
-from services.chat import Caller
+from services.call_log import Caller
 from services.client_ip import client_ip
 from services.errors import DomainError, ModelNotFound
 
@@ -105,7 +105,7 @@ class ChatPage:
 
     def _initial_model(self) -> str | None:
         saved = app.storage.user.get("model")
-        if saved in self.models:
+        if isinstance(saved, str) and saved in self.models:
             return saved
         return next(iter(self.models), None)
 
@@ -116,7 +116,7 @@ class ChatPage:
         self.input.value = text
         self.input.run_method("focus")
 
-    def _on_scroll(self, event) -> None:
+    def _on_scroll(self, event: events.ScrollEventArguments) -> None:
         """Follow the answer until the reader scrolls up; follow again once they are back at the bottom."""
         at_bottom = event.vertical_percentage > 0.97 or event.vertical_size <= event.vertical_container_size
         back_to = self.follower.scrolled(event.vertical_position, at_bottom)

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, case, func, literal, type_coerce
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session, col, select
 
 from app.models import Channel, ChatLog, User
@@ -164,7 +163,7 @@ class ExportColumn:
 
     header: str
     kind: Literal["plain", "time", "flag", "text"]
-    read: InstrumentedAttribute[Any]
+    read: Any  # the ORM attribute read for it (SQLModel types it as the field's value)
     when_null: str = ""
 
 

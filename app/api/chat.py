@@ -24,7 +24,8 @@ from app.schemas import (
     OpenAIModelList,
 )
 from app.state import AppState
-from services.chat import Caller, ChatStream
+from services.call_log import Caller
+from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError, PayloadTooLarge
 

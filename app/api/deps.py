@@ -21,7 +21,8 @@ _bearer = HTTPBearer(auto_error=False, description="JWT from /api/auth/login or 
 
 
 async def get_state(request: Request) -> AppState:  # async: no thread-pool hop on the hot path
-    return request.app.state.pyaichat
+    state: AppState = request.app.state.pyaichat
+    return state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nicegui import ui
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -44,7 +46,7 @@ def _first_error(exc: ValidationError) -> str:
 def register(state: AppState) -> None:
     zone = state.settings.zone
 
-    def save(data: dict, channel_id: int | None) -> ChannelPublic:
+    def save(data: dict[str, Any], channel_id: int | None) -> ChannelPublic:
         with Session(state.engine) as session:
             if channel_id is None:
                 row = state.directory.create(session=session, data=ChannelCreate(**data))

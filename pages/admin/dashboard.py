@@ -43,7 +43,7 @@ def _card(title: str, value: int, caption: str, icon: str, marker: str) -> None:
         ui.label(caption).classes("text-xs text-gray-400")
 
 
-def pie_figure(models: list[dict]) -> go.Figure:
+def pie_figure(models: list[dict[str, Any]]) -> go.Figure:
     figure = go.Figure(
         go.Pie(
             labels=[m["model_id"] for m in models] or ["暂无数据"],
@@ -65,7 +65,7 @@ def pie_figure(models: list[dict]) -> go.Figure:
     return figure
 
 
-def trend_figure(trend: list[dict]) -> go.Figure:
+def trend_figure(trend: list[dict[str, Any]]) -> go.Figure:
     step = max(1, -(-max((point["calls"] for point in trend), default=0) // 5))  # whole numbers on the axis
     figure = go.Figure(
         go.Scatter(
@@ -88,7 +88,7 @@ def trend_figure(trend: list[dict]) -> go.Figure:
     return figure
 
 
-def _plot(figure: go.Figure) -> dict:
+def _plot(figure: go.Figure) -> dict[str, Any]:
     return {**figure.to_plotly_json(), "config": {"displayModeBar": False, "responsive": True}}
 
 

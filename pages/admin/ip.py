@@ -96,7 +96,9 @@ def register(state: AppState) -> None:
                                     ).props("caption")
                                 with ui.item_section().props("side"):
 
-                                    async def delete(rule_id: int = row.id) -> None:
+                                    async def delete(rule_id: int | None = row.id) -> None:
+                                        if rule_id is None:  # a stored rule always has its id
+                                            return
                                         await off_loop(remove, rule_id)
                                         ui.notify("已移除", type="positive")
                                         await reload_rules()

@@ -9,15 +9,15 @@ from app.state import AppState
 from pages.admin.frame import admin_frame
 from pages.threads import off_loop
 from services.errors import DomainError
-from services.settings import read_settings
+from services.settings import SystemSettings, read_settings
 
 
 def register(state: AppState) -> None:
-    def load():
+    def load() -> SystemSettings:
         with Session(state.engine) as session:
             return read_settings(session=session, defaults=state.setting_defaults)
 
-    def save(values: dict[str, int]):
+    def save(values: dict[str, int]) -> SystemSettings:
         with Session(state.engine) as session:
             return state.system_settings.update(session=session, changes=values)
 
