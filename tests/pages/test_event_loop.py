@@ -6,12 +6,14 @@ wake every 5 ms while each page loads and each handler runs, and after each wake
 per-thread scheduler statistics (``/proc/thread-self/schedstat``) how much of the gap the loop's thread
 spent running or waiting for a CPU; the rest of the gap it was blocked. A page that reads the database
 on the loop blocks it for at least ``SLOW``; one that reads it on a worker thread does not block it at all.
-The limit, ``MAX_BLOCKED`` (0.25 s), sits halfway. Blocked time, unlike the plain gap between wake-ups,
-does not grow with the machine's load: on a busy machine the loop's own work (building pages) takes
-longer, but as time running or waiting for a CPU, not as time blocked; the plain gaps are reported, not
-judged. (The garbage collector is paused while measuring: see the test.) Each slow call made on the
-loop's thread is also recorded with the project's frames that led to it, which name the culprit in the
-failure message.
+Two checks: any slowed call made on the loop's thread fails the test whatever it cost (with ``SLOW``
+at 0.5 s, each would block the loop ten times the 50 ms a handler may take), and so does any other
+blocking of more than ``MAX_BLOCKED`` (0.1 s; under a CI run's load the worst seen was 34 ms).
+Blocked time, unlike the plain gap between wake-ups, does not grow with the machine's load: on a busy
+machine the loop's own work (building pages) takes longer, but as time running or waiting for a CPU,
+not as time blocked; the plain gaps are reported, not judged. (The garbage collector is paused while
+measuring: see the test.) Each slow call made on the loop's thread is also recorded with the project's
+frames that led to it, which name the culprit in the failure message.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from tests.upstream_server import UpstreamServer
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 SLOW = 0.5
-MAX_BLOCKED = 0.25
+MAX_BLOCKED = 0.1
 WATCH_INTERVAL = 0.005
 
 pytestmark = pytest.mark.skipif(not SCHEDSTAT.exists(), reason="needs Linux's per-thread schedstat")
