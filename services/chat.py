@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -86,7 +86,8 @@ class ChatStream:
         self._call = call
         self._include_usage = include_usage
         self.channel = target
-        self._pieces: AsyncIterator[StreamPiece] | None = None
+        self._pieces: AsyncGenerator[StreamPiece] | None = None
+        self._started = False  # whether the generator's body (and so its ``finally``) has run
 
     def pieces(self) -> AsyncIterator[StreamPiece]:
         if self._pieces is None:
@@ -94,9 +95,12 @@ class ChatStream:
         return self._pieces
 
     async def aclose(self) -> None:
+        """Idempotent. A generator closed before its first step never runs its body, so a stream whose
+        pieces were never read is closed and logged here."""
         if self._pieces is not None:
-            await self._pieces.aclose()  # type: ignore[attr-defined]
-        else:
+            await self._pieces.aclose()
+        if not self._started:
+            self._started = True
             await self._close_upstream()
             self._call.write("client_aborted")
 
@@ -118,7 +122,8 @@ class ChatStream:
         sse = _sse(chunk) if changed else b"data: " + data.encode() + b"\n\n"
         return StreamPiece(sse=sse, content=content, reasoning=reasoning)
 
-    async def _generate(self) -> AsyncIterator[StreamPiece]:
+    async def _generate(self) -> AsyncGenerator[StreamPiece]:
+        self._started = True
         status = "client_aborted"
         normalizer = ChunkNormalizer()
         try:
@@ -280,8 +285,8 @@ class ChatService:
         status other than 200, garbage) is logged and skipped. Outcomes: ``accept``'s result (the row is
         then written by it or by the stream); 503 with the wait for a slot when no channel had one (no
         row: no upstream was asked); 503 after a ``timeout`` row when every channel tried timed out, an
-        ``upstream_error`` row otherwise; a ``client_aborted`` row when the caller goes away (cancelled)
-        or anything unforeseen is raised meanwhile.
+        ``upstream_error`` row otherwise, and also when anything unforeseen is raised meanwhile; a
+        ``client_aborted`` row when the caller goes away (cancelled).
         """
         model = str(body.get("model", ""))
         candidates = await self._admit(model, caller)
@@ -301,7 +306,10 @@ class ChatService:
                 except (httpx.HTTPError, UpstreamProtocolError, _ChannelFailed) as exc:
                     failure, all_timeouts = _describe(exc), False
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
-        except BaseException:
+        except Exception:
+            call.write("upstream_error")  # a fault of ours, answered as a 500 by the caller
+            raise
+        except BaseException:  # cancelled: the caller went away
             call.write("client_aborted")
             raise
         if not tried:

@@ -241,6 +241,10 @@ class UpstreamServer:
     async def _stream(self, name: str, params: list[int], model: str, include_usage: bool):
         cancelled = False
         try:
+            if name == "latefirst":  # the first event after MS milliseconds, then a stall
+                await asyncio.sleep((params[0] if params else 500) / 1000)
+                yield _chunk(model, {"content": "first"})
+                await asyncio.sleep(3600)
             yield _chunk(model, {"role": "assistant", "content": ""})
             if name == "reasoning_content":
                 for word in THINKING_WORDS:

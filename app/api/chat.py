@@ -131,12 +131,25 @@ def openai_models(state: StateDep) -> OpenAIModelList:
 
 
 async def _relay(stream: ChatStream) -> AsyncIterator[bytes]:
-    try:
-        async for piece in stream.pieces():
-            yield piece.sse
-    finally:  # the client went away or the stream ended: make sure the upstream request is closed
-        with anyio.CancelScope(shield=True):
-            await stream.aclose()
+    async for piece in stream.pieces():
+        yield piece.sse
+
+
+class ChatStreamResponse(StreamingResponse):
+    """Relays a chat stream and closes it however the response ends: finished, client gone mid-stream,
+    or cancelled before the body began (Starlette then never starts the body's generator, so only this
+    ``finally`` closes the upstream request and writes the call's row)."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        super().__init__(_relay(stream), media_type="text/event-stream", headers=STREAM_HEADERS)
+        self.chat_stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.chat_stream.aclose()
 
 
 @completions_router.post(
@@ -166,6 +179,6 @@ async def chat_completions(
     payload = body.upstream_body()
     if body.stream:
         stream = await state.chat.open_stream(body=payload, caller=caller)
-        return StreamingResponse(_relay(stream), media_type="text/event-stream", headers=STREAM_HEADERS)
+        return ChatStreamResponse(stream)
     answer = await state.chat.complete(body=payload, caller=caller)
     return JSONResponse(answer)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import httpx
 import openai
 import pytest
@@ -368,6 +371,31 @@ def test_client_disconnect_ends_the_upstream_request(
     assert [end.cancelled for end in upstream.ends_of(model)] == [True]
     [row] = log_rows(live_app.db_path, model)
     assert row["status"] == "client_aborted", "ended by the client leaving, not by the idle timeout"
+
+
+def test_a_client_gone_before_the_first_event_ends_the_upstream_request(
+    live_app: RunningApp, channel_for, upstream: UpstreamServer
+) -> None:
+    """The client leaves while the gateway waits for the upstream's first event; the event comes after
+    all. Nobody reads the stream then, yet the upstream request is closed and the call logged."""
+    channel = channel_for("latefirst-800")
+    model = channel["model_id"]
+    host, port = live_app.base_url.removeprefix("http://").split(":")
+    body = json.dumps(chat_body(model, stream=True)).encode()
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(
+            b"POST /api/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        wait_until(
+            lambda: any(r.body.get("model") == model for r in upstream.requests_for("latefirst-800")),
+            what="the request upstream",
+        )
+    wait_until(lambda: upstream.ends_of(model), what="the end of the upstream stream")
+    assert [end.cancelled for end in upstream.ends_of(model)] == [True]
+    [row] = log_rows(live_app.db_path, model)
+    assert row["status"] == "client_aborted"
 
 
 def test_tokens_are_estimated_without_usage(client: httpx.Client, channel_for, live_app: RunningApp) -> None:

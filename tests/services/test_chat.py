@@ -22,7 +22,7 @@ from services.rate_limit import RateLimiter
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamClient, UpstreamTimeouts
-from tests.helpers import migrated_engine
+from tests.helpers import migrated_engine, wait_until_async
 from tests.upstream_server import ANSWER_WORDS, UpstreamServer
 
 ANSWER = "".join(ANSWER_WORDS)
@@ -132,9 +132,41 @@ async def test_a_caller_leaving_before_the_answer_is_one_client_aborted_row(
     harness: Harness, mode: str
 ) -> None:
     harness.add("hang", "m")
+    asked_before = len(harness.upstream.requests_for("hang"))
     task = asyncio.create_task(harness.call(mode, "m"))
-    await asyncio.sleep(0.2)  # posted, waiting for the first byte
+    await wait_until_async(
+        lambda: len(harness.upstream.requests_for("hang")) > asked_before, what="the request upstream"
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert [row.status for row in harness.rows("m")] == ["client_aborted"]
+
+
+async def test_a_stream_closed_before_its_pieces_are_read_is_closed_upstream_and_logged(
+    harness: Harness,
+) -> None:
+    harness.add("stall", "stalled")
+    body = {"model": "stalled", "messages": [{"role": "user", "content": "hi"}]}
+    stream = await harness.service.open_stream(body=body, caller=Caller(ip="192.0.2.1"))
+    stream.pieces()  # handed to a relay that never ran (its client left first)
+    await stream.aclose()
+    await stream.aclose()  # closing twice changes nothing
+    await wait_until_async(lambda: harness.upstream.ends_of("stalled"), what="the upstream stream's end")
+    assert [end.cancelled for end in harness.upstream.ends_of("stalled")] == [True]
+    assert [row.status for row in harness.rows("stalled")] == ["client_aborted"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_fault_of_ours_is_an_upstream_error_row_not_a_client_abort(
+    harness: Harness, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.add("ok", "m")
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(harness.client, "post_json", broken)
+    with pytest.raises(RuntimeError):
+        await harness.call(mode, "m")
+    assert [row.status for row in harness.rows("m")] == ["upstream_error"]
