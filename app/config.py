@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PLACEHOLDER_SECRETS = frozenset(
     {
@@ -74,6 +76,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """Caught here, a malformed URL is one line naming the variable, never echoing it (it may hold a
+        password)."""
+        if value is None:
+            return None
+        authority = value.split("://", 1)[-1].split("/", 1)[0]
+        if authority.count("@") > 1:
+            raise ValueError("the user name or password holds an '@': write it as %40")
+        try:
+            make_url(value)  # also parses the port
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL (e.g. postgresql+psycopg://user:password@host/db)") from None
+        return value
 
     @field_validator("tz")
     @classmethod

@@ -18,6 +18,7 @@ from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_PAGE_SIZE = 8192
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,7 +39,11 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
     parsed = make_url(url)
     sizing: dict[str, Any] = {"pool_size": 10, "max_overflow": 20} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **sizing)
+        options: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            # libpq waits for the OS's TCP timeout (minutes) on a host that does not answer
+            options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+        return create_engine(url, pool_pre_ping=True, **sizing, **options)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

@@ -15,7 +15,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app as web_app
 from nicegui import ui
 from nicegui.storage import Storage
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
 from app.api import build_api_router
@@ -26,7 +25,7 @@ from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
 from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
 from app.db import make_engine, session_scope
-from app.migrate import SchemaVersionError, describe_database_error, upgrade
+from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
 from app.state import AppState
 from pages import register_pages
@@ -208,11 +207,14 @@ def manage_database(action: str) -> int:
     """``python -m app db ACTION``; a problem is one line on stderr and exit code 2."""
     _configure_logging()
     try:
-        return run_migration_command(action, read_environment().sqlalchemy_url)
-    except (ConfigError, SchemaVersionError) as exc:
-        print(f"pyaichat: {exc}", file=sys.stderr)
-    except SQLAlchemyError as exc:
-        print(f"pyaichat: {describe_database_error(exc)}", file=sys.stderr)
+        url = read_environment().sqlalchemy_url
+    except ConfigError as exc:
+        print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_migration_command(action, url)
+    except DATABASE_PROBLEMS as exc:
+        print(f"pyaichat: {explain_database_problem(exc, url)}", file=sys.stderr)
     return 2
 
 
@@ -222,15 +224,13 @@ def serve(args: argparse.Namespace) -> None:
     overrides = {name: value for name, value in options.items() if value is not None}
     try:
         settings, info = load_settings(**overrides)
-        state = build_state(settings)
     except ConfigError as exc:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except SchemaVersionError as exc:
-        print(f"pyaichat: database error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except SQLAlchemyError as exc:
-        print(f"pyaichat: {describe_database_error(exc)}", file=sys.stderr)
+    try:
+        state = build_state(settings)
+    except DATABASE_PROBLEMS as exc:
+        print(f"pyaichat: {explain_database_problem(exc, settings.sqlalchemy_url)}", file=sys.stderr)
         sys.exit(2)
     configure_app(state)
     print(banner(settings, info), flush=True)

@@ -26,6 +26,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -83,7 +84,7 @@ def history(script_location: Path = MIGRATIONS_DIR) -> list[Revision]:
     return [
         Revision(
             id=str(script.revision),
-            title=(script.doc or "").strip().splitlines()[0] if script.doc else "",
+            title=next(iter((script.doc or "").strip().splitlines()), ""),
             created=_created(script.longdoc),
         )
         for script in revisions
@@ -103,7 +104,9 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def migration_engine(url: str) -> Engine:
-    """An engine for running revisions: no pool, and on SQLite real transactions around DDL."""
+    """An engine for running revisions: no pool, and on SQLite real transactions around DDL, each
+    taking the write lock when it begins (``BEGIN IMMEDIATE``): a deferred transaction that read first
+    would fail at once, without waiting, if a running instance wrote in between."""
     engine = make_engine(url, pooled=False)
     if engine.dialect.name == "sqlite":
 
@@ -111,7 +114,7 @@ def migration_engine(url: str) -> Engine:
             dbapi_connection.isolation_level = None  # SQLAlchemy's BEGIN below decides the transactions
 
         def _begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock at once: see below
 
         event.listen(engine, "connect", _driver_autocommit)
         event.listen(engine, "begin", _begin)
@@ -149,10 +152,9 @@ def upgrade(url: str, *, script_location: Path = MIGRATIONS_DIR) -> UpgradeResul
     """Bring the database at ``url`` to the newest revision, once, whoever else is starting."""
     engine = migration_engine(url)
     try:
-        with _migration_lock(engine, url):
-            with engine.connect() as connection:
-                before = current_revision(connection)
-                connection.commit()
+        with _locked_connection(engine, url) as connection:
+            before = current_revision(connection)
+            connection.commit()
             check_known(before, script_location)
             head = head_revision(script_location)
             if before == head:
@@ -166,9 +168,8 @@ def upgrade(url: str, *, script_location: Path = MIGRATIONS_DIR) -> UpgradeResul
                 ", ".join(pending),
             )
             started = time.monotonic()
-            with engine.connect() as connection:
-                command.upgrade(alembic_config(connection, script_location=script_location), "head")
-                connection.commit()
+            command.upgrade(alembic_config(connection, script_location=script_location), "head")
+            connection.commit()
             log.info("database schema upgraded to %s in %.1f s", head, time.monotonic() - started)
             return UpgradeResult(before=before, after=head, applied=pending)
     finally:
@@ -181,31 +182,42 @@ def _pending(before: str | None, script_location: Path) -> list[str]:
 
 
 @contextmanager
-def _migration_lock(engine: Engine, url: str) -> Iterator[None]:
+def _locked_connection(engine: Engine, url: str) -> Iterator[Connection]:
+    """A connection to migrate on, once this instance holds the migration lock."""
     if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine):
-            yield
+        with engine.connect() as connection, _advisory_lock(connection):
+            yield connection
         return
     database = make_url(url).database
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
-        with _file_lock(Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")):
-            yield
+        path = Path(database).expanduser()
+        with _file_lock(path.with_name(path.name + ".migrate-lock")), engine.connect() as connection:
+            yield connection
         return
-    yield
+    with engine.connect() as connection:
+        yield connection
 
 
 @contextmanager
-def _advisory_lock(engine: Engine) -> Iterator[None]:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        _wait_for(
-            lambda: bool(
-                connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})").scalar()
-            )
-        )
+def _advisory_lock(connection: Connection) -> Iterator[None]:
+    """PostgreSQL's session-level advisory lock, on the connection that migrates: it lasts across the
+    revisions' transactions, and the server releases it if that connection dies."""
+
+    def take() -> bool:
+        taken = bool(connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})").scalar())
+        connection.commit()
+        return taken
+
+    _wait_for(take)
+    try:
+        yield
+    finally:
         try:
-            yield
-        finally:
+            connection.rollback()  # a failed revision leaves its transaction aborted
             connection.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})")
+            connection.commit()
+        except SQLAlchemyError as exc:  # the lock ends with the connection anyway; keep the first error
+            log.warning("could not release the migration lock: %s", type(exc).__name__)
 
 
 @contextmanager
@@ -242,15 +254,27 @@ def _wait_for(take: Any) -> None:
         time.sleep(LOCK_POLL_SECONDS)
 
 
-def describe_database_error(exc: SQLAlchemyError) -> str:
-    """One line for the operator: what the driver said (never the URL, which may hold a password)."""
+# what opening and migrating the database can raise that is the operator's to fix (no bug of ours):
+# the newer schema, the server or file out of reach, a driver not installed, a broken alembic_version
+DATABASE_PROBLEMS = (SchemaVersionError, SQLAlchemyError, OSError, ImportError, CommandError)
+
+
+def explain_database_problem(exc: BaseException, url: str) -> str:
+    """One line for the operator: what went wrong, as the driver or the system said it, with the URL's
+    password blotted out wherever it appears."""
+    if isinstance(exc, SchemaVersionError):
+        return f"database error: {exc}"
     cause = getattr(exc, "orig", None) or exc
     first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    password = make_url(url).password
+    if password:
+        first = first.replace(str(password), "***")
     return f"database error: cannot use the database: {first}"
 
 
 def run_command(action: str, url: str) -> int:
-    """``python -m app db upgrade|current|history``: print the outcome, return the exit code."""
+    """``python -m app db upgrade|current|history``: print the outcome, return the exit code (problems
+    with the database are raised, for the caller to report as one line)."""
     if action == "upgrade":
         result = upgrade(url)
         if result.applied:
@@ -259,8 +283,9 @@ def run_command(action: str, url: str) -> int:
             print(f"the database schema is current ({result.after})")
         return 0
     head = head_revision()
-    current = read_revision(url)
+    current: str | None = None
     if action == "current":
+        current = read_revision(url)
         check_known(current)
         if current is None:
             print(f"none (an empty database, or one made before migrations); an upgrade brings it to {head}")
@@ -270,6 +295,11 @@ def run_command(action: str, url: str) -> int:
             print(f"{current} (the newest is {head}: run `python -m app db upgrade`, or start pyaichat)")
         return 0
     if action == "history":
+        try:  # the list is the code's; which one the database is at is a bonus when it can be read
+            current = read_revision(url)
+            problem: BaseException | None = None
+        except DATABASE_PROBLEMS as exc:
+            current, problem = None, exc
         for revision in history():
             marks = [
                 mark
@@ -278,6 +308,8 @@ def run_command(action: str, url: str) -> int:
             ]
             suffix = f"  ({', '.join(marks)})" if marks else ""
             print(f"{revision.id}  {revision.created}  {revision.title}{suffix}")
+        if problem is not None:
+            raise problem
         check_known(current)
         return 0
     raise ValueError(f"unknown db action {action!r}")

@@ -311,3 +311,54 @@ def test_db_commands_for_operators(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     wrong = _db_command(data_dir, "sideways")
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+
+
+SECRET_PASSWORD = "S3cret-pw"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"DATABASE_URL": f"postgresql+psycopg://app:{SECRET_PASSWORD}@127.0.0.1:{{port}}/db"}, "refused"),
+        ({"DATABASE_URL": f"postgresql+psycopg://app:{SECRET_PASSWORD}@x@127.0.0.1/db"}, "%40"),
+        ({"DATABASE_URL": f"postgresql+psycopg://app:{SECRET_PASSWORD}@host:port/db"}, "not a database URL"),
+        ({"DATABASE_PATH": "/etc/hostname/chat.db"}, "/etc/hostname"),
+    ],
+)
+@pytest.mark.parametrize("command", [(), ("db", "upgrade")])
+def test_an_unusable_database_is_one_line_without_the_password(
+    tmp_path: Path, overrides: dict[str, str], fragment: str, command: tuple[str, ...]
+) -> None:
+    from tests.helpers import free_port
+
+    values = {key: value.replace("{port}", str(free_port())) for key, value in overrides.items()}
+    result = subprocess.run(
+        [sys.executable, "-m", "app", *command],
+        cwd=ROOT,
+        env=production_env(tmp_path / "data", **values),
+        capture_output=True,
+        text=True,
+        timeout=HANG_SECONDS,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert SECRET_PASSWORD not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_db_history_lists_the_revisions_even_when_the_database_is_out_of_reach(tmp_path: Path) -> None:
+    from tests.helpers import free_port
+
+    url = f"postgresql+psycopg://app:{SECRET_PASSWORD}@127.0.0.1:{free_port()}/db"
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "db", "history"],
+        cwd=ROOT,
+        env=production_env(tmp_path / "data", DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=HANG_SECONDS,
+    )
+    assert result.returncode == 2
+    assert result.stdout.startswith("0001_baseline") and "(head)" in result.stdout
+    assert "cannot use the database" in result.stderr and SECRET_PASSWORD not in result.stderr
