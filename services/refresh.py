@@ -58,12 +58,17 @@ class Refresher:
         self._valid = False
 
     def reload_now(self) -> None:
-        """Load at once on this thread. A failed load is logged and left to the next read."""
-        self.invalidate()
+        """Load at once on this thread. Readers meanwhile go on with the values loaded before (they do
+        not wait for this load); a failed load is logged, those values stay, and the next read asks the
+        refresh thread to try again."""
         try:
-            self.ensure()
+            with self._lock:
+                self._load()
+                self._valid = True
+                self._loaded_at = time.monotonic()
         except Exception as exc:
             log.warning("could not reload the %s: %s", self._name, type(exc).__name__)
+            self._loaded_at = float("-inf")
 
     def ensure(self) -> None:
         if not self._valid:

@@ -107,7 +107,7 @@ def test_every_reload_runs_on_one_long_lived_thread() -> None:
     assert threading.active_count() <= threads_before + 1  # the worker, if these were the first reloads
 
 
-def test_reload_now_loads_on_the_calling_thread_and_leaves_a_failure_to_the_next_read(
+def test_reload_now_loads_on_the_calling_thread_and_leaves_a_failure_to_the_refresh_thread(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     source = Source()
@@ -122,5 +122,32 @@ def test_reload_now_loads_on_the_calling_thread_and_leaves_a_failure_to_the_next
     refresher.reload_now()  # logged, not raised: the change itself was made
     assert "could not reload the test" in caplog.text and source.seen == 1
     source.fail = False
+    refresher.ensure()  # goes on with the values it has, and asks the refresh thread to try again
+    assert source.seen == 1
+    _wait_for(lambda: source.seen == 2)
+    assert source.loads[-1] == WORKER_NAME, "the reader (maybe the event loop) did not load"
+
+
+def test_readers_do_not_wait_for_a_reload_after_a_change() -> None:
+    """The event loop reads while an admin change waits to reload behind a periodic reload that is
+    still running: it goes on with the values it has."""
+    source = Source()
+    refresher = Refresher(source.load, ttl=0.05, name="test")
     refresher.ensure()
-    assert source.seen == 2, "the next read loads"
+    source.gate.clear()
+    time.sleep(0.06)
+    refresher.ensure()  # the periodic reload starts on the refresh thread, and is held
+    change = threading.Thread(target=refresher.reload_now, name="admin-change")
+    try:
+        _wait_for(lambda: source.loads[-1] == WORKER_NAME)
+        source.value = 4
+        change.start()  # waits for the periodic reload to finish
+        reader = threading.Thread(target=refresher.ensure, name="reader")
+        reader.start()
+        reader.join(HANG_SECONDS)  # a reader that waits for the reloads never returns: the gate is shut
+        assert not reader.is_alive(), "the reader waited for the reloads"
+        assert source.seen == 0
+    finally:
+        source.gate.set()
+    change.join(HANG_SECONDS)
+    assert source.seen == 4
