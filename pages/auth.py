@@ -12,6 +12,7 @@ from app.state import AppState
 from pages.dialogs import show_error
 from pages.session import current_user, sign_in
 from pages.theme import apply_theme, dark_mode_button
+from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.auth import check_password_rules, normalize_email
 from services.client_ip import client_ip
@@ -79,7 +80,7 @@ def register(state: AppState) -> None:
         )
         sign_in(token, normalize_email(email))
 
-    @ui.page("/login", title="登录 · pyaichat")
+    @ui.page("/login", title="登录 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def login_page(request: Request) -> None:
         if await current_user(state) is not None:
             ui.navigate.to("/")
@@ -116,7 +117,7 @@ def register(state: AppState) -> None:
                 ui.label("还没有账号？")
                 ui.link("注册", "/register").mark("to-register")
 
-    @ui.page("/register", title="注册 · pyaichat")
+    @ui.page("/register", title="注册 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def register_page(request: Request) -> None:
         if await current_user(state) is not None:
             ui.navigate.to("/")

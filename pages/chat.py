@@ -15,7 +15,7 @@ from pages.follow import Follower
 from pages.message_view import AnswerView, user_bubble
 from pages.session import current_user, sign_out
 from pages.theme import apply_theme, dark_mode_button
-from pages.threads import off_loop
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.call_log import Caller
 from services.client_ip import client_ip
 from services.errors import DomainError, ModelNotFound
@@ -245,7 +245,7 @@ async def _models(state: AppState) -> dict[str, str]:
 
 
 def register(state: AppState) -> None:
-    @ui.page("/", title="pyaichat")
+    @ui.page("/", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def chat_page(request: Request) -> None:
         user = await current_user(state)
         caller = Caller(

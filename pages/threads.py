@@ -9,6 +9,11 @@ from typing import ParamSpec, TypeVar
 
 from nicegui import run
 
+# Pages wait for the database off the loop, so a slow database makes a slow page. NiceGUI replaces a page
+# whose function has not finished within its response_timeout (3 s by default) with an error page: every
+# page of ours gets this much instead, so that a slow moment is a slow page, not a broken one.
+PAGE_BUILD_SECONDS = 60.0
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

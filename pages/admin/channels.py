@@ -11,7 +11,7 @@ from sqlmodel import Session
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate
 from app.state import AppState
 from pages.admin.frame import admin_frame
-from pages.threads import off_loop
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels
 from services.channel_test import probe_channel
 from services.errors import DomainError
@@ -64,7 +64,7 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             state.directory.delete(session=session, channel_id=channel_id)
 
-    @ui.page("/admin/channels", title="渠道 · pyaichat 管理")
+    @ui.page("/admin/channels", title="渠道 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def channels_page() -> None:
         async with admin_frame(state, "渠道", "/admin/channels") as content:
             if content is None:

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame
-from pages.threads import off_loop
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import stats
 
 PALETTE = ["#4f46e5", "#06b6d4", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"]
@@ -131,7 +131,7 @@ def _panels(view: DashboardView) -> None:
 
 
 def register(state: AppState) -> None:
-    @ui.page("/admin/dashboard", title="仪表盘 · pyaichat 管理")
+    @ui.page("/admin/dashboard", title="仪表盘 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def dashboard_page() -> None:
         async with admin_frame(state, "仪表盘", "/admin/dashboard") as content:
             if content is None:

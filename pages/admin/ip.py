@@ -8,7 +8,7 @@ from sqlmodel import Session
 from app.models import BlockedAttempt, BlockedIP
 from app.state import AppState
 from pages.admin.frame import admin_frame
-from pages.threads import off_loop
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import ip_block
 from services.errors import DomainError
 
@@ -41,7 +41,7 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return ip_block.list_attempts(session=session, limit=200)
 
-    @ui.page("/admin/ip", title="IP 管理 · pyaichat 管理")
+    @ui.page("/admin/ip", title="IP 管理 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def ip_page() -> None:
         async with admin_frame(state, "IP 管理", "/admin/ip") as content:
             if content is None:

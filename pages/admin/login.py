@@ -9,17 +9,18 @@ from app.state import AppState
 from pages.admin.frame import current_admin
 from pages.dialogs import show_error
 from pages.theme import apply_theme, dark_mode_button
+from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, DomainError
 
 
 def register(state: AppState) -> None:
-    @ui.page("/admin", title="管理 · pyaichat")
+    @ui.page("/admin", title="管理 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def admin_root() -> None:
         ui.navigate.to("/admin/dashboard" if await current_admin(state) else "/admin/login")
 
-    @ui.page("/admin/login", title="管理员登录 · pyaichat")
+    @ui.page("/admin/login", title="管理员登录 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def admin_login(request: Request) -> None:
         if await current_admin(state) is not None:
             ui.navigate.to("/admin/dashboard")

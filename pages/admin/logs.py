@@ -13,7 +13,7 @@ from sqlmodel import Session
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
-from pages.threads import off_loop
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import log_queries
 from services.errors import InvalidInput
 
@@ -65,7 +65,7 @@ def register(state: AppState) -> None:
             return JSONResponse(exc.body(), status_code=exc.status)
         return log_csv_response(state, flt)
 
-    @ui.page("/admin/logs", title="日志 · pyaichat 管理")
+    @ui.page("/admin/logs", title="日志 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def logs_page() -> None:
         async with admin_frame(state, "日志", "/admin/logs") as content:
             if content is None:

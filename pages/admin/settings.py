@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame
-from pages.threads import off_loop
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.errors import DomainError
 from services.settings import SystemSettings, read_settings
 
@@ -21,7 +21,7 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return state.system_settings.update(session=session, changes=values)
 
-    @ui.page("/admin/settings", title="设置 · pyaichat 管理")
+    @ui.page("/admin/settings", title="设置 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def settings_page() -> None:
         async with admin_frame(state, "设置", "/admin/settings") as content:
             if content is None:
