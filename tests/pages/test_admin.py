@@ -99,7 +99,7 @@ async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamSer
     user.find(marker="ch-base-url").clear().type(upstream.base_url("ok"))
     user.find(marker="ch-save").click()
     await user.should_see("已保存", retries=SEE_RETRIES)
-    await user.should_see("sk-s…3456")
+    await user.should_see("sk-s…3456", retries=SEE_RETRIES)  # the table reloads after the toast
     await user.should_not_see("sk-secret-abcdef123456")
 
     user.find(marker="ch-test").click()
@@ -168,7 +168,9 @@ async def test_ip_page_adds_validates_and_removes(user: User) -> None:
     user.find(marker="ip-reason").type("spam")
     user.find(marker="ip-add").click()
     await user.should_see("已禁用 192.168.7.0/24", retries=SEE_RETRIES)
-    await user.should_see("192.168.7.0/24")
+    await user.should_see(marker="ip-rule", retries=SEE_RETRIES)  # the list has the rule, not only the toast
+    [rule] = user.find(marker="ip-rule").elements
+    assert any("192.168.7.0/24" in getattr(label, "text", "") for label in rule.descendants())
     state = app_state()
     assert state.block_list.match("192.168.7.9") == "192.168.7.0/24"
     user.find(marker="ip-delete").click()
