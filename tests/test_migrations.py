@@ -1,6 +1,6 @@
 """Schema migrations (app/migrate.py, app/migrations/) on real SQLite files: a new database, one made
 before pyaichat used Alembic, one from a newer version, the lock between instances, a failing revision,
-and ``python -m app db``. PostgreSQL's side is in tests/test_postgres.py."""
+and ``python -m app db``. PostgreSQL's side is in tests/test_migrations_postgres.py."""
 
 from __future__ import annotations
 
@@ -30,6 +30,18 @@ from tests.upstream_server import UpstreamServer
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def table_columns(url: str) -> dict[str, set[str]]:
+    """Each table of the database and its columns."""
+    engine = create_engine(url)
+    try:
+        inspector = inspect(engine)
+        return {
+            table: {c["name"] for c in inspector.get_columns(table)} for table in inspector.get_table_names()
+        }
+    finally:
+        engine.dispose()
 
 
 def schema_differences(url: str) -> list[object]:
@@ -239,7 +251,7 @@ def test_an_instance_waits_while_another_holds_the_migration_lock(
             lambda: "waiting for it" in caplog.text,
         )
         assert not outcome
-        assert not path.exists() or not inspect(create_engine(sqlite_url(path))).get_table_names()
+        assert not path.exists() or not table_columns(sqlite_url(path))
         fcntl.flock(held, fcntl.LOCK_UN)
     worker.join(HANG_SECONDS)
     assert not worker.is_alive() and read_revision(sqlite_url(path)) == head_revision()
@@ -276,9 +288,8 @@ def test_a_failing_revision_leaves_the_previous_one_intact(tmp_path: Path) -> No
     with pytest.raises(Exception, match="no_such_table"):
         upgrade(url, script_location=scripts)
     assert read_revision(url) == head_revision()
-    inspector = inspect(create_engine(url))
-    assert "half_done" not in inspector.get_table_names()
-    assert "nickname" not in {column["name"] for column in inspector.get_columns("users")}
+    tables = table_columns(url)
+    assert "half_done" not in tables and "nickname" not in tables["users"]
 
 
 def _db_command(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,9 @@ Create Date: 2026-11-28
 
 On an empty database this creates every table. A database made before pyaichat used Alembic already
 holds these tables (created at start by ``create_all``), so the upgrade only adds what such a database
-may lack and brings the call-log indexes to their current shape; no row is touched. The tables are
-written out here, not taken from ``app.models``, so this revision means the same thing forever.
+may lack (two columns of ``blocked_attempts``, filled for its existing rows) and brings the call-log
+indexes to their current shape; no other row is touched. The tables are written out here, not taken
+from ``app.models``, so this revision means the same thing forever.
 """
 
 from __future__ import annotations
