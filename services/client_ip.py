@@ -14,6 +14,7 @@ from typing import Any
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 SCOPE_KEY = "client_ip"  # in the scope's ``state`` (``request.state.client_ip`` in Starlette)
+UNKNOWN = "unknown"
 
 
 def parse_ip(text: str) -> Address | None:
@@ -35,11 +36,13 @@ def resolve_client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequ
     """The peer, or, when the peer is a trusted proxy, the rightmost untrusted ``X-Forwarded-For`` hop.
 
     Hops are read right to left because only the ones appended by our own proxies can be believed; a
-    malformed hop ends the walk at the last trusted address.
+    malformed hop ends the walk at the last trusted address. The answer is always an address in its
+    canonical text or ``unknown`` (a peer that is no address, e.g. a Unix socket): the call log, the
+    limits and the CSV export rely on that.
     """
     peer_address = parse_ip(peer or "")
     if peer_address is None:
-        return peer or "unknown"
+        return UNKNOWN
     if not trusted or not forwarded_for or not _trusted(peer_address, trusted):
         return str(peer_address)
     current = peer_address
@@ -65,7 +68,8 @@ def decide_client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> st
 def client_ip(scope: Mapping[str, Any]) -> str:
     """The address the gate decided for this request (the one every limit, block and log row uses); the
     TCP peer for a request that did not pass the gate."""
-    return scope.get("state", {}).get(SCOPE_KEY) or _peer(scope) or "unknown"
+    decided = scope.get("state", {}).get(SCOPE_KEY)
+    return decided if isinstance(decided, str) else resolve_client_ip(_peer(scope), None, ())
 
 
 def _peer(scope: Mapping[str, Any]) -> str | None:

@@ -129,8 +129,10 @@ def run_app(
     cwd: Path = ROOT,
     module_args: tuple[str, ...] = ("app",),
     port: int | None = None,
+    ready: bool = True,
 ) -> Iterator[RunningApp]:
-    """Start ``python -m app`` and wait until /api/health answers; stop it afterwards.
+    """Start ``python -m app`` and wait until /api/health answers (``ready=False``: the caller waits,
+    with :func:`wait_until_ready`); stop it afterwards.
 
     The app listens on ``port`` when given (the command line chooses it), else on APP_PORT in ``env``,
     else on a free port that APP_PORT is set to.
@@ -155,13 +157,14 @@ def run_app(
         db_path=Path(env.get("DATABASE_PATH", ROOT / "data" / "chat.db")),
     )
     try:
-        _wait_until_ready(app)
+        if ready:
+            wait_until_ready(app)
         yield app
     finally:
         stop_process(process, name="app")
 
 
-def _wait_until_ready(app: RunningApp) -> None:
+def wait_until_ready(app: RunningApp) -> None:
     """Ready once /api/health answers 200. However long a busy machine takes to start the app, the wait
     goes on while the process lives; it fails at once when the process ends, and only a process that has
     not answered within HANG_SECONDS counts as hung."""

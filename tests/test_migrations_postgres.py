@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ from sqlalchemy.engine import make_url
 
 from app.migrate import ADVISORY_LOCK_KEY, head_revision, read_revision, upgrade
 from tests import legacy_database
-from tests.helpers import HANG_SECONDS, ROOT, production_env, stop_process, wait_until
+from tests.helpers import (
+    HANG_SECONDS,
+    ROOT,
+    production_env,
+    run_app,
+    stop_process,
+    wait_until,
+    wait_until_ready,
+)
 from tests.postgres_server import run_postgres
 from tests.test_migrations import schema_differences, table_columns
 
@@ -63,7 +72,32 @@ def test_a_new_database_matches_the_models(database_url: str) -> None:
 
 def test_instances_starting_together_migrate_once(database_url: str, tmp_path: Path) -> None:
     """Two instances start while a third holds the migration lock; once it is released, exactly one
-    of them migrates and the other finds the schema current."""
+    of them migrates, the other finds the schema current, and both serve."""
+    import psycopg
+
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    env = production_env(tmp_path / "data", DATABASE_URL=database_url)
+    with psycopg.connect(plain, autocommit=True) as holder, ExitStack() as instances:
+        holder.execute(f"SELECT pg_advisory_lock({ADVISORY_LOCK_KEY})")
+        apps = [
+            instances.enter_context(run_app(env, log_path=tmp_path / f"instance-{i}.log", ready=False))
+            for i in range(2)
+        ]
+        wait_until(lambda: all("waiting for it" in app.log_text() for app in apps), poll=0.1)
+        assert table_columns(database_url) == {}  # nobody migrated yet
+        holder.execute(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})")
+        for app in apps:
+            wait_until_ready(app)
+        logs = [app.log_text() for app in apps]
+    head = head_revision()
+    assert sum("upgrading the database schema from an unversioned database" in log for log in logs) == 1
+    assert sum(f"database schema is current (revision {head})" in log for log in logs) == 1
+    assert read_revision(database_url) == head
+    assert "Traceback" not in "".join(logs)
+
+
+def test_db_upgrade_commands_run_together_migrate_once(database_url: str, tmp_path: Path) -> None:
+    """The same for operators running ``python -m app db upgrade`` on two hosts at once."""
     import psycopg
 
     plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -85,11 +119,7 @@ def test_instances_starting_together_migrate_once(database_url: str, tmp_path: P
                     )
                 )
         try:
-            wait_until(
-                lambda: all("waiting for it" in log.read_text() for log in logs),
-                poll=0.1,
-            )
-            assert table_columns(database_url) == {}  # nobody migrated yet
+            wait_until(lambda: all("waiting for it" in log.read_text() for log in logs), poll=0.1)
             holder.execute(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})")
             for process in processes:
                 assert process.wait(timeout=HANG_SECONDS) == 0
@@ -100,4 +130,3 @@ def test_instances_starting_together_migrate_once(database_url: str, tmp_path: P
     head = head_revision()
     assert sum(f"upgraded the database schema from none to {head}" in text for text in outputs) == 1, outputs
     assert sum(f"the database schema is current ({head})" in text for text in outputs) == 1, outputs
-    assert read_revision(database_url) == head

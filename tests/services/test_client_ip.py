@@ -28,9 +28,13 @@ TRUSTED = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8
         ("127.0.0.1", "::ffff:203.0.113.9", TRUSTED, "203.0.113.9"),  # IPv4-mapped IPv6 as IPv4
         ("::ffff:127.0.0.1", "2001:db8::1", TRUSTED, "2001:db8::1"),
         ("127.0.0.1", "", TRUSTED, "127.0.0.1"),
+        ("2001:DB8:0:0::1", "", [], "2001:db8::1"),  # canonical text
+        ("/run/pyaichat.sock", "203.0.113.9", TRUSTED, "unknown"),  # a peer that is no address
+        ('=HYPERLINK("x")', "", [], "unknown"),  # whatever a server reports, the log holds no text
+        (None, None, [], "unknown"),
     ],
 )
-def test_resolve_client_ip(peer: str, xff: str, trusted: list, expected: str) -> None:
+def test_resolve_client_ip(peer: str | None, xff: str | None, trusted: list, expected: str) -> None:
     assert resolve_client_ip(peer, xff, trusted) == expected
 
 
