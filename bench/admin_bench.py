@@ -20,6 +20,7 @@ from bench.report import Result
 MODELS = [f"model-{i}" for i in range(8)]
 USERS = 2_000  # a team's population: more calls come from the same people, not from new ones
 GUEST_IPS = 5_000
+EXPORT_ROUNDS = 3
 
 
 def fill_database(path: Path, rows: int) -> None:
@@ -155,16 +156,26 @@ def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -
                 "logs": _time_get(client, "/api/admin/logs", repeats, model="model-3", start=day, end=day),
             }
             if rows == large:
-                seconds, exported, growth = _export(client, gw.pid)
-                cli_seconds = _sqlite_cli_export(data_dir / "chat.db")
+                # interleaved rounds, the median ratio: one export each swung the ratio by ±15 %
+                rounds = [
+                    (*_export(client, gw.pid), _sqlite_cli_export(data_dir / "chat.db"))
+                    for _ in range(EXPORT_ROUNDS)
+                ]
+                seconds = median([r[0] for r in rounds])
+                exported = min(r[1] for r in rounds)
+                growth = max(r[2] for r in rounds)
                 timings[rows].update(export=seconds, exported=exported, growth=growth)
                 result.add("CSV export rows", exported, f"{large:,}", exported == large)
                 result.add("CSV export throughput", exported / seconds, unit="rows/s")
                 result.add("server memory growth during export", growth, "≤ 64 MB", growth <= 64, unit="MB")
-                if cli_seconds is not None:
-                    ratio = (exported / seconds) / (large / cli_seconds)
-                    result.add("sqlite3 CLI CSV export", large / cli_seconds, unit="rows/s")
+                cli_times = [r[3] for r in rounds if r[3] is not None]
+                if cli_times:
+                    ratio = median([cli / r[0] for r, cli in zip(rounds, cli_times, strict=True)])
+                    result.add("sqlite3 CLI CSV export", large / median(cli_times), unit="rows/s")
                     result.add("export throughput ÷ sqlite3 CLI", ratio, "≥ 0.333", ratio >= 1 / 3)
+                    result.notes.append(
+                        f"CSV export and sqlite3 CLI: {EXPORT_ROUNDS} interleaved rounds, medians"
+                    )
                 else:
                     result.notes.append("sqlite3 command-line tool not installed: CLI comparison skipped")
     for key, label in (
