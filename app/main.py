@@ -41,15 +41,19 @@ API_DESCRIPTION = (
 
 
 def build_state(settings: Settings) -> AppState:
-    """Bring the schema to the newest revision, open the database, seed settings and the admin account."""
-    upgrade(settings.sqlalchemy_url)
+    """Bring the schema to the newest revision, then seed the settings and the admin account (under
+    the migration lock: instances starting together would both insert them), and open the database."""
     engine = make_engine(settings.sqlalchemy_url)
     state = AppState.build(settings, engine)
-    with session_scope(engine) as session:
-        seed_settings(session=session, defaults=state.setting_defaults)
-        auth.ensure_admin(
-            session=session, username=settings.admin_username, password=settings.secret("admin_password")
-        )
+
+    def seed() -> None:
+        with session_scope(engine) as session:
+            seed_settings(session=session, defaults=state.setting_defaults)
+            auth.ensure_admin(
+                session=session, username=settings.admin_username, password=settings.secret("admin_password")
+            )
+
+    upgrade(settings.sqlalchemy_url, then=seed)
     for cache in (state.directory, state.block_list, state.system_settings):
         cache.load()  # now, rather than by the first request on the event loop
     rebuild_in_background(engine, settings.zone)  # only after a change of TZ

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,32 +148,43 @@ def read_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def upgrade(url: str, *, script_location: Path = MIGRATIONS_DIR) -> UpgradeResult:
-    """Bring the database at ``url`` to the newest revision, once, whoever else is starting."""
+def upgrade(
+    url: str, *, then: Callable[[], None] | None = None, script_location: Path = MIGRATIONS_DIR
+) -> UpgradeResult:
+    """Bring the database at ``url`` to the newest revision, once, whoever else is starting; ``then``
+    runs still holding the lock (start-up's seeding: instances starting together would both insert the
+    admin account and the settings)."""
     engine = migration_engine(url)
     try:
         with _locked_connection(engine, url) as connection:
-            before = current_revision(connection)
-            connection.commit()
-            check_known(before, script_location)
-            head = head_revision(script_location)
-            if before == head:
-                log.info("database schema is current (revision %s)", head)
-                return UpgradeResult(before=before, after=head, applied=[])
-            pending = _pending(before, script_location)
-            log.info(
-                "upgrading the database schema from %s to %s (%s)",
-                before or "an unversioned database",
-                head,
-                ", ".join(pending),
-            )
-            started = time.monotonic()
-            command.upgrade(alembic_config(connection, script_location=script_location), "head")
-            connection.commit()
-            log.info("database schema upgraded to %s in %.1f s", head, time.monotonic() - started)
-            return UpgradeResult(before=before, after=head, applied=pending)
+            result = _upgrade_on(connection, script_location)
+            if then is not None:
+                then()
+            return result
     finally:
         engine.dispose()
+
+
+def _upgrade_on(connection: Connection, script_location: Path) -> UpgradeResult:
+    before = current_revision(connection)
+    connection.commit()
+    check_known(before, script_location)
+    head = head_revision(script_location)
+    if before == head:
+        log.info("database schema is current (revision %s)", head)
+        return UpgradeResult(before=before, after=head, applied=[])
+    pending = _pending(before, script_location)
+    log.info(
+        "upgrading the database schema from %s to %s (%s)",
+        before or "an unversioned database",
+        head,
+        ", ".join(pending),
+    )
+    started = time.monotonic()
+    command.upgrade(alembic_config(connection, script_location=script_location), "head")
+    connection.commit()
+    log.info("database schema upgraded to %s in %.1f s", head, time.monotonic() - started)
+    return UpgradeResult(before=before, after=head, applied=pending)
 
 
 def _pending(before: str | None, script_location: Path) -> list[str]:
