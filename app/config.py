@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         return Path(self.database_path).expanduser().resolve().parent
 
     @property
+    def journal_dir(self) -> Path:
+        """The call-log journal (``services/journal.py``): on the data volume, next to the database."""
+        return self.data_dir / "call-log-journal"
+
+    @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(item, strict=False) for item in _split_csv(self.trusted_proxies)]
 

@@ -42,7 +42,7 @@ class AppState:
         )
         directory = ChannelDirectory(engine, cipher)
         http_client = UpstreamClient(timeouts)
-        log_writer = LogWriter(engine, settings.zone)
+        log_writer = LogWriter(engine, settings.zone, journal_dir=settings.journal_dir)
         limiter = RateLimiter(settings.rate_limit_storage)
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,

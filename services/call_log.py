@@ -10,6 +10,14 @@ from app.models import utcnow
 from services.logs import CallRecord, LogWriter
 from services.tokens import estimate_prompt_tokens, estimate_text_tokens
 
+# the INTEGER columns hold 32 bits on PostgreSQL: a larger count an upstream reports would make the
+# database refuse the row, and the writer retries a refused batch until it is accepted
+_COUNT_MAX = 2**31 - 1
+
+
+def _count(value: int) -> int:
+    return min(max(value, 0), _COUNT_MAX)
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -68,11 +76,11 @@ class CallLog:
                 ip_address=self.caller.ip,
                 channel_id=self.channel_id,
                 model_id=self.model_id,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
+                prompt_tokens=_count(prompt),
+                completion_tokens=_count(completion),
                 created_at=self.started_at,
                 status=status,
                 tokens_estimated=estimated,
-                duration_ms=int((time.monotonic() - self.started) * 1000),
+                duration_ms=_count(int((time.monotonic() - self.started) * 1000)),
             )
         )

@@ -68,6 +68,8 @@ class ChatStream:
     """An upstream stream that has produced its first event; iterate :meth:`pieces` once.
 
     Closing it early (client gone, Stop pressed) closes the upstream request and logs ``client_aborted``.
+    The row is written before the last event goes out, so a crash after the client has its answer
+    cannot lose it.
     """
 
     def __init__(
@@ -122,6 +124,20 @@ class ChatStream:
         sse = _sse(chunk) if changed else b"data: " + data.encode() + b"\n\n"
         return StreamPiece(sse=sse, content=content, reasoning=reasoning)
 
+    def _tail(self, normalizer: ChunkNormalizer) -> StreamPiece | None:
+        """Text the normalizer still holds (a possible ``<think>`` tag) as one last chunk."""
+        reasoning, content = normalizer.flush()
+        if not (reasoning or content):
+            return None
+        self._call.texts.append(reasoning + content)
+        delta = {k: v for k, v in (("reasoning_content", reasoning), ("content", content)) if v}
+        tail = {
+            "object": "chat.completion.chunk",
+            "model": self.channel.model_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
+        return StreamPiece(sse=_sse(tail), content=content, reasoning=reasoning)
+
     async def _generate(self) -> AsyncGenerator[StreamPiece]:
         self._started = True
         status = "client_aborted"
@@ -135,27 +151,24 @@ class ChatStream:
                     piece = self._piece(data, chunk, normalizer)
                     if piece is not None:
                         yield piece
-                reasoning, content = normalizer.flush()
-                if reasoning or content:
-                    self._call.texts.append(reasoning + content)
-                    delta = {k: v for k, v in (("reasoning_content", reasoning), ("content", content)) if v}
-                    tail = {
-                        "object": "chat.completion.chunk",
-                        "model": self.channel.model_id,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-                    }
-                    yield StreamPiece(sse=_sse(tail), content=content, reasoning=reasoning)
             except (httpx.TimeoutException, TimeoutError):
                 status = "timeout"
             except (httpx.HTTPError, UpstreamProtocolError):
                 status = "upstream_error"
             else:
                 status = "ok"
-                yield StreamPiece(sse=DONE_EVENT, done=True)
-                return
-            log.warning("channel %s failed mid-stream (%s)", self.channel.id, status)
-            error = UpstreamUnavailable()
-            yield StreamPiece(sse=_sse(error.body()), error=error)
+            last: list[StreamPiece] = []  # sent once the row is written
+            if status == "ok":
+                tail = self._tail(normalizer)
+                done = StreamPiece(sse=DONE_EVENT, done=True)
+                last = [tail, done] if tail else [done]
+            else:
+                log.warning("channel %s: the stream ended early (%s)", self.channel.id, status)
+                error = UpstreamUnavailable()
+                last = [StreamPiece(sse=_sse(error.body()), error=error)]
+            self._call.write(status)
+            for piece in last:
+                yield piece
         finally:
             await self._close_upstream()
             self._call.write(status)

@@ -81,7 +81,7 @@ def stats_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             session.add(User(id=7, email="alice@example.com", password_hash="-"))
             session.add(User(id=8, email="+bob@example.com", password_hash="-"))
             session.commit()
-        writer = LogWriter(engine, ZONE)
+        writer = LogWriter(engine, ZONE, journal_dir=data_dir / "test-journal").start()
         for call in DATASET:
             writer.record(call)
         assert writer.flush()
