@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     upstream_first_byte_timeout: float = Field(default=60.0, gt=0, le=3600)
     upstream_idle_timeout: float = Field(default=120.0, gt=0, le=3600)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from app.config import ConfigError, Settings, StartupInfo, load_settings, read_e
 from app.db import make_engine, session_scope
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
+from app.signals import drain_on_exit_signals
 from app.state import AppState
 from pages import register_pages
 from services import auth
@@ -34,6 +36,9 @@ from services.settings import seed_settings
 from services.stats import rebuild_in_background
 
 log = logging.getLogger("pyaichat")
+# uvicorn's own limit on waiting for open responses after SIGTERM: past the calls' grace, so that the
+# calls are cut by pyaichat (logged server_shutdown, answered) and uvicorn only cancels what is not a call
+UVICORN_MARGIN_SECONDS = 5
 API_DESCRIPTION = (
     "OpenAI-compatible chat gateway. Point any OpenAI SDK at `base_url=http://HOST:8000/api`. "
     'Errors are JSON `{"error": {"type", "message"}}`.'
@@ -103,6 +108,7 @@ def configure_app(state: AppState) -> None:
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     register_pages(state)
+    web_app.on_startup(lambda: drain_on_exit_signals(state))
     web_app.on_shutdown(state.close)
 
 
@@ -258,5 +264,6 @@ def run_server(settings: Settings, **options: Any) -> None:
         language="zh-CN",
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds) + UVICORN_MARGIN_SECONDS,
         **options,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -11,11 +13,16 @@ from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.ip_block import BlockList
 from services.logs import LogWriter
+from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.retention import RetentionJob
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamClient, UpstreamTimeouts
+
+log = logging.getLogger("pyaichat")
+# at shutdown the queued call-log rows get this long to reach the database; the journal keeps the rest
+LOG_FLUSH_SECONDS = 5.0
 
 
 @dataclass
@@ -31,6 +38,8 @@ class AppState:
     block_list: BlockList
     chat: ChatService
     retention: RetentionJob
+    calls: OpenCalls
+    _drain: asyncio.Task[int] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> AppState:
@@ -51,6 +60,7 @@ class AppState:
         )
         system_settings = SettingsStore(engine, defaults)
         block_list = BlockList(engine)
+        calls = OpenCalls()
         chat = ChatService(
             directory=directory,
             client=http_client,
@@ -59,6 +69,7 @@ class AppState:
             limiter=limiter,
             settings=system_settings,
             block_list=block_list,
+            calls=calls,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         return cls(
@@ -73,12 +84,28 @@ class AppState:
             block_list=block_list,
             chat=chat,
             retention=retention,
+            calls=calls,
         )
 
+    def shutdown_requested(self) -> None:
+        """SIGTERM (or SIGINT) arrived: refuse new calls from now on, and give the open ones
+        ``SHUTDOWN_GRACE_SECONDS`` before cutting them. Runs on the event loop; uvicorn meanwhile stops
+        listening and waits for the open responses."""
+        self.calls.draining = True
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(
+                self.calls.drain(self.settings.shutdown_grace_seconds)
+            )
+
     async def close(self) -> None:
+        """The last step of a shutdown (NiceGUI's ``on_shutdown``): the calls end first (already, after
+        a signal), so that every row is queued before the log is flushed."""
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self.calls.drain(0))
+        await self._drain
         self.retention.stop()
         await self.http_client.aclose()
-        self.log_writer.close()
+        await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
         self.block_list.close()
         self.engine.dispose()
 

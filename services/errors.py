@@ -12,7 +12,8 @@
     │   └── IPBlocked                403     ip_blocked
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
-    └── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
+    ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
+    └── ShuttingDown                 503     server_shutdown       (the instance is stopping: try again)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
 """
@@ -117,3 +118,11 @@ class LimiterUnavailable(DomainError):
     status = 503
     type = "service_unavailable"
     default_message = "限流服务暂时不可用，请稍后再试"
+
+
+class ShuttingDown(DomainError):
+    """The instance is stopping: a new call is refused, and one still open when the grace ends is cut."""
+
+    status = 503
+    type = "server_shutdown"
+    default_message = "服务正在重启，请稍后再试"
