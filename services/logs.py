@@ -56,8 +56,8 @@ class _MarkConflict(Exception):
 
 class LogWriter:
     """Collects call records from any thread or task and inserts them in batches on one thread, updating
-    the daily statistics in the same transaction. :meth:`start` starts the thread (after the schema is
-    current); records handed in before are journaled and kept."""
+    the daily statistics in the same transaction. :meth:`start` (once the schema is current) opens the
+    journal and starts the thread; records are taken from then on."""
 
     def __init__(
         self,
@@ -76,8 +76,10 @@ class LogWriter:
         self._batch_size = batch_size
         self._linger = linger_seconds
         self._backlog_max = max(backlog_max, batch_size)
-        self._journal = LiveJournal.open(journal_dir, segment_bytes)
-        self._leftovers: list[OldJournal] = list(self._journal.leftovers)
+        self._journal_dir = journal_dir
+        self._segment_bytes = segment_bytes
+        self._live: LiveJournal | None = None  # opened by start()
+        self._leftovers: list[OldJournal] = []
         self._cond = threading.Condition(threading.Lock())  # guards what follows up to _stop_at
         self._backlog: deque[tuple[int, CallRecord]] = deque()
         self._spill_from: int | None = None  # records from this seq on are in the journal only
@@ -96,8 +98,18 @@ class LogWriter:
         self._thread = threading.Thread(target=self._supervise, name="pyaichat-log-writer", daemon=True)
 
     def start(self) -> LogWriter:
+        """Take a journal slot (journals earlier runs left there, or in slots nobody holds, are replayed
+        first) and start the writer thread."""
+        self._live = LiveJournal.open(self._journal_dir, self._segment_bytes)
+        self._leftovers = list(self._live.leftovers)
         self._thread.start()
         return self
+
+    @property
+    def _journal(self) -> LiveJournal:
+        if self._live is None:
+            raise RuntimeError("the log writer is not started")
+        return self._live
 
     @property
     def journal_id(self) -> str:
@@ -113,9 +125,10 @@ class LogWriter:
     def record(self, call: CallRecord) -> None:
         """Journal the record (one write) and queue it; returns once the record would survive a crash."""
         fields = encode_fields(call)
+        journal = self._journal
         with self._cond:
             try:
-                seq = self._journal.append(fields)
+                seq = journal.append(fields)
             except JournalUnavailable as exc:
                 self._lost += 1
                 if self._lost == 1 or self._lost % 1000 == 0:
@@ -158,7 +171,8 @@ class LogWriter:
             stored, waiting = self._stored, self._appended - self._stored
         if waiting:
             log.warning("%d call log rows are not in the database yet: the journal keeps them", waiting)
-        self._journal.close(stored_seq=stored)
+        if self._live is not None:
+            self._live.close(stored_seq=stored)
         if not self._thread.is_alive():
             self._drop_connection()
 

@@ -18,13 +18,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
 from tests.chat_helpers import add_channel, chat_body, unique_model
 from tests.conftest import TEST_TIMEOUTS
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app, wait_until
+from tests.postgres_server import run_postgres
 from tests.upstream_server import UpstreamServer
 
 LOCK_SECONDS = 30.0  # the target: rows survive another process holding the database this long
@@ -92,21 +95,30 @@ async def fire(base_url: str, model: str, callers: list[str], *, concurrency: in
     return answered
 
 
-def rows_by_ip(db_path: Path) -> dict[str, int]:
-    with sqlite3.connect(db_path) as db:
-        return dict(db.execute("SELECT ip_address, count(*) FROM chat_logs GROUP BY ip_address").fetchall())
+def _query(database: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on a SQLite file or a database URL."""
+    if isinstance(database, Path):
+        with sqlite3.connect(database) as db:
+            return db.execute(sql).fetchall()
+    engine = create_engine(database)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
 
 
-def assert_rollups_match_rows(db_path: Path) -> None:
+def rows_by_ip(database: Path | str) -> dict[str, int]:
+    return dict(_query(database, "SELECT ip_address, count(*) FROM chat_logs GROUP BY ip_address"))
+
+
+def assert_rollups_match_rows(database: Path | str) -> None:
     """The daily rollups, written in the same transactions, count exactly the stored rows."""
-    with sqlite3.connect(db_path) as db:
-        rows = db.execute(
-            "SELECT count(*), sum(prompt_tokens), sum(completion_tokens) FROM chat_logs"
-        ).fetchone()
-        rollups = db.execute(
-            "SELECT sum(calls), sum(prompt_tokens), sum(completion_tokens) FROM stats_daily_models"
-        ).fetchone()
-    assert rollups == rows
+    rows = _query(database, "SELECT count(*), sum(prompt_tokens), sum(completion_tokens) FROM chat_logs")
+    rollups = _query(
+        database, "SELECT sum(calls), sum(prompt_tokens), sum(completion_tokens) FROM stats_daily_models"
+    )
+    assert [int(v or 0) for v in rollups[0]] == [int(v or 0) for v in rows[0]]
 
 
 def count_rows(db_path: Path) -> int:
@@ -257,3 +269,42 @@ def test_a_really_full_disk_delays_rows_and_loses_none(
         wait_until(lambda: count_rows(app.db_path) >= len(callers), what="every row once the disk has room")
         assert rows_by_ip(app.db_path) == dict.fromkeys(callers, 1)
         assert_rollups_match_rows(app.db_path)
+
+
+def test_instances_sharing_postgresql_keep_their_own_journals_and_lose_nothing_to_kill_9(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    work = tmp_path / "work"  # with DATABASE_URL the data directory is ./data: both instances share it
+    work.mkdir()
+    with run_postgres() as database_url:
+        env = env_for(tmp_path / "unused", DATABASE_URL=database_url)
+        with (
+            run_app(env, log_path=tmp_path / "a.log", cwd=work) as first,
+            run_app(env, log_path=tmp_path / "b.log", cwd=work) as second,
+        ):
+            model = add_model(first, upstream)
+            wait_until(
+                lambda: model in httpx.get(f"{second.base_url}/api/chat/models", timeout=HANG_SECONDS).text,
+                poll=0.2,
+                what="the second instance sees the channel",
+            )
+            callers = ips(1200)
+
+            async def both() -> list[dict[str, bool]]:
+                return await asyncio.gather(
+                    fire(first.base_url, model, callers[:600], concurrency=16),
+                    fire(second.base_url, model, callers[600:], concurrency=16),
+                )
+
+            assert all(all(answered.values()) for answered in asyncio.run(both()))
+            journals = work / "data" / "call-log-journal"
+            assert sorted(p.name for p in journals.iterdir()) == ["slot-0", "slot-1"], "one journal each"
+            first.process.kill()
+            first.process.wait()
+            with run_app(env, log_path=tmp_path / "a2.log", cwd=work) as again:
+                wait_until(
+                    lambda: "replayed" in again.log_text(), what="the killed instance's journal replayed"
+                )
+                wait_until(lambda: sum(rows_by_ip(database_url).values()) >= len(callers))
+                assert rows_by_ip(database_url) == dict.fromkeys(callers, 1)
+                assert_rollups_match_rows(database_url)

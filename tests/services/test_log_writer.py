@@ -128,7 +128,7 @@ def test_a_crash_after_the_commit_is_replayed_exactly_once(tmp_path: Path, engin
 def test_the_writer_thread_is_restarted_after_an_unexpected_failure(
     tmp_path: Path, engine: Engine, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = LogWriter(engine, UTC_ZONE, journal_dir=tmp_path / "journal", linger_seconds=0)
+    writer = LogWriter(engine, UTC_ZONE, journal_dir=tmp_path / "journal", linger_seconds=0).start()
     failing = {"left": 2}
     checkpoint = writer._journal.checkpoint
 
@@ -138,8 +138,7 @@ def test_the_writer_thread_is_restarted_after_an_unexpected_failure(
             raise RuntimeError("a bug in the writer")
         checkpoint(stored_seq)
 
-    monkeypatch.setattr(writer._journal, "checkpoint", broken_checkpoint)
-    writer.start()
+    monkeypatch.setattr(writer._journal, "checkpoint", broken_checkpoint)  # before any record
     for i in range(1, 51):
         writer.record(record(i))
     assert writer.flush(timeout=HANG_SECONDS)
