@@ -20,7 +20,7 @@ from services.errors import InvalidInput
 
 MAX_PAGE_SIZE = 200
 EXPORT_BATCH = 5_000
-STATUSES = ("ok", "upstream_error", "client_aborted", "timeout")
+STATUSES = ("ok", "upstream_error", "client_aborted", "timeout", "server_shutdown")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
 GUEST_LABEL = "访客"  # the user column of a guest's call
