@@ -89,6 +89,7 @@ class LogWriter:
         self._flushing = 0
         self._stop_at: float | None = None  # monotonic deadline once close() began
         self._lost = 0
+        self.failed_writes = 0  # database attempts that failed since start (each is retried)
         # only the writer thread touches these
         self._marks: dict[str, int | None] = {}  # journal id → its mark in the database (None: no row)
         # active users per period already stored: the same callers come back all day, and their rows in
@@ -139,6 +140,11 @@ class LogWriter:
                 self._backlog.append((seq, call))
             elif self._spill_from is None:
                 self._spill_from = seq  # memory is full: from here on the writer reads the journal
+                log.warning(
+                    "%d call log rows wait in memory; the next ones wait in the journal only, read back "
+                    "from there once the database takes rows again",
+                    len(self._backlog),
+                )
             # wake the writer only when that changes something: it waits for a first record, or its
             # linger ends early at a full batch (a notify per call cost ~5 µs)
             if self._writer_idle:
@@ -251,6 +257,8 @@ class LogWriter:
                 self._backlog.popleft()
             if self._spill_from is not None and stored >= self._spill_from:
                 self._spill_from = stored + 1 if stored < self._appended else None
+                if self._spill_from is None:
+                    log.warning("the call log rows read back from the journal are stored")
             self._stored = max(self._stored, stored)
             self._cond.notify_all()
         self._journal.checkpoint(stored)
@@ -308,6 +316,7 @@ class LogWriter:
             except Exception as exc:
                 now = time.monotonic()
                 failures += 1
+                self.failed_writes += 1
                 if failures == 1:
                     first = now
                 if failures == 1 or now - reported >= REPORT_SECONDS:
