@@ -6,6 +6,7 @@ soon after the grace, however long the upstream would have gone on."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import threading
@@ -15,9 +16,12 @@ from typing import Any
 
 import httpx
 
+from app.config import Settings
+from app.state import LOG_FLUSH_SECONDS
+from services.open_calls import CUT_WAIT_SECONDS
 from tests.chat_helpers import add_channel, chat_body, unique_model
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
+from tests.helpers import HANG_SECONDS, ROOT, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
 from tests.upstream_server import UpstreamServer
 
 GRACE = 4.0
@@ -121,3 +125,18 @@ def test_sigterm_without_open_calls_exits_at_once(tmp_path: Path) -> None:
         app.process.send_signal(signal.SIGTERM)
         app.process.wait(timeout=60)  # far below the grace: nothing to wait for
     assert app.process.returncode == -signal.SIGTERM
+
+
+def test_the_container_waits_longer_than_the_longest_stop() -> None:
+    """docker compose's SIGKILL comes after the longest stop with the default grace: the grace, the cut
+    calls' end (CUT_WAIT_SECONDS), the log flush (LOG_FLUSH_SECONDS, its thread joined a second later),
+    plus a few seconds for the interpreter's exit on a busy host."""
+    grace = Settings.model_fields["shutdown_grace_seconds"].default
+    assert grace == 20
+    longest = grace + CUT_WAIT_SECONDS + LOG_FLUSH_SECONDS + 1
+    compose = (ROOT / "docker-compose.yml").read_text()
+    period = re.search(r"^\s*stop_grace_period:\s*(\d+)s\s*$", compose, re.MULTILINE)
+    assert period is not None, "docker-compose.yml sets stop_grace_period"
+    assert int(period.group(1)) >= longest + 3
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^STOPSIGNAL SIGTERM$", dockerfile, re.MULTILINE), "docker stop sends SIGTERM"
