@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import AdminUser, SessionDep, StateDep
+from app.api.deps import AdminUser, RowId, SessionDep, StateDep
 from app.schemas import (
     BlockedAttemptPublic,
     BlockedIPCreate,
@@ -67,7 +67,7 @@ def add_blocked_ip(
     tags=["admin: IP block list"],
     responses={404: {"model": ErrorBody}},
 )
-def delete_blocked_ip(rule_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
+def delete_blocked_ip(rule_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
     state.block_list.remove(session=session, rule_id=rule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
