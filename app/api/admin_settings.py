@@ -57,7 +57,9 @@ def list_blocked_ips(_admin: AdminUser, session: SessionDep) -> list[BlockedIPPu
 def add_blocked_ip(
     body: BlockedIPCreate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> BlockedIPPublic:
-    row = state.block_list.add(session=session, ip_address=body.ip_address, reason=body.reason)
+    row = state.block_list.add(
+        session=session, ip_address=body.ip_address, reason=body.reason, confirm_all=body.confirm_all
+    )
     return BlockedIPPublic.model_validate(row, from_attributes=True)
 
 
