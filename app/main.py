@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,11 +242,27 @@ def serve(args: argparse.Namespace) -> None:
     run_server(settings)
 
 
+def dual_stack_listener(host: str, port: int) -> socket.socket | None:
+    """For ``::`` (every interface), a socket that takes IPv6 and IPv4 alike. uvicorn binds ``::`` through
+    asyncio, which turns dual stack off (IPV6_V6ONLY), so IPv4 clients were refused; other hosts are
+    left to uvicorn."""
+    if host != "::" or not socket.has_dualstack_ipv6():
+        return None
+    try:
+        return socket.create_server(("::", port), family=socket.AF_INET6, backlog=2048, dualstack_ipv6=True)
+    except OSError as exc:
+        print(f"pyaichat: cannot listen on [::]:{port}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
+
+
 def run_server(settings: Settings, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
+    listener = dual_stack_listener(settings.app_host, settings.app_port)
+    if listener is not None:
+        options["fd"] = listener.fileno()  # uvicorn serves the socket made here (kept open by `listener`)
     ui.run(
         host=settings.app_host,
         port=settings.app_port,
