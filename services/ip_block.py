@@ -21,6 +21,7 @@ from app.models import BlockedAttempt, BlockedIP, utcnow
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
 from services.refresh import Refresher
+from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.ip_block")
 CACHE_TTL_SECONDS = 2.0
@@ -68,6 +69,8 @@ def add_rule(
     *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
 ) -> BlockedIP:
     rule = normalize_rule(ip_address, confirm_all=confirm_all)
+    if reason and has_control_characters(reason.strip()):
+        raise InvalidInput("原因不能包含控制字符")
     if session.exec(select(BlockedIP.id).where(BlockedIP.ip_address == rule)).first() is not None:
         raise Conflict(f"{rule} 已在禁用列表中")
     row = BlockedIP(ip_address=rule, reason=(reason or "").strip()[:500] or None)

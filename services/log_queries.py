@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from app.models import Channel, ChatLog, User
 from services.client_ip import parse_ip
 from services.errors import InvalidInput
+from services.text import has_control_characters
 
 MAX_PAGE_SIZE = 200
 MIN_FILTER_YEAR, MAX_FILTER_YEAR = 1970, 9998
@@ -87,7 +88,7 @@ def parse_filter(
 def _check_text(what: str, value: str) -> None:
     if len(value) > MAX_FILTER_CHARS:
         raise InvalidInput(f"{what}太长（最多 {MAX_FILTER_CHARS} 个字符）")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if has_control_characters(value):
         raise InvalidInput(f"{what}不能包含控制字符")
 
 

@@ -87,3 +87,27 @@ def test_a_known_path_with_another_method_is_405(
 def test_an_unknown_path_is_still_404(client: httpx.Client) -> None:
     response = client.put("/api/no/such/thing")
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "main\x00"), ("model_id", "gpt\x1b[31m"), ("base_url", "https://api.example.com/v1\x00")],
+)
+def test_control_characters_in_a_channel_are_422(
+    client: httpx.Client, admin_headers: dict[str, str], field: str, value: str
+) -> None:
+    body = {"name": "c", "base_url": "https://api.example.com/v1", "api_key": "sk-x", "model_id": "m"}
+    response = client.post("/api/admin/channels", json={**body, field: value}, headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert "控制字符" in response.text or "格式不正确" in response.text
+
+
+def test_control_characters_in_a_block_reason_are_422(
+    client: httpx.Client, admin_headers: dict[str, str]
+) -> None:
+    response = client.post(
+        "/api/admin/blocked-ips",
+        json={"ip_address": "198.18.0.1", "reason": "spam\r\nX-Injected: 1"},
+        headers=admin_headers,
+    )
+    assert response.status_code == 422 and "控制字符" in response.json()["error"]["message"]
