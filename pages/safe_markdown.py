@@ -10,7 +10,7 @@ sanitiser built on a spec-compliant HTML parser), before it is sent to the brows
 - links to ``http``, ``https`` and ``mailto`` URLs, opened in a new tab with
   ``rel="noopener noreferrer"`` (other schemes, ``javascript:`` and ``data:`` included, and relative
   URLs lose their ``href``);
-- images as links (``🖼 alt``) to the image: nothing is fetched until the reader clicks.
+- images as links (``[图片：alt]``) to the image: nothing is fetched until the reader clicks.
 
 Everything else goes: scripts, styles, ``style`` and event attributes, forms and their controls,
 iframes, objects, embeds, ``meta``/``base``/``link``, ``id``/``name`` (DOM clobbering), and every class
@@ -84,7 +84,8 @@ _HAS_IMAGE = re.compile(r"<img", re.IGNORECASE)
 
 def _image_as_link(match: re.Match[str]) -> str:
     attributes = {name: html.unescape(value) for name, value in _ATTRIBUTE.findall(match.group(1))}
-    label = "🖼 " + (attributes.get("alt") or attributes.get("title") or "图片")
+    described = attributes.get("alt", "").strip() or attributes.get("title", "").strip()
+    label = f"[图片：{described}]" if described else "[图片]"  # (an emoji may have no font to show it)
     source = attributes.get("src")
     if not source:
         return html.escape(label, quote=False)

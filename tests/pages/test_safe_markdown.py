@@ -72,14 +72,15 @@ def test_nothing_loads_submits_styles_or_runs(payload: str) -> None:
 
 def test_images_become_links_that_open_in_a_new_tab() -> None:
     html = render(
-        '![the chart](https://img.example/chart.png?a=1&b=2 "Q3") and <img src="https://x.test/y.png">'
+        '![the chart](https://img.example/chart.png?a=1&b=2 "Q3") and <img src="https://x.test/y.png"> '
+        "and ![ ](https://x.test/blank.png)"
     )
     assert "<img" not in html
     links = re.findall(r"<a [^>]*>[^<]*</a>", html)
-    assert len(links) == 2
-    assert f'class="{IMAGE_LINK_CLASS}"' in links[0] and ">🖼 the chart</a>" in links[0]
+    assert len(links) == 3
+    assert f'class="{IMAGE_LINK_CLASS}"' in links[0] and ">[图片：the chart]</a>" in links[0]
     assert 'href="https://img.example/chart.png?a=1&amp;b=2"' in links[0]
-    assert ">🖼 图片</a>" in links[1]  # no alt text: a word for it
+    assert ">[图片]</a>" in links[1] and ">[图片]</a>" in links[2]  # no alt text: a word for it
     for link in links:
         assert 'target="_blank"' in link and 'rel="noopener noreferrer"' in link
 
@@ -87,8 +88,8 @@ def test_images_become_links_that_open_in_a_new_tab() -> None:
 def test_an_image_that_is_no_web_url_is_only_its_text() -> None:
     html = render('![secret <b>x</b>](data:image/png;base64,AAAA) <img src="javascript:alert(1)" alt="a">')
     assert "<a" not in html and "<img" not in html
-    assert "🖼 secret &lt;b&gt;x&lt;/b&gt;" in html or "🖼 secret x" in html
-    assert "🖼 a" in html
+    assert "[图片：secret &lt;b&gt;x&lt;/b&gt;]" in html or "[图片：secret x]" in html
+    assert "[图片：a]" in html
 
 
 def test_links_keep_web_urls_only_and_open_in_a_new_tab() -> None:
