@@ -18,9 +18,11 @@ outside the short list below (utility classes are styles: ``fixed inset-0`` can 
 
 Why on the server: NiceGUI's client-side DOMPurify keeps images, forms and styles by default and is
 configured for the whole page; one Python function is one place to read, unit-test and keep strict, it
-runs once per render (not once per open tab), and ammonia costs about a twentieth of the Markdown
-conversion it follows (0.2 ms for a 1,900-character tail against 4.8 ms; 1.2 ms against 10 ms for a
-highlighted code block), which the render throttling in ``message_view`` already accounts for.
+runs once per render (not once per open tab), and it is cheap next to the Markdown conversion it follows:
+3.5 % of markdown2's time for prose (0.08 ms against 2.6 ms for a 1,000-character tail, 0.17 against
+4.9 ms for 2,000), 14 % for a highlighted 1,600-character code block (2.0 against 14 ms), medians of five
+rounds on a loaded 2-core machine. The render throttling in ``message_view`` spaces renders by their
+measured cost, this included.
 """
 
 from __future__ import annotations
