@@ -5,10 +5,12 @@ another site can open a WebSocket to any host (the same-origin policy does not c
 whose ``Origin`` is not this site is refused before socket.io sees it: 403 for the HTTP transport, a
 closed handshake for the WebSocket. A request without ``Origin`` (no browser) is let through.
 
-"This site" is the origin the browser asked for: the request's scheme and ``Host``, and, when the TCP
-peer is a trusted proxy (``TRUSTED_PROXIES``), the scheme and host it forwarded (``X-Forwarded-Proto``,
-``X-Forwarded-Host``); plus the origins listed in ``UI_ORIGINS``, for a proxy that rewrites ``Host``
-and sends no ``X-Forwarded-Host``.
+"This site" is the origin the browser asked for: the request's scheme and ``Host`` (and ``https`` with
+that ``Host`` when the request came in over plain HTTP: a proxy in front ended TLS, and no other page
+can have that origin), and, when the TCP peer is a trusted proxy (``TRUSTED_PROXIES``), the scheme and
+host it forwarded (``X-Forwarded-Proto``, ``X-Forwarded-Host``); plus the origins listed in
+``UI_ORIGINS``, for a proxy that rewrites ``Host`` and sends no ``X-Forwarded-Host``. A plain-HTTP
+origin for a request that came in over TLS is refused.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def site_origins(scope: Scope, trusted: Sequence[Network]) -> set[str]:
     """The origins a page of this request's own site has."""
     scheme = _SCHEMES.get(str(scope.get("scheme", "http")), "http")
     host = _header(scope, b"host")
-    candidates = [f"{scheme}://{host}"] if host else []
+    candidates = [f"{scheme}://{host}", f"https://{host}"] if host else []
     if peer_is_trusted_proxy(scope, trusted):
         forwarded_scheme = _first(_header(scope, b"x-forwarded-proto")) or scheme
         forwarded_host = _first(_header(scope, b"x-forwarded-host")) or host

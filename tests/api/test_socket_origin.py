@@ -44,8 +44,10 @@ def test_the_websocket_refuses_another_sites_page(client: httpx.Client) -> None:
     own = str(client.base_url).rstrip("/")
     assert handshake(own, {"Origin": own}) == 101
     assert handshake(own, {}) == 101, "no Origin: no browser, nothing to protect"
-    for origin in ("http://evil.test", "null", f"{own}.evil.test", "https://" + own.split("://")[1]):
+    for origin in ("http://evil.test", "null", f"{own}.evil.test", "http://localhost:1"):
         assert handshake(own, {"Origin": origin}) == 403, origin
+    tls_ended_by_a_proxy = "https://" + own.split("://")[1]
+    assert handshake(own, {"Origin": tls_ended_by_a_proxy}) == 101
 
 
 def test_the_polling_transport_refuses_another_sites_page(client: httpx.Client) -> None:
@@ -99,7 +101,7 @@ async def _noop(scope: Any, receive: Any, send: Any) -> None:
         ("https://chat.example.com", True),
         ("https://CHAT.example.com:443", True),
         ("https://chat.example.com/", True),
-        ("http://chat.example.com", False),
+        ("http://chat.example.com", False),  # a plain-HTTP page for a request that came over TLS
         ("https://chat.example.com:8443", False),
         ("https://chat.example.com.evil.test", False),
         ("null", False),
@@ -110,6 +112,13 @@ async def _noop(scope: Any, receive: Any, send: Any) -> None:
 def test_same_origin_is_the_requests_own_scheme_and_host(origin: str | None, accepted: bool) -> None:
     check = SocketOriginCheck(_noop, trusted=[])
     assert check.accepts(scope(origin)) is accepted
+
+
+def test_behind_a_proxy_that_ended_tls_the_https_origin_of_the_host_is_the_sites() -> None:
+    check = SocketOriginCheck(_noop, trusted=[])
+    plain = {**scope("https://chat.example.com"), "scheme": "ws"}
+    assert check.accepts(plain)
+    assert not check.accepts({**scope("https://other.example.com"), "scheme": "ws"})
 
 
 def test_configured_origins_are_accepted_too() -> None:
