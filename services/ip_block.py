@@ -7,9 +7,12 @@ other instances' changes). Attempts are aggregated in memory and written once a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,10 +118,13 @@ class _Folded:
 class BlockList:
     def __init__(self, engine: Engine, ttl: float = CACHE_TTL_SECONDS) -> None:
         self._engine = engine
+        self.ttl = ttl  # also how often a waiter for a block looks again (other instances' changes)
         self._rules: list[_Rule] = []
         self._refresher = Refresher(self._load, ttl, "block list")
         self._pending: dict[tuple[str, str, str], _Folded] = {}
         self._pending_lock = threading.Lock()
+        self._listeners: set[Callable[[], None]] = set()  # told after each load (on the loading thread)
+        self._listeners_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._flush_loop, name="pyaichat-blocked-attempts", daemon=True
@@ -151,6 +157,34 @@ class BlockList:
         with Session(self._engine) as session:
             texts = session.exec(select(BlockedIP.ip_address)).all()
         self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    async def until_blocked(self, ip: str) -> str:
+        """Wait until ``ip`` is blocked; the rule that blocks it. Rules are checked again after every
+        load, so a change through this instance is seen at once, and at least once per TTL, which
+        also starts the reload that brings other instances' changes (within about two TTLs)."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:  # on the thread that loaded the rules
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(changed.set)
+
+        with self._listeners_lock:
+            self._listeners.add(wake)
+        try:
+            while (rule := self.match(ip)) is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.ttl):
+                        await changed.wait()
+                changed.clear()
+            return rule
+        finally:
+            with self._listeners_lock:
+                self._listeners.discard(wake)
 
     def _fresh(self) -> list[_Rule]:
         self._refresher.ensure()
