@@ -30,22 +30,24 @@ def test_the_largest_row_id_is_a_plain_404(client: httpx.Client, admin_headers: 
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found"
 
 
+_BAD_FILTERS: list[tuple[dict[str, str], str | None]] = [
+    ({"user": "²"}, None),  # not an id: looked up as an e-mail, no rows
+    ({"user": str(2**64)}, "用户 id"),
+    ({"user": "a\x00b"}, "控制字符"),
+    ({"model": "m" * 300}, "太长"),
+    ({"end": "9999-12-31"}, "时间须在"),
+    ({"start": "0001-01-01"}, "时间"),
+    ({"start": "2026-13-01"}, "时间格式不正确"),
+    ({"end": "\U0001f3fb"}, "时间格式不正确"),
+]
+_BAD_PAGES: list[tuple[dict[str, str], str | None]] = [({"page": str(2**63)}, None), ({"page": "0"}, None)]
+
+
 @pytest.mark.parametrize(
-    ("params", "fragment"),
-    [
-        ({"user": "²"}, None),  # not an id: looked up as an e-mail, no rows
-        ({"user": str(2**64)}, "用户 id"),
-        ({"user": "a\x00b"}, "控制字符"),
-        ({"model": "m" * 300}, "太长"),
-        ({"end": "9999-12-31"}, "时间须在"),
-        ({"start": "0001-01-01"}, "时间"),
-        ({"start": "2026-13-01"}, "时间格式不正确"),
-        ({"end": "\U0001f3fb"}, "时间格式不正确"),
-        ({"page": str(2**63)}, None),
-        ({"page": "0"}, None),
-    ],
+    ("path", "params", "fragment"),
+    [("/api/admin/logs", p, f) for p, f in _BAD_FILTERS + _BAD_PAGES]
+    + [("/api/admin/logs/export", p, f) for p, f in _BAD_FILTERS],  # the export has no pages
 )
-@pytest.mark.parametrize("path", ["/api/admin/logs", "/api/admin/logs/export"])
 def test_log_filters_out_of_range_are_422_before_any_byte(
     client: httpx.Client,
     admin_headers: dict[str, str],
@@ -53,8 +55,6 @@ def test_log_filters_out_of_range_are_422_before_any_byte(
     params: dict[str, str],
     fragment: str | None,
 ) -> None:
-    if "page" in params and path.endswith("export"):
-        pytest.skip("the export has no pages")
     response = client.get(path, params=params, headers=admin_headers)
     if params == {"user": "²"}:
         assert response.status_code == 200
