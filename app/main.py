@@ -263,7 +263,7 @@ def serve(args: argparse.Namespace) -> None:
         sys.exit(2)
     configure_app(state)
     print(banner(settings, info), flush=True)
-    run_server(settings)
+    run_server(state)
 
 
 def dual_stack_listener(host: str, port: int) -> socket.socket | None:
@@ -279,14 +279,17 @@ def dual_stack_listener(host: str, port: int) -> socket.socket | None:
         sys.exit(1)
 
 
-def run_server(settings: Settings, **options: Any) -> None:
+def run_server(state: AppState, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
+    settings = state.settings
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
     listener = dual_stack_listener(settings.app_host, settings.app_port)
     if listener is not None:
-        options["fd"] = listener.fileno()  # uvicorn serves the socket made here (kept open by `listener`)
+        # uvicorn serves a duplicate of this socket; a stop closes this copy (AppState.shutdown_requested)
+        options["fd"] = listener.fileno()
+        state.listeners.append(listener)
     ui.run(
         host=settings.app_host,
         port=settings.app_port,

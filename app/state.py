@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -39,6 +40,9 @@ class AppState:
     chat: ChatService
     retention: RetentionJob
     calls: OpenCalls
+    # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
+    # duplicate of each, so the port only stops taking connections once this copy is closed as well
+    listeners: list[socket.socket] = field(default_factory=list, repr=False)
     _drain: asyncio.Task[int] | None = field(default=None, repr=False)
 
     @classmethod
@@ -92,6 +96,9 @@ class AppState:
         ``SHUTDOWN_GRACE_SECONDS`` before cutting them. Runs on the event loop; uvicorn meanwhile stops
         listening and waits for the open responses."""
         self.calls.draining = True
+        for listener in self.listeners:
+            listener.close()  # uvicorn closes its duplicate itself: then new connections are refused
+        self.listeners.clear()
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(
                 self.calls.drain(self.settings.shutdown_grace_seconds)

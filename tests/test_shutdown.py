@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.config import Settings
 from app.state import LOG_FLUSH_SECONDS
@@ -55,6 +57,18 @@ class Caller(threading.Thread):
                         self.events.append(data if data == "[DONE]" else json.loads(data))
 
 
+def refused(base_url: str) -> bool:
+    """Whether a new connection is refused; False while the server still answers. A connection the
+    kernel takes but nobody serves (a listening socket left open) fails the test."""
+    try:
+        httpx.get(f"{base_url}/api/health", timeout=5)
+    except httpx.ConnectError:
+        return True
+    except httpx.ReadTimeout:
+        raise AssertionError(f"{base_url} took a connection after SIGTERM and never answered") from None
+    return False
+
+
 def statuses(db_path: Path) -> dict[str, int]:
     with sqlite3.connect(db_path) as db:
         return dict(db.execute("SELECT status, count(*) FROM chat_logs GROUP BY status").fetchall())
@@ -90,15 +104,7 @@ def test_sigterm_finishes_short_calls_cuts_the_rest_and_exits_after_the_grace(
 
         signalled = time.monotonic()
         app.process.send_signal(signal.SIGTERM)
-
-        def refused() -> bool:
-            try:
-                httpx.get(f"{app.base_url}/api/health", timeout=5)
-            except httpx.ConnectError:
-                return True
-            return False
-
-        wait_until(refused, what="new connections refused")
+        wait_until(lambda: refused(app.base_url), what="new connections refused")
         assert app.process.poll() is None, "the open calls keep the process up meanwhile"
         app.process.wait(timeout=GRACE + EXIT_SLACK)
         took = time.monotonic() - signalled
@@ -117,6 +123,43 @@ def test_sigterm_finishes_short_calls_cuts_the_rest_and_exits_after_the_grace(
     assert not list((data_dir / "call-log-journal").rglob("*.seg")), "every row is in the database"
     log = (tmp_path / "app.log").read_text()
     assert "cutting 3 calls still open" in log and "timeout graceful shutdown exceeded" not in log
+
+
+def test_sigterm_closes_the_dual_stack_socket_of_every_interface(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    """``APP_HOST=::`` listens on a socket pyaichat makes and uvicorn serves a duplicate of: a stop
+    must close both, or the port keeps taking connections that nobody answers until the exit."""
+    if not socket.has_dualstack_ipv6():
+        pytest.skip("no dual-stack IPv6 on this machine")
+    data_dir = tmp_path / "data"
+    env = production_env(
+        data_dir,
+        APP_HOST="::",
+        SHUTDOWN_GRACE_SECONDS=str(GRACE),
+        GUEST_RPM="1000",
+        **{**TEST_TIMEOUTS, "UPSTREAM_IDLE_TIMEOUT": "600"},
+    )
+    with run_app(env, log_path=tmp_path / "app.log") as app:
+        port = app.base_url.rsplit(":", 1)[1]
+        with httpx.Client(base_url=app.base_url, timeout=HANG_SECONDS) as http:
+            login = http.post(
+                "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            endless = unique_model("endless")
+            add_channel(http, headers, base_url=upstream.base_url("open-100"), model=endless)
+        stream = Caller(app.base_url, endless, stream=True)
+        stream.start()
+        wait_until(lambda: stream.events, what="the stream has begun")
+        app.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: refused(app.base_url), what="IPv4 connections refused")
+        assert refused(f"http://[::1]:{port}"), "IPv6 connections refused too"
+        assert app.process.poll() is None, "the open stream keeps the process up meanwhile"
+        app.process.wait(timeout=GRACE + EXIT_SLACK)
+        stream.join(HANG_SECONDS)
+    assert stream.events[-1] == {"error": {"type": "server_shutdown", "message": "服务正在重启，请稍后再试"}}
+    assert statuses(data_dir / "chat.db") == {"server_shutdown": 1}
 
 
 def test_sigterm_without_open_calls_exits_at_once(tmp_path: Path) -> None:
