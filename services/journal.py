@@ -7,12 +7,17 @@ Layout, in the data directory::
 
     call-log-journal/slot-0/lock                          flock'ed by the instance that owns the slot
     call-log-journal/slot-0/<journal id>-<first seq>.seg  this run's segments, 16 MiB each
+    call-log-journal/slot-0/<journal id>.target           which database the journal's rows belong to
     call-log-journal/slot-0/spare                         the next segment, made ahead of need
 
 One instance holds one slot for its life (instances sharing a data directory take different slots).
 Each run writes a new journal (a random id, sequence numbers from 1), so journals never mix, even when
 a volume is copied; the database keeps, per journal, the last sequence number it stored
 (``call_log_journals``, in the same transaction as the rows), which is what makes replays exact.
+A journal is replayed only into the database it was written for (its ``.target``, a digest of the
+database's URL): a data directory that served another database before (``DATABASE_URL`` changed, or
+instances of two deployments started from one folder) keeps that database's rows for its own
+instances instead of mixing them in.
 
 **Writing.** A segment is allocated in full when it is made (``posix_fallocate``: a full disk shows
 there, never later) and mapped into memory (``MAP_SHARED``); a record is one copy into the mapping.
@@ -53,6 +58,7 @@ UNWRITTEN_MAX = 100_000  # lines kept in memory while the disk has no room for a
 MAX_SLOTS = 256
 _READ_CHUNK = 1024 * 1024
 _SUFFIX = ".seg"
+_TARGET = ".target"
 _SPARE = "spare"
 
 
@@ -77,6 +83,32 @@ def _segments(slot: Path) -> dict[str, list[Segment]]:
     for segments in found.values():
         segments.sort(key=lambda s: s.first_seq)
     return found
+
+
+def _target(slot: Path, journal_id: str) -> str | None:
+    """The database a journal was written for (None: not recorded)."""
+    try:
+        return (slot / f"{journal_id}{_TARGET}").read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _split_by_target(
+    slot: Path, found: dict[str, list[Segment]], target: str
+) -> tuple[list[tuple[str, list[Segment]]], list[str]]:
+    """The journals of a slot that belong to ``target`` (or say nothing), and the ids of the others.
+    Target files left without segments (a run that died before its first line) are deleted."""
+    for path in slot.glob(f"*{_TARGET}"):
+        if path.stem not in found:
+            path.unlink(missing_ok=True)
+    ours: list[tuple[str, list[Segment]]] = []
+    foreign: list[str] = []
+    for journal_id, segments in found.items():
+        if _target(slot, journal_id) in (None, target):
+            ours.append((journal_id, segments))
+        else:
+            foreign.append(journal_id)
+    return ours, foreign
 
 
 def _try_lock(slot: Path) -> int | None:
@@ -217,6 +249,8 @@ class OldJournal:
     def delete(self) -> None:
         for segment in self.segments:
             segment.path.unlink(missing_ok=True)
+        if self.segments:
+            (self.segments[0].path.parent / f"{self.journal_id}{_TARGET}").unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._slot_lock is not None:
@@ -238,10 +272,18 @@ class LiveJournal:
     :meth:`checkpoint` and :meth:`read` on the log writer's thread."""
 
     def __init__(
-        self, slot: Path, slot_lock: int, leftovers: list[OldJournal], segment_bytes: int = SEGMENT_BYTES
+        self,
+        slot: Path,
+        slot_lock: int,
+        leftovers: list[OldJournal],
+        segment_bytes: int = SEGMENT_BYTES,
+        *,
+        target: str = "",
     ) -> None:
         self.slot = slot
         self.journal_id = uuid.uuid4().hex
+        if target:
+            (slot / f"{self.journal_id}{_TARGET}").write_text(target, encoding="ascii")
         self.leftovers = leftovers
         self.segment_bytes = max(segment_bytes, 64 * 1024)  # a line is at most a few KiB
         self._slot_lock: int | None = slot_lock
@@ -262,9 +304,10 @@ class LiveJournal:
         self._new_segment(1)  # a full disk may refuse it: the lines then wait for sync() to make one
 
     @classmethod
-    def open(cls, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> LiveJournal:
-        """Take the first free slot under ``directory`` and start a journal there; journals left in it,
-        and in slots no process holds (an instance that is gone), are handed over for replay."""
+    def open(cls, directory: Path, segment_bytes: int = SEGMENT_BYTES, *, target: str = "") -> LiveJournal:
+        """Take the first free slot under ``directory`` and start a journal there for the database
+        ``target`` names; journals for it left in that slot, and in slots no process holds (an instance
+        that is gone), are handed over for replay. Journals of other databases stay where they are."""
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         own: tuple[Path, int] | None = None
         leftovers: list[OldJournal] = []
@@ -275,20 +318,26 @@ class LiveJournal:
             lock = _try_lock(slot)
             if lock is None:
                 continue
-            found = _segments(slot)
+            ours, foreign = _split_by_target(slot, _segments(slot), target)
+            for journal_id in foreign:
+                log.warning(
+                    "call-log journal %s in %s was written for another database: kept for that database's "
+                    "instances, not replayed here",
+                    journal_id,
+                    slot,
+                )
             if own is None:
                 own = (slot, lock)
-                leftovers += [OldJournal(jid, segments) for jid, segments in found.items()]
-            elif found:
-                items = list(found.items())
+                leftovers += [OldJournal(jid, segments) for jid, segments in ours]
+            elif ours:
                 # an abandoned slot's lock goes with its last journal, released once that is replayed
-                leftovers += [OldJournal(jid, s) for jid, s in items[:-1]]
-                leftovers.append(OldJournal(items[-1][0], items[-1][1], slot_lock=lock))
+                leftovers += [OldJournal(jid, s) for jid, s in ours[:-1]]
+                leftovers.append(OldJournal(ours[-1][0], ours[-1][1], slot_lock=lock))
             else:
                 _unlock(lock)
         if own is None:
             raise OSError(f"all {MAX_SLOTS} call-log journal slots in {directory} are held by others")
-        return cls(own[0], own[1], leftovers, segment_bytes)
+        return cls(own[0], own[1], leftovers, segment_bytes, target=target)
 
     # ---- the chat path ----------------------------------------------------------------------------
     def append(self, fields: bytes) -> int:
@@ -456,6 +505,7 @@ class LiveJournal:
         if complete:
             for segment in self._segments:
                 segment.path.unlink(missing_ok=True)
+            (self.slot / f"{self.journal_id}{_TARGET}").unlink(missing_ok=True)
         if self._slot_lock is not None:
             _unlock(self._slot_lock)
             self._slot_lock = None

@@ -11,8 +11,10 @@ replayed first; the marks make each row land exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -101,7 +103,9 @@ class LogWriter:
     def start(self) -> LogWriter:
         """Take a journal slot (journals earlier runs left there, or in slots nobody holds, are replayed
         first) and start the writer thread."""
-        self._live = LiveJournal.open(self._journal_dir, self._segment_bytes)
+        self._live = LiveJournal.open(
+            self._journal_dir, self._segment_bytes, target=database_key(self._engine)
+        )
         self._leftovers = list(self._live.leftovers)
         self._thread.start()
         return self
@@ -407,6 +411,16 @@ class LogWriter:
             self._known_actors.clear()
         self._known_actors |= stored
         return last
+
+
+def database_key(engine: Engine) -> str:
+    """Which database a journal's rows belong to: a digest of the engine's URL without its password (a
+    SQLite file by its absolute path). The same database reached by another URL (another host name) is
+    taken for another one: its journals are kept, not replayed, which errs on the side of no mixing."""
+    url = engine.url.set(password=None)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=os.path.abspath(url.database))
+    return hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()[:32]
 
 
 def _move_mark(connection: Connection, journal_id: str, previous: int | None, last: int) -> None:

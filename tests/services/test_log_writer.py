@@ -129,6 +129,37 @@ def test_a_crash_after_the_commit_is_replayed_exactly_once(tmp_path: Path, engin
     second.close()
 
 
+def test_a_journal_is_replayed_only_into_the_database_it_was_written_for(
+    tmp_path: Path, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One data directory, two databases in turn (DATABASE_URL changed after a crash): the rows wait
+    for their own database instead of landing in the other one."""
+    caplog.set_level(logging.WARNING, logger="pyaichat.journal")
+    journal_dir = tmp_path / "journal"
+    first = LogWriter(engine, UTC_ZONE, journal_dir=journal_dir).start()
+    calls = [record(i) for i in range(1, 51)]
+    with exclusive_lock(tmp_path / "chat.db"):
+        for call in calls:
+            first.record(call)
+        _crash(first)
+
+    other_engine = migrated_engine(tmp_path / "other.db")
+    other = LogWriter(other_engine, UTC_ZONE, journal_dir=journal_dir).start()
+    other.record(record(99))
+    assert other.flush(timeout=HANG_SECONDS)
+    other.close()
+    other_engine.dispose()
+    assert stored(tmp_path / "other.db")[0] == 1, "only its own row"
+    assert any("written for another database" in r.getMessage() for r in caplog.records)
+    assert [p for p in journal_dir.rglob("*.seg") if first.journal_id in p.name], "kept for its database"
+
+    again = LogWriter(engine, UTC_ZONE, journal_dir=journal_dir).start()
+    wait_until(lambda: not again._leftovers, what="the first journal replayed into its own database")
+    assert stored(tmp_path / "chat.db")[:3] == (50, 50, 50)
+    again.close()
+    assert not list(journal_dir.rglob("*.seg")) and not list(journal_dir.rglob("*.target"))
+
+
 def test_the_writer_thread_is_restarted_after_an_unexpected_failure(
     tmp_path: Path, engine: Engine, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
