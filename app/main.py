@@ -18,6 +18,7 @@ from nicegui.storage import Storage
 from starlette.types import ASGIApp
 
 from app.api import build_api_router
+from app.api.body_limit import BodyLimit
 from app.api.chat import ChatCompletionsApp
 from app.api.dispatch import route_api_first
 from app.api.docs import install_docs
@@ -95,10 +96,25 @@ def build_direct_routes(state: AppState) -> dict[tuple[str, str], ASGIApp]:
     return {("POST", "/api/chat/completions"): chat}
 
 
+# the chat routes take MAX_CHAT_BODY_BYTES (the OpenAI aliases of docs/api.md, where they are served, too)
+CHAT_PATHS = ("/api/chat/completions", "/api/v1/chat/completions", "/v1/chat/completions")
+
+
+def limit_bodies(app: ASGIApp, settings: Settings) -> BodyLimit:
+    """Every request's body capped: MAX_BODY_BYTES, or MAX_CHAT_BODY_BYTES on the chat routes."""
+    chat = dict.fromkeys(CHAT_PATHS, settings.max_chat_body_bytes)
+    return BodyLimit(app, default=settings.max_body_bytes, limits=chat)
+
+
 def configure_app(state: AppState) -> None:
     """The API app in front of NiceGUI's app, which serves the pages."""
     web_app.state.pyaichat = state
-    route_api_first(web_app, build_api_app(state), build_direct_routes(state))
+    route_api_first(
+        web_app,
+        build_api_app(state),
+        build_direct_routes(state),
+        outer=lambda app: limit_bodies(app, state.settings),
+    )
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     register_pages(state)

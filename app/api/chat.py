@@ -27,24 +27,14 @@ from app.state import AppState
 from services.call_log import Caller
 from services.chat import ChatStream
 from services.client_ip import client_ip
-from services.errors import DomainError, PayloadTooLarge
+from services.errors import DomainError
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, whose size the body cap in front of every route (``app.api.body_limit``) bounds."""
+    return b"".join([chunk async for chunk in request.stream()])
 
 
 def _non_finite_at(value: Any, location: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
