@@ -114,7 +114,10 @@ def test_chat_takes_bodies_up_to_its_own_cap(
     for content in (over, iter([over[: 16 * MIB], over[16 * MIB :]])):
         response = client.post("/api/chat/completions", content=content)
         assert response.status_code == 413
-        assert response.json()["error"] == {"type": "payload_too_large", "message": "请求体过大（上限 32 MiB）"}
+        assert response.json()["error"] == {
+            "type": "payload_too_large",
+            "message": "请求体过大（上限 32 MiB）",
+        }
 
 
 @pytest.fixture(scope="module")
