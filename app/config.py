@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     # what one request or one upstream answer may make the process hold (docs/behaviour.md#request-limits)
     max_body_bytes: int = Field(default=MIB, ge=1024, le=1024 * MIB)
     max_chat_body_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
+    max_upstream_body_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=1024 * MIB)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

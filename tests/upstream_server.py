@@ -280,6 +280,7 @@ class UpstreamServer:
         yield b"data: " + _huge_json_head(model, stream=True) if stream else _huge_json_head(model)
         for _ in range(size // len(block)):
             yield block
+            await asyncio.sleep(0)  # once the client has gone, sends return at once: let the cancel in
         yield block[: size % len(block)] + (_HUGE_STREAM_TAIL if stream else _HUGE_TAIL)
         if stream:
             yield b"data: [DONE]\n\n"
