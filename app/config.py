@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=MIB, ge=1024, le=1024 * MIB)
     max_chat_body_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
     max_upstream_body_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=1024 * MIB)
+    header_read_timeout: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
 from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
 from app.db import make_engine, session_scope
+from app.http_protocol import guarded_protocol
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
 from app.state import AppState
@@ -273,5 +274,6 @@ def run_server(settings: Settings, **options: Any) -> None:
         language="zh-CN",
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
+        http=guarded_protocol(settings.header_read_timeout),  # request heads: a deadline and a size cap
         **options,
     )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.chat_helpers import add_channel, chat_body, unique_model
-from tests.helpers import HANG_SECONDS, RunningApp, production_env, run_app
+from tests.helpers import HANG_SECONDS, RunningApp, production_env, read_until_closed, run_app
 from tests.upstream_server import UpstreamServer
 
 MIB = 1024 * 1024
@@ -35,14 +35,6 @@ def _connect(app: RunningApp) -> socket.socket:
     return sock
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (a hang fails the test at HANG_SECONDS)."""
-    received = b""
-    while piece := sock.recv(65536):
-        received += piece
-    return received
-
-
 def _answer(raw: bytes) -> tuple[int, dict[str, str], object]:
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line, *lines = head.decode().split("\r\n")
@@ -58,7 +50,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_the_body(live_app: Run
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {300 * MIB}\r\n\r\n".encode()
         )
-        status, headers, body = _answer(_read_until_closed(sock))
+        status, headers, body = _answer(read_until_closed(sock))
     assert (status, body) == (413, TOO_LARGE)
     assert headers["content-type"] == "application/json" and headers["connection"] == "close"
 
@@ -71,7 +63,7 @@ def test_a_chunked_body_is_refused_once_it_crosses_the_cap(live_app: RunningApp,
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
         for size in (MIB // 2, MIB // 2, 1):
             sock.sendall(b"%x\r\n%s\r\n" % (size, b"x" * size))
-        status, headers, body = _answer(_read_until_closed(sock))
+        status, headers, body = _answer(read_until_closed(sock))
     assert (status, body) == (413, TOO_LARGE)
     assert headers["connection"] == "close"
 

@@ -1,0 +1,107 @@
+"""Request heads have a deadline and a size cap (app/http_protocol.py, docs/behaviour.md#request-limits):
+slow sockets cannot hold the server's file descriptors, nor a head its memory."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import HANG_SECONDS, RunningApp, production_env, read_until_closed, run_app
+
+HEADER_READ_TIMEOUT = 1.5
+SLOW_SOCKETS = 500
+NOFILE = 256  # the app's descriptors: fewer than the slow sockets, as a crowded server's would be
+
+
+@pytest.fixture(scope="module")
+def guarded_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    data_dir: Path = tmp_path_factory.mktemp("guarded")
+    env = production_env(data_dir, HEADER_READ_TIMEOUT=str(HEADER_READ_TIMEOUT))
+    with run_app(env, log_path=data_dir / "app.log") as app:
+        yield app
+
+
+def _address(app: RunningApp) -> tuple[str, int]:
+    host, port = app.base_url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+async def _slow_client(host: str, port: int, *, drip: bool) -> bytes:
+    """A client that never completes its request head: it sends nothing, or a request line a byte a
+    second. Returns what the server sent before it closed the connection (a reset counts as closed)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    ended = asyncio.ensure_future(reader.read())
+    try:
+        if drip:
+            writer.write(b"GET /")
+        while not ended.done():  # the pace of the drip, not a wait for a state
+            await asyncio.wait([ended], timeout=1)
+            if drip and not ended.done():
+                writer.write(b"a")
+        return ended.result()
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def _served(http: httpx.AsyncClient, url: str) -> httpx.Response:
+    """The answer to a GET that is tried again while the server has no descriptor for it (libuv then
+    accepts and closes the connection at once); a server that stays full fails the test as hung."""
+    while True:
+        try:
+            return await http.get(url)
+        except httpx.TransportError:
+            await asyncio.sleep(0.05)
+
+
+async def _crowd_then_ask(app: RunningApp) -> tuple[list[bytes], httpx.Response]:
+    host, port = _address(app)
+    crowd = [asyncio.ensure_future(_slow_client(host, port, drip=i % 2 == 0)) for i in range(SLOW_SOCKETS)]
+    async with asyncio.timeout(HANG_SECONDS), httpx.AsyncClient(timeout=HANG_SECONDS) as http:
+        answer = await _served(http, f"{app.base_url}/api/health")
+        ends = await asyncio.gather(*crowd)
+    return ends, answer
+
+
+def test_slow_sockets_are_dropped_and_do_not_deny_service(guarded_app: RunningApp) -> None:
+    """500 sockets that never finish a request head, against a server allowed 256 descriptors: each is
+    answered 408 (or just closed) once the deadline has passed, which frees the descriptors, and an
+    ordinary request is served. Without the deadline the crowd holds every descriptor for good and no
+    other request is ever served."""
+    soft, hard = resource.prlimit(guarded_app.process.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(guarded_app.process.pid, resource.RLIMIT_NOFILE, (NOFILE, hard))
+    try:
+        ends, answer = asyncio.run(_crowd_then_ask(guarded_app))
+    finally:
+        resource.prlimit(guarded_app.process.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    assert answer.status_code == 200
+    assert len(ends) == SLOW_SOCKETS  # every one closed by the server
+    answered = [end for end in ends if end]
+    assert answered, "at least the sockets the server reads from get the 408"
+    assert all(end.startswith(b"HTTP/1.1 408 Request Timeout\r\n") for end in answered), answered[:3]
+
+
+def test_a_head_over_the_cap_is_refused(guarded_app: RunningApp) -> None:
+    with socket.create_connection(_address(guarded_app), timeout=HANG_SECONDS) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for _ in range(100):  # 100 × 1 KiB of headers, over the 64 KiB cap
+                sock.sendall(b"X-Pad: " + b"a" * 1015 + b"\r\n")
+        except ConnectionError:
+            pass  # refused and closed while the rest was on its way
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:100]
+
+
+def test_ordinary_requests_and_keep_alive_pass(guarded_app: RunningApp) -> None:
+    with httpx.Client(base_url=guarded_app.base_url, timeout=HANG_SECONDS) as http:
+        for _ in range(3):  # one connection, kept alive between the requests
+            assert http.get("/api/health", headers={"X-Pad": "a" * 32_000}).status_code == 200
+        assert http.get("/login").status_code == 200
