@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,37 @@ def test_a_head_over_the_cap_is_refused(guarded_app: RunningApp) -> None:
             pass  # refused and closed while the rest was on its way
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:100]
+
+
+def _post_slowly(app: RunningApp, path: str, body: bytes, *, pieces: int, pause: float) -> bytes:
+    """POST ``body`` in ``pieces`` sent ``pause`` seconds apart (the pace of the sender, not a wait for
+    a state), stopping once the server closes; what the server answered."""
+    with socket.create_connection(_address(app), timeout=HANG_SECONDS) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        size = -(-len(body) // pieces)
+        try:
+            for start in range(0, len(body), size):
+                sock.sendall(body[start : start + size])
+                readable, _, _ = select.select([sock], [], [], pause)
+                if readable:  # the server answered or closed early
+                    break
+        except ConnectionError:
+            pass
+        return read_until_closed(sock)
+
+
+def test_a_body_dripping_slower_than_the_least_rate_is_dropped(guarded_app: RunningApp) -> None:
+    """A byte a second towards a 100,000-byte body: the connection is closed after about the grace,
+    and the app that waited for the body takes it quietly (no error logged)."""
+    answer = _post_slowly(guarded_app, "/api/chat/completions", b" " * 100_000, pieces=100_000, pause=1)
+    assert answer == b""  # closed, nothing answered: nobody is there to read an answer
+    assert "unhandled error" not in guarded_app.log_text()
+
+
+def test_a_slow_but_steady_body_passes(guarded_app: RunningApp) -> None:
+    """12 KiB at about 4 KiB a second, over twice the grace: faster than the least rate, so served."""
+    answer = _post_slowly(guarded_app, "/api/chat/completions", b" " * 12 * 1024, pieces=6, pause=0.5)
+    assert answer.startswith(b"HTTP/1.1 422 "), answer[:100]  # the whole body read: blank is not JSON
 
 
 def test_ordinary_requests_and_keep_alive_pass(guarded_app: RunningApp) -> None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
@@ -115,6 +116,8 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         return await chat_completions(body, request, state, user, client_ip(request.scope))
     except DomainError as exc:
         return domain_error_response(exc)
+    except ClientDisconnect:  # gone while sending its body (or dropped for sending it too slowly)
+        return CLIENT_GONE
     except Exception as exc:
         return internal_error_response(request.method, request.url.path, exc)
 
