@@ -83,6 +83,7 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    peer: tuple[str, int] | None = None  # the gateway's end of the connection that carried the request
 
 
 @dataclass
@@ -175,6 +176,15 @@ class UpstreamServer:
     def ends_of(self, model: str) -> list[StreamEnd]:
         return [end for end in self.stream_ends if end.model == model]
 
+    def open_peers(self) -> set[tuple[str, int]]:
+        """The client ends of the connections open to this server now (uvicorn's own record of them,
+        so a connection is gone from it once its socket has been closed)."""
+        if self._server is None:
+            return set()
+        return {
+            conn.client for conn in list(self._server.server_state.connections) if conn.client is not None
+        }
+
     def end_open_streams(self) -> None:
         """End every ``open`` stream running now, as a complete answer; later ones run open again."""
         ended, self._open_streams_end = self._open_streams_end, threading.Event()
@@ -219,7 +229,8 @@ class UpstreamServer:
             body = await request.json()
         except ValueError:
             body = {}
-        self.received.append(Received(scenario, request.url.path, dict(request.headers), body))
+        peer = (request.client.host, request.client.port) if request.client else None
+        self.received.append(Received(scenario, request.url.path, dict(request.headers), body, peer=peer))
         name, params = _split_scenario(scenario)
         if name.startswith("error"):
             status = int(name.removeprefix("error") or 500)
