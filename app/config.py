@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     max_chat_body_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
     max_upstream_body_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=1024 * MIB)
     header_read_timeout: float = Field(default=10.0, gt=0, le=600)
+    max_connections: int = Field(default=0, ge=0, le=1_000_000)  # 0: no limit (docs/configuration.md)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

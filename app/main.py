@@ -25,8 +25,8 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
 from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
+from app.connections import raise_open_files_limit, server_options
 from app.db import make_engine, session_scope
-from app.http_protocol import guarded_protocol
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
 from app.state import AppState
@@ -261,6 +261,7 @@ def serve(args: argparse.Namespace) -> None:
 def run_server(settings: Settings, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
+    raise_open_files_limit()
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
     ui.run(
@@ -274,6 +275,5 @@ def run_server(settings: Settings, **options: Any) -> None:
         language="zh-CN",
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
-        http=guarded_protocol(settings.header_read_timeout),  # request heads: a deadline and a size cap
-        **options,
+        **(server_options(settings) | options),
     )
