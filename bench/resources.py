@@ -3,7 +3,8 @@
 Each probe runs against one real gateway (``bench.serve``) and the loopback upstream in its own
 process; before each, the gateway's peak-RSS mark is reset (``/proc/PID/clear_refs``), so a row's figure
 is how far that one request lifted the peak above the resident size just before it. The figures for
-docs/reliability/resources.md come from here.
+docs/reliability/caps.md come from here. ``--env MAX_BODY_BYTES=…`` and the like run the same probes
+with other caps (the largest allowed, for a figure of what the caps save).
 """
 
 from __future__ import annotations
@@ -72,11 +73,16 @@ def chat(gw: Gateway, model: str, *, stream: bool) -> str:
 
 
 def measure(
-    upstream: str, scenarios: tuple[str, ...], work: Path, what: str, probe: Callable[[Gateway], object]
+    upstream: str,
+    scenarios: tuple[str, ...],
+    work: Path,
+    what: str,
+    probe: Callable[[Gateway], object],
+    env: dict[str, str],
 ) -> str:
     """One probe on a gateway of its own: the allocator keeps what an earlier probe took, which would
     hide the next one's peak."""
-    with gateway(work / str(time.monotonic_ns()), UPSTREAM_IDLE_TIMEOUT="600") as gw:
+    with gateway(work / str(time.monotonic_ns()), **{"UPSTREAM_IDLE_TIMEOUT": "600", **env}) as gw:
         for scenario in scenarios:
             gw.add_channel(scenario, f"{upstream}/{scenario}/v1")
         chat(gw, "ok", stream=False)  # warm up
@@ -93,7 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--request-mib", type=int, default=300, help="size of the oversized request bodies")
     parser.add_argument("--answer-mib", type=int, default=200, help="size of the oversized upstream answers")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateways")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     req, ans = args.request_mib, args.answer_mib
     scenarios = ("ok", f"huge-{ans}", f"hugelen-{ans}", f"hugelate-{ans}")
     probes: list[tuple[str, Callable[[Gateway], object]]] = [
@@ -116,7 +124,8 @@ def main() -> None:
         (f"{ans} MiB SSE line after the first event", lambda gw: chat(gw, f"hugelate-{ans}", stream=True)),
     ]
     with tempfile.TemporaryDirectory() as work, upstream_process() as upstream:
-        rows = [measure(upstream, scenarios, Path(work), what, probe) for what, probe in probes]
+        rows = [measure(upstream, scenarios, Path(work), what, probe, env) for what, probe in probes]
+    print(f"gateway environment: {env or 'defaults'}")
     print("| probe | outcome | RSS before (MB) | peak (MB) | peak − before | seconds |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
