@@ -28,9 +28,15 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.api.headers import COMMON_HEADERS
+
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default allows 4 × 8 KiB
 MIN_BODY_RATE = 1024  # bytes a second, on average over a body (Apache's default is 500)
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+# an answer from here never reaches the ASGI layer that adds them to every other response
+_SECURITY_HEADERS = b"".join(
+    b"%s: %s\r\n" % (name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()
+)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -77,8 +83,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
         self.transport.write(
             head
-            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n"
             % len(message)
+            + _SECURITY_HEADERS
+            + b"\r\n"
             + message
         )
         self.transport.close()

@@ -109,6 +109,7 @@ def test_a_head_over_the_cap_is_refused(guarded_app: RunningApp) -> None:
             pass  # refused and closed while the rest was on its way
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:100]
+    assert b"\r\nx-content-type-options: nosniff\r\n" in answer.partition(b"\r\n\r\n")[0]
 
 
 def _post_slowly(app: RunningApp, path: str, body: bytes, *, pieces: int, pause: float) -> bytes:

@@ -18,9 +18,11 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.headers import COMMON_HEADERS
 from services.errors import PayloadTooLarge
 
 _CLOSE = (b"connection", b"close")
+_SECURITY_HEADERS = [(name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()]
 
 
 def describe_size(size: int) -> str:
@@ -45,12 +47,14 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def refuse(send: Send, limit: int) -> None:
-    """The 413 answer of docs/api.md#errors, closing the connection after it."""
+    """The 413 answer of docs/api.md#errors, closing the connection after it. This layer is outside the
+    security headers' (``app.api.headers``), so it adds them itself."""
     body = json.dumps(too_large(limit).body(), ensure_ascii=False).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         _CLOSE,
+        *_SECURITY_HEADERS,
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_security_headers import COMMON
 from tests.chat_helpers import add_channel, chat_body, unique_model
 from tests.helpers import HANG_SECONDS, RunningApp, production_env, read_until_closed, run_app
 from tests.upstream_server import UpstreamServer
@@ -53,6 +54,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_the_body(live_app: Run
         status, headers, body = _answer(read_until_closed(sock))
     assert (status, body) == (413, TOO_LARGE)
     assert headers["content-type"] == "application/json" and headers["connection"] == "close"
+    assert headers.items() >= COMMON.items()  # the security headers, though the cap is outside their layer
 
 
 @pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login", "/api/admin/channels"])
