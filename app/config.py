@@ -38,6 +38,7 @@ PLACEHOLDER_SECRETS = frozenset(
     }
 )
 SECRETS_FILE_NAME = ".pyaichat-secrets.json"
+MIB = 1024 * 1024
 MIN_SECRET_KEY_LENGTH = 16
 MIN_ADMIN_PASSWORD_LENGTH = 8
 
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     upstream_first_byte_timeout: float = Field(default=60.0, gt=0, le=3600)
     upstream_idle_timeout: float = Field(default=120.0, gt=0, le=3600)
+    # what one request or one upstream answer may make the process hold (docs/behaviour.md#request-limits)
+    max_body_bytes: int = Field(default=MIB, ge=1024, le=1024 * MIB)
+    max_chat_body_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
+    max_upstream_body_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=1024 * MIB)
+    header_read_timeout: float = Field(default=10.0, gt=0, le=600)
+    max_connections: int = Field(default=0, ge=0, le=1_000_000)  # 0: no limit (docs/configuration.md)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

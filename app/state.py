@@ -41,7 +41,7 @@ class AppState:
             idle=settings.upstream_idle_timeout,
         )
         directory = ChannelDirectory(engine, cipher)
-        http_client = UpstreamClient(timeouts)
+        http_client = UpstreamClient(timeouts, max_answer_bytes=settings.max_upstream_body_bytes)
         log_writer = LogWriter(engine, settings.zone)
         limiter = RateLimiter(settings.rate_limit_storage)
         defaults = SystemSettings(

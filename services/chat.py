@@ -145,15 +145,15 @@ class ChatStream:
                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
                     }
                     yield StreamPiece(sse=_sse(tail), content=content, reasoning=reasoning)
-            except (httpx.TimeoutException, TimeoutError):
-                status = "timeout"
-            except (httpx.HTTPError, UpstreamProtocolError):
-                status = "upstream_error"
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                status, reason = "timeout", _describe(exc)
+            except (httpx.HTTPError, UpstreamProtocolError) as exc:
+                status, reason = "upstream_error", _describe(exc)
             else:
                 status = "ok"
                 yield StreamPiece(sse=DONE_EVENT, done=True)
                 return
-            log.warning("channel %s failed mid-stream (%s)", self.channel.id, status)
+            log.warning("channel %s failed mid-stream (%s: %s)", self.channel.id, status, reason)
             error = UpstreamUnavailable()
             yield StreamPiece(sse=_sse(error.body()), error=error)
         finally:
@@ -240,7 +240,7 @@ class ChatService:
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
         async def first_event(response: httpx.Response, target: ChannelTarget, call: CallLog) -> ChatStream:
-            events = iter_sse_payloads(response.aiter_lines())
+            events = iter_sse_payloads(self.client.lines(response))
             first = await anext(events, None)
             if first is None:
                 raise _ChannelFailed("the stream ended before its first event")
@@ -261,8 +261,9 @@ class ChatService:
         async def whole_answer(
             response: httpx.Response, _target: ChannelTarget, call: CallLog
         ) -> dict[str, Any]:
+            raw = await self.client.read_answer(response)
             try:
-                answer = response.json()
+                answer = json.loads(raw)
             except ValueError:
                 raise _ChannelFailed("not JSON") from None
             if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
@@ -327,16 +328,16 @@ class ChatService:
         accept: _Accept[_T],
     ) -> _T:
         """Post to one channel and hand a 200 to ``accept``; a stream must send its first event within
-        ``first_byte`` seconds (a whole answer is bounded by the client's read timeout). The response is
-        closed, shielded from cancellation, on any failure."""
+        ``first_byte`` seconds, a whole answer must have arrived within ``idle`` seconds (the whole wait,
+        however the bytes trickle in). The response is closed, shielded from cancellation, on any
+        failure."""
         response: httpx.Response | None = None
         try:
-            async with asyncio.timeout(self.timeouts.first_byte if stream else None):
+            async with asyncio.timeout(self.timeouts.first_byte if stream else self.timeouts.idle):
                 response = await self.client.post_json(
                     target.completions_url,
                     self._payload(body, target, stream=stream),
                     self._headers(target, stream=stream),
-                    stream=stream,
                 )
                 if response.status_code != 200:
                     raise _ChannelFailed(f"HTTP {response.status_code}")
@@ -352,4 +353,8 @@ class ChatService:
 
 
 def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, _ChannelFailed) else type(exc).__name__
+    if isinstance(exc, _ChannelFailed):
+        return str(exc)
+    if isinstance(exc, UpstreamProtocolError):
+        return f"{exc.reason}: {exc}"
+    return type(exc).__name__
