@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     upstream_first_byte_timeout: float = Field(default=60.0, gt=0, le=3600)
     upstream_idle_timeout: float = Field(default=120.0, gt=0, le=3600)
+    cache_refresh_seconds: float = Field(default=2.0, ge=0.5, le=300)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod
