@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     max_upstream_body_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=1024 * MIB)
     header_read_timeout: float = Field(default=10.0, gt=0, le=600)
     max_connections: int = Field(default=0, ge=0, le=1_000_000)  # 0: no limit (docs/configuration.md)
+    cache_refresh_seconds: float = Field(default=2.0, ge=0.5, le=300)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod

@@ -124,6 +124,7 @@ def configure_app(state: AppState) -> None:
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     install_page_security(state)
     register_pages(state)
+    web_app.on_startup(state.start)
     web_app.on_shutdown(state.close)
 
 

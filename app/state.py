@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from services.announce import ChangeBus
 from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
+from services.refresh import Reloader
 from services.retention import RetentionJob
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
@@ -31,6 +33,8 @@ class AppState:
     block_list: BlockList
     chat: ChatService
     retention: RetentionJob
+    reloader: Reloader
+    changes: ChangeBus
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> AppState:
@@ -40,7 +44,8 @@ class AppState:
             first_byte=settings.upstream_first_byte_timeout,
             idle=settings.upstream_idle_timeout,
         )
-        directory = ChannelDirectory(engine, cipher)
+        period = settings.cache_refresh_seconds
+        directory = ChannelDirectory(engine, cipher, period)
         http_client = UpstreamClient(timeouts, max_answer_bytes=settings.max_upstream_body_bytes)
         log_writer = LogWriter(engine, settings.zone)
         limiter = RateLimiter(settings.rate_limit_storage)
@@ -49,8 +54,8 @@ class AppState:
             user_rpm=settings.user_rpm,
             log_retention_days=settings.log_retention_days,
         )
-        system_settings = SettingsStore(engine, defaults)
-        block_list = BlockList(engine)
+        system_settings = SettingsStore(engine, defaults, period)
+        block_list = BlockList(engine, period)
         chat = ChatService(
             directory=directory,
             client=http_client,
@@ -61,6 +66,20 @@ class AppState:
             block_list=block_list,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
+        reloader = Reloader([system_settings.refresher, block_list.refresher, directory.refresher])
+
+        def changed_elsewhere(name: str) -> None:
+            cache = reloader.by_name(name)
+            if cache is not None:  # a name from a newer version of the app: nothing here to reload
+                cache.outdated()
+
+        changes = ChangeBus(
+            engine=engine,
+            storage_uri=settings.rate_limit_storage,
+            on_change=changed_elsewhere,
+            on_reconnect=reloader.ask,
+        )
+        reloader.announce = changes.announce
         return cls(
             settings=settings,
             engine=engine,
@@ -73,9 +92,19 @@ class AppState:
             block_list=block_list,
             chat=chat,
             retention=retention,
+            reloader=reloader,
+            changes=changes,
         )
 
+    def start(self) -> None:
+        """After the first loads: keep the caches fresh and listen for other instances' changes (on the
+        running event loop)."""
+        self.reloader.start()
+        self.changes.start()
+
     async def close(self) -> None:
+        await self.changes.stop()
+        self.reloader.stop()
         self.retention.stop()
         await self.http_client.aclose()
         self.log_writer.close()

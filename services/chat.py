@@ -186,8 +186,12 @@ class ChatService:
     async def _admit(self, model: str, caller: Caller) -> list[ChannelTarget]:
         """The checks before any upstream work: IP block, model, the caller's rate limit (atomic hit).
 
-        A request refused here never reaches an upstream and is not logged as a call.
+        A request refused here never reaches an upstream and is not logged as a call. None of these
+        decisions is taken on a value older than its cache's period (docs/behaviour.md#shared-state).
         """
+        await self.block_list.refresher.until_fresh()
+        await self.directory.refresher.until_fresh()
+        await self.settings.refresher.until_fresh()
         rule = self.block_list.match(caller.ip)
         if rule is not None:
             self.block_list.record_attempt(ip=caller.ip, path=caller.path, rule=rule)

@@ -12,7 +12,8 @@
     │   └── IPBlocked                403     ip_blocked
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
-    └── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
+    ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
+    └── StateUnavailable             503     service_unavailable   (settings, block list or channels too old)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
 """
@@ -117,3 +118,15 @@ class LimiterUnavailable(DomainError):
     status = 503
     type = "service_unavailable"
     default_message = "限流服务暂时不可用，请稍后再试"
+
+
+class StateUnavailable(DomainError):
+    """A decision needs the settings, the block list or the channels, and they could not be read again
+    within their period (the database is away): refused rather than decided on an old value."""
+
+    status = 503
+    type = "service_unavailable"
+    default_message = "服务暂时无法读取最新配置，请稍后再试"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}

@@ -4,6 +4,10 @@ concurrent requests against a limit of N−k admit exactly N−k.
 
 Keys: ``guest:<ip>`` (``guest_rpm``), ``user:<id>`` (``user_rpm``, across all of a user's tokens and
 IPs), ``channel:<id>`` (the channel's ``rpm_limit``), and the failed-login counters.
+
+A window's storage key names the caller and the window's length but not the amount (``limits`` puts the
+amount in its keys): when an admin changes a limit, the hits already in the window count against the
+new amount, rather than a second, empty window opening next to the old one.
 """
 
 from __future__ import annotations
@@ -38,6 +42,13 @@ def async_storage_uri(uri: str) -> str:
     return uri if uri.startswith("async+") else f"async+{uri}"
 
 
+class _Window(RateLimitItemPerMinute):
+    """A per-minute limit whose storage key leaves out the amount (see the module's docstring)."""
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        return "/".join([self.namespace, *(str(part) for part in identifiers), f"{self.multiples}m"])
+
+
 class RateLimiter:
     def __init__(self, storage_uri: str = "memory://") -> None:
         uri = async_storage_uri(storage_uri)
@@ -65,9 +76,7 @@ class RateLimiter:
     def _item(self, amount: int, minutes: int = 1) -> RateLimitItem:
         item = self._items.get((amount, minutes))
         if item is None:
-            item = self._items[(amount, minutes)] = RateLimitItemPerMinute(
-                amount, minutes, namespace="pyaichat"
-            )
+            item = self._items[(amount, minutes)] = _Window(amount, minutes, namespace="pyaichat")
         return item
 
     @staticmethod

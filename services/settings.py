@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
 from services.errors import InvalidInput
-from services.refresh import Refresher
+from services.refresh import PERIOD_SECONDS, Refresher
 
 DESCRIPTIONS = {
     "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
@@ -69,32 +69,30 @@ def update_settings(*, session: Session, changes: dict[str, int], defaults: Syst
 
 
 class SettingsStore:
-    """The current system settings, cached for a moment and refreshed at once after a local change."""
+    """The current system settings, cached (services/refresh.py): reloaded at once after a change on
+    any instance, and never used for a decision when older than their period."""
 
-    def __init__(self, engine: Engine, defaults: SystemSettings, ttl: float = 2.0) -> None:
+    def __init__(self, engine: Engine, defaults: SystemSettings, period: float = PERIOD_SECONDS) -> None:
         self._engine = engine
         self.defaults = defaults
         self._current = defaults
-        self._refresher = Refresher(self._load, ttl, "system settings")
-
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
+        self.refresher = Refresher(self._load, "settings", period)
 
     def load(self) -> None:
-        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
-        self._refresher.ensure()
+        """The first load (at start, so that no reader on the event loop has to)."""
+        self.refresher.load_first()
 
     def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
-        """Store ``changes``, in effect at once here and within the TTL on other instances."""
+        """Store ``changes``, in effect at once here and (announced) on every instance."""
         try:
             return update_settings(session=session, changes=changes, defaults=self.defaults)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
             self._current = read_settings(session=session, defaults=self.defaults)
 
     def current(self) -> SystemSettings:
-        self._refresher.ensure()
+        self.refresher.ensure()
         return self._current
