@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from services.security import (
     create_token,
     decode_token,
     hash_password,
+    password_fingerprint,
     verify_password,
 )
 
@@ -104,25 +106,49 @@ def ensure_admin(*, session: Session, username: str, password: str) -> Admin:
     return admin
 
 
+def _fingerprint(account: User | Admin, secret: str) -> str:
+    return password_fingerprint(account.password_hash, secret=secret)
+
+
 def issue_user_token(user: User, *, secret: str, lifetime: timedelta) -> str:
-    return create_token(subject=str(user.id), kind="user", secret=secret, lifetime=lifetime)
+    return create_token(
+        subject=str(user.id),
+        kind="user",
+        secret=secret,
+        lifetime=lifetime,
+        password_fingerprint=_fingerprint(user, secret),
+    )
 
 
 def issue_admin_token(admin: Admin, *, secret: str) -> str:
-    return create_token(subject=admin.username, kind="admin", secret=secret, lifetime=ADMIN_TOKEN_LIFETIME)
+    return create_token(
+        subject=admin.username,
+        kind="admin",
+        secret=secret,
+        lifetime=ADMIN_TOKEN_LIFETIME,
+        password_fingerprint=_fingerprint(admin, secret),
+    )
+
+
+def _check_fingerprint(account: User | Admin, fingerprint: str, secret: str) -> None:
+    """A token issued before the account's password changed is revoked."""
+    if not hmac.compare_digest(fingerprint, _fingerprint(account, secret)):
+        raise AuthenticationFailed("密码已更改，请重新登录")
 
 
 def user_from_token(*, session: Session, token: str, secret: str) -> User:
-    subject = decode_token(token, secret=secret, kind="user")
-    user = session.get(User, int(subject)) if subject.isdigit() else None
+    claims = decode_token(token, secret=secret, kind="user")
+    user = session.get(User, int(claims.subject)) if claims.subject.isdigit() else None
     if user is None:
         raise AuthenticationFailed("账号不存在或已被删除")
+    _check_fingerprint(user, claims.password_fingerprint, secret)
     return user
 
 
 def admin_from_token(*, session: Session, token: str, secret: str) -> Admin:
-    subject = decode_token(token, secret=secret, kind="admin")
-    admin = session.exec(select(Admin).where(Admin.username == subject)).first()
+    claims = decode_token(token, secret=secret, kind="admin")
+    admin = session.exec(select(Admin).where(Admin.username == claims.subject)).first()
     if admin is None:
         raise AuthenticationFailed("管理员账号不存在")
+    _check_fingerprint(admin, claims.password_fingerprint, secret)
     return admin

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -40,14 +43,37 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return matched and password_hash is not None
 
 
-def create_token(*, subject: str, kind: TokenKind, secret: str, lifetime: timedelta) -> str:
+def password_fingerprint(password_hash: str, *, secret: str) -> str:
+    """A short keyed digest of the account's password hash, carried in its tokens as ``pwd``: a new
+    password (a new hash) no longer matches, which revokes every token issued before. Keyed with
+    ``SECRET_KEY`` so the readable token says nothing about the hash."""
+    digest = hmac.new(secret.encode(), b"pyaichat-password-v1:" + password_hash.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    password_fingerprint: str
+
+
+def create_token(
+    *, subject: str, kind: TokenKind, secret: str, lifetime: timedelta, password_fingerprint: str
+) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": subject, "kind": kind, "iat": int(now.timestamp()), "exp": now + lifetime}
+    claims = {
+        "sub": subject,
+        "kind": kind,
+        "pwd": password_fingerprint,
+        "iat": int(now.timestamp()),
+        "exp": now + lifetime,
+    }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def decode_token(token: str, *, secret: str, kind: TokenKind) -> str:
-    """The subject of a valid, unexpired token of ``kind``; anything else raises AuthenticationFailed."""
+def decode_token(token: str, *, secret: str, kind: TokenKind) -> TokenClaims:
+    """The claims of a valid, unexpired token of ``kind``; anything else raises AuthenticationFailed.
+    Whether the password fingerprint still matches is the caller's check (it needs the account)."""
     try:
         claims = jwt.decode(
             token,
@@ -61,8 +87,10 @@ def decode_token(token: str, *, secret: str, kind: TokenKind) -> str:
         raise AuthenticationFailed("登录凭证无效或已过期") from None
     if claims.get("kind") != kind or not isinstance(claims.get("sub"), str):
         raise AuthenticationFailed("登录凭证类型不正确")
-    subject: str = claims["sub"]
-    return subject
+    fingerprint = claims.get("pwd")
+    if not isinstance(fingerprint, str):  # issued before tokens were bound to the password
+        raise AuthenticationFailed("登录凭证已失效，请重新登录")
+    return TokenClaims(subject=claims["sub"], password_fingerprint=fingerprint)
 
 
 class KeyCipher:
