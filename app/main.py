@@ -223,6 +223,7 @@ def manage_database(action: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
+    keep_files_private()
     _configure_logging()
     options = {"app_host": args.host, "app_port": args.port}
     overrides = {name: value for name, value in options.items() if value is not None}
@@ -241,11 +242,27 @@ def serve(args: argparse.Namespace) -> None:
     run_server(settings)
 
 
+def keep_files_private() -> None:
+    """Files this process creates (database, browser sessions, …) are its user's alone: NiceGUI writes
+    the session files with the default mode, which the umask made 0644 (world-readable)."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def prepare_session_storage(path: Path) -> None:
+    """The browser-session folder 0700 and its files 0600, including those written before."""
+    keep_files_private()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for file in path.glob("storage-*.json*"):
+        file.chmod(0o600)
+
+
 def run_server(settings: Settings, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
+    prepare_session_storage(Storage.path)
     ui.run(
         host=settings.app_host,
         port=settings.app_port,

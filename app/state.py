@@ -13,7 +13,7 @@ from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
 from services.retention import RetentionJob
-from services.security import KeyCipher
+from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamClient, UpstreamTimeouts
 
@@ -27,6 +27,7 @@ class AppState:
     http_client: UpstreamClient
     log_writer: LogWriter
     limiter: RateLimiter
+    session_cipher: SessionCipher
     system_settings: SettingsStore
     block_list: BlockList
     chat: ChatService
@@ -44,6 +45,7 @@ class AppState:
         http_client = UpstreamClient(timeouts)
         log_writer = LogWriter(engine, settings.zone)
         limiter = RateLimiter(settings.rate_limit_storage)
+        session_cipher = SessionCipher(settings.secret("secret_key"))
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,
             user_rpm=settings.user_rpm,
@@ -69,6 +71,7 @@ class AppState:
             http_client=http_client,
             log_writer=log_writer,
             limiter=limiter,
+            session_cipher=session_cipher,
             system_settings=system_settings,
             block_list=block_list,
             chat=chat,

@@ -78,7 +78,7 @@ def register(state: AppState) -> None:
             secret=state.secret_key,
             lifetime=lifetime,
         )
-        sign_in(token, normalize_email(email))
+        sign_in(state, token)
 
     @ui.page("/login", title="登录 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def login_page(request: Request) -> None:

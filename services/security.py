@@ -1,4 +1,5 @@
-"""Password hashing (bcrypt via passlib), JWTs (HS256, pinned) and encryption of API keys at rest."""
+"""Password hashing (bcrypt via passlib), JWTs (HS256, pinned), encryption of API keys at rest, and the
+sealing of tokens kept in browser sessions."""
 
 from __future__ import annotations
 
@@ -93,14 +94,16 @@ def decode_token(token: str, *, secret: str, kind: TokenKind) -> TokenClaims:
     return TokenClaims(subject=claims["sub"], password_fingerprint=fingerprint)
 
 
+def _fernet(secret: str, salt: bytes) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"fernet-v1").derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
 class KeyCipher:
     """Encrypts channel API keys with a Fernet key derived (HKDF-SHA256) from ``ENCRYPTION_KEY``."""
 
     def __init__(self, encryption_key: str) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"pyaichat-channel-keys", info=b"fernet-v1"
-        ).derive(encryption_key.encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._fernet = _fernet(encryption_key, b"pyaichat-channel-keys")
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
@@ -109,6 +112,27 @@ class KeyCipher:
         """The plain key, or None when it was encrypted with another ``ENCRYPTION_KEY``."""
         try:
             return self._fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            return None
+
+
+class SessionCipher:
+    """Seals the tokens that the pages keep in NiceGUI's browser-session storage (files under
+    ``.nicegui``, or Redis) with a Fernet key derived (HKDF-SHA256) from ``SECRET_KEY``: whoever reads
+    that storage gets no usable token, and a restart with the same ``SECRET_KEY`` still opens them."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._fernet = _fernet(secret_key, b"pyaichat-browser-sessions")
+
+    def seal(self, token: str) -> str:
+        return self._fernet.encrypt(token.encode()).decode()
+
+    def unseal(self, sealed: object) -> str | None:
+        """The token, or None for anything not sealed by this key (a plain token of an older version)."""
+        if not isinstance(sealed, str):
+            return None
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
         except (InvalidToken, ValueError):
             return None
 

@@ -37,6 +37,7 @@ async def test_pages_refuse_anyone_but_the_admin(user: User) -> None:
 
 
 async def test_user_login_is_not_an_admin_login(user: User) -> None:
+    from pages.session import ADMIN_TOKEN_KEY, keep_token
     from pages.session import sign_in as sign_in_user
     from services.auth import issue_user_token, register_user
 
@@ -47,8 +48,8 @@ async def test_user_login_is_not_an_admin_login(user: User) -> None:
 
     await user.open("/")
     token = issue_user_token(account, secret=state.secret_key, lifetime=timedelta(hours=1))
-    sign_in_user(token, account.email)
-    app.storage.user["admin_token"] = token  # a user token where the admin token should be
+    sign_in_user(state, token)
+    keep_token(state, ADMIN_TOKEN_KEY, token)  # a user token where the admin token should be
     await user.open("/admin/dashboard")
     await user.should_see("管理员登录")
 

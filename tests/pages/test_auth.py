@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
+from nicegui import app
 from nicegui.testing import User
 from sqlmodel import Session
 
@@ -95,3 +97,16 @@ async def test_login_page_redirects_when_signed_in(user: User) -> None:
     await user.should_see(marker="account", retries=SEE_RETRIES)
     await user.open("/login")
     await user.should_see(marker="account", retries=SEE_RETRIES)
+
+
+async def test_the_session_keeps_the_token_sealed(user: User) -> None:
+    email = new_email()
+    make_account(email)
+    await user.open("/login")
+    user.find(marker="email").type(email)
+    user.find(marker="password").type("password-1")
+    user.find(marker="submit").click()
+    await user.should_see(marker="account", retries=SEE_RETRIES)
+    stored = app.storage.user["token"]
+    assert not stored.startswith("eyJ") and "." not in stored, "a Fernet token, not a JWT"
+    assert email not in json.dumps(dict(app.storage.user)), "no e-mail kept in the session either"

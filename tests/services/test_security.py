@@ -8,6 +8,7 @@ from jose import jwt
 from services.errors import AuthenticationFailed
 from services.security import (
     KeyCipher,
+    SessionCipher,
     TokenClaims,
     create_token,
     decode_token,
@@ -69,3 +70,13 @@ def test_password_fingerprint_follows_the_hash_and_the_key() -> None:
     assert password_fingerprint(first, secret="a" * 32) != password_fingerprint(second, secret="a" * 32)
     assert password_fingerprint(first, secret="a" * 32) != password_fingerprint(first, secret="b" * 32)
     assert first not in password_fingerprint(first, secret="a" * 32)
+
+
+def test_session_cipher_seals_and_refuses_plain_or_foreign_values() -> None:
+    cipher = SessionCipher("k" * 32)
+    sealed = cipher.seal("eyJhbGciOiJIUzI1NiJ9.payload.signature")
+    assert "eyJ" not in sealed and "payload" not in sealed
+    assert cipher.unseal(sealed) == "eyJhbGciOiJIUzI1NiJ9.payload.signature"
+    assert SessionCipher("j" * 32).unseal(sealed) is None  # another SECRET_KEY
+    assert cipher.unseal("eyJhbGciOiJIUzI1NiJ9.payload.signature") is None  # a plain token of before
+    assert cipher.unseal(None) is None and cipher.unseal(42) is None
