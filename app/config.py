@@ -77,6 +77,20 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("admin_username")
+    @classmethod
+    def _printable_username(cls, value: str) -> str:
+        if _has_control_characters(value):
+            raise ValueError("control characters are not allowed")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _printable_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and _has_control_characters(value.get_secret_value()):
+            raise ValueError("control characters are not allowed")  # bcrypt refuses a NUL at start
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
@@ -176,6 +190,10 @@ class StartupInfo:
     loaded_from_file: list[str] = field(default_factory=list)
     secrets_file: Path | None = None
     generated_admin_password: str | None = None
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)
 
 
 def _split_csv(value: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.auth import check_password_rules, normalize_email
+from services.auth import check_credential_text, check_password_rules, normalize_email
 from services.errors import InvalidInput
 
 
@@ -49,8 +49,18 @@ class Credentials(BaseModel):
 
 
 class AdminCredentials(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1, max_length=64, description="no control characters")
+    password: str = Field(min_length=1, max_length=1024, description="no control characters")
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return _rule(lambda text: check_credential_text(text, "用户名"), value)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return _rule(lambda text: check_credential_text(text, "密码"), value)
 
 
 class MessageResponse(BaseModel):

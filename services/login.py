@@ -34,7 +34,10 @@ async def sign_in_user(
     secret: str,
     lifetime: timedelta,
 ) -> tuple[User, str]:
-    """The user and a fresh token (bcrypt on a worker thread); raises RateLimited or AuthenticationFailed."""
+    """The user and a fresh token (bcrypt on a worker thread); raises InvalidInput, RateLimited or
+    AuthenticationFailed."""
+    auth.check_credential_text(email, "邮箱")
+    auth.check_credential_text(password, "密码")
     await limiter.check_login_allowed(kind="user", account=email, ip=ip)
     try:
         user = await anyio.to_thread.run_sync(_authenticate_user, engine, email, password)
@@ -47,6 +50,8 @@ async def sign_in_user(
 async def sign_in_admin(
     *, engine: Engine, limiter: RateLimiter, username: str, password: str, ip: str, secret: str
 ) -> tuple[Admin, str]:
+    auth.check_credential_text(username, "用户名")
+    auth.check_credential_text(password, "密码")
     await limiter.check_login_allowed(kind="admin", account=username, ip=ip)
     try:
         admin = await anyio.to_thread.run_sync(_authenticate_admin, engine, username, password)

@@ -127,6 +127,8 @@ def test_production_refuses_weak_secrets(
         ("TZ", "Mars/Olympus", "unknown time zone"),
         ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
         ("PYAICHAT_ENV", "staging", "PYAICHAT_ENV"),
+        ("ADMIN_USERNAME", "ad\x1bmin", "ADMIN_USERNAME: control characters"),
+        ("ADMIN_PASSWORD", "pass\tword-1", "ADMIN_PASSWORD: control characters"),
     ],
 )
 def test_invalid_values_are_one_line_errors(

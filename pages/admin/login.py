@@ -13,7 +13,7 @@ from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, DomainError
+from services.errors import AuthenticationFailed, DomainError, InvalidInput
 
 
 def register(state: AppState) -> None:
@@ -64,7 +64,7 @@ def register(state: AppState) -> None:
                         ip=client_ip(request.scope),
                         secret=state.secret_key,
                     )
-                except AuthenticationFailed as failure:
+                except (AuthenticationFailed, InvalidInput) as failure:
                     error.text = failure.message
                     error.set_visibility(True)
                     return

@@ -99,6 +99,15 @@ async def test_login_page_redirects_when_signed_in(user: User) -> None:
     await user.should_see(marker="account", retries=SEE_RETRIES)
 
 
+async def test_a_control_character_in_the_password_is_refused_in_the_form(user: User) -> None:
+    await user.open("/register")
+    user.find(marker="email").type(new_email())
+    user.find(marker="password").type("pass\x00word-1")
+    user.find(marker="confirm").type("pass\x00word-1")
+    user.find(marker="submit").click()
+    await user.should_see("密码不能包含控制字符")
+
+
 async def test_the_session_keeps_the_token_sealed(user: User) -> None:
     email = new_email()
     make_account(email)
