@@ -10,6 +10,7 @@ from app.config import Settings
 from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.ip_block import BlockList
+from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
 from services.retention import RetentionJob
@@ -44,7 +45,8 @@ class AppState:
         directory = ChannelDirectory(engine, cipher)
         http_client = UpstreamClient(timeouts)
         log_writer = LogWriter(engine, settings.zone)
-        limiter = RateLimiter(settings.rate_limit_storage)
+        limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
+        limiter = RateLimiter(limit_backend)
         session_cipher = SessionCipher(settings.secret("secret_key"))
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,
@@ -83,6 +85,7 @@ class AppState:
         await self.http_client.aclose()
         self.log_writer.close()
         self.block_list.close()
+        self.limiter.backend.close()
         self.engine.dispose()
 
     @property

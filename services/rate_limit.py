@@ -8,58 +8,28 @@ IPs), ``channel:<id>`` (the channel's ``rpm_limit``), and the failed-login count
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
-from redis.asyncio import BlockingConnectionPool
 
 from services.errors import LimiterUnavailable, RateLimited
-from services.limit_storage import EventLoopMemoryStorage
-
-log = logging.getLogger("pyaichat.rate_limit")
+from services.limit_backend import LimitBackend, StorageUnavailable, open_limit_backend
 
 T = TypeVar("T")
-REDIS_POOL_SIZE = 64
-REDIS_POOL_WAIT_SECONDS = 10
+UNAVAILABLE_RETRY_SECONDS = 2  # the Retry-After of a 503 while Redis does not answer
 LOGIN_WINDOW_MINUTES = 15
 LOGIN_FAILURES_PER_ACCOUNT = 10
 LOGIN_FAILURES_PER_IP = 30
 
 
-def async_storage_uri(uri: str) -> str:
-    """``memory://`` and ``redis://`` as the asynchronous storages the async limiter needs."""
-    return uri if uri.startswith("async+") else f"async+{uri}"
-
-
 class RateLimiter:
-    def __init__(self, storage_uri: str = "memory://") -> None:
-        uri = async_storage_uri(storage_uri)
-        options: dict[str, Any] = {}
-        if uri.startswith("async+redis"):
-            # redis-py's asyncio client (the library's default, coredis, is pinned below 6); a plain
-            # redis:// server gets a blocking pool, so a burst waits for a connection instead of failing.
-            options["implementation"] = "redispy"
-            plain = uri.removeprefix("async+")
-            if plain.startswith(("redis://", "rediss://")):
-                options["connection_pool"] = BlockingConnectionPool.from_url(
-                    plain, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_SECONDS
-                )
-        self._storage: AsyncStorage
-        if uri.startswith("async+memory://"):
-            self._storage = EventLoopMemoryStorage()
-        else:
-            storage = storage_from_string(uri, **options)
-            if not isinstance(storage, AsyncStorage):  # pragma: no cover - async_storage_uri made it async
-                raise TypeError(f"{uri} is not an asynchronous storage")
-            self._storage = storage
-        self._limiter = MovingWindowRateLimiter(self._storage)
+    def __init__(self, backend: LimitBackend | str = "memory://") -> None:
+        self.backend = open_limit_backend(backend) if isinstance(backend, str) else backend
+        self._limiter = MovingWindowRateLimiter(self.backend.storage)
         self._items: dict[tuple[int, int], RateLimitItem] = {}
 
     def _item(self, amount: int, minutes: int = 1) -> RateLimitItem:
@@ -70,25 +40,28 @@ class RateLimiter:
             )
         return item
 
-    @staticmethod
-    async def _guarded(call: Awaitable[T]) -> T:
-        """A storage that cannot be reached refuses requests with 503 rather than failing with a 500."""
+    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A storage that cannot be reached refuses requests with 503 rather than failing with a 500,
+        at once while its circuit is open (``services.limit_backend``)."""
+        circuit = self.backend.circuit
+        if circuit is None:
+            return await call()
         try:
-            return await call
-        except Exception as exc:
-            log.error("rate-limit storage unavailable: %s", type(exc).__name__)
-            raise LimiterUnavailable() from None
+            return await circuit.run(call)
+        except StorageUnavailable:
+            raise LimiterUnavailable(retry_after=UNAVAILABLE_RETRY_SECONDS) from None
 
     async def try_hit(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
         """Take one slot if there is one (atomic)."""
-        return await self._guarded(self._limiter.hit(self._item(per_minute, minutes), key))
+        return await self._guarded(lambda: self._limiter.hit(self._item(per_minute, minutes), key))
 
     async def is_exhausted(self, key: str, per_minute: int, *, minutes: int = 1) -> bool:
-        return not await self._guarded(self._limiter.test(self._item(per_minute, minutes), key))
+        return not await self._guarded(lambda: self._limiter.test(self._item(per_minute, minutes), key))
 
     async def retry_after(self, key: str, per_minute: int, *, minutes: int = 1) -> int:
         """Whole seconds until the oldest hit leaves the window and a slot frees (at least 1)."""
-        stats = await self._guarded(self._limiter.get_window_stats(self._item(per_minute, minutes), key))
+        item = self._item(per_minute, minutes)
+        stats = await self._guarded(lambda: self._limiter.get_window_stats(item, key))
         return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def hit_or_raise(self, key: str, per_minute: int) -> None:

@@ -1,9 +1,10 @@
-"""A real redis-server on a free loopback port, for the multi-instance tests."""
+"""A real redis-server on a free loopback port, for the multi-instance and Redis-outage tests."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -29,6 +30,23 @@ def redis_binary() -> str:
 
 @contextmanager
 def run_redis(work_dir: Path) -> Iterator[str]:
+    with run_redis_process(work_dir) as (url, _process):
+        yield url
+
+
+@contextmanager
+def frozen(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """The redis-server stopped (SIGSTOP): connections open and requests are accepted by the kernel, but
+    nothing answers, unlike a dead server that refuses at once. Thawed (SIGCONT) on leaving."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
+@contextmanager
+def run_redis_process(work_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -62,6 +80,8 @@ def run_redis(work_dir: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(hung("redis-server runs but did not answer PING"))
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        yield f"redis://127.0.0.1:{port}", process
     finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)  # a frozen server would not end on SIGTERM
         stop_process(process, name="redis-server")
