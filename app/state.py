@@ -16,6 +16,7 @@ from services.rate_limit import RateLimiter
 from services.retention import RetentionJob
 from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
+from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
 
 
@@ -28,6 +29,7 @@ class AppState:
     http_client: UpstreamClient
     log_writer: LogWriter
     limiter: RateLimiter
+    throttle: Throttle
     session_cipher: SessionCipher
     system_settings: SettingsStore
     block_list: BlockList
@@ -47,6 +49,7 @@ class AppState:
         log_writer = LogWriter(engine, settings.zone)
         limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
         limiter = RateLimiter(limit_backend)
+        throttle = Throttle.for_backend(limit_backend)
         session_cipher = SessionCipher(settings.secret("secret_key"))
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,
@@ -73,6 +76,7 @@ class AppState:
             http_client=http_client,
             log_writer=log_writer,
             limiter=limiter,
+            throttle=throttle,
             session_cipher=session_cipher,
             system_settings=system_settings,
             block_list=block_list,

@@ -71,7 +71,7 @@ def register(state: AppState) -> None:
     async def _sign_in(request: Request, email: str, password: str) -> None:
         _user, token = await login_flow.sign_in_user(
             engine=state.engine,
-            limiter=state.limiter,
+            throttle=state.throttle,
             email=email,
             password=password,
             ip=client_ip(request.scope),

@@ -3,7 +3,8 @@ hits taken atomically (no ``await`` between check and hit in memory, one Lua scr
 concurrent requests against a limit of N−k admit exactly N−k.
 
 Keys: ``guest:<ip>`` (``guest_rpm``), ``user:<id>`` (``user_rpm``, across all of a user's tokens and
-IPs), ``channel:<id>`` (the channel's ``rpm_limit``), and the failed-login counters.
+IPs) and ``channel:<id>`` (the channel's ``rpm_limit``). The sign-in and registration throttles are in
+``services.throttle``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ from services.limit_backend import LimitBackend, StorageUnavailable, open_limit_
 
 T = TypeVar("T")
 UNAVAILABLE_RETRY_SECONDS = 2  # the Retry-After of a 503 while Redis does not answer
-LOGIN_WINDOW_MINUTES = 15
-LOGIN_FAILURES_PER_ACCOUNT = 10
-LOGIN_FAILURES_PER_IP = 30
 
 
 class RateLimiter:
@@ -67,30 +65,3 @@ class RateLimiter:
     async def hit_or_raise(self, key: str, per_minute: int) -> None:
         if not await self.try_hit(key, per_minute):
             raise RateLimited(retry_after=await self.retry_after(key, per_minute))
-
-    # ---- failed logins --------------------------------------------------------------------------
-    def _login_keys(self, kind: str, account: str, ip: str) -> list[tuple[str, int]]:
-        return [
-            (f"login-fail:{kind}:account:{account.strip().lower()}", LOGIN_FAILURES_PER_ACCOUNT),
-            (f"login-fail:{kind}:ip:{ip}", LOGIN_FAILURES_PER_IP),
-        ]
-
-    async def check_login_allowed(self, *, kind: str, account: str, ip: str) -> None:
-        """Raises RateLimited while the account or the IP has too many recent failures (known or not).
-
-        Fails open when the storage is unreachable, so the admin can still sign in to fix things.
-        """
-        try:
-            for key, amount in self._login_keys(kind, account, ip):
-                if await self.is_exhausted(key, amount, minutes=LOGIN_WINDOW_MINUTES):
-                    wait = await self.retry_after(key, amount, minutes=LOGIN_WINDOW_MINUTES)
-                    raise RateLimited("登录失败次数过多，请稍后再试", retry_after=wait)
-        except LimiterUnavailable:
-            return
-
-    async def record_login_failure(self, *, kind: str, account: str, ip: str) -> None:
-        try:
-            for key, amount in self._login_keys(kind, account, ip):
-                await self.try_hit(key, amount, minutes=LOGIN_WINDOW_MINUTES)
-        except LimiterUnavailable:
-            return

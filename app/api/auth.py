@@ -32,7 +32,7 @@ async def login(body: Credentials, state: StateDep, ip: ClientIP) -> TokenRespon
     lifetime = timedelta(hours=state.settings.user_token_hours)
     _user, token = await login_flow.sign_in_user(
         engine=state.engine,
-        limiter=state.limiter,
+        throttle=state.throttle,
         email=body.email,
         password=body.password,
         ip=ip,
@@ -50,7 +50,7 @@ async def login(body: Credentials, state: StateDep, ip: ClientIP) -> TokenRespon
 async def admin_login(body: AdminCredentials, state: StateDep, ip: ClientIP) -> TokenResponse:
     _admin, token = await login_flow.sign_in_admin(
         engine=state.engine,
-        limiter=state.limiter,
+        throttle=state.throttle,
         username=body.username,
         password=body.password,
         ip=ip,

@@ -58,7 +58,7 @@ def register(state: AppState) -> None:
                 try:
                     _admin, token = await login_flow.sign_in_admin(
                         engine=state.engine,
-                        limiter=state.limiter,
+                        throttle=state.throttle,
                         username=username.value.strip(),
                         password=password.value,
                         ip=client_ip(request.scope),
