@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     log_retention_days: int = Field(default=90, ge=1, le=36500)
     guest_rpm: int = Field(default=10, ge=1, le=1_000_000)
     user_rpm: int = Field(default=60, ge=1, le=1_000_000)
+    register_per_ip_per_hour: int = Field(default=5, ge=1, le=1_000_000)
     rate_limit_storage: str = "memory://"
     trusted_proxies: str = ""
     cors_origins: str = "*"

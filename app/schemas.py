@@ -162,6 +162,9 @@ class SystemConfigBody(BaseModel):
     guest_rpm: int = Field(ge=1, le=1_000_000, description="requests per minute per guest IP")
     user_rpm: int = Field(ge=1, le=1_000_000, description="requests per minute per logged-in user")
     log_retention_days: int = Field(ge=1, le=36_500, description="days call logs are kept")
+    register_per_ip_per_hour: int = Field(
+        ge=1, le=1_000_000, description="registrations per client IP per hour"
+    )
 
 
 class SystemConfigUpdate(BaseModel):
@@ -172,6 +175,7 @@ class SystemConfigUpdate(BaseModel):
     guest_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     user_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     log_retention_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
+    register_per_ip_per_hour: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
 
 
 class BlockedIPCreate(BaseModel):

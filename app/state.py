@@ -55,6 +55,7 @@ class AppState:
             guest_rpm=settings.guest_rpm,
             user_rpm=settings.user_rpm,
             log_retention_days=settings.log_retention_days,
+            register_per_ip_per_hour=settings.register_per_ip_per_hour,
         )
         system_settings = SettingsStore(engine, defaults)
         block_list = BlockList(engine)

@@ -146,7 +146,12 @@ def register(state: AppState) -> None:
                 button.props("loading")
                 try:
                     await login_flow.register_user(
-                        engine=state.engine, email=email.value, password=password.value
+                        engine=state.engine,
+                        throttle=state.throttle,
+                        email=email.value,
+                        password=password.value,
+                        ip=client_ip(request.scope),
+                        per_hour=state.system_settings.current().register_per_ip_per_hour,
                     )
                     await _sign_in(request, email.value, password.value)
                 except (Conflict, InvalidInput) as failure:

@@ -2,7 +2,8 @@
 
 Each attempt reserves its throttle slots before any bcrypt work (``services.throttle``): a failed sign-in
 keeps them, a successful one gives them back, so only failures count and N parallel guesses get at most
-the limit's password checks.
+the limit's password checks. A registration keeps its slot whatever the outcome (a taken e-mail too: the
+limit also bounds probing which e-mails exist).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from services import auth
 from services.errors import AuthenticationFailed
 from services.throttle import (
     LOGIN_THROTTLED_MESSAGE,
+    REGISTER_THROTTLED_MESSAGE,
     Throttle,
     ThrottleRule,
     login_rules,
+    register_rules,
 )
 
 T = TypeVar("T")
@@ -89,5 +92,12 @@ def _register(engine: Engine, email: str, password: str) -> User:
         return auth.register_user(session=session, email=email, password=password)
 
 
-async def register_user(*, engine: Engine, email: str, password: str) -> User:
+async def register_user(
+    *, engine: Engine, throttle: Throttle, email: str, password: str, ip: str, per_hour: int
+) -> User:
+    """A new account; raises InvalidInput (before counting), RateLimited (``per_hour`` registrations
+    per IP) or Conflict."""
+    email = auth.normalize_email(email)
+    auth.check_password_rules(password)
+    await throttle.reserve(register_rules(ip, per_hour), REGISTER_THROTTLED_MESSAGE)
     return await anyio.to_thread.run_sync(_register, engine, email, password)

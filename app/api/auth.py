@@ -18,10 +18,20 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageResponse,
-    responses={409: {"model": ErrorBody, "description": "email already registered"}},
+    responses={
+        409: {"model": ErrorBody, "description": "email already registered"},
+        429: {"model": ErrorBody, "description": "too many registrations from this IP in the last hour"},
+    },
 )
-async def register(body: Credentials, state: StateDep) -> MessageResponse:
-    await login_flow.register_user(engine=state.engine, email=body.email, password=body.password)
+async def register(body: Credentials, state: StateDep, ip: ClientIP) -> MessageResponse:
+    await login_flow.register_user(
+        engine=state.engine,
+        throttle=state.throttle,
+        email=body.email,
+        password=body.password,
+        ip=ip,
+        per_hour=state.system_settings.current().register_per_ip_per_hour,
+    )
     return MessageResponse(message="注册成功")
 
 

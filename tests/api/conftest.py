@@ -14,7 +14,9 @@ from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, product
 @pytest.fixture(scope="session")
 def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     data_dir = tmp_path_factory.mktemp("limited-app")
-    env = production_env(data_dir, TRUSTED_PROXIES="127.0.0.1/32", **TEST_TIMEOUTS)
+    env = production_env(
+        data_dir, TRUSTED_PROXIES="127.0.0.1/32", REGISTER_PER_IP_PER_HOUR="1000000", **TEST_TIMEOUTS
+    )
     with run_app(env, log_path=data_dir / "app.log") as app:
         yield app
 

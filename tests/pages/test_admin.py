@@ -150,10 +150,12 @@ async def test_settings_are_saved_and_applied(user: User) -> None:
     await user.should_see("系统设置")
     user.find(marker="guest-rpm").elements.pop().set_value(3)
     user.find(marker="retention-days").elements.pop().set_value(30)
+    user.find(marker="register-per-ip-per-hour").elements.pop().set_value(2)
     user.find(marker="settings-save").click()
     await user.should_see("设置已保存并立即生效", retries=SEE_RETRIES)
     state = app_state()
     assert state.system_settings.current().guest_rpm == 3
+    assert state.system_settings.current().register_per_ip_per_hour == 2
     with Session(state.engine) as session:
         assert read_settings(session=session, defaults=state.setting_defaults).log_retention_days == 30
 
