@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     trusted_proxies: str = ""
     cors_origins: str = "*"
+    ui_origins: str = ""
     app_host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     app_port: int = Field(default=8000, ge=1, le=65535)
     tz: str = "UTC"
@@ -167,6 +168,19 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(item, strict=False) for item in _split_csv(self.trusted_proxies)]
+
+    @field_validator("ui_origins")
+    @classmethod
+    def _valid_origins(cls, value: str) -> str:
+        for item in _split_csv(value):
+            scheme, _, rest = item.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/"):
+                raise ValueError(f"{item!r} is not an origin such as https://chat.example.com")
+        return value
+
+    @property
+    def ui_origin_list(self) -> list[str]:
+        return _split_csv(self.ui_origins)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app as web_app
-from nicegui import ui
+from nicegui import core, ui
 from nicegui.storage import Storage
 from starlette.types import ASGIApp
 
@@ -23,6 +24,8 @@ from app.api.dispatch import route_api_first
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
+from app.api.headers import SecurityHeaders
+from app.api.origin import SocketOriginCheck
 from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
 from app.db import make_engine, session_scope
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
@@ -77,6 +80,7 @@ def build_api_app(state: AppState) -> FastAPI:
     install_error_handlers(api_app)
     api_app.add_middleware(CORSMiddleware, **_cors_options(state))
     api_app.add_middleware(RequestGate, state=state)  # added last = runs first
+    api_app.add_middleware(SecurityHeaders, allow_eval=False)  # also on the gate's refusals
     return api_app
 
 
@@ -92,7 +96,7 @@ def _cors_options(state: AppState) -> dict[str, Any]:
 def build_direct_routes(state: AppState) -> dict[tuple[str, str], ASGIApp]:
     """The hot path, served ahead of the API app's stack with the same gate and CORS headers."""
     chat = RequestGate(CORSMiddleware(ChatCompletionsApp(state), **_cors_options(state)), state=state)
-    return {("POST", "/api/chat/completions"): chat}
+    return {("POST", "/api/chat/completions"): SecurityHeaders(chat, allow_eval=False)}
 
 
 def configure_app(state: AppState) -> None:
@@ -101,8 +105,22 @@ def configure_app(state: AppState) -> None:
     route_api_first(web_app, build_api_app(state), build_direct_routes(state))
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
+    install_page_security(state)
     register_pages(state)
     web_app.on_shutdown(state.close)
+
+
+def install_page_security(state: AppState) -> None:
+    """The pages' security headers and CSP (outside the gate, so its refusals get them too; inside
+    NiceGUI's GZip, which ``ui.run`` adds later, so the HTML can take its nonce), and the WebSocket's
+    origin check. socket.io's own CORS handling is turned off: it would answer any origin with
+    ``Access-Control-Allow-Origin`` (NiceGUI configures ``'*'``), and a same-origin page needs none."""
+    web_app.add_middleware(SecurityHeaders, allow_eval=True)
+    settings = state.settings
+    web_app.add_middleware(
+        SocketOriginCheck, trusted=settings.trusted_proxy_networks, allowed=settings.ui_origin_list
+    )
+    core.sio.eio.cors_allowed_origins = []
 
 
 # a wildcard address is where the server listens, not one to open: the banner links the loopback instead
@@ -257,12 +275,28 @@ def prepare_session_storage(path: Path) -> None:
         file.chmod(0o600)
 
 
+def dual_stack_listener(host: str, port: int) -> socket.socket | None:
+    """For ``::`` (every interface), a socket that takes IPv6 and IPv4 alike. uvicorn binds ``::`` through
+    asyncio, which turns dual stack off (IPV6_V6ONLY), so IPv4 clients were refused; other hosts are
+    left to uvicorn."""
+    if host != "::" or not socket.has_dualstack_ipv6():
+        return None
+    try:
+        return socket.create_server(("::", port), family=socket.AF_INET6, backlog=2048, dualstack_ipv6=True)
+    except OSError as exc:
+        print(f"pyaichat: cannot listen on [::]:{port}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
+
+
 def run_server(settings: Settings, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
     prepare_session_storage(Storage.path)
+    listener = dual_stack_listener(settings.app_host, settings.app_port)
+    if listener is not None:
+        options["fd"] = listener.fileno()  # uvicorn serves the socket made here (kept open by `listener`)
     ui.run(
         host=settings.app_host,
         port=settings.app_port,

@@ -183,6 +183,9 @@ class BlockedIPCreate(BaseModel):
         min_length=1, max_length=100, examples=["203.0.113.7", "192.168.1.0/24", "2001:db8::/32"]
     )
     reason: str | None = Field(default=None, max_length=500)
+    confirm_all: bool = Field(
+        default=False, description="required for a /0 range, which blocks every IPv4 or every IPv6 user"
+    )
 
 
 class BlockedIPPublic(BaseModel):

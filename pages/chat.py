@@ -18,8 +18,9 @@ from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.call_log import Caller
 from services.client_ip import client_ip
-from services.errors import DomainError, ModelNotFound
+from services.errors import DomainError, IPBlocked, ModelNotFound
 
+BLOCKED_NOTE = "回答中断：IP 已被禁用"
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
 # scrolled to by pixels, not by percent: the browser stops at the real bottom, while a percentage is
 # taken of the scroll area's size from before the render that made it taller
@@ -37,6 +38,7 @@ class ChatPage:
         self.caller = caller
         self.history: list[dict[str, str]] = []
         self.task: asyncio.Task[None] | None = None
+        self.cut_by_block = False  # whether the answer being written was ended by a block of this IP
         self.models = models
 
     # ---- layout ------------------------------------------------------------------------------------
@@ -177,7 +179,21 @@ class ChatPage:
 
     async def _answer(self, model: str, text: str, bubble: ui.row, answer: AnswerView) -> None:
         with self.column:  # this task creates UI (dialogs, notes): give it the page's slot
-            await self._run_answer(model, text, bubble, answer)
+            self.cut_by_block = False
+            answering = asyncio.current_task()
+            assert answering is not None
+            guard = asyncio.create_task(self._cut_when_blocked(answering))
+            try:
+                await self._run_answer(model, text, bubble, answer)
+            finally:
+                guard.cancel()
+
+    async def _cut_when_blocked(self, answering: asyncio.Task[None]) -> None:
+        """A block of this page's IP (address or range) ends the answer being written: a change made on
+        this instance reaches the block list at once, so the page stops well within a second."""
+        await self.state.block_list.until_blocked(self.caller.ip)
+        self.cut_by_block = True
+        answering.cancel()
 
     async def _run_answer(self, model: str, text: str, bubble: ui.row, answer: AnswerView) -> None:
         body = {"model": model, "messages": list(self.history), "stream": True}
@@ -186,6 +202,9 @@ class ChatPage:
         except asyncio.CancelledError:
             answer.drop()
             self._undo_turn(text, bubble)
+            if self.cut_by_block:
+                self._set_busy(False)
+                show_error(IPBlocked())
             raise
         except DomainError as error:
             answer.drop()
@@ -204,9 +223,11 @@ class ChatPage:
                 if answer.add(piece.content, piece.reasoning):
                     self._follow()  # one scroll per render, not one message to the browser per chunk
         except asyncio.CancelledError:
-            answer.finish("已停止生成")
+            answer.finish(BLOCKED_NOTE if self.cut_by_block else "已停止生成", error=self.cut_by_block)
             self._keep_answer(answer)
             self._set_busy(False)
+            if self.cut_by_block:
+                show_error(IPBlocked())
             raise
         finally:
             await stream.aclose()

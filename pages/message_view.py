@@ -1,5 +1,6 @@
-"""How one assistant answer is shown: a live thinking panel, Markdown that re-renders at most about eight
-times a second while streaming, and code blocks with a copy button once the answer is complete."""
+"""How one assistant answer is shown: a live thinking panel (plain text), Markdown that re-renders at most
+about eight times a second while streaming, and code blocks with a copy button once the answer is complete.
+The Markdown is sanitised on the server (``pages.safe_markdown``): model output loads nothing by itself."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 import weakref
 
 from nicegui import ui
+
+from pages.safe_markdown import answer_markdown
 
 # seconds between two renders of one message while it streams, at least: each render also scrolls the page,
 # and costs the server about 1.3 ms in all (NiceGUI's update and scroll messages, the scroll event back);
@@ -107,7 +110,7 @@ class AnswerView:
                 # the answer: settled pieces rendered once, then the live tail, the only part re-rendered
                 with ui.element("div").classes("w-full answer").mark("answer") as self.body:
                     self._pieces = ui.element("div").classes("w-full")
-                    self._live = ui.markdown("").classes("w-full")
+                    self._live = answer_markdown().classes("w-full")
                 self.body.set_visibility(False)
         self._settled = 0  # characters of content rendered for good into self._pieces
         self.thinking: ui.expansion | None = None
@@ -160,7 +163,7 @@ class AnswerView:
         tail = self.content[self._settled :]
         if len(tail) >= PIECE_CHARS and (cut := settled_length(tail)) > 0:
             with self._pieces:
-                ui.markdown(tail[:cut]).classes("w-full settled")
+                answer_markdown(tail[:cut]).classes("w-full settled")
             self._settled += cut
             tail = tail[cut:]
         self._live.set_content(tail)
@@ -200,7 +203,7 @@ class AnswerView:
             with self.body:
                 for chunk, language in split_code_blocks(self.content):
                     if language is None:
-                        ui.markdown(chunk).classes("w-full")
+                        answer_markdown(chunk).classes("w-full")
                     else:
                         ui.code(chunk, language=language).classes("w-full")
             self.body.set_visibility(True)

@@ -14,6 +14,7 @@ from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate, utc
 from services.errors import InvalidInput, NotFound
 from services.refresh import Refresher
 from services.security import KeyCipher, mask_key
+from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.channels")
 DIRECTORY_TTL_SECONDS = 2.0
@@ -33,7 +34,7 @@ def normalize_base_url(url: str) -> str:
         raise InvalidInput("Base URL 不能包含用户名或密码，请把密钥填在 API Key 中")
     if parts.query or parts.fragment:
         raise InvalidInput("Base URL 不能包含查询参数或片段")
-    if port == 0 or any(ch.isspace() for ch in candidate):
+    if port == 0 or not candidate.isprintable() or any(ch.isspace() for ch in candidate):
         raise InvalidInput("Base URL 格式不正确")
     return candidate
 
@@ -51,6 +52,8 @@ def _clean_text(value: str, what: str) -> str:
     value = value.strip()
     if not value:
         raise InvalidInput(f"{what}不能为空")
+    if has_control_characters(value):
+        raise InvalidInput(f"{what}不能包含控制字符")
     return value
 
 

@@ -75,3 +75,9 @@ def client_ip(scope: Mapping[str, Any]) -> str:
 def _peer(scope: Mapping[str, Any]) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
+
+
+def peer_is_trusted_proxy(scope: Mapping[str, Any], trusted: Sequence[Network]) -> bool:
+    """Whether the request's TCP peer is one of ``TRUSTED_PROXIES`` (whose forwarded headers count)."""
+    peer = parse_ip(_peer(scope) or "")
+    return peer is not None and _trusted(peer, trusted)

@@ -7,9 +7,12 @@ other instances' changes). Attempts are aggregated in memory and written once a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +24,7 @@ from app.models import BlockedAttempt, BlockedIP, utcnow
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
 from services.refresh import Refresher
+from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.ip_block")
 CACHE_TTL_SECONDS = 2.0
@@ -28,20 +32,32 @@ MAX_ATTEMPT_ROWS = 10_000
 FLUSH_INTERVAL_SECONDS = 1.0
 
 
-def normalize_rule(text: str) -> str:
-    """The canonical form of an address or CIDR (``10.0.0.0/8``, ``2001:db8::/32``); raises InvalidInput."""
+def normalize_rule(text: str, *, confirm_all: bool = False) -> str:
+    """The canonical form of an address or CIDR (``10.0.0.0/8``, ``2001:db8::/32``); raises InvalidInput.
+
+    A range with host bits set (``127.0.0.1/0``, ``10.1.2.3/8``) is refused with the network it would
+    have meant: taken as written it is often a typo that blocks far more than intended. A ``/0`` range
+    (every IPv4 or every IPv6 user) needs ``confirm_all``.
+    """
     candidate = text.strip()
     if not candidate:
         raise InvalidInput("请输入 IP 地址或 CIDR 网段")
-    try:
-        if "/" in candidate:
+    if "/" in candidate:
+        try:
             network = ipaddress.ip_network(candidate, strict=False)
-            if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
-                mapped = network.network_address.ipv4_mapped
-                network = ipaddress.ip_network(f"{mapped}/{max(0, network.prefixlen - 96)}", strict=False)
-            return str(network)
-    except ValueError:
-        raise InvalidInput(f"不是有效的 CIDR 网段：{candidate[:64]}") from None
+        except ValueError:
+            raise InvalidInput(f"不是有效的 CIDR 网段：{candidate[:64]}") from None
+        try:
+            ipaddress.ip_network(candidate, strict=True)
+        except ValueError:
+            raise InvalidInput(f"{candidate[:64]} 的主机位不为零：是指 {network} 吗？") from None
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+            mapped = network.network_address.ipv4_mapped
+            network = ipaddress.ip_network(f"{mapped}/{max(0, network.prefixlen - 96)}", strict=False)
+        if network.prefixlen == 0 and not confirm_all:
+            everyone = "所有 IPv4" if network.version == 4 else "所有 IPv6"
+            raise InvalidInput(f"{network} 会禁用{everyone} 用户；确认请同时提交 confirm_all: true")
+        return str(network)
     address = parse_ip(candidate)
     if address is None:
         raise InvalidInput(f"不是有效的 IP 地址：{candidate[:64]}")
@@ -52,8 +68,12 @@ def list_rules(*, session: Session) -> list[BlockedIP]:
     return list(session.exec(select(BlockedIP).order_by(col(BlockedIP.id))).all())
 
 
-def add_rule(*, session: Session, ip_address: str, reason: str | None) -> BlockedIP:
-    rule = normalize_rule(ip_address)
+def add_rule(
+    *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
+) -> BlockedIP:
+    rule = normalize_rule(ip_address, confirm_all=confirm_all)
+    if reason and has_control_characters(reason.strip()):
+        raise InvalidInput("原因不能包含控制字符")
     if session.exec(select(BlockedIP.id).where(BlockedIP.ip_address == rule)).first() is not None:
         raise Conflict(f"{rule} 已在禁用列表中")
     row = BlockedIP(ip_address=rule, reason=(reason or "").strip()[:500] or None)
@@ -98,10 +118,13 @@ class _Folded:
 class BlockList:
     def __init__(self, engine: Engine, ttl: float = CACHE_TTL_SECONDS) -> None:
         self._engine = engine
+        self.ttl = ttl  # also how often a waiter for a block looks again (other instances' changes)
         self._rules: list[_Rule] = []
         self._refresher = Refresher(self._load, ttl, "block list")
         self._pending: dict[tuple[str, str, str], _Folded] = {}
         self._pending_lock = threading.Lock()
+        self._listeners: set[Callable[[], None]] = set()  # told after each load (on the loading thread)
+        self._listeners_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._flush_loop, name="pyaichat-blocked-attempts", daemon=True
@@ -116,9 +139,11 @@ class BlockList:
         self._refresher.ensure()
 
     # Rules changed through the block list apply at once; other instances see them within the TTL.
-    def add(self, *, session: Session, ip_address: str, reason: str | None) -> BlockedIP:
+    def add(
+        self, *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
+    ) -> BlockedIP:
         try:
-            return add_rule(session=session, ip_address=ip_address, reason=reason)
+            return add_rule(session=session, ip_address=ip_address, reason=reason, confirm_all=confirm_all)
         finally:
             self._refresher.reload_now()
 
@@ -132,6 +157,34 @@ class BlockList:
         with Session(self._engine) as session:
             texts = session.exec(select(BlockedIP.ip_address)).all()
         self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    async def until_blocked(self, ip: str) -> str:
+        """Wait until ``ip`` is blocked; the rule that blocks it. Rules are checked again after every
+        load, so a change through this instance is seen at once, and at least once per TTL, which
+        also starts the reload that brings other instances' changes (within about two TTLs)."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:  # on the thread that loaded the rules
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(changed.set)
+
+        with self._listeners_lock:
+            self._listeners.add(wake)
+        try:
+            while (rule := self.match(ip)) is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.ttl):
+                        await changed.wait()
+                changed.clear()
+            return rule
+        finally:
+            with self._listeners_lock:
+                self._listeners.discard(wake)
 
     def _fresh(self) -> list[_Rule]:
         self._refresher.ensure()

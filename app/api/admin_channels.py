@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import AdminUser, SessionDep, StateDep
+from app.api.deps import AdminUser, RowId, SessionDep, StateDep
 from app.models import ChannelCreate, ChannelPublic, ChannelUpdate
 from app.schemas import ChannelTestResult, ErrorBody
 from services import channels
@@ -38,20 +38,22 @@ def create_channel(
 
 @router.put("/{channel_id}", response_model=ChannelPublic, responses={404: {"model": ErrorBody}})
 def update_channel(
-    channel_id: int, body: ChannelUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
+    channel_id: RowId, body: ChannelUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
     channel = state.directory.update(session=session, channel_id=channel_id, data=body)
     return channels.to_public(channel, state.cipher)
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorBody}})
-def delete_channel(channel_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
+def delete_channel(channel_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
     state.directory.delete(session=session, channel_id=channel_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses={404: {"model": ErrorBody}})
-async def test(channel_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> ChannelTestResult:
+async def test(
+    channel_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep
+) -> ChannelTestResult:
     channel = await run_in_threadpool(channels.get_channel, session=session, channel_id=channel_id)
     wait = state.settings.upstream_first_byte_timeout
     result = await probe_channel(

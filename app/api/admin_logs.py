@@ -44,7 +44,7 @@ def list_logs(
     _admin: AdminUser,
     session: SessionDep,
     flt: FilterDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=log_queries.MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, description=f"capped at {log_queries.MAX_PAGE_SIZE}")] = 20,
 ) -> LogPageResponse:
     result = log_queries.list_logs(session=session, flt=flt, page=page, page_size=page_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import AdminUser, SessionDep, StateDep
+from app.api.deps import AdminUser, RowId, SessionDep, StateDep
 from app.schemas import (
     BlockedAttemptPublic,
     BlockedIPCreate,
@@ -57,7 +57,9 @@ def list_blocked_ips(_admin: AdminUser, session: SessionDep) -> list[BlockedIPPu
 def add_blocked_ip(
     body: BlockedIPCreate, _admin: AdminUser, session: SessionDep, state: StateDep
 ) -> BlockedIPPublic:
-    row = state.block_list.add(session=session, ip_address=body.ip_address, reason=body.reason)
+    row = state.block_list.add(
+        session=session, ip_address=body.ip_address, reason=body.reason, confirm_all=body.confirm_all
+    )
     return BlockedIPPublic.model_validate(row, from_attributes=True)
 
 
@@ -67,7 +69,7 @@ def add_blocked_ip(
     tags=["admin: IP block list"],
     responses={404: {"model": ErrorBody}},
 )
-def delete_blocked_ip(rule_id: int, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
+def delete_blocked_ip(rule_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
     state.block_list.remove(session=session, rule_id=rule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

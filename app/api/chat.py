@@ -155,6 +155,8 @@ class ChatStreamResponse(StreamingResponse):
 @completions_router.post(
     "/chat/completions",
     response_model=ChatCompletionResponse,
+    # the token is optional: without one the caller is a guest (an empty requirement, added to the bearer one)
+    openapi_extra={"security": [{}]},
     responses={
         200: {
             "content": {"text/event-stream": {}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -88,6 +88,10 @@ async def get_client_ip(request: Request) -> str:
 
 
 ClientIP = Annotated[str, Depends(get_client_ip)]
+
+# a row id in a path: the databases' 64-bit integer keys (larger numbers overflow SQLite's driver)
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the row's id")]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[Admin, Depends(get_admin)]

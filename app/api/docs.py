@@ -30,5 +30,6 @@ def install_docs(app: FastAPI, *, title: str) -> None:
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+            # no validator badge: it is an image from validator.swagger.io (the page's policy refuses it)
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         )

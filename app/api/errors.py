@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -92,11 +93,33 @@ def _wrap(previous: AnyHandler | None, api_handler: Handler) -> Handler:
     return handler
 
 
-async def _api_http_error(_request: Request, exc: Exception) -> Response:
+async def _api_http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     kind, message = _HTTP_MESSAGES.get(status, ("http_error", "请求失败"))
-    headers = getattr(exc, "headers", None)
-    return _error(status, kind, message, headers=dict(headers) if headers else None)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 405:  # Starlette names the methods of the first route on the path; there may be more
+        headers["Allow"] = ", ".join(documented_methods(request.app, request.url.path)) or headers.get(
+            "Allow", ""
+        )
+    return _error(status, kind, message, headers=headers or None)
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+def documented_methods(app: Any, path: str) -> list[str]:
+    """The methods the app's OpenAPI document lists for ``path`` (its templates matched segment-wise)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "pyaichat_methods", None)
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"),
+                sorted(m.upper() for m in item if m.upper() in HTTP_METHODS),
+            )
+            for template, item in app.openapi().get("paths", {}).items()
+        ]
+        app.state.pyaichat_methods = table
+    return sorted({method for pattern, methods in table if pattern.match(path) for method in methods})
 
 
 async def _api_internal_error(request: Request, exc: Exception) -> Response:

@@ -21,12 +21,38 @@ ATTEMPT_COLUMNS = [
 ]
 
 
+def _blocks_everyone(text: str) -> bool:
+    """Whether ``text`` is a /0 range (every IPv4 or every IPv6 user); other mistakes are left to the
+    service's message."""
+    try:
+        return ip_block.normalize_rule(text, confirm_all=True).endswith("/0")
+    except DomainError:
+        return False
+
+
+async def _confirm_everyone(text: str) -> bool:
+    with ui.dialog() as dialog, ui.card().classes("w-[min(420px,94vw)]"):
+        ui.label("禁用所有用户？").classes("text-lg font-semibold")
+        ui.label(
+            f"{text.strip()} 会禁用所有 IPv{4 if ':' not in text else 6} 用户访问聊天页面、登录注册"
+            "和 /api/chat；管理后台不受影响。"
+        ).classes("text-sm")
+        with ui.row().classes("w-full justify-end"):
+            ui.button("取消", on_click=lambda: dialog.submit(False)).props("flat").mark("ip-confirm-cancel")
+            ui.button("确认禁用", on_click=lambda: dialog.submit(True)).props(
+                "unelevated color=negative"
+            ).mark("ip-confirm-all")
+    confirmed = bool(await dialog)
+    dialog.delete()
+    return confirmed
+
+
 def register(state: AppState) -> None:
     zone = state.settings.zone
 
-    def add(address: str, reason: str) -> None:
+    def add(address: str, reason: str, confirm_all: bool) -> None:
         with Session(state.engine) as session:
-            state.block_list.add(session=session, ip_address=address, reason=reason)
+            state.block_list.add(session=session, ip_address=address, reason=reason, confirm_all=confirm_all)
 
     def remove(rule_id: int) -> None:
         with Session(state.engine) as session:
@@ -61,8 +87,11 @@ def register(state: AppState) -> None:
 
                 async def submit() -> None:
                     error.set_visibility(False)
+                    confirm_all = _blocks_everyone(address.value or "")
+                    if confirm_all and not await _confirm_everyone(address.value or ""):
+                        return
                     try:
-                        await off_loop(add, address.value or "", reason.value or "")
+                        await off_loop(add, address.value or "", reason.value or "", confirm_all)
                     except DomainError as exc:
                         error.text = exc.message
                         error.set_visibility(True)

@@ -107,9 +107,20 @@ def test_invalid_rules_are_422_and_change_nothing(http: httpx.Client, admin: dic
 
 def test_duplicates_are_refused(http: httpx.Client, admin: dict, blocked_net: tuple[str, dict]) -> None:
     _, rule = blocked_net
-    same = rule["ip_address"].replace(".0/24", ".99/24")  # the same network written differently
+    same = rule["ip_address"].replace(".0/24", ".0/024")  # the same network written differently
     response = http.post("/api/admin/blocked-ips", json={"ip_address": same}, headers=admin)
     assert response.status_code == 409
+
+
+def test_a_typo_with_host_bits_and_an_unconfirmed_everyone_are_refused(
+    http: httpx.Client, admin: dict
+) -> None:
+    before = http.get("/api/admin/blocked-ips", headers=admin).json()
+    typo = http.post("/api/admin/blocked-ips", json={"ip_address": "127.0.0.1/0"}, headers=admin)
+    assert typo.status_code == 422 and "0.0.0.0/0" in typo.json()["error"]["message"]
+    everyone = http.post("/api/admin/blocked-ips", json={"ip_address": "::/0"}, headers=admin)
+    assert everyone.status_code == 422 and "confirm_all" in everyone.json()["error"]["message"]
+    assert http.get("/api/admin/blocked-ips", headers=admin).json() == before
 
 
 def test_a_flood_does_not_grow_the_table(

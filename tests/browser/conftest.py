@@ -65,6 +65,7 @@ def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServ
                 ("html", "html-model", "HTML Model"),
                 ("code", "code-model", "Code Model"),
                 ("ok", "plain-model", "Plain Model"),
+                ("probe", "probe-model", "Probe Model"),  # the payloads of issue 15 (output isolation)
             ]:
                 add_channel(http, headers, base_url=upstream.base_url(scenario), model=model, name=name)
         yield app
@@ -83,8 +84,9 @@ def admin_api(browser_app: RunningApp) -> Iterator[httpx.Client]:
         yield http
 
 
-@pytest.fixture
-def driver() -> Iterator[object]:
+def chromium(*, logs: bool = False) -> Iterator[object]:
+    """A headless Chromium; ``logs``: it also keeps the console (``get_log("browser")``, where CSP
+    violations are reported) and the DevTools network events (``get_log("performance")``)."""
     _require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -94,6 +96,8 @@ def driver() -> Iterator[object]:
     options.binary_location = CHROMIUM
     for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1200,860"]:
         options.add_argument(flag)
+    if logs:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     chrome.implicitly_wait(0)
     try:
@@ -101,6 +105,16 @@ def driver() -> Iterator[object]:
     finally:
         chrome.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def driver() -> Iterator[object]:
+    yield from chromium()
+
+
+@pytest.fixture
+def logging_driver() -> Iterator[object]:
+    yield from chromium(logs=True)
 
 
 def screenshot(driver, name: str) -> None:

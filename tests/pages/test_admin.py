@@ -222,3 +222,25 @@ async def test_logs_page_filters_pages_and_exports(user: User) -> None:
     assert response.status_code == 200
     text = response.content.decode("utf-8-sig")
     assert len(text.strip().splitlines()) == 1 + 13
+
+
+async def test_blocking_everyone_asks_first(user: User) -> None:
+    await sign_in(user)
+    await user.open("/admin/ip")
+    user.find(marker="ip-address").type("0.0.0.0/0")
+    user.find(marker="ip-add").click()
+    await user.should_see(marker="ip-confirm-all", retries=SEE_RETRIES)
+    user.find(marker="ip-confirm-cancel").click()
+    await user.should_not_see(marker="ip-confirm-all", retries=SEE_RETRIES)
+    state = app_state()
+    with Session(state.engine) as session:
+        assert session.exec(select(BlockedIP)).all() == []
+    user.find(marker="ip-add").click()
+    await user.should_see(marker="ip-confirm-all", retries=SEE_RETRIES)
+    user.find(marker="ip-confirm-all").click()
+    await user.should_see("已禁用 0.0.0.0/0", retries=SEE_RETRIES)
+    with Session(state.engine) as session:
+        [rule] = session.exec(select(BlockedIP)).all()
+    assert rule.ip_address == "0.0.0.0/0"
+    with Session(state.engine) as session:
+        state.block_list.remove(session=session, rule_id=rule.id or 0)  # the other tests' users pass again

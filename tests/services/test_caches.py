@@ -3,6 +3,7 @@ even with a TTL that would otherwise keep the old values for an hour."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,29 @@ def test_rules_added_and_removed_through_the_block_list_apply_at_once(engine: En
         with Session(engine) as session:
             block_list.remove(session=session, rule_id=rule.id)
         assert block_list.match("203.0.113.7") is None
+    finally:
+        block_list.close()
+
+
+async def test_a_waiter_for_a_block_wakes_on_the_change_not_on_a_timer(engine: Engine) -> None:
+    """With an hour's TTL, only the change itself (made on another thread, as the admin's are) can wake
+    the waiter: a change of another address leaves it waiting, the rule that covers it ends the wait."""
+    block_list = BlockList(engine, ttl=HOUR)
+    try:
+        waiter = asyncio.create_task(block_list.until_blocked("198.51.100.23"))
+
+        def add(address: str) -> None:
+            with Session(engine) as session:
+                block_list.add(session=session, ip_address=address, reason=None)
+
+        await asyncio.to_thread(add, "203.0.113.0/24")
+        await asyncio.sleep(0)  # let the waiter look at the new rules (it would have returned now)
+        assert not waiter.done()
+        await asyncio.to_thread(add, "198.51.100.0/24")
+        assert await waiter == "198.51.100.0/24"
+        assert not block_list._listeners, "a waiter that has its answer stops listening"
+        # already blocked: at once
+        assert await block_list.until_blocked("198.51.100.99") == "198.51.100.0/24"
     finally:
         block_list.close()
 

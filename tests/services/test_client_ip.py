@@ -42,7 +42,6 @@ def test_resolve_client_ip(peer: str | None, xff: str | None, trusted: list, exp
     ("text", "expected"),
     [
         ("192.168.1.0/24", "192.168.1.0/24"),
-        ("192.168.1.77/24", "192.168.1.0/24"),
         (" 203.0.113.7 ", "203.0.113.7"),
         ("2001:DB8::/32", "2001:db8::/32"),
         ("::ffff:203.0.113.7", "203.0.113.7"),
@@ -57,6 +56,26 @@ def test_normalize_rule(text: str, expected: str) -> None:
 def test_invalid_rules(text: str) -> None:
     with pytest.raises(InvalidInput):
         normalize_rule(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("192.168.1.77/24", "192.168.1.0/24"),
+        ("127.0.0.1/0", "0.0.0.0/0"),
+        ("2001:db8::1/32", "2001:db8::/32"),
+    ],
+)
+def test_a_range_with_host_bits_is_refused_naming_the_network_meant(text: str, meant: str) -> None:
+    with pytest.raises(InvalidInput, match=f"主机位不为零：是指 {meant} 吗"):
+        normalize_rule(text)
+
+
+@pytest.mark.parametrize("text", ["0.0.0.0/0", "::/0", "::ffff:0.0.0.0/96"])
+def test_a_range_of_everyone_needs_confirming(text: str) -> None:
+    with pytest.raises(InvalidInput, match="confirm_all"):
+        normalize_rule(text)
+    assert normalize_rule(text, confirm_all=True).endswith("/0")
 
 
 def test_the_gate_decides_from_the_scope_and_everyone_reads_that_decision() -> None:
