@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from services.text import has_control_characters
+
 PLACEHOLDER_SECRETS = frozenset(
     {
         "change_me",
@@ -82,14 +84,14 @@ class Settings(BaseSettings):
     @field_validator("admin_username")
     @classmethod
     def _printable_username(cls, value: str) -> str:
-        if _has_control_characters(value):
+        if has_control_characters(value):
             raise ValueError("control characters are not allowed")
         return value
 
     @field_validator("admin_password")
     @classmethod
     def _printable_password(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and _has_control_characters(value.get_secret_value()):
+        if value is not None and has_control_characters(value.get_secret_value()):
             raise ValueError("control characters are not allowed")  # bcrypt refuses a NUL at start
         return value
 
@@ -205,10 +207,6 @@ class StartupInfo:
     loaded_from_file: list[str] = field(default_factory=list)
     secrets_file: Path | None = None
     generated_admin_password: str | None = None
-
-
-def _has_control_characters(value: str) -> bool:
-    return any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)
 
 
 def _split_csv(value: str) -> list[str]:
