@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from services.text import has_control_characters
+
 PLACEHOLDER_SECRETS = frozenset(
     {
         "change_me",
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     log_retention_days: int = Field(default=90, ge=1, le=36500)
     guest_rpm: int = Field(default=10, ge=1, le=1_000_000)
     user_rpm: int = Field(default=60, ge=1, le=1_000_000)
+    register_per_ip_per_hour: int = Field(default=5, ge=1, le=1_000_000)
     rate_limit_storage: str = "memory://"
     trusted_proxies: str = ""
     cors_origins: str = "*"
@@ -85,6 +88,20 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_username")
+    @classmethod
+    def _printable_username(cls, value: str) -> str:
+        if has_control_characters(value):
+            raise ValueError("control characters are not allowed")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _printable_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and has_control_characters(value.get_secret_value()):
+            raise ValueError("control characters are not allowed")  # bcrypt refuses a NUL at start
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -259,6 +259,7 @@ def manage_database(action: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
+    keep_files_private()
     _configure_logging()
     options = {"app_host": args.host, "app_port": args.port}
     overrides = {name: value for name, value in options.items() if value is not None}
@@ -275,6 +276,21 @@ def serve(args: argparse.Namespace) -> None:
     configure_app(state)
     print(banner(settings, info), flush=True)
     run_server(settings)
+
+
+def keep_files_private() -> None:
+    """Files this process creates (database, browser sessions, …) are its user's alone: NiceGUI writes
+    the session files with the default mode, which the umask made 0644 (world-readable)."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def prepare_session_storage(path: Path) -> None:
+    """The browser-session folder 0700 and its files 0600, including those written before."""
+    keep_files_private()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for file in path.glob("storage-*.json*"):
+        file.chmod(0o600)
 
 
 def dual_stack_listener(host: str, port: int) -> socket.socket | None:
@@ -296,6 +312,7 @@ def run_server(settings: Settings, **options: Any) -> None:
     raise_open_files_limit()
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
+    prepare_session_storage(Storage.path)
     listener = dual_stack_listener(settings.app_host, settings.app_port)
     if listener is not None:
         options["fd"] = listener.fileno()  # uvicorn serves the socket made here (kept open by `listener`)

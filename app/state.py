@@ -11,12 +11,14 @@ from services.announce import ChangeBus
 from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.ip_block import BlockList
+from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
 from services.refresh import Reloader
 from services.retention import RetentionJob
-from services.security import KeyCipher
+from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
+from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
 
 
@@ -29,6 +31,8 @@ class AppState:
     http_client: UpstreamClient
     log_writer: LogWriter
     limiter: RateLimiter
+    throttle: Throttle
+    session_cipher: SessionCipher
     system_settings: SettingsStore
     block_list: BlockList
     chat: ChatService
@@ -48,11 +52,15 @@ class AppState:
         directory = ChannelDirectory(engine, cipher, period)
         http_client = UpstreamClient(timeouts, max_answer_bytes=settings.max_upstream_body_bytes)
         log_writer = LogWriter(engine, settings.zone)
-        limiter = RateLimiter(settings.rate_limit_storage)
+        limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
+        limiter = RateLimiter(limit_backend)
+        throttle = Throttle.for_backend(limit_backend)
+        session_cipher = SessionCipher(settings.secret("secret_key"))
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,
             user_rpm=settings.user_rpm,
             log_retention_days=settings.log_retention_days,
+            register_per_ip_per_hour=settings.register_per_ip_per_hour,
         )
         system_settings = SettingsStore(engine, defaults, period)
         block_list = BlockList(engine, period)
@@ -88,6 +96,8 @@ class AppState:
             http_client=http_client,
             log_writer=log_writer,
             limiter=limiter,
+            throttle=throttle,
+            session_cipher=session_cipher,
             system_settings=system_settings,
             block_list=block_list,
             chat=chat,
@@ -109,6 +119,7 @@ class AppState:
         await self.http_client.aclose()
         self.log_writer.close()
         self.block_list.close()
+        self.limiter.backend.close()
         self.engine.dispose()
 
     @property

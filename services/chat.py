@@ -191,7 +191,6 @@ class ChatService:
         """
         await self.block_list.refresher.until_fresh()
         await self.directory.refresher.until_fresh()
-        await self.settings.refresher.until_fresh()
         rule = self.block_list.match(caller.ip)
         if rule is not None:
             self.block_list.record_attempt(ip=caller.ip, path=caller.path, rule=rule)
@@ -199,7 +198,7 @@ class ChatService:
         candidates = self.directory.candidates(model)
         if not candidates:
             raise ModelNotFound()
-        limits = self.settings.current()
+        limits = await self.settings.for_decision()
         if caller.user_id is not None:
             await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
         else:

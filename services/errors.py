@@ -12,7 +12,8 @@
     │   └── IPBlocked                403     ip_blocked
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
-    ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
+    ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
+    │                                                              + retry_after, header only)
     └── StateUnavailable             503     service_unavailable   (settings, block list or channels too old)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
@@ -114,7 +115,7 @@ class UpstreamUnavailable(_RetryAfterError):
     default_message = "上游渠道暂时不可用，请稍后再试"
 
 
-class LimiterUnavailable(DomainError):
+class LimiterUnavailable(_RetryAfterError):
     status = 503
     type = "service_unavailable"
     default_message = "限流服务暂时不可用，请稍后再试"

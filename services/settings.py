@@ -15,8 +15,14 @@ DESCRIPTIONS = {
     "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
     "user_rpm": "已登录用户每分钟请求数上限（按用户）",
     "log_retention_days": "调用日志保留天数",
+    "register_per_ip_per_hour": "每个 IP 每小时可注册的账号数",
 }
-MAX_VALUES = {"guest_rpm": 1_000_000, "user_rpm": 1_000_000, "log_retention_days": 36_500}
+MAX_VALUES = {
+    "guest_rpm": 1_000_000,
+    "user_rpm": 1_000_000,
+    "log_retention_days": 36_500,
+    "register_per_ip_per_hour": 1_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class SystemSettings:
     guest_rpm: int
     user_rpm: int
     log_retention_days: int
+    register_per_ip_per_hour: int = 5
 
 
 def _validated(key: str, value: int) -> int:
@@ -94,5 +101,11 @@ class SettingsStore:
             self._current = read_settings(session=session, defaults=self.defaults)
 
     def current(self) -> SystemSettings:
+        """For reads that decide nothing (the settings page, the retention job's daily run)."""
         self.refresher.ensure()
+        return self._current
+
+    async def for_decision(self) -> SystemSettings:
+        """For a limit decision: never older than the period (waits for a reload, else 503)."""
+        await self.refresher.until_fresh()
         return self._current

@@ -1,9 +1,10 @@
-"""A real redis-server on a free loopback port, for the multi-instance tests."""
+"""A real redis-server on a free loopback port, for the multi-instance and Redis-outage tests."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -39,7 +40,7 @@ class RedisServer:
     def start(self) -> None:
         """Start it and wait until it answers PING."""
         arguments = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             [redis_binary(), *arguments, "--dir", str(self.work_dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -53,8 +54,8 @@ class RedisServer:
                         return
             except OSError:
                 pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {process.returncode}")
             if time.monotonic() > deadline:
                 raise RuntimeError(hung("redis-server runs but did not answer PING"))
             time.sleep(0.05)
@@ -66,11 +67,31 @@ class RedisServer:
 
 
 @contextmanager
-def run_redis(work_dir: Path, *, port: int | None = None) -> Iterator[str]:
-    """A redis-server on ``port`` (a free one by default); its URL."""
+def run_redis_process(
+    work_dir: Path, *, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server on ``port`` (a free one by default): its URL and its process."""
     server = RedisServer(work_dir, port=port)
     try:
         server.start()
-        yield server.url
+        assert server.process is not None
+        yield server.url, server.process
     finally:
         server.stop()
+
+
+@contextmanager
+def run_redis(work_dir: Path, *, port: int | None = None) -> Iterator[str]:
+    with run_redis_process(work_dir, port=port) as (url, _process):
+        yield url
+
+
+@contextmanager
+def frozen(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """The redis-server stopped (SIGSTOP): connections open and requests are accepted by the kernel, but
+    nothing answers, unlike a dead server that refuses at once. Thawed (SIGCONT) on leaving."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)

@@ -18,7 +18,9 @@ def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp
     # is a time budget these tests do not need (the exact-limit test once got 55 of its 60 answers at a
     # load average of 11), and no test here times out an upstream.
     timeouts = {**TEST_TIMEOUTS, "UPSTREAM_IDLE_TIMEOUT": "60"}
-    env = production_env(data_dir, TRUSTED_PROXIES="127.0.0.1/32", **timeouts)
+    env = production_env(
+        data_dir, TRUSTED_PROXIES="127.0.0.1/32", REGISTER_PER_IP_PER_HOUR="1000000", **timeouts
+    )
     with run_app(env, log_path=data_dir / "app.log") as app:
         yield app
 

@@ -27,6 +27,7 @@ def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "ADMIN_PASSWORD": TEST_ADMIN_PASSWORD,
         "GUEST_RPM": "1000",
         "USER_RPM": "1000",
+        "REGISTER_PER_IP_PER_HOUR": "1000",
         "TRUSTED_PROXIES": "",
         "RATE_LIMIT_STORAGE": "memory://",
         **TEST_TIMEOUTS,
