@@ -57,7 +57,7 @@ def add_model(upstream: UpstreamServer) -> Callable[..., str]:
         )
         with Session(state.engine) as session:
             channels.create_channel(session=session, data=data, cipher=state.cipher)
-        state.directory.invalidate()
+        state.directory.refresher.reload()
         return model
 
     return add
@@ -67,4 +67,4 @@ def set_limits(**values: int) -> None:
     state = app_state()
     with Session(state.engine) as session:
         update_settings(session=session, changes=values, defaults=state.setting_defaults)
-    state.system_settings.invalidate()
+    state.system_settings.refresher.reload()
