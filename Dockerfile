@@ -34,6 +34,8 @@ WORKDIR /app
 USER 10001:10001
 VOLUME ["/app/data"]
 EXPOSE 8000
+# The open-files limit is the runtime's to set (docker-compose.yml: ulimits nofile 65536; docker run:
+# --ulimit nofile=65536:65536); the process raises its soft limit to the hard one at start.
 # the signal `docker stop` sends: pyaichat refuses new requests, lets open calls finish for
 # SHUTDOWN_GRACE_SECONDS, cuts the rest, writes the call log out and exits (see docker-compose.yml)
 STOPSIGNAL SIGTERM

@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from services.text import has_control_characters
+
 PLACEHOLDER_SECRETS = frozenset(
     {
         "change_me",
@@ -38,6 +40,7 @@ PLACEHOLDER_SECRETS = frozenset(
     }
 )
 SECRETS_FILE_NAME = ".pyaichat-secrets.json"
+MIB = 1024 * 1024
 MIN_SECRET_KEY_LENGTH = 16
 MIN_ADMIN_PASSWORD_LENGTH = 8
 
@@ -61,6 +64,7 @@ class Settings(BaseSettings):
     log_retention_days: int = Field(default=90, ge=1, le=36500)
     guest_rpm: int = Field(default=10, ge=1, le=1_000_000)
     user_rpm: int = Field(default=60, ge=1, le=1_000_000)
+    register_per_ip_per_hour: int = Field(default=5, ge=1, le=1_000_000)
     rate_limit_storage: str = "memory://"
     trusted_proxies: str = ""
     cors_origins: str = "*"
@@ -72,12 +76,33 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     upstream_first_byte_timeout: float = Field(default=60.0, gt=0, le=3600)
     upstream_idle_timeout: float = Field(default=120.0, gt=0, le=3600)
+    # what one request or one upstream answer may make the process hold (docs/behaviour.md#request-limits)
+    max_body_bytes: int = Field(default=MIB, ge=1024, le=1024 * MIB)
+    max_chat_body_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
+    max_upstream_body_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=1024 * MIB)
+    header_read_timeout: float = Field(default=10.0, gt=0, le=600)
+    max_connections: int = Field(default=0, ge=0, le=1_000_000)  # 0: no limit (docs/configuration.md)
+    cache_refresh_seconds: float = Field(default=2.0, ge=0.5, le=300)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_username")
+    @classmethod
+    def _printable_username(cls, value: str) -> str:
+        if has_control_characters(value):
+            raise ValueError("control characters are not allowed")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _printable_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and has_control_characters(value.get_secret_value()):
+            raise ValueError("control characters are not allowed")  # bcrypt refuses a NUL at start
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -20,6 +20,7 @@ from nicegui.storage import Storage
 from starlette.types import ASGIApp
 
 from app.api import build_api_router
+from app.api.body_limit import BodyLimit
 from app.api.chat import ChatCompletionsApp
 from app.api.dispatch import route_api_first
 from app.api.docs import install_docs
@@ -28,6 +29,7 @@ from app.api.gate import RequestGate
 from app.api.headers import SecurityHeaders
 from app.api.origin import SocketOriginCheck
 from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
+from app.connections import raise_open_files_limit, server_options
 from app.db import make_engine, session_scope
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
@@ -105,14 +107,30 @@ def build_direct_routes(state: AppState) -> dict[tuple[str, str], ASGIApp]:
     return {("POST", "/api/chat/completions"): SecurityHeaders(chat, allow_eval=False)}
 
 
+# the chat routes take MAX_CHAT_BODY_BYTES (the OpenAI aliases of docs/api.md, where they are served, too)
+CHAT_PATHS = ("/api/chat/completions", "/api/v1/chat/completions", "/v1/chat/completions")
+
+
+def limit_bodies(app: ASGIApp, settings: Settings) -> BodyLimit:
+    """Every request's body capped: MAX_BODY_BYTES, or MAX_CHAT_BODY_BYTES on the chat routes."""
+    chat = dict.fromkeys(CHAT_PATHS, settings.max_chat_body_bytes)
+    return BodyLimit(app, default=settings.max_body_bytes, limits=chat)
+
+
 def configure_app(state: AppState) -> None:
     """The API app in front of NiceGUI's app, which serves the pages."""
     web_app.state.pyaichat = state
-    route_api_first(web_app, build_api_app(state), build_direct_routes(state))
+    route_api_first(
+        web_app,
+        build_api_app(state),
+        build_direct_routes(state),
+        outer=lambda app: limit_bodies(app, state.settings),
+    )
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     install_page_security(state)
     register_pages(state)
+    web_app.on_startup(state.start)
     web_app.on_startup(lambda: drain_on_exit_signals(state))
     web_app.on_shutdown(state.close)
 
@@ -248,6 +266,7 @@ def manage_database(action: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
+    keep_files_private()
     _configure_logging()
     options = {"app_host": args.host, "app_port": args.port}
     overrides = {name: value for name, value in options.items() if value is not None}
@@ -264,6 +283,21 @@ def serve(args: argparse.Namespace) -> None:
     configure_app(state)
     print(banner(settings, info), flush=True)
     run_server(state)
+
+
+def keep_files_private() -> None:
+    """Files this process creates (database, browser sessions, …) are its user's alone: NiceGUI writes
+    the session files with the default mode, which the umask made 0644 (world-readable)."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def prepare_session_storage(path: Path) -> None:
+    """The browser-session folder 0700 and its files 0600, including those written before."""
+    keep_files_private()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for file in path.glob("storage-*.json*"):
+        file.chmod(0o600)
 
 
 def dual_stack_listener(host: str, port: int) -> socket.socket | None:
@@ -283,8 +317,10 @@ def run_server(state: AppState, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
     settings = state.settings
+    raise_open_files_limit()
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
+    prepare_session_storage(Storage.path)
     listener = dual_stack_listener(settings.app_host, settings.app_port)
     if listener is not None:
         # uvicorn serves a duplicate of this socket; a stop closes this copy (AppState.shutdown_requested)
@@ -302,5 +338,5 @@ def run_server(state: AppState, **options: Any) -> None:
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds) + UVICORN_MARGIN_SECONDS,
-        **options,
+        **(server_options(settings) | options),
     )

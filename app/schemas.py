@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.auth import check_password_rules, normalize_email
+from services.auth import check_credential_text, check_password_rules, normalize_email
 from services.errors import InvalidInput
 
 
@@ -49,8 +49,18 @@ class Credentials(BaseModel):
 
 
 class AdminCredentials(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1, max_length=64, description="no control characters")
+    password: str = Field(min_length=1, max_length=1024, description="no control characters")
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return _rule(lambda text: check_credential_text(text, "用户名"), value)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return _rule(lambda text: check_credential_text(text, "密码"), value)
 
 
 class MessageResponse(BaseModel):
@@ -152,6 +162,9 @@ class SystemConfigBody(BaseModel):
     guest_rpm: int = Field(ge=1, le=1_000_000, description="requests per minute per guest IP")
     user_rpm: int = Field(ge=1, le=1_000_000, description="requests per minute per logged-in user")
     log_retention_days: int = Field(ge=1, le=36_500, description="days call logs are kept")
+    register_per_ip_per_hour: int = Field(
+        ge=1, le=1_000_000, description="registrations per client IP per hour"
+    )
 
 
 class SystemConfigUpdate(BaseModel):
@@ -162,6 +175,7 @@ class SystemConfigUpdate(BaseModel):
     guest_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     user_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     log_retention_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
+    register_per_ip_per_hour: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
 
 
 class BlockedIPCreate(BaseModel):

@@ -10,15 +10,19 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from services.announce import ChangeBus
 from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.ip_block import BlockList
+from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
+from services.refresh import Reloader
 from services.retention import RetentionJob
-from services.security import KeyCipher
+from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
+from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
 
 log = logging.getLogger("pyaichat")
@@ -35,10 +39,14 @@ class AppState:
     http_client: UpstreamClient
     log_writer: LogWriter
     limiter: RateLimiter
+    throttle: Throttle
+    session_cipher: SessionCipher
     system_settings: SettingsStore
     block_list: BlockList
     chat: ChatService
     retention: RetentionJob
+    reloader: Reloader
+    changes: ChangeBus
     calls: OpenCalls
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
@@ -53,17 +61,22 @@ class AppState:
             first_byte=settings.upstream_first_byte_timeout,
             idle=settings.upstream_idle_timeout,
         )
-        directory = ChannelDirectory(engine, cipher)
-        http_client = UpstreamClient(timeouts)
+        period = settings.cache_refresh_seconds
+        directory = ChannelDirectory(engine, cipher, period)
+        http_client = UpstreamClient(timeouts, max_answer_bytes=settings.max_upstream_body_bytes)
         log_writer = LogWriter(engine, settings.zone, journal_dir=settings.journal_dir)
-        limiter = RateLimiter(settings.rate_limit_storage)
+        limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
+        limiter = RateLimiter(limit_backend)
+        throttle = Throttle.for_backend(limit_backend)
+        session_cipher = SessionCipher(settings.secret("secret_key"))
         defaults = SystemSettings(
             guest_rpm=settings.guest_rpm,
             user_rpm=settings.user_rpm,
             log_retention_days=settings.log_retention_days,
+            register_per_ip_per_hour=settings.register_per_ip_per_hour,
         )
-        system_settings = SettingsStore(engine, defaults)
-        block_list = BlockList(engine)
+        system_settings = SettingsStore(engine, defaults, period)
+        block_list = BlockList(engine, period)
         calls = OpenCalls()
         chat = ChatService(
             directory=directory,
@@ -76,6 +89,20 @@ class AppState:
             calls=calls,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
+        reloader = Reloader([system_settings.refresher, block_list.refresher, directory.refresher])
+
+        def changed_elsewhere(name: str) -> None:
+            cache = reloader.by_name(name)
+            if cache is not None:  # a name from a newer version of the app: nothing here to reload
+                cache.outdated()
+
+        changes = ChangeBus(
+            engine=engine,
+            storage_uri=settings.rate_limit_storage,
+            on_change=changed_elsewhere,
+            on_reconnect=reloader.ask,
+        )
+        reloader.announce = changes.announce
         return cls(
             settings=settings,
             engine=engine,
@@ -84,12 +111,22 @@ class AppState:
             http_client=http_client,
             log_writer=log_writer,
             limiter=limiter,
+            throttle=throttle,
+            session_cipher=session_cipher,
             system_settings=system_settings,
             block_list=block_list,
             chat=chat,
             retention=retention,
+            reloader=reloader,
+            changes=changes,
             calls=calls,
         )
+
+    def start(self) -> None:
+        """After the first loads: keep the caches fresh and listen for other instances' changes (on the
+        running event loop)."""
+        self.reloader.start()
+        self.changes.start()
 
     def shutdown_requested(self) -> None:
         """SIGTERM (or SIGINT) arrived: refuse new calls from now on, and give the open ones
@@ -110,10 +147,13 @@ class AppState:
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self.calls.drain(0))
         await self._drain
+        await self.changes.stop()
+        self.reloader.stop()
         self.retention.stop()
         await self.http_client.aclose()
         await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
         self.block_list.close()
+        self.limiter.backend.close()
         self.engine.dispose()
 
     @property

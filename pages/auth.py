@@ -71,14 +71,14 @@ def register(state: AppState) -> None:
     async def _sign_in(request: Request, email: str, password: str) -> None:
         _user, token = await login_flow.sign_in_user(
             engine=state.engine,
-            limiter=state.limiter,
+            throttle=state.throttle,
             email=email,
             password=password,
             ip=client_ip(request.scope),
             secret=state.secret_key,
             lifetime=lifetime,
         )
-        sign_in(token, normalize_email(email))
+        sign_in(state, token)
 
     @ui.page("/login", title="登录 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def login_page(request: Request) -> None:
@@ -146,7 +146,12 @@ def register(state: AppState) -> None:
                 button.props("loading")
                 try:
                     await login_flow.register_user(
-                        engine=state.engine, email=email.value, password=password.value
+                        engine=state.engine,
+                        throttle=state.throttle,
+                        email=email.value,
+                        password=password.value,
+                        ip=client_ip(request.scope),
+                        per_hour=(await state.system_settings.for_decision()).register_per_ip_per_hour,
                     )
                     await _sign_in(request, email.value, password.value)
                 except (Conflict, InvalidInput) as failure:

@@ -1,4 +1,10 @@
-"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh)."""
+"""Who is using the page: the login kept in ``app.storage.user`` (survives a refresh and a restart).
+
+The browser-session store is NiceGUI's: a file per browser under ``.nicegui`` (or a Redis key with
+``NICEGUI_REDIS_URL``). It keeps tokens only sealed (``services.security.SessionCipher``, a key derived
+from ``SECRET_KEY``), so whoever reads those files gets nothing usable; a value that does not unseal (a
+plain token written by an older version, or one sealed under another ``SECRET_KEY``) is dropped.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,28 @@ from pages.threads import off_loop
 from services import auth
 from services.errors import AuthenticationFailed
 
+USER_TOKEN_KEY = "token"  # noqa: S105 - the storage key, not a secret
+ADMIN_TOKEN_KEY = "admin_token"  # noqa: S105
+_RETIRED_KEYS = ("email",)  # kept in clear by older versions
+
+
+def keep_token(state: AppState, key: str, token: str) -> None:
+    app.storage.user[key] = state.session_cipher.seal(token)
+
+
+def stored_token(state: AppState, key: str) -> str | None:
+    sealed = app.storage.user.get(key)
+    if not sealed:
+        return None
+    token = state.session_cipher.unseal(sealed)
+    if token is None:
+        forget_token(key)
+    return token
+
+
+def forget_token(key: str) -> None:
+    app.storage.user.pop(key, None)
+
 
 def _user_for_token(state: AppState, token: str) -> User:
     with Session(state.engine, expire_on_commit=False) as session:
@@ -20,7 +48,7 @@ def _user_for_token(state: AppState, token: str) -> User:
 async def current_user(state: AppState) -> User | None:
     """The signed-in user (read on a worker thread), or None for a guest (no database work) and for a
     login that is no longer valid (which is then dropped)."""
-    token = app.storage.user.get("token")
+    token = stored_token(state, USER_TOKEN_KEY)
     if not token:
         return None
     try:
@@ -30,11 +58,12 @@ async def current_user(state: AppState) -> User | None:
         return None
 
 
-def sign_in(token: str, email: str) -> None:
-    app.storage.user["token"] = token
-    app.storage.user["email"] = email
+def sign_in(state: AppState, token: str) -> None:
+    keep_token(state, USER_TOKEN_KEY, token)
+    for key in _RETIRED_KEYS:
+        app.storage.user.pop(key, None)
 
 
 def sign_out() -> None:
-    app.storage.user.pop("token", None)
-    app.storage.user.pop("email", None)
+    for key in (USER_TOKEN_KEY, *_RETIRED_KEYS):
+        app.storage.user.pop(key, None)

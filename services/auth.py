@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from datetime import timedelta
 
@@ -15,8 +16,10 @@ from services.security import (
     create_token,
     decode_token,
     hash_password,
+    password_fingerprint,
     verify_password,
 )
+from services.text import has_control_characters
 
 MIN_PASSWORD_LENGTH = 8
 ADMIN_TOKEN_LIFETIME = timedelta(hours=24)
@@ -28,8 +31,18 @@ _EMAIL_PATTERN = re.compile(
 )
 
 
+def check_credential_text(value: str, what: str) -> str:
+    """Raises InvalidInput (naming ``what``, never echoing the value) when ``value`` holds a control
+    character (C0 with tab and newlines, DEL, C1): no credential has a use for one, and a NUL reached
+    bcrypt, which raises on it (a 500 with a 14 KB traceback per request)."""
+    if has_control_characters(value):
+        raise InvalidInput(f"{what}不能包含控制字符")
+    return value
+
+
 def normalize_email(email: str) -> str:
     """The stored form of an email (trimmed, lower-case); raises InvalidInput when it is not one."""
+    check_credential_text(email, "邮箱")
     candidate = email.strip().lower()
     local, _, _domain = candidate.partition("@")
     if len(candidate) > 254 or len(local) > 64 or not _EMAIL_PATTERN.match(candidate) or ".." in candidate:
@@ -38,7 +51,9 @@ def normalize_email(email: str) -> str:
 
 
 def check_password_rules(password: str) -> str:
-    """Raises InvalidInput unless the password has 8+ characters and at most 72 bytes (bcrypt's limit)."""
+    """Raises InvalidInput unless the password has 8+ characters, at most 72 bytes (bcrypt's limit) and
+    no control character."""
+    check_credential_text(password, "密码")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"密码至少需要 {MIN_PASSWORD_LENGTH} 位")
     if len(password.encode()) > BCRYPT_MAX_BYTES:
@@ -104,25 +119,49 @@ def ensure_admin(*, session: Session, username: str, password: str) -> Admin:
     return admin
 
 
+def _fingerprint(account: User | Admin, secret: str) -> str:
+    return password_fingerprint(account.password_hash, secret=secret)
+
+
 def issue_user_token(user: User, *, secret: str, lifetime: timedelta) -> str:
-    return create_token(subject=str(user.id), kind="user", secret=secret, lifetime=lifetime)
+    return create_token(
+        subject=str(user.id),
+        kind="user",
+        secret=secret,
+        lifetime=lifetime,
+        password_fingerprint=_fingerprint(user, secret),
+    )
 
 
 def issue_admin_token(admin: Admin, *, secret: str) -> str:
-    return create_token(subject=admin.username, kind="admin", secret=secret, lifetime=ADMIN_TOKEN_LIFETIME)
+    return create_token(
+        subject=admin.username,
+        kind="admin",
+        secret=secret,
+        lifetime=ADMIN_TOKEN_LIFETIME,
+        password_fingerprint=_fingerprint(admin, secret),
+    )
+
+
+def _check_fingerprint(account: User | Admin, fingerprint: str, secret: str) -> None:
+    """A token issued before the account's password changed is revoked."""
+    if not hmac.compare_digest(fingerprint, _fingerprint(account, secret)):
+        raise AuthenticationFailed("密码已更改，请重新登录")
 
 
 def user_from_token(*, session: Session, token: str, secret: str) -> User:
-    subject = decode_token(token, secret=secret, kind="user")
-    user = session.get(User, int(subject)) if subject.isdigit() else None
+    claims = decode_token(token, secret=secret, kind="user")
+    user = session.get(User, int(claims.subject)) if claims.subject.isdigit() else None
     if user is None:
         raise AuthenticationFailed("账号不存在或已被删除")
+    _check_fingerprint(user, claims.password_fingerprint, secret)
     return user
 
 
 def admin_from_token(*, session: Session, token: str, secret: str) -> Admin:
-    subject = decode_token(token, secret=secret, kind="admin")
-    admin = session.exec(select(Admin).where(Admin.username == subject)).first()
+    claims = decode_token(token, secret=secret, kind="admin")
+    admin = session.exec(select(Admin).where(Admin.username == claims.subject)).first()
     if admin is None:
         raise AuthenticationFailed("管理员账号不存在")
+    _check_fingerprint(admin, claims.password_fingerprint, secret)
     return admin

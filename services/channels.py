@@ -12,12 +12,11 @@ from sqlmodel import Session, col, select
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate, utcnow
 from services.errors import InvalidInput, NotFound
-from services.refresh import Refresher
+from services.refresh import PERIOD_SECONDS, Refresher
 from services.security import KeyCipher, mask_key
 from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.channels")
-DIRECTORY_TTL_SECONDS = 2.0
 
 
 def normalize_base_url(url: str) -> str:
@@ -156,44 +155,42 @@ class ModelInfo:
 class ChannelDirectory:
     """Enabled channels by model, cached for a moment and refreshed at once after a local change.
 
-    The short TTL lets several instances sharing one database see each other's changes. Channels of one
-    model are offered in rotating order so they share the traffic.
+    Cached (services/refresh.py): reloaded at once after a change on any instance, and never used for
+    a decision when older than its period. Channels of one model are offered in rotating order so they
+    share the traffic.
     """
 
-    def __init__(self, engine: Engine, cipher: KeyCipher, ttl: float = DIRECTORY_TTL_SECONDS) -> None:
+    def __init__(self, engine: Engine, cipher: KeyCipher, period: float = PERIOD_SECONDS) -> None:
         self._engine = engine
         self._cipher = cipher
-        self._refresher = Refresher(self._load, ttl, "channel directory")
+        self.refresher = Refresher(self._load, "channels", period)
         self._by_model: dict[str, list[ChannelTarget]] = {}
         self._models: list[ModelInfo] = []
         self._rotation: dict[str, itertools.count[int]] = {}
         self._warned_unreadable: set[int] = set()
 
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
-
     def load(self) -> None:
-        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
-        self._refresher.ensure()
+        """The first load (at start, so that no reader on the event loop has to)."""
+        self.refresher.load_first()
 
-    # Changes made through the directory show in it at once; other instances see them within the TTL.
+    # Changes made through the directory show at once, here and (announced) on every instance.
     def create(self, *, session: Session, data: ChannelCreate) -> Channel:
         try:
             return create_channel(session=session, data=data, cipher=self._cipher)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def update(self, *, session: Session, channel_id: int, data: ChannelUpdate) -> Channel:
         try:
             return update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def delete(self, *, session: Session, channel_id: int) -> None:
         try:
             delete_channel(session=session, channel_id=channel_id)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
@@ -221,7 +218,7 @@ class ChannelDirectory:
         self._models = list(models.values())
 
     def _fresh(self) -> None:
-        self._refresher.ensure()
+        self.refresher.ensure()
 
     def models(self) -> list[ModelInfo]:
         self._fresh()

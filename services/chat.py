@@ -186,19 +186,19 @@ class ChatStream:
                     piece = self._piece(*event, normalizer)
                     if piece is not None:
                         yield piece
-            except (httpx.TimeoutException, TimeoutError):
-                status = "timeout"
-            except (httpx.HTTPError, UpstreamProtocolError):
-                status = "upstream_error"
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                status, reason = "timeout", _describe(exc)
+            except (httpx.HTTPError, UpstreamProtocolError) as exc:
+                status, reason = "upstream_error", _describe(exc)
             else:
-                status = "ok" if event is None else "server_shutdown"
+                status, reason = ("ok", "") if event is None else ("server_shutdown", "cut by the shutdown")
             last: list[StreamPiece] = []  # sent once the row is written
             if status == "ok":
                 tail = self._tail(normalizer)
                 done = StreamPiece(sse=DONE_EVENT, done=True)
                 last = [tail, done] if tail else [done]
             else:
-                log.warning("channel %s: the stream ended early (%s)", self.channel.id, status)
+                log.warning("channel %s: the stream ended early (%s: %s)", self.channel.id, status, reason)
                 error: DomainError = ShuttingDown() if status == "server_shutdown" else UpstreamUnavailable()
                 last = [StreamPiece(sse=_sse(error.body()), error=error)]
             self._call.write(status)
@@ -237,10 +237,13 @@ class ChatService:
         """The checks before any upstream work: IP block, model, the caller's rate limit (atomic hit).
 
         A request refused here never reaches an upstream and is not logged as a call; so is every
-        request once the instance is shutting down.
+        request once the instance is shutting down. None of these decisions is taken on a value older
+        than its cache's period (docs/behaviour.md#shared-state).
         """
         if self.calls.draining:
             raise ShuttingDown()
+        await self.block_list.refresher.until_fresh()
+        await self.directory.refresher.until_fresh()
         rule = self.block_list.match(caller.ip)
         if rule is not None:
             self.block_list.record_attempt(ip=caller.ip, path=caller.path, rule=rule)
@@ -248,7 +251,7 @@ class ChatService:
         candidates = self.directory.candidates(model)
         if not candidates:
             raise ModelNotFound()
-        limits = self.settings.current()
+        limits = await self.settings.for_decision()
         if caller.user_id is not None:
             await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
         else:
@@ -293,7 +296,7 @@ class ChatService:
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
         async def first_event(response: httpx.Response, target: ChannelTarget, call: CallLog) -> ChatStream:
-            events = iter_sse_payloads(response.aiter_lines())
+            events = iter_sse_payloads(self.client.lines(response))
             first = await anext(events, None)
             if first is None:
                 raise _ChannelFailed("the stream ended before its first event")
@@ -314,8 +317,9 @@ class ChatService:
         async def whole_answer(
             response: httpx.Response, _target: ChannelTarget, call: CallLog
         ) -> dict[str, Any]:
+            raw = await self.client.read_answer(response)
             try:
-                answer = response.json()
+                answer = json.loads(raw)
             except ValueError:
                 raise _ChannelFailed("not JSON") from None
             if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
@@ -391,16 +395,16 @@ class ChatService:
         accept: _Accept[_T],
     ) -> _T:
         """Post to one channel and hand a 200 to ``accept``; a stream must send its first event within
-        ``first_byte`` seconds (a whole answer is bounded by the client's read timeout). The response is
-        closed, shielded from cancellation, on any failure."""
+        ``first_byte`` seconds, a whole answer must have arrived within ``idle`` seconds (the whole wait,
+        however the bytes trickle in). The response is closed, shielded from cancellation, on any
+        failure."""
         response: httpx.Response | None = None
         try:
-            async with asyncio.timeout(self.timeouts.first_byte if stream else None):
+            async with asyncio.timeout(self.timeouts.first_byte if stream else self.timeouts.idle):
                 response = await self.client.post_json(
                     target.completions_url,
                     self._payload(body, target, stream=stream),
                     self._headers(target, stream=stream),
-                    stream=stream,
                 )
                 if response.status_code != 200:
                     raise _ChannelFailed(f"HTTP {response.status_code}")
@@ -420,4 +424,8 @@ def _cancel(task: asyncio.Task[Any]) -> None:
 
 
 def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, _ChannelFailed) else type(exc).__name__
+    if isinstance(exc, _ChannelFailed):
+        return str(exc)
+    if isinstance(exc, UpstreamProtocolError):
+        return f"{exc.reason}: {exc}"
+    return type(exc).__name__

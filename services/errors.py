@@ -12,7 +12,9 @@
     │   └── IPBlocked                403     ip_blocked
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
-    ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable)
+    ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
+    │                                                              + retry_after, header only)
+    ├── StateUnavailable             503     service_unavailable   (settings, block list or channels too old)
     └── ShuttingDown                 503     server_shutdown       (the instance is stopping: try again)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
@@ -114,10 +116,22 @@ class UpstreamUnavailable(_RetryAfterError):
     default_message = "上游渠道暂时不可用，请稍后再试"
 
 
-class LimiterUnavailable(DomainError):
+class LimiterUnavailable(_RetryAfterError):
     status = 503
     type = "service_unavailable"
     default_message = "限流服务暂时不可用，请稍后再试"
+
+
+class StateUnavailable(DomainError):
+    """A decision needs the settings, the block list or the channels, and they could not be read again
+    within their period (the database is away): refused rather than decided on an old value."""
+
+    status = 503
+    type = "service_unavailable"
+    default_message = "服务暂时无法读取最新配置，请稍后再试"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class ShuttingDown(DomainError):

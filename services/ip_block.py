@@ -1,8 +1,9 @@
 """The IP block list (addresses and CIDR ranges) and the record of blocked attempts.
 
-The list is cached in memory and refreshed at once after a local change (and every few seconds, for
-other instances' changes). Attempts are aggregated in memory and written once a second as one row per
-(ip, path, rule) with a hit count, and the table is capped, so a flood cannot grow it without bound.
+The list is cached in memory (services/refresh.py): reloaded at once after a change on any instance,
+and never used for a decision when older than its period. Attempts are aggregated in memory and
+written once a second as one row per (ip, path, rule) with a hit count, and the table is capped, so a
+flood cannot grow it without bound.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,11 +23,10 @@ from sqlmodel import Session, col, select
 from app.models import BlockedAttempt, BlockedIP, utcnow
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
-from services.refresh import Refresher
+from services.refresh import PERIOD_SECONDS, Refresher
 from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.ip_block")
-CACHE_TTL_SECONDS = 2.0
 MAX_ATTEMPT_ROWS = 10_000
 FLUSH_INTERVAL_SECONDS = 1.0
 
@@ -116,56 +115,46 @@ class _Folded:
 
 
 class BlockList:
-    def __init__(self, engine: Engine, ttl: float = CACHE_TTL_SECONDS) -> None:
+    def __init__(self, engine: Engine, period: float = PERIOD_SECONDS) -> None:
         self._engine = engine
-        self.ttl = ttl  # also how often a waiter for a block looks again (other instances' changes)
         self._rules: list[_Rule] = []
-        self._refresher = Refresher(self._load, ttl, "block list")
+        self.refresher = Refresher(self._load, "block_list", period)
         self._pending: dict[tuple[str, str, str], _Folded] = {}
         self._pending_lock = threading.Lock()
-        self._listeners: set[Callable[[], None]] = set()  # told after each load (on the loading thread)
-        self._listeners_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._flush_loop, name="pyaichat-blocked-attempts", daemon=True
         )
         self._thread.start()
 
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
-
     def load(self) -> None:
-        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
-        self._refresher.ensure()
+        """The first load (at start, so that no reader on the event loop has to)."""
+        self.refresher.load_first()
 
-    # Rules changed through the block list apply at once; other instances see them within the TTL.
+    # Rules changed through the block list apply at once, here and (announced) on every instance.
     def add(
         self, *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
     ) -> BlockedIP:
         try:
             return add_rule(session=session, ip_address=ip_address, reason=reason, confirm_all=confirm_all)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def remove(self, *, session: Session, rule_id: int) -> None:
         try:
             delete_rule(session=session, rule_id=rule_id)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
             texts = session.exec(select(BlockedIP.ip_address)).all()
         self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener()
 
     async def until_blocked(self, ip: str) -> str:
         """Wait until ``ip`` is blocked; the rule that blocks it. Rules are checked again after every
-        load, so a change through this instance is seen at once, and at least once per TTL, which
-        also starts the reload that brings other instances' changes (within about two TTLs)."""
+        load: at once for a change through this instance or announced by another, and at least every
+        half period (the reloader's safety net)."""
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()
 
@@ -173,21 +162,19 @@ class BlockList:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
                 loop.call_soon_threadsafe(changed.set)
 
-        with self._listeners_lock:
-            self._listeners.add(wake)
+        self.refresher.listen(wake)
         try:
             while (rule := self.match(ip)) is None:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.ttl):
+                    async with asyncio.timeout(self.refresher.period):
                         await changed.wait()
                 changed.clear()
             return rule
         finally:
-            with self._listeners_lock:
-                self._listeners.discard(wake)
+            self.refresher.unlisten(wake)
 
     def _fresh(self) -> list[_Rule]:
-        self._refresher.ensure()
+        self.refresher.ensure()
         return self._rules
 
     def match(self, ip: str) -> str | None:

@@ -9,7 +9,7 @@ the largest avoidable cost of a call in the profile of benchmark 1.
 Here each key is a deque of hit times, oldest first. A hit drops the expired entries at the old end
 (amortised O(1)), compares the count with the limit and appends, with no ``await`` in between, so
 concurrent requests on the loop are admitted exactly. Keys that saw no hit for longer than their window
-are swept inline at most every :data:`SWEEP_SECONDS`.
+and fixed-window counters past their end are swept inline at most every :data:`SWEEP_SECONDS`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,11 @@ class EventLoopMemoryStorage(Storage, MovingWindowSupport):
 
     # ---- the rest of the storage interface (fixed windows, housekeeping) ---------------------------
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """The counter after adding ``amount`` (negative gives back); a new window starts at its first
+        ``incr`` after the old one ended. Used by the sign-in and registration throttles."""
         now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
         expires_at, count = self._counters.get(key, (0.0, 0))
         if expires_at <= now:
             expires_at, count = now + expiry, 0

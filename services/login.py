@@ -1,8 +1,17 @@
-"""Signing in with throttling of failed attempts, shared by the REST API and the login pages."""
+"""Signing in and registering, with their throttles, shared by the REST API and the pages.
+
+Each attempt reserves its throttle slots before any bcrypt work (``services.throttle``): a failed sign-in
+keeps them, a successful one gives them back, so only failures count and N parallel guesses get at most
+the limit's password checks. A registration keeps its slot whatever the outcome (a taken e-mail too: the
+limit also bounds probing which e-mails exist).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
+from typing import TypeVar
 
 import anyio
 from sqlalchemy.engine import Engine
@@ -11,7 +20,16 @@ from sqlmodel import Session
 from app.models import Admin, User
 from services import auth
 from services.errors import AuthenticationFailed
-from services.rate_limit import RateLimiter
+from services.throttle import (
+    LOGIN_THROTTLED_MESSAGE,
+    REGISTER_THROTTLED_MESSAGE,
+    Throttle,
+    ThrottleRule,
+    login_rules,
+    register_rules,
+)
+
+T = TypeVar("T")
 
 
 def _authenticate_user(engine: Engine, email: str, password: str) -> User:
@@ -24,35 +42,48 @@ def _authenticate_admin(engine: Engine, username: str, password: str) -> Admin:
         return auth.authenticate_admin(session=session, username=username, password=password)
 
 
+async def _password_check(throttle: Throttle, rules: list[ThrottleRule], check: Callable[[], T]) -> T:
+    """``check`` (bcrypt, on a worker thread) once a throttle slot is reserved; only a failure keeps it."""
+    reservation = await throttle.reserve(rules, LOGIN_THROTTLED_MESSAGE)
+    try:
+        result = await anyio.to_thread.run_sync(check)
+    except AuthenticationFailed:
+        raise  # a counted failure: the slot stays taken
+    except Exception:
+        await throttle.release(reservation)  # the database failed, not the guess
+        raise
+    await throttle.release(reservation)
+    return result
+
+
 async def sign_in_user(
     *,
     engine: Engine,
-    limiter: RateLimiter,
+    throttle: Throttle,
     email: str,
     password: str,
     ip: str,
     secret: str,
     lifetime: timedelta,
 ) -> tuple[User, str]:
-    """The user and a fresh token (bcrypt on a worker thread); raises RateLimited or AuthenticationFailed."""
-    await limiter.check_login_allowed(kind="user", account=email, ip=ip)
-    try:
-        user = await anyio.to_thread.run_sync(_authenticate_user, engine, email, password)
-    except AuthenticationFailed:
-        await limiter.record_login_failure(kind="user", account=email, ip=ip)
-        raise
+    """The user and a fresh token (bcrypt on a worker thread); raises InvalidInput, RateLimited or
+    AuthenticationFailed."""
+    auth.check_credential_text(email, "邮箱")
+    auth.check_credential_text(password, "密码")
+    user = await _password_check(
+        throttle, login_rules("user", email, ip), partial(_authenticate_user, engine, email, password)
+    )
     return user, auth.issue_user_token(user, secret=secret, lifetime=lifetime)
 
 
 async def sign_in_admin(
-    *, engine: Engine, limiter: RateLimiter, username: str, password: str, ip: str, secret: str
+    *, engine: Engine, throttle: Throttle, username: str, password: str, ip: str, secret: str
 ) -> tuple[Admin, str]:
-    await limiter.check_login_allowed(kind="admin", account=username, ip=ip)
-    try:
-        admin = await anyio.to_thread.run_sync(_authenticate_admin, engine, username, password)
-    except AuthenticationFailed:
-        await limiter.record_login_failure(kind="admin", account=username, ip=ip)
-        raise
+    auth.check_credential_text(username, "用户名")
+    auth.check_credential_text(password, "密码")
+    admin = await _password_check(
+        throttle, login_rules("admin", username, ip), partial(_authenticate_admin, engine, username, password)
+    )
     return admin, auth.issue_admin_token(admin, secret=secret)
 
 
@@ -61,5 +92,12 @@ def _register(engine: Engine, email: str, password: str) -> User:
         return auth.register_user(session=session, email=email, password=password)
 
 
-async def register_user(*, engine: Engine, email: str, password: str) -> User:
+async def register_user(
+    *, engine: Engine, throttle: Throttle, email: str, password: str, ip: str, per_hour: int
+) -> User:
+    """A new account; raises InvalidInput (before counting), RateLimited (``per_hour`` registrations
+    per IP) or Conflict."""
+    email = auth.normalize_email(email)
+    auth.check_password_rules(password)
+    await throttle.reserve(register_rules(ip, per_hour), REGISTER_THROTTLED_MESSAGE)
     return await anyio.to_thread.run_sync(_register, engine, email, password)

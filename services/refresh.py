@@ -1,97 +1,238 @@
-"""Caches of small tables (channels, settings, the block list) kept fresh off the event loop."""
+"""Caches of small tables (channels, settings, the block list): how fresh they are, who reloads them,
+and the rule that no decision is taken on an old value (docs/behaviour.md#shared-state).
+
+- Every cache has a **period** (2 s). A value loaded longer ago than that is *stale*: a security or
+  limit decision (a block, a rate limit, whether a channel is enabled) never uses it. It waits for a
+  reload instead, for at most ``WAIT_SECONDS``, then fails closed (503, :class:`StateUnavailable`).
+- The instance's :class:`Reloader` (one thread) keeps every cache younger than its period on its own:
+  it reloads each one once half the period has passed, so on a healthy database no request waits.
+- A change made through this instance reloads at once on the thread that made it; other instances are
+  told through ``services/announce.py`` and reload at once too. The periodic reload is the safety net
+  when an announcement is lost.
+
+The age of a value counts from when its load *started*: what the load read can be no older than that.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import queue
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from services.errors import StateUnavailable
 
 log = logging.getLogger("pyaichat.cache")
-WORKER_NAME = "pyaichat-cache-refresh"
-_due: queue.SimpleQueue[Refresher] = queue.SimpleQueue()  # reloads for the worker, in the order asked
-_worker_lock = threading.Lock()
-_worker: threading.Thread | None = None
-
-
-def _work() -> None:
-    while True:
-        _due.get()._reload()
-
-
-def _submit(refresher: Refresher) -> None:
-    """Hand a reload to the process's one refresh thread, started on first use. Starting a thread per
-    reload made the reader wait (``Thread.start`` blocks until the new thread runs, which on a busy
-    event loop is a fraction of a millisecond taken out of a request) every couple of seconds."""
-    global _worker
-    if _worker is None:
-        with _worker_lock:
-            if _worker is None:
-                _worker = threading.Thread(target=_work, name=WORKER_NAME, daemon=True)
-                _worker.start()
-    _due.put(refresher)
+PERIOD_SECONDS = 2.0
+WAIT_SECONDS = 1.5  # how long a decision waits for a stale cache to reload before it is refused
+RETRY_SECONDS = (0.1, 1.0)  # a failed reload is tried again after 0.1 s, doubling up to 1 s
+THREAD_NAME = "pyaichat-cache-reload"
 
 
 class Refresher:
-    """Runs ``load`` (which stores what it read on its owner) so that readers never wait on a reload.
+    """The freshness of one cache. ``load`` reads the table and stores the values on the cache's owner;
+    it runs on one thread at a time."""
 
-    The first read, and the first after :meth:`invalidate`, load on the reader's thread. So that the
-    reader is never the event loop, the owner loads at start and, after a change made by this process
-    (which must show at once), reloads with :meth:`reload_now` on the thread that made the change (a
-    worker: the admin pages and the API change things off the loop). After that, once ``ttl`` has passed,
-    a read starts a reload on the refresh thread and goes on with the values already loaded: several
-    instances sharing a database see each other's changes within about ``ttl``, and no request pays for
-    the query (on the event loop it was the largest tail of the time to first token).
-    """
-
-    def __init__(self, load: Callable[[], None], ttl: float, name: str) -> None:
+    def __init__(self, load: Callable[[], None], name: str, period: float = PERIOD_SECONDS) -> None:
         self._load = load
-        self._ttl = ttl
-        self._name = name
+        self.name = name
+        self.period = period
         self._lock = threading.Lock()  # one load at a time
-        self._loaded_at = float("-inf")
-        self._valid = False  # False before the first load and after invalidate()
-        self._reloading = False
+        self._loaded_at = -math.inf  # monotonic time the last successful load started
+        self._failures = 0
+        self.retry_at = -math.inf  # the reloader leaves a failing cache alone until then
+        self._listeners: set[Callable[[], None]] = set()  # told after each successful load
+        self._listeners_lock = threading.Lock()
+        self._reloader: Reloader | None = None
 
-    def invalidate(self) -> None:
-        self._valid = False
+    # ---- state ----------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._loaded_at > -math.inf
 
-    def reload_now(self) -> None:
-        """Load at once on this thread. Readers meanwhile go on with the values loaded before (they do
-        not wait for this load); a failed load is logged, those values stay, and the next read asks the
-        refresh thread to try again."""
-        try:
-            with self._lock:
+    def age(self) -> float:
+        return time.monotonic() - self._loaded_at
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self._loaded_at < self.period
+
+    def due_at(self) -> float:
+        """When the reloader should load again: half a period after the last load, or the retry time."""
+        return max(self._loaded_at + self.period / 2, self.retry_at)
+
+    # ---- loading --------------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Load now on this thread (after any load running). False, logged, when the load failed: the
+        values loaded before stay, and go stale after the period."""
+        with self._lock:
+            started = time.monotonic()
+            try:
                 self._load()
-                self._valid = True
-                self._loaded_at = time.monotonic()
-        except Exception as exc:
-            log.warning("could not reload the %s: %s", self._name, type(exc).__name__)
-            self._loaded_at = float("-inf")
+            except Exception as exc:
+                self._failures += 1
+                self.retry_at = started + min(RETRY_SECONDS[0] * 2 ** (self._failures - 1), RETRY_SECONDS[1])
+                if self._failures == 1 or self._failures % 60 == 0:
+                    log.warning("could not reload the %s (%d tries): %s", self.name, self._failures, exc)
+                return False
+            if self._failures:
+                log.info("the %s loads again after %d failed tries", self.name, self._failures)
+            self._failures = 0
+            self.retry_at = -math.inf
+            self._loaded_at = started
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+        return True
 
+    def load_first(self) -> None:
+        """The first load, on this thread, raising what it raised (at start: a database that cannot be
+        read stops the start-up rather than serving empty tables)."""
+        with self._lock:
+            started = time.monotonic()
+            self._load()
+            self._loaded_at = started
+
+    def changed(self) -> None:
+        """This instance changed the table: reload now on this thread (the change shows at once here),
+        then tell the other instances. A failed reload leaves the cache to go stale, and the reloader
+        to try again."""
+        if not self.reload():
+            self.outdated()
+        if self._reloader is not None:
+            self._reloader.announce(self.name)
+
+    def outdated(self) -> None:
+        """The table changed since the last load (a change whose reload failed, or one announced by
+        another instance): the values are stale from now on, so no decision uses them, and the reloader
+        loads them again as soon as it can."""
+        self._loaded_at = min(self._loaded_at, time.monotonic() - self.period)
+        if self._reloader is not None:
+            self._reloader.ask(self)
+
+    def ask(self) -> None:
+        """Reload soon, off this thread (the reloader's), or now without a reloader."""
+        if self._reloader is not None:
+            self._reloader.ask(self)
+        else:
+            self.reload()
+
+    # ---- reading --------------------------------------------------------------------------------
     def ensure(self) -> None:
-        if not self._valid:
-            with self._lock:
-                if not self._valid:
-                    self._valid = True  # first: an invalidate() during the load asks for another
-                    try:
-                        self._load()
-                    except BaseException:
-                        self._valid = False
-                        raise
-                    self._loaded_at = time.monotonic()
-            return
-        if not self._reloading and time.monotonic() - self._loaded_at >= self._ttl:
-            self._reloading = True
-            _submit(self)
+        """For reads that decide nothing (lists shown to people) and for reads off the event loop.
+        Never loaded: load now. Stale: ask for a reload and go on with the values loaded."""
+        if not self.loaded:
+            if not self.reload():
+                raise StateUnavailable()
+        elif not self.fresh():
+            self.ask()
 
-    def _reload(self) -> None:
+    def ensure_fresh(self) -> None:
+        """For decisions taken off the event loop: a stale value is reloaded on this thread first.
+        Raises :class:`StateUnavailable` when it cannot be."""
+        if self.fresh():
+            return
+        if not self.reload() and not self.fresh():
+            raise StateUnavailable()
+
+    async def until_fresh(self, wait: float = WAIT_SECONDS) -> None:
+        """For decisions on the event loop: returns at once while fresh (the usual case), else waits for
+        the reloader, at most ``wait`` seconds, then raises :class:`StateUnavailable`."""
+        if self.fresh():
+            return
+        loop = asyncio.get_running_loop()
+        loaded = asyncio.Event()
+
+        def wake() -> None:  # on the loading thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(loaded.set)
+
+        self.listen(wake)
         try:
-            with self._lock:
-                self._load()
-        except Exception as exc:  # the values already loaded stay; the next read after ttl tries again
-            log.warning("could not refresh the %s: %s", self._name, type(exc).__name__)
+            async with asyncio.timeout(wait):
+                while not self.fresh():
+                    if self._reloader is None:
+                        await asyncio.to_thread(self.reload)
+                    else:
+                        self._reloader.ask(self)
+                        await loaded.wait()
+                        loaded.clear()
+        except TimeoutError:
+            log.warning("the %s is %.1f s old and did not reload within %.1f s", self.name, self.age(), wait)
+            raise StateUnavailable() from None
         finally:
-            self._loaded_at = time.monotonic()
-            self._reloading = False
+            self.unlisten(wake)
+
+    # ---- listeners ------------------------------------------------------------------------------
+    def listen(self, listener: Callable[[], None]) -> None:
+        with self._listeners_lock:
+            self._listeners.add(listener)
+
+    def unlisten(self, listener: Callable[[], None]) -> None:
+        with self._listeners_lock:
+            self._listeners.discard(listener)
+
+
+class Reloader:
+    """One thread per instance that keeps the caches fresh: each is reloaded half a period after its
+    last load, at once when asked (a stale read, another instance's change, a reconnect), and a failed
+    load is tried again after a short, growing wait."""
+
+    def __init__(self, caches: Iterable[Refresher] = ()) -> None:
+        self.announce: Callable[[str], None] = lambda name: None  # tells other instances (announce.py)
+        self._caches: list[Refresher] = []
+        self._asked: set[Refresher] = set()
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        for cache in caches:
+            self.add(cache)
+
+    def add(self, cache: Refresher) -> None:
+        cache._reloader = self
+        self._caches.append(cache)
+
+    def by_name(self, name: str) -> Refresher | None:
+        return next((cache for cache in self._caches if cache.name == name), None)
+
+    def ask(self, cache: Refresher | None = None) -> None:
+        """Reload ``cache`` (every cache when None) as soon as the thread can."""
+        with self._wake:
+            self._asked.update([cache] if cache is not None else self._caches)
+            self._wake.notify()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _next(self) -> list[Refresher] | None:
+        """The caches to reload now, after waiting for one to fall due; None once stopped."""
+        with self._wake:
+            while not self._stopped:
+                now = time.monotonic()
+                due = [c for c in self._caches if c in self._asked or c.due_at() <= now]
+                if due:
+                    self._asked.difference_update(due)
+                    return due
+                wait = min((c.due_at() for c in self._caches), default=math.inf) - now
+                self._wake.wait(timeout=None if wait == math.inf else wait)
+            return None
+
+    def _run(self) -> None:
+        while (due := self._next()) is not None:
+            for cache in due:
+                try:
+                    cache.reload()
+                except BaseException:  # pragma: no cover - reload() catches what a load raises
+                    log.exception("the cache reloader failed on the %s", cache.name)

@@ -1,8 +1,12 @@
-"""Password hashing (bcrypt via passlib), JWTs (HS256, pinned) and encryption of API keys at rest."""
+"""Password hashing (bcrypt via passlib), JWTs (HS256, pinned), encryption of API keys at rest, and the
+sealing of tokens kept in browser sessions."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -40,14 +44,37 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return matched and password_hash is not None
 
 
-def create_token(*, subject: str, kind: TokenKind, secret: str, lifetime: timedelta) -> str:
+def password_fingerprint(password_hash: str, *, secret: str) -> str:
+    """A short keyed digest of the account's password hash, carried in its tokens as ``pwd``: a new
+    password (a new hash) no longer matches, which revokes every token issued before. Keyed with
+    ``SECRET_KEY`` so the readable token says nothing about the hash."""
+    digest = hmac.new(secret.encode(), b"pyaichat-password-v1:" + password_hash.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    password_fingerprint: str
+
+
+def create_token(
+    *, subject: str, kind: TokenKind, secret: str, lifetime: timedelta, password_fingerprint: str
+) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": subject, "kind": kind, "iat": int(now.timestamp()), "exp": now + lifetime}
+    claims = {
+        "sub": subject,
+        "kind": kind,
+        "pwd": password_fingerprint,
+        "iat": int(now.timestamp()),
+        "exp": now + lifetime,
+    }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def decode_token(token: str, *, secret: str, kind: TokenKind) -> str:
-    """The subject of a valid, unexpired token of ``kind``; anything else raises AuthenticationFailed."""
+def decode_token(token: str, *, secret: str, kind: TokenKind) -> TokenClaims:
+    """The claims of a valid, unexpired token of ``kind``; anything else raises AuthenticationFailed.
+    Whether the password fingerprint still matches is the caller's check (it needs the account)."""
     try:
         claims = jwt.decode(
             token,
@@ -61,18 +88,22 @@ def decode_token(token: str, *, secret: str, kind: TokenKind) -> str:
         raise AuthenticationFailed("登录凭证无效或已过期") from None
     if claims.get("kind") != kind or not isinstance(claims.get("sub"), str):
         raise AuthenticationFailed("登录凭证类型不正确")
-    subject: str = claims["sub"]
-    return subject
+    fingerprint = claims.get("pwd")
+    if not isinstance(fingerprint, str):  # issued before tokens were bound to the password
+        raise AuthenticationFailed("登录凭证已失效，请重新登录")
+    return TokenClaims(subject=claims["sub"], password_fingerprint=fingerprint)
+
+
+def _fernet(secret: str, salt: bytes) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"fernet-v1").derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(derived))
 
 
 class KeyCipher:
     """Encrypts channel API keys with a Fernet key derived (HKDF-SHA256) from ``ENCRYPTION_KEY``."""
 
     def __init__(self, encryption_key: str) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"pyaichat-channel-keys", info=b"fernet-v1"
-        ).derive(encryption_key.encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._fernet = _fernet(encryption_key, b"pyaichat-channel-keys")
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
@@ -81,6 +112,27 @@ class KeyCipher:
         """The plain key, or None when it was encrypted with another ``ENCRYPTION_KEY``."""
         try:
             return self._fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            return None
+
+
+class SessionCipher:
+    """Seals the tokens that the pages keep in NiceGUI's browser-session storage (files under
+    ``.nicegui``, or Redis) with a Fernet key derived (HKDF-SHA256) from ``SECRET_KEY``: whoever reads
+    that storage gets no usable token, and a restart with the same ``SECRET_KEY`` still opens them."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._fernet = _fernet(secret_key, b"pyaichat-browser-sessions")
+
+    def seal(self, token: str) -> str:
+        return self._fernet.encrypt(token.encode()).decode()
+
+    def unseal(self, sealed: object) -> str | None:
+        """The token, or None for anything not sealed by this key (a plain token of an older version)."""
+        if not isinstance(sealed, str):
+            return None
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
         except (InvalidToken, ValueError):
             return None
 

@@ -9,14 +9,20 @@ from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
 from services.errors import InvalidInput
-from services.refresh import Refresher
+from services.refresh import PERIOD_SECONDS, Refresher
 
 DESCRIPTIONS = {
     "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
     "user_rpm": "已登录用户每分钟请求数上限（按用户）",
     "log_retention_days": "调用日志保留天数",
+    "register_per_ip_per_hour": "每个 IP 每小时可注册的账号数",
 }
-MAX_VALUES = {"guest_rpm": 1_000_000, "user_rpm": 1_000_000, "log_retention_days": 36_500}
+MAX_VALUES = {
+    "guest_rpm": 1_000_000,
+    "user_rpm": 1_000_000,
+    "log_retention_days": 36_500,
+    "register_per_ip_per_hour": 1_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class SystemSettings:
     guest_rpm: int
     user_rpm: int
     log_retention_days: int
+    register_per_ip_per_hour: int = 5
 
 
 def _validated(key: str, value: int) -> int:
@@ -69,32 +76,36 @@ def update_settings(*, session: Session, changes: dict[str, int], defaults: Syst
 
 
 class SettingsStore:
-    """The current system settings, cached for a moment and refreshed at once after a local change."""
+    """The current system settings, cached (services/refresh.py): reloaded at once after a change on
+    any instance, and never used for a decision when older than their period."""
 
-    def __init__(self, engine: Engine, defaults: SystemSettings, ttl: float = 2.0) -> None:
+    def __init__(self, engine: Engine, defaults: SystemSettings, period: float = PERIOD_SECONDS) -> None:
         self._engine = engine
         self.defaults = defaults
         self._current = defaults
-        self._refresher = Refresher(self._load, ttl, "system settings")
-
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
+        self.refresher = Refresher(self._load, "settings", period)
 
     def load(self) -> None:
-        """Load now unless loaded (at start, so that no reader on the event loop has to)."""
-        self._refresher.ensure()
+        """The first load (at start, so that no reader on the event loop has to)."""
+        self.refresher.load_first()
 
     def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
-        """Store ``changes``, in effect at once here and within the TTL on other instances."""
+        """Store ``changes``, in effect at once here and (announced) on every instance."""
         try:
             return update_settings(session=session, changes=changes, defaults=self.defaults)
         finally:
-            self._refresher.reload_now()
+            self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
             self._current = read_settings(session=session, defaults=self.defaults)
 
     def current(self) -> SystemSettings:
-        self._refresher.ensure()
+        """For reads that decide nothing (the settings page, the retention job's daily run)."""
+        self.refresher.ensure()
+        return self._current
+
+    async def for_decision(self) -> SystemSettings:
+        """For a limit decision: never older than the period (waits for a reload, else 503)."""
+        await self.refresher.until_fresh()
         return self._current

@@ -4,6 +4,7 @@ chunks and complete answers. Chunks stay plain dicts: no model validation on the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -14,15 +15,27 @@ import httpx
 from services.http_transport import LeanTransport
 from services.reasoning import ThinkTagSplitter, split_think_tags
 
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class UpstreamTimeouts:
     """Seconds. ``first_byte``: until a stream's first event (or a channel is skipped); ``idle``: the
-    longest silence allowed between two chunks, and the whole wait for a non-streamed answer."""
+    longest a stream may go without completing a line, and the whole wait for a non-streamed answer."""
 
     connect: float = 10.0
     first_byte: float = 60.0
     idle: float = 120.0
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered something that is not an OpenAI chat answer (or an error event)."""
+
+    reason = "bad_stream"  # the call log's reason code for a channel that failed this way
+
+
+class AnswerTooLarge(UpstreamProtocolError):
+    """A non-streamed answer, or one line of a stream, over ``MAX_UPSTREAM_BODY_BYTES``."""
 
 
 class UpstreamClient(httpx.AsyncClient):
@@ -35,9 +48,14 @@ class UpstreamClient(httpx.AsyncClient):
     client's merging of defaults, auth and redirect handling, and above all cookie extraction through
     urllib's cookie jar, which runs even with a jar that accepts nothing) costing more per call than
     the transport's own work; none of it applies to a POST whose headers are all set here.
+
+    What an answer may make the process hold is bounded by ``max_answer_bytes``: a whole non-streamed
+    answer (:meth:`read_answer`) or one line of a stream (:meth:`lines`). Answers are asked for
+    uncompressed (``Accept-Encoding: identity``): a compressed one could expand a thousandfold in a
+    single read, past any cap checked after it.
     """
 
-    def __init__(self, timeouts: UpstreamTimeouts) -> None:
+    def __init__(self, timeouts: UpstreamTimeouts, *, max_answer_bytes: int = 16 * MIB) -> None:
         timeout = httpx.Timeout(
             connect=timeouts.connect, read=timeouts.idle, write=timeouts.connect, pool=timeouts.connect
         )
@@ -45,10 +63,13 @@ class UpstreamClient(httpx.AsyncClient):
         super().__init__(
             transport=self._lean,
             timeout=timeout,
+            headers={"Accept-Encoding": "identity"},
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             trust_env=False,
             follow_redirects=False,
         )
+        self.max_answer_bytes = max_answer_bytes
+        self._idle = timeouts.idle
         # the client's own headers (Accept, User-Agent...), names in lower case as httpx keeps them
         self._default_headers = dict(self.headers)
         self._extensions = {"timeout": timeout.as_dict()}
@@ -62,12 +83,9 @@ class UpstreamClient(httpx.AsyncClient):
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
 
-    async def post_json(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str], *, stream: bool
-    ) -> httpx.Response:
-        """POST ``payload`` as JSON (encoded as httpx encodes ``json=``). With ``stream`` the response
-        is returned once its head has arrived and the caller reads and closes it; otherwise its body is
-        read and the connection given back before it is returned."""
+    async def post_json(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """POST ``payload`` as JSON (encoded as httpx encodes ``json=``) and return the response once its
+        head has arrived; the caller reads the body (:meth:`read_answer`, :meth:`lines`) and closes it."""
         content = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         request = httpx.Request(
             "POST",
@@ -78,16 +96,55 @@ class UpstreamClient(httpx.AsyncClient):
         )
         response = await self._lean.handle_async_request(request)
         response.request = request
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
         return response
 
+    async def read_answer(self, response: httpx.Response) -> bytes:
+        """The whole body; :class:`AnswerTooLarge` as soon as it is known to be over the cap (from its
+        ``Content-Length`` before a byte is read). The caller closes the response on failure."""
+        limit = self.max_answer_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise AnswerTooLarge(f"an answer of {declared} bytes, over {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLarge(f"an answer over {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-class UpstreamProtocolError(Exception):
-    """The upstream answered something that is not an OpenAI chat answer (or an error event)."""
+    async def lines(self, response: httpx.Response) -> AsyncIterator[str]:
+        """The body's lines (an SSE stream), each at most ``max_answer_bytes`` (:class:`AnswerTooLarge`).
+
+        A line still unfinished ``idle`` seconds after the previous one ended is a read timeout even
+        while bytes trickle in: the transport's read timeout only bounds each silence, which a byte now
+        and then resets."""
+        limit, idle = self.max_answer_bytes, self._idle
+        partial = bytearray()
+        line_ended = time.monotonic()
+        async for chunk in response.aiter_bytes():
+            if b"\n" not in chunk and b"\r" not in chunk:  # the middle of a line
+                partial += chunk
+                if len(partial) > limit:
+                    raise AnswerTooLarge(f"a line over {limit} bytes")
+                if time.monotonic() - line_ended > idle:
+                    raise httpx.ReadTimeout(f"no line completed within {idle:g} s")
+                continue
+            if partial:
+                partial += chunk
+                chunk = bytes(partial)
+                partial.clear()
+            pieces = chunk.splitlines()
+            if not chunk.endswith((b"\n", b"\r")):
+                partial += pieces.pop()
+            if len(pieces[0]) > limit or len(partial) > limit:
+                raise AnswerTooLarge(f"a line over {limit} bytes")
+            line_ended = time.monotonic()
+            for piece in pieces:
+                yield piece.decode("utf-8", "replace")
+        if partial:
+            yield partial.decode("utf-8", "replace")
 
 
 async def iter_sse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:

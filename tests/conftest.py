@@ -17,7 +17,12 @@ TEST_TIMEOUTS = {
     "UPSTREAM_IDLE_TIMEOUT": "3",
 }
 # The shared app serves many tests from 127.0.0.1: caller limits high; rate-limit tests use their own apps.
-SHARED_APP_ENV = {**TEST_TIMEOUTS, "GUEST_RPM": "1000000", "USER_RPM": "1000000"}
+SHARED_APP_ENV = {
+    **TEST_TIMEOUTS,
+    "GUEST_RPM": "1000000",
+    "USER_RPM": "1000000",
+    "REGISTER_PER_IP_PER_HOUR": "1000000",
+}
 
 
 @pytest.fixture(scope="session")

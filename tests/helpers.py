@@ -43,6 +43,18 @@ def migrated_engine(path: Path) -> Engine:
     return make_engine(f"sqlite:///{path}")
 
 
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a hang fails the test at HANG_SECONDS).
+    A server that closes with bytes of ours unread resets the connection: that ends it too."""
+    received = b""
+    try:
+        while piece := sock.recv(65536):
+            received += piece
+    except ConnectionResetError:
+        pass
+    return received
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -46,49 +46,94 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-@contextmanager
-def run_postgres() -> Iterator[str]:
-    """Start a fresh cluster (no fsync: it is thrown away) and yield a SQLAlchemy URL of its database."""
-    bin_dir = _server_binaries()
-    _driver_installed()
-    work = Path(tempfile.mkdtemp(prefix="pyaichat-pg-"))  # not under pytest's root-only tmp directory
-    if os.geteuid() == 0:
-        shutil.chown(work, "postgres")
-    data, port = work / "data", free_port()
-    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "pyaichat", "--auth=trust", "-E", "UTF8"]
-    subprocess.run(
-        _as_server_user([*initdb, "--locale=C.UTF-8"]), check=True, capture_output=True, timeout=HANG_SECONDS
-    )
-    server = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(work)]
-    settings = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off"]  # thrown away anyway
-    log = (work / "server.log").open("w")
-    process = subprocess.Popen(
-        _as_server_user([*server, *(part for value in settings for part in ("-c", value))]),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"postgresql+psycopg://pyaichat@127.0.0.1:{port}/postgres"
-    try:
+class PostgresServer:
+    """A throwaway cluster (no fsync) on a free loopback port that a test can stop and start again."""
+
+    def __init__(self) -> None:
+        self.bin_dir = _server_binaries()
+        _driver_installed()
+        self.work = Path(tempfile.mkdtemp(prefix="pyaichat-pg-"))  # not under pytest's root-only tmp
+        if os.geteuid() == 0:
+            shutil.chown(self.work, "postgres")
+        self.data, self.port = self.work / "data", free_port()
+        self.url = f"postgresql+psycopg://pyaichat@127.0.0.1:{self.port}/postgres"
+        self.process: subprocess.Popen[bytes] | None = None
+        initdb = [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "pyaichat", "--auth=trust"]
+        subprocess.run(
+            _as_server_user([*initdb, "-E", "UTF8", "--locale=C.UTF-8"]),
+            check=True,
+            capture_output=True,
+            timeout=HANG_SECONDS,
+        )
+
+    def log_text(self) -> str:
+        return (self.work / "server.log").read_text(errors="replace")
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts a connection."""
         import psycopg
 
+        server = [
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.work),
+        ]
+        settings = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off"]  # thrown away
+        with (self.work / "server.log").open("a") as log:
+            self.process = subprocess.Popen(
+                _as_server_user([*server, *(part for value in settings for part in ("-c", value))]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + HANG_SECONDS  # it answers once started, however long that takes
         while True:
             try:
-                with psycopg.connect(f"postgresql://pyaichat@127.0.0.1:{port}/postgres", connect_timeout=5):
-                    break
+                with psycopg.connect(
+                    f"postgresql://pyaichat@127.0.0.1:{self.port}/postgres", connect_timeout=5
+                ):
+                    return
             except psycopg.OperationalError:
-                if process.poll() is not None:
+                if self.process.poll() is not None:
                     raise RuntimeError(
-                        f"PostgreSQL exited with {process.returncode}:\n{(work / 'server.log').read_text()}"
+                        f"PostgreSQL exited with {self.process.returncode}:\n{self.log_text()}"
                     ) from None
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        hung("PostgreSQL runs but did not accept a connection")
-                        + f"\n{(work / 'server.log').read_text()}"
+                        hung("PostgreSQL runs but did not accept a connection") + f"\n{self.log_text()}"
                     ) from None
                 time.sleep(0.1)
-        yield url
+
+    def stop(self) -> None:
+        """Stop the server at once (a fast shutdown: open sessions are ended, as when a database
+        server goes down under running clients)."""
+        if self.process is None:
+            return
+        pg_ctl = [str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"]
+        subprocess.run(_as_server_user(pg_ctl), capture_output=True, timeout=HANG_SECONDS, check=False)
+        stop_process(self.process, name="PostgreSQL server")
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
     finally:
-        stop_process(process, name="PostgreSQL server")
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        server.remove()
+
+
+@contextmanager
+def run_postgres() -> Iterator[str]:
+    """Start a fresh cluster (no fsync: it is thrown away) and yield a SQLAlchemy URL of its database."""
+    with postgres_server() as server:
+        yield server.url

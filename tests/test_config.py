@@ -20,6 +20,7 @@ ALL_VARS = [
     "LOG_RETENTION_DAYS",
     "GUEST_RPM",
     "USER_RPM",
+    "REGISTER_PER_IP_PER_HOUR",
     "RATE_LIMIT_STORAGE",
     "TRUSTED_PROXIES",
     "CORS_ORIGINS",
@@ -130,6 +131,9 @@ def test_production_refuses_weak_secrets(
         ("UI_ORIGINS", "chat.example.com", "UI_ORIGINS"),
         ("UI_ORIGINS", "https://chat.example.com/app", "UI_ORIGINS"),
         ("PYAICHAT_ENV", "staging", "PYAICHAT_ENV"),
+        ("REGISTER_PER_IP_PER_HOUR", "0", "REGISTER_PER_IP_PER_HOUR"),
+        ("ADMIN_USERNAME", "ad\x1bmin", "ADMIN_USERNAME: control characters"),
+        ("ADMIN_PASSWORD", "pass\tword-1", "ADMIN_PASSWORD: control characters"),
     ],
 )
 def test_invalid_values_are_one_line_errors(

@@ -63,7 +63,14 @@ def prod_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> pytest.MonkeyPa
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
     monkeypatch.setenv("ADMIN_PASSWORD", "first-password")
-    for name in ("ADMIN_USERNAME", "GUEST_RPM", "USER_RPM", "LOG_RETENTION_DAYS", "DATABASE_URL"):
+    for name in (
+        "ADMIN_USERNAME",
+        "GUEST_RPM",
+        "USER_RPM",
+        "LOG_RETENTION_DAYS",
+        "REGISTER_PER_IP_PER_HOUR",
+        "DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

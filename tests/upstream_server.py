@@ -19,13 +19,21 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``cjk``: a Chinese answer without usage (for the token estimate)
 - ``delay-MS``: the plain answer after MS milliseconds (benchmarks)
 - ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
+- ``huge-MB``: an answer of MB MiB: without a stream one JSON object sent chunked (no length), with a
+  stream one ``data:`` line of that size as the first event
+- ``hugelen-MB``: the same, the JSON answer with a ``Content-Length``
+- ``hugelate-MB``: a stream whose first event is ordinary, then one line of MB MiB
+- ``drip-MS``: the head at once, then one byte every MS milliseconds, never finishing (a JSON answer
+  padded with spaces; a stream's second line): until the client leaves
+- ``silent``: no response at all; the client's leaving is recorded (as a cancelled end)
 - ``probe-N``: thinking, then an answer carrying the probe's payloads (:func:`probe_answer`: images,
   a form, styles, an iframe, event attributes, a ``javascript:`` link), in pieces of N characters (7) so
   that renders see tags half written; each payload points at this server's ``/exfil/…``, which records
   every request it gets in :attr:`UpstreamServer.exfil_hits`
 
 Everything received is kept in :attr:`UpstreamServer.received`; stream ends (normal or cancelled) in
-:attr:`UpstreamServer.stream_ends`.
+:attr:`UpstreamServer.stream_ends`, as are the ends of the ``huge*``, ``drip`` and ``silent`` answers,
+streamed or not.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +111,7 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    peer: tuple[str, int] | None = None  # the gateway's end of the connection that carried the request
 
 
 @dataclass
@@ -138,6 +147,17 @@ def _usage_chunk(model: str, prompt: int, completion: int) -> bytes:
         },
     }
     return f"data: {json.dumps(body)}\n\n".encode()
+
+
+_HUGE_TAIL = b'"}, "finish_reason": "stop"}]}'
+_HUGE_STREAM_TAIL = b'"}, "finish_reason": null}]}\n\n'
+
+
+def _huge_json_head(model: str, *, stream: bool = False) -> bytes:
+    """The start of an answer whose content follows (``a`` repeated), closed by a ``_HUGE*_TAIL``."""
+    kind, field = ("chat.completion.chunk", "delta") if stream else ("chat.completion", "message")
+    head = {"id": "chatcmpl-test", "object": kind, "created": 0, "model": model}
+    return json.dumps(head).encode()[:-1] + f', "choices": [{{"index": 0, "{field}": {{"content": "'.encode()
 
 
 def _numbered_words(count: int, paragraph: int) -> Iterator[str]:
@@ -185,6 +205,15 @@ class UpstreamServer:
 
     def ends_of(self, model: str) -> list[StreamEnd]:
         return [end for end in self.stream_ends if end.model == model]
+
+    def open_peers(self) -> set[tuple[str, int]]:
+        """The client ends of the connections open to this server now (uvicorn's own record of them,
+        so a connection is gone from it once its socket has been closed)."""
+        if self._server is None:
+            return set()
+        return {
+            conn.client for conn in list(self._server.server_state.connections) if conn.client is not None
+        }
 
     def end_open_streams(self) -> None:
         """End every ``open`` stream running now, as a complete answer; later ones run open again."""
@@ -235,7 +264,8 @@ class UpstreamServer:
             body = await request.json()
         except ValueError:
             body = {}
-        self.received.append(Received(scenario, request.url.path, dict(request.headers), body))
+        peer = (request.client.host, request.client.port) if request.client else None
+        self.received.append(Received(scenario, request.url.path, dict(request.headers), body, peer=peer))
         name, params = _split_scenario(scenario)
         if name.startswith("error"):
             status = int(name.removeprefix("error") or 500)
@@ -245,6 +275,14 @@ class UpstreamServer:
         if name == "delay":  # a non-streamed answer after MS milliseconds
             await asyncio.sleep((params[0] if params else 50) / 1000)
         model = str(body.get("model", "test-model"))
+        stream = bool(body.get("stream"))
+        if name == "silent":
+            while (await request.receive())["type"] != "http.disconnect":
+                continue
+            self.stream_ends.append(StreamEnd(name, True, model=model))
+            return Response(status_code=499)
+        if name in ("huge", "hugelen", "hugelate", "drip"):
+            return self._resource_test_answer(name, params[0] if params else 1, model, stream=stream)
         if not body.get("stream"):
             return JSONResponse(self._full_answer(name, model, body))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -252,6 +290,58 @@ class UpstreamServer:
         return StreamingResponse(
             self._stream(name, params, model, include_usage, base), media_type="text/event-stream"
         )
+
+    def _resource_test_answer(self, name: str, param: int, model: str, *, stream: bool) -> Response:
+        """The oversized and the dripping answers (``huge*``, ``drip``), streamed or not."""
+        if name == "drip":
+            pieces = self._drip(param, model, stream=stream)
+        else:
+            pieces = self._huge(name, param * 1024 * 1024, model, stream=stream)
+        recorded = self._recording_end(name, model, pieces)
+        if stream:
+            return StreamingResponse(recorded, media_type="text/event-stream")
+        headers = {}
+        if name == "hugelen":
+            size = len(_huge_json_head(model)) + param * 1024 * 1024 + len(_HUGE_TAIL)
+            headers["content-length"] = str(size)
+        return StreamingResponse(recorded, media_type="application/json", headers=headers)
+
+    async def _recording_end(
+        self, name: str, model: str, pieces: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        cancelled = False
+        try:
+            async for piece in pieces:
+                yield piece
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
+        finally:
+            self.stream_ends.append(StreamEnd(name, cancelled, model=model))
+
+    @staticmethod
+    async def _huge(name: str, size: int, model: str, *, stream: bool) -> AsyncIterator[bytes]:
+        block = b"a" * (1024 * 1024)
+        if stream and name == "hugelate":
+            yield _chunk(model, {"role": "assistant", "content": "first"})
+        yield b"data: " + _huge_json_head(model, stream=True) if stream else _huge_json_head(model)
+        for _ in range(size // len(block)):
+            yield block
+            await asyncio.sleep(0)  # once the client has gone, sends return at once: let the cancel in
+        yield block[: size % len(block)] + (_HUGE_STREAM_TAIL if stream else _HUGE_TAIL)
+        if stream:
+            yield b"data: [DONE]\n\n"
+
+    @staticmethod
+    async def _drip(every_ms: int, model: str, *, stream: bool) -> AsyncIterator[bytes]:
+        if stream:
+            yield _chunk(model, {"role": "assistant", "content": "first"})
+            yield b"data: {"
+        else:
+            yield b'{"id": "chatcmpl-test", '
+        for _ in range(int(HANG_SECONDS * 1000 / max(every_ms, 1)) + 1):
+            await asyncio.sleep(every_ms / 1000)
+            yield b" "
 
     def _full_answer(self, name: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(ANSWER_WORDS)}

@@ -18,10 +18,20 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageResponse,
-    responses={409: {"model": ErrorBody, "description": "email already registered"}},
+    responses={
+        409: {"model": ErrorBody, "description": "email already registered"},
+        429: {"model": ErrorBody, "description": "too many registrations from this IP in the last hour"},
+    },
 )
-async def register(body: Credentials, state: StateDep) -> MessageResponse:
-    await login_flow.register_user(engine=state.engine, email=body.email, password=body.password)
+async def register(body: Credentials, state: StateDep, ip: ClientIP) -> MessageResponse:
+    await login_flow.register_user(
+        engine=state.engine,
+        throttle=state.throttle,
+        email=body.email,
+        password=body.password,
+        ip=ip,
+        per_hour=(await state.system_settings.for_decision()).register_per_ip_per_hour,
+    )
     return MessageResponse(message="注册成功")
 
 
@@ -32,7 +42,7 @@ async def login(body: Credentials, state: StateDep, ip: ClientIP) -> TokenRespon
     lifetime = timedelta(hours=state.settings.user_token_hours)
     _user, token = await login_flow.sign_in_user(
         engine=state.engine,
-        limiter=state.limiter,
+        throttle=state.throttle,
         email=body.email,
         password=body.password,
         ip=ip,
@@ -50,7 +60,7 @@ async def login(body: Credentials, state: StateDep, ip: ClientIP) -> TokenRespon
 async def admin_login(body: AdminCredentials, state: StateDep, ip: ClientIP) -> TokenResponse:
     _admin, token = await login_flow.sign_in_admin(
         engine=state.engine,
-        limiter=state.limiter,
+        throttle=state.throttle,
         username=body.username,
         password=body.password,
         ip=ip,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
@@ -27,24 +29,49 @@ from app.state import AppState
 from services.call_log import Caller
 from services.chat import ChatStream
 from services.client_ip import client_ip
-from services.errors import DomainError, PayloadTooLarge
+from services.errors import DomainError
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+_T = TypeVar("_T")
+CLIENT_GONE = Response(status_code=499)  # never sent: nobody is there to read it
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, whose size the body cap in front of every route (``app.api.body_limit``) bounds."""
+    return b"".join([chunk async for chunk in request.stream()])
+
+
+async def _unless_client_leaves(receive: Receive, call: Awaitable[_T]) -> _T | None:
+    """``call``'s result, or None once the client has disconnected: ``call`` is then cancelled, which
+    closes the upstream request and logs the call ``client_aborted``.
+
+    The body has been read, so the next ASGI message is the disconnect; a watcher task waits for it
+    while the call waits for the upstream (a non-streamed answer, or a stream's first event). Without
+    it the gateway would notice a client gone only when it answers, holding the upstream connection
+    for as long as the upstream takes."""
+    task = asyncio.current_task()
+    assert task is not None
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                continue
+        except Exception:  # a receive that fails tells nothing about the client: let the call run on
+            return
+        left = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if left and task.uncancel() == 0:
+            return None
+        raise
+    finally:
+        watcher.cancel()
 
 
 def _non_finite_at(value: Any, location: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
@@ -89,6 +116,8 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         return await chat_completions(body, request, state, user, client_ip(request.scope))
     except DomainError as exc:
         return domain_error_response(exc)
+    except ClientDisconnect:  # gone while sending its body (or dropped for sending it too slowly)
+        return CLIENT_GONE
     except Exception as exc:
         return internal_error_response(request.method, request.url.path, exc)
 
@@ -171,7 +200,7 @@ class ChatStreamResponse(StreamingResponse):
 )
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: StateDep, user: OptionalUser, ip: ClientIP
-) -> StreamingResponse | JSONResponse:
+) -> Response:
     caller = Caller(
         ip=ip,
         user_id=user.id if user else None,
@@ -180,7 +209,9 @@ async def chat_completions(
     )
     payload = body.upstream_body()
     if body.stream:
-        stream = await state.chat.open_stream(body=payload, caller=caller)
-        return ChatStreamResponse(stream)
-    answer = await state.chat.complete(body=payload, caller=caller)
-    return JSONResponse(answer)
+        stream = await _unless_client_leaves(
+            request.receive, state.chat.open_stream(body=payload, caller=caller)
+        )
+        return CLIENT_GONE if stream is None else ChatStreamResponse(stream)
+    answer = await _unless_client_leaves(request.receive, state.chat.complete(body=payload, caller=caller))
+    return CLIENT_GONE if answer is None else JSONResponse(answer)

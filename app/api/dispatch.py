@@ -4,7 +4,7 @@ NiceGUI wraps its app in several ``BaseHTTPMiddleware`` layers (session tracking
 prefix redirects) and GZip; each costs an extra task and stream per request. The REST API needs none
 of them, so the API is its own FastAPI app and the outermost ASGI layer sends ``/api``, ``/docs`` and
 ``/openapi.json`` to it; everything else (pages, WebSocket, static files, lifespan) goes through
-NiceGUI's stack as before.
+NiceGUI's stack as before. Layers that every request must pass (the body cap) wrap the dispatcher.
 """
 
 from __future__ import annotations
@@ -48,14 +48,19 @@ class ApiFirst:
 
 
 def route_api_first(
-    web_app: FastAPI, api_app: FastAPI, direct: Mapping[tuple[str, str], ASGIApp] | None = None
+    web_app: FastAPI,
+    api_app: FastAPI,
+    direct: Mapping[tuple[str, str], ASGIApp] | None = None,
+    outer: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> None:
-    """Make ``web_app`` hand API paths to ``api_app`` before its own middleware stack."""
+    """Make ``web_app`` hand API paths to ``api_app`` before its own middleware stack; ``outer`` wraps
+    the dispatcher (every request, API and UI, passes it)."""
     original: Callable[[], ASGIApp] = getattr(web_app, _ORIGINAL, web_app.build_middleware_stack)
     setattr(web_app, _ORIGINAL, original)
 
     def build() -> ASGIApp:
-        return ApiFirst(ui=original(), api=api_app, direct=direct or {})
+        dispatcher = ApiFirst(ui=original(), api=api_app, direct=direct or {})
+        return dispatcher if outer is None else outer(dispatcher)
 
     web_app.build_middleware_stack = build  # type: ignore[method-assign]
     web_app.middleware_stack = None

@@ -9,18 +9,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.state import AppState
 from services.client_ip import SCOPE_KEY, decide_client_ip
-from services.errors import IPBlocked
+from services.errors import DomainError, IPBlocked, StateUnavailable
 
 USER_SIDE_EXACT = frozenset({"/", "/login", "/register", "/api/models"})
 USER_SIDE_PREFIXES = ("/api/chat/", "/api/auth/")
 NEVER_BLOCKED = frozenset({"/api/auth/admin/login"})
 
 _BLOCKED_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>访问受限</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;display:flex;min-height:100vh;margin:0;align-items:center;
 justify-content:center;background:#f6f7fb;color:#1f2937}}main{{max-width:28rem;padding:2rem;text-align:center}}
-h1{{font-size:1.4rem}}p{{color:#6b7280;line-height:1.6}}</style></head><body><main><h1>访问受限</h1>
-<p>{message}</p><p>如有疑问，请联系管理员。</p></main></body></html>"""
+h1{{font-size:1.4rem}}p{{color:#6b7280;line-height:1.6}}</style></head><body><main><h1>{title}</h1>
+<p>{message}</p><p>{hint}</p></main></body></html>"""
 
 
 def is_user_side(path: str) -> bool:
@@ -42,20 +42,32 @@ class RequestGate:
         scope.setdefault("state", {})[SCOPE_KEY] = ip
         path = scope.get("path", "")
         if scope["type"] == "http" and is_user_side(path):
-            rule = self.state.block_list.match(ip)
+            block_list = self.state.block_list
+            try:
+                await block_list.refresher.until_fresh()  # never decided on rules older than the period
+            except StateUnavailable as exc:
+                await self._refuse(path, send, exc)
+                return
+            rule = block_list.match(ip)
             if rule is not None:
-                self.state.block_list.record_attempt(ip=ip, path=path, rule=rule)
-                await self._refuse(path, send)
+                block_list.record_attempt(ip=ip, path=path, rule=rule)
+                await self._refuse(path, send, IPBlocked())
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(path: str, send: Send) -> None:
-        error = IPBlocked()
+    async def _refuse(path: str, send: Send, error: DomainError) -> None:
         if path.startswith("/api/"):
             body, kind = json.dumps(error.body(), ensure_ascii=False).encode(), b"application/json"
         else:
-            body, kind = _BLOCKED_PAGE.format(message=error.message).encode(), b"text/html; charset=utf-8"
+            blocked = isinstance(error, IPBlocked)
+            page = _BLOCKED_PAGE.format(
+                title="访问受限" if blocked else "暂时无法访问",
+                message=error.message,
+                hint="如有疑问，请联系管理员。" if blocked else "请稍后刷新页面。",
+            )
+            body, kind = page.encode(), b"text/html; charset=utf-8"
         headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

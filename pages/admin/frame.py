@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from nicegui import app, ui
+from nicegui import ui
 from sqlmodel import Session
 
 from app.models import Admin
 from app.state import AppState
+from pages.session import ADMIN_TOKEN_KEY, forget_token, stored_token
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import off_loop
 from services import auth
@@ -36,19 +37,20 @@ def _admin_for_token(state: AppState, token: str) -> Admin:
 
 
 async def current_admin(state: AppState) -> Admin | None:
-    """The signed-in admin (token in the browser session, valid 24 h; read on a worker thread), or None."""
-    token = app.storage.user.get("admin_token")
+    """The signed-in admin (token sealed in the browser session, valid 24 h and while ADMIN_PASSWORD is
+    unchanged; read on a worker thread), or None."""
+    token = stored_token(state, ADMIN_TOKEN_KEY)
     if not token:
         return None
     try:
         return await off_loop(_admin_for_token, state, token)
-    except AuthenticationFailed:
-        app.storage.user.pop("admin_token", None)
+    except AuthenticationFailed:  # expired, or ADMIN_PASSWORD changed since
+        forget_token(ADMIN_TOKEN_KEY)
         return None
 
 
 def sign_out_admin() -> None:
-    app.storage.user.pop("admin_token", None)
+    forget_token(ADMIN_TOKEN_KEY)
     ui.navigate.to("/admin/login")
 
 

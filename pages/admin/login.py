@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import Request
-from nicegui import app, ui
+from nicegui import ui
 
 from app.state import AppState
 from pages.admin.frame import current_admin
 from pages.dialogs import show_error
+from pages.session import ADMIN_TOKEN_KEY, keep_token
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, DomainError
+from services.errors import AuthenticationFailed, DomainError, InvalidInput
 
 
 def register(state: AppState) -> None:
@@ -57,13 +58,13 @@ def register(state: AppState) -> None:
                 try:
                     _admin, token = await login_flow.sign_in_admin(
                         engine=state.engine,
-                        limiter=state.limiter,
+                        throttle=state.throttle,
                         username=username.value.strip(),
                         password=password.value,
                         ip=client_ip(request.scope),
                         secret=state.secret_key,
                     )
-                except AuthenticationFailed as failure:
+                except (AuthenticationFailed, InvalidInput) as failure:
                     error.text = failure.message
                     error.set_visibility(True)
                     return
@@ -72,7 +73,7 @@ def register(state: AppState) -> None:
                     return
                 finally:
                     button.props(remove="loading")
-                app.storage.user["admin_token"] = token
+                keep_token(state, ADMIN_TOKEN_KEY, token)
                 ui.navigate.to("/admin/dashboard")
 
             password.on("keydown.enter", submit)

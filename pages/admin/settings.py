@@ -1,4 +1,4 @@
-"""``/admin/settings``: guest RPM, user RPM and log retention, effective at once."""
+"""``/admin/settings``: guest RPM, user RPM, log retention and registrations per IP, effective at once."""
 
 from __future__ import annotations
 
@@ -58,6 +58,17 @@ def register(state: AppState) -> None:
                     .classes("w-full")
                     .mark("retention-days")
                 )
+                register_limit = (
+                    ui.number(
+                        "每个 IP 每小时可注册账号数",
+                        value=current.register_per_ip_per_hour,
+                        min=1,
+                        precision=0,
+                        format="%d",
+                    )
+                    .classes("w-full")
+                    .mark("register-per-ip-per-hour")
+                )
                 ui.label("修改立即生效，无需重启。超过保留天数的日志每天自动删除。").classes(
                     "text-sm text-gray-500"
                 )
@@ -71,6 +82,7 @@ def register(state: AppState) -> None:
                         ("guest_rpm", guest),
                         ("user_rpm", user),
                         ("log_retention_days", retention),
+                        ("register_per_ip_per_hour", register_limit),
                     ):
                         if field.value is None or int(field.value) != field.value:
                             error.text = "请填写正整数"

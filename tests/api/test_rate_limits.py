@@ -157,10 +157,12 @@ def test_channel_limits_share_then_503(
 
 def test_config_api(http: httpx.Client, admin: dict) -> None:
     set_config(http, admin, guest_rpm=7, user_rpm=70, log_retention_days=30)
+    set_config(http, admin, register_per_ip_per_hour=1_000_000)
     assert http.get("/api/admin/config", headers=admin).json() == {
         "guest_rpm": 7,
         "user_rpm": 70,
         "log_retention_days": 30,
+        "register_per_ip_per_hour": 1_000_000,
     }
     for bad in (
         {"guest_rpm": 0},
@@ -170,6 +172,8 @@ def test_config_api(http: httpx.Client, admin: dict) -> None:
         {"guest_rpm": True},
         {"unknown": 1},
         {"guest_rpm": None, "user_rpm": 10**9},
+        {"register_per_ip_per_hour": 0},
+        {"register_per_ip_per_hour": "5"},
     ):
         response = http.put("/api/admin/config", json=bad, headers=admin)
         assert response.status_code == 422, (bad, response.text)

@@ -46,7 +46,9 @@ def _require_chromium() -> None:
 @pytest.fixture(scope="module")
 def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServer) -> Iterator[RunningApp]:
     data_dir = tmp_path_factory.mktemp("browser-app")
-    env = production_env(data_dir, GUEST_RPM="1000", USER_RPM="1000", **TEST_TIMEOUTS)
+    env = production_env(
+        data_dir, GUEST_RPM="1000", USER_RPM="1000", REGISTER_PER_IP_PER_HOUR="1000", **TEST_TIMEOUTS
+    )
     with run_app(env, log_path=data_dir / "app.log") as app:
         token = httpx.post(
             f"{app.base_url}/api/auth/admin/login",

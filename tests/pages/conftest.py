@@ -27,6 +27,7 @@ def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "ADMIN_PASSWORD": TEST_ADMIN_PASSWORD,
         "GUEST_RPM": "1000",
         "USER_RPM": "1000",
+        "REGISTER_PER_IP_PER_HOUR": "1000",
         "TRUSTED_PROXIES": "",
         "RATE_LIMIT_STORAGE": "memory://",
         **TEST_TIMEOUTS,
@@ -56,7 +57,7 @@ def add_model(upstream: UpstreamServer) -> Callable[..., str]:
         )
         with Session(state.engine) as session:
             channels.create_channel(session=session, data=data, cipher=state.cipher)
-        state.directory.invalidate()
+        state.directory.refresher.reload()
         return model
 
     return add
@@ -66,4 +67,4 @@ def set_limits(**values: int) -> None:
     state = app_state()
     with Session(state.engine) as session:
         update_settings(session=session, changes=values, defaults=state.setting_defaults)
-    state.system_settings.invalidate()
+    state.system_settings.refresher.reload()

@@ -37,6 +37,7 @@ async def test_pages_refuse_anyone_but_the_admin(user: User) -> None:
 
 
 async def test_user_login_is_not_an_admin_login(user: User) -> None:
+    from pages.session import ADMIN_TOKEN_KEY, keep_token
     from pages.session import sign_in as sign_in_user
     from services.auth import issue_user_token, register_user
 
@@ -47,8 +48,8 @@ async def test_user_login_is_not_an_admin_login(user: User) -> None:
 
     await user.open("/")
     token = issue_user_token(account, secret=state.secret_key, lifetime=timedelta(hours=1))
-    sign_in_user(token, account.email)
-    app.storage.user["admin_token"] = token  # a user token where the admin token should be
+    sign_in_user(state, token)
+    keep_token(state, ADMIN_TOKEN_KEY, token)  # a user token where the admin token should be
     await user.open("/admin/dashboard")
     await user.should_see("管理员登录")
 
@@ -149,10 +150,12 @@ async def test_settings_are_saved_and_applied(user: User) -> None:
     await user.should_see("系统设置")
     user.find(marker="guest-rpm").elements.pop().set_value(3)
     user.find(marker="retention-days").elements.pop().set_value(30)
+    user.find(marker="register-per-ip-per-hour").elements.pop().set_value(2)
     user.find(marker="settings-save").click()
     await user.should_see("设置已保存并立即生效", retries=SEE_RETRIES)
     state = app_state()
     assert state.system_settings.current().guest_rpm == 3
+    assert state.system_settings.current().register_per_ip_per_hour == 2
     with Session(state.engine) as session:
         assert read_settings(session=session, defaults=state.setting_defaults).log_retention_days == 30
 

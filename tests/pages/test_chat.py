@@ -152,7 +152,7 @@ async def test_blocked_ip_is_explained_in_a_dialog(user: User, add_model) -> Non
     state = app_state()
     with Session(state.engine) as session:
         ip_block.add_rule(session=session, ip_address="127.0.0.1", reason="test")
-    state.block_list.invalidate()
+    state.block_list.refresher.reload()
     await send(user, "blocked now")
     await user.should_see("您的 IP 已被禁止访问", retries=SEE_RETRIES)
 
@@ -161,7 +161,7 @@ async def test_a_block_of_the_pages_ip_ends_its_answer(
     user: User, add_model, upstream: UpstreamServer, monkeypatch
 ) -> None:
     """Blocking another range leaves the answer running; blocking a range holding the page's IP ends it
-    with the blocked dialog and cancels the upstream request. The block list's TTL is an hour here, so
+    with the blocked dialog and cancels the upstream request. The block list's period is an hour here, so
     nothing but the admin's change (made on a worker thread, as the admin page and the API make it) can
     end the answer: the page hears of it when the change is made, not on a timer."""
     from sqlmodel import Session
@@ -169,7 +169,7 @@ async def test_a_block_of_the_pages_ip_ends_its_answer(
     from pages.chat import BLOCKED_NOTE
 
     state = app_state()
-    monkeypatch.setattr(state.block_list, "ttl", 3600.0)
+    monkeypatch.setattr(state.block_list.refresher, "period", 3600.0)
     add_model("open-20", model="endless-model")  # no end of its own
     await user.open("/")
     await send(user, "go on and on")

@@ -139,7 +139,7 @@ def seed(upstream: UpstreamServer) -> None:
         )
         state.directory.create(session=session, data=data)
         ip_block.add_rule(session=session, ip_address="198.51.100.0/24", reason="loop test")
-    state.block_list.invalidate()
+    state.block_list.refresher.reload()
     for n in range(3):
         state.log_writer.record(
             CallRecord(

@@ -1,5 +1,5 @@
 """The channel directory, settings store and block list: a change made through them shows at once,
-even with a TTL that would otherwise keep the old values for an hour."""
+even with a period that would otherwise keep the old values for an hour."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from services.settings import SettingsStore, SystemSettings
 from tests.helpers import migrated_engine
 
 HOUR = 3600.0
+LIMITS = SystemSettings(guest_rpm=10, user_rpm=20, log_retention_days=30)
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def test_channel_changes_through_the_directory_show_at_once(engine: Engine) -> None:
-    directory = ChannelDirectory(engine, KeyCipher("test-encryption-key"), ttl=HOUR)
+    directory = ChannelDirectory(engine, KeyCipher("test-encryption-key"), period=HOUR)
     assert directory.models() == []
     data = ChannelCreate(name="Main", base_url="http://127.0.0.1:9/v1", api_key="sk-1", model_id="m-1")
     with Session(engine) as session:
@@ -56,7 +57,7 @@ def test_channel_changes_through_the_directory_show_at_once(engine: Engine) -> N
 
 
 def test_rules_added_and_removed_through_the_block_list_apply_at_once(engine: Engine) -> None:
-    block_list = BlockList(engine, ttl=HOUR)
+    block_list = BlockList(engine, period=HOUR)
     try:
         assert block_list.match("203.0.113.7") is None
         with Session(engine) as session:
@@ -74,9 +75,9 @@ def test_rules_added_and_removed_through_the_block_list_apply_at_once(engine: En
 
 
 async def test_a_waiter_for_a_block_wakes_on_the_change_not_on_a_timer(engine: Engine) -> None:
-    """With an hour's TTL, only the change itself (made on another thread, as the admin's are) can wake
+    """With an hour's period, only the change itself (made on another thread, as the admin's are) can wake
     the waiter: a change of another address leaves it waiting, the rule that covers it ends the wait."""
-    block_list = BlockList(engine, ttl=HOUR)
+    block_list = BlockList(engine, period=HOUR)
     try:
         waiter = asyncio.create_task(block_list.until_blocked("198.51.100.23"))
 
@@ -89,7 +90,7 @@ async def test_a_waiter_for_a_block_wakes_on_the_change_not_on_a_timer(engine: E
         assert not waiter.done()
         await asyncio.to_thread(add, "198.51.100.0/24")
         assert await waiter == "198.51.100.0/24"
-        assert not block_list._listeners, "a waiter that has its answer stops listening"
+        assert not block_list.refresher._listeners, "a waiter that has its answer stops listening"
         # already blocked: at once
         assert await block_list.until_blocked("198.51.100.99") == "198.51.100.0/24"
     finally:
@@ -97,7 +98,7 @@ async def test_a_waiter_for_a_block_wakes_on_the_change_not_on_a_timer(engine: E
 
 
 def test_settings_updated_through_the_store_apply_at_once(engine: Engine) -> None:
-    store = SettingsStore(engine, SystemSettings(guest_rpm=10, user_rpm=20, log_retention_days=30), ttl=HOUR)
+    store = SettingsStore(engine, LIMITS, period=HOUR)
     assert store.current().guest_rpm == 10
     with Session(engine) as session:
         updated = store.update(session=session, changes={"guest_rpm": 3})
@@ -110,9 +111,9 @@ def test_settings_updated_through_the_store_apply_at_once(engine: Engine) -> Non
 def test_a_change_is_loaded_by_the_thread_that_made_it(engine: Engine) -> None:
     """The admin pages and the API change things on worker threads; readers on the event loop then find
     the caches loaded and never query the database themselves."""
-    directory = ChannelDirectory(engine, KeyCipher("test-encryption-key"), ttl=HOUR)
-    block_list = BlockList(engine, ttl=HOUR)
-    store = SettingsStore(engine, SystemSettings(guest_rpm=10, user_rpm=20, log_retention_days=30), ttl=HOUR)
+    directory = ChannelDirectory(engine, KeyCipher("test-encryption-key"), period=HOUR)
+    block_list = BlockList(engine, period=HOUR)
+    store = SettingsStore(engine, LIMITS, period=HOUR)
     try:
         for cache in (directory, block_list, store):
             cache.load()

@@ -22,11 +22,13 @@ from services.rate_limit import RateLimiter
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamClient, UpstreamTimeouts
+from tests.chat_helpers import unique_model
 from tests.helpers import migrated_engine, wait_until_async
 from tests.upstream_server import ANSWER_WORDS, UpstreamServer
 
 ANSWER = "".join(ANSWER_WORDS)
 MODES = ["stream", "complete"]
+MAX_ANSWER_BYTES = 1024 * 1024  # huge-64: more than socket buffers hold, so a cut-off shows upstream
 
 
 class Harness:
@@ -36,7 +38,9 @@ class Harness:
         self.directory = ChannelDirectory(self.engine, KeyCipher("test-encryption-key"))
         self.writer = LogWriter(self.engine, ZoneInfo("UTC"), journal_dir=tmp_path / "journal").start()
         self.block_list = BlockList(self.engine)
-        self.client = UpstreamClient(UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5))
+        self.client = UpstreamClient(
+            UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5), max_answer_bytes=MAX_ANSWER_BYTES
+        )
         limits = SystemSettings(guest_rpm=1000, user_rpm=1000, log_retention_days=30)
         self.service = ChatService(
             directory=self.directory,
@@ -170,3 +174,63 @@ async def test_a_fault_of_ours_is_an_upstream_error_row_not_a_client_abort(
     with pytest.raises(RuntimeError):
         await harness.call(mode, "m")
     assert [row.status for row in harness.rows("m")] == ["upstream_error"]
+
+
+async def _upstream_ends(harness: Harness, model: str, scenario: str) -> list[bool]:
+    """Whether each of ``model``'s answers from ``scenario`` was cut off by the gateway (cancelled)."""
+
+    def ends() -> list[bool]:
+        return [end.cancelled for end in harness.upstream.ends_of(model) if end.scenario == scenario]
+
+    await wait_until_async(ends, what=f"the end of the upstream's {scenario} answer")
+    return ends()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scenario", ["huge", "hugelen"])
+async def test_an_answer_over_the_cap_skips_the_channel_and_is_cut_off(
+    harness: Harness, mode: str, scenario: str
+) -> None:
+    """A whole answer (counted, or refused from its Content-Length) or a stream's first line over
+    ``MAX_UPSTREAM_BODY_BYTES``: the channel fails as ``bad_stream`` and its connection is closed."""
+    model = unique_model(scenario)
+    harness.add(f"{scenario}-64", model)
+    good = harness.add("ok", model)
+    assert await harness.call(mode, model) == ANSWER
+    [row] = harness.rows(model)
+    assert (row.status, row.channel_id) == ("ok", good)
+    assert await _upstream_ends(harness, model, scenario) == [True]
+
+
+async def test_a_line_over_the_cap_mid_stream_ends_it_with_the_error_event(harness: Harness) -> None:
+    model = unique_model("hugelate")
+    harness.add("hugelate-64", model)
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    stream = await harness.service.open_stream(body=body, caller=Caller(ip="192.0.2.1"))
+    pieces = [piece async for piece in stream.pieces()]
+    assert pieces[0].content == "first"
+    assert isinstance(pieces[-1].error, UpstreamUnavailable) and not pieces[-1].done
+    assert [row.status for row in harness.rows(model)] == ["upstream_error"]
+    assert await _upstream_ends(harness, model, "hugelate") == [True]
+
+
+async def test_a_drip_without_a_stream_is_a_timeout_of_the_whole_wait(harness: Harness) -> None:
+    """One byte every 0.1 s never leaves a read idle for the 0.5 s idle timeout, but the whole wait for
+    the answer is bounded by it."""
+    model = unique_model("drip")
+    harness.add("drip-100", model)
+    with pytest.raises(UpstreamUnavailable):
+        await harness.call("complete", model)
+    assert [row.status for row in harness.rows(model)] == ["timeout"]
+    assert await _upstream_ends(harness, model, "drip") == [True]
+
+
+async def test_a_line_dripping_mid_stream_is_a_timeout(harness: Harness) -> None:
+    model = unique_model("drip")
+    harness.add("drip-100", model)
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    stream = await harness.service.open_stream(body=body, caller=Caller(ip="192.0.2.1"))
+    pieces = [piece async for piece in stream.pieces()]
+    assert pieces[0].content == "first" and isinstance(pieces[-1].error, UpstreamUnavailable)
+    assert [row.status for row in harness.rows(model)] == ["timeout"]
+    assert await _upstream_ends(harness, model, "drip") == [True]

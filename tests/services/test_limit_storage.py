@@ -103,7 +103,7 @@ async def test_fixed_window_interface(clock: Clock) -> None:
 
 async def test_rate_limiter_uses_it_for_memory() -> None:
     limiter = RateLimiter("memory://")
-    assert isinstance(limiter._storage, EventLoopMemoryStorage)
+    assert isinstance(limiter.backend.storage, EventLoopMemoryStorage)
     assert await limiter.try_hit("guest:1", 1)
     assert not await limiter.try_hit("guest:1", 1)
     assert 1 <= await limiter.retry_after("guest:1", 1) <= 60

@@ -1,14 +1,22 @@
-"""The cache refresher: reads never wait on a reload once loaded; local changes show at once."""
+"""Cache freshness (services/refresh.py): one reloader thread keeps values younger than their period,
+decisions never use an older value (they wait for a reload, then fail closed), local changes load at
+once on the changing thread and are announced."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from services.refresh import WORKER_NAME, Refresher
+from services.errors import StateUnavailable
+from services.refresh import THREAD_NAME, Refresher, Reloader
 from tests.helpers import HANG_SECONDS, wait_until
+
+HOUR = 3600.0
 
 
 class Source:
@@ -28,126 +36,198 @@ class Source:
         self.seen = self.value
 
 
+@pytest.fixture
+def reloader() -> Iterator[Reloader]:
+    reloader = Reloader()
+    yield reloader
+    reloader.stop()
+
+
 def _wait_for(condition) -> None:
     wait_until(condition, poll=0.005)
 
 
-def test_first_read_and_reads_after_invalidate_load_at_once() -> None:
+def test_the_first_read_loads_and_a_fresh_value_is_not_read_again() -> None:
     source = Source()
-    refresher = Refresher(source.load, ttl=60, name="test")
+    refresher = Refresher(source.load, "test", period=HOUR)
     refresher.ensure()
     assert source.seen == 0 and source.loads == [threading.current_thread().name]
     source.value = 1
     refresher.ensure()
-    assert source.seen == 0, "within the ttl nothing is read again"
-    refresher.invalidate()
-    refresher.ensure()
-    assert source.seen == 1 and len(source.loads) == 2
+    assert source.seen == 0 and refresher.fresh()
 
 
-def test_after_the_ttl_a_read_goes_on_while_a_worker_reloads() -> None:
-    source = Source()
-    refresher = Refresher(source.load, ttl=0.05, name="test")
-    refresher.ensure()
-    time.sleep(0.06)
-    source.value = 2
-    source.gate.clear()  # the reload will hang until released
-    try:
-        refresher.ensure()
-        refresher.ensure()  # a second read while the reload runs starts no other
-        assert source.seen == 0, "the reader did not wait (the reload cannot end before the gate opens)"
-        _wait_for(lambda: len(source.loads) == 2)
-        assert source.loads[1] == WORKER_NAME
-    finally:
-        source.gate.set()  # the worker thread is shared: never leave it held
-    _wait_for(lambda: source.seen == 2)
-    assert len(source.loads) == 2
-
-
-def test_a_failed_reload_keeps_the_last_values_and_tries_again_later() -> None:
-    source = Source()
-    refresher = Refresher(source.load, ttl=0.05, name="test")
-    refresher.ensure()
-    source.fail, source.value = True, 3
-    time.sleep(0.06)
-    refresher.ensure()
-    _wait_for(lambda: len(source.loads) == 2 and not refresher._reloading)
-    assert source.seen == 0
-    source.fail = False
-    time.sleep(0.06)
-    refresher.ensure()
-    _wait_for(lambda: source.seen == 3)
-
-
-def test_a_failed_first_load_is_raised_and_retried() -> None:
+def test_a_failed_first_load_stops_the_start_and_a_read_gets_a_503() -> None:
     source = Source()
     source.fail = True
-    refresher = Refresher(source.load, ttl=60, name="test")
+    refresher = Refresher(source.load, "test", period=HOUR)
     with pytest.raises(RuntimeError):
+        refresher.load_first()
+    with pytest.raises(StateUnavailable):
         refresher.ensure()
     source.fail = False
     refresher.ensure()
     assert source.seen == 0
 
 
-def test_every_reload_runs_on_one_long_lived_thread() -> None:
-    sources = [Source() for _ in range(3)]
-    refreshers = [Refresher(source.load, ttl=0.02, name=f"test-{n}") for n, source in enumerate(sources)]
-    for refresher in refreshers:
-        refresher.ensure()
-    threads_before = threading.active_count()
-    for round_number in range(1, 4):
-        time.sleep(0.03)
-        for source in sources:
-            source.value = round_number
-        for refresher in refreshers:
-            refresher.ensure()
-        _wait_for(lambda n=round_number: all(source.seen == n for source in sources))
-    assert {name for source in sources for name in source.loads[1:]} == {WORKER_NAME}
-    assert threading.active_count() <= threads_before + 1  # the worker, if these were the first reloads
-
-
-def test_reload_now_loads_on_the_calling_thread_and_leaves_a_failure_to_the_refresh_thread(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_the_reloader_keeps_a_cache_younger_than_its_period_on_its_own_thread(reloader: Reloader) -> None:
     source = Source()
-    refresher = Refresher(source.load, ttl=60, name="test")
-    refresher.ensure()
-    source.value = 1
-    worker = threading.Thread(target=refresher.reload_now, name="admin-change")
-    worker.start()
-    worker.join()
-    assert source.seen == 1 and source.loads[-1] == "admin-change"
-    source.fail, source.value = True, 2
-    refresher.reload_now()  # logged, not raised: the change itself was made
-    assert "could not reload the test" in caplog.text and source.seen == 1
-    source.fail = False
-    refresher.ensure()  # goes on with the values it has, and asks the refresh thread to try again
-    assert source.seen == 1
-    _wait_for(lambda: source.seen == 2)
-    assert source.loads[-1] == WORKER_NAME, "the reader (maybe the event loop) did not load"
+    refresher = Refresher(source.load, "test", period=0.2)
+    reloader.add(refresher)
+    refresher.load_first()
+    reloader.start()
+    for value in (1, 2, 3):
+        source.value = value
+        _wait_for(lambda v=value: source.seen == v)  # without a single read
+    assert set(source.loads[1:]) == {THREAD_NAME}
 
 
-def test_readers_do_not_wait_for_a_reload_after_a_change() -> None:
-    """The event loop reads while an admin change waits to reload behind a periodic reload that is
-    still running: it goes on with the values it has."""
+def test_asked_the_reloader_loads_at_once_whatever_the_period(reloader: Reloader) -> None:
     source = Source()
-    refresher = Refresher(source.load, ttl=0.05, name="test")
-    refresher.ensure()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    reloader.start()
+    source.value = 5
+    reloader.ask(refresher)  # as an announcement from another instance does
+    _wait_for(lambda: source.seen == 5)
+    source.value = 6
+    reloader.ask()  # every cache, as after a reconnect
+    _wait_for(lambda: source.seen == 6)
+
+
+def test_a_stale_read_that_decides_nothing_goes_on_and_asks_for_a_reload(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    refresher.period = 0.01  # stale from now on; the reloader is not started, so nothing reloads it
     source.gate.clear()
-    time.sleep(0.06)
-    refresher.ensure()  # the periodic reload starts on the refresh thread, and is held
-    change = threading.Thread(target=refresher.reload_now, name="admin-change")
     try:
-        _wait_for(lambda: source.loads[-1] == WORKER_NAME)
-        source.value = 4
-        change.start()  # waits for the periodic reload to finish
-        reader = threading.Thread(target=refresher.ensure, name="reader")
-        reader.start()
-        reader.join(HANG_SECONDS)  # a reader that waits for the reloads never returns: the gate is shut
-        assert not reader.is_alive(), "the reader waited for the reloads"
-        assert source.seen == 0
+        refresher.ensure()
+        assert source.seen == 0 and len(source.loads) == 1, "the reader did not load (the gate is shut)"
+        reloader.start()
+        _wait_for(lambda: len(source.loads) == 2)
+        assert source.loads[1] == THREAD_NAME
     finally:
         source.gate.set()
-    change.join(HANG_SECONDS)
-    assert source.seen == 4
+
+
+async def test_a_decision_on_a_fresh_value_does_not_wait() -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    refresher.load_first()
+    source.gate.clear()  # a load now would hang
+    try:
+        await asyncio.wait_for(refresher.until_fresh(), HANG_SECONDS)
+        assert len(source.loads) == 1
+    finally:
+        source.gate.set()
+
+
+async def test_a_decision_on_a_stale_value_waits_for_the_reload(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    reloader.start()
+    refresher.period = 0.05
+    await asyncio.sleep(0.06)  # older than the period (the reloader would reload it in 0.025 s anyway)
+    source.value = 7
+    await refresher.until_fresh(wait=HANG_SECONDS)
+    assert source.seen == 7 and refresher.fresh()
+
+
+async def test_a_decision_that_cannot_get_a_fresh_value_fails_closed(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=0.05)
+    reloader.add(refresher)
+    refresher.load_first()
+    source.fail = True  # the database is away
+    reloader.start()
+    await asyncio.sleep(0.06)
+    with pytest.raises(StateUnavailable) as refused:
+        await refresher.until_fresh(wait=0.2)
+    assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
+    assert source.seen == 0, "the values loaded before stay (for reads that decide nothing)"
+    source.fail = False  # back: the reloader's retries bring it
+    await refresher.until_fresh(wait=HANG_SECONDS)
+    assert refresher.fresh()
+
+
+async def test_a_decision_waits_for_a_load_that_hangs_only_up_to_its_bound(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=0.05)
+    reloader.add(refresher)
+    refresher.load_first()
+    source.gate.clear()  # the database does not answer
+    reloader.start()
+    try:
+        await asyncio.sleep(0.06)
+        with pytest.raises(StateUnavailable):
+            await refresher.until_fresh(wait=0.2)
+    finally:
+        source.gate.set()
+
+
+def test_failed_reloads_are_retried_with_a_growing_wait_and_logged_once(
+    reloader: Reloader, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "pyaichat.cache")
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    source.fail = True
+    reloader.start()
+    refresher.outdated()  # as an announced change does: stale until a reload works
+    _wait_for(lambda: len(source.loads) >= 5)  # 0.1 + 0.2 + 0.4 + 0.8 s of waits
+    started = time.monotonic()
+    assert refresher.retry_at > started, "the next try waits"
+    assert caplog.text.count("could not reload the test") == 1
+    source.fail, source.value = False, 9
+    _wait_for(lambda: "loads again" in caplog.text)
+    assert source.seen == 9
+
+
+def test_a_change_loads_on_the_changing_thread_and_is_announced(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    announced: list[str] = []
+    reloader.announce = announced.append
+    source.value = 1
+    worker = threading.Thread(target=refresher.changed, name="admin-change")
+    worker.start()
+    worker.join()
+    assert source.seen == 1 and source.loads[-1] == "admin-change" and announced == ["test"]
+
+
+def test_a_change_whose_reload_fails_is_still_announced_and_goes_stale(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    announced: list[str] = []
+    reloader.announce = announced.append
+    source.fail = True
+    refresher.changed()  # not raised: the change itself was made
+    assert announced == ["test"] and source.seen == 0
+    assert not refresher.fresh(), "values from before the change decide nothing"
+
+
+def test_an_announced_change_makes_the_values_stale_until_reloaded(reloader: Reloader) -> None:
+    source = Source()
+    refresher = Refresher(source.load, "test", period=HOUR)
+    reloader.add(refresher)
+    refresher.load_first()
+    source.gate.clear()
+    reloader.start()
+    try:
+        refresher.outdated()
+        assert not refresher.fresh()
+        _wait_for(lambda: len(source.loads) == 2)
+    finally:
+        source.gate.set()
+    _wait_for(refresher.fresh)

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from jose import jwt
 
 from services.errors import AuthenticationFailed
-from services.security import KeyCipher, create_token, decode_token, hash_password, mask_key, verify_password
+from services.security import (
+    KeyCipher,
+    SessionCipher,
+    TokenClaims,
+    create_token,
+    decode_token,
+    hash_password,
+    mask_key,
+    password_fingerprint,
+    verify_password,
+)
 
 
 def test_key_cipher_round_trip_and_wrong_key() -> None:
@@ -32,10 +43,40 @@ def test_passwords() -> None:
 
 
 def test_token_kinds_do_not_mix() -> None:
-    token = create_token(subject="1", kind="user", secret="k" * 32, lifetime=timedelta(minutes=5))
-    assert decode_token(token, secret="k" * 32, kind="user") == "1"
+    token = create_token(
+        subject="1", kind="user", secret="k" * 32, lifetime=timedelta(minutes=5), password_fingerprint="fp"
+    )
+    assert decode_token(token, secret="k" * 32, kind="user") == TokenClaims("1", "fp")
     with pytest.raises(AuthenticationFailed):
         decode_token(token, secret="k" * 32, kind="admin")
-    expired = create_token(subject="1", kind="user", secret="k" * 32, lifetime=timedelta(seconds=-1))
+    expired = create_token(
+        subject="1", kind="user", secret="k" * 32, lifetime=timedelta(seconds=-1), password_fingerprint="fp"
+    )
     with pytest.raises(AuthenticationFailed):
         decode_token(expired, secret="k" * 32, kind="user")
+
+
+def test_a_token_without_a_password_fingerprint_is_refused() -> None:
+    """Tokens of the version before the fingerprint cannot be revoked by a new password: they are refused."""
+    now = datetime.now(UTC)
+    claims = {"sub": "1", "kind": "user", "iat": int(now.timestamp()), "exp": now + timedelta(minutes=5)}
+    with pytest.raises(AuthenticationFailed):
+        decode_token(jwt.encode(claims, "k" * 32, algorithm="HS256"), secret="k" * 32, kind="user")
+
+
+def test_password_fingerprint_follows_the_hash_and_the_key() -> None:
+    first, second = hash_password("password-1"), hash_password("password-1")  # two salts
+    assert password_fingerprint(first, secret="a" * 32) == password_fingerprint(first, secret="a" * 32)
+    assert password_fingerprint(first, secret="a" * 32) != password_fingerprint(second, secret="a" * 32)
+    assert password_fingerprint(first, secret="a" * 32) != password_fingerprint(first, secret="b" * 32)
+    assert first not in password_fingerprint(first, secret="a" * 32)
+
+
+def test_session_cipher_seals_and_refuses_plain_or_foreign_values() -> None:
+    cipher = SessionCipher("k" * 32)
+    sealed = cipher.seal("eyJhbGciOiJIUzI1NiJ9.payload.signature")
+    assert "eyJ" not in sealed and "payload" not in sealed
+    assert cipher.unseal(sealed) == "eyJhbGciOiJIUzI1NiJ9.payload.signature"
+    assert SessionCipher("j" * 32).unseal(sealed) is None  # another SECRET_KEY
+    assert cipher.unseal("eyJhbGciOiJIUzI1NiJ9.payload.signature") is None  # a plain token of before
+    assert cipher.unseal(None) is None and cipher.unseal(42) is None

@@ -1,0 +1,163 @@
+"""uvicorn's httptools protocol with the guards it lacks: a deadline for each request head, a cap on its
+size, and a least rate for a body (docs/behaviour.md#request-limits).
+
+Why a subclass rather than configuration: uvicorn's own options do not cover it. ``timeout_keep_alive``
+times out only an idle connection *after* a response; ``limit_concurrency`` answers 503 once a head is
+complete, so it never sees a head that does not complete; ``h11_max_incomplete_event_size`` bounds a
+head only in the h11 protocol (the slower one), and nothing bounds it in httptools. A connection that
+never completes its first request head (nothing sent, or a request line sent a byte at a time) was held
+for ever, and with it a file descriptor: 500 such sockets with ``nofile=1024`` denied service to
+everyone else, and 190 MB of header lines grew the process by as much. The hook is kept to timers and
+counters around uvicorn's parser callbacks; parsing, answering and keep-alive stay uvicorn's.
+
+A connection whose request head is not complete ``header_timeout`` seconds after the connection was
+made, the previous response was sent, or the request's first byte arrived is answered 408 and closed,
+and one whose head grows past ``MAX_HEAD_BYTES`` is answered 431 and closed.
+
+A body sent a byte now and then holds a connection (and the task reading it) just as well, so a body
+must arrive at ``MIN_BODY_RATE`` on average after a grace of ``header_timeout`` (the rule of Apache's
+mod_reqtimeout): a client sending at that rate or faster is never cut, a drip is closed after about
+the grace. Time while the app is not reading (flow control holds the client back) does not count. The
+size of a body is the business of the body cap (``app.api.body_limit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.api.headers import COMMON_HEADERS
+
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default allows 4 × 8 KiB
+MIN_BODY_RATE = 1024  # bytes a second, on average over a body (Apache's default is 500)
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+# an answer from here never reaches the ASGI layer that adds them to every other response
+_SECURITY_HEADERS = b"".join(
+    b"%s: %s\r\n" % (name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()
+)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    header_timeout: ClassVar[float] = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_pending = True  # a request head is awaited or arriving
+        self._head_bytes = 0
+        self._in_body = False  # a request head is complete and its body is arriving
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_since = 0.0  # the body's deadline is this + header_timeout + bytes / MIN_BODY_RATE
+        self._body_bytes = 0
+
+    # ---- the deadline -------------------------------------------------------------------------
+    def _arm(self) -> None:
+        """Start the deadline unless one runs already (a head that began earlier keeps its own)."""
+        self._head_pending = True
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        self._head_pending = False
+        self._head_bytes = 0
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._head_pending:
+            self._refuse(408, b"request head not received in time")
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        """Answer ``status`` and close; a response under way (pipelining) is finished first instead."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # the connection closes once that response is out
+            self.flow.pause_reading()
+            return
+        head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
+        self.transport.write(
+            head
+            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n"
+            % len(message)
+            + _SECURITY_HEADERS
+            + b"\r\n"
+            + message
+        )
+        self.transport.close()
+
+    # ---- the body's least rate ----------------------------------------------------------------
+    def _start_body_clock(self) -> None:
+        self._body_since = self.loop.time()
+        self._body_timer = self.loop.call_later(self.header_timeout, self._body_deadline)
+
+    def _stop_body_clock(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_deadline(self) -> None:
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            self._body_since = now - self._body_bytes / MIN_BODY_RATE  # waiting on the app: a fresh grace
+        deadline = self._body_since + self.header_timeout + self._body_bytes / MIN_BODY_RATE
+        if now < deadline:
+            self._body_timer = self.loop.call_later(deadline - now, self._body_deadline)
+            return
+        self._body_timer = None
+        self.transport.close()  # the app reading the body sees the client gone
+
+    # ---- uvicorn's protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._stop_body_clock()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_pending:  # every byte of this read belongs to a head not yet complete
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, b"request head too large")
+        elif self._in_body and self._body_timer is None:  # a body began and is not complete in this read
+            self._start_body_clock()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        self._in_body = not self.parser.should_upgrade()  # an upgraded connection is not ours any more
+        self._body_bytes = 0
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._body_bytes += len(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._stop_body_clock()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        waiting = not self.pipeline  # else the next request's head is complete already
+        super().on_response_complete()
+        if waiting and not self.transport.is_closing():
+            self._arm()
+
+
+def guarded_protocol(header_timeout: float) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to hand uvicorn (``http=``), with this deadline for request heads."""
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"header_timeout": header_timeout})

@@ -1,0 +1,124 @@
+"""Announcements between instances (services/announce.py) over a real redis-server and a real
+PostgreSQL server: a change announced by one bus reaches the others, never its sender, and a listener
+that lost its server subscribes again when it is back and asks for every cache to be reloaded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from app.db import make_engine
+from services.announce import ChangeBus, postgres_conninfo, redis_url
+from tests.helpers import wait_until_async
+from tests.postgres_server import run_postgres
+from tests.redis_server import run_redis
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.changes: list[str] = []
+        self.reconnects = 0
+
+    def changed(self, name: str) -> None:
+        self.changes.append(name)
+
+    def reconnected(self) -> None:
+        self.reconnects += 1
+
+
+@asynccontextmanager
+async def _bus(engine: Engine, storage: str, listener: Listener) -> AsyncIterator[ChangeBus]:
+    bus = ChangeBus(
+        engine=engine, storage_uri=storage, on_change=listener.changed, on_reconnect=listener.reconnected
+    )
+    bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.stop()
+
+
+async def _announce(bus: ChangeBus, name: str) -> None:
+    await asyncio.to_thread(bus.announce, name)  # as the admin's worker thread does
+
+
+async def _until(condition: Callable[[], object], what: str) -> None:
+    await wait_until_async(condition, poll=0.01, what=what)
+
+
+def test_carriers_follow_the_configuration() -> None:
+    assert redis_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redis_url("async+rediss://h:1") == "rediss://h:1"
+    assert redis_url("memory://") is None and redis_url("redis+sentinel://h:1/m") is None
+    assert postgres_conninfo("sqlite:///data/chat.db") is None
+    assert postgres_conninfo("postgresql+psycopg://u:p%40ss@db:5432/app?sslmode=require") == (
+        "postgresql://u:p%40ss@db:5432/app?sslmode=require"
+    )
+
+
+async def test_over_redis_a_change_reaches_the_other_instances_only(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")  # SQLite: Redis is the only carrier
+    with run_redis(tmp_path) as storage:
+        first, second, third = Listener(), Listener(), Listener()
+        async with (
+            _bus(engine, storage, first) as a,
+            _bus(engine, storage, second) as b,
+            _bus(engine, storage, third) as c,
+        ):
+            assert a.carriers == ["redis"]
+            await _until(lambda: a.connected.get("redis") and b.connected.get("redis"), "subscribed")
+            await _until(lambda: c.connected.get("redis"), "subscribed")
+            assert (first.reconnects, second.reconnects, third.reconnects) == (1, 1, 1)
+            await _announce(a, "settings")
+            await _announce(b, "block_list")
+            await _until(lambda: second.changes == ["settings"], "b got a's change")
+            await _until(lambda: third.changes == ["settings", "block_list"], "c got both")
+            await _until(lambda: first.changes == ["block_list"], "a got b's change")
+    engine.dispose()
+
+
+async def test_a_listener_that_lost_redis_subscribes_again_and_reloads_everything(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    listener = Listener()
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    server = run_redis(tmp_path / "first")
+    storage = server.__enter__()
+    sender = ChangeBus(engine=engine, storage_uri=storage, on_change=print, on_reconnect=lambda: None)
+    async with _bus(engine, storage, listener) as bus:
+        try:
+            await _until(lambda: bus.connected.get("redis"), "subscribed")
+            assert listener.reconnects == 1
+        finally:
+            server.__exit__(None, None, None)  # the server goes away
+        await _until(lambda: bus.connected.get("redis") is False, "the loss noticed")
+        await _announce(sender, "settings")  # lost: nobody can carry it (logged, never raised)
+        with run_redis(tmp_path / "second", port=int(storage.rsplit(":", 1)[1])):
+            await _until(lambda: listener.reconnects == 2, "subscribed again, every cache asked to reload")
+            await _announce(sender, "channels")
+            await _until(lambda: listener.changes == ["channels"], "announcements flow again")
+    await sender.stop()
+    engine.dispose()
+
+
+async def test_over_postgresql_notify_a_change_reaches_the_other_instances(tmp_path: Path) -> None:
+    with run_postgres() as database_url:
+        engine = make_engine(database_url)
+        first, second = Listener(), Listener()
+        try:
+            async with _bus(engine, "memory://", first) as a, _bus(engine, "memory://", second) as b:
+                assert a.carriers == ["postgresql"]
+                await _until(
+                    lambda: a.connected.get("postgresql") and b.connected.get("postgresql"), "listening"
+                )
+                await _announce(a, "channels")
+                await _until(lambda: second.changes == ["channels"], "b got a's change")
+                assert first.changes == [], "a skips its own announcement"
+                await _announce(b, "settings")
+                await _until(lambda: first.changes == ["settings"], "a got b's change")
+        finally:
+            engine.dispose()
