@@ -64,6 +64,8 @@ def refused(base_url: str) -> bool:
         httpx.get(f"{base_url}/api/health", timeout=5)
     except httpx.ConnectError:
         return True
+    except httpx.RemoteProtocolError:  # taken just before the socket closed, then closed by the stop
+        return False
     except httpx.ReadTimeout:
         raise AssertionError(f"{base_url} took a connection after SIGTERM and never answered") from None
     return False
