@@ -36,6 +36,9 @@ VOLUME ["/app/data"]
 EXPOSE 8000
 # The open-files limit is the runtime's to set (docker-compose.yml: ulimits nofile 65536; docker run:
 # --ulimit nofile=65536:65536); the process raises its soft limit to the hard one at start.
+# the signal `docker stop` sends: pyaichat refuses new requests, lets open calls finish for
+# SHUTDOWN_GRACE_SECONDS, cuts the rest, writes the call log out and exits (see docker-compose.yml)
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4).status != 200)"]
 CMD ["python", "-m", "app"]

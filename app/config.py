@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     header_read_timeout: float = Field(default=10.0, gt=0, le=600)
     max_connections: int = Field(default=0, ge=0, le=1_000_000)  # 0: no limit (docs/configuration.md)
     cache_refresh_seconds: float = Field(default=2.0, ge=0.5, le=300)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod
@@ -174,6 +175,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return Path("./data").resolve()
         return Path(self.database_path).expanduser().resolve().parent
+
+    @property
+    def journal_dir(self) -> Path:
+        """The call-log journal (``services/journal.py``): on the data volume, next to the database."""
+        return self.data_dir / "call-log-journal"
 
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

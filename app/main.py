@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import socket
 import sys
@@ -32,6 +33,7 @@ from app.connections import raise_open_files_limit, server_options
 from app.db import make_engine, session_scope
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
+from app.signals import drain_on_exit_signals
 from app.state import AppState
 from pages import register_pages
 from services import auth
@@ -39,6 +41,9 @@ from services.settings import seed_settings
 from services.stats import rebuild_in_background
 
 log = logging.getLogger("pyaichat")
+# uvicorn's own limit on waiting for open responses after SIGTERM: past the calls' grace, so that the
+# calls are cut by pyaichat (logged server_shutdown, answered) and uvicorn only cancels what is not a call
+UVICORN_MARGIN_SECONDS = 5
 API_DESCRIPTION = (
     "OpenAI-compatible chat gateway. Point any OpenAI SDK at `base_url=http://HOST:8000/api`. "
     'Errors are JSON `{"error": {"type", "message"}}`.'
@@ -59,6 +64,7 @@ def build_state(settings: Settings) -> AppState:
             )
 
     upgrade(settings.sqlalchemy_url, then=seed)
+    state.log_writer.start()  # replays what earlier runs left in the journal, then logs this run's calls
     for cache in (state.directory, state.block_list, state.system_settings):
         cache.load()  # now, rather than by the first request on the event loop
     rebuild_in_background(engine, settings.zone)  # only after a change of TZ
@@ -125,6 +131,7 @@ def configure_app(state: AppState) -> None:
     install_page_security(state)
     register_pages(state)
     web_app.on_startup(state.start)
+    web_app.on_startup(lambda: drain_on_exit_signals(state))
     web_app.on_shutdown(state.close)
 
 
@@ -275,7 +282,7 @@ def serve(args: argparse.Namespace) -> None:
         sys.exit(2)
     configure_app(state)
     print(banner(settings, info), flush=True)
-    run_server(settings)
+    run_server(state)
 
 
 def keep_files_private() -> None:
@@ -306,16 +313,19 @@ def dual_stack_listener(host: str, port: int) -> socket.socket | None:
         sys.exit(1)
 
 
-def run_server(settings: Settings, **options: Any) -> None:
+def run_server(state: AppState, **options: Any) -> None:
     """Serve the configured app (``configure_app`` first); ``options`` add to ``ui.run``'s (the
     benchmarks' server quiets uvicorn's log with them, and serves otherwise exactly this)."""
+    settings = state.settings
     raise_open_files_limit()
     if "NICEGUI_STORAGE_PATH" not in os.environ:  # browser sessions live next to the database (the volume)
         Storage.path = settings.data_dir / ".nicegui"
     prepare_session_storage(Storage.path)
     listener = dual_stack_listener(settings.app_host, settings.app_port)
     if listener is not None:
-        options["fd"] = listener.fileno()  # uvicorn serves the socket made here (kept open by `listener`)
+        # uvicorn serves a duplicate of this socket; a stop closes this copy (AppState.shutdown_requested)
+        options["fd"] = listener.fileno()
+        state.listeners.append(listener)
     ui.run(
         host=settings.app_host,
         port=settings.app_port,
@@ -327,5 +337,6 @@ def run_server(settings: Settings, **options: Any) -> None:
         language="zh-CN",
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds) + UVICORN_MARGIN_SECONDS,
         **(server_options(settings) | options),
     )

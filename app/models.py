@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -113,6 +113,18 @@ class ChatLog(SQLModel, table=True):
     status: str = Field(default="ok", max_length=32, nullable=False)
     tokens_estimated: bool = Field(default=False, nullable=False)
     duration_ms: int | None = None
+
+
+class CallLogJournal(SQLModel, table=True):
+    """How far each call-log journal (one run of one instance, ``services/journal.py``) is stored in
+    ``chat_logs``: advanced in the same transaction as the rows, so a replay after a crash skips
+    exactly what is already there."""
+
+    __tablename__ = "call_log_journals"
+
+    journal_id: str = Field(primary_key=True, max_length=32)
+    seq: int = Field(sa_type=BigInteger, nullable=False)  # the last record of the journal stored
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
 class DailyModelStats(SQLModel, table=True):

@@ -217,7 +217,7 @@ class ChatLogPublic(BaseModel):
     model_id: str
     channel_id: int | None
     channel_name: str | None
-    status: str = Field(examples=["ok", "upstream_error", "client_aborted", "timeout"])
+    status: str = Field(examples=["ok", "upstream_error", "client_aborted", "timeout", "server_shutdown"])
     prompt_tokens: int | None
     completion_tokens: int | None
     tokens_estimated: bool = Field(description="true when the upstream reported no usage")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -13,6 +16,7 @@ from services.chat import ChatService
 from services.ip_block import BlockList
 from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
+from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.refresh import Reloader
 from services.retention import RetentionJob
@@ -20,6 +24,10 @@ from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
 from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
+
+log = logging.getLogger("pyaichat")
+# at shutdown the queued call-log rows get this long to reach the database; the journal keeps the rest
+LOG_FLUSH_SECONDS = 5.0
 
 
 @dataclass
@@ -39,6 +47,11 @@ class AppState:
     retention: RetentionJob
     reloader: Reloader
     changes: ChangeBus
+    calls: OpenCalls
+    # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
+    # duplicate of each, so the port only stops taking connections once this copy is closed as well
+    listeners: list[socket.socket] = field(default_factory=list, repr=False)
+    _drain: asyncio.Task[int] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> AppState:
@@ -51,7 +64,7 @@ class AppState:
         period = settings.cache_refresh_seconds
         directory = ChannelDirectory(engine, cipher, period)
         http_client = UpstreamClient(timeouts, max_answer_bytes=settings.max_upstream_body_bytes)
-        log_writer = LogWriter(engine, settings.zone)
+        log_writer = LogWriter(engine, settings.zone, journal_dir=settings.journal_dir)
         limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
         limiter = RateLimiter(limit_backend)
         throttle = Throttle.for_backend(limit_backend)
@@ -64,6 +77,7 @@ class AppState:
         )
         system_settings = SettingsStore(engine, defaults, period)
         block_list = BlockList(engine, period)
+        calls = OpenCalls()
         chat = ChatService(
             directory=directory,
             client=http_client,
@@ -72,6 +86,7 @@ class AppState:
             limiter=limiter,
             settings=system_settings,
             block_list=block_list,
+            calls=calls,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         reloader = Reloader([system_settings.refresher, block_list.refresher, directory.refresher])
@@ -104,6 +119,7 @@ class AppState:
             retention=retention,
             reloader=reloader,
             changes=changes,
+            calls=calls,
         )
 
     def start(self) -> None:
@@ -112,12 +128,30 @@ class AppState:
         self.reloader.start()
         self.changes.start()
 
+    def shutdown_requested(self) -> None:
+        """SIGTERM (or SIGINT) arrived: refuse new calls from now on, and give the open ones
+        ``SHUTDOWN_GRACE_SECONDS`` before cutting them. Runs on the event loop; uvicorn meanwhile stops
+        listening and waits for the open responses."""
+        self.calls.draining = True
+        for listener in self.listeners:
+            listener.close()  # uvicorn closes its duplicate itself: then new connections are refused
+        self.listeners.clear()
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(
+                self.calls.drain(self.settings.shutdown_grace_seconds)
+            )
+
     async def close(self) -> None:
+        """The last step of a shutdown (NiceGUI's ``on_shutdown``): the calls end first (already, after
+        a signal), so that every row is queued before the log is flushed."""
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self.calls.drain(0))
+        await self._drain
         await self.changes.stop()
         self.reloader.stop()
         self.retention.stop()
         await self.http_client.aclose()
-        self.log_writer.close()
+        await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
         self.block_list.close()
         self.limiter.backend.close()
         self.engine.dispose()

@@ -15,15 +15,8 @@ from app.db import make_engine
 from app.migrate import upgrade
 from app.models import ChatLog
 from bench.report import Result
-from services.logs import (
-    _SQLITE_INSERT,
-    BATCH_SIZE,
-    WRITER_CACHE_KIB,
-    WRITER_CHECKPOINT_PAGES,
-    CallRecord,
-    LogWriter,
-    _sqlite_row,
-)
+from services.log_rows import SQLITE_INSERT, sqlite_row
+from services.logs import BATCH_SIZE, WRITER_CACHE_KIB, WRITER_CHECKPOINT_PAGES, CallRecord, LogWriter
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -48,7 +41,8 @@ def _through_writer(path: Path, records: list[CallRecord], **options: float) -> 
     """Rows per second from the first ``record`` until every row is committed."""
     upgrade(f"sqlite:///{path}")
     engine = make_engine(f"sqlite:///{path}")
-    writer = LogWriter(engine, ZONE, **options)  # type: ignore[arg-type]
+    writer = LogWriter(engine, ZONE, journal_dir=path.parent / f"{path.stem}-journal", **options)  # type: ignore[arg-type]
+    writer.start()
     started = time.perf_counter()
     for record in records:
         writer.record(record)
@@ -76,8 +70,8 @@ def _engine_floor(path: Path, records: list[CallRecord]) -> float:
     """The same rows as tuples straight into sqlite3's executemany, batches as the writer's, same
     pragmas: what SQLite itself needs for the table and its indexes (no rollups, no Python objects)."""
     upgrade(f"sqlite:///{path}")
-    rows = [_sqlite_row(r) for r in records]  # the writer's own tuples, built before the clock starts
-    sql = _SQLITE_INSERT
+    rows = [sqlite_row(r) for r in records]  # the writer's own tuples, built before the clock starts
+    sql = SQLITE_INSERT
     connection = sqlite3.connect(path, isolation_level=None)
     pragmas = (
         "journal_mode=WAL",

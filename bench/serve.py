@@ -38,7 +38,7 @@ def main() -> None:
     if args.no_logging:
         state.chat.log_writer = _DropLogs()  # type: ignore[assignment]
     configure_app(state)
-    run_server(settings, uvicorn_logging_level="warning")
+    run_server(state, uvicorn_logging_level="warning")
 
 
 if __name__ in {"__main__", "__mp_main__"}:

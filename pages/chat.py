@@ -17,6 +17,7 @@ from pages.session import current_user, sign_out
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.call_log import Caller
+from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError, IPBlocked, ModelNotFound
 
@@ -38,6 +39,7 @@ class ChatPage:
         self.caller = caller
         self.history: list[dict[str, str]] = []
         self.task: asyncio.Task[None] | None = None
+        self.stream: ChatStream | None = None  # the answer streaming now
         self.cut_by_block = False  # whether the answer being written was ended by a block of this IP
         self.models = models
 
@@ -165,6 +167,14 @@ class ChatPage:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
+    async def disconnected(self) -> None:
+        """The page's connection closed (tab closed, refreshed, network lost): its answer ends. When the
+        server is shutting down, it was the server that closed it: the call is logged as cut by the
+        shutdown."""
+        if self.stream is not None and self.state.chat.calls.draining:
+            self.stream.cut()
+        await self.stop()
+
     async def new_chat(self) -> None:
         await self.stop()
         self.history.clear()
@@ -215,6 +225,7 @@ class ChatPage:
             show_error(error)
             return
         failure: DomainError | None = None
+        self.stream = stream
         try:
             async for piece in stream.pieces():
                 if piece.error is not None:
@@ -230,6 +241,7 @@ class ChatPage:
                 show_error(IPBlocked())
             raise
         finally:
+            self.stream = None
             await stream.aclose()
         if failure is not None:
             answer.finish("回答中断：上游渠道出错", error=True)
@@ -278,4 +290,4 @@ def register(state: AppState) -> None:
         page = ChatPage(state, caller, await _models(state))
         page.build(user.email if user else None)
         client = ui.context.client
-        client.on_disconnect(page.stop)  # closing or refreshing the tab ends the upstream request
+        client.on_disconnect(page.disconnected)  # closing or refreshing the tab ends the upstream request

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from services.errors import DomainError, IPBlocked, ModelNotFound, RateLimited, UpstreamUnavailable
+from services.errors import (
+    DomainError,
+    IPBlocked,
+    ModelNotFound,
+    RateLimited,
+    ShuttingDown,
+    UpstreamUnavailable,
+)
 
 _TITLES: list[tuple[type[DomainError], str, str]] = [
     (RateLimited, "请求过于频繁", "hourglass_top"),
     (UpstreamUnavailable, "上游服务暂不可用", "cloud_off"),
     (IPBlocked, "访问受限", "block"),
     (ModelNotFound, "模型不可用", "help_outline"),
+    (ShuttingDown, "服务正在重启", "restart_alt"),
 ]
 
 

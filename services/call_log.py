@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from app.models import utcnow
 from services.logs import CallRecord, LogWriter
+from services.open_calls import OpenCalls
 from services.tokens import estimate_prompt_tokens, estimate_text_tokens
+
+# the INTEGER columns hold 32 bits on PostgreSQL: a larger count an upstream reports would make the
+# database refuse the row, and the writer retries a refused batch until it is accepted
+_COUNT_MAX = 2**31 - 1
+
+
+def _count(value: int) -> int:
+    return min(max(value, 0), _COUNT_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +32,19 @@ class Caller:
 
 
 class CallLog:
-    """Collects what one call's log row needs and hands it to the writer exactly once."""
+    """Collects what one call's log row needs and hands it to the writer exactly once.
+
+    While the call is open it is listed in ``calls``; a shutdown may :meth:`cut` it, which calls the
+    hook of the stage the call is in (the failover loop, the stream) and turns a later
+    ``client_aborted`` into ``server_shutdown``.
+    """
 
     __slots__ = (
+        "_cut",
+        "_on_cut",
         "_written",
         "caller",
+        "calls",
         "channel_id",
         "messages",
         "model_id",
@@ -38,7 +56,12 @@ class CallLog:
     )
 
     def __init__(
-        self, writer: LogWriter, caller: Caller, model_id: str, messages: list[dict[str, Any]]
+        self,
+        writer: LogWriter,
+        caller: Caller,
+        model_id: str,
+        messages: list[dict[str, Any]],
+        calls: OpenCalls | None = None,
     ) -> None:
         self.writer = writer
         self.caller = caller
@@ -50,29 +73,55 @@ class CallLog:
         self.usage: tuple[int, int] | None = None
         self.texts: list[str] = []
         self._written = False
+        self._cut = False
+        self._on_cut: Callable[[], None] | None = None
+        self.calls = calls
+        if calls is not None:
+            calls.add(self)
+
+    def on_cut(self, hook: Callable[[], None]) -> None:
+        """What :meth:`cut` does in the call's current stage."""
+        self._on_cut = hook
+
+    def cut(self) -> None:
+        """End the call now because the server is stopping; its row says ``server_shutdown``."""
+        if self._written or self._cut:
+            return
+        self._cut = True
+        if self._on_cut is not None:
+            self._on_cut()
+
+    def is_cut(self) -> bool:
+        return self._cut
 
     def write(self, status: str) -> None:
         if self._written:
             return
         self._written = True
-        if self.usage is not None:
-            prompt, completion, estimated = self.usage[0], self.usage[1], False
-        else:
-            prompt = estimate_prompt_tokens(self.messages)
-            completion = sum(estimate_text_tokens(text) for text in self.texts)
-            estimated = True
-        self.writer.record(
-            CallRecord(
-                user_id=self.caller.user_id,
-                username=self.caller.username,
-                ip_address=self.caller.ip,
-                channel_id=self.channel_id,
-                model_id=self.model_id,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                created_at=self.started_at,
-                status=status,
-                tokens_estimated=estimated,
-                duration_ms=int((time.monotonic() - self.started) * 1000),
+        if status == "client_aborted" and self._cut:
+            status = "server_shutdown"
+        try:
+            if self.usage is not None:
+                prompt, completion, estimated = self.usage[0], self.usage[1], False
+            else:
+                prompt = estimate_prompt_tokens(self.messages)
+                completion = sum(estimate_text_tokens(text) for text in self.texts)
+                estimated = True
+            self.writer.record(
+                CallRecord(
+                    user_id=self.caller.user_id,
+                    username=self.caller.username,
+                    ip_address=self.caller.ip,
+                    channel_id=self.channel_id,
+                    model_id=self.model_id,
+                    prompt_tokens=_count(prompt),
+                    completion_tokens=_count(completion),
+                    created_at=self.started_at,
+                    status=status,
+                    tokens_estimated=estimated,
+                    duration_ms=_count(int((time.monotonic() - self.started) * 1000)),
+                )
             )
-        )
+        finally:
+            if self.calls is not None:
+                self.calls.done(self)

@@ -19,9 +19,10 @@ import httpx
 
 from services.call_log import Caller, CallLog
 from services.channels import ChannelDirectory, ChannelTarget
-from services.errors import IPBlocked, ModelNotFound, UpstreamUnavailable
+from services.errors import DomainError, IPBlocked, ModelNotFound, ShuttingDown, UpstreamUnavailable
 from services.ip_block import BlockList
 from services.logs import LogWriter
+from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.settings import SettingsStore
 from services.upstream import (
@@ -45,7 +46,7 @@ class StreamPiece:
     sse: bytes
     content: str = ""
     reasoning: str = ""
-    error: UpstreamUnavailable | None = None
+    error: DomainError | None = None
     done: bool = False
 
 
@@ -64,10 +65,15 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
+_CUT: tuple[str, dict[str, Any]] = ("", {})  # what _next_event returns once a shutdown cut the stream
+
+
 class ChatStream:
     """An upstream stream that has produced its first event; iterate :meth:`pieces` once.
 
     Closing it early (client gone, Stop pressed) closes the upstream request and logs ``client_aborted``.
+    A shutdown's cut ends it with an error event and logs ``server_shutdown``. The row is written
+    before the last event goes out, so a crash after the client has its answer cannot lose it.
     """
 
     def __init__(
@@ -88,6 +94,8 @@ class ChatStream:
         self.channel = target
         self._pieces: AsyncGenerator[StreamPiece] | None = None
         self._started = False  # whether the generator's body (and so its ``finally``) has run
+        self._waiting: asyncio.Task[Any] | None = None  # the task awaiting the upstream's next event
+        call.on_cut(self._interrupt)
 
     def pieces(self) -> AsyncIterator[StreamPiece]:
         if self._pieces is None:
@@ -103,6 +111,32 @@ class ChatStream:
             self._started = True
             await self._close_upstream()
             self._call.write("client_aborted")
+
+    def cut(self) -> None:
+        """End the stream because the server is stopping (a chat page whose connection the shutdown
+        closed); its row says ``server_shutdown``."""
+        self._call.cut()
+
+    def _interrupt(self) -> None:
+        """The cut while the stream waits for the upstream: the wait is cancelled, and
+        :meth:`_next_event` takes that cancellation back. At a ``yield`` it is noticed at the next event."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def _next_event(self) -> tuple[str, dict[str, Any]] | None:
+        """The upstream's next event, None at its end, ``_CUT`` once cut."""
+        if self._call.is_cut():
+            return _CUT
+        task = self._waiting = asyncio.current_task()
+        try:
+            return await anext(self._events, None)
+        except asyncio.CancelledError:
+            if not self._call.is_cut() or task is None:
+                raise
+            task.uncancel()
+            return _CUT
+        finally:
+            self._waiting = None
 
     async def _close_upstream(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -122,6 +156,20 @@ class ChatStream:
         sse = _sse(chunk) if changed else b"data: " + data.encode() + b"\n\n"
         return StreamPiece(sse=sse, content=content, reasoning=reasoning)
 
+    def _tail(self, normalizer: ChunkNormalizer) -> StreamPiece | None:
+        """Text the normalizer still holds (a possible ``<think>`` tag) as one last chunk."""
+        reasoning, content = normalizer.flush()
+        if not (reasoning or content):
+            return None
+        self._call.texts.append(reasoning + content)
+        delta = {k: v for k, v in (("reasoning_content", reasoning), ("content", content)) if v}
+        tail = {
+            "object": "chat.completion.chunk",
+            "model": self.channel.model_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
+        return StreamPiece(sse=_sse(tail), content=content, reasoning=reasoning)
+
     async def _generate(self) -> AsyncGenerator[StreamPiece]:
         self._started = True
         status = "client_aborted"
@@ -131,31 +179,31 @@ class ChatStream:
                 piece = self._piece(*self._first, normalizer)
                 if piece is not None:
                     yield piece
-                async for data, chunk in self._events:
-                    piece = self._piece(data, chunk, normalizer)
+                while True:
+                    event = await self._next_event()
+                    if event is None or event is _CUT:
+                        break
+                    piece = self._piece(*event, normalizer)
                     if piece is not None:
                         yield piece
-                reasoning, content = normalizer.flush()
-                if reasoning or content:
-                    self._call.texts.append(reasoning + content)
-                    delta = {k: v for k, v in (("reasoning_content", reasoning), ("content", content)) if v}
-                    tail = {
-                        "object": "chat.completion.chunk",
-                        "model": self.channel.model_id,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-                    }
-                    yield StreamPiece(sse=_sse(tail), content=content, reasoning=reasoning)
             except (httpx.TimeoutException, TimeoutError) as exc:
                 status, reason = "timeout", _describe(exc)
             except (httpx.HTTPError, UpstreamProtocolError) as exc:
                 status, reason = "upstream_error", _describe(exc)
             else:
-                status = "ok"
-                yield StreamPiece(sse=DONE_EVENT, done=True)
-                return
-            log.warning("channel %s failed mid-stream (%s: %s)", self.channel.id, status, reason)
-            error = UpstreamUnavailable()
-            yield StreamPiece(sse=_sse(error.body()), error=error)
+                status, reason = ("ok", "") if event is None else ("server_shutdown", "cut by the shutdown")
+            last: list[StreamPiece] = []  # sent once the row is written
+            if status == "ok":
+                tail = self._tail(normalizer)
+                done = StreamPiece(sse=DONE_EVENT, done=True)
+                last = [tail, done] if tail else [done]
+            else:
+                log.warning("channel %s: the stream ended early (%s: %s)", self.channel.id, status, reason)
+                error: DomainError = ShuttingDown() if status == "server_shutdown" else UpstreamUnavailable()
+                last = [StreamPiece(sse=_sse(error.body()), error=error)]
+            self._call.write(status)
+            for piece in last:
+                yield piece
         finally:
             await self._close_upstream()
             self._call.write(status)
@@ -174,7 +222,9 @@ class ChatService:
         limiter: RateLimiter,
         settings: SettingsStore,
         block_list: BlockList,
+        calls: OpenCalls | None = None,
     ) -> None:
+        self.calls = OpenCalls() if calls is None else calls  # (an empty one is falsy)
         self.directory = directory
         self.client = client
         self.log_writer = log_writer
@@ -186,9 +236,12 @@ class ChatService:
     async def _admit(self, model: str, caller: Caller) -> list[ChannelTarget]:
         """The checks before any upstream work: IP block, model, the caller's rate limit (atomic hit).
 
-        A request refused here never reaches an upstream and is not logged as a call. None of these
-        decisions is taken on a value older than its cache's period (docs/behaviour.md#shared-state).
+        A request refused here never reaches an upstream and is not logged as a call; so is every
+        request once the instance is shutting down. None of these decisions is taken on a value older
+        than its cache's period (docs/behaviour.md#shared-state).
         """
+        if self.calls.draining:
+            raise ShuttingDown()
         await self.block_list.refresher.until_fresh()
         await self.directory.refresher.until_fresh()
         rule = self.block_list.match(caller.ip)
@@ -290,11 +343,15 @@ class ChatService:
         then written by it or by the stream); 503 with the wait for a slot when no channel had one (no
         row: no upstream was asked); 503 after a ``timeout`` row when every channel tried timed out, an
         ``upstream_error`` row otherwise, and also when anything unforeseen is raised meanwhile; a
-        ``client_aborted`` row when the caller goes away (cancelled).
+        ``client_aborted`` row when the caller goes away (cancelled); a ``server_shutdown`` row and
+        :class:`ShuttingDown` when a shutdown cuts the call, or when it is cancelled during one.
         """
         model = str(body.get("model", ""))
         candidates = await self._admit(model, caller)
-        call = CallLog(self.log_writer, caller, model, body.get("messages") or [])
+        call = CallLog(self.log_writer, caller, model, body.get("messages") or [], self.calls)
+        task = asyncio.current_task()
+        if task is not None:
+            call.on_cut(lambda: _cancel(task))
         all_timeouts = True
         tried = False
         try:
@@ -313,7 +370,14 @@ class ChatService:
         except Exception:
             call.write("upstream_error")  # a fault of ours, answered as a 500 by the caller
             raise
-        except BaseException:  # cancelled: the caller went away
+        except asyncio.CancelledError:
+            if call.is_cut() and task is not None:  # our own cut: answered, not propagated
+                task.uncancel()
+                call.write("server_shutdown")
+                raise ShuttingDown() from None
+            call.write("server_shutdown" if self.calls.draining else "client_aborted")  # or: the caller left
+            raise
+        except BaseException:
             call.write("client_aborted")
             raise
         if not tried:
@@ -353,6 +417,10 @@ class ChatService:
 
     def model_names(self) -> list[tuple[str, str]]:
         return [(info.id, info.name) for info in self.directory.models()]
+
+
+def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
 
 
 def _describe(exc: Exception) -> str:

@@ -14,7 +14,8 @@
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
     ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
     │                                                              + retry_after, header only)
-    └── StateUnavailable             503     service_unavailable   (settings, block list or channels too old)
+    ├── StateUnavailable             503     service_unavailable   (settings, block list or channels too old)
+    └── ShuttingDown                 503     server_shutdown       (the instance is stopping: try again)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
 """
@@ -131,3 +132,11 @@ class StateUnavailable(DomainError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class ShuttingDown(DomainError):
+    """The instance is stopping: a new call is refused, and one still open when the grace ends is cut."""
+
+    status = 503
+    type = "server_shutdown"
+    default_message = "服务正在重启，请稍后再试"

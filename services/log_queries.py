@@ -25,7 +25,7 @@ MAX_USER_ID = 2**63 - 1
 MAX_FILTER_CHARS = 254  # the longest e-mail; model ids are shorter still
 MAX_PAGE = 10_000_000  # 2 billion rows at the largest page size; beyond it an offset means nothing
 EXPORT_BATCH = 5_000
-STATUSES = ("ok", "upstream_error", "client_aborted", "timeout")
+STATUSES = ("ok", "upstream_error", "client_aborted", "timeout", "server_shutdown")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
 GUEST_LABEL = "访客"  # the user column of a guest's call

@@ -1,124 +1,358 @@
 """Call logs: a writer that batches inserts on its own thread, so the chat path never waits on the
-database (one ``put`` per call, no per-chunk work)."""
+database (one journal append per call, no per-chunk work).
+
+Every record is first appended to the call-log journal (``services/journal.py``), then kept in memory
+for the writer thread, which stores batches in one transaction each (rows, daily rollups, and the
+journal's mark in ``call_log_journals``), retrying a refused batch with backoff until the database
+takes it. Memory holds at most ``backlog_max`` records; past that the writer reads them back from the
+journal, so an absent database costs disk, not memory. At start the journals earlier runs left are
+replayed first; the marks make each row land exactly once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
-import queue
+import os
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlmodel import col
 
-from app.models import ChatLog
+from app.models import CallLogJournal, utcnow
+from services.call_record import CallRecord as CallRecord  # re-exported: the type every caller logs
+from services.call_record import encode_fields
+from services.journal import SEGMENT_BYTES, JournalUnavailable, LiveJournal, OldJournal
+from services.log_rows import insert_rows, move_mark
 from services.stats import Actor, Rollup
 
 log = logging.getLogger("pyaichat.logs")
 BATCH_SIZE = 10_000
+BACKLOG_MAX = 2 * BATCH_SIZE  # records kept in memory (~300 B each); the rest wait in the journal only
 KNOWN_ACTORS_MAX = 200_000
 WRITER_CACHE_KIB = 64 * 1024
 WRITER_CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL between automatic checkpoints (default 1,000)
 LINGER_SECONDS = 0.2  # after the first record, wait this long for more: one commit for many calls
+SYNC_SECONDS = 1.0  # fdatasync of the journal at most this long after a write
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+REPORT_SECONDS = 30.0  # a lasting failure is logged again this often
+
+_T = TypeVar("_T")
+Batch = list[tuple[int, CallRecord]]  # (journal sequence number, record), in sequence order
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """One chat call, as logged. There is deliberately no field for message content."""
-
-    user_id: int | None
-    username: str | None
-    ip_address: str
-    channel_id: int | None
-    model_id: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    created_at: datetime
-    status: str
-    tokens_estimated: bool
-    duration_ms: int
-
-
-_FIELDS = CallRecord.__slots__  # dataclasses.asdict() deep-copies and costs several times more per row
+class _MarkConflict(Exception):
+    """The database's mark for a journal is not where this writer last left it: the records up to it
+    were stored already (by an attempt whose commit went through before a crash, or another process)."""
 
 
 class LogWriter:
     """Collects call records from any thread or task and inserts them in batches on one thread, updating
-    the daily statistics in the same transaction."""
-
-    _STOP = object()
+    the daily statistics in the same transaction. :meth:`start` (once the schema is current) opens the
+    journal and starts the thread; records are taken from then on."""
 
     def __init__(
         self,
         engine: Engine,
         zone: ZoneInfo,
         *,
+        journal_dir: Path,
         batch_size: int = BATCH_SIZE,
         linger_seconds: float = LINGER_SECONDS,
+        backlog_max: int = BACKLOG_MAX,
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         """``batch_size=1, linger_seconds=0`` commits every record on its own (benchmark 5's baseline)."""
         self._engine = engine
         self._zone = zone
         self._batch_size = batch_size
         self._linger = linger_seconds
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pyaichat-log-writer", daemon=True)
-        self._idle = threading.Condition()
-        self._pending = 0
-        self._flushing = False
+        self._backlog_max = max(backlog_max, batch_size)
+        self._journal_dir = journal_dir
+        self._segment_bytes = segment_bytes
+        self._live: LiveJournal | None = None  # opened by start()
+        self._leftovers: list[OldJournal] = []
+        self._cond = threading.Condition(threading.Lock())  # guards what follows up to _stop_at
+        self._backlog: deque[tuple[int, CallRecord]] = deque()
+        self._spill_from: int | None = None  # records from this seq on are in the journal only
+        self._appended = 0  # the last seq handed in
+        self._stored = 0  # the last seq of this run's journal the database holds
+        self._writer_idle = False
+        self._flushing = 0
+        self._stop_at: float | None = None  # monotonic deadline once close() began
+        self._lost = 0
+        self.failed_writes = 0  # database attempts that failed since start (each is retried)
+        # only the writer thread touches these
+        self._marks: dict[str, int | None] = {}  # journal id → its mark in the database (None: no row)
         # active users per period already stored: the same callers come back all day, and their rows in
-        # stats_period_actors need writing once, not once per batch (only this thread touches the set)
+        # stats_period_actors need writing once, not once per batch
         self._known_actors: set[Actor] = set()
-        self._connection: Connection | None = None  # only the writer thread uses it
-        self._thread.start()
+        self._connection: Connection | None = None
+        self._thread = threading.Thread(target=self._supervise, name="pyaichat-log-writer", daemon=True)
 
+    def start(self) -> LogWriter:
+        """Take a journal slot (journals earlier runs left there, or in slots nobody holds, are replayed
+        first) and start the writer thread."""
+        self._live = LiveJournal.open(
+            self._journal_dir, self._segment_bytes, target=database_key(self._engine)
+        )
+        self._leftovers = list(self._live.leftovers)
+        self._thread.start()
+        return self
+
+    @property
+    def _journal(self) -> LiveJournal:
+        if self._live is None:
+            raise RuntimeError("the log writer is not started")
+        return self._live
+
+    @property
+    def journal_id(self) -> str:
+        return self._journal.journal_id
+
+    @property
+    def waiting(self) -> int:
+        """Records of this run handed in but not yet in the database."""
+        with self._cond:
+            return self._appended - self._stored
+
+    # ---- the chat path ----------------------------------------------------------------------------
     def record(self, call: CallRecord) -> None:
-        with self._idle:
-            self._pending += 1
-        self._queue.put(call)
+        """Journal the record (one write) and queue it; returns once the record would survive a crash."""
+        fields = encode_fields(call)
+        journal = self._journal
+        with self._cond:
+            try:
+                seq = journal.append(fields)
+            except JournalUnavailable as exc:
+                self._lost += 1
+                if self._lost == 1 or self._lost % 1000 == 0:
+                    log.error("call log row lost: %s (%d lost since start)", exc, self._lost)
+                return
+            self._appended = seq
+            if self._spill_from is None and len(self._backlog) < self._backlog_max:
+                self._backlog.append((seq, call))
+            elif self._spill_from is None:
+                self._spill_from = seq  # memory is full: from here on the writer reads the journal
+                log.warning(
+                    "%d call log rows wait in memory; the next ones wait in the journal only, read back "
+                    "from there once the database takes rows again",
+                    len(self._backlog),
+                )
+            # wake the writer only when that changes something: it waits for a first record, or its
+            # linger ends early at a full batch (a notify per call cost ~5 µs)
+            if self._writer_idle:
+                self._writer_idle = False
+                self._cond.notify()
+            elif len(self._backlog) == self._batch_size:
+                self._cond.notify()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every record handed in so far is written (tests and shutdown)."""
-        self._flushing = True
-        try:
-            with self._idle:
-                return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
-        finally:
-            self._flushing = False
+        """Wait until every record handed in so far is in the database (tests and shutdown)."""
+        with self._cond:
+            target = self._appended
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._stored >= target, timeout=timeout)
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float = 10.0) -> None:
-        self._queue.put(self._STOP)
-        self._thread.join(timeout=timeout)
+        """Store what is queued (for up to ``timeout`` seconds), stop the thread, sync and close the
+        journal. What the database did not take stays in the journal for the next start."""
+        with self._cond:
+            if self._stop_at is None:
+                self._stop_at = time.monotonic() + timeout
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout + 1)
+        with self._cond:
+            stored, waiting = self._stored, self._appended - self._stored
+        if waiting:
+            log.warning("%d call log rows are not in the database yet: the journal keeps them", waiting)
+        if self._live is not None:
+            self._live.close(stored_seq=stored)
+        if not self._thread.is_alive():
+            self._drop_connection()
+
+    # ---- the writer thread -----------------------------------------------------------------------
+    def _supervise(self) -> None:
+        """The writer's loop, started again after anything it did not expect (a bug, not the database:
+        database failures are retried inside). Nothing is lost meanwhile: records leave memory only
+        once stored, and the journal holds them anyway."""
+        crashes = 0
+        while True:
+            try:
+                self._run()
+                return
+            except Exception:
+                crashes += 1
+                log.exception("the call log writer failed; restarting it (%d restarts so far)", crashes)
+                self._drop_connection()
+                if self._past_deadline():
+                    return
+                self._pause(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2**crashes))
 
     def _run(self) -> None:
+        self._replay_leftovers()
+        synced = time.monotonic()
         while True:
-            item = self._queue.get()
-            batch: list[CallRecord] = []
-            stop = item is self._STOP
-            if not stop:
-                batch.append(item)  # type: ignore[arg-type]
-            deadline = time.monotonic() + self._linger
-            while len(batch) < self._batch_size and not stop:
-                # take what is queued; wait for more only up to the linger deadline, and not while flushing
-                wait = 0.0 if self._flushing else max(0.0, deadline - time.monotonic())
-                try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is self._STOP:
-                    stop = True
-                    continue
-                batch.append(item)  # type: ignore[arg-type]
-            if batch:
-                self._write(batch)
-            if stop:
-                if self._connection is not None:
-                    self._connection.close()
+            batch = self._next_batch()
+            if time.monotonic() - synced >= SYNC_SECONDS:
+                self._journal.sync()
+                synced = time.monotonic()
+            if batch is None:
+                self._journal.sync()
                 return
+            if not batch:
+                continue
+            stored = self._store(self.journal_id, batch)
+            if stored is None:
+                return  # stopping, and the database still refuses: the journal keeps the rest
+            self._advance(stored)
+
+    def _next_batch(self) -> Batch | None:
+        """The next records of this run: from memory, or read back from the journal after memory
+        overflowed. ``[]`` when a sync interval passed without any, None when stopping with nothing left."""
+        with self._cond:
+            if not self._backlog and self._spill_from is None:
+                if self._stop_at is not None:
+                    return None
+                self._writer_idle = True
+                self._cond.wait(SYNC_SECONDS)
+                self._writer_idle = False
+                if not self._backlog and self._spill_from is None:
+                    return []
+            if self._backlog:
+                deadline = time.monotonic() + self._linger
+                while len(self._backlog) < self._batch_size and not self._flushing and self._stop_at is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                return list(itertools.islice(self._backlog, self._batch_size))
+            start = self._spill_from
+        if start is None:
+            return []
+        records, covered = self._journal.read(start, self._batch_size)
+        if records:
+            return records
+        with self._cond:  # nothing readable up to ``covered`` (damaged lines, logged by the reader)
+            log.error("call log rows %d to %d could not be read back from the journal", start, covered)
+            self._spill_from = covered + 1 if covered < self._appended else None
+            self._stored = max(self._stored, covered)
+            self._cond.notify_all()
+        return []
+
+    def _advance(self, stored: int) -> None:
+        with self._cond:
+            while self._backlog and self._backlog[0][0] <= stored:
+                self._backlog.popleft()
+            if self._spill_from is not None and stored >= self._spill_from:
+                self._spill_from = stored + 1 if stored < self._appended else None
+                if self._spill_from is None:
+                    log.warning("the call log rows read back from the journal are stored")
+            self._stored = max(self._stored, stored)
+            self._cond.notify_all()
+        self._journal.checkpoint(stored)
+
+    def _replay_leftovers(self) -> None:
+        """Store what journals of earlier runs hold beyond their marks, then delete them."""
+        while self._leftovers:
+            if not self._replay(self._leftovers[0]):
+                return
+            self._leftovers.pop(0)
+
+    def _replay(self, old: OldJournal) -> bool:
+        """One earlier journal into the database, then deleted; False when stopped before the end."""
+        mark = self._retry(
+            lambda: f"could not read the mark of journal {old.journal_id}", lambda: self._mark(old)
+        )
+        if mark is None:
+            return False
+        replayed = 0
+        while records := old.read(mark + 1, self._batch_size):
+            stored = self._store(old.journal_id, records)
+            if stored is None:
+                return False
+            replayed += sum(1 for seq, _ in records if seq > mark)
+            mark = max(stored, records[-1][0])
+        log.info("call-log journal %s replayed: %d rows stored", old.journal_id, replayed)
+        old.delete()
+        old.release()
+        return True
+
+    def _mark(self, journal: OldJournal) -> int:
+        if journal.journal_id not in self._marks:
+            self._marks[journal.journal_id] = self._read_mark(journal.journal_id)
+        return self._marks[journal.journal_id] or 0
+
+    def _store(self, journal_id: str, batch: Batch) -> int | None:
+        """Store ``batch``, retrying until the database takes it; returns the journal's mark after it
+        (None: gave up at the stop deadline)."""
+        return self._retry(
+            lambda: f"could not write {len(batch)} call log rows", lambda: self._write(journal_id, batch)
+        )
+
+    def _retry(self, what: Callable[[], str], attempt: Callable[[], _T]) -> _T | None:
+        delay, failures, first, reported = RETRY_FIRST_SECONDS, 0, 0.0, 0.0
+        while True:
+            try:
+                result = attempt()
+            except _MarkConflict:
+                failures += 1
+                log.warning(
+                    "%s: the journal was stored further than expected; skipping what is stored", what()
+                )
+                if failures == 1:
+                    continue
+            except Exception as exc:
+                now = time.monotonic()
+                failures += 1
+                self.failed_writes += 1
+                if failures == 1:
+                    first = now
+                if failures == 1 or now - reported >= REPORT_SECONDS:
+                    reported = now
+                    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+                    log.error(
+                        "%s (%s: %s); retrying until the database takes them (%d rows waiting)",
+                        what(),
+                        type(exc).__name__,
+                        reason,
+                        self.waiting,
+                    )
+                self._drop_connection()
+            else:
+                if failures:
+                    log.warning("call log writes go through again after %.1f s", time.monotonic() - first)
+                return result
+            if self._past_deadline():
+                return None
+            self._pause(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            self._journal.sync()  # meanwhile the journal keeps being synced, its refused lines retried
+
+    def _pause(self, seconds: float) -> None:
+        with self._cond:
+            if self._stop_at is not None:
+                seconds = min(seconds, max(0.0, self._stop_at - time.monotonic()))
+            if seconds > 0:
+                self._cond.wait(seconds)
+
+    def _past_deadline(self) -> bool:
+        return self._stop_at is not None and time.monotonic() >= self._stop_at
 
     def _writer_connection(self) -> Connection:
         """The writer's own connection, kept open. On SQLite it gets a page cache big enough for the
@@ -142,80 +376,62 @@ class LogWriter:
                 pass
             self._connection = None
 
-    def _write(self, batch: list[CallRecord]) -> None:
+    def _read_mark(self, journal_id: str) -> int | None:
+        connection = self._writer_connection()
+        with connection.begin():
+            query = select(col(CallLogJournal.seq)).where(col(CallLogJournal.journal_id) == journal_id)
+            value = connection.execute(query).scalar()
+        return None if value is None else int(value)
+
+    def _write(self, journal_id: str, batch: Batch) -> int:
+        """One transaction: the journal's mark moves from where this writer left it to the batch's last
+        record (or the transaction fails), the rows go in, the rollups are updated."""
+        if journal_id not in self._marks:
+            self._marks[journal_id] = self._read_mark(journal_id)
+        previous = self._marks[journal_id]
+        if previous is not None:
+            batch = [item for item in batch if item[0] > previous]
+            if not batch:
+                return previous
+        last = batch[-1][0]
+        records = [record for _, record in batch]
         rollup = Rollup()
-        rollup.add_rows(batch, self._zone)
+        rollup.add_rows(records, self._zone)
+        connection = self._writer_connection()
         try:
-            connection = self._writer_connection()
             with connection.begin():
-                _insert_rows(connection, batch)
+                _move_mark(connection, journal_id, previous, last)
+                insert_rows(connection, records)
                 stored = rollup.apply(connection, known_actors=self._known_actors)
-            if len(self._known_actors) > KNOWN_ACTORS_MAX:
-                self._known_actors.clear()
-            self._known_actors |= stored
-        except SQLAlchemyError as exc:
-            log.error("could not write %d call log rows: %s", len(batch), type(exc).__name__)
-            self._drop_connection()
-        finally:
-            with self._idle:
-                self._pending -= len(batch)
-                self._idle.notify_all()
+        except _MarkConflict:
+            del self._marks[journal_id]  # read again by the next attempt
+            raise
+        self._marks[journal_id] = last
+        if len(self._known_actors) > KNOWN_ACTORS_MAX:
+            self._known_actors.clear()
+        self._known_actors |= stored
+        return last
 
 
-_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-# the column names are CallRecord's fields, never input
-_INSERT_SQL = "INSERT INTO chat_logs (" + ", ".join(_FIELDS) + ") VALUES ({marks})"  # noqa: S608
+def database_key(engine: Engine) -> str:
+    """Which database a journal's rows belong to: a digest of the engine's URL without its password (a
+    SQLite file by its absolute path). The same database reached by another URL (another host name) is
+    taken for another one: its journals are kept, not replayed, which errs on the side of no mixing."""
+    url = engine.url.set(password=None)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=os.path.abspath(url.database))
+    return hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()[:32]
 
 
-_SQLITE_INSERT = _INSERT_SQL.format(marks=", ".join("?" * len(_FIELDS)))
-
-
-def _sqlite_row(c: CallRecord) -> tuple[object, ...]:
-    """The row in ``_FIELDS`` order as SQLAlchemy stores it on SQLite: the time in UTC as
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (no offset), the flag as 0/1. One tuple, no per-column calls (a test
-    compares the stored rows with SQLAlchemy's own insert)."""
-    at = c.created_at  # calls are stamped in UTC; any other zone is converted first
-    return (
-        c.user_id,
-        c.username,
-        c.ip_address,
-        c.channel_id,
-        c.model_id,
-        c.prompt_tokens,
-        c.completion_tokens,
-        (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat(" ", "microseconds")[:26],
-        c.status,
-        1 if c.tokens_estimated else 0,
-        c.duration_ms,
-    )
-
-
-def _insert_rows(connection: Connection, batch: list[CallRecord]) -> None:
-    """One DBAPI ``executemany`` of plain tuples: on SQLite built in one step, elsewhere each column
-    passed through its type's bind processor.
-
-    ``connection.execute(insert(ChatLog), dicts)`` does the same with SQLAlchemy's per-row parameter
-    processing, which was most of the writer's time in benchmark 5.
-    """
-    dialect = connection.dialect
-    if dialect.name == "sqlite":
-        connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(call) for call in batch])
+def _move_mark(connection: Connection, journal_id: str, previous: int | None, last: int) -> None:
+    """First in the batch's transaction, so that a conflicting writer is found before any row is
+    inserted (and on PostgreSQL waits on the mark's row lock instead of inserting twice)."""
+    now = utcnow()
+    if previous is None:
+        try:
+            connection.execute(insert(CallLogJournal).values(journal_id=journal_id, seq=last, updated_at=now))
+        except IntegrityError:
+            raise _MarkConflict() from None
         return
-    mark = _MARKS.get(dialect.paramstyle)
-    if mark is None:
-        connection.execute(insert(ChatLog), [{name: getattr(c, name) for name in _FIELDS} for c in batch])
-        return
-    columns = ChatLog.__table__.c  # type: ignore[attr-defined]
-    processors = [
-        (index, process)
-        for index, name in enumerate(_FIELDS)
-        if (process := columns[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    ]
-    sql = _INSERT_SQL.format(marks=", ".join([mark] * len(_FIELDS)))
-    rows: list[tuple[object, ...]] = []
-    for call in batch:
-        values = [getattr(call, name) for name in _FIELDS]
-        for index, process in processors:
-            values[index] = process(values[index])
-        rows.append(tuple(values))
-    connection.exec_driver_sql(sql, rows)
+    if not move_mark(connection, journal_id, previous, last, now):
+        raise _MarkConflict()

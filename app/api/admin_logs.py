@@ -29,7 +29,9 @@ def log_filter(
     user: Annotated[str | None, Query(description="email, user id, or 'guest'")] = None,
     ip: Annotated[str | None, Query(description="exact client IP")] = None,
     model: Annotated[str | None, Query(description="model id")] = None,
-    status: Annotated[str | None, Query(description="ok, upstream_error, client_aborted or timeout")] = None,
+    status: Annotated[
+        str | None, Query(description="ok, upstream_error, client_aborted, timeout or server_shutdown")
+    ] = None,
 ) -> LogFilter:
     return log_queries.parse_filter(
         start=start, end=end, user=user, ip=ip, model=model, status=status, zone=state.settings.zone

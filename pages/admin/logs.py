@@ -23,6 +23,7 @@ STATUS_LABELS = {
     "upstream_error": "上游错误",
     "client_aborted": "客户端中止",
     "timeout": "超时",
+    "server_shutdown": "服务关闭中断",
 }
 COLUMNS = [
     {"name": "time", "label": "时间", "field": "time", "align": "left"},

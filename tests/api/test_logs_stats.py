@@ -66,8 +66,8 @@ DATASET = [
     record(local(-1, 23, 59), model="gpt-a", ip="10.0.0.9", prompt=1, completion=1),
     # three days ago; nothing on -2, -4, -5, -6 (empty days in the trend)
     record(local(-3, 12), model="=cmd()", ip="10.0.0.4", user=(8, "+bob@example.com")),
-    # long ago: outside every period
-    record(local(-40, 12), model="gpt-old", ip="10.0.0.5"),
+    # long ago: outside every period; cut by a shutdown
+    record(local(-40, 12), model="gpt-old", ip="10.0.0.5", status="server_shutdown"),
 ]
 
 
@@ -81,7 +81,7 @@ def stats_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             session.add(User(id=7, email="alice@example.com", password_hash="-"))
             session.add(User(id=8, email="+bob@example.com", password_hash="-"))
             session.commit()
-        writer = LogWriter(engine, ZONE)
+        writer = LogWriter(engine, ZONE, journal_dir=data_dir / "test-journal").start()
         for call in DATASET:
             writer.record(call)
         assert writer.flush()
@@ -151,6 +151,7 @@ def test_log_filters_and_pages(api: httpx.Client) -> None:
     assert api.get("/api/admin/logs", params={"ip": "10.0.0.1"}).json()["total"] == 2
     assert api.get("/api/admin/logs", params={"model": "gpt-b"}).json()["total"] == 2
     assert api.get("/api/admin/logs", params={"status": "upstream_error"}).json()["total"] == 1
+    assert api.get("/api/admin/logs", params={"status": "server_shutdown"}).json()["total"] == 1
     both = api.get("/api/admin/logs", params={"model": "gpt-a", "ip": "10.0.0.1", "start": today}).json()
     assert both["total"] == 2
 

@@ -36,7 +36,7 @@ class Harness:
         self.upstream = upstream
         self.engine = migrated_engine(tmp_path / "chat.db")
         self.directory = ChannelDirectory(self.engine, KeyCipher("test-encryption-key"))
-        self.writer = LogWriter(self.engine, ZoneInfo("UTC"))
+        self.writer = LogWriter(self.engine, ZoneInfo("UTC"), journal_dir=tmp_path / "journal").start()
         self.block_list = BlockList(self.engine)
         self.client = UpstreamClient(
             UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5), max_answer_bytes=MAX_ANSWER_BYTES

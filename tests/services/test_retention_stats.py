@@ -40,7 +40,7 @@ def _engine(tmp_path: Path):
 
 def test_purge_deletes_only_old_rows(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
-    writer = LogWriter(engine, ZoneInfo("UTC"))
+    writer = LogWriter(engine, ZoneInfo("UTC"), journal_dir=tmp_path / "journal").start()
     for days in (0, 1, 29, 31, 45, 400):
         writer.record(_call(days, ip=f"10.0.0.{days % 250}"))
     writer.flush()
@@ -58,7 +58,7 @@ def test_rollups_follow_inserts_and_rebuild_for_another_zone(tmp_path: Path) -> 
     engine = _engine(tmp_path)
     utc = ZoneInfo("UTC")
     assert not rollups_need_rebuild(engine, "UTC"), "an empty database needs no rebuild"
-    writer = LogWriter(engine, utc)
+    writer = LogWriter(engine, utc, journal_dir=tmp_path / "journal").start()
     for _ in range(5):
         writer.record(_call(0))
     writer.flush()
@@ -76,7 +76,9 @@ def test_rollups_follow_inserts_and_rebuild_for_another_zone(tmp_path: Path) -> 
 def test_writer_stores_every_field_and_counts_each_actor_once(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     shanghai = ZoneInfo("Asia/Shanghai")
-    writer = LogWriter(engine, shanghai, batch_size=7, linger_seconds=0)  # many small batches
+    writer = LogWriter(
+        engine, shanghai, journal_dir=tmp_path / "journal", batch_size=7, linger_seconds=0
+    ).start()
     first = CallRecord(
         user_id=3,
         username="a@example.com",
@@ -108,7 +110,7 @@ def test_writer_stores_every_field_and_counts_each_actor_once(tmp_path: Path) ->
 
 def test_the_writers_connection_settings_stay_its_own(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
-    writer = LogWriter(engine, ZoneInfo("UTC"))
+    writer = LogWriter(engine, ZoneInfo("UTC"), journal_dir=tmp_path / "journal").start()
     writer.record(_call(0))
     assert writer.flush()
     writer.close()  # the writer's connection is closed, not handed back to the pool
@@ -144,7 +146,7 @@ def test_the_writer_stores_what_sqlalchemys_own_insert_stores(tmp_path: Path) ->
             ]
         )
     ]
-    writer = LogWriter(engine, ZoneInfo("UTC"))
+    writer = LogWriter(engine, ZoneInfo("UTC"), journal_dir=tmp_path / "journal").start()
     for record in records:
         writer.record(record)
     assert writer.flush()
