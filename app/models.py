@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, Text, false
 from sqlmodel import Field, SQLModel
 
 
@@ -50,6 +50,30 @@ class Channel(SQLModel, table=True):
     is_enabled: bool = Field(default=True, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # Several models per channel (revision 0003). ``model_id`` stays: the first of ``models``.
+    models: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON
+    model_map: str = Field(  # JSON object: the name users see -> the upstream's model id
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )
+    priority: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    weight: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    proxy: str | None = Field(default=None, sa_column=Column(Text))  # Fernet token; NULL: the environment's
+    headers: str | None = Field(default=None, sa_column=Column(Text))  # Fernet token of a JSON object
+    auto_pause_after: int | None = None  # NULL: the setting's default; 0: never
+    # Health, written by the chat path and the channel tests.
+    auto_paused: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    consecutive_failures: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    last_error: str | None = Field(default=None, max_length=300)  # a reason code and its words, no secret
+    last_error_at: datetime | None = None
+    last_success_at: datetime | None = None
+    latency_ms: int | None = None  # the average of the last calls
+    stream_options_unsupported: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class SystemConfig(SQLModel, table=True):
@@ -113,6 +137,7 @@ class ChatLog(SQLModel, table=True):
     status: str = Field(default="ok", max_length=32, nullable=False)
     tokens_estimated: bool = Field(default=False, nullable=False)
     duration_ms: int | None = None
+    error: str | None = Field(default=None, max_length=32)  # a reason code (docs/data-model.md), never a body
 
 
 class CallLogJournal(SQLModel, table=True):

@@ -24,6 +24,40 @@ LEGACY_TABLES = (
     "system_config",
     "users",
 )
+LEGACY_COLUMNS = {  # the columns each table had before Alembic (tests/fixtures/schema_before_alembic.*.sql)
+    "admins": ("id", "username", "password_hash", "created_at", "updated_at"),
+    "blocked_attempts": ("id", "ip_address", "path", "matched_rule", "created_at", "last_seen_at", "hits"),
+    "blocked_ips": ("id", "ip_address", "reason", "created_at"),
+    "channels": (
+        "id",
+        "name",
+        "base_url",
+        "api_key",
+        "model_id",
+        "rpm_limit",
+        "is_enabled",
+        "created_at",
+        "updated_at",
+    ),
+    "chat_logs": (
+        "id",
+        "user_id",
+        "username",
+        "ip_address",
+        "channel_id",
+        "model_id",
+        "prompt_tokens",
+        "completion_tokens",
+        "created_at",
+        "status",
+        "tokens_estimated",
+        "duration_ms",
+    ),
+    "stats_daily_models": ("day", "model_id", "calls", "prompt_tokens", "completion_tokens"),
+    "stats_period_actors": ("kind", "start", "actor"),
+    "system_config": ("id", "key", "value", "description", "updated_at"),
+    "users": ("id", "email", "password_hash", "created_at"),
+}
 USER_EMAIL = "kept@example.com"
 USER_PASSWORD = "kept-password-1"
 LOG_ROWS = 100_000
@@ -143,11 +177,13 @@ def _fill_logs(connection: Connection, now: datetime) -> None:
 
 
 def fingerprint(connection: Connection) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every legacy table, in primary-key order."""
+    """Every row of every legacy table, in primary-key order: the legacy columns only (later revisions
+    add columns; what the legacy database held must come through unchanged)."""
     inspector = inspect(connection)
     result: dict[str, list[tuple[object, ...]]] = {}
     for table in LEGACY_TABLES:
         keys = inspector.get_pk_constraint(table)["constrained_columns"]
-        query = f"SELECT * FROM {table} ORDER BY {', '.join(keys)}"
+        columns = ", ".join(LEGACY_COLUMNS[table])
+        query = f"SELECT {columns} FROM {table} ORDER BY {', '.join(keys)}"
         result[table] = [tuple(row) for row in connection.exec_driver_sql(query)]
     return result

@@ -5,6 +5,7 @@ and ``python -m app db``. PostgreSQL's side is in tests/test_migrations_postgres
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import shutil
 import sqlite3
@@ -94,6 +95,9 @@ def test_a_database_made_before_migrations_upgrades_with_nothing_lost(legacy_cop
     assert upgrade(url).before is None
     with engine.connect() as connection:
         assert legacy_database.fingerprint(connection) == before
+        channels = connection.exec_driver_sql("SELECT model_id, models, priority, weight FROM channels").all()
+    assert channels and all(json.loads(listed) == [model] for model, listed, _, _ in channels), channels
+    assert {(priority, weight) for _, _, priority, weight in channels} == {(0, 1)}
     engine.dispose()
     assert read_revision(url) == head_revision()
     assert schema_differences(url) == []
