@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
@@ -36,6 +37,32 @@ def normalize_base_url(url: str) -> str:
     if port == 0 or not candidate.isprintable() or any(ch.isspace() for ch in candidate):
         raise InvalidInput("Base URL 格式不正确")
     return candidate
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def normalize_proxy_url(url: str | None, field_name: str = "proxy") -> str | None:
+    """A channel's proxy: None (the environment's), ``""`` (direct), or an ``http://``, ``https://``,
+    ``socks5://`` or ``socks5h://`` URL with a host and an optional ``user:password@``. Anything else is
+    :class:`InvalidInput` naming the field (never echoing the value, which may hold a password)."""
+    if url is None:
+        return None
+    candidate = url.strip()
+    if not candidate:
+        return ""
+    try:
+        parts = urlsplit(candidate)
+        port = parts.port
+    except ValueError:
+        raise InvalidInput(f"{field_name}: 代理地址格式不正确") from None
+    if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise InvalidInput(f"{field_name}: 代理地址须以 http://、https://、socks5:// 或 socks5h:// 开头")
+    if port == 0 or (parts.path not in ("", "/")) or parts.query or parts.fragment:
+        raise InvalidInput(f"{field_name}: 代理地址只能包含协议、可选的用户名密码、主机和端口")
+    if not candidate.isprintable() or any(ch.isspace() for ch in candidate):
+        raise InvalidInput(f"{field_name}: 代理地址格式不正确")
+    return candidate.rstrip("/")
 
 
 def normalize_api_key(key: str) -> str:
@@ -121,6 +148,17 @@ def update_channel(*, session: Session, channel_id: int, data: ChannelUpdate, ci
     return channel
 
 
+def mark_stream_options_unsupported(*, engine: Engine, channel_id: int) -> None:
+    """Remember that the channel's upstream refuses ``stream_options``: later streams leave it out."""
+    with Session(engine) as session:
+        channel = session.get(Channel, channel_id)
+        if channel is None or channel.stream_options_unsupported:
+            return
+        channel.stream_options_unsupported = True
+        session.add(channel)
+        session.commit()
+
+
 def delete_channel(*, session: Session, channel_id: int) -> None:
     channel = get_channel(session=session, channel_id=channel_id)
     session.delete(channel)
@@ -137,6 +175,9 @@ class ChannelTarget:
     api_key: str
     model_id: str
     rpm_limit: int
+    proxy: str | None = None  # None: the environment's; "": direct; else a URL (it may hold a password)
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers sent upstream (values secret)
+    stream_options_unsupported: bool = False  # the upstream refuses ``stream_options``: never sent
 
     @property
     def completions_url(self) -> str:
@@ -192,6 +233,13 @@ class ChannelDirectory:
         finally:
             self.refresher.changed()
 
+    def remember_stream_options_unsupported(self, channel_id: int) -> None:
+        """Blocking (a database write): run it off the event loop."""
+        try:
+            mark_stream_options_unsupported(engine=self._engine, channel_id=channel_id)
+        finally:
+            self.refresher.changed()
+
     def _load(self) -> None:
         with Session(self._engine) as session:
             rows = session.exec(
@@ -211,11 +259,50 @@ class ChannelDirectory:
                         row.name,
                     )
                 continue
-            target = ChannelTarget(row.id, row.name, row.base_url, plain, row.model_id, row.rpm_limit)
+            extras = self._extras(row)
+            if extras is None:
+                continue
+            proxy, headers = extras
+            target = ChannelTarget(
+                row.id,
+                row.name,
+                row.base_url,
+                plain,
+                row.model_id,
+                row.rpm_limit,
+                proxy=proxy,
+                headers=headers,
+                stream_options_unsupported=bool(row.stream_options_unsupported),
+            )
             by_model.setdefault(row.model_id, []).append(target)
             models.setdefault(row.model_id, ModelInfo(row.model_id, row.name))
         self._by_model = by_model
         self._models = list(models.values())
+
+    def _extras(self, row: Channel) -> tuple[str | None, dict[str, str]] | None:
+        """The channel's proxy and extra headers, decrypted; None (and an error logged once) when either
+        cannot be read: such a channel is skipped rather than called direct or without its headers."""
+        proxy: str | None = None
+        headers: dict[str, str] = {}
+        try:
+            if row.proxy is not None:
+                proxy = self._cipher.decrypt(row.proxy)
+                if proxy is None:
+                    raise ValueError("proxy")
+            if row.headers:
+                text = self._cipher.decrypt(row.headers)
+                value = json.loads(text) if text is not None else None
+                if not isinstance(value, dict):
+                    raise ValueError("headers")
+                headers = {str(name): str(item) for name, item in value.items()}
+        except ValueError as exc:
+            if row.id not in self._warned_unreadable:
+                self._warned_unreadable.add(row.id or 0)
+                log.error(
+                    "channel %s (%s): its %s cannot be decrypted or read; skipped", row.id, row.name, exc
+                )
+            return None
+        return proxy, headers
 
     def _fresh(self) -> None:
         self.refresher.ensure()

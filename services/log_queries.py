@@ -144,6 +144,7 @@ def _row_dict(log: ChatLog, channel_name: str | None) -> dict[str, Any]:
         "channel_id": log.channel_id,
         "channel_name": channel_name,
         "status": log.status,
+        "error": log.error,
         "prompt_tokens": log.prompt_tokens,
         "completion_tokens": log.completion_tokens,
         "tokens_estimated": log.tokens_estimated,
@@ -205,6 +206,7 @@ EXPORT_COLUMNS = (
     ExportColumn("channel_id", "plain", ChatLog.channel_id),
     ExportColumn("channel", "text", Channel.name),
     ExportColumn("status", "plain", ChatLog.status),  # one of STATUSES
+    ExportColumn("error", "plain", ChatLog.error),  # a reason code (services/reasons.py) or empty
     ExportColumn("prompt_tokens", "plain", ChatLog.prompt_tokens),
     ExportColumn("completion_tokens", "plain", ChatLog.completion_tokens),
     ExportColumn("tokens_estimated", "flag", ChatLog.tokens_estimated),
