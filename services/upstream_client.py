@@ -63,17 +63,17 @@ def _reason_of(exc: BaseException, *, proxied: bool) -> str:
 class _Route:
     """Where a call goes: the session to use and the ``proxy`` arguments of an HTTP(S) proxy."""
 
-    __slots__ = ("auth", "proxied", "proxy", "session")
+    __slots__ = ("headers", "proxied", "proxy", "session")
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         proxy: str | None = None,
-        auth: aiohttp.BasicAuth | None = None,
+        headers: dict[str, str] | None = None,
         *,
         proxied: bool = False,
     ) -> None:
-        self.session, self.proxy, self.auth, self.proxied = session, proxy, auth, proxied
+        self.session, self.proxy, self.headers, self.proxied = session, proxy, headers, proxied
 
 
 class UpstreamClient:
@@ -170,11 +170,12 @@ class UpstreamClient:
         parts = urlsplit(proxy)
         if parts.scheme in SOCKS_SCHEMES:
             return _Route(self._session(proxy), proxied=True)
-        auth = None
+        headers = None
         if parts.username is not None:
-            auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+            login, password = unquote(parts.username), unquote(parts.password or "")
+            headers = {"Proxy-Authorization": aiohttp.encode_basic_auth(login, password)}
             proxy = proxy.replace(parts.netloc, parts.netloc.rpartition("@")[2], 1)
-        return _Route(self._session(""), proxy, auth, proxied=True)
+        return _Route(self._session(""), proxy, headers, proxied=True)
 
     async def post_json(
         self, url: str, payload: dict[str, Any], headers: dict[str, str], *, proxy: str | None = None
@@ -190,7 +191,7 @@ class UpstreamClient:
                 data=data,
                 headers={"Content-Type": "application/json", **headers},
                 proxy=route.proxy,
-                proxy_auth=route.auth,
+                proxy_headers=route.headers,
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError, ProxyError, TimeoutError) as exc:
