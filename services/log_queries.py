@@ -206,11 +206,12 @@ EXPORT_COLUMNS = (
     ExportColumn("channel_id", "plain", ChatLog.channel_id),
     ExportColumn("channel", "text", Channel.name),
     ExportColumn("status", "plain", ChatLog.status),  # one of STATUSES
-    ExportColumn("error", "plain", ChatLog.error),  # a reason code (services/reasons.py) or empty
     ExportColumn("prompt_tokens", "plain", ChatLog.prompt_tokens),
     ExportColumn("completion_tokens", "plain", ChatLog.completion_tokens),
     ExportColumn("tokens_estimated", "flag", ChatLog.tokens_estimated),
     ExportColumn("duration_ms", "plain", ChatLog.duration_ms),
+    # last, so that readers of the earlier columns by position are not shifted
+    ExportColumn("error", "plain", ChatLog.error),  # a reason code (services/reasons.py) or empty
 )
 
 
