@@ -286,7 +286,12 @@ class ChatService:
     @staticmethod
     def _headers(target: ChannelTarget, *, stream: bool) -> dict[str, str]:
         # the channel's own headers (Azure's ``api-key``, OpenRouter's ``HTTP-Referer``) may replace ours
-        headers = {"Authorization": f"Bearer {target.api_key}", **target.headers}
+        # (header names are case-insensitive: one of theirs replaces ours whatever its case)
+        own = {name.lower() for name in target.headers}
+        headers = {} if "authorization" in own else {"Authorization": f"Bearer {target.api_key}"}
+        headers.update(
+            (name, value) for name, value in target.headers.items() if name.lower() != "content-type"
+        )
         headers["Content-Type"] = "application/json"
         if stream:
             headers["Accept"] = "text/event-stream"

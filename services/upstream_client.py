@@ -25,6 +25,7 @@ import certifi
 import orjson
 from aiohttp_socks import ProxyConnector, ProxyType
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
+from yarl import URL
 
 from services.upstream_errors import AnswerTooLarge, UpstreamFailure, UpstreamTimeouts
 
@@ -104,6 +105,9 @@ class UpstreamClient:
         self._ssl = build_ssl_context(ca_bundle)
         self._env_proxies = _proxies_from(os.environ if environ is None else environ)
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        # parsed once per channel URL: a URL object keeps its derived parts (host, port, origin), which
+        # aiohttp reads several times per request, while one made from a string each call recomputes them
+        self._urls: dict[str, URL] = {}
         self.open_responses = 0  # answers handed out and not yet closed (the cancellation tests count it)
 
     async def __aenter__(self) -> UpstreamClient:
@@ -185,9 +189,14 @@ class UpstreamClient:
         own proxy URL, ``""`` for none, None for the environment's."""
         route = self._route(url, proxy)
         data = orjson.dumps(payload)
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 1024:  # channels come and go; keep the memory bounded
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
         try:
             response = await route.session.post(
-                url,
+                parsed,
                 data=data,
                 headers={"Content-Type": "application/json", **headers},
                 proxy=route.proxy,

@@ -203,3 +203,28 @@ async def test_cancelling_at_any_moment_leaves_nothing_open(
     rows = harness.rows("wait") + harness.rows("mid")
     assert len(rows) == CANCELS and {row.status for row in rows} == {"client_aborted"}
     assert {row.error for row in rows} == {None}
+
+
+async def test_a_channels_headers_are_sent_and_may_replace_the_authorization(
+    harness: Harness, upstream: UpstreamServer
+) -> None:
+    import json
+
+    from services.security import KeyCipher
+
+    channel_id = harness.add("ok", "hdr")
+    headers = {"api-key": "azure-secret", "HTTP-Referer": "https://chat.example", "authorization": "Key x"}
+    with Session(harness.engine) as session:
+        channel = session.get(Channel, channel_id)
+        assert channel is not None
+        channel.headers = KeyCipher("test-encryption-key").encrypt(json.dumps(headers))
+        session.add(channel)
+        session.commit()
+    harness.directory.refresher.changed()
+    before = len(upstream.requests_for("ok"))
+    assert await harness.call("complete", "hdr") == ANSWER
+    [sent] = upstream.requests_for("ok")[before:]
+    assert (
+        sent.headers["api-key"] == "azure-secret" and sent.headers["http-referer"] == "https://chat.example"
+    )
+    assert sent.headers["authorization"] == "Key x"  # theirs replaced ours
