@@ -146,15 +146,17 @@ class AppState:
         a signal), so that every row is queued before the log is flushed."""
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self.calls.drain(0))
-        await self._drain
-        await self.changes.stop()
-        self.reloader.stop()
-        self.retention.stop()
-        await self.http_client.aclose()
-        await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
-        self.block_list.close()
-        self.limiter.backend.close()
-        self.engine.dispose()
+        try:
+            await self._drain
+            await self.changes.stop()
+            await asyncio.to_thread(self.reloader.stop)  # thread joins: off the event loop
+            self.retention.stop()
+            await self.http_client.aclose()
+        finally:  # whatever failed before, the rows are written out
+            await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
+            await asyncio.to_thread(self.block_list.close)
+            await asyncio.to_thread(self.limiter.backend.close)
+            self.engine.dispose()
 
     @property
     def setting_defaults(self) -> SystemSettings:

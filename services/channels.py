@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate, utcnow
 from services.errors import InvalidInput, NotFound
-from services.refresh import PERIOD_SECONDS, Refresher
+from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import KeyCipher, mask_key
 from services.text import has_control_characters
 
@@ -175,25 +175,22 @@ class ChannelDirectory:
 
     # Changes made through the directory show at once, here and (announced) on every instance.
     def create(self, *, session: Session, data: ChannelCreate) -> Channel:
-        try:
-            return create_channel(session=session, data=data, cipher=self._cipher)
-        finally:
-            self.refresher.changed()
+        result = create_channel(session=session, data=data, cipher=self._cipher)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def update(self, *, session: Session, channel_id: int, data: ChannelUpdate) -> Channel:
-        try:
-            return update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
-        finally:
-            self.refresher.changed()
+        result = update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def delete(self, *, session: Session, channel_id: int) -> None:
-        try:
-            delete_channel(session=session, channel_id=channel_id)
-        finally:
-            self.refresher.changed()
+        delete_channel(session=session, channel_id=channel_id)
+        self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
+            bounded_reads(session)
             rows = session.exec(
                 select(Channel).where(col(Channel.is_enabled).is_(True)).order_by(col(Channel.id))
             ).all()

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
 from services.errors import InvalidInput
-from services.refresh import PERIOD_SECONDS, Refresher
+from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 
 DESCRIPTIONS = {
     "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
@@ -91,13 +91,13 @@ class SettingsStore:
 
     def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
         """Store ``changes``, in effect at once here and (announced) on every instance."""
-        try:
-            return update_settings(session=session, changes=changes, defaults=self.defaults)
-        finally:
-            self.refresher.changed()
+        result = update_settings(session=session, changes=changes, defaults=self.defaults)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def _load(self) -> None:
         with Session(self._engine) as session:
+            bounded_reads(session)
             self._current = read_settings(session=session, defaults=self.defaults)
 
     def current(self) -> SystemSettings:
