@@ -281,7 +281,11 @@ class ChatService:
 
     @staticmethod
     def _headers(target: ChannelTarget, *, stream: bool) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {target.api_key}", "Content-Type": "application/json"}
+        headers = {
+            **target.headers,  # the channel's extra headers (never one of the gateway's own)
+            "Authorization": f"Bearer {target.api_key}",
+            "Content-Type": "application/json",
+        }
         if stream:
             headers["Accept"] = "text/event-stream"
         return headers

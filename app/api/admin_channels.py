@@ -50,6 +50,15 @@ def delete_channel(channel_id: RowId, _admin: AdminUser, session: SessionDep, st
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post("/{channel_id}/resume", response_model=ChannelPublic, responses={404: {"model": ErrorBody}})
+def resume_channel(
+    channel_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep
+) -> ChannelPublic:
+    """Resume an auto-paused channel by hand: it serves again at once, its failure count reset."""
+    channel = state.directory.resume(session=session, channel_id=channel_id)
+    return channels.to_public(channel, state.cipher)
+
+
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses={404: {"model": ErrorBody}})
 async def test(
     channel_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep
