@@ -112,6 +112,7 @@ class Received:
     body: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
     peer: tuple[str, int] | None = None  # the gateway's end of the connection that carried the request
+    query: str = ""  # the query string the call came with (a base URL's api-version)
 
 
 @dataclass
@@ -192,6 +193,8 @@ class UpstreamServer:
         self.app = Starlette(
             routes=[
                 Route("/{scenario}/v1/chat/completions", self._completions, methods=["POST"]),
+                # a base URL without a path (``http://127.0.0.1:PORT``): the scenario is ``root``
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
                 Route("/{scenario}/v1/models", self._models, methods=["GET"]),
                 Route("/exfil/{what:path}", self._exfil, methods=["GET", "POST"]),
             ]
@@ -259,13 +262,17 @@ class UpstreamServer:
         return JSONResponse({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
 
     async def _completions(self, request: Request) -> Response:
-        scenario = request.path_params["scenario"]
+        scenario = request.path_params.get("scenario", "root")
         try:
             body = await request.json()
         except ValueError:
             body = {}
         peer = (request.client.host, request.client.port) if request.client else None
-        self.received.append(Received(scenario, request.url.path, dict(request.headers), body, peer=peer))
+        self.received.append(
+            Received(
+                scenario, request.url.path, dict(request.headers), body, peer=peer, query=request.url.query
+            )
+        )
         name, params = _split_scenario(scenario)
         if name.startswith("error"):
             status = int(name.removeprefix("error") or 500)
