@@ -16,6 +16,9 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``midfail``: two chunks, then the connection is cut
 - ``malformed``: garbage lines between valid events
 - ``error500`` / ``error429`` / ``error401``: that status with a body the gateway must never forward
+- ``switch``: ``error500`` while :attr:`UpstreamServer.switch_failing` is true, else ``ok`` (a channel
+  that fails, then recovers)
+- ``plainonly``: a plain JSON answer even to ``stream: true`` (an upstream that cannot stream)
 - ``cjk``: a Chinese answer without usage (for the token estimate)
 - ``delay-MS``: the plain answer after MS milliseconds (benchmarks)
 - ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
@@ -183,6 +186,7 @@ def _split_scenario(scenario: str) -> tuple[str, list[int]]:
 
 class UpstreamServer:
     def __init__(self) -> None:
+        self.switch_failing = True  # the ``switch`` scenario fails while this holds
         self.port = free_port()
         self.received: list[Received] = []
         self.stream_ends: list[StreamEnd] = []
@@ -274,6 +278,8 @@ class UpstreamServer:
             )
         )
         name, params = _split_scenario(scenario)
+        if name == "switch":
+            name = "error500" if self.switch_failing else "ok"
         if name.startswith("error"):
             status = int(name.removeprefix("error") or 500)
             return Response(UPSTREAM_ERROR_BODY, status_code=status, media_type="text/plain")
@@ -290,7 +296,7 @@ class UpstreamServer:
             return Response(status_code=499)
         if name in ("huge", "hugelen", "hugelate", "drip"):
             return self._resource_test_answer(name, params[0] if params else 1, model, stream=stream)
-        if not body.get("stream"):
+        if not body.get("stream") or name == "plainonly":
             return JSONResponse(self._full_answer(name, model, body))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = str(request.base_url).rstrip("/")

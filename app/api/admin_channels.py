@@ -68,4 +68,6 @@ async def test(
     result = await probe_channel(
         channel=channel, cipher=state.cipher, client=state.http_client, wait_seconds=wait
     )
+    if result.ok and channel.auto_paused:  # a passing test resumes an auto-paused channel
+        await run_in_threadpool(state.health.resumed, channel_id, result.latency_ms)
     return ChannelTestResult.model_validate(result)
