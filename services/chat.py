@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import anyio
 import httpx
 
 from services.call_log import Caller, CallLog
+from services.channel_health import ChannelHealth
 from services.channels import ChannelDirectory, ChannelTarget
 from services.errors import DomainError, IPBlocked, ModelNotFound, ShuttingDown, UpstreamUnavailable
 from services.ip_block import BlockList
@@ -56,9 +58,14 @@ _Accept = Callable[[httpx.Response, ChannelTarget, "CallLog"], Awaitable[_T]]
 
 
 class _ChannelFailed(Exception):
-    def __init__(self, reason: str, *, timeout: bool = False) -> None:
+    def __init__(self, reason: str, *, timeout: bool = False, status: int | None = None) -> None:
         super().__init__(reason)
         self.timeout = timeout
+        self.status = status
+
+
+# statuses that say the request was wrong, not the channel: they never count against its health
+_CALLER_STATUSES = frozenset({400, 413, 422, 429})
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -223,7 +230,9 @@ class ChatService:
         settings: SettingsStore,
         block_list: BlockList,
         calls: OpenCalls | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
+        self.health = health
         self.calls = OpenCalls() if calls is None else calls  # (an empty one is falsy)
         self.directory = directory
         self.client = client
@@ -281,7 +290,11 @@ class ChatService:
 
     @staticmethod
     def _headers(target: ChannelTarget, *, stream: bool) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {target.api_key}", "Content-Type": "application/json"}
+        headers = {
+            **target.headers,  # the channel's extra headers (never one of the gateway's own)
+            "Authorization": f"Bearer {target.api_key}",
+            "Content-Type": "application/json",
+        }
         if stream:
             headers["Accept"] = "text/event-stream"
         return headers
@@ -360,12 +373,21 @@ class ChatService:
                     continue
                 tried = True
                 call.channel_id = target.id
+                started = time.monotonic()
                 try:
-                    return await self._try_channel(target, body, call, stream=stream, accept=accept)
+                    result = await self._try_channel(target, body, call, stream=stream, accept=accept)
                 except (httpx.TimeoutException, TimeoutError):
                     failure = "timeout"
+                    counts = True
                 except (httpx.HTTPError, UpstreamProtocolError, _ChannelFailed) as exc:
                     failure, all_timeouts = _describe(exc), False
+                    counts = not (isinstance(exc, _ChannelFailed) and exc.status in _CALLER_STATUSES)
+                else:
+                    if self.health is not None:
+                        self.health.success(target, int((time.monotonic() - started) * 1000))
+                    return result
+                if self.health is not None and counts:
+                    self.health.failure(target, _in_words(failure))
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
         except Exception:
             call.write("upstream_error")  # a fault of ours, answered as a 500 by the caller
@@ -407,7 +429,7 @@ class ChatService:
                     self._headers(target, stream=stream),
                 )
                 if response.status_code != 200:
-                    raise _ChannelFailed(f"HTTP {response.status_code}")
+                    raise _ChannelFailed(f"HTTP {response.status_code}", status=response.status_code)
                 return await accept(response, target, call)
         except BaseException:
             if response is not None:
@@ -421,6 +443,21 @@ class ChatService:
 
 def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
+
+
+def _in_words(failure: str) -> str:
+    """A channel's last error as the admin reads it (no body, URL or key is ever in ``failure``)."""
+    if failure == "timeout":
+        return "timeout: 上游在时限内没有响应"
+    if failure.startswith("HTTP 5"):
+        return f"{failure}: 上游服务器出错"
+    if failure in ("HTTP 401", "HTTP 403"):
+        return f"{failure}: API Key 无效或没有权限"
+    if failure == "HTTP 404":
+        return f"{failure}: 上游找不到该模型或地址"
+    if failure.startswith(("ConnectError", "ConnectTimeout")):
+        return f"{failure}: 无法连接上游"
+    return failure
 
 
 def _describe(exc: Exception) -> str:
