@@ -329,10 +329,9 @@ class ChannelDirectory:
         self.refresher.changed()
 
     def resume(self, *, session: Session, channel_id: int) -> Channel:
-        try:
-            return resume_channel(session=session, channel_id=channel_id)
-        finally:
-            self.refresher.changed()
+        channel = resume_channel(session=session, channel_id=channel_id)
+        self.refresher.changed()
+        return channel
 
     def _unreadable(self, row: Channel, what: str) -> None:
         assert row.id is not None
