@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     guest_rpm: int = Field(default=10, ge=1, le=1_000_000)
     user_rpm: int = Field(default=60, ge=1, le=1_000_000)
     register_per_ip_per_hour: int = Field(default=5, ge=1, le=1_000_000)
+    auto_pause_after: int = Field(default=5, ge=0, le=10_000)  # the initial setting (docs/behaviour.md)
+    channel_retest_seconds: float = Field(default=30.0, ge=0.2, le=3600)  # a paused channel's first re-test
     rate_limit_storage: str = "memory://"
     trusted_proxies: str = ""
     cors_origins: str = "*"

@@ -20,6 +20,7 @@ from nicegui.storage import Storage
 from starlette.types import ASGIApp
 
 from app.api import build_api_router
+from app.api import chat as chat_routes
 from app.api.body_limit import BodyLimit
 from app.api.chat import ChatCompletionsApp
 from app.api.dispatch import route_api_first
@@ -85,6 +86,7 @@ def build_api_app(state: AppState) -> FastAPI:
     api_app.state.pyaichat = state
     install_docs(api_app, title="pyaichat")
     api_app.include_router(build_api_router())
+    api_app.include_router(chat_routes.v1_router, prefix="/v1")  # /v1/…, the OpenAI aliases
     install_error_handlers(api_app)
     api_app.add_middleware(CORSMiddleware, **_cors_options(state))
     api_app.add_middleware(RequestGate, state=state)  # added last = runs first
@@ -104,10 +106,11 @@ def _cors_options(state: AppState) -> dict[str, Any]:
 def build_direct_routes(state: AppState) -> dict[tuple[str, str], ASGIApp]:
     """The hot path, served ahead of the API app's stack with the same gate and CORS headers."""
     chat = RequestGate(CORSMiddleware(ChatCompletionsApp(state), **_cors_options(state)), state=state)
-    return {("POST", "/api/chat/completions"): SecurityHeaders(chat, allow_eval=False)}
+    served = SecurityHeaders(chat, allow_eval=False)
+    return {("POST", path): served for path in CHAT_PATHS}
 
 
-# the chat routes take MAX_CHAT_BODY_BYTES (the OpenAI aliases of docs/api.md, where they are served, too)
+# the chat route and its OpenAI aliases (docs/api.md); they take MAX_CHAT_BODY_BYTES
 CHAT_PATHS = ("/api/chat/completions", "/api/v1/chat/completions", "/v1/chat/completions")
 
 
@@ -170,6 +173,7 @@ def banner(settings: Settings, info: StartupInfo) -> str:
         f"  Admin:     {base}/admin   (user: {settings.admin_username})",
         f"  API docs:  {base}/docs",
         f"  OpenAI base_url: {base}/api",
+        f"  (or {base}/v1 for clients that add /v1 themselves)",
         f"  Database:  {_describe_database(settings)}",
     ]
     if info.generated:

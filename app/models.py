@@ -5,10 +5,19 @@ Times are timezone-aware UTC datetimes (SQLModel's UTC column type); periods sho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
 
+from pydantic import field_validator, model_validator
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, Text, false
 from sqlmodel import Field, SQLModel
+
+from services import channel_fields as fields
+from services.errors import InvalidInput
+
+_V = TypeVar("_V")
 
 
 def utcnow() -> datetime:
@@ -179,36 +188,156 @@ class PeriodActor(SQLModel, table=True):
 # ---- request/response families of the channel entity -------------------------------------------------
 
 
-class ChannelBase(SQLModel):
+def _rule(check: Callable[..., _V], *args: Any) -> _V:
+    """A service rule as a pydantic validator: its message (naming the field) becomes the error's."""
+    try:
+        return check(*args)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+class _ChannelFields(SQLModel):
+    """What create and update share: each field's own rule, so that every bad field is reported at once."""
+
+    @field_validator("base_url", check_fields=False)
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _rule(fields.normalize_base_url, value)
+
+    @field_validator("model_id", check_fields=False)
+    @classmethod
+    def _model_id(cls, value: str | None) -> str | None:
+        return None if value is None else _rule(fields.clean_model_name, value, "model_id")
+
+    @field_validator("models", check_fields=False)
+    @classmethod
+    def _models(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _rule(fields.normalize_models, value)
+
+    @field_validator("proxy", check_fields=False)
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        return None if value is None else _rule(fields.normalize_proxy_url, value)
+
+    def resolved_models(self) -> list[str] | None:
+        """``models``, or ``[model_id]`` (the one-model shorthand); None when neither was given."""
+        models: list[str] | None = getattr(self, "models", None)
+        model_id: str | None = getattr(self, "model_id", None)
+        if models is not None:
+            if model_id is not None and model_id not in models:
+                raise ValueError("model_id：不在 models 中（model_id 是只有一个模型时的简写）")
+            return models
+        return None if model_id is None else [model_id]
+
+
+class ChannelCreate(_ChannelFields):
     name: str = Field(min_length=1, max_length=100)
     base_url: str = Field(
-        min_length=1, max_length=500, description="OpenAI-style base URL, e.g. https://api.openai.com/v1"
+        min_length=1,
+        max_length=500,
+        description="OpenAI-style base URL as typed, e.g. https://api.openai.com/v1 "
+        "(a pasted …/chat/completions is cut, a base without a path gets /v1, a query string is kept)",
     )
-    model_id: str = Field(min_length=1, max_length=200)
+    api_key: str = Field(min_length=1, max_length=1000)
+    models: list[str] | None = Field(default=None, description="the model ids this channel serves")
+    model_id: str | None = Field(default=None, max_length=200, description="one-model shorthand for models")
+    model_map: dict[str, str] = Field(default_factory=dict, description="public name -> upstream model id")
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000, description="higher is tried first")
+    weight: int = Field(default=1, ge=1, le=10_000, description="share among channels of equal priority")
     rpm_limit: int = Field(default=60, ge=1, le=1_000_000)
     is_enabled: bool = True
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (write-only)")
+    proxy: str | None = Field(
+        default=None, max_length=1000, description='null: the environment\'s proxy; "": direct; or a URL'
+    )
+    auto_pause_after: int | None = Field(
+        default=None, ge=0, le=10_000, description="pause after N consecutive failures; 0 never; null default"
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return _rule(fields.normalize_headers, value)
+
+    @model_validator(mode="after")
+    def _models_and_map(self) -> ChannelCreate:
+        models = self.resolved_models()
+        if models is None:
+            raise ValueError("models：至少填写一个模型")
+        self.models, self.model_id = models, models[0]
+        self.model_map = _rule(fields.normalize_model_map, self.model_map, models)
+        return self
 
 
-class ChannelCreate(ChannelBase):
-    api_key: str = Field(min_length=1, max_length=1000)
+class ChannelUpdate(_ChannelFields):
+    """Any subset; a field left out keeps its value. ``api_key`` empty or left out keeps the key;
+    ``proxy`` null means the environment's proxy again; a header sent as null keeps its stored value."""
 
-
-class ChannelUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     base_url: str | None = Field(default=None, min_length=1, max_length=500)
-    model_id: str | None = Field(default=None, min_length=1, max_length=200)
-    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    is_enabled: bool | None = None
     api_key: str | None = Field(
         default=None, max_length=1000, description="omit (or send empty) to keep the stored key"
     )
+    models: list[str] | None = None
+    model_id: str | None = Field(default=None, max_length=200)
+    model_map: dict[str, str] | None = None
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    weight: int | None = Field(default=None, ge=1, le=10_000)
+    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    is_enabled: bool | None = Field(default=None, description="true also resumes an auto-paused channel")
+    headers: dict[str, str | None] | None = None
+    proxy: str | None = Field(default=None, max_length=1000)
+    auto_pause_after: int | None = Field(default=None, ge=0, le=10_000)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str | None] | None) -> dict[str, str | None] | None:
+        if value is None:
+            return None
+        given = {name: text for name, text in value.items() if text is not None}
+        checked: dict[str, str | None] = dict(_rule(fields.normalize_headers, given))
+        for name, text in value.items():
+            if text is None:
+                checked[_rule(fields.normalize_headers, {name: "x"}).popitem()[0]] = None
+        return checked
+
+    @model_validator(mode="after")
+    def _model_id_in_models(self) -> ChannelUpdate:
+        self.resolved_models()
+        return self
 
 
-class ChannelPublic(ChannelBase):
+class ChannelStatus(StrEnum):
+    enabled = "enabled"
+    disabled = "disabled"
+    auto_paused = "auto_paused"
+
+
+class ChannelPublic(SQLModel):
     id: int
+    name: str
+    base_url: str = Field(description="as typed")
+    call_url: str = Field(description="the exact URL chat calls go to")
+    model_id: str = Field(description="the first of models")
+    models: list[str]
+    model_map: dict[str, str]
+    priority: int
+    weight: int
+    rpm_limit: int
+    is_enabled: bool
     api_key_masked: str
     api_key_readable: bool = Field(
         description="false when the stored key cannot be decrypted with ENCRYPTION_KEY"
     )
+    headers: dict[str, str] = Field(description="extra headers, values masked")
+    proxy_set: bool = Field(description="true when the channel has its own proxy setting (a URL or direct)")
+    proxy_direct: bool = Field(description='true when the channel is set to "no proxy"')
+    auto_pause_after: int | None
+    status: ChannelStatus
+    last_error: str | None
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+    consecutive_failures: int
+    latency_ms: int | None = Field(description="average of the last calls")
     created_at: datetime
     updated_at: datetime

@@ -149,10 +149,11 @@ class ChannelTestResult(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    ok: bool
+    ok: bool = Field(description="both the plain and the streamed call passed")
     latency_ms: int | None = None
     status_code: int | None = None
-    error: str | None = None
+    error: str | None = Field(default=None, description="which call failed, and why (never a key)")
+    stream_ok: bool | None = Field(default=None, description="the streamed call passed (null: not tried)")
 
 
 # ---- admin: settings and IP block list ---------------------------------------------------------------
@@ -165,6 +166,9 @@ class SystemConfigBody(BaseModel):
     register_per_ip_per_hour: int = Field(
         ge=1, le=1_000_000, description="registrations per client IP per hour"
     )
+    auto_pause_after: int = Field(
+        ge=0, le=10_000, description="consecutive failures that pause a channel (its default); 0 never"
+    )
 
 
 class SystemConfigUpdate(BaseModel):
@@ -176,6 +180,7 @@ class SystemConfigUpdate(BaseModel):
     user_rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     log_retention_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
     register_per_ip_per_hour: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    auto_pause_after: int | None = Field(default=None, ge=0, le=10_000, strict=True)
 
 
 class BlockedIPCreate(BaseModel):

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.models import Channel
 from services.announce import ChangeBus
+from services.channel_health import ChannelHealth, RetestResult
+from services.channel_test import probe_channel
 from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.ip_block import BlockList
@@ -48,6 +51,7 @@ class AppState:
     reloader: Reloader
     changes: ChangeBus
     calls: OpenCalls
+    health: ChannelHealth
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -76,10 +80,17 @@ class AppState:
             user_rpm=settings.user_rpm,
             log_retention_days=settings.log_retention_days,
             register_per_ip_per_hour=settings.register_per_ip_per_hour,
+            auto_pause_after=settings.auto_pause_after,
         )
         system_settings = SettingsStore(engine, defaults, period)
         block_list = BlockList(engine, period)
         calls = OpenCalls()
+        health = ChannelHealth(
+            engine,
+            directory,
+            lambda: system_settings.current().auto_pause_after,
+            retest_seconds=settings.channel_retest_seconds,
+        )
         chat = ChatService(
             directory=directory,
             client=http_client,
@@ -89,6 +100,7 @@ class AppState:
             settings=system_settings,
             block_list=block_list,
             calls=calls,
+            health=health,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         reloader = Reloader([system_settings.refresher, block_list.refresher, directory.refresher])
@@ -122,13 +134,24 @@ class AppState:
             reloader=reloader,
             changes=changes,
             calls=calls,
+            health=health,
         )
+
+    async def retest_channel(self, channel: Channel) -> RetestResult:
+        """A paused channel's background re-test: the admin's test button, both calls."""
+        wait = self.settings.upstream_first_byte_timeout
+        result = await probe_channel(
+            channel=channel, cipher=self.cipher, client=self.http_client, wait_seconds=wait
+        )
+        return RetestResult(ok=result.ok, error=result.error, latency_ms=result.latency_ms)
 
     def start(self) -> None:
         """After the first loads: keep the caches fresh and listen for other instances' changes (on the
         running event loop)."""
         self.reloader.start()
         self.changes.start()
+        self.health.start()
+        self.health.start_retests(self.retest_channel)
 
     def shutdown_requested(self) -> None:
         """SIGTERM (or SIGINT) arrived: refuse new calls from now on, and give the open ones
@@ -148,15 +171,18 @@ class AppState:
         a signal), so that every row is queued before the log is flushed."""
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self.calls.drain(0))
-        await self._drain
-        await self.changes.stop()
-        self.reloader.stop()
-        self.retention.stop()
-        await self.http_client.aclose()
-        await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
-        self.block_list.close()
-        self.limiter.backend.close()
-        self.engine.dispose()
+        try:
+            await self._drain
+            await self.changes.stop()
+            await asyncio.to_thread(self.reloader.stop)  # thread joins: off the event loop
+            await asyncio.to_thread(self.health.stop)  # its last flush stores what the calls reported
+            self.retention.stop()
+            await self.http_client.aclose()
+        finally:  # whatever failed before, the rows are written out
+            await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
+            await asyncio.to_thread(self.block_list.close)
+            await asyncio.to_thread(self.limiter.backend.close)
+            self.engine.dispose()
 
     @property
     def setting_defaults(self) -> SystemSettings:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 NULL = "\\N"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+_ESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
 _ESCAPED = re.compile(r"\\(.)")
 FIELD_COUNT = 13  # seq + the 12 fields
 _OLD_FIELD_COUNT = 12  # lines journaled before ``error`` was added
@@ -55,7 +55,8 @@ class CallRecord:
 def _escape(value: str | None) -> str:
     if value is None:
         return NULL
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    escaped = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return escaped.replace("\0", "\\0")  # a NUL would read as the end of the segment
 
 
 def encode_fields(c: CallRecord) -> bytes:

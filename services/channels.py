@@ -2,67 +2,32 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate, utcnow
+from app.models import Channel, ChannelCreate, ChannelPublic, ChannelStatus, ChannelUpdate, utcnow
+from services.channel_fields import (
+    completions_url,
+    dump_json,
+    load_list,
+    load_map,
+    mask_header_value,
+    normalize_base_url,
+    normalize_model_map,
+    normalize_proxy_url,
+)
 from services.errors import InvalidInput, NotFound
-from services.refresh import PERIOD_SECONDS, Refresher
+from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import KeyCipher, mask_key
 from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.channels")
-
-
-def normalize_base_url(url: str) -> str:
-    """``https://host/v1`` form: http(s) only, no credentials, query or fragment, no trailing slash."""
-    candidate = url.strip().rstrip("/")
-    try:
-        parts = urlsplit(candidate)
-        port = parts.port  # raises ValueError for a bad port
-    except ValueError:
-        raise InvalidInput("Base URL 格式不正确") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("Base URL 必须以 http:// 或 https:// 开头，例如 https://api.openai.com/v1")
-    if parts.username or parts.password:
-        raise InvalidInput("Base URL 不能包含用户名或密码，请把密钥填在 API Key 中")
-    if parts.query or parts.fragment:
-        raise InvalidInput("Base URL 不能包含查询参数或片段")
-    if port == 0 or not candidate.isprintable() or any(ch.isspace() for ch in candidate):
-        raise InvalidInput("Base URL 格式不正确")
-    return candidate
-
-
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
-
-
-def normalize_proxy_url(url: str | None, field_name: str = "proxy") -> str | None:
-    """A channel's proxy: None (the environment's), ``""`` (direct), or an ``http://``, ``https://``,
-    ``socks5://`` or ``socks5h://`` URL with a host and an optional ``user:password@``. Anything else is
-    :class:`InvalidInput` naming the field (never echoing the value, which may hold a password)."""
-    if url is None:
-        return None
-    candidate = url.strip()
-    if not candidate:
-        return ""
-    try:
-        parts = urlsplit(candidate)
-        port = parts.port
-    except ValueError:
-        raise InvalidInput(f"{field_name}: 代理地址格式不正确") from None
-    if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
-        raise InvalidInput(f"{field_name}: 代理地址须以 http://、https://、socks5:// 或 socks5h:// 开头")
-    if port == 0 or (parts.path not in ("", "/")) or parts.query or parts.fragment:
-        raise InvalidInput(f"{field_name}: 代理地址只能包含协议、可选的用户名密码、主机和端口")
-    if not candidate.isprintable() or any(ch.isspace() for ch in candidate):
-        raise InvalidInput(f"{field_name}: 代理地址格式不正确")
-    return candidate.rstrip("/")
 
 
 def normalize_api_key(key: str) -> str:
@@ -83,18 +48,71 @@ def _clean_text(value: str, what: str) -> str:
     return value
 
 
+def channel_models(channel: Channel) -> list[str]:
+    """The channel's model ids (rows from before revision 0003 that were never backfilled: its model_id)."""
+    return load_list(channel.models) or [channel.model_id]
+
+
+def channel_status(channel: Channel) -> ChannelStatus:
+    if not channel.is_enabled:
+        return ChannelStatus.disabled
+    return ChannelStatus.auto_paused if channel.auto_paused else ChannelStatus.enabled
+
+
+def decrypt_headers(channel: Channel, cipher: KeyCipher) -> dict[str, str] | None:
+    """The extra headers, or None when they cannot be decrypted with ``ENCRYPTION_KEY``."""
+    if not channel.headers:
+        return {}
+    plain = cipher.decrypt(channel.headers)
+    if plain is None:
+        return None
+    try:
+        value = json.loads(plain)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def decrypt_proxy(channel: Channel, cipher: KeyCipher) -> str | None:
+    """None: the environment's proxy; ``""``: direct; else the URL. A token that cannot be decrypted
+    raises, since calling without the proxy the admin set is not an option."""
+    if channel.proxy is None:
+        return None
+    plain = cipher.decrypt(channel.proxy)
+    if plain is None:
+        raise ValueError("the proxy cannot be decrypted with ENCRYPTION_KEY")
+    return plain
+
+
 def to_public(channel: Channel, cipher: KeyCipher) -> ChannelPublic:
     plain = cipher.decrypt(channel.api_key)
+    headers = decrypt_headers(channel, cipher) or {}
+    models = channel_models(channel)
     assert channel.id is not None
     return ChannelPublic(
         id=channel.id,
         name=channel.name,
         base_url=channel.base_url,
-        model_id=channel.model_id,
+        call_url=completions_url(channel.base_url),
+        model_id=models[0],
+        models=models,
+        model_map=load_map(channel.model_map),
+        priority=channel.priority,
+        weight=channel.weight,
         rpm_limit=channel.rpm_limit,
         is_enabled=channel.is_enabled,
         api_key_masked=mask_key(plain),
         api_key_readable=plain is not None,
+        headers={name: mask_header_value(value) for name, value in headers.items()},
+        proxy_set=channel.proxy is not None,
+        proxy_direct=channel.proxy is not None and cipher.decrypt(channel.proxy) == "",
+        auto_pause_after=channel.auto_pause_after,
+        status=channel_status(channel),
+        last_error=channel.last_error,
+        last_error_at=channel.last_error_at,
+        last_success_at=channel.last_success_at,
+        consecutive_failures=channel.consecutive_failures,
+        latency_ms=channel.latency_ms,
         created_at=channel.created_at,
         updated_at=channel.updated_at,
     )
@@ -111,36 +129,92 @@ def get_channel(*, session: Session, channel_id: int) -> Channel:
     return channel
 
 
+def _set_models(channel: Channel, models: list[str], model_map: Mapping[str, str]) -> None:
+    channel.models = dump_json(models)
+    channel.model_id = models[0]
+    channel.model_map = dump_json(dict(model_map))
+
+
+def _encrypt_headers(headers: Mapping[str, str], cipher: KeyCipher) -> str | None:
+    return cipher.encrypt(dump_json(dict(headers))) if headers else None
+
+
 def create_channel(*, session: Session, data: ChannelCreate, cipher: KeyCipher) -> Channel:
+    assert data.models is not None  # ChannelCreate resolves model_id into models
     channel = Channel(
         name=_clean_text(data.name, "渠道名称"),
         base_url=normalize_base_url(data.base_url),
         api_key=cipher.encrypt(normalize_api_key(data.api_key)),
-        model_id=_clean_text(data.model_id, "Model ID"),
+        model_id=data.models[0],
         rpm_limit=data.rpm_limit,
         is_enabled=data.is_enabled,
+        priority=data.priority,
+        weight=data.weight,
+        headers=_encrypt_headers(data.headers, cipher),
+        proxy=None if data.proxy is None else cipher.encrypt(normalize_proxy_url(data.proxy)),
+        auto_pause_after=data.auto_pause_after,
     )
+    _set_models(channel, data.models, data.model_map)
     session.add(channel)
     session.commit()
     session.refresh(channel)
     return channel
 
 
+def _merged_headers(channel: Channel, given: dict[str, str | None], cipher: KeyCipher) -> str | None:
+    """The new headers: a name sent as null keeps its stored value (values are write-only)."""
+    stored = decrypt_headers(channel, cipher)
+    merged: dict[str, str] = {}
+    for name, value in given.items():
+        if value is None:
+            kept = {k.lower(): v for k, v in (stored or {}).items()}.get(name.lower())
+            if kept is None:
+                raise InvalidInput(f"headers：{name} 没有保存过的值，请填写")
+            value = kept
+        merged[name] = value
+    return _encrypt_headers(merged, cipher)
+
+
 def update_channel(*, session: Session, channel_id: int, data: ChannelUpdate, cipher: KeyCipher) -> Channel:
+    """Every rule is checked before anything is assigned, so a refused update changes nothing."""
     channel = get_channel(session=session, channel_id=channel_id)
     changes = data.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {}
     if changes.get("name") is not None:
-        channel.name = _clean_text(changes["name"], "渠道名称")
+        values["name"] = _clean_text(changes["name"], "渠道名称")
     if changes.get("base_url") is not None:
-        channel.base_url = normalize_base_url(changes["base_url"])
-    if changes.get("model_id") is not None:
-        channel.model_id = _clean_text(changes["model_id"], "Model ID")
-    if changes.get("rpm_limit") is not None:
-        channel.rpm_limit = changes["rpm_limit"]
-    if changes.get("is_enabled") is not None:
-        channel.is_enabled = changes["is_enabled"]
+        values["base_url"] = normalize_base_url(changes["base_url"])
+    stored_models = channel_models(channel)
+    models = data.resolved_models()
+    if data.models is None and models == [stored_models[0]]:
+        models = None  # the shorthand naming the current first model: the list stays
+    if models is not None or data.model_map is not None:
+        models = models or stored_models
+        if data.model_map is not None:
+            model_map = normalize_model_map(data.model_map, models)
+        else:  # the stored mapping, less the models no longer served
+            model_map = {k: v for k, v in load_map(channel.model_map).items() if k in models}
+        values["models"] = (models, model_map)
     if changes.get("api_key"):  # absent or empty keeps the stored key
-        channel.api_key = cipher.encrypt(normalize_api_key(changes["api_key"]))
+        values["api_key"] = cipher.encrypt(normalize_api_key(changes["api_key"]))
+    if data.headers is not None:
+        values["headers"] = _merged_headers(channel, data.headers, cipher)
+    if "proxy" in changes:
+        proxy = changes["proxy"]
+        values["proxy"] = None if proxy is None else cipher.encrypt(normalize_proxy_url(proxy))
+    for name in ("rpm_limit", "priority", "weight", "is_enabled"):
+        if changes.get(name) is not None:
+            values[name] = changes[name]
+    if "auto_pause_after" in changes:
+        values["auto_pause_after"] = changes["auto_pause_after"]
+    # the checks passed: assign
+    if "models" in values:
+        _set_models(channel, *values.pop("models"))
+    if values.get("is_enabled") is True:  # enabling by hand also resumes an auto-paused channel
+        channel.auto_paused = False
+        channel.consecutive_failures = 0
+    for name, value in values.items():
+        setattr(channel, name, value)
     channel.updated_at = utcnow()
     session.add(channel)
     session.commit()
@@ -148,15 +222,29 @@ def update_channel(*, session: Session, channel_id: int, data: ChannelUpdate, ci
     return channel
 
 
-def mark_stream_options_unsupported(*, engine: Engine, channel_id: int) -> None:
-    """Remember that the channel's upstream refuses ``stream_options``: later streams leave it out."""
+def resume_channel(*, session: Session, channel_id: int) -> Channel:
+    """The admin's "resume": an auto-paused channel serves again at once."""
+    channel = get_channel(session=session, channel_id=channel_id)
+    channel.auto_paused = False
+    channel.consecutive_failures = 0
+    channel.updated_at = utcnow()
+    session.add(channel)
+    session.commit()
+    session.refresh(channel)
+    return channel
+
+
+def mark_stream_options_unsupported(*, engine: Engine, channel_id: int) -> bool:
+    """Remember that the channel's upstream refuses ``stream_options``: later streams leave it out.
+    True when this changed the row."""
     with Session(engine) as session:
         channel = session.get(Channel, channel_id)
         if channel is None or channel.stream_options_unsupported:
-            return
+            return False
         channel.stream_options_unsupported = True
         session.add(channel)
         session.commit()
+        return True
 
 
 def delete_channel(*, session: Session, channel_id: int) -> None:
@@ -167,7 +255,8 @@ def delete_channel(*, session: Session, channel_id: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ChannelTarget:
-    """What the chat path needs of an enabled channel, with its key decrypted (kept in memory only)."""
+    """What the chat path needs of an enabled channel for one public model name, with its secrets
+    decrypted (kept in memory only). ``model_id`` is the upstream's id to send (mapped)."""
 
     id: int
     name: str
@@ -175,30 +264,54 @@ class ChannelTarget:
     api_key: str
     model_id: str
     rpm_limit: int
-    proxy: str | None = None  # None: the environment's; "": direct; else a URL (it may hold a password)
-    headers: dict[str, str] = field(default_factory=dict)  # extra headers sent upstream (values secret)
+    call_url: str = ""
+    priority: int = 0
+    weight: int = 1
+    headers: Mapping[str, str] = field(default_factory=dict)
+    proxy: str | None = None  # None: the environment's; "": direct
+    auto_pause_after: int | None = None
     stream_options_unsupported: bool = False  # the upstream refuses ``stream_options``: never sent
 
     @property
     def completions_url(self) -> str:
-        return f"{self.base_url}/chat/completions"
+        return self.call_url or completions_url(self.base_url)
 
-    def __repr__(self) -> str:  # never print the key
+    def __repr__(self) -> str:  # never print the key, the headers or the proxy
         return f"ChannelTarget(id={self.id}, name={self.name!r}, model_id={self.model_id!r})"
 
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    id: str
-    name: str
+    id: str  # the public name
+    name: str  # what a picker shows: the public name too, never a channel's name
+
+
+def order_by_priority(
+    channels: list[ChannelTarget], turns: dict[tuple[int, int], int]
+) -> list[ChannelTarget]:
+    """Higher priority first; within a priority, a smooth weighted round robin (nginx's) picks who goes
+    first, so channels of weights 3 and 1 lead three calls in four, and equal weights take turns. The
+    others follow, heavier first. ``turns`` holds the running scores (channel id, priority) → score."""
+    ordered: list[ChannelTarget] = []
+    for priority in sorted({c.priority for c in channels}, reverse=True):
+        group = [c for c in channels if c.priority == priority]
+        if len(group) > 1:
+            total = sum(c.weight for c in group)
+            for c in group:
+                turns[(c.id, priority)] = turns.get((c.id, priority), 0) + c.weight
+            first = max(group, key=lambda c: turns[(c.id, priority)])
+            turns[(first.id, priority)] -= total
+            group.remove(first)
+            group = [first, *sorted(group, key=lambda c: -c.weight)]
+        ordered += group
+    return ordered
 
 
 class ChannelDirectory:
-    """Enabled channels by model, cached for a moment and refreshed at once after a local change.
+    """Enabled channels by public model name, cached for a moment and refreshed at once after a change.
 
     Cached (services/refresh.py): reloaded at once after a change on any instance, and never used for
-    a decision when older than its period. Channels of one model are offered in rotating order so they
-    share the traffic.
+    a decision when older than its period. Auto-paused channels serve nothing until they resume.
     """
 
     def __init__(self, engine: Engine, cipher: KeyCipher, period: float = PERIOD_SECONDS) -> None:
@@ -207,7 +320,7 @@ class ChannelDirectory:
         self.refresher = Refresher(self._load, "channels", period)
         self._by_model: dict[str, list[ChannelTarget]] = {}
         self._models: list[ModelInfo] = []
-        self._rotation: dict[str, itertools.count[int]] = {}
+        self._turns: dict[str, dict[tuple[int, int], int]] = {}
         self._warned_unreadable: set[int] = set()
 
     def load(self) -> None:
@@ -216,93 +329,82 @@ class ChannelDirectory:
 
     # Changes made through the directory show at once, here and (announced) on every instance.
     def create(self, *, session: Session, data: ChannelCreate) -> Channel:
-        try:
-            return create_channel(session=session, data=data, cipher=self._cipher)
-        finally:
-            self.refresher.changed()
+        result = create_channel(session=session, data=data, cipher=self._cipher)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def update(self, *, session: Session, channel_id: int, data: ChannelUpdate) -> Channel:
-        try:
-            return update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
-        finally:
-            self.refresher.changed()
+        result = update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def delete(self, *, session: Session, channel_id: int) -> None:
-        try:
-            delete_channel(session=session, channel_id=channel_id)
-        finally:
-            self.refresher.changed()
+        delete_channel(session=session, channel_id=channel_id)
+        self.refresher.changed()
+
+    def resume(self, *, session: Session, channel_id: int) -> Channel:
+        channel = resume_channel(session=session, channel_id=channel_id)
+        self.refresher.changed()
+        return channel
+
+    def _unreadable(self, row: Channel, what: str) -> None:
+        assert row.id is not None
+        if row.id not in self._warned_unreadable:
+            self._warned_unreadable.add(row.id)
+            log.error(
+                "channel %s (%s): its %s cannot be decrypted with ENCRYPTION_KEY; skipped",
+                row.id,
+                row.name,
+                what,
+            )
 
     def remember_stream_options_unsupported(self, channel_id: int) -> None:
         """Blocking (a database write): run it off the event loop."""
-        try:
-            mark_stream_options_unsupported(engine=self._engine, channel_id=channel_id)
-        finally:
+        if mark_stream_options_unsupported(engine=self._engine, channel_id=channel_id):
             self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
+            bounded_reads(session)
             rows = session.exec(
-                select(Channel).where(col(Channel.is_enabled).is_(True)).order_by(col(Channel.id))
+                select(Channel)
+                .where(col(Channel.is_enabled).is_(True), col(Channel.auto_paused).is_(False))
+                .order_by(col(Channel.id))
             ).all()
         by_model: dict[str, list[ChannelTarget]] = {}
-        models: dict[str, ModelInfo] = {}
         for row in rows:
             assert row.id is not None
             plain = self._cipher.decrypt(row.api_key)
-            if plain is None:
-                if row.id not in self._warned_unreadable:
-                    self._warned_unreadable.add(row.id)
-                    log.error(
-                        "channel %s (%s): its API key cannot be decrypted with ENCRYPTION_KEY; skipped",
-                        row.id,
-                        row.name,
-                    )
+            headers = decrypt_headers(row, self._cipher)
+            try:
+                proxy = decrypt_proxy(row, self._cipher)
+            except ValueError:
+                self._unreadable(row, "proxy")
                 continue
-            extras = self._extras(row)
-            if extras is None:
+            if plain is None or headers is None:
+                self._unreadable(row, "API key" if plain is None else "headers")
                 continue
-            proxy, headers = extras
-            target = ChannelTarget(
-                row.id,
-                row.name,
-                row.base_url,
-                plain,
-                row.model_id,
-                row.rpm_limit,
-                proxy=proxy,
-                headers=headers,
-                stream_options_unsupported=bool(row.stream_options_unsupported),
-            )
-            by_model.setdefault(row.model_id, []).append(target)
-            models.setdefault(row.model_id, ModelInfo(row.model_id, row.name))
-        self._by_model = by_model
-        self._models = list(models.values())
-
-    def _extras(self, row: Channel) -> tuple[str | None, dict[str, str]] | None:
-        """The channel's proxy and extra headers, decrypted; None (and an error logged once) when either
-        cannot be read: such a channel is skipped rather than called direct or without its headers."""
-        proxy: str | None = None
-        headers: dict[str, str] = {}
-        try:
-            if row.proxy is not None:
-                proxy = self._cipher.decrypt(row.proxy)
-                if proxy is None:
-                    raise ValueError("proxy")
-            if row.headers:
-                text = self._cipher.decrypt(row.headers)
-                value = json.loads(text) if text is not None else None
-                if not isinstance(value, dict):
-                    raise ValueError("headers")
-                headers = {str(name): str(item) for name, item in value.items()}
-        except ValueError as exc:
-            if row.id not in self._warned_unreadable:
-                self._warned_unreadable.add(row.id or 0)
-                log.error(
-                    "channel %s (%s): its %s cannot be decrypted or read; skipped", row.id, row.name, exc
+            model_map = load_map(row.model_map)
+            url = completions_url(row.base_url)
+            for public in channel_models(row):
+                target = ChannelTarget(
+                    id=row.id,
+                    name=row.name,
+                    base_url=row.base_url,
+                    api_key=plain,
+                    model_id=model_map.get(public, public),
+                    rpm_limit=row.rpm_limit,
+                    call_url=url,
+                    priority=row.priority,
+                    weight=max(row.weight, 1),
+                    headers=headers,
+                    proxy=proxy,
+                    auto_pause_after=row.auto_pause_after,
+                    stream_options_unsupported=bool(row.stream_options_unsupported),
                 )
-            return None
-        return proxy, headers
+                by_model.setdefault(public, []).append(target)
+        self._by_model = by_model
+        self._models = [ModelInfo(name, name) for name in by_model]
 
     def _fresh(self) -> None:
         self.refresher.ensure()
@@ -316,10 +418,9 @@ class ChannelDirectory:
         return model_id in self._by_model
 
     def candidates(self, model_id: str) -> list[ChannelTarget]:
-        """The model's channels, starting with the next one in rotation."""
+        """The channels serving the public name ``model_id``, in the order to try them."""
         self._fresh()
         channels = self._by_model.get(model_id, [])
         if len(channels) <= 1:
             return list(channels)
-        start = next(self._rotation.setdefault(model_id, itertools.count())) % len(channels)
-        return channels[start:] + channels[:start]
+        return order_by_priority(list(channels), self._turns.setdefault(model_id, {}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,13 +18,14 @@ from typing import Any, TypeVar
 import aiohttp
 
 from services.call_log import Caller, CallLog
+from services.channel_health import ChannelHealth
 from services.channels import ChannelDirectory, ChannelTarget
 from services.errors import DomainError, IPBlocked, ModelNotFound, ShuttingDown, UpstreamUnavailable
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
-from services.reasons import is_timeout, reason_for_status
+from services.reasons import in_words, is_timeout, reason_for_status
 from services.settings import SettingsStore
 from services.upstream import (
     ChunkNormalizer,
@@ -57,6 +59,8 @@ _T = TypeVar("_T")
 _Accept = Callable[[aiohttp.ClientResponse, ChannelTarget, "CallLog"], Awaitable[_T]]
 # how many bytes of a refusal are read to see whether it names ``stream_options``
 _REFUSAL_BYTES = 64 * 1024
+# statuses that say the request was wrong, not the channel: they never count against its health
+_CALLER_STATUSES = frozenset({400, 413, 422, 429})
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -225,7 +229,9 @@ class ChatService:
         settings: SettingsStore,
         block_list: BlockList,
         calls: OpenCalls | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
+        self.health = health
         self.calls = OpenCalls() if calls is None else calls  # (an empty one is falsy)
         self.directory = directory
         self.client = client
@@ -285,14 +291,11 @@ class ChatService:
 
     @staticmethod
     def _headers(target: ChannelTarget, *, stream: bool) -> dict[str, str]:
-        # the channel's own headers (Azure's ``api-key``, OpenRouter's ``HTTP-Referer``) may replace ours
-        # (header names are case-insensitive: one of theirs replaces ours whatever its case)
-        own = {name.lower() for name in target.headers}
-        headers = {} if "authorization" in own else {"Authorization": f"Bearer {target.api_key}"}
-        headers.update(
-            (name, value) for name, value in target.headers.items() if name.lower() != "content-type"
-        )
-        headers["Content-Type"] = "application/json"
+        headers = {
+            **target.headers,  # the channel's extra headers (never one of the gateway's own)
+            "Authorization": f"Bearer {target.api_key}",
+            "Content-Type": "application/json",
+        }
         if stream:
             headers["Accept"] = "text/event-stream"
         return headers
@@ -373,11 +376,18 @@ class ChatService:
                     continue
                 tried = True
                 call.channel_id = target.id
+                started = time.monotonic()
                 try:
-                    return await self._try_channel(target, body, call, stream=stream, accept=accept)
+                    result = await self._try_channel(target, body, call, stream=stream, accept=accept)
                 except UpstreamFailure as exc:
-                    reason, failure = exc.reason, str(exc)
+                    reason, failure, status = exc.reason, str(exc), exc.status
+                else:
+                    if self.health is not None:
+                        self.health.success(target, int((time.monotonic() - started) * 1000))
+                    return result
                 all_timeouts = all_timeouts and is_timeout(reason)
+                if self.health is not None and status not in _CALLER_STATUSES:
+                    self.health.failure(target, in_words(reason, status))
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
         except Exception:
             log.exception("chat call failed on our side")
@@ -436,7 +446,9 @@ class ChatService:
                         target.completions_url, payload, headers, proxy=target.proxy
                     )
                 if response.status != 200:
-                    raise UpstreamFailure(reason_for_status(response.status), f"HTTP {response.status}")
+                    raise UpstreamFailure(
+                        reason_for_status(response.status), f"HTTP {response.status}", status=response.status
+                    )
                 result = await accept(response, target, call)
         except TimeoutError as exc:  # our own deadline (the client's own timeouts arrive as failures)
             if response is not None:

@@ -18,10 +18,14 @@ UNKNOWN = "unknown"
 
 
 def parse_ip(text: str) -> Address | None:
-    """The address in ``text`` (IPv4-mapped IPv6 as IPv4), or None when it is not one."""
+    """The address in ``text`` (IPv4-mapped IPv6 as IPv4), or None when it is not one. An IPv6 zone id
+    (``fe80::1%eth0``) is not accepted: it is free text a forwarded hop could fill with anything (a NUL,
+    300 characters), and one address would get as many rate-limit keys as zone names."""
     try:
         address = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped

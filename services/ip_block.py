@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from app.models import BlockedAttempt, BlockedIP, utcnow
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
-from services.refresh import PERIOD_SECONDS, Refresher
+from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.ip_block")
@@ -135,19 +135,17 @@ class BlockList:
     def add(
         self, *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
     ) -> BlockedIP:
-        try:
-            return add_rule(session=session, ip_address=ip_address, reason=reason, confirm_all=confirm_all)
-        finally:
-            self.refresher.changed()
+        result = add_rule(session=session, ip_address=ip_address, reason=reason, confirm_all=confirm_all)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def remove(self, *, session: Session, rule_id: int) -> None:
-        try:
-            delete_rule(session=session, rule_id=rule_id)
-        finally:
-            self.refresher.changed()
+        delete_rule(session=session, rule_id=rule_id)
+        self.refresher.changed()
 
     def _load(self) -> None:
         with Session(self._engine) as session:
+            bounded_reads(session)
             texts = session.exec(select(BlockedIP.ip_address)).all()
         self._rules = [_Rule(t, ipaddress.ip_network(t, strict=False)) for t in texts]
 

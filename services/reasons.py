@@ -66,3 +66,25 @@ def kind_of(reason: str | None) -> Kind:
 
 def is_timeout(reason: str | None) -> bool:
     return reason is not None and reason.startswith("timeout_")
+
+
+_ADMIN_WORDS = {
+    "http_401": "API Key 无效或没有权限",
+    "http_4xx": "上游拒绝了请求（模型或地址不对？）",
+    "http_429": "上游限流或过载",
+    "http_5xx": "上游服务器出错",
+    "tls": "TLS 证书校验失败（可用 UPSTREAM_CA_BUNDLE 信任私有 CA）",
+    "proxy": "代理不可用",
+    "connect": "无法连接上游",
+    "timeout_connect": "连接上游超时",
+    "timeout_first_event": "上游在时限内没有响应",
+    "timeout_idle": "上游响应中途停顿过久",
+    "bad_stream": "上游的响应不是 OpenAI 格式、过大或中途断开",
+    "server_error": "网关内部错误",
+}
+
+
+def in_words(reason: str, status: int | None = None) -> str:
+    """A channel's last error as the admin reads it: the reason code (and status), then words."""
+    head = f"{reason} (HTTP {status})" if status is not None else reason
+    return f"{head}: {_ADMIN_WORDS.get(reason, reason)}"

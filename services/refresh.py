@@ -23,6 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from sqlalchemy import text
+from sqlmodel import Session
+
 from services.errors import StateUnavailable
 
 log = logging.getLogger("pyaichat.cache")
@@ -30,6 +33,16 @@ PERIOD_SECONDS = 2.0
 WAIT_SECONDS = 1.5  # how long a decision waits for a stale cache to reload before it is refused
 RETRY_SECONDS = (0.1, 1.0)  # a failed reload is tried again after 0.1 s, doubling up to 1 s
 THREAD_NAME = "pyaichat-cache-reload"
+LOAD_TIMEOUT_MS = 1000  # a cache's query on PostgreSQL: longer (a lock held by a migration) fails the load
+
+
+def bounded_reads(session: Session) -> None:
+    """On PostgreSQL, bound this session's transaction: a query waiting on a lock (another instance's
+    ``ALTER TABLE`` during a rolling upgrade) fails the load after a second instead of holding the one
+    reloader thread, whose retries then go on. SQLite waits at most its busy timeout already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL statement_timeout = {LOAD_TIMEOUT_MS}"))
+        session.execute(text(f"SET LOCAL lock_timeout = {LOAD_TIMEOUT_MS}"))
 
 
 class Refresher:
@@ -42,6 +55,7 @@ class Refresher:
         self.period = period
         self._lock = threading.Lock()  # one load at a time
         self._loaded_at = -math.inf  # monotonic time the last successful load started
+        self._generation = 0  # moved by outdated(): a load that started before it proves nothing
         self._failures = 0
         self.retry_at = -math.inf  # the reloader leaves a failing cache alone until then
         self._listeners: set[Callable[[], None]] = set()  # told after each successful load
@@ -68,7 +82,7 @@ class Refresher:
         """Load now on this thread (after any load running). False, logged, when the load failed: the
         values loaded before stay, and go stale after the period."""
         with self._lock:
-            started = time.monotonic()
+            started, generation = time.monotonic(), self._generation
             try:
                 self._load()
             except Exception as exc:
@@ -81,6 +95,10 @@ class Refresher:
                 log.info("the %s loads again after %d failed tries", self.name, self._failures)
             self._failures = 0
             self.retry_at = -math.inf
+            if generation != self._generation:  # outdated while loading: what was read may be older
+                if self._reloader is not None:
+                    self._reloader.ask(self)
+                return True
             self._loaded_at = started
         with self._listeners_lock:
             listeners = list(self._listeners)
@@ -109,6 +127,7 @@ class Refresher:
         """The table changed since the last load (a change whose reload failed, or one announced by
         another instance): the values are stale from now on, so no decision uses them, and the reloader
         loads them again as soon as it can."""
+        self._generation += 1
         self._loaded_at = min(self._loaded_at, time.monotonic() - self.period)
         if self._reloader is not None:
             self._reloader.ask(self)
@@ -129,14 +148,6 @@ class Refresher:
                 raise StateUnavailable()
         elif not self.fresh():
             self.ask()
-
-    def ensure_fresh(self) -> None:
-        """For decisions taken off the event loop: a stale value is reloaded on this thread first.
-        Raises :class:`StateUnavailable` when it cannot be."""
-        if self.fresh():
-            return
-        if not self.reload() and not self.fresh():
-            raise StateUnavailable()
 
     async def until_fresh(self, wait: float = WAIT_SECONDS) -> None:
         """For decisions on the event loop: returns at once while fresh (the usual case), else waits for
@@ -221,11 +232,15 @@ class Reloader:
         with self._wake:
             while not self._stopped:
                 now = time.monotonic()
-                due = [c for c in self._caches if c in self._asked or c.due_at() <= now]
+                # asked or not, a cache whose loads fail waits for its retry time: a database that is
+                # away is not hammered by every request that found a stale value
+                asked = [c for c in self._caches if c in self._asked]
+                due = [c for c in self._caches if c.due_at() <= now or (c in asked and now >= c.retry_at)]
                 if due:
                     self._asked.difference_update(due)
                     return due
-                wait = min((c.due_at() for c in self._caches), default=math.inf) - now
+                times = [c.due_at() for c in self._caches] + [c.retry_at for c in asked]
+                wait = min(times, default=math.inf) - now
                 self._wake.wait(timeout=None if wait == math.inf else wait)
             return None
 

@@ -9,20 +9,23 @@ from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
 from services.errors import InvalidInput
-from services.refresh import PERIOD_SECONDS, Refresher
+from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 
 DESCRIPTIONS = {
     "guest_rpm": "未登录用户每分钟请求数上限（按 IP）",
     "user_rpm": "已登录用户每分钟请求数上限（按用户）",
     "log_retention_days": "调用日志保留天数",
     "register_per_ip_per_hour": "每个 IP 每小时可注册的账号数",
+    "auto_pause_after": "渠道连续失败多少次后自动暂停（0 表示从不；渠道可单独设置）",
 }
 MAX_VALUES = {
     "guest_rpm": 1_000_000,
     "user_rpm": 1_000_000,
     "log_retention_days": 36_500,
     "register_per_ip_per_hour": 1_000_000,
+    "auto_pause_after": 10_000,
 }
+MIN_VALUES = {"auto_pause_after": 0}  # 0: never; every other setting is at least 1
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,13 @@ class SystemSettings:
     user_rpm: int
     log_retention_days: int
     register_per_ip_per_hour: int = 5
+    auto_pause_after: int = 5
 
 
 def _validated(key: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VALUES[key]:
-        raise InvalidInput(f"{key} 必须是 1 到 {MAX_VALUES[key]} 之间的整数")
+    low = MIN_VALUES.get(key, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_VALUES[key]:
+        raise InvalidInput(f"{key} 必须是 {low} 到 {MAX_VALUES[key]} 之间的整数")
     return value
 
 
@@ -91,13 +96,13 @@ class SettingsStore:
 
     def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
         """Store ``changes``, in effect at once here and (announced) on every instance."""
-        try:
-            return update_settings(session=session, changes=changes, defaults=self.defaults)
-        finally:
-            self.refresher.changed()
+        result = update_settings(session=session, changes=changes, defaults=self.defaults)
+        self.refresher.changed()  # only a change that was made is announced
+        return result
 
     def _load(self) -> None:
         with Session(self._engine) as session:
+            bounded_reads(session)
             self._current = read_settings(session=session, defaults=self.defaults)
 
     def current(self) -> SystemSettings:

@@ -21,10 +21,11 @@ class UpstreamFailure(Exception):
 
     reason = "bad_stream"
 
-    def __init__(self, reason: str | None = None, detail: str = "") -> None:
+    def __init__(self, reason: str | None = None, detail: str = "", *, status: int | None = None) -> None:
         if reason is not None:
             self.reason = reason
         self.detail = detail
+        self.status = status  # the upstream's HTTP status, when it answered one
         super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
 
 

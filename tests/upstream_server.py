@@ -16,6 +16,9 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``midfail``: two chunks, then the connection is cut
 - ``malformed``: garbage lines between valid events
 - ``error500`` / ``error429`` / ``error401``: that status with a body the gateway must never forward
+- ``switch``: ``error500`` while :attr:`UpstreamServer.switch_failing` is true, else ``ok`` (a channel
+  that fails, then recovers)
+- ``plainonly``: a plain JSON answer even to ``stream: true`` (an upstream that cannot stream)
 - ``cjk``: a Chinese answer without usage (for the token estimate)
 - ``delay-MS``: the plain answer after MS milliseconds (benchmarks)
 - ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
@@ -115,6 +118,7 @@ class Received:
     body: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
     peer: tuple[str, int] | None = None  # the gateway's end of the connection that carried the request
+    query: str = ""  # the query string the call came with (a base URL's api-version)
 
 
 @dataclass
@@ -185,6 +189,7 @@ def _split_scenario(scenario: str) -> tuple[str, list[int]]:
 
 class UpstreamServer:
     def __init__(self) -> None:
+        self.switch_failing = True  # the ``switch`` scenario fails while this holds
         self.port = free_port()
         self.received: list[Received] = []
         self.stream_ends: list[StreamEnd] = []
@@ -195,6 +200,8 @@ class UpstreamServer:
         self.app = Starlette(
             routes=[
                 Route("/{scenario}/v1/chat/completions", self._completions, methods=["POST"]),
+                # a base URL without a path (``http://127.0.0.1:PORT``): the scenario is ``root``
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
                 Route("/{scenario}/v1/models", self._models, methods=["GET"]),
                 Route("/exfil/{what:path}", self._exfil, methods=["GET", "POST"]),
             ]
@@ -273,14 +280,20 @@ class UpstreamServer:
         return JSONResponse({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
 
     async def _completions(self, request: Request) -> Response:
-        scenario = request.path_params["scenario"]
+        scenario = request.path_params.get("scenario", "root")
         try:
             body = await request.json()
         except ValueError:
             body = {}
         peer = (request.client.host, request.client.port) if request.client else None
-        self.received.append(Received(scenario, request.url.path, dict(request.headers), body, peer=peer))
+        self.received.append(
+            Received(
+                scenario, request.url.path, dict(request.headers), body, peer=peer, query=request.url.query
+            )
+        )
         name, params = _split_scenario(scenario)
+        if name == "switch":
+            name = "error500" if self.switch_failing else "ok"
         if name.startswith("error"):
             status = int(name.removeprefix("error") or 500)
             return Response(UPSTREAM_ERROR_BODY, status_code=status, media_type="text/plain")
@@ -302,7 +315,7 @@ class UpstreamServer:
             return Response(status_code=499)
         if name in ("huge", "hugelen", "hugelate", "drip"):
             return self._resource_test_answer(name, params[0] if params else 1, model, stream=stream)
-        if not body.get("stream"):
+        if not body.get("stream") or name == "plainonly":
             return JSONResponse(self._full_answer(name, model, body))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = str(request.base_url).rstrip("/")

@@ -15,6 +15,7 @@ def build_api_router() -> APIRouter:
     router = APIRouter(prefix="/api", responses={400: {"model": ErrorBody}, 422: {"model": ErrorBody}})
     router.include_router(chat.completions_router)  # first: the hot path matches without walking the others
     router.include_router(chat.router)
+    router.include_router(chat.v1_router, prefix="/v1")  # /api/v1/…, the OpenAI aliases
     router.include_router(health.router)
     router.include_router(auth.router)
     router.include_router(admin_channels.router)

@@ -50,6 +50,15 @@ def delete_channel(channel_id: RowId, _admin: AdminUser, session: SessionDep, st
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post("/{channel_id}/resume", response_model=ChannelPublic, responses={404: {"model": ErrorBody}})
+def resume_channel(
+    channel_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep
+) -> ChannelPublic:
+    """Resume an auto-paused channel by hand: it serves again at once, its failure count reset."""
+    channel = state.directory.resume(session=session, channel_id=channel_id)
+    return channels.to_public(channel, state.cipher)
+
+
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses={404: {"model": ErrorBody}})
 async def test(
     channel_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep
@@ -59,4 +68,6 @@ async def test(
     result = await probe_channel(
         channel=channel, cipher=state.cipher, client=state.http_client, wait_seconds=wait
     )
+    if result.ok and channel.auto_paused:  # a passing test resumes an auto-paused channel
+        await run_in_threadpool(state.health.resumed, channel_id, result.latency_ms)
     return ChannelTestResult.model_validate(result)

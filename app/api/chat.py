@@ -159,6 +159,12 @@ def openai_models(state: StateDep) -> OpenAIModelList:
     return OpenAIModelList(data=[OpenAIModel(id=model_id) for model_id, _ in state.chat.model_names()])
 
 
+# The OpenAI aliases (docs/api.md): clients configured with ``http://host:8000/v1`` (they append
+# ``/models`` and ``/chat/completions`` themselves) reach the same endpoints, under ``/v1`` and ``/api/v1``.
+v1_router = APIRouter(tags=["chat"], include_in_schema=False)
+v1_router.add_api_route("/models", openai_models, methods=["GET"], response_model=OpenAIModelList)
+
+
 async def _relay(stream: ChatStream) -> AsyncIterator[bytes]:
     async for piece in stream.pieces():
         yield piece.sse
@@ -215,3 +221,12 @@ async def chat_completions(
         return CLIENT_GONE if stream is None else ChatStreamResponse(stream)
     answer = await _unless_client_leaves(request.receive, state.chat.complete(body=payload, caller=caller))
     return CLIENT_GONE if answer is None else JSONResponse(answer)
+
+
+v1_router.add_api_route(
+    "/chat/completions",
+    chat_completions,
+    methods=["POST"],
+    response_model=ChatCompletionResponse,
+    route_class_override=DirectChatRoute,
+)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.docs import ASSETS_PATH
 
-API_PREFIXES = ("/api/", f"{ASSETS_PATH}/")
+API_PREFIXES = ("/api/", "/v1/", f"{ASSETS_PATH}/")  # /v1: the OpenAI aliases (docs/api.md)
 API_EXACT = frozenset({"/api", "/docs", "/openapi.json"})
 _ORIGINAL = "_pyaichat_original_build_middleware_stack"
 

@@ -22,7 +22,8 @@ _MARK = "_pyaichat_wrapped"
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path == "/api" or request.url.path.startswith("/api/")
+    path = request.url.path
+    return path == "/api" or path.startswith(("/api/", "/v1/"))  # /v1: the OpenAI aliases
 
 
 def _error(

@@ -11,8 +11,8 @@ from app.state import AppState
 from services.client_ip import SCOPE_KEY, decide_client_ip
 from services.errors import DomainError, IPBlocked, StateUnavailable
 
-USER_SIDE_EXACT = frozenset({"/", "/login", "/register", "/api/models"})
-USER_SIDE_PREFIXES = ("/api/chat/", "/api/auth/")
+USER_SIDE_EXACT = frozenset({"/", "/login", "/register", "/api/models", "/api/v1/models", "/v1/models"})
+USER_SIDE_PREFIXES = ("/api/chat/", "/api/auth/", "/api/v1/chat/", "/v1/chat/")
 NEVER_BLOCKED = frozenset({"/api/auth/admin/login"})
 
 _BLOCKED_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -57,7 +57,7 @@ class RequestGate:
 
     @staticmethod
     async def _refuse(path: str, send: Send, error: DomainError) -> None:
-        if path.startswith("/api/"):
+        if path.startswith(("/api/", "/v1/")):
             body, kind = json.dumps(error.body(), ensure_ascii=False).encode(), b"application/json"
         else:
             blocked = isinstance(error, IPBlocked)

@@ -10,37 +10,23 @@ from sqlmodel import Session
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate
 from app.state import AppState
+from pages.admin.channel_form import ChannelForm, all_errors
 from pages.admin.frame import admin_frame
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels
 from services.channel_test import probe_channel
 from services.errors import DomainError
 
-COLUMNS = "minmax(120px,1.2fr) minmax(110px,1fr) minmax(180px,2fr) 110px 70px 70px 150px 150px"
+COLUMNS = (
+    "minmax(120px,1.2fr) minmax(110px,1fr) minmax(180px,2fr) 110px 70px minmax(130px,1.2fr) 70px 150px 190px"
+)
+STATUS_WORDS = {"enabled": "正常", "disabled": "已停用", "auto_paused": "自动暂停"}
 
 
 def _list(state: AppState) -> list[ChannelPublic]:
     """Every channel with its key masked (each key is decrypted to mask it: run on a worker thread)."""
     with Session(state.engine) as session:
         return [channels.to_public(row, state.cipher) for row in channels.list_channels(session=session)]
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    field = {
-        "name": "渠道名称",
-        "base_url": "Base URL",
-        "api_key": "API Key",
-        "model_id": "Model ID",
-        "rpm_limit": "RPM 限制",
-    }.get(str(error["loc"][0]) if error["loc"] else "", "输入")
-    readable = {
-        "string_too_short": "不能为空",
-        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge')}",
-        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le')}",
-        "string_too_long": "太长了",
-    }.get(error["type"], error["msg"].removeprefix("Value error, "))
-    return f"{field}：{readable}"
 
 
 def register(state: AppState) -> None:
@@ -60,6 +46,24 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return channels.get_channel(session=session, channel_id=channel_id)
 
+    def resume_now(channel_id: int) -> None:
+        with Session(state.engine) as session:
+            state.directory.resume(session=session, channel_id=channel_id)
+
+    def status_cell(channel: ChannelPublic) -> None:
+        """正常 / 已停用 / 自动暂停, with the last error (its reason in words) and the average latency."""
+        with ui.column().classes("px-3 py-2 gap-0"):
+            color = {"enabled": "text-positive", "auto_paused": "text-negative"}.get(
+                channel.status, "text-gray-500"
+            )
+            ui.label(STATUS_WORDS[channel.status]).classes(f"font-medium {color}").mark("ch-status")
+            if channel.latency_ms is not None:
+                ui.label(f"{channel.latency_ms} ms").classes("text-xs text-gray-500")
+            if channel.last_error and (channel.status == "auto_paused" or channel.consecutive_failures):
+                ui.label(f"连续失败 {channel.consecutive_failures} 次：{channel.last_error}").classes(
+                    "text-xs text-negative break-all"
+                ).mark("ch-last-error")
+
     def remove(channel_id: int) -> None:
         with Session(state.engine) as session:
             state.directory.delete(session=session, channel_id=channel_id)
@@ -71,70 +75,18 @@ def register(state: AppState) -> None:
                 return
 
             def open_editor(channel: ChannelPublic | None = None) -> None:
-                with ui.dialog() as dialog, ui.card().classes("w-[min(520px,94vw)] gap-2"):
+                with ui.dialog() as dialog, ui.card().classes("w-[min(620px,96vw)] gap-2"):
                     ui.label("编辑渠道" if channel else "添加渠道").classes("text-lg font-semibold")
-                    name = (
-                        ui.input("渠道名称", value=channel.name if channel else "")
-                        .classes("w-full")
-                        .mark("ch-name")
-                    )
-                    base_url = (
-                        ui.input(
-                            "Base URL",
-                            value=channel.base_url if channel else "",
-                            placeholder="https://api.openai.com/v1",
-                        )
-                        .classes("w-full")
-                        .mark("ch-base-url")
-                    )
-                    api_key = (
-                        ui.input(
-                            "API Key",
-                            password=True,
-                            password_toggle_button=True,
-                            placeholder=f"留空则保持不变（{channel.api_key_masked}）" if channel else "sk-…",
-                        )
-                        .classes("w-full")
-                        .mark("ch-api-key")
-                    )
-                    model_id = (
-                        ui.input(
-                            "Model ID", value=channel.model_id if channel else "", placeholder="gpt-4o-mini"
-                        )
-                        .classes("w-full")
-                        .mark("ch-model")
-                    )
-                    rpm = (
-                        ui.number(
-                            "RPM 限制（每分钟请求数）",
-                            value=channel.rpm_limit if channel else 60,
-                            min=1,
-                            precision=0,
-                            format="%d",
-                        )
-                        .classes("w-full")
-                        .mark("ch-rpm")
-                    )
-                    enabled = ui.switch("启用", value=channel.is_enabled if channel else True).mark(
-                        "ch-enabled"
-                    )
-                    error = ui.label("").classes("text-negative text-sm").mark("ch-error")
+                    form = ChannelForm(channel)
+                    form.build()
+                    error = ui.label("").classes("text-negative text-sm whitespace-pre-line").mark("ch-error")
                     error.set_visibility(False)
 
                     async def submit() -> None:
-                        data = {
-                            "name": name.value or "",
-                            "base_url": base_url.value or "",
-                            "model_id": model_id.value or "",
-                            "is_enabled": bool(enabled.value),
-                            "rpm_limit": int(rpm.value) if rpm.value is not None else 0,
-                        }
-                        if api_key.value or channel is None:
-                            data["api_key"] = api_key.value or ""
                         try:
-                            await off_loop(save, data, channel.id if channel else None)
+                            await off_loop(save, form.data(), channel.id if channel else None)
                         except ValidationError as exc:
-                            error.text = _first_error(exc)
+                            error.text = all_errors(exc)
                             error.set_visibility(True)
                             return
                         except DomainError as exc:
@@ -184,6 +136,9 @@ def register(state: AppState) -> None:
                         client=state.http_client,
                         wait_seconds=state.settings.upstream_first_byte_timeout,
                     )
+                    if result.ok and row.auto_paused:
+                        assert row.id is not None
+                        await off_loop(state.health.resumed, row.id, result.latency_ms)
                 except DomainError as exc:  # deleted meanwhile (in another tab or by another admin)
                     ui.notify(f"{channel.name}：{exc.message}", type="negative")
                     await reload()
@@ -191,17 +146,26 @@ def register(state: AppState) -> None:
                 finally:
                     button.props(remove="loading")
                 if result.ok:
-                    ui.notify(f"{channel.name}：连接正常，延迟 {result.latency_ms} ms", type="positive")
+                    ui.notify(
+                        f"{channel.name}：连接正常（非流式与流式调用均通过），延迟 {result.latency_ms} ms",
+                        type="positive",
+                    )
+                    await reload()  # a passing test resumes an auto-paused channel
                 else:
                     ui.notify(
                         f"{channel.name}：{result.error}", type="negative", multi_line=True, timeout=8000
                     )
 
+            async def resume(channel: ChannelPublic) -> None:
+                await off_loop(resume_now, channel.id)
+                ui.notify(f"{channel.name} 已恢复", type="positive")
+                await reload()
+
             with ui.row().classes("w-full items-center"):
                 ui.label("渠道").classes("text-xl font-semibold")
-                ui.label("同一模型的多个启用渠道轮流分担请求，失败或达到 RPM 时自动切换。").classes(
-                    "text-sm text-gray-500"
-                )
+                ui.label(
+                    "同一模型的渠道按优先级先后、同优先级按权重分担；失败或达到 RPM 时自动切换。"
+                ).classes("text-sm text-gray-500")
                 ui.space()
                 ui.button("添加渠道", icon="add", on_click=lambda: open_editor()).props("unelevated").mark(
                     "add-channel"
@@ -229,6 +193,7 @@ def register(state: AppState) -> None:
                         "Base URL",
                         "API Key",
                         "RPM",
+                        "状态",
                         "启用",
                         "创建 / 更新",
                         "操作",
@@ -236,14 +201,17 @@ def register(state: AppState) -> None:
                         ui.label(title).classes("px-3 py-2 font-medium text-gray-500 border-b")
                     for channel in rows:
                         ui.label(channel.name).classes("px-3 py-2 font-medium").mark("ch-row-name")
-                        ui.label(channel.model_id).classes("px-3 py-2")
-                        ui.label(channel.base_url).classes("px-3 py-2 break-all text-gray-500")
+                        ui.label(", ".join(channel.models)).classes("px-3 py-2 break-all")
+                        ui.label(channel.base_url).classes("px-3 py-2 break-all text-gray-500").tooltip(
+                            f"调用地址：{channel.call_url}"
+                        )
                         key = ui.label(channel.api_key_masked).classes("px-3 py-2 font-mono")
                         if not channel.api_key_readable:
                             key.classes("text-negative").tooltip(
                                 "ENCRYPTION_KEY 与保存时不同，请重新填写 API Key"
                             )
                         ui.label(str(channel.rpm_limit)).classes("px-3 py-2")
+                        status_cell(channel)
                         with ui.element("div").classes("px-2"):
                             ui.switch(
                                 value=channel.is_enabled,
@@ -259,6 +227,10 @@ def register(state: AppState) -> None:
                             )
                             test_button.on_click(lambda _, c=channel, b=test_button: test(c, b))
                             test_button.mark("ch-test")
+                            if channel.status == "auto_paused":
+                                ui.button(icon="play_arrow", on_click=lambda c=channel: resume(c)).props(
+                                    "flat round dense color=positive"
+                                ).tooltip("恢复").mark("ch-resume")
                             ui.button(icon="edit", on_click=lambda c=channel: open_editor(c)).props(
                                 "flat round dense"
                             ).tooltip("编辑").mark("ch-edit")

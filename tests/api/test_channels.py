@@ -68,7 +68,7 @@ def test_create_list_update_delete(
         "example.com/v1",
         "http://",
         "http://user:pw@example.com/v1",
-        "https://example.com/v1?x=1",
+        "https://example.com/v1#x",
         "javascript:alert(1)",
         "http://exa mple.com",
         "http://example.com:99999/v1",

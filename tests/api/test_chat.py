@@ -44,7 +44,8 @@ def test_models_lists_enabled_channels_once_per_model(client: httpx.Client, chan
     channel_for(model=model, name="Secondary")
     hidden = channel_for(is_enabled=False)
     models = client.get("/api/chat/models").json()
-    assert [m for m in models if m["id"] == model] == [{"id": model, "name": "Primary"}]
+    # shown by the public name, never a channel's name (issue 17)
+    assert [m for m in models if m["id"] == model] == [{"id": model, "name": model}]
     assert all(m["id"] != hidden["model_id"] for m in models)
     openai_list = client.get("/api/models").json()
     assert openai_list["object"] == "list"

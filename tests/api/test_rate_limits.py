@@ -163,7 +163,11 @@ def test_config_api(http: httpx.Client, admin: dict) -> None:
         "user_rpm": 70,
         "log_retention_days": 30,
         "register_per_ip_per_hour": 1_000_000,
+        "auto_pause_after": 5,
     }
+    set_config(http, admin, auto_pause_after=0)  # 0: channels never pause (the only setting that may be 0)
+    assert http.get("/api/admin/config", headers=admin).json()["auto_pause_after"] == 0
+    set_config(http, admin, auto_pause_after=5)
     for bad in (
         {"guest_rpm": 0},
         {"user_rpm": -1},
@@ -173,6 +177,7 @@ def test_config_api(http: httpx.Client, admin: dict) -> None:
         {"unknown": 1},
         {"guest_rpm": None, "user_rpm": 10**9},
         {"register_per_ip_per_hour": 0},
+        {"auto_pause_after": -1},
         {"register_per_ip_per_hour": "5"},
     ):
         response = http.put("/api/admin/config", json=bad, headers=admin)

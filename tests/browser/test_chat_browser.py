@@ -103,8 +103,23 @@ def test_stop_keeps_what_arrived(driver, browser_app: RunningApp, upstream: Upst
 
 
 def test_rate_limit_dialog(driver, browser_app: RunningApp, admin_api: httpx.Client) -> None:
-    assert admin_api.put("/api/admin/config", json={"guest_rpm": 1}).status_code == 200
+    """A fresh account, so that its window is empty: a new limit counts what the old one admitted in the
+    last minute (docs/behaviour.md#rate-limiting), and other tests chat as guests from this address."""
+    email = f"limited-{uuid.uuid4().hex[:8]}@example.com"
+    registered = httpx.post(
+        f"{browser_app.base_url}/api/auth/register",
+        timeout=HANG_SECONDS,
+        json={"email": email, "password": "password-1"},
+    )
+    assert registered.status_code == 201, registered.text
+    previous = admin_api.get("/api/admin/config").json()["user_rpm"]
+    assert admin_api.put("/api/admin/config", json={"user_rpm": 1}).status_code == 200
     try:
+        driver.get(browser_app.base_url + "/login")
+        wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[type=email]")))
+        driver.find_element(By.CSS_SELECTOR, "input[type=email]").send_keys(email)
+        driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("password-1", Keys.ENTER)
+        wait(driver).until(EC.url_to_be(browser_app.base_url + "/"))
         open_chat(driver, browser_app)
         choose_model(driver, "Plain Model")
         type_and_send(driver, "first")
@@ -119,7 +134,7 @@ def test_rate_limit_dialog(driver, browser_app: RunningApp, admin_api: httpx.Cli
         )
         screenshot(driver, "chat-rate-limited")
     finally:
-        admin_api.put("/api/admin/config", json={"guest_rpm": 1000})
+        admin_api.put("/api/admin/config", json={"user_rpm": previous})
 
 
 def test_login_then_chat_shows_the_user(driver, browser_app: RunningApp) -> None:

@@ -96,7 +96,7 @@ async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamSer
     user.find(marker="ch-api-key").type("sk-secret-abcdef123456")
     user.find(marker="ch-model").type("gpt-x")
     user.find(marker="ch-save").click()
-    await user.should_see("Base URL 必须以 http:// 或 https:// 开头", retries=SEE_RETRIES)
+    await user.should_see("Base URL：必须以 http:// 或 https:// 开头", retries=SEE_RETRIES)
     user.find(marker="ch-base-url").clear().type(upstream.base_url("ok"))
     user.find(marker="ch-save").click()
     await user.should_see("已保存", retries=SEE_RETRIES)
@@ -125,6 +125,47 @@ async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamSer
     await user.should_see("已删除", retries=SEE_RETRIES)
     with Session(state.engine) as session:
         assert session.exec(select(Channel)).all() == []
+
+
+async def test_channel_dialog_models_and_call_url_and_auto_pause(
+    user: User, upstream: UpstreamServer
+) -> None:
+    await sign_in(user)
+    await user.open("/admin/channels")
+    user.find(marker="add-channel").click()
+    user.find(marker="ch-name").type("Many")
+    user.find(marker="ch-base-url").type(upstream.base_url("ok") + "/chat/completions")
+    await user.should_see("调用地址：" + upstream.base_url("ok") + "/chat/completions", retries=SEE_RETRIES)
+    await user.should_see("末尾的 /chat/completions 已去掉", retries=SEE_RETRIES)
+    user.find(marker="ch-api-key").type("sk-many-abcdef123456")
+    user.find(marker="ch-model").type("m-one\nm-two\nm-two")
+    user.find(marker="ch-headers").type("bad name: x")
+    user.find(marker="ch-save").click()
+    await user.should_see("模型：模型重复：m-two", retries=SEE_RETRIES)  # every error at once
+    await user.should_see("不是合法的 HTTP 头名称", retries=SEE_RETRIES)
+    user.find(marker="ch-model").clear().type("m-one, m-two")
+    user.find(marker="ch-model-map").type("m-two=vendor/m-two")
+    user.find(marker="ch-headers").clear().type("api-key: header-secret-value-1")
+    user.find(marker="ch-save").click()
+    await user.should_see("已保存", retries=SEE_RETRIES)
+    await user.should_see(marker="ch-row-name", content="Many", retries=SEE_RETRIES)
+    await user.should_not_see("header-secret-value-1")
+    state = app_state()
+    with Session(state.engine) as session:
+        row = session.exec(select(Channel).where(Channel.name == "Many")).one()
+        assert row.models == '["m-one","m-two"]' and row.model_map == '{"m-two":"vendor/m-two"}'
+        row.auto_paused, row.consecutive_failures, row.last_error = True, 5, "HTTP 500: 上游服务器出错"
+        session.add(row)
+        session.commit()
+        state.directory.refresher.changed()
+    await user.open("/admin/channels")
+    await user.should_see(marker="ch-status", content="自动暂停", retries=SEE_RETRIES)
+    await user.should_see("连续失败 5 次：HTTP 500: 上游服务器出错", retries=SEE_RETRIES)
+    user.find(marker="ch-resume").click()
+    await user.should_see("Many 已恢复", retries=SEE_RETRIES)
+    with Session(state.engine) as session:
+        row = session.exec(select(Channel).where(Channel.name == "Many")).one()
+        assert row.auto_paused is False and row.consecutive_failures == 0
 
 
 async def test_testing_a_channel_deleted_meanwhile_says_so(user: User, upstream: UpstreamServer) -> None:

@@ -32,6 +32,9 @@ TRUSTED = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8
         ("/run/pyaichat.sock", "203.0.113.9", TRUSTED, "unknown"),  # a peer that is no address
         ('=HYPERLINK("x")', "", [], "unknown"),  # whatever a server reports, the log holds no text
         (None, None, [], "unknown"),
+        ("127.0.0.1", "fe80::1%\x00x, 10.1.1.1", TRUSTED, "10.1.1.1"),  # a zone id: not an address here
+        ("127.0.0.1", "fe80::1%" + "a" * 300, TRUSTED, "127.0.0.1"),
+        ("fe80::1%eth0", "", [], "unknown"),
     ],
 )
 def test_resolve_client_ip(peer: str | None, xff: str | None, trusted: list, expected: str) -> None:

@@ -44,9 +44,11 @@ def test_every_field_survives_the_line_format_including_awkward_text() -> None:
         record(3, username="tab\there\\and\nnewline\rcr@example.com", model_id="模型\\N"),
         record(4, username="\\N", model_id="\u200bzero-width", ip_address="::ffff:1.2.3.4"),
         record(5, created_at=datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), duration_ms=0),
+        record(6, username="nul\x00here@example.com", model_id="m\x00\\0"),  # NUL ends a segment's data
     ]
     for seq, call in enumerate(awkward, start=1):
         body = b"%d\t%s" % (seq, encode_fields(call))
+        assert b"\0" not in body
         line = b"%08x\t%s\n" % (__import__("zlib").crc32(body), body)
         assert decode_line(line) == (seq, call)
 

@@ -205,15 +205,13 @@ async def test_cancelling_at_any_moment_leaves_nothing_open(
     assert {row.error for row in rows} == {None}
 
 
-async def test_a_channels_headers_are_sent_and_may_replace_the_authorization(
-    harness: Harness, upstream: UpstreamServer
-) -> None:
+async def test_a_channels_headers_are_sent_with_the_key(harness: Harness, upstream: UpstreamServer) -> None:
     import json
 
     from services.security import KeyCipher
 
     channel_id = harness.add("ok", "hdr")
-    headers = {"api-key": "azure-secret", "HTTP-Referer": "https://chat.example", "authorization": "Key x"}
+    headers = {"api-key": "azure-secret", "HTTP-Referer": "https://chat.example"}
     with Session(harness.engine) as session:
         channel = session.get(Channel, channel_id)
         assert channel is not None
@@ -227,4 +225,4 @@ async def test_a_channels_headers_are_sent_and_may_replace_the_authorization(
     assert (
         sent.headers["api-key"] == "azure-secret" and sent.headers["http-referer"] == "https://chat.example"
     )
-    assert sent.headers["authorization"] == "Key x"  # theirs replaced ours
+    assert sent.headers["authorization"] == "Bearer sk-test-1"

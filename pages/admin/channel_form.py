@@ -1,0 +1,183 @@
+"""The channel dialog's form: its inputs, what they send, and every validation error at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nicegui import ui
+from pydantic import ValidationError
+
+from app.models import ChannelPublic
+from services.channel_fields import base_url_notes, completions_url, normalize_base_url
+from services.errors import InvalidInput
+
+LABELS = {
+    "name": "渠道名称",
+    "base_url": "Base URL",
+    "api_key": "API Key",
+    "model_id": "模型",
+    "models": "模型",
+    "model_map": "模型映射",
+    "priority": "优先级",
+    "weight": "权重",
+    "rpm_limit": "RPM 限制",
+    "headers": "自定义请求头",
+    "proxy": "代理",
+    "auto_pause_after": "自动暂停",
+}
+PROXY_CHOICES = {"env": "使用环境变量（HTTPS_PROXY 等）", "direct": "不使用代理（直连）", "url": "自定义代理"}
+
+
+def _readable(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    readable = {
+        "string_too_short": "不能为空",
+        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge')}",
+        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le')}",
+        "string_too_long": "太长了",
+        "int_parsing": "必须是整数",
+    }.get(error["type"], str(error["msg"]).removeprefix("Value error, "))
+    for name in LABELS:  # the rules name their field in English: the dialog says it in words
+        readable = readable.removeprefix(f"{name}：")
+    return f"{LABELS.get(field, '输入')}：{readable}"
+
+
+def all_errors(exc: ValidationError) -> str:
+    """Every error of the form, one a line (the dialog shows them together)."""
+    return "\n".join(dict.fromkeys(_readable(error) for error in exc.errors()))
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").replace(",", "\n").splitlines() if part.strip()]
+
+
+def _pairs(text: str | None, separator: str) -> dict[str, str]:
+    """``name<separator>value`` lines; a line without the separator is a name with an empty value."""
+    pairs: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        if line.strip():
+            name, _, value = line.partition(separator)
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def call_url_preview(base_url: str) -> str:
+    """The exact URL the calls will go to, and what was changed to get there."""
+    try:
+        url = completions_url(normalize_base_url(base_url))
+    except InvalidInput as exc:
+        return exc.message.removeprefix("base_url：")
+    notes = base_url_notes(normalize_base_url(base_url))
+    return "调用地址：" + url + "".join(f"\n· {note}" for note in notes)
+
+
+@dataclass
+class ChannelForm:
+    """The inputs of the add/edit dialog (built inside it)."""
+
+    channel: ChannelPublic | None
+
+    def build(self) -> None:
+        channel = self.channel
+        self.name = (
+            ui.input("渠道名称", value=channel.name if channel else "").classes("w-full").mark("ch-name")
+        )
+        self.base_url = (
+            ui.input(
+                "Base URL", value=channel.base_url if channel else "", placeholder="https://api.openai.com/v1"
+            )
+            .classes("w-full")
+            .mark("ch-base-url")
+        )
+        self.url_preview = (
+            ui.label("").classes("text-xs text-gray-500 whitespace-pre-line").mark("ch-call-url")
+        )
+        self.base_url.on_value_change(lambda e: self.url_preview.set_text(call_url_preview(e.value or "")))
+        self.url_preview.set_text(call_url_preview(self.base_url.value or ""))
+        key_hint = f"留空则保持不变（{channel.api_key_masked}）" if channel else "sk-…"
+        self.api_key = (
+            ui.input("API Key", password=True, password_toggle_button=True, placeholder=key_hint)
+            .classes("w-full")
+            .mark("ch-api-key")
+        )
+        self.models = (
+            ui.textarea("模型（每行一个，或用逗号分隔）", value="\n".join(channel.models) if channel else "")
+            .props("autogrow")
+            .classes("w-full")
+            .mark("ch-model")
+        )
+        mapping = "\n".join(f"{k}={v}" for k, v in channel.model_map.items()) if channel else ""
+        self.model_map = (
+            ui.textarea("模型映射（可选，每行 用户看到的名称=上游模型 ID）", value=mapping)
+            .props("autogrow")
+            .classes("w-full")
+            .mark("ch-model-map")
+        )
+        with ui.row().classes("w-full no-wrap gap-2"):
+            self.priority = ui.number(
+                "优先级（高者优先）", value=channel.priority if channel else 0, precision=0
+            )
+            self.priority.classes("flex-1").mark("ch-priority")
+            self.weight = ui.number(
+                "权重（同优先级按比例分担）", value=channel.weight if channel else 1, min=1
+            )
+            self.weight.props("step=1").classes("flex-1").mark("ch-weight")
+        with ui.row().classes("w-full no-wrap gap-2"):
+            self.rpm = ui.number("RPM 限制", value=channel.rpm_limit if channel else 60, min=1, precision=0)
+            self.rpm.classes("flex-1").mark("ch-rpm")
+            self.auto_pause = ui.number(
+                "连续失败几次自动暂停（空=系统默认，0=从不）",
+                value=channel.auto_pause_after if channel else None,
+                min=0,
+                precision=0,
+            )
+            self.auto_pause.classes("flex-1").mark("ch-auto-pause")
+        header_names = "\n".join(f"{name}:" for name in channel.headers) if channel else ""
+        self.headers = (
+            ui.textarea("自定义请求头（每行 名称: 值；已保存的值不显示，留空保持不变）", value=header_names)
+            .props("autogrow")
+            .classes("w-full")
+            .mark("ch-headers")
+        )
+        current = (
+            "env" if not channel or not channel.proxy_set else ("direct" if channel.proxy_direct else "url")
+        )
+        self.proxy_mode = (
+            ui.select(PROXY_CHOICES, value=current, label="代理").classes("w-full").mark("ch-proxy-mode")
+        )
+        hint = "已保存（不显示），留空保持不变" if current == "url" else "socks5h://user:pass@host:1080"
+        self.proxy = ui.input("代理地址", password=True, placeholder=hint).classes("w-full").mark("ch-proxy")
+        self.proxy.bind_visibility_from(self.proxy_mode, "value", value="url")
+        self.enabled = ui.switch("启用", value=channel.is_enabled if channel else True).mark("ch-enabled")
+
+    def data(self) -> dict[str, Any]:
+        """What the dialog sends: a create's whole body, or an update's changes (secrets only when typed)."""
+        channel = self.channel
+        data: dict[str, Any] = {
+            "name": self.name.value or "",
+            "base_url": self.base_url.value or "",
+            "models": _split(self.models.value),
+            "model_map": _pairs(self.model_map.value, "="),
+            "priority": int(self.priority.value or 0),
+            "weight": int(self.weight.value) if self.weight.value is not None else 1,
+            "rpm_limit": int(self.rpm.value) if self.rpm.value is not None else 0,
+            "auto_pause_after": int(self.auto_pause.value) if self.auto_pause.value is not None else None,
+            "is_enabled": bool(self.enabled.value),
+        }
+        headers = _pairs(self.headers.value, ":")
+        stored = set(channel.headers) if channel else set()
+        # a stored header left empty keeps its value (null); a new one is sent as typed
+        data["headers"] = {k: (None if not v and k in stored else v) for k, v in headers.items()}
+        if self.api_key.value or channel is None:
+            data["api_key"] = self.api_key.value or ""
+        mode = self.proxy_mode.value
+        if mode == "env":
+            data["proxy"] = None
+        elif mode == "direct":
+            data["proxy"] = ""
+        elif self.proxy.value or not (channel and channel.proxy_set and not channel.proxy_direct):
+            data["proxy"] = self.proxy.value or "-"  # an empty custom proxy is refused as a bad URL
+        if channel is None and data["proxy"] is None:
+            data.pop("proxy")
+        return data

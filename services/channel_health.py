@@ -1,0 +1,246 @@
+"""Channel health: what the chat path saw of each channel (last success, last error, consecutive
+failures, average latency), the automatic pause after N failures in a row, and the background re-tests
+that bring a paused channel back.
+
+The chat path only touches memory (:meth:`ChannelHealth.success` / :meth:`ChannelHealth.failure` are a
+few dict operations on the event loop); a thread of its own writes what changed to ``channels`` once a
+second, at most, and pauses a channel there. A pause or a resume goes through the directory's
+``refresher.changed()``, so every instance stops (or starts) using the channel at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.models import Channel, utcnow
+from services.channels import ChannelDirectory, ChannelTarget
+
+log = logging.getLogger("pyaichat.health")
+LATENCY_WINDOW = 20  # the average latency covers this many of the last successful calls
+FLUSH_SECONDS = 1.0
+MAX_RETEST_SECONDS = 600.0
+MAX_ERROR_CHARS = 300
+
+
+@dataclass(slots=True)
+class _Health:
+    failures: int = 0
+    latencies: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    auto_pause_after: int | None = None  # the channel's own setting; None: the system default
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetestResult:
+    ok: bool
+    error: str | None = None
+    latency_ms: int | None = None
+
+
+class ChannelHealth:
+    def __init__(
+        self,
+        engine: Engine,
+        directory: ChannelDirectory,
+        default_pause_after: Callable[[], int],
+        *,
+        retest_seconds: float = 30.0,
+    ) -> None:
+        self._engine = engine
+        self._directory = directory
+        self._default_pause_after = default_pause_after
+        self.retest_seconds = retest_seconds
+        self._entries: dict[int, _Health] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._retest_task: asyncio.Task[None] | None = None
+        self._next_retest: dict[int, tuple[float, float]] = {}  # channel id -> (when, the wait after it)
+
+    # ---- what the chat path reports (event loop: memory only) ------------------------------------
+    def _entry(self, target: ChannelTarget) -> _Health:
+        entry = self._entries.get(target.id)
+        if entry is None:
+            entry = self._entries[target.id] = _Health()
+        entry.auto_pause_after = target.auto_pause_after
+        entry.dirty = True
+        return entry
+
+    def success(self, target: ChannelTarget, latency_ms: int) -> None:
+        with self._lock:
+            entry = self._entry(target)
+            entry.failures = 0
+            entry.latencies.append(max(latency_ms, 0))
+            entry.last_success_at = utcnow()
+
+    def failure(self, target: ChannelTarget, reason: str) -> None:
+        """``reason``: a reason code and its words, never a body, a URL or a key."""
+        with self._lock:
+            entry = self._entry(target)
+            entry.failures += 1
+            entry.last_error = reason[:MAX_ERROR_CHARS]
+            entry.last_error_at = utcnow()
+            pause_after = entry.auto_pause_after
+        if pause_after is None or (pause_after and entry.failures >= pause_after):
+            self._wake.set()  # a pause may be due: write now rather than within the second
+
+    # ---- the writer thread -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pyaichat-channel-health", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._retest_task is not None:
+            self._retest_task.cancel()
+            self._retest_task = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception as exc:  # the database is away: the counts stay in memory, tried again
+                log.warning("could not store the channels' health: %s", exc)
+        self.flush()
+
+    def _taken(self) -> dict[int, dict[str, Any]]:
+        """What changed since the last flush, as column values per channel; pauses decided here."""
+        default: int | None = None
+        changes: dict[int, dict[str, Any]] = {}
+        with self._lock:
+            for channel_id, entry in self._entries.items():
+                if not entry.dirty:
+                    continue
+                entry.dirty = False
+                values: dict[str, Any] = {"consecutive_failures": entry.failures}
+                if entry.last_success_at is not None:
+                    values["last_success_at"] = entry.last_success_at
+                if entry.latencies:
+                    values["latency_ms"] = round(sum(entry.latencies) / len(entry.latencies))
+                if entry.last_error_at is not None:
+                    values["last_error"] = entry.last_error
+                    values["last_error_at"] = entry.last_error_at
+                pause_after = entry.auto_pause_after
+                if pause_after is None:
+                    default = self._default_pause_after() if default is None else default
+                    pause_after = default
+                if pause_after > 0 and entry.failures >= pause_after:
+                    values["auto_paused"] = True
+                    entry.failures = 0  # counted again from here once it resumes
+                changes[channel_id] = values
+        return changes
+
+    def flush(self) -> None:
+        changes = self._taken()
+        if not changes:
+            return
+        paused: list[int] = []
+        with Session(self._engine) as session:
+            for channel_id, values in changes.items():
+                query = update(Channel).where(col(Channel.id) == channel_id)
+                if values.get("auto_paused"):  # never pause a channel the admin has just disabled
+                    query = query.where(col(Channel.is_enabled).is_(True))
+                    paused.append(channel_id)
+                session.execute(query.values(**values))
+            session.commit()
+        if paused:
+            log.warning("channels %s paused after consecutive failures; re-tested in the background", paused)
+            now = time.monotonic()
+            for channel_id in paused:
+                self._next_retest[channel_id] = (now + self.retest_seconds, self.retest_seconds)
+            self._directory.refresher.changed()
+
+    # ---- background re-tests of paused channels (event loop) -------------------------------------
+    def start_retests(self, probe: Callable[[Channel], Awaitable[RetestResult]]) -> None:
+        if self._retest_task is None:
+            self._retest_task = asyncio.get_running_loop().create_task(self._retest_loop(probe))
+
+    async def _retest_loop(self, probe: Callable[[Channel], Awaitable[RetestResult]]) -> None:
+        tick = max(min(self.retest_seconds / 2, 5.0), 0.2)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.retest_due(probe)
+            except Exception as exc:
+                log.warning("channel re-tests failed: %s", exc)
+
+    def _paused(self) -> list[Channel]:
+        with Session(self._engine) as session:
+            query = select(Channel).where(
+                col(Channel.auto_paused).is_(True), col(Channel.is_enabled).is_(True)
+            )
+            return list(session.exec(query).all())
+
+    async def retest_due(self, probe: Callable[[Channel], Awaitable[RetestResult]]) -> None:
+        """Test each paused channel whose turn has come; a pass resumes it, a failure doubles its wait
+        (up to ``MAX_RETEST_SECONDS``)."""
+        now = time.monotonic()
+        for channel in await asyncio.to_thread(self._paused):
+            assert channel.id is not None
+            when, wait = self._next_retest.setdefault(channel.id, (now, self.retest_seconds))
+            if when > now:
+                continue
+            result = await probe(channel)
+            if result.ok:
+                self._next_retest.pop(channel.id, None)
+                await asyncio.to_thread(self.resumed, channel.id, result.latency_ms)
+                log.info("channel %s (%s) passed its re-test and serves again", channel.id, channel.name)
+            else:
+                wait = min(wait * 2, MAX_RETEST_SECONDS)
+                self._next_retest[channel.id] = (time.monotonic() + wait, wait)
+                await asyncio.to_thread(self._store_error, channel.id, result.error or "re-test failed")
+
+    def resumed(self, channel_id: int, latency_ms: int | None = None) -> None:
+        """A test passed (background or the admin's button): the channel serves again, here at once."""
+        with self._lock:
+            entry = self._entries.get(channel_id)
+            if entry is not None:
+                entry.failures = 0
+        values: dict[str, Any] = {
+            "auto_paused": False,
+            "consecutive_failures": 0,
+            "last_success_at": utcnow(),
+        }
+        if latency_ms is not None:
+            values["latency_ms"] = latency_ms
+        with Session(self._engine) as session:
+            was_paused = session.exec(
+                select(Channel.auto_paused).where(col(Channel.id) == channel_id)
+            ).first()
+            session.execute(update(Channel).where(col(Channel.id) == channel_id).values(**values))
+            session.commit()
+        self._next_retest.pop(channel_id, None)
+        if was_paused:
+            self._directory.refresher.changed()
+
+    def _store_error(self, channel_id: int, error: str) -> None:
+        with Session(self._engine) as session:
+            session.execute(
+                update(Channel)
+                .where(col(Channel.id) == channel_id)
+                .values(last_error=error[:MAX_ERROR_CHARS], last_error_at=utcnow())
+            )
+            session.commit()

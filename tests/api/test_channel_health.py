@@ -1,0 +1,156 @@
+"""Channel health (issue 17 point 8): what the calls tell of each channel, the automatic pause after N
+failures in a row, the background re-test that resumes it, the admin's resume, and the test button's
+two calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.chat_helpers import add_channel, chat_body, unique_model
+from tests.conftest import SHARED_APP_ENV
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
+from tests.upstream_server import UpstreamServer
+
+
+def _channel(client: httpx.Client, headers: dict, channel_id: int) -> dict:
+    listing = client.get("/api/admin/channels", headers=headers).json()
+    return next(item for item in listing if item["id"] == channel_id)
+
+
+def _scenarios(upstream: UpstreamServer, model: str) -> list[str]:
+    return [item.scenario for item in upstream.received if item.body.get("model") == model]
+
+
+def test_failures_pause_the_channel_and_the_admin_resumes_it(
+    client: httpx.Client, admin_headers: dict, upstream: UpstreamServer
+) -> None:
+    model = unique_model("pause")
+    failing = add_channel(
+        client,
+        admin_headers,
+        base_url=upstream.base_url("error500"),
+        model=model,
+        priority=5,
+        auto_pause_after=2,
+    )
+    healthy = add_channel(client, admin_headers, base_url=upstream.base_url("ok"), model=model)
+    assert failing["status"] == "enabled" and failing["auto_pause_after"] == 2
+    for _ in range(2):
+        assert client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 200
+
+    wait_until(
+        lambda: _channel(client, admin_headers, failing["id"])["status"] == "auto_paused", what="pause"
+    )
+    paused = _channel(client, admin_headers, failing["id"])
+    assert paused["consecutive_failures"] == 2 and paused["is_enabled"] is True
+    assert paused["last_error"].startswith("HTTP 500") and "upstream" not in paused["last_error"].lower()
+    assert paused["last_error_at"] is not None
+    wait_until(lambda: _channel(client, admin_headers, healthy["id"])["last_success_at"] is not None)
+    assert isinstance(_channel(client, admin_headers, healthy["id"])["latency_ms"], int)
+
+    before = len(_scenarios(upstream, model))
+    assert client.post("/api/chat/completions", json=chat_body(model, stream=True)).status_code == 200
+    assert _scenarios(upstream, model)[before:] == ["ok"], "a paused channel is not tried"
+
+    resumed = client.post(f"/api/admin/channels/{failing['id']}/resume", headers=admin_headers)
+    assert resumed.status_code == 200 and resumed.json()["status"] == "enabled"
+    assert resumed.json()["consecutive_failures"] == 0
+    before = len(_scenarios(upstream, model))
+    client.post("/api/chat/completions", json=chat_body(model, stream=False))
+    assert _scenarios(upstream, model)[before:] == ["error500", "ok"], "tried again at once"
+
+
+def test_zero_never_pauses_and_caller_errors_do_not_count(
+    client: httpx.Client, admin_headers: dict, upstream: UpstreamServer
+) -> None:
+    model = unique_model("never")
+    never = add_channel(
+        client, admin_headers, base_url=upstream.base_url("error500"), model=model, auto_pause_after=0
+    )
+    for _ in range(3):
+        assert client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 503
+    wait_until(lambda: _channel(client, admin_headers, never["id"])["consecutive_failures"] == 3)
+    assert _channel(client, admin_headers, never["id"])["status"] == "enabled"
+
+    busy_model = unique_model("busy")
+    busy = add_channel(
+        client, admin_headers, base_url=upstream.base_url("error429"), model=busy_model, auto_pause_after=1
+    )
+    for _ in range(2):
+        client.post("/api/chat/completions", json=chat_body(busy_model, stream=False))
+    marker = unique_model("marker")
+    marked = add_channel(
+        client, admin_headers, base_url=upstream.base_url("error500"), model=marker, auto_pause_after=1
+    )
+    client.post("/api/chat/completions", json=chat_body(marker, stream=False))
+    wait_until(lambda: _channel(client, admin_headers, marked["id"])["status"] == "auto_paused")
+    # the health writer has flushed past the 429s: they were not counted
+    after = _channel(client, admin_headers, busy["id"])
+    assert after["status"] == "enabled" and after["consecutive_failures"] == 0
+
+
+def test_test_button_tries_a_plain_and_a_streamed_call(
+    client: httpx.Client, admin_headers: dict, upstream: UpstreamServer
+) -> None:
+    good = add_channel(client, admin_headers, base_url=upstream.base_url("ok"), model=unique_model())
+    result = client.post(f"/api/admin/channels/{good['id']}/test", headers=admin_headers).json()
+    assert result == {**result, "ok": True, "stream_ok": True, "status_code": 200, "error": None}
+    sent = [item for item in upstream.received if item.body.get("model") == good["model_id"]]
+    assert [bool(item.body.get("stream")) for item in sent] == [False, True]
+
+    plain_only = add_channel(
+        client, admin_headers, base_url=upstream.base_url("plainonly"), model=unique_model()
+    )
+    result = client.post(f"/api/admin/channels/{plain_only['id']}/test", headers=admin_headers).json()
+    assert (
+        result["ok"] is False and result["stream_ok"] is False and result["error"].startswith("流式调用失败")
+    )
+
+    bad = add_channel(client, admin_headers, base_url=upstream.base_url("error401"), model=unique_model())
+    result = client.post(f"/api/admin/channels/{bad['id']}/test", headers=admin_headers).json()
+    assert (
+        result["ok"] is False and result["stream_ok"] is None and result["error"].startswith("非流式调用失败")
+    )
+    assert bad["plain_key"] not in str(result)
+
+
+@pytest.fixture(scope="module")
+def fast_retest_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir: Path = tmp_path_factory.mktemp("retest-app")
+    env = production_env(data_dir, **SHARED_APP_ENV, CHANNEL_RETEST_SECONDS="0.3")
+    with run_app(env, log_path=data_dir / "app.log") as app:
+        yield app.base_url
+
+
+def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_app: str) -> None:
+    upstream = UpstreamServer().start()
+    try:
+        with httpx.Client(base_url=fast_retest_app, timeout=HANG_SECONDS) as client:
+            login = client.post(
+                "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            model = unique_model("recover")
+            channel = add_channel(
+                client, headers, base_url=upstream.base_url("switch"), model=model, auto_pause_after=1
+            )
+            assert (
+                client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 503
+            )
+            wait_until(lambda: _channel(client, headers, channel["id"])["status"] == "auto_paused")
+            missing = client.post("/api/chat/completions", json=chat_body(model, stream=False))
+            assert missing.status_code == 404, "no channel serves the model while it is paused"
+            # the background re-tests keep failing (and back off) until the upstream recovers
+            wait_until(lambda: len(upstream.requests_for("switch")) >= 2, what="a background re-test")
+            assert _channel(client, headers, channel["id"])["status"] == "auto_paused"
+            upstream.switch_failing = False
+            wait_until(lambda: _channel(client, headers, channel["id"])["status"] == "enabled", what="resume")
+            assert (
+                client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 200
+            )
+    finally:
+        upstream.stop()
