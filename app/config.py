@@ -86,11 +86,22 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=0, ge=0, le=1_000_000)  # 0: no limit (docs/configuration.md)
     cache_refresh_seconds: float = Field(default=2.0, ge=0.5, le=300)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
+    # a PEM file of CAs trusted for upstream calls in addition to the public roots
+    upstream_ca_bundle: str | None = None
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("upstream_ca_bundle", mode="before")
+    @classmethod
+    def _readable_ca_bundle(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not os.path.isfile(value):
+            raise ValueError("UPSTREAM_CA_BUNDLE must name a readable PEM file")
+        return value
 
     @field_validator("admin_username")
     @classmethod

@@ -223,6 +223,11 @@ class ChatLogPublic(BaseModel):
     channel_id: int | None
     channel_name: str | None
     status: str = Field(examples=["ok", "upstream_error", "client_aborted", "timeout", "server_shutdown"])
+    error: str | None = Field(
+        default=None,
+        description="a reason code (docs/api.md#reason-codes) when the call failed",
+        examples=["tls"],
+    )
     prompt_tokens: int | None
     completion_tokens: int | None
     tokens_estimated: bool = Field(description="true when the upstream reported no usage")

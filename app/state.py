@@ -67,7 +67,9 @@ class AppState:
         )
         period = settings.cache_refresh_seconds
         directory = ChannelDirectory(engine, cipher, period)
-        http_client = UpstreamClient(timeouts, max_answer_bytes=settings.max_upstream_body_bytes)
+        http_client = UpstreamClient(
+            timeouts, max_answer_bytes=settings.max_upstream_body_bytes, ca_bundle=settings.upstream_ca_bundle
+        )
         log_writer = LogWriter(engine, settings.zone, journal_dir=settings.journal_dir)
         limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
         limiter = RateLimiter(limit_backend)

@@ -94,7 +94,8 @@ class CallLog:
     def is_cut(self) -> bool:
         return self._cut
 
-    def write(self, status: str) -> None:
+    def write(self, status: str, error: str | None = None) -> None:
+        """Once; ``error``: the reason code of a failed call (services/reasons.py)."""
         if self._written:
             return
         self._written = True
@@ -120,6 +121,7 @@ class CallLog:
                     status=status,
                     tokens_estimated=estimated,
                     duration_ms=_count(int((time.monotonic() - self.started) * 1000)),
+                    error=error,
                 )
             )
         finally:

@@ -4,7 +4,9 @@ A journal line is text, one call per line, written with one ``write`` on the cha
 it must cost about as little as the write itself (measured: ~2 µs here, against ~6-9 µs for
 ``json.dumps`` of the same fields)::
 
-    <crc32 of the rest, 8 hex digits> TAB <seq> TAB <the 11 fields of CallRecord, TAB-separated> LF
+    <crc32 of the rest, 8 hex digits> TAB <seq> TAB <the 12 fields of CallRecord, TAB-separated> LF
+
+Lines written before the ``error`` field existed carry 11 fields; they read back with ``error`` null.
 
 ``\\N`` is a null; in text fields a backslash, tab, CR or LF is escaped as ``\\\\``, ``\\t``, ``\\r``,
 ``\\n``; ``created_at`` is whole microseconds since the Unix epoch (UTC); ``tokens_estimated`` is 0/1.
@@ -23,7 +25,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _ESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
 _ESCAPED = re.compile(r"\\(.)")
-FIELD_COUNT = 12  # seq + the 11 fields
+FIELD_COUNT = 13  # seq + the 12 fields
+_OLD_FIELD_COUNT = 12  # lines journaled before ``error`` was added
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class CallRecord:
     status: str
     tokens_estimated: bool
     duration_ms: int
+    error: str | None = None  # a reason code (services/reasons.py), never a body or a URL
 
 
 def _escape(value: str | None) -> str:
@@ -59,6 +63,7 @@ def encode_fields(c: CallRecord) -> bytes:
     """The record's part of its journal line (everything after the sequence number). Written out
     inline: this runs on the chat path once per call, and each helper call here cost ~0.3 µs."""
     username, ip, model, status = c.username, c.ip_address, c.model_id, c.status
+    # ``error`` is a reason code from a closed set of lower-case words: it never needs escaping
     # a text needs escaping only when it holds a backslash or a control character (rare: one test each)
     if username is None or not username.isprintable() or "\\" in username:
         username = _escape(username)
@@ -74,7 +79,7 @@ def encode_fields(c: CallRecord) -> bytes:
         f"{NULL if c.prompt_tokens is None else c.prompt_tokens}\t"
         f"{NULL if c.completion_tokens is None else c.completion_tokens}\t"
         f"{(c.created_at - _EPOCH) // _MICROSECOND}\t{status}\t{1 if c.tokens_estimated else 0}\t"
-        f"{c.duration_ms}"
+        f"{c.duration_ms}\t{NULL if c.error is None else c.error}"
     ).encode()
 
 
@@ -93,9 +98,25 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
         if int(line[:8], 16) != zlib.crc32(body):
             return None
         parts = body.decode("utf-8").split("\t")
-        if len(parts) != FIELD_COUNT:
+        if len(parts) == _OLD_FIELD_COUNT:
+            parts.append(NULL)
+        elif len(parts) != FIELD_COUNT:
             return None
-        seq, user_id, username, ip, channel_id, model_id, prompt, completion, created, status, est, ms = parts
+        (
+            seq,
+            user_id,
+            username,
+            ip,
+            channel_id,
+            model_id,
+            prompt,
+            completion,
+            created,
+            status,
+            est,
+            ms,
+            err,
+        ) = parts
         ip_address = ip if "\\" not in ip else _unescape(ip)
         model = model_id if "\\" not in model_id else _unescape(model_id)
         state = status if "\\" not in status else _unescape(status)
@@ -113,6 +134,7 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
             status=state,
             tokens_estimated=est == "1",
             duration_ms=int(ms),
+            error=None if err == NULL else err,
         )
         return int(seq), record
     except (ValueError, OverflowError):  # UnicodeDecodeError is a ValueError

@@ -234,6 +234,19 @@ def resume_channel(*, session: Session, channel_id: int) -> Channel:
     return channel
 
 
+def mark_stream_options_unsupported(*, engine: Engine, channel_id: int) -> bool:
+    """Remember that the channel's upstream refuses ``stream_options``: later streams leave it out.
+    True when this changed the row."""
+    with Session(engine) as session:
+        channel = session.get(Channel, channel_id)
+        if channel is None or channel.stream_options_unsupported:
+            return False
+        channel.stream_options_unsupported = True
+        session.add(channel)
+        session.commit()
+        return True
+
+
 def delete_channel(*, session: Session, channel_id: int) -> None:
     channel = get_channel(session=session, channel_id=channel_id)
     session.delete(channel)
@@ -257,6 +270,7 @@ class ChannelTarget:
     headers: Mapping[str, str] = field(default_factory=dict)
     proxy: str | None = None  # None: the environment's; "": direct
     auto_pause_after: int | None = None
+    stream_options_unsupported: bool = False  # the upstream refuses ``stream_options``: never sent
 
     @property
     def completions_url(self) -> str:
@@ -344,6 +358,11 @@ class ChannelDirectory:
                 what,
             )
 
+    def remember_stream_options_unsupported(self, channel_id: int) -> None:
+        """Blocking (a database write): run it off the event loop."""
+        if mark_stream_options_unsupported(engine=self._engine, channel_id=channel_id):
+            self.refresher.changed()
+
     def _load(self) -> None:
         with Session(self._engine) as session:
             bounded_reads(session)
@@ -381,6 +400,7 @@ class ChannelDirectory:
                     headers=headers,
                     proxy=proxy,
                     auto_pause_after=row.auto_pause_after,
+                    stream_options_unsupported=bool(row.stream_options_unsupported),
                 )
                 by_model.setdefault(public, []).append(target)
         self._by_model = by_model

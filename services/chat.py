@@ -15,8 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import anyio
-import httpx
+import aiohttp
 
 from services.call_log import Caller, CallLog
 from services.channel_health import ChannelHealth
@@ -26,12 +25,15 @@ from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
+from services.reasons import in_words, is_timeout, reason_for_status
 from services.settings import SettingsStore
 from services.upstream import (
     ChunkNormalizer,
     UpstreamClient,
+    UpstreamFailure,
     UpstreamProtocolError,
     UpstreamTimeouts,
+    completion_as_events,
     iter_sse_payloads,
     normalize_completion,
     usage_of,
@@ -54,16 +56,9 @@ class StreamPiece:
 
 _T = TypeVar("_T")
 # what counts as a channel's success: the response (status 200), its channel, the call's log row
-_Accept = Callable[[httpx.Response, ChannelTarget, "CallLog"], Awaitable[_T]]
-
-
-class _ChannelFailed(Exception):
-    def __init__(self, reason: str, *, timeout: bool = False, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.timeout = timeout
-        self.status = status
-
-
+_Accept = Callable[[aiohttp.ClientResponse, ChannelTarget, "CallLog"], Awaitable[_T]]
+# how many bytes of a refusal are read to see whether it names ``stream_options``
+_REFUSAL_BYTES = 64 * 1024
 # statuses that say the request was wrong, not the channel: they never count against its health
 _CALLER_STATUSES = frozenset({400, 413, 422, 429})
 
@@ -86,7 +81,8 @@ class ChatStream:
     def __init__(
         self,
         *,
-        response: httpx.Response,
+        response: aiohttp.ClientResponse,
+        close: Callable[[aiohttp.ClientResponse], None],
         events: AsyncIterator[tuple[str, dict[str, Any]]],
         first: tuple[str, dict[str, Any]],
         call: CallLog,
@@ -94,6 +90,7 @@ class ChatStream:
         target: ChannelTarget,
     ) -> None:
         self._response = response
+        self._close = close
         self._events = events
         self._first = first
         self._call = call
@@ -146,8 +143,7 @@ class ChatStream:
             self._waiting = None
 
     async def _close_upstream(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._response.aclose()
+        self._close(self._response)  # synchronous: nothing a cancellation could interrupt
 
     def _piece(self, data: str, chunk: dict[str, Any], normalizer: ChunkNormalizer) -> StreamPiece | None:
         usage = usage_of(chunk)
@@ -179,7 +175,7 @@ class ChatStream:
 
     async def _generate(self) -> AsyncGenerator[StreamPiece]:
         self._started = True
-        status = "client_aborted"
+        status, reason = "client_aborted", ""
         normalizer = ChunkNormalizer()
         try:
             try:
@@ -193,10 +189,11 @@ class ChatStream:
                     piece = self._piece(*event, normalizer)
                     if piece is not None:
                         yield piece
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                status, reason = "timeout", _describe(exc)
-            except (httpx.HTTPError, UpstreamProtocolError) as exc:
-                status, reason = "upstream_error", _describe(exc)
+            except UpstreamFailure as exc:
+                status, reason = ("timeout" if is_timeout(exc.reason) else "upstream_error"), exc.reason
+            except Exception:
+                log.exception("channel %s: the stream failed on our side", self.channel.id)
+                status, reason = "upstream_error", "server_error"
             else:
                 status, reason = ("ok", "") if event is None else ("server_shutdown", "cut by the shutdown")
             last: list[StreamPiece] = []  # sent once the row is written
@@ -206,9 +203,11 @@ class ChatStream:
                 last = [tail, done] if tail else [done]
             else:
                 log.warning("channel %s: the stream ended early (%s: %s)", self.channel.id, status, reason)
-                error: DomainError = ShuttingDown() if status == "server_shutdown" else UpstreamUnavailable()
+                error: DomainError = (
+                    ShuttingDown() if status == "server_shutdown" else UpstreamUnavailable(reason=reason)
+                )
                 last = [StreamPiece(sse=_sse(error.body()), error=error)]
-            self._call.write(status)
+            self._call.write(status, None if status in ("ok", "server_shutdown") else reason)
             for piece in last:
                 yield piece
         finally:
@@ -278,7 +277,9 @@ class ChatService:
     @staticmethod
     def _payload(body: dict[str, Any], target: ChannelTarget, *, stream: bool) -> dict[str, Any]:
         payload = {**body, "model": target.model_id, "stream": stream}
-        if stream:
+        if stream and target.stream_options_unsupported:
+            payload.pop("stream_options", None)
+        elif stream:
             options = payload.get("stream_options")
             payload["stream_options"] = {
                 **(options if isinstance(options, dict) else {}),
@@ -308,13 +309,20 @@ class ChatService:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
-        async def first_event(response: httpx.Response, target: ChannelTarget, call: CallLog) -> ChatStream:
-            events = iter_sse_payloads(self.client.lines(response))
+        async def first_event(
+            response: aiohttp.ClientResponse, target: ChannelTarget, call: CallLog
+        ) -> ChatStream:
+            events: AsyncIterator[tuple[str, dict[str, Any]]]
+            if response.content_type == "application/json":  # an upstream that ignores ``stream: true``
+                events = completion_as_events(_completion(await self.client.read_answer(response)))
+            else:
+                events = iter_sse_payloads(self.client.lines(response))
             first = await anext(events, None)
             if first is None:
-                raise _ChannelFailed("the stream ended before its first event")
+                raise UpstreamProtocolError("the stream ended before its first event")
             return ChatStream(
                 response=response,
+                close=self.client.close,
                 events=events,
                 first=first,
                 call=call,
@@ -328,15 +336,9 @@ class ChatService:
         """A non-streamed call: the upstream's ``chat.completion`` with reasoning normalised."""
 
         async def whole_answer(
-            response: httpx.Response, _target: ChannelTarget, call: CallLog
+            response: aiohttp.ClientResponse, _target: ChannelTarget, call: CallLog
         ) -> dict[str, Any]:
-            raw = await self.client.read_answer(response)
-            try:
-                answer = json.loads(raw)
-            except ValueError:
-                raise _ChannelFailed("not JSON") from None
-            if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
-                raise _ChannelFailed("not a chat completion")
+            answer = _completion(await self.client.read_answer(response))
             content, reasoning = normalize_completion(answer)
             call.usage = usage_of(answer)
             call.texts += [content, reasoning]
@@ -367,6 +369,7 @@ class ChatService:
             call.on_cut(lambda: _cancel(task))
         all_timeouts = True
         tried = False
+        reason = ""
         try:
             for target in candidates:
                 if not await self._take_channel_slot(target):
@@ -376,21 +379,19 @@ class ChatService:
                 started = time.monotonic()
                 try:
                     result = await self._try_channel(target, body, call, stream=stream, accept=accept)
-                except (httpx.TimeoutException, TimeoutError):
-                    failure = "timeout"
-                    counts = True
-                except (httpx.HTTPError, UpstreamProtocolError, _ChannelFailed) as exc:
-                    failure, all_timeouts = _describe(exc), False
-                    counts = not (isinstance(exc, _ChannelFailed) and exc.status in _CALLER_STATUSES)
+                except UpstreamFailure as exc:
+                    reason, failure, status = exc.reason, str(exc), exc.status
                 else:
                     if self.health is not None:
                         self.health.success(target, int((time.monotonic() - started) * 1000))
                     return result
-                if self.health is not None and counts:
-                    self.health.failure(target, _in_words(failure))
+                all_timeouts = all_timeouts and is_timeout(reason)
+                if self.health is not None and status not in _CALLER_STATUSES:
+                    self.health.failure(target, in_words(reason, status))
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
         except Exception:
-            call.write("upstream_error")  # a fault of ours, answered as a 500 by the caller
+            log.exception("chat call failed on our side")
+            call.write("upstream_error", "server_error")  # a fault of ours, answered as a 500 by the caller
             raise
         except asyncio.CancelledError:
             if call.is_cut() and task is not None:  # our own cut: answered, not propagated
@@ -404,8 +405,8 @@ class ChatService:
             raise
         if not tried:
             raise await self._all_busy(candidates)
-        call.write("timeout" if all_timeouts else "upstream_error")
-        raise UpstreamUnavailable()
+        call.write("timeout" if all_timeouts else "upstream_error", reason)
+        raise UpstreamUnavailable(reason=reason)
 
     async def _try_channel(
         self,
@@ -418,24 +419,57 @@ class ChatService:
     ) -> _T:
         """Post to one channel and hand a 200 to ``accept``; a stream must send its first event within
         ``first_byte`` seconds, a whole answer must have arrived within ``idle`` seconds (the whole wait,
-        however the bytes trickle in). The response is closed, shielded from cancellation, on any
-        failure."""
-        response: httpx.Response | None = None
+        however the bytes trickle in). The response is closed on any failure or cancellation, which
+        ends the upstream request at once (closing is synchronous: no await a cancellation could cut).
+
+        A stream refused with a 4xx that names ``stream_options`` is asked again once without it, and
+        the channel remembers to leave it out (older vLLM, some Azure deployments)."""
+        response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.timeouts.first_byte if stream else self.timeouts.idle):
+                payload = self._payload(body, target, stream=stream)
+                headers = self._headers(target, stream=stream)
                 response = await self.client.post_json(
-                    target.completions_url,
-                    self._payload(body, target, stream=stream),
-                    self._headers(target, stream=stream),
+                    target.completions_url, payload, headers, proxy=target.proxy
                 )
-                if response.status_code != 200:
-                    raise _ChannelFailed(f"HTTP {response.status_code}", status=response.status_code)
-                return await accept(response, target, call)
+                if (
+                    response.status != 200
+                    and stream
+                    and "stream_options" in payload
+                    and await self._refuses_stream_options(response)
+                ):
+                    self.client.close(response)
+                    response = None
+                    await asyncio.to_thread(self.directory.remember_stream_options_unsupported, target.id)
+                    payload.pop("stream_options")
+                    response = await self.client.post_json(
+                        target.completions_url, payload, headers, proxy=target.proxy
+                    )
+                if response.status != 200:
+                    raise UpstreamFailure(
+                        reason_for_status(response.status), f"HTTP {response.status}", status=response.status
+                    )
+                result = await accept(response, target, call)
+        except TimeoutError as exc:  # our own deadline (the client's own timeouts arrive as failures)
+            if response is not None:
+                self.client.close(response)
+            raise UpstreamFailure("timeout_first_event" if stream else "timeout_idle", "deadline") from exc
         except BaseException:
             if response is not None:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+                self.client.close(response)
             raise
+        if not stream:  # read to its end: the connection is back in the pool
+            self.client.close(response)
+        return result
+
+    async def _refuses_stream_options(self, response: aiohttp.ClientResponse) -> bool:
+        if not 400 <= response.status < 500 or response.status in (401, 403, 429):
+            return False
+        try:
+            head = await response.content.read(_REFUSAL_BYTES)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return b"stream_options" in head
 
     def model_names(self) -> list[tuple[str, str]]:
         return [(info.id, info.name) for info in self.directory.models()]
@@ -445,24 +479,12 @@ def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
 
 
-def _in_words(failure: str) -> str:
-    """A channel's last error as the admin reads it (no body, URL or key is ever in ``failure``)."""
-    if failure == "timeout":
-        return "timeout: 上游在时限内没有响应"
-    if failure.startswith("HTTP 5"):
-        return f"{failure}: 上游服务器出错"
-    if failure in ("HTTP 401", "HTTP 403"):
-        return f"{failure}: API Key 无效或没有权限"
-    if failure == "HTTP 404":
-        return f"{failure}: 上游找不到该模型或地址"
-    if failure.startswith(("ConnectError", "ConnectTimeout")):
-        return f"{failure}: 无法连接上游"
-    return failure
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, _ChannelFailed):
-        return str(exc)
-    if isinstance(exc, UpstreamProtocolError):
-        return f"{exc.reason}: {exc}"
-    return type(exc).__name__
+def _completion(raw: bytes) -> dict[str, Any]:
+    """A whole ``chat.completion``, or :class:`UpstreamProtocolError`."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise UpstreamProtocolError("not JSON") from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
+        raise UpstreamProtocolError("not a chat completion")
+    return answer

@@ -111,9 +111,18 @@ class RateLimited(_RetryAfterError):
 
 
 class UpstreamUnavailable(_RetryAfterError):
+    """``reason``: the last channel's reason code (services/reasons.py), which the chat page turns into
+    words (overloaded, misconfigured, unreachable); the API body keeps the one generic message."""
+
     status = 503
     type = "upstream_error"
     default_message = "上游渠道暂时不可用，请稍后再试"
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.reason = reason
 
 
 class LimiterUnavailable(_RetryAfterError):

@@ -144,6 +144,7 @@ def _row_dict(log: ChatLog, channel_name: str | None) -> dict[str, Any]:
         "channel_id": log.channel_id,
         "channel_name": channel_name,
         "status": log.status,
+        "error": log.error,
         "prompt_tokens": log.prompt_tokens,
         "completion_tokens": log.completion_tokens,
         "tokens_estimated": log.tokens_estimated,
@@ -209,6 +210,8 @@ EXPORT_COLUMNS = (
     ExportColumn("completion_tokens", "plain", ChatLog.completion_tokens),
     ExportColumn("tokens_estimated", "flag", ChatLog.tokens_estimated),
     ExportColumn("duration_ms", "plain", ChatLog.duration_ms),
+    # last, so that readers of the earlier columns by position are not shifted
+    ExportColumn("error", "plain", ChatLog.error),  # a reason code (services/reasons.py) or empty
 )
 
 

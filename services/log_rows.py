@@ -36,6 +36,7 @@ def sqlite_row(c: CallRecord) -> tuple[object, ...]:
         c.status,
         1 if c.tokens_estimated else 0,
         c.duration_ms,
+        c.error,
     )
 
 

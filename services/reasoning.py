@@ -51,6 +51,10 @@ class ThinkTagSplitter:
                 self._held = buffer
                 return "", ""
             if not stripped.startswith(OPEN_TAG):
+                index = buffer.find(CLOSE_TAG)
+                if index >= 0 and OPEN_TAG not in buffer[:index]:  # the block opened in the prompt
+                    self._state = _AFTER_THINKING
+                    return buffer[:index], self.feed(buffer[index + len(CLOSE_TAG) :])[1]
                 self._state = _PLAIN
                 return "", buffer
             self._state = _THINKING
@@ -71,7 +75,12 @@ class ThinkTagSplitter:
 
 
 def split_think_tags(text: str) -> tuple[str, str]:
-    """``(reasoning, content)`` of a complete answer."""
+    """``(reasoning, content)`` of a complete answer. An answer with a ``</think>`` and no ``<think>``
+    before it (vLLM-served R1 distills, whose chat template already opened the block in the prompt) has
+    its text before the tag as reasoning."""
+    close = text.find(CLOSE_TAG)
+    if close >= 0 and OPEN_TAG not in text[:close]:
+        return text[:close].strip(), text[close + len(CLOSE_TAG) :].lstrip("\r\n")
     splitter = ThinkTagSplitter()
     reasoning, content = splitter.feed(text)
     tail_reasoning, tail_content = splitter.flush()

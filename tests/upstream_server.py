@@ -28,6 +28,9 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``hugelate-MB``: a stream whose first event is ordinary, then one line of MB MiB
 - ``drip-MS``: the head at once, then one byte every MS milliseconds, never finishing (a JSON answer
   padded with spaces; a stream's second line): until the client leaves
+- ``nostreamoptions``: a 400 naming ``stream_options`` whenever the request carries it (older vLLM)
+- ``jsonstream``: a plain ``chat.completion`` JSON answer even to ``stream: true``
+- ``thinkopen``: reasoning closed by ``</think>`` without an opening tag (vLLM-served R1 distills)
 - ``silent``: no response at all; the client's leaving is recorded (as a cancelled end)
 - ``probe-N``: thinking, then an answer carrying the probe's payloads (:func:`probe_answer`: images,
   a form, styles, an iframe, event attributes, a ``javascript:`` link), in pieces of N characters (7) so
@@ -207,6 +210,9 @@ class UpstreamServer:
     def base_url(self, scenario: str = "ok") -> str:
         return f"http://127.0.0.1:{self.port}/{scenario}/v1"
 
+    def https_base_url(self, scenario: str = "ok", host: str = "localhost") -> str:
+        return f"https://{host}:{self.port}/{scenario}/v1"
+
     def requests_for(self, scenario: str) -> list[Received]:
         return [item for item in self.received if item.scenario == scenario]
 
@@ -233,9 +239,17 @@ class UpstreamServer:
         self.exfil_hits.clear()
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> UpstreamServer:
+    def start(self, *, certfile: str | None = None, keyfile: str | None = None) -> UpstreamServer:
+        """With ``certfile`` / ``keyfile`` it serves HTTPS (``https_base_url``)."""
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", log_config=None
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            log_config=None,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         logging.getLogger("uvicorn.error").addFilter(_hide_intended_cuts)
         self._server = uvicorn.Server(config)
@@ -289,6 +303,11 @@ class UpstreamServer:
             await asyncio.sleep((params[0] if params else 50) / 1000)
         model = str(body.get("model", "test-model"))
         stream = bool(body.get("stream"))
+        if name == "nostreamoptions" and "stream_options" in body:
+            detail = {"error": {"message": "extra field not permitted: stream_options", "code": 400}}
+            return JSONResponse(detail, status_code=400)
+        if name == "jsonstream":
+            return JSONResponse(self._full_answer(name, model, body))
         if name == "silent":
             while (await request.receive())["type"] != "http.disconnect":
                 continue
@@ -366,6 +385,8 @@ class UpstreamServer:
             message["content"] = "<think>" + "".join(THINKING_WORDS) + "</think>" + "".join(ANSWER_WORDS)
         elif name == "cjk":
             message["content"] = "".join(CJK_ANSWER)
+        elif name == "thinkopen":
+            message["content"] = "".join(THINKING_WORDS) + "</think>\n\n" + "".join(ANSWER_WORDS)
         answer: dict[str, Any] = {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -397,6 +418,12 @@ class UpstreamServer:
                 yield _chunk(model, {}, finish="stop")
                 if include_usage:
                     yield _usage_chunk(model, 11, 9)
+                yield b"data: [DONE]\n\n"
+                return
+            if name == "thinkopen":
+                for piece in ["Let me think.</think>", "\n\nHel", "lo there."]:
+                    yield _chunk(model, {"content": piece})
+                yield _chunk(model, {}, finish="stop")
                 yield b"data: [DONE]\n\n"
                 return
             if name == "probe":

@@ -32,6 +32,7 @@ COLUMNS = [
     {"name": "model", "label": "模型", "field": "model", "align": "left"},
     {"name": "channel", "label": "渠道", "field": "channel", "align": "left"},
     {"name": "status", "label": "状态", "field": "status", "align": "left"},
+    {"name": "error", "label": "原因", "field": "error", "align": "left"},
     {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right"},
     {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right"},
     {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right"},
@@ -147,6 +148,7 @@ def register(state: AppState) -> None:
                         "channel": item["channel_name"]
                         or (f"#{item['channel_id']}" if item["channel_id"] else "—"),
                         "status": STATUS_LABELS.get(item["status"], item["status"]),
+                        "error": item["error"] or "",
                         "prompt": _tokens(item["prompt_tokens"], item["tokens_estimated"]),
                         "completion": _tokens(item["completion_tokens"], item["tokens_estimated"]),
                         "duration": item["duration_ms"],

@@ -79,4 +79,5 @@ def test_the_header_names_every_column_and_the_zone(tmp_path: Path) -> None:
     engine = migrated_engine(tmp_path / "chat.db")
     [header] = _parse(list(export_csv(engine=engine, flt=LogFilter(), zone=ZoneInfo("Asia/Shanghai"))))
     assert header == [c.header.format(zone="Asia/Shanghai") for c in log_queries.EXPORT_COLUMNS]
-    assert header[:3] == ["id", "time (Asia/Shanghai)", "ip"] and len(header) == 12
+    assert header[:3] == ["id", "time (Asia/Shanghai)", "ip"] and len(header) == 13
+    assert header[-1] == "error"
