@@ -54,7 +54,7 @@ def answer_text(driver) -> str:
 
 def test_guest_chat_with_reasoning_model(driver, browser_app: RunningApp) -> None:
     open_chat(driver, browser_app)
-    choose_model(driver, "DeepSeek R1")
+    choose_model(driver, "deepseek-r1")
     type_and_send(driver, "你好，请介绍一下你自己")
     wait(driver).until(lambda d: ANSWER in answer_text(d))
     panel = driver.find_element(By.CSS_SELECTOR, ".thinking")
@@ -73,7 +73,7 @@ def test_guest_chat_with_reasoning_model(driver, browser_app: RunningApp) -> Non
 
 def test_shift_enter_adds_a_line_and_enter_sends(driver, browser_app: RunningApp) -> None:
     open_chat(driver, browser_app)
-    choose_model(driver, "Plain Model")
+    choose_model(driver, "plain-model")
     box = driver.find_element(By.CSS_SELECTOR, "textarea")
     box.send_keys("line one")
     box.send_keys(Keys.SHIFT, Keys.ENTER)
@@ -87,7 +87,7 @@ def test_shift_enter_adds_a_line_and_enter_sends(driver, browser_app: RunningApp
 
 def test_stop_keeps_what_arrived(driver, browser_app: RunningApp, upstream: UpstreamServer) -> None:
     open_chat(driver, browser_app)
-    choose_model(driver, "Slow Model")
+    choose_model(driver, "slow-model")
     type_and_send(driver, "write a long story")
     before = len(upstream.ends_of("slow-model"))
     wait(driver).until(lambda d: "w3" in answer_text(d))
@@ -121,7 +121,7 @@ def test_rate_limit_dialog(driver, browser_app: RunningApp, admin_api: httpx.Cli
         driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("password-1", Keys.ENTER)
         wait(driver).until(EC.url_to_be(browser_app.base_url + "/"))
         open_chat(driver, browser_app)
-        choose_model(driver, "Plain Model")
+        choose_model(driver, "plain-model")
         type_and_send(driver, "first")
         wait(driver).until(lambda d: ANSWER in answer_text(d))
         type_and_send(driver, "second, kept after the error")
@@ -151,7 +151,7 @@ def test_login_then_chat_shows_the_user(driver, browser_app: RunningApp) -> None
     driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("password-1", Keys.ENTER)
     wait(driver).until(EC.url_to_be(browser_app.base_url + "/"))
     open_chat(driver, browser_app)
-    choose_model(driver, "Plain Model")
+    choose_model(driver, "plain-model")
     type_and_send(driver, "hello as a user")
     wait(driver).until(lambda d: ANSWER in answer_text(d))
     driver.find_element(By.XPATH, "//button[.//i[text()='account_circle']]").click()
@@ -167,7 +167,7 @@ def test_login_then_chat_shows_the_user(driver, browser_app: RunningApp) -> None
 
 def test_refresh_clears_the_history(driver, browser_app: RunningApp) -> None:
     open_chat(driver, browser_app)
-    choose_model(driver, "Plain Model")
+    choose_model(driver, "plain-model")
     type_and_send(driver, "something to forget")
     wait(driver).until(lambda d: ANSWER in answer_text(d))
     driver.refresh()
@@ -180,12 +180,12 @@ def test_model_html_is_not_executed_and_code_has_copy(driver, browser_app: Runni
     open_chat(driver, browser_app)
     if dark:
         driver.find_element(By.XPATH, "//button[.//i[text()='dark_mode']]").click()
-    choose_model(driver, "HTML Model")
+    choose_model(driver, "html-model")
     type_and_send(driver, "show html")
     wait(driver).until(lambda d: "done." in answer_text(d))
     assert driver.execute_script("return window.__xss === undefined")
     assert not driver.find_elements(By.CSS_SELECTOR, ".bubble.assistant script")
-    choose_model(driver, "Code Model")
+    choose_model(driver, "code-model")
     type_and_send(driver, "show code")
     wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".bubble.assistant .nicegui-code"))
     code = driver.find_element(By.CSS_SELECTOR, ".bubble.assistant .nicegui-code")
@@ -200,7 +200,7 @@ def test_leaving_the_page_mid_answer_ends_the_upstream_request(
     upstream: UpstreamServer,
 ) -> None:
     open_chat(driver, browser_app)
-    choose_model(driver, "Slow Model")
+    choose_model(driver, "slow-model")
     before = len(upstream.ends_of("slow-model"))
     type_and_send(driver, "a long answer, then I leave")
     wait(driver).until(lambda d: "w2" in answer_text(d))
@@ -234,7 +234,7 @@ def test_a_long_answer_is_followed_until_the_reader_scrolls_up(
     speed, as renders are spaced by what they cost: so the answer goes on until the page has shown
     each of these, and only then ends."""
     open_chat(driver, browser_app)
-    choose_model(driver, "Long Model")
+    choose_model(driver, "long-model")
     type_and_send(driver, "a long answer")
     try:
         wait(driver).until(lambda d: "w200" in answer_text(d))

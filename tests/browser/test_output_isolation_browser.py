@@ -62,7 +62,7 @@ def test_the_probes_payloads_load_submit_hide_and_run_nothing(
     driver = logging_driver
     upstream.exfil_hits.clear()
     open_chat(driver, browser_app)
-    choose_model(driver, "Probe Model")
+    choose_model(driver, "probe-model")
     type_and_send(driver, "probe")
     wait(driver).until(lambda d: PROBE_END in answer_text(d))
     wait(driver).until(lambda d: not d.find_elements(By.XPATH, STOP))  # the answer is complete
@@ -110,7 +110,7 @@ def test_the_pages_work_under_the_policy(logging_driver, browser_app: RunningApp
     made from it) work with the Content-Security-Policy on, and the browser reports no violation."""
     driver = logging_driver
     open_chat(driver, browser_app)
-    choose_model(driver, "Plain Model")
+    choose_model(driver, "plain-model")
     type_and_send(driver, "hello")
     wait(driver).until(lambda d: "Hello from the upstream server." in answer_text(d))
     driver.find_element(By.XPATH, "//button[.//i[text()='dark_mode']]").click()
@@ -172,7 +172,7 @@ def test_a_block_ends_the_streaming_page_of_that_ip(
     driver, browser_app: RunningApp, admin_api: httpx.Client, upstream: UpstreamServer
 ) -> None:
     open_chat(driver, browser_app)
-    choose_model(driver, "Slow Model")
+    choose_model(driver, "slow-model")
     before = len(upstream.ends_of("slow-model"))
     type_and_send(driver, "a long answer")
     wait(driver).until(lambda d: "w2" in answer_text(d))

@@ -35,7 +35,7 @@ def test_sigterm_cuts_a_streaming_chat_page_at_once_as_server_shutdown(
                 http, headers, base_url=upstream.base_url("open-150"), model="endless-model", name="Endless"
             )
         open_chat(driver, app)
-        choose_model(driver, "Endless")
+        choose_model(driver, "endless-model")
         before = len(upstream.ends_of("endless-model"))
         type_and_send(driver, "a long answer while the server stops")
         wait(driver).until(lambda d: "w2" in answer_text(d))
