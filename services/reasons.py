@@ -85,6 +85,6 @@ _ADMIN_WORDS = {
 
 
 def in_words(reason: str, status: int | None = None) -> str:
-    """A channel's last error as the admin reads it: the reason code (and status), then words."""
-    head = f"{reason} (HTTP {status})" if status is not None else reason
+    """A channel's last error as the admin reads it: the HTTP status or else the reason code, then words."""
+    head = f"HTTP {status}" if status is not None else reason
     return f"{head}: {_ADMIN_WORDS.get(reason, reason)}"

@@ -62,14 +62,18 @@ def free_port() -> int:
 
 
 def clean_environ(**overrides: str) -> dict[str, str]:
-    """The current environment without pyaichat's, pytest's and NiceGUI's variables, plus ``overrides``."""
+    """The current environment without pyaichat's, pytest's, NiceGUI's and proxy variables, plus
+    ``overrides``."""
     from app.config import Settings
 
     ours = {name.upper() for name in Settings.model_fields}
     env = {
         key: value
         for key, value in os.environ.items()
-        if key.upper() not in ours and not key.startswith(("PYTEST_", "NICEGUI_"))
+        if key.upper() not in ours
+        and not key.startswith(("PYTEST_", "NICEGUI_"))
+        # the app would send its loopback upstream calls through a developer's proxy
+        and not key.upper().endswith("_PROXY")
     }
     env.update(overrides)
     return env
