@@ -27,7 +27,7 @@ def test_admin_signs_in_adds_a_channel_and_sees_charts(
     driver.get(browser_app.base_url + "/admin/channels")
     wait(driver).until(EC.element_to_be_clickable((By.XPATH, "//button[.//span[text()='添加渠道']]"))).click()
     dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
-    fields = dialog.find_elements(By.CSS_SELECTOR, "input")
+    fields = dialog.find_elements(By.CSS_SELECTOR, "input, textarea")  # name, URL, key, models
     values = ["Browser Channel", upstream.base_url("ok"), "sk-browser-key-987654", "browser-model"]
     for field, value in zip(fields, values, strict=False):
         field.send_keys(value)
