@@ -131,7 +131,7 @@ class LimiterUnavailable(_RetryAfterError):
     default_message = "限流服务暂时不可用，请稍后再试"
 
 
-class StateUnavailable(DomainError):
+class StateUnavailable(_RetryAfterError):
     """A decision needs the settings, the block list or the channels, and they could not be read again
     within their period (the database is away): refused rather than decided on an old value."""
 
@@ -139,8 +139,8 @@ class StateUnavailable(DomainError):
     type = "service_unavailable"
     default_message = "服务暂时无法读取最新配置，请稍后再试"
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
+    def __init__(self, message: str | None = None, *, retry_after: int | None = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 class ShuttingDown(DomainError):
