@@ -33,6 +33,48 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True, nullable=False)
     password_hash: str = Field(nullable=False)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # Revision 0004: access control. Tokens carry ``token_version``; raising it ends every session.
+    disabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    rpm_limit: int | None = None  # NULL: the global user_rpm
+    last_active_at: datetime | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    """A personal API key (``sk-…``). Only its SHA-256 is stored; the key is shown once, at creation.
+    A revoked key keeps its row (``revoked_at``) so that call logs can still name it."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("idx_api_keys_user_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(nullable=False)
+    name: str = Field(max_length=100, nullable=False)
+    prefix: str = Field(max_length=16, nullable=False)  # the key's first characters, shown in lists
+    key_hash: str = Field(max_length=64, unique=True, nullable=False)  # hex SHA-256 of the whole key
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class AuditLog(SQLModel, table=True):
+    """One admin change or admin-console login. ``changes`` is a JSON object of the fields that changed;
+    a secret's value is never in it (only that it changed)."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("idx_audit_logs_created_at", "created_at"),
+        Index("idx_audit_logs_action", "action", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    admin: str = Field(max_length=64, nullable=False)  # the admin's name (or the name tried, for a failed login)
+    ip_address: str = Field(max_length=64, nullable=False)
+    action: str = Field(max_length=64, nullable=False)  # e.g. channel.update, user.disable, admin.login_failed
+    target: str | None = Field(default=None, max_length=300)  # e.g. "channel 3 (OpenAI)"
+    changes: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
 
 
 class Admin(SQLModel, table=True):
@@ -147,6 +189,7 @@ class ChatLog(SQLModel, table=True):
     tokens_estimated: bool = Field(default=False, nullable=False)
     duration_ms: int | None = None
     error: str | None = Field(default=None, max_length=32)  # a reason code (docs/data-model.md), never a body
+    api_key_id: int | None = None  # the personal key the call was made with (revision 0004)
 
 
 class CallLogJournal(SQLModel, table=True):
