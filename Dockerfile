@@ -10,7 +10,7 @@ COPY app ./app
 COPY services ./services
 COPY pages ./pages
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir . \
+    && /opt/venv/bin/pip install --no-cache-dir ".[postgres]" \
     && find /opt/venv -depth -type d -name __pycache__ -exec rm -rf {} +
 
 FROM python:3.11-slim
