@@ -38,6 +38,7 @@ from app.signals import drain_on_exit_signals
 from app.state import AppState
 from pages import register_pages
 from services import auth
+from services.key_rotation import RotationError, rotate_encryption_key
 from services.settings import seed_settings
 from services.stats import rebuild_in_background
 
@@ -235,6 +236,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["upgrade", "current", "history"],
         help="upgrade: to the newest revision; current: the database's revision; history: every revision",
     )
+    commands.add_parser(
+        "rotate-encryption-key",
+        help="re-encrypt the stored channel secrets from OLD_ENCRYPTION_KEY to ENCRYPTION_KEY",
+        description="Run with the service stopped: OLD_ENCRYPTION_KEY (the key the secrets are stored "
+        "under) and ENCRYPTION_KEY (the new one) in the environment, never on the command line. All or "
+        "nothing; running it again is harmless. Then start pyaichat with the new ENCRYPTION_KEY.",
+    )
     args = parser.parse_args(argv)
     args.command = args.command or "serve"
     return args
@@ -245,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "db":
         sys.exit(manage_database(args.action))
+    if args.command == "rotate-encryption-key":
+        sys.exit(rotate_encryption_key_command())
     if args.command == "serve":
         serve(args)
 
@@ -267,6 +277,39 @@ def manage_database(action: str) -> int:
     except DATABASE_PROBLEMS as exc:
         print(f"pyaichat: {explain_database_problem(exc, url)}", file=sys.stderr)
     return 2
+
+
+def rotate_encryption_key_command() -> int:
+    """``python -m app rotate-encryption-key``: the outcome on stdout, a problem as one line on stderr
+    and exit code 2 (nothing changed then)."""
+    _configure_logging()
+    old_key = os.environ.get("OLD_ENCRYPTION_KEY", "")
+    if not old_key:
+        print("pyaichat: set OLD_ENCRYPTION_KEY to the key the secrets are stored under", file=sys.stderr)
+        return 2
+    try:
+        settings, _info = load_settings()
+        new_key = settings.secret("encryption_key")
+        upgrade(settings.sqlalchemy_url)  # the columns this version encrypts exist
+        engine = make_engine(settings.sqlalchemy_url, pooled=False)
+        try:
+            result = rotate_encryption_key(engine, old_key=old_key, new_key=new_key)
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (RotationError, ValueError) as exc:
+        print(f"pyaichat: {exc}", file=sys.stderr)
+        return 2
+    except DATABASE_PROBLEMS as exc:
+        print(f"pyaichat: {explain_database_problem(exc, settings.sqlalchemy_url)}", file=sys.stderr)
+        return 2
+    print(
+        f"pyaichat: {result.rotated} stored secrets re-encrypted ({result.already_new} already were) "
+        "under the new ENCRYPTION_KEY; start pyaichat with it now"
+    )
+    return 0
 
 
 def serve(args: argparse.Namespace) -> None:
