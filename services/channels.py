@@ -190,12 +190,14 @@ def create_channel(
     if actor is not None:
         session.flush()  # the id, for the audit row's target
         target = audit.channel_target(channel.id, channel.name)
+        # what was set: not the health (auto_paused starts false) nor an empty mapping
+        created = {k: v for k, v in audit_view(channel, cipher).items() if k != "auto_paused" and v != {}}
         audit.add(
             session,
             actor,
             "channel.create",
             target=target,
-            changes=audit.diff({}, audit_view(channel, cipher)),
+            changes=audit.diff({}, created),
         )
     session.commit()
     session.refresh(channel)
