@@ -10,6 +10,16 @@ Who calls it and how:
 - The doors pass an :class:`Actor` (the admin's name and the client IP): ``AdminActor`` in
   ``app/api/deps.py`` for routes, ``page_actor`` in ``pages/admin/frame.py`` for the admin pages.
 
+A new admin change, e.g. disabling a user, takes ``actor: Actor | None`` and before its commit::
+
+    before = {"disabled": user.disabled, "rpm_limit": user.rpm_limit}
+    ...  # the change
+    changes = audit.diff(before, {"disabled": user.disabled, "rpm_limit": user.rpm_limit})
+    audit.add(session, actor, "user.update", target=audit.user_target(user.id, user.email), changes=changes)
+    session.commit()
+
+(a password reset: ``changes={"password": Secret.of(new)}`` or simply ``{"password": "changed"}``).
+
 ``changes`` is a JSON object built by :func:`diff` from two views of the thing changed: a plain field
 as ``{"old": …, "new": …}``; a secret (an API key, a proxy URL, a header value, a password) is held in
 the view only as :class:`Secret`, a digest, and written as one word — ``"set"``, ``"changed"`` or
@@ -172,6 +182,14 @@ def channel_target(channel_id: int | None, name: str) -> str:
 
 def ip_rule_target(rule_id: int | None, rule: str) -> str:
     return f"ip_rule {rule_id} ({rule})"
+
+
+def user_target(user_id: int | None, email: str) -> str:
+    return f"user {user_id} ({email})"
+
+
+def key_target(key_id: int | None, name: str) -> str:
+    return f"key {key_id} ({name})"
 
 
 SETTINGS_TARGET = "system_config"
