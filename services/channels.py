@@ -264,9 +264,9 @@ def update_channel(
         setattr(channel, name, value)
     channel.updated_at = utcnow()
     session.add(channel)
-    if actor is not None and (changes := audit.diff(before, audit_view(channel, cipher))):
+    if actor is not None and (changed := audit.diff(before, audit_view(channel, cipher))):
         target = audit.channel_target(channel.id, channel.name)
-        audit.add(session, actor, "channel.update", target=target, changes=changes)
+        audit.add(session, actor, "channel.update", target=target, changes=changed)
     session.commit()
     session.refresh(channel)
     return channel
