@@ -172,3 +172,36 @@ def test_audit_rows_are_purged_with_the_log_retention(engine: Engine) -> None:
         job.stop()
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(AuditLog)).one() == 2
+
+
+def test_filters_on_postgresql() -> None:
+    """The group filter is a LIKE with an escaped ``_`` (``ip_rule`` must not match ``ipXrule``): the same
+    answers on PostgreSQL as on SQLite (where the API tests run)."""
+    from zoneinfo import ZoneInfo
+
+    from app.db import make_engine
+    from app.migrate import upgrade
+    from services import audit_queries
+    from tests.postgres_server import run_postgres
+
+    with run_postgres() as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            for action in ("ip_rule.create", "ip_rule.delete", "ipXrule.create", "channel.update"):
+                audit.record(engine, ACTOR, action, changes={"reason": {"old": None, "new": "x"}})
+            utc = ZoneInfo("UTC")
+
+            def actions(**given: str | None) -> list[str]:
+                values = {"start": None, "end": None, "admin": None, "action": None, **given}
+                flt = audit_queries.parse_filter(zone=utc, **values)
+                with Session(engine) as session:
+                    page = audit_queries.list_entries(session=session, flt=flt, page=1, page_size=10)
+                return [item["action"] for item in page.items]
+
+            assert actions(action="ip_rule") == ["ip_rule.delete", "ip_rule.create"]
+            assert actions(action="channel.update") == ["channel.update"]
+            assert actions(admin="nobody") == []
+            assert len(actions(start="2000-01-01", end="2999-01-01")) == 4
+        finally:
+            engine.dispose()
