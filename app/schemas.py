@@ -241,6 +241,29 @@ class LogPageResponse(BaseModel):
     page_size: int
 
 
+# ---- admin: audit log -----------------------------------------------------------------------------
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    created_at: datetime
+    admin: str = Field(description="the admin's name; for admin.login_failed the name tried")
+    ip_address: str
+    action: str = Field(examples=["channel.update", "settings.update", "admin.login_failed"])
+    target: str | None = Field(examples=["channel 3 (OpenAI)"])
+    changes: dict[str, Any] = Field(
+        description='field -> {"old", "new"}; a secret only as "set", "changed" or "removed"',
+        examples=[{"rpm_limit": {"old": 60, "new": 120}, "api_key": "changed"}],
+    )
+
+
+class AuditPageResponse(BaseModel):
+    items: list[AuditEntryPublic]
+    total: int
+    page: int
+    page_size: int
+
+
 class TokenTotals(BaseModel):
     prompt: int
     completion: int

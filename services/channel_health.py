@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.models import Channel, utcnow
+from services import audit
+from services.audit import Actor
 from services.channels import ChannelDirectory, ChannelTarget
 
 log = logging.getLogger("pyaichat.health")
@@ -213,8 +215,10 @@ class ChannelHealth:
                 self._next_retest[channel.id] = (time.monotonic() + wait, wait)
                 await asyncio.to_thread(self._store_error, channel.id, result.error or "re-test failed")
 
-    def resumed(self, channel_id: int, latency_ms: int | None = None) -> None:
-        """A test passed (background or the admin's button): the channel serves again, here at once."""
+    def resumed(self, channel_id: int, latency_ms: int | None = None, actor: Actor | None = None) -> None:
+        """A test passed (background or the admin's button): the channel serves again, here at once.
+        ``actor``: the admin whose test it was; a resume is then ``channel.resume`` in the audit log,
+        committed with it (a background re-test is no admin's change)."""
         with self._lock:
             entry = self._entries.get(channel_id)
             if entry is not None:
@@ -227,9 +231,14 @@ class ChannelHealth:
         if latency_ms is not None:
             values["latency_ms"] = latency_ms
         with Session(self._engine) as session:
-            was_paused = session.exec(
-                select(Channel.auto_paused).where(col(Channel.id) == channel_id)
+            found = session.exec(
+                select(Channel.auto_paused, Channel.name).where(col(Channel.id) == channel_id)
             ).first()
+            was_paused = found is not None and found[0]
+            if actor is not None and found is not None and was_paused:
+                target = audit.channel_target(channel_id, found[1])
+                changes = {"auto_paused": {"old": True, "new": False}}
+                audit.add(session, actor, "channel.resume", target=target, changes=changes)
             session.execute(update(Channel).where(col(Channel.id) == channel_id).values(**values))
             session.commit()
         self._next_retest.pop(channel_id, None)

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelStatus, ChannelUpdate, utcnow
+from services import audit
+from services.audit import Actor, Secret
 from services.channel_fields import (
     completions_url,
     dump_json,
@@ -118,6 +120,32 @@ def to_public(channel: Channel, cipher: KeyCipher) -> ChannelPublic:
     )
 
 
+def audit_view(channel: Channel, cipher: KeyCipher) -> dict[str, Any]:
+    """What the audit log compares before and after a change: the admin's fields, with the API key, the
+    proxy and each header value only as :class:`Secret` (a header's name is no secret; its value is).
+    A token that cannot be decrypted is compared as the token: rewriting it counts as a change."""
+    view: dict[str, Any] = {
+        "name": channel.name,
+        "base_url": channel.base_url,
+        "models": channel_models(channel),
+        "model_map": load_map(channel.model_map),
+        "priority": channel.priority,
+        "weight": channel.weight,
+        "rpm_limit": channel.rpm_limit,
+        "is_enabled": channel.is_enabled,
+        "auto_paused": channel.auto_paused,
+        "auto_pause_after": channel.auto_pause_after,
+    }
+    key = cipher.decrypt(channel.api_key)
+    view["api_key"] = Secret.of(key if key is not None else f"\0token:{channel.api_key}")
+    if channel.proxy is not None:
+        proxy = cipher.decrypt(channel.proxy)
+        view["proxy"] = Secret.of(proxy if proxy is not None else f"\0token:{channel.proxy}")
+    for name, value in (decrypt_headers(channel, cipher) or {}).items():
+        view[f"headers.{name}"] = Secret.of(value)
+    return view
+
+
 def list_channels(*, session: Session) -> list[Channel]:
     return list(session.exec(select(Channel).order_by(col(Channel.id))).all())
 
@@ -139,7 +167,10 @@ def _encrypt_headers(headers: Mapping[str, str], cipher: KeyCipher) -> str | Non
     return cipher.encrypt(dump_json(dict(headers))) if headers else None
 
 
-def create_channel(*, session: Session, data: ChannelCreate, cipher: KeyCipher) -> Channel:
+def create_channel(
+    *, session: Session, data: ChannelCreate, cipher: KeyCipher, actor: Actor | None = None
+) -> Channel:
+    """``actor``: the admin, whose ``channel.create`` row is committed with the channel."""
     assert data.models is not None  # ChannelCreate resolves model_id into models
     channel = Channel(
         name=_clean_text(data.name, "渠道名称"),
@@ -156,6 +187,18 @@ def create_channel(*, session: Session, data: ChannelCreate, cipher: KeyCipher) 
     )
     _set_models(channel, data.models, data.model_map)
     session.add(channel)
+    if actor is not None:
+        session.flush()  # the id, for the audit row's target
+        target = audit.channel_target(channel.id, channel.name)
+        # what was set: not the health (auto_paused starts false) nor an empty mapping
+        created = {k: v for k, v in audit_view(channel, cipher).items() if k != "auto_paused" and v != {}}
+        audit.add(
+            session,
+            actor,
+            "channel.create",
+            target=target,
+            changes=audit.diff({}, created),
+        )
     session.commit()
     session.refresh(channel)
     return channel
@@ -175,8 +218,11 @@ def _merged_headers(channel: Channel, given: dict[str, str | None], cipher: KeyC
     return _encrypt_headers(merged, cipher)
 
 
-def update_channel(*, session: Session, channel_id: int, data: ChannelUpdate, cipher: KeyCipher) -> Channel:
-    """Every rule is checked before anything is assigned, so a refused update changes nothing."""
+def update_channel(
+    *, session: Session, channel_id: int, data: ChannelUpdate, cipher: KeyCipher, actor: Actor | None = None
+) -> Channel:
+    """Every rule is checked before anything is assigned, so a refused update changes nothing.
+    ``actor``: the admin, whose ``channel.update`` row (when a field changed) is committed with it."""
     channel = get_channel(session=session, channel_id=channel_id)
     changes = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {}
@@ -208,6 +254,7 @@ def update_channel(*, session: Session, channel_id: int, data: ChannelUpdate, ci
     if "auto_pause_after" in changes:
         values["auto_pause_after"] = changes["auto_pause_after"]
     # the checks passed: assign
+    before = audit_view(channel, cipher) if actor is not None else {}
     if "models" in values:
         _set_models(channel, *values.pop("models"))
     if values.get("is_enabled") is True:  # enabling by hand also resumes an auto-paused channel
@@ -217,14 +264,22 @@ def update_channel(*, session: Session, channel_id: int, data: ChannelUpdate, ci
         setattr(channel, name, value)
     channel.updated_at = utcnow()
     session.add(channel)
+    if actor is not None and (changed := audit.diff(before, audit_view(channel, cipher))):
+        target = audit.channel_target(channel.id, channel.name)
+        audit.add(session, actor, "channel.update", target=target, changes=changed)
     session.commit()
     session.refresh(channel)
     return channel
 
 
-def resume_channel(*, session: Session, channel_id: int) -> Channel:
-    """The admin's "resume": an auto-paused channel serves again at once."""
+def resume_channel(*, session: Session, channel_id: int, actor: Actor | None = None) -> Channel:
+    """The admin's "resume": an auto-paused channel serves again at once (``channel.resume`` in the
+    audit log, committed with it)."""
     channel = get_channel(session=session, channel_id=channel_id)
+    if actor is not None:
+        changes = {"auto_paused": {"old": channel.auto_paused, "new": False}} if channel.auto_paused else {}
+        target = audit.channel_target(channel.id, channel.name)
+        audit.add(session, actor, "channel.resume", target=target, changes=changes)
     channel.auto_paused = False
     channel.consecutive_failures = 0
     channel.updated_at = utcnow()
@@ -247,8 +302,16 @@ def mark_stream_options_unsupported(*, engine: Engine, channel_id: int) -> bool:
         return True
 
 
-def delete_channel(*, session: Session, channel_id: int) -> None:
+def delete_channel(
+    *, session: Session, channel_id: int, cipher: KeyCipher | None = None, actor: Actor | None = None
+) -> None:
+    """``actor`` (with ``cipher``): the admin, whose ``channel.delete`` row, with the channel's fields as
+    they were, is committed with the deletion."""
     channel = get_channel(session=session, channel_id=channel_id)
+    if actor is not None:
+        before = audit_view(channel, cipher) if cipher is not None else {"name": channel.name}
+        target = audit.channel_target(channel.id, channel.name)
+        audit.add(session, actor, "channel.delete", target=target, changes=audit.diff(before, {}))
     session.delete(channel)
     session.commit()
 
@@ -328,22 +391,28 @@ class ChannelDirectory:
         self.refresher.load_first()
 
     # Changes made through the directory show at once, here and (announced) on every instance.
-    def create(self, *, session: Session, data: ChannelCreate) -> Channel:
-        result = create_channel(session=session, data=data, cipher=self._cipher)
+    # ``actor``: the admin making the change (its audit row is committed with it); None only for changes
+    # that are no admin's (set-ups in tests).
+    def create(self, *, session: Session, data: ChannelCreate, actor: Actor | None) -> Channel:
+        result = create_channel(session=session, data=data, cipher=self._cipher, actor=actor)
         self.refresher.changed()  # only a change that was made is announced
         return result
 
-    def update(self, *, session: Session, channel_id: int, data: ChannelUpdate) -> Channel:
-        result = update_channel(session=session, channel_id=channel_id, data=data, cipher=self._cipher)
+    def update(
+        self, *, session: Session, channel_id: int, data: ChannelUpdate, actor: Actor | None
+    ) -> Channel:
+        result = update_channel(
+            session=session, channel_id=channel_id, data=data, cipher=self._cipher, actor=actor
+        )
         self.refresher.changed()  # only a change that was made is announced
         return result
 
-    def delete(self, *, session: Session, channel_id: int) -> None:
-        delete_channel(session=session, channel_id=channel_id)
+    def delete(self, *, session: Session, channel_id: int, actor: Actor | None) -> None:
+        delete_channel(session=session, channel_id=channel_id, cipher=self._cipher, actor=actor)
         self.refresher.changed()
 
-    def resume(self, *, session: Session, channel_id: int) -> Channel:
-        channel = resume_channel(session=session, channel_id=channel_id)
+    def resume(self, *, session: Session, channel_id: int, actor: Actor | None) -> Channel:
+        channel = resume_channel(session=session, channel_id=channel_id, actor=actor)
         self.refresher.changed()
         return channel
 

@@ -15,6 +15,8 @@
     ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
     │                                                              + retry_after, header only)
     ├── StateUnavailable             503     service_unavailable   (settings, block list or channels too old)
+    ├── AuditUnavailable             503     service_unavailable   (an admin action's audit row could not be
+    │                                                              written: the action is refused)
     └── ShuttingDown                 503     server_shutdown       (the instance is stopping: try again)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
@@ -138,6 +140,18 @@ class StateUnavailable(_RetryAfterError):
     status = 503
     type = "service_unavailable"
     default_message = "服务暂时无法读取最新配置，请稍后再试"
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class AuditUnavailable(_RetryAfterError):
+    """The audit row of an admin action could not be written: the action is refused rather than left
+    off the record (services/audit.py)."""
+
+    status = 503
+    type = "service_unavailable"
+    default_message = "审计日志暂时无法写入，操作未完成，请稍后再试"
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = 1) -> None:
         super().__init__(message, retry_after=retry_after)

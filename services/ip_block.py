@@ -21,6 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.models import BlockedAttempt, BlockedIP, utcnow
+from services import audit
+from services.audit import Actor
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
@@ -67,9 +69,19 @@ def list_rules(*, session: Session) -> list[BlockedIP]:
     return list(session.exec(select(BlockedIP).order_by(col(BlockedIP.id))).all())
 
 
+def _rule_view(row: BlockedIP) -> dict[str, str | None]:
+    return {"ip_address": row.ip_address, "reason": row.reason}
+
+
 def add_rule(
-    *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
+    *,
+    session: Session,
+    ip_address: str,
+    reason: str | None,
+    confirm_all: bool = False,
+    actor: Actor | None = None,
 ) -> BlockedIP:
+    """``actor``: the admin, whose ``ip_rule.create`` row is committed with the rule."""
     rule = normalize_rule(ip_address, confirm_all=confirm_all)
     if reason and has_control_characters(reason.strip()):
         raise InvalidInput("原因不能包含控制字符")
@@ -77,15 +89,23 @@ def add_rule(
         raise Conflict(f"{rule} 已在禁用列表中")
     row = BlockedIP(ip_address=rule, reason=(reason or "").strip()[:500] or None)
     session.add(row)
+    if actor is not None:
+        session.flush()  # the id, for the audit row's target
+        target = audit.ip_rule_target(row.id, rule)
+        audit.add(session, actor, "ip_rule.create", target=target, changes=audit.diff({}, _rule_view(row)))
     session.commit()
     session.refresh(row)
     return row
 
 
-def delete_rule(*, session: Session, rule_id: int) -> None:
+def delete_rule(*, session: Session, rule_id: int, actor: Actor | None = None) -> None:
+    """``actor``: the admin, whose ``ip_rule.delete`` row is committed with the deletion."""
     row = session.get(BlockedIP, rule_id)
     if row is None:
         raise NotFound("禁用规则不存在")
+    if actor is not None:
+        target = audit.ip_rule_target(row.id, row.ip_address)
+        audit.add(session, actor, "ip_rule.delete", target=target, changes=audit.diff(_rule_view(row), {}))
     session.delete(row)
     session.commit()
 
@@ -132,15 +152,25 @@ class BlockList:
         self.refresher.load_first()
 
     # Rules changed through the block list apply at once, here and (announced) on every instance.
+    # ``actor``: the admin making the change (its audit row is committed with it); None only for changes
+    # that are no admin's (set-ups in tests).
     def add(
-        self, *, session: Session, ip_address: str, reason: str | None, confirm_all: bool = False
+        self,
+        *,
+        session: Session,
+        ip_address: str,
+        reason: str | None,
+        actor: Actor | None,
+        confirm_all: bool = False,
     ) -> BlockedIP:
-        result = add_rule(session=session, ip_address=ip_address, reason=reason, confirm_all=confirm_all)
+        result = add_rule(
+            session=session, ip_address=ip_address, reason=reason, confirm_all=confirm_all, actor=actor
+        )
         self.refresher.changed()  # only a change that was made is announced
         return result
 
-    def remove(self, *, session: Session, rule_id: int) -> None:
-        delete_rule(session=session, rule_id=rule_id)
+    def remove(self, *, session: Session, rule_id: int, actor: Actor | None) -> None:
+        delete_rule(session=session, rule_id=rule_id, actor=actor)
         self.refresher.changed()
 
     def _load(self) -> None:

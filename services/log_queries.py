@@ -41,7 +41,9 @@ class LogFilter:
     status: str | None = None
 
 
-def _parse_moment(text: str, zone: ZoneInfo, *, end: bool) -> datetime:
+def parse_moment(text: str, zone: ZoneInfo, *, end: bool) -> datetime:
+    """A date (the whole local day: its start, or with ``end`` the next day's start) or a date and time
+    in ``zone`` unless it names its own offset; raises InvalidInput."""
     text = text.strip()
     try:
         parsed: date = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
@@ -66,8 +68,8 @@ def parse_filter(
     zone: ZoneInfo,
 ) -> LogFilter:
     """Validate raw filter values (API query or page form); raises InvalidInput with a readable message."""
-    start_at = _parse_moment(start, zone, end=False) if start and start.strip() else None
-    end_at = _parse_moment(end, zone, end=True) if end and end.strip() else None
+    start_at = parse_moment(start, zone, end=False) if start and start.strip() else None
+    end_at = parse_moment(end, zone, end=True) if end and end.strip() else None
     if start_at and end_at and start_at >= end_at:
         raise InvalidInput("开始时间必须早于结束时间")
     ip_value = None

@@ -8,6 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.models import SystemConfig, utcnow
+from services import audit
+from services.audit import Actor
 from services.errors import InvalidInput
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 
@@ -65,11 +67,19 @@ def read_settings(*, session: Session, defaults: SystemSettings) -> SystemSettin
     return SystemSettings(**values)
 
 
-def update_settings(*, session: Session, changes: dict[str, int], defaults: SystemSettings) -> SystemSettings:
+def update_settings(
+    *, session: Session, changes: dict[str, int], defaults: SystemSettings, actor: Actor | None = None
+) -> SystemSettings:
+    """``actor``: the admin, whose ``settings.update`` row (when a value changed) is committed with it."""
     unknown = set(changes) - set(DESCRIPTIONS)
     if unknown:
         raise InvalidInput(f"未知的设置项：{', '.join(sorted(unknown))}")
     checked = {key: _validated(key, value) for key, value in changes.items()}
+    if actor is not None:
+        before = vars(read_settings(session=session, defaults=defaults))
+        diff = audit.diff({key: before[key] for key in checked}, checked)
+        if diff:
+            audit.add(session, actor, "settings.update", target=audit.SETTINGS_TARGET, changes=diff)
     rows = {row.key: row for row in session.exec(select(SystemConfig)).all()}
     for key, value in checked.items():
         row = rows.get(key) or SystemConfig(key=key, value="", description=DESCRIPTIONS[key])
@@ -94,9 +104,10 @@ class SettingsStore:
         """The first load (at start, so that no reader on the event loop has to)."""
         self.refresher.load_first()
 
-    def update(self, *, session: Session, changes: dict[str, int]) -> SystemSettings:
-        """Store ``changes``, in effect at once here and (announced) on every instance."""
-        result = update_settings(session=session, changes=changes, defaults=self.defaults)
+    def update(self, *, session: Session, changes: dict[str, int], actor: Actor | None) -> SystemSettings:
+        """Store ``changes``, in effect at once here and (announced) on every instance; ``actor``: the
+        admin (audited in the same transaction), None only for changes that are no admin's."""
+        result = update_settings(session=session, changes=changes, defaults=self.defaults, actor=actor)
         self.refresher.changed()  # only a change that was made is announced
         return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import AdminUser, RowId, SessionDep, StateDep
+from app.api.deps import AdminActor, AdminUser, RowId, SessionDep, StateDep
 from app.schemas import (
     BlockedAttemptPublic,
     BlockedIPCreate,
@@ -32,10 +32,10 @@ def get_config(_admin: AdminUser, session: SessionDep, state: StateDep) -> Syste
     responses={422: {"model": ErrorBody}},
 )
 def put_config(
-    body: SystemConfigUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
+    body: SystemConfigUpdate, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> SystemConfigBody:
     changes = body.model_dump(exclude_none=True)
-    current = state.system_settings.update(session=session, changes=changes)
+    current = state.system_settings.update(session=session, changes=changes, actor=actor)
     return SystemConfigBody(**vars(current))
 
 
@@ -55,10 +55,14 @@ def list_blocked_ips(_admin: AdminUser, session: SessionDep) -> list[BlockedIPPu
     responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 def add_blocked_ip(
-    body: BlockedIPCreate, _admin: AdminUser, session: SessionDep, state: StateDep
+    body: BlockedIPCreate, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> BlockedIPPublic:
     row = state.block_list.add(
-        session=session, ip_address=body.ip_address, reason=body.reason, confirm_all=body.confirm_all
+        session=session,
+        ip_address=body.ip_address,
+        reason=body.reason,
+        confirm_all=body.confirm_all,
+        actor=actor,
     )
     return BlockedIPPublic.model_validate(row, from_attributes=True)
 
@@ -69,8 +73,8 @@ def add_blocked_ip(
     tags=["admin: IP block list"],
     responses={404: {"model": ErrorBody}},
 )
-def delete_blocked_ip(rule_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
-    state.block_list.remove(session=session, rule_id=rule_id)
+def delete_blocked_ip(rule_id: RowId, actor: AdminActor, session: SessionDep, state: StateDep) -> Response:
+    state.block_list.remove(session=session, rule_id=rule_id, actor=actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

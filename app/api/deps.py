@@ -13,6 +13,7 @@ from sqlmodel import Session
 from app.models import Admin, User
 from app.state import AppState
 from services import auth
+from services.audit import Actor
 from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, PermissionDenied
 from services.security import decode_token
@@ -95,3 +96,12 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the row's id")]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[Admin, Depends(get_admin)]
+
+
+def get_admin_actor(admin: AdminUser, ip: ClientIP) -> Actor:
+    """The admin and client IP that an admin change is recorded under (services/audit.py)."""
+    return Actor(admin=admin.username, ip_address=ip)
+
+
+# the admin check of a route that changes something: pass it on to the service as ``actor=``
+AdminActor = Annotated[Actor, Depends(get_admin_actor)]

@@ -1,4 +1,4 @@
-"""``/admin``: the admin console (dashboard, channels, logs, IP block list, settings)."""
+"""``/admin``: the admin console (dashboard, channels, logs, IP block list, settings, audit log)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from app.state import AppState
 
 
 def register(state: AppState) -> None:
-    from pages.admin import channels, dashboard, ip, login, logs, settings
+    from pages.admin import audit, channels, dashboard, ip, login, logs, settings
 
     login.register(state)
     dashboard.register(state)
@@ -14,3 +14,4 @@ def register(state: AppState) -> None:
     logs.register(state)
     ip.register(state)
     settings.register(state)
+    audit.register(state)

@@ -11,9 +11,10 @@ from sqlmodel import Session
 from app.models import Channel, ChannelCreate, ChannelPublic, ChannelUpdate
 from app.state import AppState
 from pages.admin.channel_form import ChannelForm, all_errors
-from pages.admin.frame import admin_frame
+from pages.admin.frame import admin_frame, page_actor
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels
+from services.audit import Actor
 from services.channel_test import probe_channel
 from services.errors import DomainError
 
@@ -32,13 +33,13 @@ def _list(state: AppState) -> list[ChannelPublic]:
 def register(state: AppState) -> None:
     zone = state.settings.zone
 
-    def save(data: dict[str, Any], channel_id: int | None) -> ChannelPublic:
+    def save(data: dict[str, Any], channel_id: int | None, actor: Actor) -> ChannelPublic:
         with Session(state.engine) as session:
             if channel_id is None:
-                row = state.directory.create(session=session, data=ChannelCreate(**data))
+                row = state.directory.create(session=session, data=ChannelCreate(**data), actor=actor)
             else:
                 row = state.directory.update(
-                    session=session, channel_id=channel_id, data=ChannelUpdate(**data)
+                    session=session, channel_id=channel_id, data=ChannelUpdate(**data), actor=actor
                 )
             return channels.to_public(row, state.cipher)
 
@@ -46,9 +47,9 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return channels.get_channel(session=session, channel_id=channel_id)
 
-    def resume_now(channel_id: int) -> None:
+    def resume_now(channel_id: int, actor: Actor) -> None:
         with Session(state.engine) as session:
-            state.directory.resume(session=session, channel_id=channel_id)
+            state.directory.resume(session=session, channel_id=channel_id, actor=actor)
 
     def status_cell(channel: ChannelPublic) -> None:
         """正常 / 已停用 / 自动暂停, with the last error (its reason in words) and the average latency."""
@@ -64,9 +65,9 @@ def register(state: AppState) -> None:
                     "text-xs text-negative break-all"
                 ).mark("ch-last-error")
 
-    def remove(channel_id: int) -> None:
+    def remove(channel_id: int, actor: Actor) -> None:
         with Session(state.engine) as session:
-            state.directory.delete(session=session, channel_id=channel_id)
+            state.directory.delete(session=session, channel_id=channel_id, actor=actor)
 
     @ui.page("/admin/channels", title="渠道 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def channels_page() -> None:
@@ -83,8 +84,10 @@ def register(state: AppState) -> None:
                     error.set_visibility(False)
 
                     async def submit() -> None:
+                        if (actor := await page_actor(state)) is None:
+                            return
                         try:
-                            await off_loop(save, form.data(), channel.id if channel else None)
+                            await off_loop(save, form.data(), channel.id if channel else None, actor)
                         except ValidationError as exc:
                             error.text = all_errors(exc)
                             error.set_visibility(True)
@@ -109,7 +112,9 @@ def register(state: AppState) -> None:
                     ui.label("删除后无法恢复，使用该渠道的模型将不再经过它。").classes("text-gray-500")
 
                     async def do_delete() -> None:
-                        await off_loop(remove, channel.id)
+                        if (actor := await page_actor(state)) is None:
+                            return
+                        await off_loop(remove, channel.id, actor)
                         ui.notify("已删除", type="positive")
                         dialog.delete()
                         await reload()
@@ -123,10 +128,14 @@ def register(state: AppState) -> None:
                 dialog.open()
 
             async def toggle(channel: ChannelPublic, value: bool) -> None:
-                await off_loop(save, {"is_enabled": value}, channel.id)
+                if (actor := await page_actor(state)) is None:
+                    return
+                await off_loop(save, {"is_enabled": value}, channel.id, actor)
                 ui.notify(f"{channel.name} 已{'启用' if value else '停用'}")
 
             async def test(channel: ChannelPublic, button: ui.button) -> None:
+                if (actor := await page_actor(state)) is None:
+                    return
                 button.props("loading")
                 try:
                     row = await off_loop(fetch, channel.id)
@@ -138,7 +147,7 @@ def register(state: AppState) -> None:
                     )
                     if result.ok and row.auto_paused:
                         assert row.id is not None
-                        await off_loop(state.health.resumed, row.id, result.latency_ms)
+                        await off_loop(state.health.resumed, row.id, result.latency_ms, actor)
                 except DomainError as exc:  # deleted meanwhile (in another tab or by another admin)
                     ui.notify(f"{channel.name}：{exc.message}", type="negative")
                     await reload()
@@ -157,7 +166,9 @@ def register(state: AppState) -> None:
                     )
 
             async def resume(channel: ChannelPublic) -> None:
-                await off_loop(resume_now, channel.id)
+                if (actor := await page_actor(state)) is None:
+                    return
+                await off_loop(resume_now, channel.id, actor)
                 ui.notify(f"{channel.name} 已恢复", type="positive")
                 await reload()
 

@@ -19,6 +19,8 @@ from pages.session import ADMIN_TOKEN_KEY, forget_token, stored_token
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import off_loop
 from services import auth
+from services.audit import Actor
+from services.client_ip import UNKNOWN, client_ip
 from services.errors import AuthenticationFailed
 
 NAVIGATION = [
@@ -27,6 +29,7 @@ NAVIGATION = [
     ("/admin/logs", "日志", "receipt_long"),
     ("/admin/ip", "IP 管理", "shield"),
     ("/admin/settings", "设置", "tune"),
+    ("/admin/audit", "审计日志", "fact_check"),
 ]
 SESSION_CHECK_SECONDS = 60
 
@@ -47,6 +50,18 @@ async def current_admin(state: AppState) -> Admin | None:
     except AuthenticationFailed:  # expired, or ADMIN_PASSWORD changed since
         forget_token(ADMIN_TOKEN_KEY)
         return None
+
+
+async def page_actor(state: AppState) -> Actor | None:
+    """Who makes a change from an admin page, for its audit row: the admin, checked again (the session
+    may have ended since the page was built), and the browser's address as the page's request had it.
+    None, after sending the browser to the login page, when the admin is signed out."""
+    admin = await current_admin(state)
+    if admin is None:
+        ui.navigate.to("/admin/login")
+        return None
+    request = ui.context.client.request
+    return Actor(admin=admin.username, ip_address=client_ip(request.scope) if request else UNKNOWN)
 
 
 def sign_out_admin() -> None:

@@ -7,9 +7,10 @@ from sqlmodel import Session
 
 from app.models import BlockedAttempt, BlockedIP
 from app.state import AppState
-from pages.admin.frame import admin_frame
+from pages.admin.frame import admin_frame, page_actor
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import ip_block
+from services.audit import Actor
 from services.errors import DomainError
 
 ATTEMPT_COLUMNS = [
@@ -50,13 +51,15 @@ async def _confirm_everyone(text: str) -> bool:
 def register(state: AppState) -> None:
     zone = state.settings.zone
 
-    def add(address: str, reason: str, confirm_all: bool) -> None:
+    def add(address: str, reason: str, confirm_all: bool, actor: Actor) -> None:
         with Session(state.engine) as session:
-            state.block_list.add(session=session, ip_address=address, reason=reason, confirm_all=confirm_all)
+            state.block_list.add(
+                session=session, ip_address=address, reason=reason, confirm_all=confirm_all, actor=actor
+            )
 
-    def remove(rule_id: int) -> None:
+    def remove(rule_id: int, actor: Actor) -> None:
         with Session(state.engine) as session:
-            state.block_list.remove(session=session, rule_id=rule_id)
+            state.block_list.remove(session=session, rule_id=rule_id, actor=actor)
 
     def rules() -> list[BlockedIP]:
         with Session(state.engine) as session:
@@ -90,8 +93,10 @@ def register(state: AppState) -> None:
                     confirm_all = _blocks_everyone(address.value or "")
                     if confirm_all and not await _confirm_everyone(address.value or ""):
                         return
+                    if (actor := await page_actor(state)) is None:
+                        return
                     try:
-                        await off_loop(add, address.value or "", reason.value or "", confirm_all)
+                        await off_loop(add, address.value or "", reason.value or "", confirm_all, actor)
                     except DomainError as exc:
                         error.text = exc.message
                         error.set_visibility(True)
@@ -128,7 +133,9 @@ def register(state: AppState) -> None:
                                     async def delete(rule_id: int | None = row.id) -> None:
                                         if rule_id is None:  # a stored rule always has its id
                                             return
-                                        await off_loop(remove, rule_id)
+                                        if (actor := await page_actor(state)) is None:
+                                            return
+                                        await off_loop(remove, rule_id, actor)
                                         ui.notify("已移除", type="positive")
                                         await reload_rules()
 

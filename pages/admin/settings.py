@@ -6,8 +6,9 @@ from nicegui import ui
 from sqlmodel import Session
 
 from app.state import AppState
-from pages.admin.frame import admin_frame
+from pages.admin.frame import admin_frame, page_actor
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
+from services.audit import Actor
 from services.errors import DomainError
 from services.settings import SystemSettings, read_settings
 
@@ -17,9 +18,9 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return read_settings(session=session, defaults=state.setting_defaults)
 
-    def save(values: dict[str, int]) -> SystemSettings:
+    def save(values: dict[str, int], actor: Actor) -> SystemSettings:
         with Session(state.engine) as session:
-            return state.system_settings.update(session=session, changes=values)
+            return state.system_settings.update(session=session, changes=values, actor=actor)
 
     @ui.page("/admin/settings", title="设置 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
     async def settings_page() -> None:
@@ -89,8 +90,10 @@ def register(state: AppState) -> None:
                             error.set_visibility(True)
                             return
                         values[key] = int(field.value)
+                    if (actor := await page_actor(state)) is None:
+                        return
                     try:
-                        await off_loop(save, values)
+                        await off_loop(save, values, actor)
                     except DomainError as exc:
                         error.text = exc.message
                         error.set_visibility(True)

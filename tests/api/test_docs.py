@@ -19,6 +19,7 @@ API_ROUTES = {
     ("put", "/api/admin/channels/{channel_id}"),
     ("delete", "/api/admin/channels/{channel_id}"),
     ("post", "/api/admin/channels/{channel_id}/test"),
+    ("get", "/api/admin/audit"),
 }
 
 

@@ -71,3 +71,40 @@ def test_admin_signs_in_adds_a_channel_and_sees_charts(
         )
     )
     screenshot(driver, "admin-dashboard")
+
+
+def test_audit_page_lists_a_change_made_just_before(
+    driver, browser_app: RunningApp, admin_api: httpx.Client, upstream: UpstreamServer
+) -> None:
+    secret = "sk-audit-browser-key-5f1e2d3c4b"
+    created = admin_api.post(
+        "/api/admin/channels",
+        json={
+            "name": "Audit Probe",
+            "base_url": upstream.base_url("ok"),
+            "api_key": "sk-x-1",
+            "model_id": "ap",
+        },
+    )
+    assert created.status_code == 201, created.text
+    changed = admin_api.put(
+        f"/api/admin/channels/{created.json()['id']}", json={"name": "Audit Probe 2", "api_key": secret}
+    )
+    assert changed.status_code == 200, changed.text
+
+    driver.get(browser_app.base_url + "/admin/login")
+    wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[autocomplete=username]")))
+    driver.find_element(By.CSS_SELECTOR, "input[autocomplete=username]").send_keys("admin")
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(TEST_ADMIN_PASSWORD, Keys.ENTER)
+    wait(driver).until(EC.url_to_be(browser_app.base_url + "/admin/dashboard"))
+    wait(driver).until(
+        EC.element_to_be_clickable((By.XPATH, "//div[contains(@class,'q-item')][.//div[text()='审计日志']]"))
+    ).click()
+    wait(driver).until(EC.url_to_be(browser_app.base_url + "/admin/audit"))
+    target = f"channel {created.json()['id']} (Audit Probe 2)"
+    wait(driver).until(lambda d: target in d.find_element(By.CSS_SELECTOR, ".q-table").text)
+    table = driver.find_element(By.CSS_SELECTOR, ".q-table").text
+    assert "名称：Audit Probe → Audit Probe 2" in table and "API Key：已修改" in table
+    assert "修改渠道" in table and "管理员登录" in table, "the sign-in just made is listed too"
+    assert secret not in driver.page_source
+    screenshot(driver, "admin-audit")

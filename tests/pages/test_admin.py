@@ -175,11 +175,11 @@ async def test_testing_a_channel_deleted_meanwhile_says_so(user: User, upstream:
         data = ChannelCreate(
             name="Gone", base_url=upstream.base_url("ok"), api_key="sk-gone-1234", model_id="g"
         )
-        channel = state.directory.create(session=session, data=data)
+        channel = state.directory.create(session=session, data=data, actor=None)
     await user.open("/admin/channels")
     await user.should_see(marker="ch-row-name", content="Gone", retries=SEE_RETRIES)
     with Session(state.engine) as session:  # another admin deletes it
-        state.directory.delete(session=session, channel_id=channel.id)
+        state.directory.delete(session=session, channel_id=channel.id, actor=None)
     user.find(marker="ch-test").click()
     await user.should_see("Gone：渠道不存在", retries=SEE_RETRIES)
     await user.should_see("还没有渠道", retries=SEE_RETRIES)
@@ -284,4 +284,6 @@ async def test_blocking_everyone_asks_first(user: User) -> None:
         [rule] = session.exec(select(BlockedIP)).all()
     assert rule.ip_address == "0.0.0.0/0"
     with Session(state.engine) as session:
-        state.block_list.remove(session=session, rule_id=rule.id or 0)  # the other tests' users pass again
+        state.block_list.remove(
+            session=session, rule_id=rule.id or 0, actor=None
+        )  # the other tests' users pass again

@@ -177,7 +177,7 @@ async def test_a_block_of_the_pages_ip_ends_its_answer(
 
     def block(address: str) -> None:
         with Session(state.engine) as session:
-            state.block_list.add(session=session, ip_address=address, reason="test")
+            state.block_list.add(session=session, ip_address=address, reason="test", actor=None)
 
     def words_shown() -> int:
         answer = user.find(marker="answer").elements.pop()

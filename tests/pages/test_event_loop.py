@@ -137,7 +137,7 @@ def seed(upstream: UpstreamServer) -> None:
         data = ChannelCreate(
             name="Slow DB", base_url=upstream.base_url("ok"), api_key="sk-loop-123456", model_id="loop"
         )
-        state.directory.create(session=session, data=data)
+        state.directory.create(session=session, data=data, actor=None)
         ip_block.add_rule(session=session, ip_address="198.51.100.0/24", reason="loop test")
     state.block_list.refresher.reload()
     for n in range(3):

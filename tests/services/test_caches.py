@@ -37,22 +37,30 @@ def test_channel_changes_through_the_directory_show_at_once(engine: Engine) -> N
     assert directory.models() == []
     data = ChannelCreate(name="Main", base_url="http://127.0.0.1:9/v1", api_key="sk-1", model_id="m-1")
     with Session(engine) as session:
-        channel = directory.create(session=session, data=data)
+        channel = directory.create(session=session, data=data, actor=None)
     assert channel.id is not None
     assert [target.api_key for target in directory.candidates("m-1")] == ["sk-1"]
     with Session(engine) as session:
-        directory.update(session=session, channel_id=channel.id, data=ChannelUpdate(model_id="m-2"))
+        directory.update(
+            session=session, channel_id=channel.id, data=ChannelUpdate(model_id="m-2"), actor=None
+        )
     assert not directory.has_model("m-1") and directory.has_model("m-2")
     with Session(engine) as session, pytest.raises(NotFound):
-        directory.update(session=session, channel_id=channel.id + 1, data=ChannelUpdate(is_enabled=False))
+        directory.update(
+            session=session, channel_id=channel.id + 1, data=ChannelUpdate(is_enabled=False), actor=None
+        )
     assert directory.has_model("m-2"), "a refused change leaves the directory as it was"
     with Session(engine) as session:
-        directory.update(session=session, channel_id=channel.id, data=ChannelUpdate(is_enabled=False))
+        directory.update(
+            session=session, channel_id=channel.id, data=ChannelUpdate(is_enabled=False), actor=None
+        )
     assert directory.models() == []
     with Session(engine) as session:
-        directory.update(session=session, channel_id=channel.id, data=ChannelUpdate(is_enabled=True))
+        directory.update(
+            session=session, channel_id=channel.id, data=ChannelUpdate(is_enabled=True), actor=None
+        )
         assert directory.has_model("m-2")
-        directory.delete(session=session, channel_id=channel.id)
+        directory.delete(session=session, channel_id=channel.id, actor=None)
     assert directory.models() == []
 
 
@@ -61,14 +69,14 @@ def test_rules_added_and_removed_through_the_block_list_apply_at_once(engine: En
     try:
         assert block_list.match("203.0.113.7") is None
         with Session(engine) as session:
-            rule = block_list.add(session=session, ip_address="203.0.113.0/24", reason="test")
+            rule = block_list.add(session=session, ip_address="203.0.113.0/24", reason="test", actor=None)
         assert block_list.match("203.0.113.7") == "203.0.113.0/24"
         with Session(engine) as session, pytest.raises(InvalidInput):
-            block_list.add(session=session, ip_address="not an address", reason=None)
+            block_list.add(session=session, ip_address="not an address", reason=None, actor=None)
         assert block_list.match("203.0.113.7") == "203.0.113.0/24"
         assert rule.id is not None
         with Session(engine) as session:
-            block_list.remove(session=session, rule_id=rule.id)
+            block_list.remove(session=session, rule_id=rule.id, actor=None)
         assert block_list.match("203.0.113.7") is None
     finally:
         block_list.close()
@@ -83,7 +91,7 @@ async def test_a_waiter_for_a_block_wakes_on_the_change_not_on_a_timer(engine: E
 
         def add(address: str) -> None:
             with Session(engine) as session:
-                block_list.add(session=session, ip_address=address, reason=None)
+                block_list.add(session=session, ip_address=address, reason=None, actor=None)
 
         await asyncio.to_thread(add, "203.0.113.0/24")
         await asyncio.sleep(0)  # let the waiter look at the new rules (it would have returned now)
@@ -101,10 +109,10 @@ def test_settings_updated_through_the_store_apply_at_once(engine: Engine) -> Non
     store = SettingsStore(engine, LIMITS, period=HOUR)
     assert store.current().guest_rpm == 10
     with Session(engine) as session:
-        updated = store.update(session=session, changes={"guest_rpm": 3})
+        updated = store.update(session=session, changes={"guest_rpm": 3}, actor=None)
     assert updated.guest_rpm == 3 and store.current().guest_rpm == 3 and store.current().user_rpm == 20
     with Session(engine) as session, pytest.raises(InvalidInput):
-        store.update(session=session, changes={"user_rpm": 0})
+        store.update(session=session, changes={"user_rpm": 0}, actor=None)
     assert store.current().user_rpm == 20
 
 
@@ -129,9 +137,9 @@ def test_a_change_is_loaded_by_the_thread_that_made_it(engine: Engine) -> None:
                 data = ChannelCreate(
                     name="W", base_url="http://127.0.0.1:9/v1", api_key="sk-w", model_id="m-w"
                 )
-                directory.create(session=session, data=data)
-                block_list.add(session=session, ip_address="198.51.100.0/24", reason=None)
-                store.update(session=session, changes={"guest_rpm": 5})
+                directory.create(session=session, data=data, actor=None)
+                block_list.add(session=session, ip_address="198.51.100.0/24", reason=None, actor=None)
+                store.update(session=session, changes={"guest_rpm": 5}, actor=None)
 
         event.listen(engine, "checkout", checkout)
         worker = threading.Thread(target=change)

@@ -61,7 +61,7 @@ class Harness:
             rpm_limit=rpm_limit,
         )
         with Session(self.engine) as session:
-            channel = self.directory.create(session=session, data=data)
+            channel = self.directory.create(session=session, data=data, actor=None)
         assert channel.id is not None
         return channel.id
 
