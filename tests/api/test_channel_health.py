@@ -142,8 +142,11 @@ def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_ap
                 client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 503
             )
             wait_until(lambda: _channel(client, headers, channel["id"])["status"] == "auto_paused")
-            missing = client.post("/api/chat/completions", json=chat_body(model, stream=False))
-            assert missing.status_code == 404, "no channel serves the model while it is paused"
+            busy = client.post("/api/chat/completions", json=chat_body(model, stream=False))
+            assert busy.status_code == 503, "the model is busy (not unknown) while its channel is paused"
+            assert (
+                busy.json()["error"]["type"] == "upstream_error" and "繁忙" in busy.json()["error"]["message"]
+            )
             # the background re-tests keep failing (and back off) until the upstream recovers
             wait_until(lambda: len(upstream.requests_for("switch")) >= 2, what="a background re-test")
             assert _channel(client, headers, channel["id"])["status"] == "auto_paused"
