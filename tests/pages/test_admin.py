@@ -285,3 +285,29 @@ async def test_blocking_everyone_asks_first(user: User) -> None:
     assert rule.ip_address == "0.0.0.0/0"
     with Session(state.engine) as session:
         state.block_list.remove(session=session, rule_id=rule.id or 0)  # the other tests' users pass again
+
+
+async def test_the_default_auto_pause_after_is_a_setting_with_0_for_never(user: User) -> None:
+    await sign_in(user)
+    await user.open("/admin/settings")
+    await user.should_see("系统设置")
+    state = app_state()
+    field = user.find(marker="auto-pause-after").elements.pop()
+    assert field.value == state.system_settings.current().auto_pause_after
+    try:
+        field.set_value(-3)
+        user.find(marker="settings-save").click()
+        await user.should_see("auto_pause_after 必须是 0 到 10000 之间的整数", retries=SEE_RETRIES)
+        assert state.system_settings.current().auto_pause_after == 5, "nothing stored changed"
+        field.set_value(2.5)
+        user.find(marker="settings-save").click()
+        await user.should_see("请填写正整数", retries=SEE_RETRIES)
+        field.set_value(0)
+        user.find(marker="settings-save").click()
+        await user.should_see("设置已保存并立即生效", retries=SEE_RETRIES)
+        assert state.system_settings.current().auto_pause_after == 0
+        with Session(state.engine) as session:
+            assert read_settings(session=session, defaults=state.setting_defaults).auto_pause_after == 0
+    finally:
+        with Session(state.engine) as session:
+            state.system_settings.update(session=session, changes={"auto_pause_after": 5})
