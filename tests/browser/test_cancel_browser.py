@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
 
 from tests.browser.conftest import screenshot
 from tests.browser.test_chat_browser import answer_text, choose_model, open_chat, type_and_send, wait
@@ -74,10 +75,11 @@ def test_cancelling_ends_the_upstream_request_within_a_second(
         wait(driver).until(lambda d: "w1" in answer_text(d))
     [request] = _requests(upstream, model)[asked:]
     assert request.peer in upstream.open_peers() and not upstream.ends_of(model)[ended:]
+    stop = wait(driver).until(EC.element_to_be_clickable((By.XPATH, STOP)))  # the page shows it is busy
 
-    started = time.monotonic()
+    started = time.monotonic()  # the driver's own round trip counts too (its click returns after the end)
     if action == "stop":
-        driver.find_element(By.XPATH, STOP).click()
+        stop.click()
     elif action == "new_chat":
         driver.find_element(By.XPATH, NEW_CHAT).click()
     else:
