@@ -93,11 +93,16 @@ class ThinkTagSplitter:
         """Content passed through unchanged: notice an untagged ``</think>`` for the next calls."""
         if self.untagged:
             return
-        seen = self._watch_tail + text
-        if CLOSE_TAG in seen:
+        if self._watch_tail:
+            text, self._watch_tail = self._watch_tail + text, ""
+        elif "<" not in text:  # the common case: one test, nothing kept
+            return
+        if CLOSE_TAG in text:
             self.untagged = True
-        else:
-            self._watch_tail = seen[-(len(CLOSE_TAG) - 1) :]
+            return
+        keep = _partial_suffix(text, CLOSE_TAG)
+        if keep:
+            self._watch_tail = text[-keep:]
 
     def _plain(self, text: str) -> tuple[str, str]:
         self._state = _PLAIN

@@ -145,3 +145,14 @@ def test_a_complete_answer_splits_an_untagged_close_wherever_it_is() -> None:
     assert completion_style(answer) == "untagged"
     assert normalize_completion(answer) == ("Done.", long_reasoning)
     assert completion_style({"choices": [{"message": {"content": "<think>a</think>b"}}]}) == "plain"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 8])
+def test_a_plain_channel_notices_an_untagged_close_cut_anywhere(size: int) -> None:
+    text = "Answer first, <b>then</b> reasoning closes </think> late."
+    splitter = ThinkTagSplitter("plain")
+    parts = feed_all(splitter, [text[i : i + size] for i in range(0, len(text), size)])
+    assert joined_parts(parts) == ("", text) and splitter.untagged
+    quiet = ThinkTagSplitter("plain")
+    feed_all(quiet, [text.replace("</think>", "</thin k>")[i : i + size] for i in range(0, len(text), size)])
+    assert not quiet.untagged
