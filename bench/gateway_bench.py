@@ -250,6 +250,8 @@ async def bench_concurrent(gw: Gateway, upstream: str, *, streams: int, chunks: 
     rates: dict[str, list[float]] = {name: [] for name in targets}
     max_gap = {name: 0.0 for name in targets}
     lost = {name: 0 for name in targets}
+    for url, body in targets.values():  # warm-up: the gateway learns how the channel's answers end
+        await _concurrent(url, body, 1)  # (a first stream may be held back, services/reasoning.py)
     for round_number in range(rounds):
         order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
         for name in order:

@@ -31,8 +31,9 @@ def show_error(error: DomainError) -> ui.dialog:
         ui.icon(icon, size="42px", color="primary")
         ui.label(title).classes("text-lg font-semibold")
         ui.label(error.message).classes("text-gray-500").mark("error-message")
-        if isinstance(error, UpstreamUnavailable) and error.reason:
-            # overloaded, misconfigured or unreachable, in words; never the upstream's own details
+        if isinstance(error, UpstreamUnavailable) and error.reason and error.reason != "all_busy":
+            # overloaded, misconfigured or unreachable, in words; never the upstream's own details (a busy
+            # model's message says so itself)
             ui.label(WORDS[kind_of(error.reason)]).classes("text-sm text-gray-500").mark("error-kind")
         if isinstance(error, IPBlocked):
             ui.label("如有疑问，请联系管理员。").classes("text-sm text-gray-400")

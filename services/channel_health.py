@@ -6,6 +6,13 @@ The chat path only touches memory (:meth:`ChannelHealth.success` / :meth:`Channe
 few dict operations on the event loop); a thread of its own writes what changed to ``channels`` once a
 second, at most, and pauses a channel there. A pause or a resume goes through the directory's
 ``refresher.changed()``, so every instance stops (or starts) using the channel at once.
+
+Several instances share one row per channel, so the count of consecutive failures lives in the row, not
+in a process: each flush adds the failures seen since the last one (``SET consecutive_failures =
+consecutive_failures + n``, or sets it to the failures after a success seen meanwhile), and the pause is
+decided in the same transaction on the row's own count and threshold (``UPDATE … WHERE
+consecutive_failures >= COALESCE(auto_pause_after, default) AND NOT auto_paused``), so two instances
+each seeing half of the failures pause the channel as one would, and exactly one of them announces it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -38,13 +45,22 @@ MAX_ERROR_CHARS = 300
 
 @dataclass(slots=True)
 class _Health:
-    failures: int = 0
+    """What this instance saw of a channel since its last flush."""
+
+    failures: int = 0  # failures since the last flush, or since the success seen after it
+    succeeded: bool = False  # a success since the last flush: the row's count starts again
     latencies: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_success_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
-    auto_pause_after: int | None = None  # the channel's own setting; None: the system default
     dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    failures: int
+    succeeded: bool
+    values: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +96,6 @@ class ChannelHealth:
         entry = self._entries.get(target.id)
         if entry is None:
             entry = self._entries[target.id] = _Health()
-        entry.auto_pause_after = target.auto_pause_after
         entry.dirty = True
         return entry
 
@@ -88,6 +103,7 @@ class ChannelHealth:
         with self._lock:
             entry = self._entry(target)
             entry.failures = 0
+            entry.succeeded = True
             entry.latencies.append(max(latency_ms, 0))
             entry.last_success_at = utcnow()
 
@@ -98,9 +114,8 @@ class ChannelHealth:
             entry.failures += 1
             entry.last_error = reason[:MAX_ERROR_CHARS]
             entry.last_error_at = utcnow()
-            pause_after = entry.auto_pause_after
-        if pause_after is None or (pause_after and entry.failures >= pause_after):
-            self._wake.set()  # a pause may be due: write now rather than within the second
+        if target.auto_pause_after != 0:
+            self._wake.set()  # a pause may be due (the shared count decides): write now
 
     # ---- the writer thread -----------------------------------------------------------------------
     def start(self) -> None:
@@ -128,16 +143,14 @@ class ChannelHealth:
                 log.warning("could not store the channels' health: %s", exc)
         self.flush()
 
-    def _taken(self) -> dict[int, dict[str, Any]]:
-        """What changed since the last flush, as column values per channel; pauses decided here."""
-        default: int | None = None
-        changes: dict[int, dict[str, Any]] = {}
+    def _taken(self) -> dict[int, _Change]:
+        """What changed since the last flush, per channel."""
+        changes: dict[int, _Change] = {}
         with self._lock:
             for channel_id, entry in self._entries.items():
                 if not entry.dirty:
                     continue
-                entry.dirty = False
-                values: dict[str, Any] = {"consecutive_failures": entry.failures}
+                values: dict[str, Any] = {}
                 if entry.last_success_at is not None:
                     values["last_success_at"] = entry.last_success_at
                 if entry.latencies:
@@ -145,35 +158,67 @@ class ChannelHealth:
                 if entry.last_error_at is not None:
                     values["last_error"] = entry.last_error
                     values["last_error_at"] = entry.last_error_at
-                pause_after = entry.auto_pause_after
-                if pause_after is None:
-                    default = self._default_pause_after() if default is None else default
-                    pause_after = default
-                if pause_after > 0 and entry.failures >= pause_after:
-                    values["auto_paused"] = True
-                    entry.failures = 0  # counted again from here once it resumes
-                changes[channel_id] = values
+                changes[channel_id] = _Change(entry.failures, entry.succeeded, values)
+                entry.dirty, entry.failures, entry.succeeded = False, 0, False
         return changes
+
+    def _given_back(self, changes: dict[int, _Change]) -> None:
+        """A flush that failed: its counts are added to what came since, for the next one."""
+        with self._lock:
+            for channel_id, change in changes.items():
+                entry = self._entries.setdefault(channel_id, _Health())
+                entry.dirty = True
+                if not entry.succeeded:  # a newer success would have ended the older streak
+                    entry.failures += change.failures
+                    entry.succeeded = change.succeeded
 
     def flush(self) -> None:
         changes = self._taken()
         if not changes:
             return
-        paused: list[int] = []
-        with Session(self._engine) as session:
-            for channel_id, values in changes.items():
-                query = update(Channel).where(col(Channel.id) == channel_id)
-                if values.get("auto_paused"):  # never pause a channel the admin has just disabled
-                    query = query.where(col(Channel.is_enabled).is_(True))
-                    paused.append(channel_id)
-                session.execute(query.values(**values))
-            session.commit()
+        try:
+            paused = self._store(changes)
+        except BaseException:
+            self._given_back(changes)
+            raise
         if paused:
             log.warning("channels %s paused after consecutive failures; re-tested in the background", paused)
             now = time.monotonic()
             for channel_id in paused:
                 self._next_retest[channel_id] = (now + self.retest_seconds, self.retest_seconds)
             self._directory.refresher.changed()
+
+    def _store(self, changes: dict[int, _Change]) -> list[int]:
+        """One transaction: each row's count moves by what this instance saw, then the channels whose
+        shared count reached their threshold are paused; returns the ones this flush paused."""
+        default = self._default_pause_after()
+        paused: list[int] = []
+        with Session(self._engine) as session:
+            for channel_id, change in changes.items():
+                count = col(Channel.consecutive_failures)
+                values = {**change.values, "consecutive_failures": change.failures}
+                if not change.succeeded:
+                    values["consecutive_failures"] = count + change.failures
+                row = col(Channel.id) == channel_id
+                session.execute(update(Channel).where(row).values(**values))
+                if not change.failures:
+                    continue
+                threshold = func.coalesce(col(Channel.auto_pause_after), default)
+                pause = (
+                    update(Channel)
+                    .where(
+                        row,
+                        col(Channel.is_enabled).is_(True),  # never pause what an admin has just disabled
+                        col(Channel.auto_paused).is_(False),
+                        threshold > 0,
+                        count >= threshold,
+                    )
+                    .values(auto_paused=True)
+                )
+                if session.execute(pause).rowcount:  # type: ignore[attr-defined]
+                    paused.append(channel_id)
+            session.commit()
+        return paused
 
     # ---- background re-tests of paused channels (event loop) -------------------------------------
     def start_retests(self, probe: Callable[[Channel], Awaitable[RetestResult]]) -> None:
@@ -221,7 +266,7 @@ class ChannelHealth:
         committed with it (a background re-test is no admin's change)."""
         with self._lock:
             entry = self._entries.get(channel_id)
-            if entry is not None:
+            if entry is not None:  # failures seen before the resume are not counted against it
                 entry.failures = 0
         values: dict[str, Any] = {
             "auto_paused": False,

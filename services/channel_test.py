@@ -23,13 +23,19 @@ log = logging.getLogger("pyaichat.channels")
 _FAILURE_WORDS = {
     "tls": "TLS 证书校验失败（tls）：上游证书不受信任，可用 UPSTREAM_CA_BUNDLE 信任私有 CA",
     "proxy": "代理不可用（proxy）：无法通过代理连接上游",
-    "timeout_connect": "连接超时（timeout_connect）",
-    "connect": "无法连接上游（connect）",
 }
+
+
+def _connect_words(exc: UpstreamFailure) -> str:
+    if exc.timed_out:
+        return "连接超时（timeout_connect）"
+    return "无法连接上游（timeout_connect）：连接被拒绝或域名无法解析"
 
 
 def _unreachable(exc: UpstreamFailure, channel_id: int | None) -> str:
     log.warning("channel %s test failed: %s (%s)", channel_id, exc.reason, kind_of(exc.reason))
+    if exc.reason == "timeout_connect":
+        return _connect_words(exc)
     return _FAILURE_WORDS.get(exc.reason, f"无法连接（{exc.reason}）")
 
 

@@ -383,6 +383,7 @@ class ChannelDirectory:
         self.refresher = Refresher(self._load, "channels", period)
         self._by_model: dict[str, list[ChannelTarget]] = {}
         self._models: list[ModelInfo] = []
+        self._paused_models: frozenset[str] = frozenset()  # served only by auto-paused channels
         self._turns: dict[str, dict[tuple[int, int], int]] = {}
         self._warned_unreadable: set[int] = set()
 
@@ -436,13 +437,15 @@ class ChannelDirectory:
         with Session(self._engine) as session:
             bounded_reads(session)
             rows = session.exec(
-                select(Channel)
-                .where(col(Channel.is_enabled).is_(True), col(Channel.auto_paused).is_(False))
-                .order_by(col(Channel.id))
+                select(Channel).where(col(Channel.is_enabled).is_(True)).order_by(col(Channel.id))
             ).all()
         by_model: dict[str, list[ChannelTarget]] = {}
+        paused: set[str] = set()
         for row in rows:
             assert row.id is not None
+            if row.auto_paused:
+                paused.update(channel_models(row))
+                continue
             plain = self._cipher.decrypt(row.api_key)
             headers = decrypt_headers(row, self._cipher)
             try:
@@ -474,6 +477,7 @@ class ChannelDirectory:
                 by_model.setdefault(public, []).append(target)
         self._by_model = by_model
         self._models = [ModelInfo(name, name) for name in by_model]
+        self._paused_models = frozenset(paused.difference(by_model))
 
     def _fresh(self) -> None:
         self.refresher.ensure()
@@ -485,6 +489,12 @@ class ChannelDirectory:
     def has_model(self, model_id: str) -> bool:
         self._fresh()
         return model_id in self._by_model
+
+    def is_paused(self, model_id: str) -> bool:
+        """Whether every enabled channel serving ``model_id`` is auto-paused (the model is busy, not
+        unknown; it is not listed meanwhile)."""
+        self._fresh()
+        return model_id in self._paused_models
 
     def candidates(self, model_id: str) -> list[ChannelTarget]:
         """The channels serving the public name ``model_id``, in the order to try them."""

@@ -25,7 +25,8 @@ from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
-from services.reasons import in_words, is_timeout, reason_for_status
+from services.reasoning import ThinkStyle
+from services.reasons import in_words, reason_for_status
 from services.settings import SettingsStore
 from services.upstream import (
     ChunkNormalizer,
@@ -34,12 +35,14 @@ from services.upstream import (
     UpstreamProtocolError,
     UpstreamTimeouts,
     completion_as_events,
+    completion_style,
     iter_sse_payloads,
     normalize_completion,
     usage_of,
 )
 
 log = logging.getLogger("pyaichat.chat")
+ALL_BUSY_MESSAGE = "模型当前繁忙：它的所有渠道都已达到每分钟请求上限或已暂停，请稍后再试"
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
@@ -61,6 +64,7 @@ _Accept = Callable[[aiohttp.ClientResponse, ChannelTarget, "CallLog"], Awaitable
 _REFUSAL_BYTES = 64 * 1024
 # statuses that say the request was wrong, not the channel: they never count against its health
 _CALLER_STATUSES = frozenset({400, 413, 422, 429})
+_MAX_STYLES = 10_000  # channel × model × URL combinations remembered (a bound against endless edits)
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -68,6 +72,7 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 
 _CUT: tuple[str, dict[str, Any]] = ("", {})  # what _next_event returns once a shutdown cut the stream
+_HELD: tuple[str, dict[str, Any]] = ("", {})  # what it returns when held text has waited long enough
 
 
 class ChatStream:
@@ -88,8 +93,12 @@ class ChatStream:
         call: CallLog,
         include_usage: bool,
         target: ChannelTarget,
+        think_style: ThinkStyle = "plain",
+        learn: Callable[[ThinkStyle], None] | None = None,
     ) -> None:
         self._response = response
+        self._think_style = think_style
+        self._learn = learn
         self._close = close
         self._events = events
         self._first = first
@@ -99,6 +108,8 @@ class ChatStream:
         self._pieces: AsyncGenerator[StreamPiece] | None = None
         self._started = False  # whether the generator's body (and so its ``finally``) has run
         self._waiting: asyncio.Task[Any] | None = None  # the task awaiting the upstream's next event
+        # the next event, read in a task of its own while held text may have to go out before it comes
+        self._pending: asyncio.Future[tuple[str, dict[str, Any]] | None] | None = None
         call.on_cut(self._interrupt)
 
     def pieces(self) -> AsyncIterator[StreamPiece]:
@@ -127,13 +138,23 @@ class ChatStream:
         if self._waiting is not None:
             self._waiting.cancel()
 
-    async def _next_event(self) -> tuple[str, dict[str, Any]] | None:
-        """The upstream's next event, None at its end, ``_CUT`` once cut."""
+    async def _next_event(self, hold: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """The upstream's next event, None at its end, ``_CUT`` once cut, ``_HELD`` when ``hold``
+        seconds (the time text held back may still wait, services/reasoning.py) passed without it."""
         if self._call.is_cut():
             return _CUT
         task = self._waiting = asyncio.current_task()
         try:
-            return await anext(self._events, None)
+            if hold is None and self._pending is None:  # the common path: no task of its own
+                return await anext(self._events, None)
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(anext(self._events, None))
+            if hold is not None:
+                done, _ = await asyncio.wait({self._pending}, timeout=hold)
+                if not done:
+                    return _HELD
+            pending, self._pending = self._pending, None
+            return await pending
         except asyncio.CancelledError:
             if not self._call.is_cut() or task is None:
                 raise
@@ -143,6 +164,9 @@ class ChatStream:
             self._waiting = None
 
     async def _close_upstream(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         self._close(self._response)  # synchronous: nothing a cancellation could interrupt
 
     def _piece(self, data: str, chunk: dict[str, Any], normalizer: ChunkNormalizer) -> StreamPiece | None:
@@ -159,11 +183,18 @@ class ChatStream:
         sse = _sse(chunk) if changed else b"data: " + data.encode() + b"\n\n"
         return StreamPiece(sse=sse, content=content, reasoning=reasoning)
 
+    def _released(self, normalizer: ChunkNormalizer) -> StreamPiece | None:
+        """Text held back while looking for ``</think>`` whose time ran out, as a chunk of the answer."""
+        content = normalizer.release()
+        return self._extra(content=content) if content else None
+
     def _tail(self, normalizer: ChunkNormalizer) -> StreamPiece | None:
         """Text the normalizer still holds (a possible ``<think>`` tag) as one last chunk."""
         reasoning, content = normalizer.flush()
-        if not (reasoning or content):
-            return None
+        return self._extra(reasoning=reasoning, content=content) if reasoning or content else None
+
+    def _extra(self, *, reasoning: str = "", content: str = "") -> StreamPiece:
+        """A chunk of our own carrying text the normalizer held back."""
         self._call.texts.append(reasoning + content)
         delta = {k: v for k, v in (("reasoning_content", reasoning), ("content", content)) if v}
         tail = {
@@ -176,37 +207,43 @@ class ChatStream:
     async def _generate(self) -> AsyncGenerator[StreamPiece]:
         self._started = True
         status, reason = "client_aborted", ""
-        normalizer = ChunkNormalizer()
+        normalizer = ChunkNormalizer(self._think_style)
         try:
             try:
                 piece = self._piece(*self._first, normalizer)
                 if piece is not None:
                     yield piece
                 while True:
-                    event = await self._next_event()
+                    event = await self._next_event(normalizer.hold_left())
+                    if event is _HELD:
+                        piece = self._released(normalizer)
+                        if piece is not None:
+                            yield piece
+                        continue
                     if event is None or event is _CUT:
                         break
                     piece = self._piece(*event, normalizer)
                     if piece is not None:
                         yield piece
             except UpstreamFailure as exc:
-                status, reason = ("timeout" if is_timeout(exc.reason) else "upstream_error"), exc.reason
+                status, reason = ("timeout" if exc.timed_out else "upstream_error"), exc.reason
             except Exception:
                 log.exception("channel %s: the stream failed on our side", self.channel.id)
                 status, reason = "upstream_error", "server_error"
             else:
                 status, reason = ("ok", "") if event is None else ("server_shutdown", "cut by the shutdown")
-            last: list[StreamPiece] = []  # sent once the row is written
+            tail = self._tail(normalizer)  # text still held back goes out before the end, whatever it is
+            last: list[StreamPiece] = [tail] if tail else []  # sent once the row is written
             if status == "ok":
-                tail = self._tail(normalizer)
-                done = StreamPiece(sse=DONE_EVENT, done=True)
-                last = [tail, done] if tail else [done]
+                if self._learn is not None:  # only a whole answer tells how the channel thinks
+                    self._learn(normalizer.style_seen())
+                last.append(StreamPiece(sse=DONE_EVENT, done=True))
             else:
                 log.warning("channel %s: the stream ended early (%s: %s)", self.channel.id, status, reason)
                 error: DomainError = (
                     ShuttingDown() if status == "server_shutdown" else UpstreamUnavailable(reason=reason)
                 )
-                last = [StreamPiece(sse=_sse(error.body()), error=error)]
+                last.append(StreamPiece(sse=_sse(error.body()), error=error))
             self._call.write(status, None if status in ("ok", "server_shutdown") else reason)
             for piece in last:
                 yield piece
@@ -240,6 +277,20 @@ class ChatService:
         self.limiter = limiter
         self.settings = settings
         self.block_list = block_list
+        # how each channel's model closes its reasoning (services/reasoning.py), learnt from answers
+        self._think_styles: dict[tuple[int, str, str], ThinkStyle] = {}
+
+    @staticmethod
+    def _style_key(target: ChannelTarget) -> tuple[int, str, str]:
+        return (target.id, target.completions_url, target.model_id)  # a changed channel is learnt anew
+
+    def think_style(self, target: ChannelTarget) -> ThinkStyle:
+        return self._think_styles.get(self._style_key(target), "unknown")
+
+    def _learn_style(self, target: ChannelTarget, style: ThinkStyle) -> None:
+        if len(self._think_styles) >= _MAX_STYLES:
+            self._think_styles.clear()
+        self._think_styles[self._style_key(target)] = style
 
     async def _admit(self, model: str, caller: Caller) -> list[ChannelTarget]:
         """The checks before any upstream work: IP block, model, the caller's rate limit (atomic hit).
@@ -257,8 +308,8 @@ class ChatService:
             self.block_list.record_attempt(ip=caller.ip, path=caller.path, rule=rule)
             raise IPBlocked()
         candidates = self.directory.candidates(model)
-        if not candidates:
-            raise ModelNotFound()
+        if not candidates and not self.directory.is_paused(model):
+            raise ModelNotFound()  # (a model whose every channel is auto-paused is busy: ``all_busy``)
         limits = await self.settings.for_decision()
         if caller.user_id is not None:
             await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
@@ -269,10 +320,16 @@ class ChatService:
     async def _take_channel_slot(self, target: ChannelTarget) -> bool:
         return await self.limiter.try_hit(f"channel:{target.id}", target.rpm_limit)
 
-    async def _all_busy(self, candidates: list[ChannelTarget]) -> UpstreamUnavailable:
-        """Every channel is at its RPM: 503 with the wait until the first of them frees a slot."""
+    async def _all_busy(self, candidates: list[ChannelTarget], call: CallLog) -> UpstreamUnavailable:
+        """Every channel is at its RPM (or auto-paused): one ``all_busy`` row, and a 503 that says the
+        model is busy, with the wait until the first channel frees a slot (none while all are paused).
+        No upstream saw the prompt, so the row counts no tokens."""
+        call.usage = (0, 0)
+        call.write("upstream_error", "all_busy")
         waits = [await self.limiter.retry_after(f"channel:{t.id}", t.rpm_limit) for t in candidates]
-        return UpstreamUnavailable(retry_after=min(waits))
+        return UpstreamUnavailable(
+            ALL_BUSY_MESSAGE, retry_after=min(waits) if waits else None, reason="all_busy"
+        )
 
     @staticmethod
     def _payload(body: dict[str, Any], target: ChannelTarget, *, stream: bool) -> dict[str, Any]:
@@ -328,6 +385,8 @@ class ChatService:
                 call=call,
                 include_usage=include_usage,
                 target=target,
+                think_style=self.think_style(target),
+                learn=lambda style: self._learn_style(target, style),
             )
 
         return await self._failover(body, caller, stream=True, accept=first_event)
@@ -336,9 +395,10 @@ class ChatService:
         """A non-streamed call: the upstream's ``chat.completion`` with reasoning normalised."""
 
         async def whole_answer(
-            response: aiohttp.ClientResponse, _target: ChannelTarget, call: CallLog
+            response: aiohttp.ClientResponse, target: ChannelTarget, call: CallLog
         ) -> dict[str, Any]:
             answer = _completion(await self.client.read_answer(response))
+            self._learn_style(target, completion_style(answer))
             content, reasoning = normalize_completion(answer)
             call.usage = usage_of(answer)
             call.texts += [content, reasoning]
@@ -355,11 +415,12 @@ class ChatService:
 
         A channel without a free RPM slot is passed over; one that fails (refused, timeout, an HTTP
         status other than 200, garbage) is logged and skipped. Outcomes: ``accept``'s result (the row is
-        then written by it or by the stream); 503 with the wait for a slot when no channel had one (no
-        row: no upstream was asked); 503 after a ``timeout`` row when every channel tried timed out, an
-        ``upstream_error`` row otherwise, and also when anything unforeseen is raised meanwhile; a
-        ``client_aborted`` row when the caller goes away (cancelled); a ``server_shutdown`` row and
-        :class:`ShuttingDown` when a shutdown cuts the call, or when it is cancelled during one.
+        then written by it or by the stream); 503 "the model is busy" with the wait for a slot after an
+        ``all_busy`` row when no channel had a slot or every one is auto-paused; 503 after a ``timeout``
+        row when every channel tried timed out, an ``upstream_error`` row otherwise, and also when
+        anything unforeseen is raised meanwhile; a ``client_aborted`` row when the caller goes away
+        (cancelled); a ``server_shutdown`` row and :class:`ShuttingDown` when a shutdown cuts the call,
+        or when it is cancelled during one.
         """
         model = str(body.get("model", ""))
         candidates = await self._admit(model, caller)
@@ -380,12 +441,12 @@ class ChatService:
                 try:
                     result = await self._try_channel(target, body, call, stream=stream, accept=accept)
                 except UpstreamFailure as exc:
-                    reason, failure, status = exc.reason, str(exc), exc.status
+                    reason, failure, status, timed_out = exc.reason, str(exc), exc.status, exc.timed_out
                 else:
                     if self.health is not None:
                         self.health.success(target, int((time.monotonic() - started) * 1000))
                     return result
-                all_timeouts = all_timeouts and is_timeout(reason)
+                all_timeouts = all_timeouts and timed_out
                 if self.health is not None and status not in _CALLER_STATUSES:
                     self.health.failure(target, in_words(reason, status))
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
@@ -404,7 +465,7 @@ class ChatService:
             call.write("client_aborted")
             raise
         if not tried:
-            raise await self._all_busy(candidates)
+            raise await self._all_busy(candidates, call)
         call.write("timeout" if all_timeouts else "upstream_error", reason)
         raise UpstreamUnavailable(reason=reason)
 

@@ -16,14 +16,15 @@ REASONS = (
     "http_5xx",  # the upstream failed
     "tls",  # a certificate or TLS handshake failure
     "proxy",  # the proxy was unreachable or refused to connect us
-    "connect",  # the upstream could not be reached (refused, DNS, reset before an answer)
-    "timeout_connect",  # no connection within the connect timeout
+    "timeout_connect",  # no connection: refused, name not resolved, or none within the connect timeout
     "timeout_first_event",  # a stream sent no first event within the first-byte timeout
     "timeout_idle",  # an answer stalled longer than the idle timeout
     "bad_stream",  # not an OpenAI answer, too large, or cut mid-answer
     "server_error",  # a fault of ours
-    "all_busy",  # every channel of the model was at its RPM
+    "all_busy",  # every channel of the model was at its RPM limit or paused: no upstream was asked
 )
+# SPEC §5's list is closed: a refused connection or an unknown host is ``timeout_connect`` (no
+# connection could be made), its row's status ``upstream_error`` unless a deadline ran out
 
 Kind = Literal["overloaded", "misconfigured", "unreachable"]
 
@@ -36,7 +37,6 @@ _KIND: dict[str, Kind] = {
     "all_busy": "overloaded",
     "http_5xx": "unreachable",
     "proxy": "unreachable",
-    "connect": "unreachable",
     "timeout_connect": "unreachable",
     "timeout_first_event": "overloaded",
     "timeout_idle": "overloaded",
@@ -64,10 +64,6 @@ def kind_of(reason: str | None) -> Kind:
     return _KIND.get(reason or "", "unreachable")
 
 
-def is_timeout(reason: str | None) -> bool:
-    return reason is not None and reason.startswith("timeout_")
-
-
 _ADMIN_WORDS = {
     "http_401": "API Key 无效或没有权限",
     "http_4xx": "上游拒绝了请求（模型或地址不对？）",
@@ -75,12 +71,12 @@ _ADMIN_WORDS = {
     "http_5xx": "上游服务器出错",
     "tls": "TLS 证书校验失败（可用 UPSTREAM_CA_BUNDLE 信任私有 CA）",
     "proxy": "代理不可用",
-    "connect": "无法连接上游",
-    "timeout_connect": "连接上游超时",
+    "timeout_connect": "无法连接上游（连接被拒绝、域名无法解析或连接超时）",
     "timeout_first_event": "上游在时限内没有响应",
     "timeout_idle": "上游响应中途停顿过久",
     "bad_stream": "上游的响应不是 OpenAI 格式、过大或中途断开",
     "server_error": "网关内部错误",
+    "all_busy": "所有渠道都已达到每分钟请求上限或已暂停",
 }
 
 

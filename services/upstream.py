@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.reasoning import ThinkTagSplitter, split_think_tags
+from services.reasoning import ThinkStyle, ThinkTagSplitter, split_think_tags, untagged_close
 from services.upstream_client import MIB, UpstreamClient
 from services.upstream_errors import AnswerTooLarge, UpstreamFailure, UpstreamProtocolError, UpstreamTimeouts
 
@@ -48,13 +48,23 @@ class ChunkNormalizer:
     """Rewrites one stream's chunks so reasoning always arrives as ``delta.reasoning_content``.
 
     ``normalize`` returns ``(changed, content, reasoning)``; when ``changed`` is False the raw upstream
-    event can be forwarded as it is.
+    event can be forwarded as it is. ``style``: what is known of the channel's ``</think>`` habit
+    (services/reasoning.py); :meth:`style_seen` what this stream showed.
     """
 
     __slots__ = ("_splitter",)
 
-    def __init__(self) -> None:
-        self._splitter = ThinkTagSplitter()
+    def __init__(self, style: ThinkStyle = "plain") -> None:
+        self._splitter = ThinkTagSplitter(style)
+
+    def hold_left(self) -> float | None:
+        return self._splitter.hold_left()
+
+    def release(self) -> str:
+        return self._splitter.release()
+
+    def style_seen(self) -> ThinkStyle:
+        return "untagged" if self._splitter.untagged else "plain"
 
     def normalize(self, chunk: dict[str, Any]) -> tuple[bool, str, str]:
         choices = chunk.get("choices")
@@ -72,7 +82,10 @@ class ChunkNormalizer:
                 delta["reasoning_content"] = reasoning
             changed = True
         content = delta.get("content") or ""
-        if content and not self._splitter.passthrough:
+        if content and self._splitter.passthrough:
+            if isinstance(content, str):
+                self._splitter.watch(content)
+        elif content:
             thought, content = self._splitter.feed(content)
             delta["content"] = content
             if thought:
@@ -88,6 +101,16 @@ class ChunkNormalizer:
     def flush(self) -> tuple[str, str]:
         """``(reasoning, content)`` still held back at the end of the stream."""
         return self._splitter.flush()
+
+
+def completion_style(answer: dict[str, Any]) -> ThinkStyle:
+    """Whether a complete answer closes its reasoning without opening it (read before normalising)."""
+    for choice in answer.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and untagged_close(content) >= 0:
+            return "untagged"
+    return "plain"
 
 
 def normalize_completion(answer: dict[str, Any]) -> tuple[str, str]:

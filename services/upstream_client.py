@@ -56,9 +56,18 @@ def _reason_of(exc: BaseException, *, proxied: bool) -> str:
         return "proxy" if proxied else "timeout_connect"
     if isinstance(exc, (aiohttp.SocketTimeoutError, TimeoutError)):
         return "timeout_idle"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "proxy" if proxied else "connect"
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, name not resolved, unreachable host
+        return "proxy" if proxied else "timeout_connect"
     return "bad_stream"  # disconnected mid-answer, a malformed response, a payload error
+
+
+def _failure(exc: BaseException, *, proxied: bool) -> UpstreamFailure:
+    """``exc`` as the failure the chat service sees. A connection that could not be made without any
+    deadline running out (refused, no such host) is ``timeout_connect`` as SPEC §5 names it, but its
+    call is logged ``upstream_error``, not ``timeout`` (docs/api.md#reason-codes)."""
+    reason = _reason_of(exc, proxied=proxied)
+    timed_out = reason.startswith("timeout_") and isinstance(exc, TimeoutError)
+    return UpstreamFailure(reason, type(exc).__name__, timed_out=timed_out)
 
 
 class _Route:
@@ -204,7 +213,7 @@ class UpstreamClient:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError, ProxyError, TimeoutError) as exc:
-            raise UpstreamFailure(_reason_of(exc, proxied=route.proxied), type(exc).__name__) from exc
+            raise _failure(exc, proxied=route.proxied) from exc
         self.open_responses += 1
         response._pyaichat_counted = True  # type: ignore[attr-defined]
         return response
@@ -233,7 +242,7 @@ class UpstreamClient:
                     raise AnswerTooLarge(f"an answer over {limit} bytes")
                 chunks.append(chunk)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise UpstreamFailure(_reason_of(exc, proxied=False), type(exc).__name__) from exc
+            raise _failure(exc, proxied=False) from exc
         return b"".join(chunks)
 
     async def lines(self, response: aiohttp.ClientResponse) -> AsyncIterator[str]:
@@ -249,7 +258,7 @@ class UpstreamClient:
             try:
                 chunk = await anext(chunks, None)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise UpstreamFailure(_reason_of(exc, proxied=False), type(exc).__name__) from exc
+                raise _failure(exc, proxied=False) from exc
             if chunk is None:
                 break
             if b"\n" not in chunk and b"\r" not in chunk:  # the middle of a line

@@ -17,15 +17,27 @@ class UpstreamTimeouts:
 
 class UpstreamFailure(Exception):
     """A channel failed; ``reason`` is its code, ``detail`` a few words for the server log (an exception
-    type or a status, never a body, a URL or a key)."""
+    type or a status, never a body, a URL or a key).
+
+    ``timed_out``: whether a deadline ran out, which makes the call log's ``status`` ``timeout`` rather
+    than ``upstream_error``. It follows the code (``timeout_…``) unless given: a refused connection is
+    ``timeout_connect`` (no connection could be made) without having timed out."""
 
     reason = "bad_stream"
 
-    def __init__(self, reason: str | None = None, detail: str = "", *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str | None = None,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        timed_out: bool | None = None,
+    ) -> None:
         if reason is not None:
             self.reason = reason
         self.detail = detail
         self.status = status  # the upstream's HTTP status, when it answered one
+        self.timed_out = self.reason.startswith("timeout_") if timed_out is None else timed_out
         super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
 
 

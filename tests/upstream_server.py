@@ -30,7 +30,9 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
   padded with spaces; a stream's second line): until the client leaves
 - ``nostreamoptions``: a 400 naming ``stream_options`` whenever the request carries it (older vLLM)
 - ``jsonstream``: a plain ``chat.completion`` JSON answer even to ``stream: true``
-- ``thinkopen``: reasoning closed by ``</think>`` without an opening tag (vLLM-served R1 distills)
+- ``thinkopen[-N[-R]]``: reasoning closed by ``</think>`` without an opening tag (vLLM-served R1
+  distills); with N, the stream sends :func:`thinkopen_text` (its reasoning R times) in pieces of N
+  characters, so the tag is cut across chunks (N = 3: ``…</`` + ``thi`` + ``nk>``)
 - ``silent``: no response at all; the client's leaving is recorded (as a cancelled end)
 - ``probe-N``: thinking, then an answer carrying the probe's payloads (:func:`probe_answer`: images,
   a form, styles, an iframe, event attributes, a ``javascript:`` link), in pieces of N characters (7) so
@@ -75,6 +77,13 @@ CODE_ANSWER = [
 ]
 UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
 OPEN_STREAM_MAX_WORDS = 100_000
+
+
+def thinkopen_text(repeat: int = 1) -> str:
+    """The ``thinkopen`` answer: the thinking words ``repeat`` times, ``</think>``, the answer."""
+    return "".join(THINKING_WORDS) * repeat + "</think>\n\n" + "".join(ANSWER_WORDS)
+
+
 PROBE_END = "Probe end."
 
 
@@ -307,7 +316,7 @@ class UpstreamServer:
             detail = {"error": {"message": "extra field not permitted: stream_options", "code": 400}}
             return JSONResponse(detail, status_code=400)
         if name == "jsonstream":
-            return JSONResponse(self._full_answer(name, model, body))
+            return JSONResponse(self._full_answer(name, params, model, body))
         if name == "silent":
             while (await request.receive())["type"] != "http.disconnect":
                 continue
@@ -316,7 +325,7 @@ class UpstreamServer:
         if name in ("huge", "hugelen", "hugelate", "drip"):
             return self._resource_test_answer(name, params[0] if params else 1, model, stream=stream)
         if not body.get("stream") or name == "plainonly":
-            return JSONResponse(self._full_answer(name, model, body))
+            return JSONResponse(self._full_answer(name, params, model, body))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = str(request.base_url).rstrip("/")
         return StreamingResponse(
@@ -375,7 +384,7 @@ class UpstreamServer:
             await asyncio.sleep(every_ms / 1000)
             yield b" "
 
-    def _full_answer(self, name: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _full_answer(self, name: str, params: list[int], model: str, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(ANSWER_WORDS)}
         if name == "reasoning_content":
             message["reasoning_content"] = "".join(THINKING_WORDS)
@@ -386,7 +395,7 @@ class UpstreamServer:
         elif name == "cjk":
             message["content"] = "".join(CJK_ANSWER)
         elif name == "thinkopen":
-            message["content"] = "".join(THINKING_WORDS) + "</think>\n\n" + "".join(ANSWER_WORDS)
+            message["content"] = thinkopen_text(params[1] if len(params) > 1 else 1)
         answer: dict[str, Any] = {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -421,7 +430,11 @@ class UpstreamServer:
                 yield b"data: [DONE]\n\n"
                 return
             if name == "thinkopen":
-                for piece in ["Let me think.</think>", "\n\nHel", "lo there."]:
+                pieces = ["Let me think.</think>", "\n\nHel", "lo there."]
+                if params:  # the reasoning repeated R times, all of it in pieces of N characters
+                    size, text = params[0], thinkopen_text(params[1] if len(params) > 1 else 1)
+                    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+                for piece in pieces:
                     yield _chunk(model, {"content": piece})
                 yield _chunk(model, {}, finish="stop")
                 yield b"data: [DONE]\n\n"

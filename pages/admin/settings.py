@@ -1,4 +1,5 @@
-"""``/admin/settings``: guest RPM, user RPM, log retention and registrations per IP, effective at once."""
+"""``/admin/settings``: guest RPM, user RPM, log retention, registrations per IP and the channels' default
+``auto_pause_after``, effective at once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.audit import Actor
 from services.errors import DomainError
 from services.settings import SystemSettings, read_settings
+
+
+def _auto_pause_field(value: int) -> ui.number:
+    """The default of ``auto_pause_after`` for channels without their own (0: never pause)."""
+    field = ui.number(
+        "渠道连续失败多少次后自动暂停（0 表示从不）", value=value, min=0, precision=0, format="%d"
+    )
+    field.classes("w-full").mark("auto-pause-after")
+    ui.label("渠道自己设置了次数的，以渠道的为准；自动暂停的渠道会在后台重试，恢复后自动启用。").classes(
+        "text-xs text-gray-500 -mt-2"
+    )
+    return field
 
 
 def register(state: AppState) -> None:
@@ -70,6 +83,7 @@ def register(state: AppState) -> None:
                     .classes("w-full")
                     .mark("register-per-ip-per-hour")
                 )
+                auto_pause = _auto_pause_field(current.auto_pause_after)
                 ui.label("修改立即生效，无需重启。超过保留天数的日志每天自动删除。").classes(
                     "text-sm text-gray-500"
                 )
@@ -84,6 +98,7 @@ def register(state: AppState) -> None:
                         ("user_rpm", user),
                         ("log_retention_days", retention),
                         ("register_per_ip_per_hour", register_limit),
+                        ("auto_pause_after", auto_pause),
                     ):
                         if field.value is None or int(field.value) != field.value:
                             error.text = "请填写正整数"

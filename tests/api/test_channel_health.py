@@ -142,8 +142,11 @@ def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_ap
                 client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 503
             )
             wait_until(lambda: _channel(client, headers, channel["id"])["status"] == "auto_paused")
-            missing = client.post("/api/chat/completions", json=chat_body(model, stream=False))
-            assert missing.status_code == 404, "no channel serves the model while it is paused"
+            busy = client.post("/api/chat/completions", json=chat_body(model, stream=False))
+            assert busy.status_code == 503, "the model is busy (not unknown) while its channel is paused"
+            assert (
+                busy.json()["error"]["type"] == "upstream_error" and "繁忙" in busy.json()["error"]["message"]
+            )
             # the background re-tests keep failing (and back off) until the upstream recovers
             wait_until(lambda: len(upstream.requests_for("switch")) >= 2, what="a background re-test")
             assert _channel(client, headers, channel["id"])["status"] == "auto_paused"
@@ -154,3 +157,49 @@ def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_ap
             )
     finally:
         upstream.stop()
+
+
+def test_two_instances_sharing_one_database_pause_on_the_shared_count(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    """Each instance sees two of the four failures in a row: the count in the shared row reaches the
+    channel's threshold of 4 and the channel pauses (counts kept per process would stay at 2 each)."""
+    env = production_env(tmp_path / "data", GUEST_RPM="1000")
+    with (
+        run_app(env, log_path=tmp_path / "a.log") as first,
+        run_app(env, log_path=tmp_path / "b.log") as second,
+        httpx.Client(timeout=HANG_SECONDS) as http,
+    ):
+        login = http.post(
+            f"{first.base_url}/api/auth/admin/login",
+            json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+        )
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        model = unique_model("shared")
+        admin = httpx.Client(base_url=first.base_url, timeout=HANG_SECONDS)
+        with admin:
+            channel = add_channel(
+                admin, headers, base_url=upstream.base_url("error500"), model=model, auto_pause_after=4
+            )
+            wait_until(  # the second instance loaded its channels at start: it sees the new one soon
+                lambda: model in [m["id"] for m in http.get(f"{second.base_url}/api/chat/models").json()],
+                poll=0.2,
+                what="the channel on the second instance",
+            )
+            for index in range(4):
+                base = (first, second)[index % 2].base_url
+                response = http.post(f"{base}/api/chat/completions", json=chat_body(model, stream=False))
+                assert response.status_code == 503
+                if index < 3:  # each failure is in the row before the next call, on either instance
+                    wait_until(
+                        lambda count=index + 1: (
+                            _channel(admin, headers, channel["id"])["consecutive_failures"] == count
+                        ),
+                        what=f"{index + 1} failures in the shared row",
+                    )
+            wait_until(
+                lambda: _channel(admin, headers, channel["id"])["status"] == "auto_paused",
+                what="the pause on the shared count",
+            )
+            assert _channel(admin, headers, channel["id"])["consecutive_failures"] == 4
+            assert len([r for r in upstream.received if r.body.get("model") == model]) == 4

@@ -115,6 +115,24 @@ def test_reasoning_is_normalised_in_streams(client: httpx.Client, channel_for, s
             )
 
 
+def test_an_untagged_close_cut_across_chunks_is_split_in_streams_and_answers(
+    client: httpx.Client, channel_for
+) -> None:
+    """R1 distills served by vLLM: ``…</`` + ``thi`` + ``nk>`` with no ``<think>``, first and second
+    stream on the channel (the second delivers the reasoning live), and a non-streamed answer."""
+    channel = channel_for("thinkopen-3")
+    for _ in range(2):
+        with client.stream(
+            "POST", "/api/chat/completions", json=chat_body(channel["model_id"], stream=True)
+        ) as response:
+            events = read_sse(response)
+        assert (joined(events, "reasoning_content"), joined(events, "content")) == (THINKING, ANSWER)
+        assert events[-1] == "[DONE]"
+    answer = client.post("/api/chat/completions", json=chat_body(channel["model_id"], stream=False))
+    message = answer.json()["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == (THINKING, ANSWER)
+
+
 @pytest.mark.parametrize("scenario", ["ok", "reasoning_content", "reasoning", "think"])
 def test_non_stream_answers(client: httpx.Client, channel_for, scenario: str) -> None:
     channel = channel_for(scenario)

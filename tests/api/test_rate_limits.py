@@ -150,9 +150,17 @@ def test_channel_limits_share_then_503(
     assert [r.status_code for r in statuses[:5]] == [200] * 5
     busy = statuses[5]
     assert busy.status_code == 503 and busy.json()["error"]["type"] == "upstream_error"
+    assert "繁忙" in busy.json()["error"]["message"]  # the user is told the model is busy, in words
     assert 1 <= int(busy.headers["Retry-After"]) <= 60
-    rows = log_rows(limited_app.db_path, model, expect=5)
-    assert sorted(r["channel_id"] for r in rows) == sorted([small["id"]] * 2 + [large["id"]] * 3)
+    rows = log_rows(limited_app.db_path, model, expect=6)
+    served = [r for r in rows if r["error"] is None]
+    assert sorted(r["channel_id"] for r in served) == sorted([small["id"]] * 2 + [large["id"]] * 3)
+    [refused] = [r for r in rows if r["error"] is not None]
+    assert (refused["status"], refused["error"], refused["channel_id"]) == (
+        "upstream_error",
+        "all_busy",
+        None,
+    )
 
 
 def test_config_api(http: httpx.Client, admin: dict) -> None:

@@ -10,7 +10,7 @@ from app.models import BlockedIP, Channel, ChannelCreate
 from services.logs import CallRecord
 from services.settings import read_settings
 from tests.helpers import SEE_RETRIES, TEST_ADMIN_PASSWORD, wait_until_async
-from tests.pages.conftest import app_state
+from tests.pages.conftest import app_state, set_limits
 from tests.upstream_server import UpstreamServer
 
 
@@ -199,6 +199,31 @@ async def test_settings_are_saved_and_applied(user: User) -> None:
     assert state.system_settings.current().register_per_ip_per_hour == 2
     with Session(state.engine) as session:
         assert read_settings(session=session, defaults=state.setting_defaults).log_retention_days == 30
+
+
+async def test_the_default_auto_pause_after_is_a_setting_with_0_for_never(user: User) -> None:
+    await sign_in(user)
+    await user.open("/admin/settings")
+    await user.should_see("系统设置")
+    state = app_state()
+    field = user.find(marker="auto-pause-after").elements.pop()
+    assert field.value == state.system_settings.current().auto_pause_after
+    try:
+        field.set_value(-3)
+        user.find(marker="settings-save").click()
+        await user.should_see("auto_pause_after 必须是 0 到 10000 之间的整数", retries=SEE_RETRIES)
+        assert state.system_settings.current().auto_pause_after == 5, "nothing stored changed"
+        field.set_value(2.5)
+        user.find(marker="settings-save").click()
+        await user.should_see("请填写正整数", retries=SEE_RETRIES)
+        field.set_value(0)
+        user.find(marker="settings-save").click()
+        await user.should_see("设置已保存并立即生效", retries=SEE_RETRIES)
+        assert state.system_settings.current().auto_pause_after == 0
+        with Session(state.engine) as session:
+            assert read_settings(session=session, defaults=state.setting_defaults).auto_pause_after == 0
+    finally:
+        set_limits(auto_pause_after=5)
 
 
 async def test_ip_page_adds_validates_and_removes(user: User) -> None:

@@ -127,6 +127,19 @@ async def test_upstream_error_dialog(user: User, add_model) -> None:
     await user.should_not_see(marker="user-message")
 
 
+async def test_a_model_whose_channels_are_all_busy_is_said_to_be_busy(user: User, add_model) -> None:
+    add_model("ok", model="small", rpm_limit=1)
+    await user.open("/")
+    await send(user, "one")
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
+    await send(user, "two")
+    await user.should_see(
+        "模型当前繁忙：它的所有渠道都已达到每分钟请求上限或已暂停，请稍后再试", retries=SEE_RETRIES
+    )
+    await user.should_not_see(marker="error-kind")  # the message says it already: no second line
+    assert user.find(marker="message-input").elements.pop().value == "two"
+
+
 async def test_mid_stream_error_keeps_the_partial_answer(user: User, add_model) -> None:
     add_model("midfail")
     await user.open("/")

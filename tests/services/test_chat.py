@@ -1,5 +1,5 @@
 """ChatService's one failover loop, for both kinds of call: which channel serves, which 503, and the one
-log row each call leaves (none when no channel had a free slot)."""
+log row each call leaves (``all_busy`` when no channel had a free slot)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
-from app.models import ChannelCreate, ChatLog
+from app.models import Channel, ChannelCreate, ChatLog
 from services.call_log import Caller
 from services.channels import ChannelDirectory
 from services.chat import ChatService
-from services.errors import UpstreamUnavailable
+from services.errors import ModelNotFound, UpstreamUnavailable
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
@@ -122,13 +122,47 @@ async def test_no_channel_serving_is_one_row_and_a_503(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_no_free_slot_is_a_503_with_the_wait_and_no_row(harness: Harness, mode: str) -> None:
+async def test_no_free_slot_is_a_busy_503_with_the_wait_and_an_all_busy_row(
+    harness: Harness, mode: str
+) -> None:
+    harness.add("ok", "m", rpm_limit=1)
     harness.add("ok", "m", rpm_limit=1)
     await harness.call(mode, "m")
+    await harness.call(mode, "m")
+    asked = len(harness.upstream.requests_for("ok"))
     with pytest.raises(UpstreamUnavailable) as raised:
         await harness.call(mode, "m")
     assert raised.value.retry_after is not None and 1 <= raised.value.retry_after <= 60
-    assert [row.status for row in harness.rows("m")] == ["ok"]
+    assert raised.value.reason == "all_busy" and "繁忙" in raised.value.message
+    assert len(harness.upstream.requests_for("ok")) == asked  # no upstream was asked
+    rows = harness.rows("m")
+    assert [(row.status, row.error) for row in rows] == [
+        ("ok", None),
+        ("ok", None),
+        ("upstream_error", "all_busy"),
+    ]
+    assert (rows[2].channel_id, rows[2].prompt_tokens, rows[2].completion_tokens) == (None, 0, 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_model_whose_channels_are_all_auto_paused_is_busy_not_unknown(
+    harness: Harness, mode: str
+) -> None:
+    channel_id = harness.add("ok", "m")
+    with Session(harness.engine) as session:
+        channel = session.get(Channel, channel_id)
+        assert channel is not None
+        channel.auto_paused = True
+        session.add(channel)
+        session.commit()
+    harness.directory.refresher.changed()
+    with pytest.raises(UpstreamUnavailable) as raised:
+        await harness.call(mode, "m")
+    assert raised.value.reason == "all_busy" and raised.value.retry_after is None
+    assert [(row.status, row.error) for row in harness.rows("m")] == [("upstream_error", "all_busy")]
+    assert "m" not in [name for name, _ in harness.service.model_names()]
+    with pytest.raises(ModelNotFound):  # a model no enabled channel serves stays unknown
+        await harness.call(mode, "other")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -208,7 +242,7 @@ async def test_a_line_over_the_cap_mid_stream_ends_it_with_the_error_event(harne
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     stream = await harness.service.open_stream(body=body, caller=Caller(ip="192.0.2.1"))
     pieces = [piece async for piece in stream.pieces()]
-    assert pieces[0].content == "first"
+    assert "".join(piece.content for piece in pieces) == "first"
     assert isinstance(pieces[-1].error, UpstreamUnavailable) and not pieces[-1].done
     assert [row.status for row in harness.rows(model)] == ["upstream_error"]
     assert await _upstream_ends(harness, model, "hugelate") == [True]
@@ -231,6 +265,6 @@ async def test_a_line_dripping_mid_stream_is_a_timeout(harness: Harness) -> None
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     stream = await harness.service.open_stream(body=body, caller=Caller(ip="192.0.2.1"))
     pieces = [piece async for piece in stream.pieces()]
-    assert pieces[0].content == "first" and isinstance(pieces[-1].error, UpstreamUnavailable)
+    assert "".join(p.content for p in pieces) == "first" and isinstance(pieces[-1].error, UpstreamUnavailable)
     assert [row.status for row in harness.rows(model)] == ["timeout"]
     assert await _upstream_ends(harness, model, "drip") == [True]

@@ -53,7 +53,9 @@ async def test_a_failed_call_carries_its_reason(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_an_unreachable_upstream_is_connect(harness: Harness, mode: str) -> None:
+async def test_a_refused_connection_is_timeout_connect_without_a_timeout_status(
+    harness: Harness, mode: str
+) -> None:
     channel_id = harness.add("ok", "m")
     with Session(harness.engine) as session:
         channel = session.get(Channel, channel_id)
@@ -64,8 +66,8 @@ async def test_an_unreachable_upstream_is_connect(harness: Harness, mode: str) -
     harness.directory.refresher.changed()
     with pytest.raises(UpstreamUnavailable) as raised:
         await harness.call(mode, "m")
-    assert raised.value.reason == "connect"
-    assert [row.error for row in harness.rows("m")] == ["connect"]
+    assert raised.value.reason == "timeout_connect"  # SPEC §5's name for "no connection could be made"
+    assert [(row.status, row.error) for row in harness.rows("m")] == [("upstream_error", "timeout_connect")]
 
 
 @pytest.mark.parametrize("mode", MODES)
