@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, bindparam, case, func, literal, type_coerce
+from sqlalchemy import String, bindparam, case, exists, func, literal, type_coerce
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -29,6 +29,15 @@ STATUSES = ("ok", "upstream_error", "client_aborted", "timeout", "server_shutdow
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
 GUEST_LABEL = "访客"  # the user column of a guest's call
+DELETED_USER_LABEL = "已删除用户"  # the user column of a call whose account the admin deleted since
+# whether the call's account is gone (true for guests too: read it only where user_id is set); a
+# correlated lookup by primary key, which a CASE evaluates only for the rows of users
+_ACCOUNT_GONE = ~exists().where(col(User.id) == col(ChatLog.user_id))
+USER_LABEL = case(
+    (col(ChatLog.user_id).is_(None), literal(GUEST_LABEL)),
+    (_ACCOUNT_GONE, literal(DELETED_USER_LABEL)),
+    else_=func.coalesce(col(ChatLog.username), literal("")),
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,8 @@ def _where(query: Any, flt: LogFilter) -> Any:
             query = query.where(col(ChatLog.user_id).is_(None))
         elif flt.user.isascii() and flt.user.isdigit():
             query = query.where(ChatLog.user_id == int(flt.user))
-        else:  # an e-mail: accounts are never deleted nor renamed, so it names one user id for good
+        else:  # an e-mail names the account that has it now (accounts are never renamed; a deleted one's
+            # calls are found by its user id)
             account = select(User.id).where(User.email == flt.user).scalar_subquery()
             query = query.where(ChatLog.user_id == account)
     if flt.ip is not None:
@@ -133,13 +143,15 @@ class LogPage:
     page_size: int
 
 
-def _row_dict(log: ChatLog, channel_name: str | None) -> dict[str, Any]:
+def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dict[str, Any]:
+    deleted = log.user_id is not None and account_gone
     return {
         "id": log.id,
         "created_at": log.created_at,
         "ip_address": log.ip_address,
         "user_id": log.user_id,
-        "username": log.username,
+        "username": DELETED_USER_LABEL if deleted else log.username,
+        "user_deleted": deleted,
         "model_id": log.model_id,
         "channel_id": log.channel_id,
         "channel_name": channel_name,
@@ -159,7 +171,7 @@ def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) ->
     total = session.exec(_where(select(func.count()).select_from(ChatLog), flt)).one()
     query = (
         _where(
-            select(ChatLog, Channel.name).join(
+            select(ChatLog, Channel.name, _ACCOUNT_GONE).join(
                 Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True
             ),
             flt,
@@ -168,7 +180,7 @@ def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) ->
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    items = [_row_dict(log, name) for log, name in session.exec(query).all()]
+    items = [_row_dict(log, name, bool(gone)) for log, name, gone in session.exec(query).all()]
     return LogPage(items=items, total=total, page=page, page_size=page_size)
 
 
@@ -201,7 +213,7 @@ EXPORT_COLUMNS = (
     ExportColumn("id", "plain", ChatLog.id),
     ExportColumn("time ({zone})", "time", ChatLog.created_at),
     ExportColumn("ip", "plain", ChatLog.ip_address),  # an address or "unknown"
-    ExportColumn("user", "text", ChatLog.username, when_null=GUEST_LABEL),
+    ExportColumn("user", "text", USER_LABEL),  # the e-mail, 访客 or 已删除用户
     ExportColumn("model", "text", ChatLog.model_id),
     ExportColumn("channel_id", "plain", ChatLog.channel_id),
     ExportColumn("channel", "text", Channel.name),
@@ -251,7 +263,8 @@ def _sqlite_cell(column: ExportColumn, spans: list[tuple[datetime, int]]) -> tup
         return "%s", [_sqlite_local_time(column.read, spans)]
     if column.kind == "flag":
         return "%s", [case((column.read, "yes"), else_="no")]
-    nullable = column.read.class_ is not ChatLog or column.read.property.columns[0].nullable
+    table = getattr(column.read, "class_", None)  # None for an expression (the user column: never NULL)
+    nullable = table is not None and (table is not ChatLog or column.read.property.columns[0].nullable)
     text = func.coalesce(column.read, column.when_null) if nullable else column.read  # Channel: outer join
     guard = case((func.unicode(text).in_(_FORMULA_CODES), literal("'")), else_=literal(""))
     return '"%s%w"', [guard, text]

@@ -14,7 +14,7 @@ from app.models import Admin, User
 from app.state import AppState
 from services import auth
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, PermissionDenied
+from services.errors import AuthenticationFailed, AuthenticationRequired, PermissionDenied
 from services.security import decode_token
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from /api/auth/login or /api/auth/admin/login")
@@ -95,3 +95,14 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the row's id")]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[Admin, Depends(get_admin)]
+
+
+async def get_chat_user(state: StateDep, user: OptionalUser) -> User | None:
+    """The caller of a model list: a user, or a guest while guests are allowed (the setting as it is
+    now, on every instance); the chat call itself is checked in ``services.chat``."""
+    if user is None and not (await state.system_settings.for_decision()).guest_enabled:
+        raise AuthenticationRequired()
+    return user
+
+
+ChatUser = Annotated[User | None, Depends(get_chat_user)]

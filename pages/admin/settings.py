@@ -1,4 +1,5 @@
-"""``/admin/settings``: guest RPM, user RPM, log retention and registrations per IP, effective at once."""
+"""``/admin/settings``: guest access and registration switches, guest RPM, user RPM, log retention,
+registrations per IP and the channels' default auto-pause, effective at once on every instance."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from app.state import AppState
 from pages.admin.frame import admin_frame
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.errors import DomainError
-from services.settings import SystemSettings, read_settings
+from services.settings import SettingValue, SystemSettings, read_settings
 
 
 def register(state: AppState) -> None:
@@ -17,7 +18,7 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return read_settings(session=session, defaults=state.setting_defaults)
 
-    def save(values: dict[str, int]) -> SystemSettings:
+    def save(values: dict[str, SettingValue]) -> SystemSettings:
         with Session(state.engine) as session:
             return state.system_settings.update(session=session, changes=values)
 
@@ -29,6 +30,18 @@ def register(state: AppState) -> None:
             current = await off_loop(load)
             ui.label("系统设置").classes("text-xl font-semibold")
             with ui.card().classes("w-full max-w-xl gap-3"):
+                guest_enabled = ui.switch("允许访客（未登录）使用", value=current.guest_enabled).mark(
+                    "guest-enabled"
+                )
+                ui.label("关闭后，未登录的访问者需先登录才能对话，API 对无令牌的请求返回 401。").classes(
+                    "text-sm text-gray-500 -mt-2"
+                )
+                registration_enabled = ui.switch("开放注册", value=current.registration_enabled).mark(
+                    "registration-enabled"
+                )
+                ui.label("关闭后注册页面提示暂不开放注册；管理员仍可在“用户”页面创建用户。").classes(
+                    "text-sm text-gray-500 -mt-2"
+                )
                 guest = (
                     ui.number(
                         "未登录用户每分钟请求数（按 IP）",
@@ -69,6 +82,17 @@ def register(state: AppState) -> None:
                     .classes("w-full")
                     .mark("register-per-ip-per-hour")
                 )
+                auto_pause = (
+                    ui.number(
+                        "渠道连续失败多少次后自动暂停（0 表示从不；新渠道的默认值）",
+                        value=current.auto_pause_after,
+                        min=0,
+                        precision=0,
+                        format="%d",
+                    )
+                    .classes("w-full")
+                    .mark("auto-pause-after")
+                )
                 ui.label("修改立即生效，无需重启。超过保留天数的日志每天自动删除。").classes(
                     "text-sm text-gray-500"
                 )
@@ -77,15 +101,19 @@ def register(state: AppState) -> None:
 
                 async def submit() -> None:
                     error.set_visibility(False)
-                    values = {}
+                    values: dict[str, SettingValue] = {
+                        "guest_enabled": bool(guest_enabled.value),
+                        "registration_enabled": bool(registration_enabled.value),
+                    }
                     for key, field in (
                         ("guest_rpm", guest),
                         ("user_rpm", user),
                         ("log_retention_days", retention),
                         ("register_per_ip_per_hour", register_limit),
+                        ("auto_pause_after", auto_pause),
                     ):
                         if field.value is None or int(field.value) != field.value:
-                            error.text = "请填写正整数"
+                            error.text = "请填写整数"
                             error.set_visibility(True)
                             return
                         values[key] = int(field.value)
