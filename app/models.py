@@ -27,7 +27,8 @@ def utcnow() -> datetime:
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
-    __table_args__ = (Index("idx_users_email", "email"),)
+    # AUTOINCREMENT (revision 0005): a deleted user's id, which their call-log rows keep, is never reused
+    __table_args__ = (Index("idx_users_email", "email"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254, unique=True, nullable=False)

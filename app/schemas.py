@@ -319,7 +319,7 @@ class AdminUserUpdate(BaseModel):
     @classmethod
     def _disabled_not_null(cls, value: object) -> object:
         if value is None:
-            raise ValueError("disabled 须为 true 或 false")
+            raise ValueError("须为 true 或 false")
         return value
 
 

@@ -281,8 +281,9 @@ class UsersPage:
             )
 
             async def do_delete() -> None:
+                deleted = await self._apply("delete", f"已删除 {row.email}", user_id=row.id)
                 dialog.delete()
-                if await self._apply("delete", f"已删除 {row.email}", user_id=row.id):
+                if deleted:
                     await self.load()
 
             with ui.row().classes("w-full justify-end"):
