@@ -23,7 +23,7 @@ def account(email: str) -> Account:
 
 
 def emails_shown(user: User) -> list[str]:
-    return [label.text for label in user.find(marker="user-row-email").elements]
+    return [label.text for label in sorted(user.find(marker="user-row-email").elements, key=lambda e: e.id)]
 
 
 async def test_the_users_page_is_in_the_menu_and_admin_only(user: User) -> None:
