@@ -1,5 +1,6 @@
-"""``/admin/settings``: guest access and registration switches, guest RPM, user RPM, log retention,
-registrations per IP and the channels' default auto-pause, effective at once on every instance."""
+"""``/admin/settings``: guest access and registration switches, guest RPM, user RPM, log retention and
+registrations per IP, effective at once on every instance. (The channels' default ``auto_pause_after``
+joins this page on main, from another branch.)"""
 
 from __future__ import annotations
 
@@ -82,17 +83,6 @@ def register(state: AppState) -> None:
                     .classes("w-full")
                     .mark("register-per-ip-per-hour")
                 )
-                auto_pause = (
-                    ui.number(
-                        "渠道连续失败多少次后自动暂停（0 表示从不；新渠道的默认值）",
-                        value=current.auto_pause_after,
-                        min=0,
-                        precision=0,
-                        format="%d",
-                    )
-                    .classes("w-full")
-                    .mark("auto-pause-after")
-                )
                 ui.label("修改立即生效，无需重启。超过保留天数的日志每天自动删除。").classes(
                     "text-sm text-gray-500"
                 )
@@ -110,10 +100,9 @@ def register(state: AppState) -> None:
                         ("user_rpm", user),
                         ("log_retention_days", retention),
                         ("register_per_ip_per_hour", register_limit),
-                        ("auto_pause_after", auto_pause),
                     ):
                         if field.value is None or int(field.value) != field.value:
-                            error.text = "请填写整数"
+                            error.text = "请填写正整数"
                             error.set_visibility(True)
                             return
                         values[key] = int(field.value)
