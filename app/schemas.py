@@ -169,10 +169,14 @@ class SystemConfigBody(BaseModel):
     auto_pause_after: int = Field(
         ge=0, le=10_000, description="consecutive failures that pause a channel (its default); 0 never"
     )
+    guest_enabled: bool = Field(description="false: callers without a token get 401 authentication_required")
+    registration_enabled: bool = Field(
+        description="false: POST /api/auth/register answers 403 registration_closed (admins still create)"
+    )
 
 
 class SystemConfigUpdate(BaseModel):
-    """Any subset of the settings; each a positive integer."""
+    """Any subset of the settings: integers in their ranges, the switches as JSON true / false."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -181,6 +185,8 @@ class SystemConfigUpdate(BaseModel):
     log_retention_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
     register_per_ip_per_hour: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     auto_pause_after: int | None = Field(default=None, ge=0, le=10_000, strict=True)
+    guest_enabled: bool | None = Field(default=None, strict=True)
+    registration_enabled: bool | None = Field(default=None, strict=True)
 
 
 class BlockedIPCreate(BaseModel):
@@ -218,7 +224,8 @@ class ChatLogPublic(BaseModel):
     created_at: datetime
     ip_address: str
     user_id: int | None
-    username: str | None = Field(description="the user's email; null for guests")
+    username: str | None = Field(description="the user's email; null for guests; 已删除用户 once deleted")
+    user_deleted: bool = Field(default=False, description="the call's account has been deleted since")
     model_id: str
     channel_id: int | None
     channel_name: str | None
@@ -298,3 +305,53 @@ class StatsResponse(BaseModel):
     active_users: PeriodCounts = Field(description="distinct users; guests counted by IP")
     models: list[ModelShare] = Field(description="calls per model this month")
     trend: list[TrendPoint] = Field(description="calls per day, the last 7 days, oldest first")
+
+
+# ---- admin: users ----------------------------------------------------------------------------------
+
+
+class AdminUserPublic(BaseModel):
+    """A user as the admin sees them (``services.users.UserRow``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    created_at: datetime
+    last_active_at: datetime | None = Field(description="the last call or sign-in; null: never")
+    disabled: bool
+    rpm_limit: int | None = Field(description="the user's own requests per minute; null: the global user_rpm")
+
+
+class AdminUserPage(BaseModel):
+    items: list[AdminUserPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class AdminUserUpdate(BaseModel):
+    """Either field or both; ``rpm_limit: null`` returns the user to the global ``user_rpm``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"disabled": True}]})
+
+    disabled: bool | None = Field(default=None, strict=True, description="true also ends every session")
+    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+
+    @field_validator("disabled", mode="before")
+    @classmethod
+    def _disabled_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("须为 true 或 false")
+        return value
+
+
+class AdminPasswordReset(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "temporary-pass-1"}]})
+
+    password: str = Field(max_length=1024, description="8+ characters, at most 72 bytes in UTF-8")
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return _rule(check_password_rules, value)

@@ -27,6 +27,7 @@ from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
 from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
+from services.users import UserAdmin
 
 log = logging.getLogger("pyaichat")
 # at shutdown the queued call-log rows get this long to reach the database; the journal keeps the rest
@@ -52,6 +53,7 @@ class AppState:
     changes: ChangeBus
     calls: OpenCalls
     health: ChannelHealth
+    users: UserAdmin
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -135,6 +137,7 @@ class AppState:
             changes=changes,
             calls=calls,
             health=health,
+            users=UserAdmin(engine),
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:

@@ -10,13 +10,20 @@ from nicegui import ui
 
 from app.state import AppState
 from pages.dialogs import show_error
-from pages.session import current_user, sign_in
+from pages.session import current_user, rules_now, sign_in
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.auth import check_password_rules, normalize_email
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, RateLimited
+from services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    RateLimited,
+    RegistrationClosed,
+)
 
 
 def _rule_message(check: Callable[[str], str], value: str) -> str | None:
@@ -113,14 +120,24 @@ def register(state: AppState) -> None:
 
             password.on("keydown.enter", submit)
             button = ui.button("登录", on_click=submit).props("unelevated").classes("w-full").mark("submit")
-            with ui.row().classes("w-full justify-center text-sm gap-1"):
-                ui.label("还没有账号？")
-                ui.link("注册", "/register").mark("to-register")
+            if (await rules_now(state)).registration_enabled:
+                with ui.row().classes("w-full justify-center text-sm gap-1"):
+                    ui.label("还没有账号？")
+                    ui.link("注册", "/register").mark("to-register")
 
     @ui.page("/register", title="注册 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def register_page(request: Request) -> None:
         if await current_user(state) is not None:
             ui.navigate.to("/")
+            return
+        if not (await rules_now(state)).registration_enabled:
+            with _frame("注册", "本站暂不开放注册"):
+                ui.label(RegistrationClosed.default_message).classes("text-gray-600").mark(
+                    "registration-closed"
+                )
+                with ui.row().classes("w-full justify-center text-sm gap-1"):
+                    ui.label("已有账号？")
+                    ui.link("登录", "/login").mark("to-login")
             return
         with _frame("注册", "只需邮箱和密码，无需验证"):
             email, password = _credential_inputs()
@@ -151,10 +168,10 @@ def register(state: AppState) -> None:
                         email=email.value,
                         password=password.value,
                         ip=client_ip(request.scope),
-                        per_hour=(await state.system_settings.for_decision()).register_per_ip_per_hour,
+                        rules=await state.system_settings.for_decision(),
                     )
                     await _sign_in(request, email.value, password.value)
-                except (Conflict, InvalidInput) as failure:
+                except (Conflict, InvalidInput, RegistrationClosed) as failure:
                     error.text = failure.message
                     error.set_visibility(True)
                     return

@@ -13,7 +13,7 @@ from app.state import AppState
 from pages.dialogs import show_error
 from pages.follow import Follower
 from pages.message_view import AnswerView, user_bubble
-from pages.session import current_user, sign_out
+from pages.session import current_user, rules_now, sign_out
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.call_log import Caller
@@ -34,8 +34,11 @@ ENTER_TO_SEND = (
 
 
 class ChatPage:
-    def __init__(self, state: AppState, caller: Caller, models: dict[str, str]) -> None:
+    def __init__(
+        self, state: AppState, caller: Caller, models: dict[str, str], *, sign_in_required: bool = False
+    ) -> None:
         self.state = state
+        self.sign_in_required = sign_in_required  # a guest while guests are switched off
         self.caller = caller
         self.history: list[dict[str, str]] = []
         self.task: asyncio.Task[None] | None = None
@@ -82,7 +85,9 @@ class ChatPage:
                     .props("round unelevated")
                     .mark("send")
                 )
-        if not self.models:
+        if self.sign_in_required:
+            self.model_select.set_visibility(False)
+        if not self.models or self.sign_in_required:
             self.input.disable()
             self.send_button.disable()
 
@@ -98,6 +103,16 @@ class ChatPage:
 
     def _empty_state(self) -> None:
         with self.column, ui.column().classes("empty-state items-center gap-3") as self.empty:
+            if self.sign_in_required:
+                ui.icon("lock", size="40px", color="primary")
+                ui.label("请先登录").classes("text-xl font-medium")
+                ui.label("本站已关闭访客使用，登录后即可开始对话。").classes("text-gray-500").mark(
+                    "sign-in-required"
+                )
+                ui.button("登录", icon="login", on_click=lambda: ui.navigate.to("/login")).props(
+                    "unelevated"
+                ).mark("sign-in-to-chat")
+                return
             ui.icon("waving_hand", size="40px", color="primary")
             if not self.models:
                 ui.label("管理员还没有配置可用的模型").classes("text-lg")
@@ -286,8 +301,11 @@ def register(state: AppState) -> None:
             user_id=user.id if user else None,
             username=user.email if user else None,
             path="/",
+            rpm_limit=user.rpm_limit if user else None,
         )
-        page = ChatPage(state, caller, await _models(state))
+        sign_in_required = user is None and not (await rules_now(state)).guest_enabled
+        models = {} if sign_in_required else await _models(state)
+        page = ChatPage(state, caller, models, sign_in_required=sign_in_required)
         page.build(user.email if user else None)
         client = ui.context.client
         client.on_disconnect(page.disconnected)  # closing or refreshing the tab ends the upstream request

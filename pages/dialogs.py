@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from services.errors import (
+    AuthenticationRequired,
     DomainError,
     IPBlocked,
     ModelNotFound,
@@ -16,6 +17,7 @@ from services.reasons import WORDS, kind_of
 
 _TITLES: list[tuple[type[DomainError], str, str]] = [
     (RateLimited, "请求过于频繁", "hourglass_top"),
+    (AuthenticationRequired, "请先登录", "lock"),
     (UpstreamUnavailable, "上游服务暂不可用", "cloud_off"),
     (IPBlocked, "访问受限", "block"),
     (ModelNotFound, "模型不可用", "help_outline"),
@@ -52,6 +54,10 @@ def show_error(error: DomainError) -> ui.dialog:
                     countdown.text = f"{remaining['seconds']} 秒后可以重试"
 
             timer = ui.timer(1.0, tick)
+        if isinstance(error, AuthenticationRequired):
+            ui.button("登录", on_click=lambda: ui.navigate.to("/login")).props("unelevated").mark(
+                "dialog-sign-in"
+            )
         ui.button("知道了", on_click=dialog.close).props("unelevated").mark("dialog-ok")
     dialog.props("transition-show=scale transition-hide=scale")
     dialog.open()

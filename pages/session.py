@@ -15,7 +15,8 @@ from app.models import User
 from app.state import AppState
 from pages.threads import off_loop
 from services import auth
-from services.errors import AuthenticationFailed
+from services.errors import AuthenticationFailed, StateUnavailable
+from services.settings import SystemSettings
 
 USER_TOKEN_KEY = "token"  # noqa: S105 - the storage key, not a secret
 ADMIN_TOKEN_KEY = "admin_token"  # noqa: S105
@@ -67,3 +68,12 @@ def sign_in(state: AppState, token: str) -> None:
 def sign_out() -> None:
     for key in (USER_TOKEN_KEY, *_RETIRED_KEYS):
         app.storage.user.pop(key, None)
+
+
+async def rules_now(state: AppState) -> SystemSettings:
+    """The settings for what a page shows: fresh when they can be read, else the last known ones (the
+    action itself decides on fresh ones, or is refused)."""
+    try:
+        return await state.system_settings.for_decision()
+    except StateUnavailable:
+        return state.system_settings.current()

@@ -23,12 +23,14 @@ def _count(value: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: the client IP always, the user when logged in."""
+    """Who is calling: the client IP always, the user when logged in (with their own RPM, if the admin
+    gave them one: None means the ``user_rpm`` setting)."""
 
     ip: str
     user_id: int | None = None
     username: str | None = None
     path: str = "/api/chat/completions"  # where the call came in, for the blocked-attempts record
+    rpm_limit: int | None = None
 
 
 class CallLog:

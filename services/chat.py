@@ -20,7 +20,14 @@ import aiohttp
 from services.call_log import Caller, CallLog
 from services.channel_health import ChannelHealth
 from services.channels import ChannelDirectory, ChannelTarget
-from services.errors import DomainError, IPBlocked, ModelNotFound, ShuttingDown, UpstreamUnavailable
+from services.errors import (
+    AuthenticationRequired,
+    DomainError,
+    IPBlocked,
+    ModelNotFound,
+    ShuttingDown,
+    UpstreamUnavailable,
+)
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.open_calls import OpenCalls
@@ -293,7 +300,8 @@ class ChatService:
         self._think_styles[self._style_key(target)] = style
 
     async def _admit(self, model: str, caller: Caller) -> list[ChannelTarget]:
-        """The checks before any upstream work: IP block, model, the caller's rate limit (atomic hit).
+        """The checks before any upstream work: IP block, guests allowed, model, the caller's rate limit
+        (atomic hit; a user's own RPM when the admin set one, else ``user_rpm``).
 
         A request refused here never reaches an upstream and is not logged as a call; so is every
         request once the instance is shutting down. None of these decisions is taken on a value older
@@ -307,12 +315,15 @@ class ChatService:
         if rule is not None:
             self.block_list.record_attempt(ip=caller.ip, path=caller.path, rule=rule)
             raise IPBlocked()
+        limits = await self.settings.for_decision()
+        if caller.user_id is None and not limits.guest_enabled:
+            raise AuthenticationRequired()
         candidates = self.directory.candidates(model)
         if not candidates and not self.directory.is_paused(model):
             raise ModelNotFound()  # (a model whose every channel is auto-paused is busy: ``all_busy``)
-        limits = await self.settings.for_decision()
         if caller.user_id is not None:
-            await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
+            rpm = limits.user_rpm if caller.rpm_limit is None else caller.rpm_limit
+            await self.limiter.hit_or_raise(f"user:{caller.user_id}", rpm)
         else:
             await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
         return candidates

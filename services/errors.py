@@ -8,8 +8,10 @@
     │   └── ModelNotFound            404     model_not_found
     ├── Conflict                     409     conflict
     ├── AuthenticationFailed         401     unauthorized
+    │   └── AuthenticationRequired   401     authentication_required  (guests are switched off)
     ├── PermissionDenied             403     forbidden
-    │   └── IPBlocked                403     ip_blocked
+    │   ├── IPBlocked                403     ip_blocked
+    │   └── RegistrationClosed       403     registration_closed
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
     ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
@@ -81,6 +83,13 @@ class AuthenticationFailed(DomainError):
         return {"WWW-Authenticate": "Bearer"}
 
 
+class AuthenticationRequired(AuthenticationFailed):
+    """A guest (no token) while the ``guest_enabled`` setting is off."""
+
+    type = "authentication_required"
+    default_message = "本站已关闭访客使用，请先登录"
+
+
 class PermissionDenied(DomainError):
     status = 403
     type = "forbidden"
@@ -90,6 +99,13 @@ class PermissionDenied(DomainError):
 class IPBlocked(PermissionDenied):
     type = "ip_blocked"
     default_message = "您的 IP 已被禁止访问"
+
+
+class RegistrationClosed(PermissionDenied):
+    """``POST /api/auth/register`` while the ``registration_enabled`` setting is off."""
+
+    type = "registration_closed"
+    default_message = "本站暂不开放注册，请联系管理员"
 
 
 class _RetryAfterError(DomainError):

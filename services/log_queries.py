@@ -29,6 +29,22 @@ STATUSES = ("ok", "upstream_error", "client_aborted", "timeout", "server_shutdow
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
 GUEST_LABEL = "访客"  # the user column of a guest's call
+DELETED_USER_LABEL = "已删除用户"  # the user column of a call whose account the admin deleted since
+# The user column, read with ``users`` joined on the call's user id (``_with_accounts``): a join looks
+# the account up once per row, where a correlated EXISTS in the cell was evaluated twice (the cell and
+# its formula guard) and made the SQLite export a third slower.
+USER_LABEL = case(
+    (col(ChatLog.user_id).is_(None), literal(GUEST_LABEL)),
+    (col(User.id).is_(None), literal(DELETED_USER_LABEL)),
+    else_=func.coalesce(col(ChatLog.username), literal("")),
+)
+
+
+def _with_accounts(query: Any) -> Any:
+    """``query`` with the channel and the account of each call (either may be gone: outer joins)."""
+    return query.join(Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True).join(
+        User, col(User.id) == col(ChatLog.user_id), isouter=True
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,8 @@ def _where(query: Any, flt: LogFilter) -> Any:
             query = query.where(col(ChatLog.user_id).is_(None))
         elif flt.user.isascii() and flt.user.isdigit():
             query = query.where(ChatLog.user_id == int(flt.user))
-        else:  # an e-mail: accounts are never deleted nor renamed, so it names one user id for good
+        else:  # an e-mail names the account that has it now (accounts are never renamed; a deleted one's
+            # calls are found by its user id)
             account = select(User.id).where(User.email == flt.user).scalar_subquery()
             query = query.where(ChatLog.user_id == account)
     if flt.ip is not None:
@@ -135,13 +152,15 @@ class LogPage:
     page_size: int
 
 
-def _row_dict(log: ChatLog, channel_name: str | None) -> dict[str, Any]:
+def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dict[str, Any]:
+    deleted = log.user_id is not None and account_gone
     return {
         "id": log.id,
         "created_at": log.created_at,
         "ip_address": log.ip_address,
         "user_id": log.user_id,
-        "username": log.username,
+        "username": DELETED_USER_LABEL if deleted else log.username,
+        "user_deleted": deleted,
         "model_id": log.model_id,
         "channel_id": log.channel_id,
         "channel_name": channel_name,
@@ -161,16 +180,14 @@ def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) ->
     total = session.exec(_where(select(func.count()).select_from(ChatLog), flt)).one()
     query = (
         _where(
-            select(ChatLog, Channel.name).join(
-                Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True
-            ),
+            _with_accounts(select(ChatLog, Channel.name, User.id)),
             flt,
         )
         .order_by(col(ChatLog.created_at).desc(), col(ChatLog.id).desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    items = [_row_dict(log, name) for log, name in session.exec(query).all()]
+    items = [_row_dict(log, name, account is None) for log, name, account in session.exec(query).all()]
     return LogPage(items=items, total=total, page=page, page_size=page_size)
 
 
@@ -203,7 +220,7 @@ EXPORT_COLUMNS = (
     ExportColumn("id", "plain", ChatLog.id),
     ExportColumn("time ({zone})", "time", ChatLog.created_at),
     ExportColumn("ip", "plain", ChatLog.ip_address),  # an address or "unknown"
-    ExportColumn("user", "text", ChatLog.username, when_null=GUEST_LABEL),
+    ExportColumn("user", "text", USER_LABEL),  # the e-mail, 访客 or 已删除用户
     ExportColumn("model", "text", ChatLog.model_id),
     ExportColumn("channel_id", "plain", ChatLog.channel_id),
     ExportColumn("channel", "text", Channel.name),
@@ -253,7 +270,8 @@ def _sqlite_cell(column: ExportColumn, spans: list[tuple[datetime, int]]) -> tup
         return "%s", [_sqlite_local_time(column.read, spans)]
     if column.kind == "flag":
         return "%s", [case((column.read, "yes"), else_="no")]
-    nullable = column.read.class_ is not ChatLog or column.read.property.columns[0].nullable
+    table = getattr(column.read, "class_", None)  # None for an expression (the user column: never NULL)
+    nullable = table is not None and (table is not ChatLog or column.read.property.columns[0].nullable)
     text = func.coalesce(column.read, column.when_null) if nullable else column.read  # Channel: outer join
     guard = case((func.unicode(text).in_(_FORMULA_CODES), literal("'")), else_=literal(""))
     return '"%s%w"', [guard, text]
@@ -311,9 +329,7 @@ def _sqlite_csv_line(spans: list[tuple[datetime, int]]) -> Any:
 
 
 def _from_logs(*columns: Any) -> Any:
-    return select(ChatLog.id, *columns).join(
-        Channel, col(Channel.id) == col(ChatLog.channel_id), isouter=True
-    )
+    return _with_accounts(select(ChatLog.id, *columns))
 
 
 def _export_sqlite(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy.engine import Connection
+from sqlmodel import col
 
-from app.models import CallLogJournal, ChatLog
+from app.models import CallLogJournal, ChatLog, User
 from services.call_record import CallRecord
 
 _FIELDS = CallRecord.__slots__  # dataclasses.asdict() deep-copies and costs several times more per row
@@ -69,6 +70,29 @@ def insert_rows(connection: Connection, batch: list[CallRecord]) -> None:
             values[index] = process(values[index])
         rows.append(tuple(values))
     connection.exec_driver_sql(sql, rows)
+
+
+# built once: a statement built per batch costs more in SQLAlchemy's handling than its execution
+_TOUCH_USERS = (
+    update(User)
+    .where(
+        col(User.id) == bindparam("user_id"),
+        or_(col(User.last_active_at).is_(None), col(User.last_active_at) < bindparam("at")),
+    )
+    .values(last_active_at=bindparam("at"))
+)
+
+
+def touch_users(connection: Connection, batch: list[CallRecord]) -> None:
+    """``users.last_active_at``: the newest call of each user in the batch (never moved back, so a
+    journal replayed late changes nothing). Guests' calls cost nothing here."""
+    newest: dict[int, datetime] = {}
+    for call in batch:
+        user_id = call.user_id
+        if user_id is not None and (user_id not in newest or newest[user_id] < call.created_at):
+            newest[user_id] = call.created_at
+    if newest:
+        connection.execute(_TOUCH_USERS, [{"user_id": uid, "at": at} for uid, at in newest.items()])
 
 
 _MARK_SQL = "UPDATE call_log_journals SET seq = {m}, updated_at = {m} WHERE journal_id = {m} AND seq = {m}"

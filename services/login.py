@@ -20,7 +20,8 @@ from sqlmodel import Session
 from app.models import Admin, User
 from services import audit, auth
 from services.audit import Actor
-from services.errors import AuditUnavailable, AuthenticationFailed
+from services.errors import AuditUnavailable, AuthenticationFailed, RegistrationClosed
+from services.settings import SystemSettings
 from services.throttle import (
     LOGIN_THROTTLED_MESSAGE,
     REGISTER_THROTTLED_MESSAGE,
@@ -111,10 +112,14 @@ def _register(engine: Engine, email: str, password: str) -> User:
 
 
 async def register_user(
-    *, engine: Engine, throttle: Throttle, email: str, password: str, ip: str, per_hour: int
+    *, engine: Engine, throttle: Throttle, email: str, password: str, ip: str, rules: SystemSettings
 ) -> User:
-    """A new account; raises InvalidInput (before counting), RateLimited (``per_hour`` registrations
-    per IP) or Conflict."""
+    """A new account; raises RegistrationClosed (the ``registration_enabled`` setting is off; before
+    anything else), InvalidInput (before counting), RateLimited (``register_per_ip_per_hour``
+    registrations per IP) or Conflict. Admins create accounts with ``services.users`` instead."""
+    if not rules.registration_enabled:
+        raise RegistrationClosed()
+    per_hour = rules.register_per_ip_per_hour
     email = auth.normalize_email(email)
     auth.check_password_rules(password)
     await throttle.reserve(register_rules(ip, per_hour), REGISTER_THROTTLED_MESSAGE)

@@ -32,7 +32,7 @@ from app.models import CallLogJournal, utcnow
 from services.call_record import CallRecord as CallRecord  # re-exported: the type every caller logs
 from services.call_record import encode_fields
 from services.journal import SEGMENT_BYTES, JournalUnavailable, LiveJournal, OldJournal
-from services.log_rows import insert_rows, move_mark
+from services.log_rows import insert_rows, move_mark, touch_users
 from services.stats import Actor, Rollup
 
 log = logging.getLogger("pyaichat.logs")
@@ -402,6 +402,7 @@ class LogWriter:
             with connection.begin():
                 _move_mark(connection, journal_id, previous, last)
                 insert_rows(connection, records)
+                touch_users(connection, records)
                 stored = rollup.apply(connection, known_actors=self._known_actors)
         except _MarkConflict:
             del self._marks[journal_id]  # read again by the next attempt

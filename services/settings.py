@@ -19,7 +19,10 @@ DESCRIPTIONS = {
     "log_retention_days": "调用日志保留天数",
     "register_per_ip_per_hour": "每个 IP 每小时可注册的账号数",
     "auto_pause_after": "渠道连续失败多少次后自动暂停（0 表示从不；渠道可单独设置）",
+    "guest_enabled": "是否允许未登录的访客使用（true / false）",
+    "registration_enabled": "是否开放注册（true / false；关闭后管理员仍可创建用户）",
 }
+SWITCHES = frozenset({"guest_enabled", "registration_enabled"})  # on/off settings, stored as true / false
 MAX_VALUES = {
     "guest_rpm": 1_000_000,
     "user_rpm": 1_000_000,
@@ -37,9 +40,18 @@ class SystemSettings:
     log_retention_days: int
     register_per_ip_per_hour: int = 5
     auto_pause_after: int = 5
+    guest_enabled: bool = True
+    registration_enabled: bool = True
 
 
-def _validated(key: str, value: int) -> int:
+SettingValue = int | bool
+
+
+def _validated(key: str, value: SettingValue) -> SettingValue:
+    if key in SWITCHES:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{key} 必须是 true 或 false")
+        return value
     low = MIN_VALUES.get(key, 1)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_VALUES[key]:
         raise InvalidInput(f"{key} 必须是 {low} 到 {MAX_VALUES[key]} 之间的整数")
@@ -52,23 +64,42 @@ def seed_settings(*, session: Session, defaults: SystemSettings) -> None:
     for key, description in DESCRIPTIONS.items():
         if key not in existing:
             value = _validated(key, getattr(defaults, key))
-            session.add(SystemConfig(key=key, value=str(value), description=description))
+            session.add(SystemConfig(key=key, value=_stored(value), description=description))
     session.commit()
+
+
+def _stored(value: SettingValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parsed(key: str, text: str) -> SettingValue:
+    """A stored value; raises ValueError or InvalidInput when it is not one (the default is used then)."""
+    if key in SWITCHES:
+        if text not in ("true", "false"):
+            raise ValueError(text)
+        return text == "true"
+    return _validated(key, int(text))
 
 
 def read_settings(*, session: Session, defaults: SystemSettings) -> SystemSettings:
     rows = {row.key: row.value for row in session.exec(select(SystemConfig)).all()}
-    values = {}
+    values: dict[str, SettingValue] = {}
     for key in DESCRIPTIONS:
         try:
-            values[key] = _validated(key, int(rows[key]))
+            values[key] = _parsed(key, rows[key])
         except (KeyError, ValueError, InvalidInput):
             values[key] = getattr(defaults, key)
-    return SystemSettings(**values)
+    return SystemSettings(**values)  # type: ignore[arg-type]  # each key has its kind (checked above)
 
 
 def update_settings(
-    *, session: Session, changes: dict[str, int], defaults: SystemSettings, actor: Actor | None = None
+    *,
+    session: Session,
+    changes: dict[str, SettingValue],
+    defaults: SystemSettings,
+    actor: Actor | None = None,
 ) -> SystemSettings:
     """``actor``: the admin, whose ``settings.update`` row (when a value changed) is committed with it."""
     unknown = set(changes) - set(DESCRIPTIONS)
@@ -83,7 +114,7 @@ def update_settings(
     rows = {row.key: row for row in session.exec(select(SystemConfig)).all()}
     for key, value in checked.items():
         row = rows.get(key) or SystemConfig(key=key, value="", description=DESCRIPTIONS[key])
-        row.value = str(value)
+        row.value = _stored(value)
         row.updated_at = utcnow()
         session.add(row)
     session.commit()
@@ -104,7 +135,9 @@ class SettingsStore:
         """The first load (at start, so that no reader on the event loop has to)."""
         self.refresher.load_first()
 
-    def update(self, *, session: Session, changes: dict[str, int], actor: Actor | None) -> SystemSettings:
+    def update(
+        self, *, session: Session, changes: dict[str, SettingValue], actor: Actor | None
+    ) -> SystemSettings:
         """Store ``changes``, in effect at once here and (announced) on every instance; ``actor``: the
         admin (audited in the same transaction), None only for changes that are no admin's."""
         result = update_settings(session=session, changes=changes, defaults=self.defaults, actor=actor)

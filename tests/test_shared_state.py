@@ -222,3 +222,68 @@ def test_an_instance_that_loses_its_stores_refuses_then_catches_up(
         wait_until(lambda: "announcements over redis are back" in other.log_text(), poll=0.1)
         cluster.on_first("PUT", f"/api/admin/channels/{channel['id']}", json={"is_enabled": False})
         assert _until_answers(other.base_url, body, 404).json()["error"]["type"] == "model_not_found"
+
+
+def test_access_switches_and_user_changes_hold_at_once_on_another_instance(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    """The guest and registration switches, and the admin's user changes, on PostgreSQL: a change made
+    on one instance holds for the very next request on the other (announced, no periodic reload)."""
+    with (
+        postgres_server() as database,
+        _cluster(tmp_path, count=2, DATABASE_URL=database.url, **PUSH_ONLY) as cluster,
+    ):
+        second = cluster.clients[1]
+        model = unique_model("switch")
+        add_channel(cluster.clients[0], cluster.admin, base_url=upstream.base_url("ok"), model=model)
+        wait_until(lambda: model in [m["id"] for m in second.get("/api/models").json()["data"]])
+        body = chat_body(model, stream=False)
+
+        def guest_chat() -> httpx.Response:
+            return second.post("/api/chat/completions", json=body, headers={"X-Forwarded-For": fresh_ip()})
+
+        cluster.on_first(
+            "PUT", "/api/admin/config", json={"guest_enabled": False, "registration_enabled": False}
+        )
+        refused = guest_chat()
+        assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_required"
+        assert second.get("/api/models").json()["error"]["type"] == "authentication_required"
+        closed = second.post(
+            "/api/auth/register", json={"email": f"{model}@example.com", "password": "pass-word-1"}
+        )
+        assert closed.status_code == 403 and closed.json()["error"]["type"] == "registration_closed"
+
+        email = f"made-{model}@example.com"
+        user = cluster.on_first(
+            "POST", "/api/admin/users", json={"email": email, "password": "pass-word-1"}
+        ).json()
+        token = second.post("/api/auth/login", json={"email": email, "password": "pass-word-1"}).json()
+        signed_in = {"Authorization": f"Bearer {token['access_token']}"}
+        assert second.post("/api/chat/completions", json=body, headers=signed_in).status_code == 200
+        cluster.on_first("PATCH", f"/api/admin/users/{user['id']}", json={"rpm_limit": 1})
+        assert second.post("/api/chat/completions", json=body, headers=signed_in).status_code == 429
+
+        listed = second.get(
+            "/api/admin/users", params={"q": "made-", "sort": "-last_active"}, headers=cluster.admin
+        )
+        assert [item["email"] for item in listed.json()["items"]] == [email]
+        cluster.on_first("DELETE", f"/api/admin/users/{user['id']}")
+
+        def logs() -> list[dict]:
+            return second.get("/api/admin/logs", params={"model": model}, headers=cluster.admin).json()[
+                "items"
+            ]
+
+        wait_until(lambda: len(logs()) == 1, poll=0.1)
+        assert logs()[0]["username"] == "已删除用户" and logs()[0]["user_deleted"] is True
+        export = second.get("/api/admin/logs/export", params={"model": model}, headers=cluster.admin)
+        assert "已删除用户" in export.content.decode("utf-8-sig")
+
+        cluster.on_first(
+            "PUT", "/api/admin/config", json={"guest_enabled": True, "registration_enabled": True}
+        )
+        assert guest_chat().status_code == 200
+        opened = second.post(
+            "/api/auth/register", json={"email": f"{model}@example.com", "password": "pass-word-1"}
+        )
+        assert opened.status_code == 201, opened.text

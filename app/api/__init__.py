@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import admin_audit, admin_channels, admin_logs, admin_settings, auth, chat, health
+from app.api import admin_audit, admin_channels, admin_logs, admin_settings, admin_users, auth, chat, health
 from app.schemas import ErrorBody
 
 
@@ -22,4 +22,5 @@ def build_api_router() -> APIRouter:
     router.include_router(admin_settings.router)
     router.include_router(admin_logs.router)
     router.include_router(admin_audit.router)
+    router.include_router(admin_users.router)
     return router

@@ -19,6 +19,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     response_model=MessageResponse,
     responses={
+        403: {"model": ErrorBody, "description": "registration_closed: registration is switched off"},
         409: {"model": ErrorBody, "description": "email already registered"},
         429: {"model": ErrorBody, "description": "too many registrations from this IP in the last hour"},
     },
@@ -30,7 +31,7 @@ async def register(body: Credentials, state: StateDep, ip: ClientIP) -> MessageR
         email=body.email,
         password=body.password,
         ip=ip,
-        per_hour=(await state.system_settings.for_decision()).register_per_ip_per_hour,
+        rules=await state.system_settings.for_decision(),
     )
     return MessageResponse(message="注册成功")
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
+from app.api.deps import ChatUser, ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
 from app.api.errors import domain_error_response, internal_error_response, validation_error_response
 from app.schemas import (
     ChatCompletionRequest,
@@ -147,14 +147,19 @@ router = APIRouter(tags=["chat"])
 completions_router = APIRouter(tags=["chat"], route_class=DirectChatRoute)
 
 
-@router.get("/chat/models", response_model=list[ModelSummary])
-def chat_models(state: StateDep) -> list[ModelSummary]:
+MODEL_LIST_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "invalid token, or no token while guests are switched off"}
+}
+
+
+@router.get("/chat/models", response_model=list[ModelSummary], responses=MODEL_LIST_ERRORS)
+def chat_models(state: StateDep, _caller: ChatUser) -> list[ModelSummary]:
     """One entry per distinct model of the enabled channels."""
     return [ModelSummary(id=model_id, name=name) for model_id, name in state.chat.model_names()]
 
 
-@router.get("/models", response_model=OpenAIModelList)
-def openai_models(state: StateDep) -> OpenAIModelList:
+@router.get("/models", response_model=OpenAIModelList, responses=MODEL_LIST_ERRORS)
+def openai_models(state: StateDep, _caller: ChatUser) -> OpenAIModelList:
     """The same models in OpenAI's list form (``client.models.list()``)."""
     return OpenAIModelList(data=[OpenAIModel(id=model_id) for model_id, _ in state.chat.model_names()])
 
@@ -197,7 +202,10 @@ class ChatStreamResponse(StreamingResponse):
             "content": {"text/event-stream": {}},
             "description": "a chat.completion, or SSE chunks with stream=true",
         },
-        401: {"model": ErrorBody, "description": "invalid token (no token = guest)"},
+        401: {
+            "model": ErrorBody,
+            "description": "invalid token (no token = guest); authentication_required while guests are off",
+        },
         403: {"model": ErrorBody, "description": "ip_blocked"},
         404: {"model": ErrorBody, "description": "model_not_found"},
         429: {"model": ErrorBody, "description": "rate_limit_exceeded, with Retry-After"},
@@ -212,6 +220,7 @@ async def chat_completions(
         user_id=user.id if user else None,
         username=user.email if user else None,
         path=request.scope["path"],
+        rpm_limit=user.rpm_limit if user else None,
     )
     payload = body.upstream_body()
     if body.stream:

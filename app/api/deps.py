@@ -15,7 +15,7 @@ from app.state import AppState
 from services import auth
 from services.audit import Actor
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, PermissionDenied
+from services.errors import AuthenticationFailed, AuthenticationRequired, PermissionDenied
 from services.security import decode_token
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from /api/auth/login or /api/auth/admin/login")
@@ -105,3 +105,14 @@ def get_admin_actor(admin: AdminUser, ip: ClientIP) -> Actor:
 
 # the admin check of a route that changes something: pass it on to the service as ``actor=``
 AdminActor = Annotated[Actor, Depends(get_admin_actor)]
+
+
+async def get_chat_user(state: StateDep, user: OptionalUser) -> User | None:
+    """The caller of a model list: a user, or a guest while guests are allowed (the setting as it is
+    now, on every instance); the chat call itself is checked in ``services.chat``."""
+    if user is None and not (await state.system_settings.for_decision()).guest_enabled:
+        raise AuthenticationRequired()
+    return user
+
+
+ChatUser = Annotated[User | None, Depends(get_chat_user)]

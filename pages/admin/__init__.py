@@ -1,4 +1,4 @@
-"""``/admin``: the admin console (dashboard, channels, logs, IP block list, settings, audit log)."""
+"""``/admin``: the admin console (dashboard, channels, users, logs, IP block list, settings, audit log)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from app.state import AppState
 
 
 def register(state: AppState) -> None:
-    from pages.admin import audit, channels, dashboard, ip, login, logs, settings
+    from pages.admin import audit, channels, dashboard, ip, login, logs, settings, users
 
     login.register(state)
     dashboard.register(state)
     channels.register(state)
+    users.register(state)
     logs.register(state)
     ip.register(state)
     settings.register(state)

@@ -26,6 +26,7 @@ from services.errors import AuthenticationFailed
 NAVIGATION = [
     ("/admin/dashboard", "仪表盘", "dashboard"),
     ("/admin/channels", "渠道", "hub"),
+    ("/admin/users", "用户", "group"),
     ("/admin/logs", "日志", "receipt_long"),
     ("/admin/ip", "IP 管理", "shield"),
     ("/admin/settings", "设置", "tune"),

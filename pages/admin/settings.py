@@ -1,5 +1,5 @@
-"""``/admin/settings``: guest RPM, user RPM, log retention, registrations per IP and the channels' default
-``auto_pause_after``, effective at once."""
+"""``/admin/settings``: guest access and registration switches, guest RPM, user RPM, log retention,
+registrations per IP and the channels' default ``auto_pause_after``, effective at once on every instance."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pages.admin.frame import admin_frame, page_actor
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.audit import Actor
 from services.errors import DomainError
-from services.settings import SystemSettings, read_settings
+from services.settings import SettingValue, SystemSettings, read_settings
 
 
 def _auto_pause_field(value: int) -> ui.number:
@@ -31,7 +31,7 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return read_settings(session=session, defaults=state.setting_defaults)
 
-    def save(values: dict[str, int], actor: Actor) -> SystemSettings:
+    def save(values: dict[str, SettingValue], actor: Actor) -> SystemSettings:
         with Session(state.engine) as session:
             return state.system_settings.update(session=session, changes=values, actor=actor)
 
@@ -43,6 +43,18 @@ def register(state: AppState) -> None:
             current = await off_loop(load)
             ui.label("系统设置").classes("text-xl font-semibold")
             with ui.card().classes("w-full max-w-xl gap-3"):
+                guest_enabled = ui.switch("允许访客（未登录）使用", value=current.guest_enabled).mark(
+                    "guest-enabled"
+                )
+                ui.label("关闭后，未登录的访问者需先登录才能对话，API 对无令牌的请求返回 401。").classes(
+                    "text-sm text-gray-500 -mt-2"
+                )
+                registration_enabled = ui.switch("开放注册", value=current.registration_enabled).mark(
+                    "registration-enabled"
+                )
+                ui.label("关闭后注册页面提示暂不开放注册；管理员仍可在“用户”页面创建用户。").classes(
+                    "text-sm text-gray-500 -mt-2"
+                )
                 guest = (
                     ui.number(
                         "未登录用户每分钟请求数（按 IP）",
@@ -92,7 +104,10 @@ def register(state: AppState) -> None:
 
                 async def submit() -> None:
                     error.set_visibility(False)
-                    values = {}
+                    values: dict[str, SettingValue] = {
+                        "guest_enabled": bool(guest_enabled.value),
+                        "registration_enabled": bool(registration_enabled.value),
+                    }
                     for key, field in (
                         ("guest_rpm", guest),
                         ("user_rpm", user),

@@ -172,6 +172,8 @@ def test_config_api(http: httpx.Client, admin: dict) -> None:
         "log_retention_days": 30,
         "register_per_ip_per_hour": 1_000_000,
         "auto_pause_after": 5,
+        "guest_enabled": True,
+        "registration_enabled": True,
     }
     set_config(http, admin, auto_pause_after=0)  # 0: channels never pause (the only setting that may be 0)
     assert http.get("/api/admin/config", headers=admin).json()["auto_pause_after"] == 0
@@ -187,6 +189,8 @@ def test_config_api(http: httpx.Client, admin: dict) -> None:
         {"register_per_ip_per_hour": 0},
         {"auto_pause_after": -1},
         {"register_per_ip_per_hour": "5"},
+        {"guest_enabled": "false"},
+        {"registration_enabled": 0},
     ):
         response = http.put("/api/admin/config", json=bad, headers=admin)
         assert response.status_code == 422, (bad, response.text)

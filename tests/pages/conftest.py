@@ -63,7 +63,7 @@ def add_model(upstream: UpstreamServer) -> Callable[..., str]:
     return add
 
 
-def set_limits(**values: int) -> None:
+def set_limits(**values: int | bool) -> None:
     state = app_state()
     with Session(state.engine) as session:
         update_settings(session=session, changes=values, defaults=state.setting_defaults)

@@ -1,0 +1,333 @@
+"""``/admin/users``: the users (search by e-mail, pages and order on the server), disable / enable,
+temporary password, own RPM, delete, create. Every change goes through ``state.users``
+(``services.users.UserAdmin``), as the REST API's do."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nicegui import ui
+from sqlmodel import Session
+
+from app.state import AppState
+from pages.admin.frame import admin_frame
+from pages.threads import PAGE_BUILD_SECONDS, off_loop
+from services import users
+from services.errors import DomainError
+from services.users import UserPage, UserRow
+
+PAGE_SIZE = 20
+SORT_LABELS = {
+    "-created": "注册时间：新 → 旧",
+    "created": "注册时间：旧 → 新",
+    "-last_active": "最近活跃：新 → 旧",
+    "last_active": "最近活跃：旧 → 新",
+}
+COLUMNS = "minmax(200px,2fr) 140px 140px 90px minmax(110px,1fr) 150px"
+Reload = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Query:
+    q: str = ""
+    sort: str = users.DEFAULT_SORT
+    page: int = 1
+
+
+def _when(moment: datetime | None, zone: Any) -> str:
+    return "—" if moment is None else f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
+
+
+def _password_field(label: str) -> ui.input:
+    """A password input with a button that fills in a fresh temporary password and one that copies it."""
+    field = ui.input(label, value=users.new_temporary_password()).props("outlined").classes("w-full")
+    with field.add_slot("append"):
+        ui.button(icon="casino", on_click=lambda: field.set_value(users.new_temporary_password())).props(
+            "flat round dense"
+        ).tooltip("重新生成")
+        ui.button(icon="content_copy", on_click=lambda: _copy(field.value or "")).props(
+            "flat round dense"
+        ).tooltip("复制").mark("user-copy-password")
+    return field
+
+
+def _copy(text: str) -> None:
+    ui.clipboard.write(text)
+    ui.notify("已复制")
+
+
+class UsersPage:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.zone = state.settings.zone
+        self.query = Query()
+
+    # ---- work on a worker thread -------------------------------------------------------------------
+    def _fetch(self, query: Query) -> UserPage:
+        with Session(self.state.engine) as session:
+            return users.list_users(
+                session=session, q=query.q, page=query.page, page_size=PAGE_SIZE, sort=query.sort
+            )
+
+    def _change(self, action: str, **values: Any) -> None:
+        with Session(self.state.engine) as session:
+            getattr(self.state.users, action)(session=session, **values)
+
+    async def _apply(self, action: str, done: str, **values: Any) -> bool:
+        """Runs a change; a refusal (the user deleted meanwhile, a bad value) is shown, not raised."""
+        try:
+            await off_loop(self._change, action, **values)
+        except DomainError as exc:
+            ui.notify(exc.message, type="negative")
+            await self.load()
+            return False
+        ui.notify(done, type="positive")
+        return True
+
+    # ---- layout ------------------------------------------------------------------------------------
+    async def build(self) -> None:
+        with ui.row().classes("w-full items-center"):
+            ui.label("用户").classes("text-xl font-semibold")
+            ui.label("停用、重置密码或删除后，该用户已登录的会话立即失效；删除不影响调用日志。").classes(
+                "text-sm text-gray-500"
+            )
+            ui.space()
+            ui.button("创建用户", icon="person_add", on_click=self.open_create).props("unelevated").mark(
+                "users-add"
+            )
+        with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
+            self.search = (
+                ui.input("搜索邮箱", placeholder="邮箱的一部分")
+                .props("dense outlined clearable")
+                .classes("min-w-[260px]")
+                .mark("users-search")
+            )
+            self.search.on("keydown.enter", self.apply_search)
+            self.search.on("clear", self.apply_search)
+            ui.button("搜索", icon="search", on_click=self.apply_search).props("unelevated").mark(
+                "users-search-apply"
+            )
+            ui.space()
+            self.sort = (
+                ui.select(SORT_LABELS, value=self.query.sort, label="排序", on_change=self.apply_sort)
+                .props("dense outlined")
+                .classes("min-w-[190px]")
+                .mark("users-sort")
+            )
+        self.summary = ui.label("").classes("text-sm text-gray-500").mark("users-summary")
+        self.table_slot = ui.column().classes("w-full gap-0")
+        self.pager = (
+            ui.pagination(1, 1, direction_links=True, on_change=lambda e: self.load(e.value))
+            .props("max-pages=7 boundary-numbers")
+            .mark("users-pager")
+        )
+        await self.load()
+
+    async def load(self, page: int | None = None) -> None:
+        if page is not None:
+            self.query.page = page
+        result = await off_loop(self._fetch, self.query)
+        pages = max(1, -(-result.total // PAGE_SIZE))
+        if result.page > pages and result.total:  # the last page emptied (a delete): show the one before
+            await self.load(pages)
+            return
+        self.pager.max = pages
+        self.pager.set_value(result.page)
+        found = f"共 {result.total:,} 个用户" if not self.query.q else f"找到 {result.total:,} 个用户"
+        self.summary.text = f"{found} · 第 {result.page} / {pages} 页"
+        self.table_slot.clear()
+        with self.table_slot:
+            self._table(result.items)
+
+    async def apply_search(self) -> None:
+        self.query.q = (self.search.value or "").strip()
+        await self.load(1)
+
+    async def apply_sort(self) -> None:
+        self.query.sort = self.sort.value or users.DEFAULT_SORT
+        await self.load(1)
+
+    def _table(self, rows: list[UserRow]) -> None:
+        if not rows:
+            with ui.card().classes("w-full items-center p-8 text-gray-500"):
+                ui.icon("group", size="40px")
+                ui.label("没有匹配的用户" if self.query.q else "还没有用户").mark("users-empty")
+            return
+        with (
+            ui.card().classes("w-full p-0 overflow-x-auto"),
+            ui.grid()
+            .style(f"grid-template-columns: {COLUMNS}")
+            .classes("w-full min-w-[860px] gap-0 items-center text-sm"),
+        ):
+            for title in ("邮箱", "注册时间", "最近活跃", "启用", "每分钟请求数", "操作"):
+                ui.label(title).classes("px-3 py-2 font-medium text-gray-500 border-b")
+            for row in rows:
+                self._row(row)
+
+    def _row(self, row: UserRow) -> None:
+        email = ui.label(row.email).classes("px-3 py-2 font-medium break-all").mark("user-row-email")
+        if row.disabled:
+            email.classes("text-gray-400 line-through")
+        ui.label(_when(row.created_at, self.zone)).classes("px-3 py-2 text-gray-500")
+        ui.label(_when(row.last_active_at, self.zone)).classes("px-3 py-2 text-gray-500")
+        with ui.element("div").classes("px-2"):
+            ui.switch(value=not row.disabled, on_change=lambda e, r=row: self.set_enabled(r, e.value)).mark(
+                "user-toggle"
+            ).tooltip("停用后该用户无法登录，已登录的会话失效")
+        rpm = "全局" if row.rpm_limit is None else str(row.rpm_limit)
+        ui.button(rpm, on_click=lambda r=row: self.open_rpm(r)).props("flat dense no-caps").classes(
+            "mx-2"
+        ).tooltip("单独设置该用户的每分钟请求数").mark("user-rpm")
+        with ui.row().classes("px-2 gap-0 no-wrap"):
+            ui.button(icon="password", on_click=lambda r=row: self.open_password(r)).props(
+                "flat round dense"
+            ).tooltip("重置密码").mark("user-password")
+            ui.button(icon="delete", on_click=lambda r=row: self.confirm_delete(r)).props(
+                "flat round dense color=negative"
+            ).tooltip("删除").mark("user-delete")
+
+    # ---- actions -----------------------------------------------------------------------------------
+    async def set_enabled(self, row: UserRow, enabled: bool) -> None:
+        if enabled == (not row.disabled):
+            return
+        if await self._apply(
+            "update", f"{row.email} 已{'启用' if enabled else '停用'}", user_id=row.id, disabled=not enabled
+        ):
+            await self.load()
+
+    def open_rpm(self, row: UserRow) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-[min(420px,94vw)] gap-2"):
+            ui.label(f"{row.email} 的每分钟请求数").classes("text-lg font-semibold")
+            field = (
+                ui.number(
+                    "每分钟请求数（留空使用全局设置）",
+                    value=row.rpm_limit,
+                    min=users.MIN_RPM,
+                    max=users.MAX_RPM,
+                    precision=0,
+                    format="%d",
+                )
+                .props("outlined clearable")
+                .classes("w-full")
+                .mark("user-rpm-input")
+            )
+            error = ui.label("").classes("text-negative text-sm").mark("user-rpm-error")
+            error.set_visibility(False)
+
+            async def save() -> None:
+                value = field.value
+                if value is not None and (int(value) != value or not users.MIN_RPM <= value <= users.MAX_RPM):
+                    error.text = f"请填写 {users.MIN_RPM} 到 {users.MAX_RPM} 之间的整数，或留空"
+                    error.set_visibility(True)
+                    return
+                rpm = None if value is None else int(value)
+                if await self._apply("update", "已保存", user_id=row.id, rpm_limit=rpm):
+                    dialog.delete()
+                    await self.load()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button("取消", on_click=dialog.delete).props("flat")
+                ui.button("保存", on_click=save).props("unelevated").mark("user-rpm-save")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    def open_password(self, row: UserRow) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2") as card:
+            ui.label(f"重置 {row.email} 的密码").classes("text-lg font-semibold")
+            ui.label("设置一个临时密码并告知用户；该用户已登录的会话将全部失效。").classes(
+                "text-sm text-gray-500"
+            )
+            field = _password_field("临时密码").mark("user-new-password")
+            error = ui.label("").classes("text-negative text-sm").mark("user-password-error")
+            error.set_visibility(False)
+
+            async def save() -> None:
+                password = field.value or ""
+                error.set_visibility(False)
+                try:
+                    await off_loop(self._change, "set_password", user_id=row.id, password=password)
+                except DomainError as exc:
+                    error.text = exc.message
+                    error.set_visibility(True)
+                    return
+                card.clear()
+                with card:
+                    ui.label("临时密码已生效").classes("text-lg font-semibold").mark("user-password-done")
+                    ui.label(f"请把它告知 {row.email}，登录后可在账号菜单中修改。").classes("text-sm")
+                    with ui.row().classes("items-center gap-2"):
+                        ui.label(password).classes("font-mono text-base").mark("user-temporary-password")
+                        ui.button(icon="content_copy", on_click=lambda: _copy(password)).props(
+                            "flat round dense"
+                        ).tooltip("复制")
+                    with ui.row().classes("w-full justify-end"):
+                        ui.button("完成", on_click=dialog.delete).props("unelevated").mark(
+                            "user-password-close"
+                        )
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button("取消", on_click=dialog.delete).props("flat")
+                ui.button("设置密码", on_click=save).props("unelevated").mark("user-password-save")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    def confirm_delete(self, row: UserRow) -> None:
+        with ui.dialog() as dialog, ui.card():
+            ui.label(f"删除用户「{row.email}」？").classes("text-lg font-semibold")
+            ui.label("删除后无法恢复；其 API 密钥作废，调用日志保留并显示为“已删除用户”。").classes(
+                "text-gray-500"
+            )
+
+            async def do_delete() -> None:
+                deleted = await self._apply("delete", f"已删除 {row.email}", user_id=row.id)
+                dialog.delete()
+                if deleted:
+                    await self.load()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button("取消", on_click=dialog.delete).props("flat")
+                ui.button("删除", on_click=do_delete).props("unelevated color=negative").mark(
+                    "user-confirm-delete"
+                )
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    def open_create(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2"):
+            ui.label("创建用户").classes("text-lg font-semibold")
+            ui.label("注册关闭时也可以创建；密码规则与注册相同。").classes("text-sm text-gray-500")
+            email = ui.input("邮箱").props("outlined type=email").classes("w-full").mark("user-new-email")
+            password = _password_field("初始密码").mark("user-new-initial-password")
+            error = ui.label("").classes("text-negative text-sm").mark("user-create-error")
+            error.set_visibility(False)
+
+            async def create() -> None:
+                error.set_visibility(False)
+                try:
+                    await off_loop(
+                        self._change, "create", email=email.value or "", password=password.value or ""
+                    )
+                except DomainError as exc:
+                    error.text = exc.message
+                    error.set_visibility(True)
+                    return
+                ui.notify(f"已创建 {email.value}", type="positive")
+                dialog.delete()
+                await self.load()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button("取消", on_click=dialog.delete).props("flat")
+                ui.button("创建", on_click=create).props("unelevated").mark("user-create-save")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+
+def register(state: AppState) -> None:
+    @ui.page("/admin/users", title="用户 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
+    async def users_page() -> None:
+        async with admin_frame(state, "用户", "/admin/users") as content:
+            if content is None:
+                return
+            await UsersPage(state).build()
