@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, User, utcnow
-from services import auth
+from services import audit, auth
+from services.audit import Actor, Secret
 from services.errors import InvalidInput, NotFound
 from services.security import hash_password
 from services.settings import MAX_VALUES
@@ -160,10 +161,21 @@ class UserAdmin:
         """
         log.info("user %d changed", user_id)
 
-    def create(self, *, session: Session, email: str, password: str) -> UserRow:
-        """A new account with the registration's rules (422 / 409), whether registration is open or not."""
+    def create(self, *, session: Session, email: str, password: str, actor: Actor | None) -> UserRow:
+        """A new account with the registration's rules (422 / 409), whether registration is open or not.
+        (Registration commits the account itself; its audit row follows in a commit of its own.)"""
         user = auth.register_user(session=session, email=email, password=password)
         row = UserRow.of(user)
+        if actor is not None:
+            changes = {"email": user.email, "password": Secret.of(password)}
+            audit.add(
+                session,
+                actor,
+                "user.create",
+                target=audit.user_target(user.id, user.email),
+                changes=audit.diff({}, changes),
+            )
+            session.commit()
         self._user_changed(row.id)
         return row
 
@@ -174,12 +186,14 @@ class UserAdmin:
         user_id: int,
         disabled: bool | None = None,
         rpm_limit: int | Literal[Keep.KEEP] | None = KEEP,
+        actor: Actor | None,
     ) -> UserRow:
         """``disabled``: None keeps it; disabling raises the token version (every session ends).
         ``rpm_limit``: the user's own RPM, None for the global ``user_rpm``; ``KEEP`` keeps it."""
         if rpm_limit is not KEEP:
             check_rpm(rpm_limit)
         user = get_user(session=session, user_id=user_id)
+        before = {"disabled": user.disabled, "rpm_limit": user.rpm_limit}
         if disabled is not None and disabled != user.disabled:
             user.disabled = disabled
             if disabled:
@@ -187,24 +201,32 @@ class UserAdmin:
         if rpm_limit is not KEEP:
             user.rpm_limit = rpm_limit
         session.add(user)
+        changes = audit.diff(before, {"disabled": user.disabled, "rpm_limit": user.rpm_limit})
+        if actor is not None and changes:
+            audit.add(
+                session, actor, "user.update", target=audit.user_target(user.id, user.email), changes=changes
+            )
         session.commit()
         session.refresh(user)
         self._user_changed(user_id)
         return UserRow.of(user)
 
-    def set_password(self, *, session: Session, user_id: int, password: str) -> UserRow:
+    def set_password(self, *, session: Session, user_id: int, password: str, actor: Actor | None) -> UserRow:
         """A temporary password set by the admin; every token issued before stops working."""
         auth.check_password_rules(password)
         user = get_user(session=session, user_id=user_id)
         user.password_hash = hash_password(password)
         user.token_version += 1
         session.add(user)
+        if actor is not None:
+            target = audit.user_target(user.id, user.email)
+            audit.add(session, actor, "user.password_reset", target=target, changes={"password": "changed"})
         session.commit()
         session.refresh(user)
         self._user_changed(user_id)
         return UserRow.of(user)
 
-    def delete(self, *, session: Session, user_id: int) -> None:
+    def delete(self, *, session: Session, user_id: int, actor: Actor | None) -> None:
         """Removes the account and revokes its API keys (their rows stay, as the call log's rows do:
         the log then shows "已删除用户" for this user id)."""
         user = get_user(session=session, user_id=user_id)
@@ -214,6 +236,8 @@ class UserAdmin:
             .values(revoked_at=utcnow())
         )
         session.delete(user)
+        if actor is not None:
+            audit.add(session, actor, "user.delete", target=audit.user_target(user.id, user.email))
         session.commit()
         self._user_changed(user_id)
 

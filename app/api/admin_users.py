@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import AdminUser, RowId, SessionDep, StateDep
+from app.api.deps import AdminActor, AdminUser, RowId, SessionDep, StateDep
 from app.schemas import (
     AdminPasswordReset,
     AdminUserPage,
@@ -56,16 +56,16 @@ def list_users(
     responses={409: {"model": ErrorBody, "description": "email already registered"}},
 )
 def create_user(
-    body: Credentials, _admin: AdminUser, session: SessionDep, state: StateDep
+    body: Credentials, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> AdminUserPublic:
     """The registration's rules; works while registration is closed."""
-    row = state.users.create(session=session, email=body.email, password=body.password)
+    row = state.users.create(session=session, email=body.email, password=body.password, actor=actor)
     return AdminUserPublic.model_validate(row)
 
 
 @router.patch("/{user_id}", response_model=AdminUserPublic, responses=NOT_FOUND)
 def update_user(
-    user_id: RowId, body: AdminUserUpdate, _admin: AdminUser, session: SessionDep, state: StateDep
+    user_id: RowId, body: AdminUserUpdate, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> AdminUserPublic:
     """``disabled: true`` refuses the user's sign-ins and ends their sessions; ``rpm_limit: null`` is the
     global ``user_rpm`` again. A field left out keeps its value."""
@@ -74,21 +74,22 @@ def update_user(
         user_id=user_id,
         disabled=body.disabled,
         rpm_limit=body.rpm_limit if "rpm_limit" in body.model_fields_set else KEEP,
+        actor=actor,
     )
     return AdminUserPublic.model_validate(row)
 
 
 @router.post("/{user_id}/password", response_model=AdminUserPublic, responses=NOT_FOUND)
 def reset_password(
-    user_id: RowId, body: AdminPasswordReset, _admin: AdminUser, session: SessionDep, state: StateDep
+    user_id: RowId, body: AdminPasswordReset, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> AdminUserPublic:
     """Sets a temporary password (the registration's rules); the user's older tokens stop working."""
-    row = state.users.set_password(session=session, user_id=user_id, password=body.password)
+    row = state.users.set_password(session=session, user_id=user_id, password=body.password, actor=actor)
     return AdminUserPublic.model_validate(row)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-def delete_user(user_id: RowId, _admin: AdminUser, session: SessionDep, state: StateDep) -> Response:
+def delete_user(user_id: RowId, actor: AdminActor, session: SessionDep, state: StateDep) -> Response:
     """The account goes; its call-log rows stay (shown as 已删除用户)."""
-    state.users.delete(session=session, user_id=user_id)
+    state.users.delete(session=session, user_id=user_id, actor=actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,9 +13,10 @@ from nicegui import ui
 from sqlmodel import Session
 
 from app.state import AppState
-from pages.admin.frame import admin_frame
+from pages.admin.frame import admin_frame, page_actor
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import users
+from services.audit import Actor
 from services.errors import DomainError
 from services.users import UserPage, UserRow
 
@@ -72,14 +73,17 @@ class UsersPage:
                 session=session, q=query.q, page=query.page, page_size=PAGE_SIZE, sort=query.sort
             )
 
-    def _change(self, action: str, **values: Any) -> None:
+    def _change(self, action: str, actor: Actor, **values: Any) -> None:
         with Session(self.state.engine) as session:
-            getattr(self.state.users, action)(session=session, **values)
+            getattr(self.state.users, action)(session=session, actor=actor, **values)
 
     async def _apply(self, action: str, done: str, **values: Any) -> bool:
-        """Runs a change; a refusal (the user deleted meanwhile, a bad value) is shown, not raised."""
+        """Runs a change (audited under the admin, checked again); a refusal (the user deleted meanwhile,
+        a bad value) is shown, not raised."""
+        if (actor := await page_actor(self.state)) is None:
+            return False
         try:
-            await off_loop(self._change, action, **values)
+            await off_loop(self._change, action, actor, **values)
         except DomainError as exc:
             ui.notify(exc.message, type="negative")
             await self.load()
@@ -247,8 +251,10 @@ class UsersPage:
             async def save() -> None:
                 password = field.value or ""
                 error.set_visibility(False)
+                if (actor := await page_actor(self.state)) is None:
+                    return
                 try:
-                    await off_loop(self._change, "set_password", user_id=row.id, password=password)
+                    await off_loop(self._change, "set_password", actor, user_id=row.id, password=password)
                 except DomainError as exc:
                     error.text = exc.message
                     error.set_visibility(True)
@@ -305,9 +311,11 @@ class UsersPage:
 
             async def create() -> None:
                 error.set_visibility(False)
+                if (actor := await page_actor(self.state)) is None:
+                    return
                 try:
                     await off_loop(
-                        self._change, "create", email=email.value or "", password=password.value or ""
+                        self._change, "create", actor, email=email.value or "", password=password.value or ""
                     )
                 except DomainError as exc:
                     error.text = exc.message
