@@ -70,9 +70,13 @@ class AuditLog(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
-    admin: str = Field(max_length=64, nullable=False)  # the admin's name (or the name tried, for a failed login)
+    admin: str = Field(
+        max_length=64, nullable=False
+    )  # the admin's name (or the name tried, for a failed login)
     ip_address: str = Field(max_length=64, nullable=False)
-    action: str = Field(max_length=64, nullable=False)  # e.g. channel.update, user.disable, admin.login_failed
+    action: str = Field(
+        max_length=64, nullable=False
+    )  # e.g. channel.update, user.disable, admin.login_failed
     target: str | None = Field(default=None, max_length=300)  # e.g. "channel 3 (OpenAI)"
     changes: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
 

@@ -261,7 +261,8 @@ class ChatService:
             raise ModelNotFound()
         limits = await self.settings.for_decision()
         if caller.user_id is not None:
-            await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
+            rpm = limits.user_rpm if caller.rpm_limit is None else caller.rpm_limit
+            await self.limiter.hit_or_raise(f"user:{caller.user_id}", rpm)
         else:
             await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
         return candidates

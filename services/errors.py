@@ -8,8 +8,11 @@
     │   └── ModelNotFound            404     model_not_found
     ├── Conflict                     409     conflict
     ├── AuthenticationFailed         401     unauthorized
+    │   ├── InvalidApiKey            401     invalid_api_key   (bad, revoked, expired or unknown key)
+    │   └── AccountDisabledCredential 401    account_disabled  (a disabled user's token or key)
     ├── PermissionDenied             403     forbidden
-    │   └── IPBlocked                403     ip_blocked
+    │   ├── IPBlocked                403     ip_blocked
+    │   └── AccountDisabled          403     account_disabled  (a disabled user's sign-in)
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
     ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
@@ -79,6 +82,18 @@ class AuthenticationFailed(DomainError):
         return {"WWW-Authenticate": "Bearer"}
 
 
+class InvalidApiKey(AuthenticationFailed):
+    """One answer for a revoked, expired, malformed or unknown key: no hint which."""
+
+    type = "invalid_api_key"
+    default_message = "API 密钥无效、已撤销或已过期"
+
+
+class AccountDisabledCredential(AuthenticationFailed):
+    type = "account_disabled"
+    default_message = "账号已被停用，请联系管理员"
+
+
 class PermissionDenied(DomainError):
     status = 403
     type = "forbidden"
@@ -88,6 +103,11 @@ class PermissionDenied(DomainError):
 class IPBlocked(PermissionDenied):
     type = "ip_blocked"
     default_message = "您的 IP 已被禁止访问"
+
+
+class AccountDisabled(PermissionDenied):
+    type = "account_disabled"
+    default_message = "账号已被停用，请联系管理员"
 
 
 class _RetryAfterError(DomainError):

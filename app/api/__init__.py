@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import admin_channels, admin_logs, admin_settings, auth, chat, health
+from app.api import admin_channels, admin_logs, admin_settings, auth, chat, health, keys
 from app.schemas import ErrorBody
 
 
@@ -21,4 +21,6 @@ def build_api_router() -> APIRouter:
     router.include_router(admin_channels.router)
     router.include_router(admin_settings.router)
     router.include_router(admin_logs.router)
+    router.include_router(keys.router)
+    router.include_router(keys.admin_router)
     return router

@@ -102,7 +102,8 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
     """
     try:
         raw = await _read_body(request)
-        user = await user_for_token(state, bearer_token(request.headers.get("authorization")))
+        ip = client_ip(request.scope)
+        user = await user_for_token(state, bearer_token(request.headers.get("authorization")), ip)
         try:
             body = ChatCompletionRequest.model_validate_json(raw)
         except ValidationError as exc:
@@ -113,7 +114,7 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         if where is not None:
             error = {"type": "value_error", "loc": ("body", *where), "msg": "NaN 与 Infinity 不是 JSON 数值"}
             return validation_error_response([error])
-        return await chat_completions(body, request, state, user, client_ip(request.scope))
+        return await chat_completions(body, request, state, user, ip)
     except DomainError as exc:
         return domain_error_response(exc)
     except ClientDisconnect:  # gone while sending its body (or dropped for sending it too slowly)
@@ -147,14 +148,14 @@ router = APIRouter(tags=["chat"])
 completions_router = APIRouter(tags=["chat"], route_class=DirectChatRoute)
 
 
-@router.get("/chat/models", response_model=list[ModelSummary])
-def chat_models(state: StateDep) -> list[ModelSummary]:
+@router.get("/chat/models", response_model=list[ModelSummary], responses={401: {"model": ErrorBody}})
+def chat_models(state: StateDep, _user: OptionalUser) -> list[ModelSummary]:
     """One entry per distinct model of the enabled channels."""
     return [ModelSummary(id=model_id, name=name) for model_id, name in state.chat.model_names()]
 
 
-@router.get("/models", response_model=OpenAIModelList)
-def openai_models(state: StateDep) -> OpenAIModelList:
+@router.get("/models", response_model=OpenAIModelList, responses={401: {"model": ErrorBody}})
+def openai_models(state: StateDep, _user: OptionalUser) -> OpenAIModelList:
     """The same models in OpenAI's list form (``client.models.list()``)."""
     return OpenAIModelList(data=[OpenAIModel(id=model_id) for model_id, _ in state.chat.model_names()])
 
@@ -212,6 +213,8 @@ async def chat_completions(
         user_id=user.id if user else None,
         username=user.email if user else None,
         path=request.scope["path"],
+        rpm_limit=user.rpm_limit if user else None,
+        api_key_id=user.api_key_id if user else None,
     )
     payload = body.upstream_body()
     if body.stream:
