@@ -41,15 +41,15 @@ def test_openai_sdk_sync_async_and_streaming(live_app: RunningApp, personal_key:
     base_url = f"{live_app.base_url}/v1"
     sdk = openai.OpenAI(base_url=base_url, api_key=personal_key, max_retries=0)
     assert model in [m.id for m in sdk.models.list()]
-    completion = sdk.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+    completion = sdk.chat.completions.create(model=model, messages=MESSAGES)
     assert completion.choices[0].message.content == ANSWER
-    chunks = list(sdk.chat.completions.create(model=model, messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+    chunks = list(sdk.chat.completions.create(model=model, messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
 
     async def with_async_client() -> tuple[str, str]:
         async with openai.AsyncOpenAI(base_url=base_url, api_key=personal_key, max_retries=0) as client:
-            answer = await client.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
-            stream = await client.chat.completions.create(model=model, messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+            answer = await client.chat.completions.create(model=model, messages=MESSAGES)
+            stream = await client.chat.completions.create(model=model, messages=MESSAGES, stream=True)
             streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
             return answer.choices[0].message.content or "", streamed
 
@@ -59,7 +59,7 @@ def test_openai_sdk_sync_async_and_streaming(live_app: RunningApp, personal_key:
 
     wrong = openai.OpenAI(base_url=base_url, api_key="sk-" + "x" * 43, max_retries=0)
     with pytest.raises(openai.AuthenticationError) as refused:
-        wrong.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+        wrong.chat.completions.create(model=model, messages=MESSAGES)
     assert refused.value.status_code == 401
 
 
