@@ -110,7 +110,7 @@ def test_create_list_revoke(account: Account, limited_app: RunningApp) -> None:
 
 
 def test_a_key_works_like_the_login_on_every_route(
-    account: Account, model: str, limited_app: RunningApp
+    account: Account, model: str, limited_app: RunningApp, admin: dict[str, str]
 ) -> None:
     key = account.new_key()
     for path in ("/api/models", "/v1/models", "/api/v1/models"):
@@ -136,6 +136,8 @@ def test_a_key_works_like_the_login_on_every_route(
     assert [row["api_key_id"] for row in rows] == [key["id"]] * 4 + [None]
     assert {row["user_id"] for row in rows} == {user_id}
     assert {row["username"] for row in rows} == {account.email}
+    listed = account.http.get("/api/admin/logs", params={"model": model}, headers=admin).json()["items"]
+    assert sorted(item["api_key_id"] or 0 for item in listed) == [0] + [key["id"]] * 4
     # last used: batched off the request path, written within a reload or two
     wait_until(
         lambda: (
