@@ -16,7 +16,14 @@ from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.auth import check_password_rules, normalize_email
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, RateLimited
+from services.errors import (
+    AccountDisabled,
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    RateLimited,
+)
 
 
 def _rule_message(check: Callable[[str], str], value: str) -> str | None:
@@ -97,7 +104,7 @@ def register(state: AppState) -> None:
                 button.props("loading")
                 try:
                     await _sign_in(request, email.value, password.value)
-                except AuthenticationFailed as failure:
+                except (AuthenticationFailed, AccountDisabled) as failure:  # said under the form
                     error.text = failure.message
                     error.set_visibility(True)
                     return
