@@ -239,6 +239,7 @@ class ChatLogPublic(BaseModel):
     completion_tokens: int | None
     tokens_estimated: bool = Field(description="true when the upstream reported no usage")
     duration_ms: int | None
+    api_key_id: int | None = Field(default=None, description="the personal API key used, if any")
 
 
 class LogPageResponse(BaseModel):

@@ -16,6 +16,7 @@ from services.channel_health import ChannelHealth, RetestResult
 from services.channel_test import probe_channel
 from services.channels import ChannelDirectory
 from services.chat import ChatService
+from services.identity import IdentityCache
 from services.ip_block import BlockList
 from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
@@ -47,6 +48,7 @@ class AppState:
     session_cipher: SessionCipher
     system_settings: SettingsStore
     block_list: BlockList
+    identity: IdentityCache
     chat: ChatService
     retention: RetentionJob
     reloader: Reloader
@@ -86,6 +88,7 @@ class AppState:
         )
         system_settings = SettingsStore(engine, defaults, period)
         block_list = BlockList(engine, period)
+        identity = IdentityCache(engine, settings.secret("secret_key"), throttle, period)
         calls = OpenCalls()
         health = ChannelHealth(
             engine,
@@ -105,7 +108,9 @@ class AppState:
             health=health,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
-        reloader = Reloader([system_settings.refresher, block_list.refresher, directory.refresher])
+        reloader = Reloader(
+            [system_settings.refresher, block_list.refresher, directory.refresher, identity.refresher]
+        )
 
         def changed_elsewhere(name: str) -> None:
             cache = reloader.by_name(name)
@@ -131,13 +136,14 @@ class AppState:
             session_cipher=session_cipher,
             system_settings=system_settings,
             block_list=block_list,
+            identity=identity,
             chat=chat,
             retention=retention,
             reloader=reloader,
             changes=changes,
             calls=calls,
             health=health,
-            users=UserAdmin(engine),
+            users=UserAdmin(engine, identity),
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:
@@ -178,6 +184,7 @@ class AppState:
             await self._drain
             await self.changes.stop()
             await asyncio.to_thread(self.reloader.stop)  # thread joins: off the event loop
+            await asyncio.to_thread(self.identity.write_notes)  # last-used times noted since the last reload
             await asyncio.to_thread(self.health.stop)  # its last flush stores what the calls reported
             self.retention.stop()
             await self.http_client.aclose()

@@ -17,6 +17,7 @@ from services import login as login_flow
 from services.auth import check_password_rules, normalize_email
 from services.client_ip import client_ip
 from services.errors import (
+    AccountDisabled,
     AuthenticationFailed,
     Conflict,
     DomainError,
@@ -104,7 +105,7 @@ def register(state: AppState) -> None:
                 button.props("loading")
                 try:
                     await _sign_in(request, email.value, password.value)
-                except AuthenticationFailed as failure:
+                except (AuthenticationFailed, AccountDisabled) as failure:  # said under the form
                     error.text = failure.message
                     error.set_visibility(True)
                     return

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 from fastapi import Request
 from nicegui import app, events, ui
 
 from app.state import AppState
+from pages.account import KeysDialog, open_password_dialog
 from pages.dialogs import show_error
 from pages.follow import Follower
 from pages.message_view import AnswerView, user_bubble
@@ -20,6 +22,7 @@ from services.call_log import Caller
 from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError, IPBlocked, ModelNotFound
+from services.identity import Identity
 
 BLOCKED_NOTE = "回答中断：IP 已被禁用"
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
@@ -35,11 +38,20 @@ ENTER_TO_SEND = (
 
 class ChatPage:
     def __init__(
-        self, state: AppState, caller: Caller, models: dict[str, str], *, sign_in_required: bool = False
+        self,
+        state: AppState,
+        caller: Caller,
+        models: dict[str, str],
+        user: Identity | None = None,
+        base_url: str = "http://localhost:8000/v1",
+        *,
+        sign_in_required: bool = False,
     ) -> None:
         self.state = state
         self.sign_in_required = sign_in_required  # a guest while guests are switched off
         self.caller = caller
+        self.user = user
+        self.base_url = base_url
         self.history: list[dict[str, str]] = []
         self.task: asyncio.Task[None] | None = None
         self.stream: ChatStream | None = None  # the answer streaming now
@@ -95,6 +107,8 @@ class ChatPage:
         if email:
             with ui.button(icon="account_circle").props("flat round dense").mark("account"), ui.menu():
                 ui.menu_item(email).props("disable").mark("account-email")
+                ui.menu_item("API 密钥", on_click=self._open_keys).mark("api-keys")
+                ui.menu_item("修改密码", on_click=self._open_password).mark("change-password")
                 ui.menu_item("退出登录", on_click=self._logout).mark("logout")
         else:
             ui.button("登录", on_click=lambda: ui.navigate.to("/login")).props("flat dense no-caps").mark(
@@ -146,6 +160,30 @@ class ChatPage:
         if self.follower.follow():
             self.scroller.scroll_to(pixels=BOTTOM)
 
+    async def _signed_in(self) -> Identity | None:
+        """The page's user, checked again (password changed elsewhere, disabled, signed out
+        everywhere): None, and off to the sign-in page, once the login is no longer valid."""
+        if self.caller.user_id is None:
+            return None
+        user = await current_user(self.state)
+        if user is None or user.id != self.caller.user_id:
+            ui.notify("登录已失效，请重新登录", type="warning")
+            ui.navigate.to("/login")
+            return None
+        self.user = user
+        self.caller = dataclasses.replace(self.caller, rpm_limit=user.rpm_limit)
+        return user
+
+    async def _open_keys(self) -> None:
+        user = await self._signed_in()
+        if user is not None:
+            await KeysDialog(self.state, user, self.base_url).open()
+
+    async def _open_password(self) -> None:
+        user = await self._signed_in()
+        if user is not None:
+            open_password_dialog(self.state, user, self.caller.ip)
+
     def _logout(self) -> None:
         sign_out()
         ui.navigate.to("/")
@@ -164,6 +202,8 @@ class ChatPage:
         model = self.model_select.value
         if not model:
             ui.notify("请先选择模型", type="warning")
+            return
+        if self.caller.user_id is not None and await self._signed_in() is None:
             return
         self.input.value = ""
         self.empty.set_visibility(False)
@@ -305,7 +345,8 @@ def register(state: AppState) -> None:
         )
         sign_in_required = user is None and not (await rules_now(state)).guest_enabled
         models = {} if sign_in_required else await _models(state)
-        page = ChatPage(state, caller, models, sign_in_required=sign_in_required)
+        base_url = str(request.base_url).rstrip("/") + "/v1"
+        page = ChatPage(state, caller, models, user, base_url, sign_in_required=sign_in_required)
         page.build(user.email if user else None)
         client = ui.context.client
         client.on_disconnect(page.disconnected)  # closing or refreshing the tab ends the upstream request

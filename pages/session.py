@@ -9,13 +9,10 @@ plain token written by an older version, or one sealed under another ``SECRET_KE
 from __future__ import annotations
 
 from nicegui import app
-from sqlmodel import Session
 
-from app.models import User
 from app.state import AppState
-from pages.threads import off_loop
-from services import auth
 from services.errors import AuthenticationFailed, StateUnavailable
+from services.identity import Identity
 from services.settings import SystemSettings
 
 USER_TOKEN_KEY = "token"  # noqa: S105 - the storage key, not a secret
@@ -41,19 +38,15 @@ def forget_token(key: str) -> None:
     app.storage.user.pop(key, None)
 
 
-def _user_for_token(state: AppState, token: str) -> User:
-    with Session(state.engine, expire_on_commit=False) as session:
-        return auth.user_from_token(session=session, token=token, secret=state.secret_key)
-
-
-async def current_user(state: AppState) -> User | None:
-    """The signed-in user (read on a worker thread), or None for a guest (no database work) and for a
-    login that is no longer valid (which is then dropped)."""
+async def current_user(state: AppState) -> Identity | None:
+    """The signed-in user (from the identity cache, as the API decides), or None for a guest and for a
+    login that is no longer valid — password changed, signed out everywhere, account disabled — which
+    is then dropped."""
     token = stored_token(state, USER_TOKEN_KEY)
     if not token:
         return None
     try:
-        return await off_loop(_user_for_token, state, token)
+        return await state.identity.by_token(token)
     except AuthenticationFailed:
         sign_out()
         return None

@@ -30,7 +30,8 @@ class Caller:
     user_id: int | None = None
     username: str | None = None
     path: str = "/api/chat/completions"  # where the call came in, for the blocked-attempts record
-    rpm_limit: int | None = None
+    rpm_limit: int | None = None  # the user's own RPM; None: the global user_rpm
+    api_key_id: int | None = None  # the personal key the call came with
 
 
 class CallLog:
@@ -124,6 +125,7 @@ class CallLog:
                     tokens_estimated=estimated,
                     duration_ms=_count(int((time.monotonic() - self.started) * 1000)),
                     error=error,
+                    api_key_id=self.caller.api_key_id,
                 )
             )
         finally:

@@ -8,10 +8,13 @@
     │   └── ModelNotFound            404     model_not_found
     ├── Conflict                     409     conflict
     ├── AuthenticationFailed         401     unauthorized
-    │   └── AuthenticationRequired   401     authentication_required  (guests are switched off)
+    │   ├── AuthenticationRequired   401     authentication_required  (guests are switched off)
+    │   ├── InvalidApiKey            401     invalid_api_key   (bad, revoked, expired or unknown key)
+    │   └── AccountDisabledCredential 401    account_disabled  (a disabled user's token or key)
     ├── PermissionDenied             403     forbidden
     │   ├── IPBlocked                403     ip_blocked
-    │   └── RegistrationClosed       403     registration_closed
+    │   ├── RegistrationClosed       403     registration_closed
+    │   └── AccountDisabled          403     account_disabled  (a disabled user's sign-in)
     ├── RateLimited                  429     rate_limit_exceeded   (+ retry_after)
     ├── UpstreamUnavailable          503     upstream_error        (+ retry_after when known)
     ├── LimiterUnavailable           503     service_unavailable   (the rate-limit storage is unreachable;
@@ -90,6 +93,18 @@ class AuthenticationRequired(AuthenticationFailed):
     default_message = "本站已关闭访客使用，请先登录"
 
 
+class InvalidApiKey(AuthenticationFailed):
+    """One answer for a revoked, expired, malformed or unknown key: no hint which."""
+
+    type = "invalid_api_key"
+    default_message = "API 密钥无效、已撤销或已过期"
+
+
+class AccountDisabledCredential(AuthenticationFailed):
+    type = "account_disabled"
+    default_message = "账号已被停用，请联系管理员"
+
+
 class PermissionDenied(DomainError):
     status = 403
     type = "forbidden"
@@ -106,6 +121,11 @@ class RegistrationClosed(PermissionDenied):
 
     type = "registration_closed"
     default_message = "本站暂不开放注册，请联系管理员"
+
+
+class AccountDisabled(PermissionDenied):
+    type = "account_disabled"
+    default_message = "账号已被停用，请联系管理员"
 
 
 class _RetryAfterError(DomainError):

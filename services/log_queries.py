@@ -170,6 +170,7 @@ def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dic
         "completion_tokens": log.completion_tokens,
         "tokens_estimated": log.tokens_estimated,
         "duration_ms": log.duration_ms,
+        "api_key_id": log.api_key_id,
     }
 
 

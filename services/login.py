@@ -20,7 +20,8 @@ from sqlmodel import Session
 from app.models import Admin, User
 from services import audit, auth
 from services.audit import Actor
-from services.errors import AuditUnavailable, AuthenticationFailed, RegistrationClosed
+from services.errors import AuditUnavailable, AuthenticationFailed, InvalidInput, RegistrationClosed
+from services.identity import IdentityCache
 from services.settings import SystemSettings
 from services.throttle import (
     LOGIN_THROTTLED_MESSAGE,
@@ -104,6 +105,43 @@ async def sign_in_admin(
         partial(audit.record, engine, Actor(admin=admin.username, ip_address=ip), "admin.login")
     )
     return admin, auth.issue_admin_token(admin, secret=secret)
+
+
+def _change_password(engine: Engine, user_id: int, old_password: str, new_password: str) -> User:
+    with Session(engine, expire_on_commit=False) as session:
+        return auth.change_password(
+            session=session, user_id=user_id, old_password=old_password, new_password=new_password
+        )
+
+
+async def change_password(
+    *,
+    engine: Engine,
+    throttle: Throttle,
+    identity: IdentityCache,
+    user_id: int,
+    email: str,
+    old_password: str,
+    new_password: str,
+    ip: str,
+    secret: str,
+    lifetime: timedelta,
+) -> str:
+    """A fresh token for this session once the password changed (every other session ends: the
+    token version rose). A wrong old password counts as a failed sign-in of the account."""
+    auth.check_credential_text(old_password, "原密码")
+    auth.check_new_password(new_password)
+    reservation = await throttle.reserve(login_rules("user", email, ip), LOGIN_THROTTLED_MESSAGE)
+    try:
+        user = await anyio.to_thread.run_sync(_change_password, engine, user_id, old_password, new_password)
+    except InvalidInput:
+        raise  # the wrong old password: a counted failure
+    except Exception:
+        await throttle.release(reservation)
+        raise
+    await throttle.release(reservation)
+    await anyio.to_thread.run_sync(identity.user_changed, user_id)
+    return auth.issue_user_token(user, secret=secret, lifetime=lifetime)
 
 
 def _register(engine: Engine, email: str, password: str) -> User:

@@ -56,16 +56,25 @@ def password_fingerprint(password_hash: str, *, secret: str) -> str:
 class TokenClaims:
     subject: str
     password_fingerprint: str
+    version: int = 0  # the account's token_version when issued (absent in older tokens: 0)
 
 
 def create_token(
-    *, subject: str, kind: TokenKind, secret: str, lifetime: timedelta, password_fingerprint: str
+    *,
+    subject: str,
+    kind: TokenKind,
+    secret: str,
+    lifetime: timedelta,
+    password_fingerprint: str,
+    version: int = 0,
 ) -> str:
+    """``version``: the account's ``token_version``; raising it refuses every token issued before."""
     now = datetime.now(UTC)
     claims = {
         "sub": subject,
         "kind": kind,
         "pwd": password_fingerprint,
+        "ver": version,
         "iat": int(now.timestamp()),
         "exp": now + lifetime,
     }
@@ -91,7 +100,10 @@ def decode_token(token: str, *, secret: str, kind: TokenKind) -> TokenClaims:
     fingerprint = claims.get("pwd")
     if not isinstance(fingerprint, str):  # issued before tokens were bound to the password
         raise AuthenticationFailed("登录凭证已失效，请重新登录")
-    return TokenClaims(subject=claims["sub"], password_fingerprint=fingerprint)
+    version = claims.get("ver", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise AuthenticationFailed("登录凭证无效或已过期")
+    return TokenClaims(subject=claims["sub"], password_fingerprint=fingerprint, version=version)
 
 
 def _fernet(secret: str, salt: bytes) -> Fernet:

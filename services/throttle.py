@@ -82,6 +82,16 @@ def login_rules(kind: str, account: str, ip: str) -> list[ThrottleRule]:
     ]
 
 
+BAD_KEY_WINDOW_SECONDS = 60
+BAD_KEYS_PER_IP = 20
+
+
+def bad_key_rules(ip: str) -> list[ThrottleRule]:
+    """Bad personal API keys (``services.identity``): counted per IP (IPv6 per /64) like failed
+    sign-ins; past the limit they are answered 429 instead of 401. None of them reaches the database."""
+    return [ThrottleRule(f"bad-key/ip/{client_bucket(ip)}", BAD_KEYS_PER_IP, BAD_KEY_WINDOW_SECONDS)]
+
+
 def register_rules(ip: str, per_hour: int) -> list[ThrottleRule]:
     return [ThrottleRule(f"register/ip/{client_bucket(ip)}", per_hour, REGISTER_WINDOW_SECONDS)]
 

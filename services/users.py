@@ -22,6 +22,7 @@ from app.models import ApiKey, User, utcnow
 from services import audit, auth
 from services.audit import Actor, Secret
 from services.errors import InvalidInput, NotFound
+from services.identity import IdentityCache
 from services.security import hash_password
 from services.settings import MAX_VALUES
 from services.text import has_control_characters
@@ -147,19 +148,17 @@ class UserAdmin:
     """The changes an admin makes to users (REST API and admin page alike). Each method commits, then
     calls :meth:`_user_changed`; bcrypt runs inside, so pages call these on a worker thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, identity: IdentityCache) -> None:
         self._engine = engine
+        self._identity = identity
 
     def _user_changed(self, user_id: int) -> None:
         """Every committed change to a user (created, disabled or enabled, own RPM, password, deleted)
-        ends here, after its commit.
-
-        The identity cache of the personal API keys (``state.identity``, issue 18 item 1) is told here
-        once the branches are merged, so that a disabled or deleted user, and the tokens older than a
-        password reset (``token_version``), are refused at once on this instance and, announced, on
-        every other. Until then there is no cache: each request reads the user from the database.
-        """
+        ends here, after its commit: the identity cache reloads at once and announces the change, so a
+        disabled or deleted user, and the tokens older than a password reset (``token_version``), are
+        refused on this instance now and on every other within the cache period."""
         log.info("user %d changed", user_id)
+        self._identity.user_changed(user_id)  # (its reload also re-reads the keys: a deleted user's went)
 
     def create(self, *, session: Session, email: str, password: str, actor: Actor | None) -> UserRow:
         """A new account with the registration's rules (422 / 409), whether registration is open or not.

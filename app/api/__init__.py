@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import admin_audit, admin_channels, admin_logs, admin_settings, admin_users, auth, chat, health
+from app.api import (
+    admin_audit,
+    admin_channels,
+    admin_logs,
+    admin_settings,
+    admin_users,
+    auth,
+    chat,
+    health,
+    keys,
+)
 from app.schemas import ErrorBody
 
 
@@ -23,4 +33,6 @@ def build_api_router() -> APIRouter:
     router.include_router(admin_logs.router)
     router.include_router(admin_audit.router)
     router.include_router(admin_users.router)
+    router.include_router(keys.router)
+    router.include_router(keys.admin_router)
     return router

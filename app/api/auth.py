@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from app.api.deps import ClientIP, CurrentUser, StateDep
 from app.schemas import AdminCredentials, Credentials, ErrorBody, MessageResponse, TokenResponse, UserPublic
+from app.schemas_keys import PasswordChange
 from services import auth
 from services import login as login_flow
 
@@ -72,5 +73,31 @@ async def admin_login(body: AdminCredentials, state: StateDep, ip: ClientIP) -> 
 
 @router.get("/me", response_model=UserPublic, responses={401: {"model": ErrorBody}})
 def me(user: CurrentUser) -> UserPublic:
-    assert user.id is not None
     return UserPublic(id=user.id, email=user.email)
+
+
+@router.post(
+    "/password",
+    response_model=TokenResponse,
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+)
+async def change_password(
+    body: PasswordChange, user: CurrentUser, state: StateDep, ip: ClientIP
+) -> TokenResponse:
+    """Change one's own password (the old one required). Every other session ends (their tokens are
+    refused from now on, on every instance); the answer is a fresh token for this one. Personal API
+    keys stay valid."""
+    lifetime = timedelta(hours=state.settings.user_token_hours)
+    token = await login_flow.change_password(
+        engine=state.engine,
+        throttle=state.throttle,
+        identity=state.identity,
+        user_id=user.id,
+        email=user.email,
+        old_password=body.old_password,
+        new_password=body.new_password,
+        ip=ip,
+        secret=state.secret_key,
+        lifetime=lifetime,
+    )
+    return TokenResponse(access_token=token, expires_in=int(lifetime.total_seconds()))

@@ -102,7 +102,8 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
     """
     try:
         raw = await _read_body(request)
-        user = await user_for_token(state, bearer_token(request.headers.get("authorization")))
+        ip = client_ip(request.scope)
+        user = await user_for_token(state, bearer_token(request.headers.get("authorization")), ip)
         try:
             body = ChatCompletionRequest.model_validate_json(raw)
         except ValidationError as exc:
@@ -113,7 +114,7 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         if where is not None:
             error = {"type": "value_error", "loc": ("body", *where), "msg": "NaN 与 Infinity 不是 JSON 数值"}
             return validation_error_response([error])
-        return await chat_completions(body, request, state, user, client_ip(request.scope))
+        return await chat_completions(body, request, state, user, ip)
     except DomainError as exc:
         return domain_error_response(exc)
     except ClientDisconnect:  # gone while sending its body (or dropped for sending it too slowly)
@@ -221,6 +222,7 @@ async def chat_completions(
         username=user.email if user else None,
         path=request.scope["path"],
         rpm_limit=user.rpm_limit if user else None,
+        api_key_id=user.api_key_id if user else None,
     )
     payload = body.upstream_body()
     if body.stream:

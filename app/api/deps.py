@@ -6,19 +6,22 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from app.models import Admin, User
+from app.models import Admin
 from app.state import AppState
 from services import auth
 from services.audit import Actor
 from services.client_ip import client_ip
 from services.errors import AuthenticationFailed, AuthenticationRequired, PermissionDenied
+from services.identity import Identity
 from services.security import decode_token
 
-_bearer = HTTPBearer(auto_error=False, description="JWT from /api/auth/login or /api/auth/admin/login")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="JWT from /api/auth/login or /api/auth/admin/login, or a personal API key (sk-…)",
+)
 
 
 async def get_state(request: Request) -> AppState:  # async: no thread-pool hop on the hot path
@@ -38,17 +41,12 @@ SessionDep = Annotated[Session, Depends(get_session)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _user_for_token(state: AppState, token: str) -> User:
-    with Session(state.engine, expire_on_commit=False) as session:
-        return auth.user_from_token(session=session, token=token, secret=state.secret_key)
-
-
-async def user_for_token(state: AppState, token: str | None) -> User | None:
-    """None for a guest (no token, no database work); an invalid or non-user token is refused."""
+async def user_for_token(state: AppState, token: str | None, ip: str) -> Identity | None:
+    """None for a guest; the user of a login token or a personal key, decided from the identity cache
+    (no database round trip); an invalid credential is refused (``services.identity``)."""
     if token is None:
         return None
-    decode_token(token, secret=state.secret_key, kind="user")  # cheap checks first
-    return await run_in_threadpool(_user_for_token, state, token)
+    return await state.identity.authenticate(token, ip=ip)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -61,11 +59,12 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None
 
 
-async def get_optional_user(state: StateDep, credentials: BearerDep) -> User | None:
-    return await user_for_token(state, credentials.credentials if credentials else None)
+async def get_optional_user(request: Request, state: StateDep, credentials: BearerDep) -> Identity | None:
+    token = credentials.credentials if credentials else None
+    return await user_for_token(state, token, client_ip(request.scope))
 
 
-async def get_current_user(user: Annotated[User | None, Depends(get_optional_user)]) -> User:
+async def get_current_user(user: Annotated[Identity | None, Depends(get_optional_user)]) -> Identity:
     if user is None:
         raise AuthenticationFailed()
     return user
@@ -93,8 +92,8 @@ ClientIP = Annotated[str, Depends(get_client_ip)]
 # a row id in a path: the databases' 64-bit integer keys (larger numbers overflow SQLite's driver)
 MAX_ROW_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the row's id")]
-OptionalUser = Annotated[User | None, Depends(get_optional_user)]
-CurrentUser = Annotated[User, Depends(get_current_user)]
+OptionalUser = Annotated[Identity | None, Depends(get_optional_user)]
+CurrentUser = Annotated[Identity, Depends(get_current_user)]
 AdminUser = Annotated[Admin, Depends(get_admin)]
 
 
@@ -107,7 +106,7 @@ def get_admin_actor(admin: AdminUser, ip: ClientIP) -> Actor:
 AdminActor = Annotated[Actor, Depends(get_admin_actor)]
 
 
-async def get_chat_user(state: StateDep, user: OptionalUser) -> User | None:
+async def get_chat_user(state: StateDep, user: OptionalUser) -> Identity | None:
     """The caller of a model list: a user, or a guest while guests are allowed (the setting as it is
     now, on every instance); the chat call itself is checked in ``services.chat``."""
     if user is None and not (await state.system_settings.for_decision()).guest_enabled:
@@ -115,4 +114,4 @@ async def get_chat_user(state: StateDep, user: OptionalUser) -> User | None:
     return user
 
 
-ChatUser = Annotated[User | None, Depends(get_chat_user)]
+ChatUser = Annotated[Identity | None, Depends(get_chat_user)]

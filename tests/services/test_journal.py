@@ -53,6 +53,22 @@ def test_every_field_survives_the_line_format_including_awkward_text() -> None:
         assert decode_line(line) == (seq, call)
 
 
+def test_the_personal_key_field_and_lines_from_before_it() -> None:
+    """``api_key_id`` is the last field; a line journaled before it existed (12 fields after the
+    sequence number) still replays, with no key."""
+    zlib = __import__("zlib")
+
+    def line(fields: bytes) -> bytes:
+        body = b"9\t" + fields
+        return b"%08x\t%s\n" % (zlib.crc32(body), body)
+
+    with_key = record(3, api_key_id=42, error="http_429")
+    assert decode_line(line(encode_fields(with_key))) == (9, with_key)
+    older = encode_fields(with_key).rsplit(b"\t", 1)[0]
+    assert decode_line(line(older)) == (9, record(3, api_key_id=None, error="http_429"))
+    assert decode_line(line(encode_fields(with_key) + b"\t1")) is None  # a field this version does not know
+
+
 def test_the_journal_reads_back_what_it_was_given_in_order(tmp_path: Path) -> None:
     journal = LiveJournal.open(tmp_path)
     calls = [record(i) for i in range(1, 501)]
