@@ -13,6 +13,8 @@ from sqlalchemy import ColumnElement, func, update
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, User, utcnow
+from services import audit
+from services.audit import Actor
 from services.auth import check_credential_text
 from services.errors import Conflict, InvalidInput
 from services.identity import KEY_PREFIX, key_hash
@@ -86,15 +88,25 @@ def list_keys(*, session: Session, user_id: int) -> list[ApiKey]:
     return list(session.exec(query.order_by(col(ApiKey.id).desc())).all())
 
 
-def revoke_key(*, session: Session, key_id: int, user_id: int | None = None) -> bool:
+def revoke_key(
+    *, session: Session, key_id: int, user_id: int | None = None, actor: Actor | None = None
+) -> bool:
     """Mark the key revoked; False when there is no such key not yet revoked (of ``user_id``, when
-    given: another user's key is not found, exactly like an unknown one)."""
+    given: another user's key is not found, exactly like an unknown one). ``actor``: an admin revoking
+    it, audited (``key.revoke``) in the same transaction."""
     query = update(ApiKey).where(col(ApiKey.id) == key_id, col(ApiKey.revoked_at).is_(None))
     if user_id is not None:
         query = query.where(col(ApiKey.user_id) == user_id)
     result = session.exec(query.values(revoked_at=utcnow()))
+    if not result.rowcount:
+        session.rollback()
+        return False
+    if actor is not None:
+        key = session.get(ApiKey, key_id)
+        name = key.name if key is not None else ""
+        audit.add(session, actor, "key.revoke", target=audit.key_target(key_id, name))
     session.commit()
-    return bool(result.rowcount)
+    return True
 
 
 def admin_list_keys(

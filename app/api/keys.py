@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
-from app.api.deps import AdminUser, CurrentUser, RowId, SessionDep, StateDep
+from app.api.deps import AdminActor, AdminUser, CurrentUser, RowId, SessionDep, StateDep
 from app.models import ApiKey
 from app.schemas import ErrorBody
 from app.schemas_keys import AdminApiKey, AdminApiKeyPage, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from app.state import AppState
 from services import api_keys
+from services.audit import Actor
 from services.errors import NotFound
 
 router = APIRouter(prefix="/keys", tags=["personal API keys"], responses={401: {"model": ErrorBody}})
@@ -73,9 +74,9 @@ async def revoke_key(key_id: RowId, user: CurrentUser, state: StateDep) -> Respo
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _revoke(state: AppState, key_id: int, user_id: int | None) -> None:
+def _revoke(state: AppState, key_id: int, user_id: int | None, actor: Actor | None = None) -> None:
     with Session(state.engine) as session:
-        if not api_keys.revoke_key(session=session, key_id=key_id, user_id=user_id):
+        if not api_keys.revoke_key(session=session, key_id=key_id, user_id=user_id, actor=actor):
             raise NotFound(KEY_NOT_FOUND)
     state.identity.keys_changed()
 
@@ -103,6 +104,6 @@ def admin_list_keys(
 @admin_router.delete(
     "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorBody}}
 )
-async def admin_revoke_key(key_id: RowId, _admin: AdminUser, state: StateDep) -> Response:
-    await run_in_threadpool(_revoke, state, key_id, None)
+async def admin_revoke_key(key_id: RowId, actor: AdminActor, state: StateDep) -> Response:
+    await run_in_threadpool(_revoke, state, key_id, None, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -27,7 +27,11 @@ PROXY_PASSWORD = "proxy-pw-" + uuid.uuid4().hex
 API_KEY = "sk-audit-key-" + uuid.uuid4().hex
 API_KEY_2 = "sk-audit-key-2-" + uuid.uuid4().hex
 WRONG_PASSWORD = "wrong-password-" + uuid.uuid4().hex
+USER_PASSWORD = "user-pw-" + uuid.uuid4().hex[:20]
+TEMPORARY_PASSWORD = "temp-pw-" + uuid.uuid4().hex[:20]
 SECRETS = (
+    USER_PASSWORD,
+    TEMPORARY_PASSWORD,
     HEADER_VALUE,
     HEADER_VALUE_2,
     PROXY_PASSWORD,
@@ -244,6 +248,57 @@ def test_settings_and_ip_rules_are_recorded(
     row = audit.one("ip_rule.delete")
     assert row["target"] == f"ip_rule {rule_id} (198.51.100.0/24)"
     assert row["changes"]["ip_address"] == {"old": "198.51.100.0/24", "new": None}
+
+
+def test_user_changes_and_key_revokes_are_recorded(
+    audit_app: RunningApp, http: httpx.Client, admin: dict[str, str], unique_email: str
+) -> None:
+    audit = Recorder(audit_app)
+    created = http.post(
+        "/api/admin/users", json={"email": unique_email, "password": USER_PASSWORD}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    target = f"user {user_id} ({unique_email})"
+    row = audit.one("user.create")
+    assert row["target"] == target
+    assert row["changes"] == {"email": {"old": None, "new": unique_email}, "password": "set"}
+
+    assert (
+        http.patch(
+            f"/api/admin/users/{user_id}", json={"disabled": True, "rpm_limit": 7}, headers=admin
+        ).status_code
+        == 200
+    )
+    row = audit.one("user.update")
+    assert row["target"] == target
+    assert row["changes"] == {"disabled": {"old": False, "new": True}, "rpm_limit": {"old": None, "new": 7}}
+    assert http.patch(f"/api/admin/users/{user_id}", json={"rpm_limit": 7}, headers=admin).status_code == 200
+    assert audit.step() == [], "a save that changes nothing is no row"
+    assert (
+        http.patch(f"/api/admin/users/{user_id}", json={"disabled": False}, headers=admin).status_code == 200
+    )
+    assert audit.one("user.update")["changes"] == {"disabled": {"old": True, "new": False}}
+
+    reset = http.post(
+        f"/api/admin/users/{user_id}/password", json={"password": TEMPORARY_PASSWORD}, headers=admin
+    )
+    assert reset.status_code == 200
+    assert audit.one("user.password_reset")["changes"] == {"password": "changed"}
+
+    login = http.post("/api/auth/login", json={"email": unique_email, "password": TEMPORARY_PASSWORD})
+    user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    key = http.post("/api/keys", json={"name": "laptop"}, headers=user)
+    assert key.status_code == 201, key.text
+    assert audit.step() == [], "a user's own key is no admin change"
+    assert http.delete(f"/api/admin/keys/{key.json()['id']}", headers=admin).status_code == 204
+    assert audit.one("key.revoke")["target"] == f"key {key.json()['id']} (laptop)"
+    assert http.delete(f"/api/admin/keys/{key.json()['id']}", headers=admin).status_code == 404
+    assert audit.step() == []
+
+    assert http.delete(f"/api/admin/users/{user_id}", headers=admin).status_code == 204
+    assert audit.one("user.delete")["target"] == target
+    _assert_no_secret(_database_bytes(audit_app.db_path), "the database")
 
 
 def test_admin_sign_ins_are_recorded_failed_ones_with_the_name_tried(
