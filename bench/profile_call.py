@@ -2,9 +2,10 @@
 
 ``python -m bench.profile_call`` starts the loopback upstream and the benchmark gateway (``bench.serve``),
 then sends ``--calls`` sequential non-streamed calls on one keep-alive connection against a channel
-whose upstream answers at once (``delay-0``), and prints the gateway's CPU time per call (from
-/proc/<pid>/stat, user + system, every thread). CPU time per call is what this measures because it moves
-far less than wall-clock ratios with the load other processes put on a shared machine.
+whose upstream answers at once (``delay-0``; ``--stream``: streams of 64 chunks sent without pauses),
+and prints the gateway's CPU time per call (from /proc/<pid>/stat, user + system, every thread). CPU
+time per call is what this measures because it moves far less than wall-clock ratios with the load
+other processes put on a shared machine (it still moves: compare checkouts with ``--against``).
 
 ``--against DIR`` runs a second gateway from another checkout (e.g. ``git archive HEAD~1 | tar -x -C
 DIR``) at the same time, and alternates batches of calls between the two, so that both see the same
@@ -33,28 +34,41 @@ import httpx
 from bench.harness import Gateway, cpu_seconds, gateway, median, upstream_process
 from tests.helpers import ROOT
 
+STREAM_CHUNKS = 64
 BODY = {"messages": [{"role": "user", "content": "benchmark"}], "stream": False}
 
 
-async def _calls(url: str, count: int, warmed: int | None = None) -> float:
+async def _call(client: httpx.AsyncClient, url: str, *, stream: bool) -> None:
+    if not stream:
+        (await client.post(url, json={**BODY, "model": "bench-fast"})).raise_for_status()
+        return
+    body = {**BODY, "model": "bench-chunks", "stream": True}
+    async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for _ in response.aiter_lines():
+            pass
+
+
+async def _calls(url: str, count: int, warmed: int | None = None, *, stream: bool = False) -> float:
     """``count`` sequential calls on one connection; the wall-clock seconds they took. ``warmed``: a
     process to send SIGUSR1 once the warm-up calls are done (it starts yappi's measurement)."""
-    body = {**BODY, "model": "bench-fast"}
     async with httpx.AsyncClient(timeout=60) as client:
         for _ in range(20):  # warm-up: connections, caches
-            (await client.post(url, json=body)).raise_for_status()
+            await _call(client, url, stream=stream)
         if warmed is not None:
             os.kill(warmed, signal.SIGUSR1)
         started = time.perf_counter()
         for _ in range(count):
-            (await client.post(url, json=body)).raise_for_status()
+            await _call(client, url, stream=stream)
         return time.perf_counter() - started
 
 
-def _measure(gw: Gateway, count: int, warmed: int | None = None) -> tuple[float, float]:
+def _measure(
+    gw: Gateway, count: int, warmed: int | None = None, *, stream: bool = False
+) -> tuple[float, float]:
     """CPU seconds and wall-clock seconds per call of ``count`` calls."""
     before = cpu_seconds(gw.pid)
-    wall = asyncio.run(_calls(f"{gw.url}/api/chat/completions", count, warmed))
+    wall = asyncio.run(_calls(f"{gw.url}/api/chat/completions", count, warmed, stream=stream))
     return (cpu_seconds(gw.pid) - before) / count, wall / count
 
 
@@ -67,6 +81,9 @@ def main() -> None:
     parser.add_argument("--py-spy", dest="py_spy", type=Path, help="record the gateway to this file")
     parser.add_argument("--format", default="raw", help="py-spy's output format")
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument(
+        "--stream", action="store_true", help=f"streamed calls of {STREAM_CHUNKS} chunks sent at once instead"
+    )
     parser.add_argument("--yappi", type=Path, help="profile the gateway with yappi into this pstats file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work, upstream_process() as upstream, ExitStack() as stack:
@@ -80,6 +97,7 @@ def main() -> None:
                 gateway(Path(work) / name, *flags, cwd=checkout, TRUSTED_PROXIES="127.0.0.1/32")
             )
             gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
+            gw.add_channel("bench-chunks", f"{upstream}/slow-0-{STREAM_CHUNKS}/v1")
             gateways[name] = gw
         spy: subprocess.Popen[bytes] | None = None
         if args.py_spy is not None:
