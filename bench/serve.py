@@ -42,6 +42,9 @@ def _profile(path: str) -> None:
         yappi.stop()
         yappi.get_func_stats().save(path + ".part", type="pstat")
         os.replace(path + ".part", path)
+        main = [t.id for t in yappi.get_thread_stats() if t.name == "_MainThread"]
+        if main:  # the event loop's thread alone: what the requests cost, without the background threads
+            yappi.get_func_stats(filter={"ctx_id": main[0]}).save(path + ".main", type="pstat")
 
     signal.signal(signal.SIGUSR1, lambda *_: yappi.clear_stats())  # the measurement begins
     signal.signal(signal.SIGUSR2, save)  # it ends
