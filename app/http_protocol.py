@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.api.headers import COMMON_HEADERS
 
@@ -37,6 +37,55 @@ _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 _SECURITY_HEADERS = b"".join(
     b"%s: %s\r\n" % (name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()
 )
+
+
+class _HeadWithBody:
+    """The transport as one response cycle sees it: a response's head is held back until its first body
+    bytes, so that both leave in one ``send`` (uvicorn writes them separately: two system calls, and
+    on loopback two wake-ups of the client, the first only to read a head and wait again). A head is
+    never held past the loop iteration it was written in, and only when body bytes must follow (a
+    ``Content-Length`` above 0 or a chunked body, not a HEAD request): the response cannot complete
+    without a write that sends it. Everything else is the transport's."""
+
+    __slots__ = ("_cycle", "_head_seen", "_held", "_loop", "_transport")
+
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, cycle: RequestResponseCycle
+    ) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._cycle = cycle
+        self._head_seen = False
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif not self._head_seen and self._cycle.response_started:  # the head (after any 100 Continue)
+            self._head_seen = True
+            cycle = self._cycle
+            if cycle.scope["method"] != "HEAD" and (cycle.chunked_encoding or cycle.expected_content_length):
+                self._held = data
+                self._loop.call_soon(self._flush)
+                return
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        """The head of a body that did not start in the same iteration (a stream waiting upstream)."""
+        if self._held is not None:
+            data, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -141,6 +190,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._in_body = not self.parser.should_upgrade()  # an upgraded connection is not ours any more
         self._body_bytes = 0
+        cycle = self.cycle  # the request's (an upgrade makes none: the previous one stays)
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeadWithBody(self.transport, self.loop, cycle)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)

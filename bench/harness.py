@@ -106,11 +106,12 @@ class Gateway:
 
 
 @contextmanager
-def gateway(data_dir: Path, *flags: str, **env: str) -> Iterator[Gateway]:
-    """The real app (``bench.serve``) on a fresh database, with the caller limits out of the way."""
+def gateway(data_dir: Path, *flags: str, cwd: Path = ROOT, **env: str) -> Iterator[Gateway]:
+    """The real app (``bench.serve``) on a fresh database, with the caller limits out of the way;
+    ``cwd``: the checkout whose code it runs (another one for comparisons, ``bench.profile_call``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     environ = production_env(data_dir, GUEST_RPM="1000000", USER_RPM="1000000", **env)
-    with run_app(environ, log_path=data_dir / "app.log", module_args=("bench.serve", *flags)) as app:
+    with run_app(environ, log_path=data_dir / "app.log", cwd=cwd, module_args=("bench.serve", *flags)) as app:
         token = httpx.post(
             f"{app.base_url}/api/auth/admin/login",
             timeout=HANG_SECONDS,

@@ -34,6 +34,9 @@ COMMON_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+_COMMON_RAW = [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in COMMON_HEADERS.items()
+]
 _SCRIPT_TAG = re.compile(rb"<script(?=[\s>])", re.IGNORECASE)
 
 
@@ -79,15 +82,23 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in COMMON_HEADERS.items():
-                    headers.setdefault(name, value)
-                if _is_html(headers):
-                    if "content-encoding" not in headers:
+                # one pass over the raw headers (three ``setdefault`` and two lookups through
+                # ``MutableHeaders`` walked the list five times on every response)
+                raw = message["headers"] = list(message["headers"])
+                names = set()
+                content_type = b""
+                for name, value in raw:
+                    if name == b"content-type" and b"content-type" not in names:
+                        content_type = value
+                    names.add(name)
+                raw += [header for header in _COMMON_RAW if header[0] not in names]
+                if content_type[:9].lower() == b"text/html":
+                    if b"content-encoding" not in names:
                         start = message  # sent with the body, once the nonce is in it
                         return
                     # compressed before it got here (a layer out of order): its scripts cannot be given
                     # the nonce, so it gets the policy without one, which blocks them rather than nothing
+                    headers = MutableHeaders(scope=message)
                     headers["Content-Security-Policy"] = self._policy(secrets.token_urlsafe(18))
                 await send(message)
             elif start is not None and message["type"] == "http.response.body":
@@ -111,7 +122,3 @@ class SecurityHeaders:
             headers["Content-Length"] = str(len(html))
         await send(start)
         await send({"type": "http.response.body", "body": html})
-
-
-def _is_html(headers: MutableHeaders) -> bool:
-    return headers.get("content-type", "").lower().startswith("text/html")
