@@ -82,6 +82,8 @@ class ChatPage:
                     .props("round unelevated")
                     .mark("send")
                 )
+            with ui.row().classes("w-full justify-center pb-1"):  # the way to the console (admins only)
+                ui.link("管理后台", "/admin").classes("text-xs text-gray-400 no-underline").mark("to-console")
         if not self.models:
             self.input.disable()
             self.send_button.disable()

@@ -9,7 +9,20 @@ from app.state import AppState
 from pages.admin.frame import admin_frame
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.errors import DomainError
-from services.settings import SystemSettings, read_settings
+from services.settings import MAX_VALUES, MIN_VALUES, SystemSettings, read_settings
+
+
+def mark_number(field: ui.number, key: str) -> bool:
+    """Whether the field holds a whole number in the setting's range; if not, the field says so in words
+    (never the setting's internal key, and the value typed stays as typed: no clamping)."""
+    low, high = MIN_VALUES.get(key, 1), MAX_VALUES[key]
+    value = field.value
+    if value is None or value != int(value) or not low <= value <= high:
+        shown = "不能为空" if value is None else f"须是 {low} 到 {high:,} 之间的整数"
+        field.props(f'error error-message="{shown}"')
+        return False
+    field.props(remove="error error-message")
+    return True
 
 
 def register(state: AppState) -> None:
@@ -33,7 +46,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "未登录用户每分钟请求数（按 IP）",
                         value=current.guest_rpm,
-                        min=1,
                         precision=0,
                         format="%d",
                     )
@@ -44,7 +56,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "已登录用户每分钟请求数（按用户）",
                         value=current.user_rpm,
-                        min=1,
                         precision=0,
                         format="%d",
                     )
@@ -52,9 +63,7 @@ def register(state: AppState) -> None:
                     .mark("user-rpm")
                 )
                 retention = (
-                    ui.number(
-                        "日志保留天数", value=current.log_retention_days, min=1, precision=0, format="%d"
-                    )
+                    ui.number("日志保留天数", value=current.log_retention_days, precision=0, format="%d")
                     .classes("w-full")
                     .mark("retention-days")
                 )
@@ -62,7 +71,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "每个 IP 每小时可注册账号数",
                         value=current.register_per_ip_per_hour,
-                        min=1,
                         precision=0,
                         format="%d",
                     )
@@ -78,17 +86,21 @@ def register(state: AppState) -> None:
                 async def submit() -> None:
                     error.set_visibility(False)
                     values = {}
+                    wrong = False
                     for key, field in (
                         ("guest_rpm", guest),
                         ("user_rpm", user),
                         ("log_retention_days", retention),
                         ("register_per_ip_per_hour", register_limit),
                     ):
-                        if field.value is None or int(field.value) != field.value:
-                            error.text = "请填写正整数"
-                            error.set_visibility(True)
-                            return
-                        values[key] = int(field.value)
+                        if not mark_number(field, key):
+                            wrong = True
+                        elif field.value is not None:
+                            values[key] = int(field.value)
+                    if wrong:  # each field says what is wrong with it; nothing is changed behind its back
+                        error.text = "请先修正标红的项"
+                        error.set_visibility(True)
+                        return
                     try:
                         await off_loop(save, values)
                     except DomainError as exc:
