@@ -415,7 +415,7 @@ def register(state: AppState) -> None:
                             ui.label(channel.name).classes("font-medium break-all").mark("ch-row-name")
                             ui.label(", ".join(channel.models)).classes("text-xs break-all")
                             ui.label(f"{_host(channel.base_url)} · {channel.api_key_masked}").classes(
-                                "text-xs text-gray-500 break-all"
+                                "text-xs text-gray-500 break-words"
                             ).tooltip(f"调用地址：{channel.call_url}")
                             if not channel.api_key_readable:
                                 ui.label("API Key 无法解密，请重新填写").classes("text-xs text-negative")
