@@ -137,6 +137,7 @@ def list_channels(*, session: Session) -> list[Channel]:
 # ---- the admin's paged list: search, filter, sort --------------------------------------------------------
 
 MAX_PAGE_SIZE = 200
+MAX_PAGE = 10_000_000  # far past any real list; beyond it an offset means nothing (and could overflow)
 MAX_QUERY_CHARS = 200
 # a sort key is a column name, ``-`` in front for descending; ``status`` orders enabled, auto_paused, disabled
 CHANNEL_SORTS: dict[str, Any] = {
@@ -170,8 +171,8 @@ def channel_query(
     *, page: int = 1, page_size: int = 20, q: str | None = None, status: str | None = None, sort: str = "id"
 ) -> ChannelQuery:
     """Check the list parameters; raises InvalidInput (422) naming the parameter."""
-    if page < 1:
-        raise InvalidInput("page 须大于等于 1")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(f"page 须在 1 到 {MAX_PAGE} 之间")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page_size 须在 1 到 {MAX_PAGE_SIZE} 之间")
     text = (q or "").strip() or None
@@ -274,6 +275,12 @@ def list_page(
         for row in found.items
     ]
     return items, found.total
+
+
+def channel_names(*, session: Session) -> dict[int, str]:
+    """Every channel's id and name (for pickers: no key is read or decrypted)."""
+    query = select(Channel.id, Channel.name).order_by(col(Channel.id))
+    return {int(ident): name for ident, name in session.exec(query).all() if ident is not None}
 
 
 def get_channel(*, session: Session, channel_id: int) -> Channel:

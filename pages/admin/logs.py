@@ -122,8 +122,8 @@ def register(state: AppState) -> None:
                 with Session(state.engine) as session:
                     models = log_queries.known_models(session=session)
                     named = {
-                        str(row.id): f"{row.name} (#{row.id})"
-                        for row in channels.list_channels(session=session)
+                        str(ident): f"{name} (#{ident})"
+                        for ident, name in channels.channel_names(session=session).items()
                     }
                 return models, named
 

@@ -12,6 +12,8 @@ from services.errors import DomainError
 from services.settings import MAX_VALUES, MIN_VALUES, SystemSettings, read_settings
 
 
+# The number fields have no min, max, precision or format: NiceGUI would apply them on blur, changing
+# what was typed (3.5 -> 3, 0 -> 1) without a word. mark_number says what is wrong instead.
 def mark_number(field: ui.number, key: str) -> bool:
     """Whether the field holds a whole number in the setting's range; if not, the field says so in words
     (never the setting's internal key, and the value typed stays as typed: no clamping)."""
@@ -46,8 +48,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "未登录用户每分钟请求数（按 IP）",
                         value=current.guest_rpm,
-                        precision=0,
-                        format="%d",
                     )
                     .classes("w-full")
                     .mark("guest-rpm")
@@ -56,14 +56,12 @@ def register(state: AppState) -> None:
                     ui.number(
                         "已登录用户每分钟请求数（按用户）",
                         value=current.user_rpm,
-                        precision=0,
-                        format="%d",
                     )
                     .classes("w-full")
                     .mark("user-rpm")
                 )
                 retention = (
-                    ui.number("日志保留天数", value=current.log_retention_days, precision=0, format="%d")
+                    ui.number("日志保留天数", value=current.log_retention_days)
                     .classes("w-full")
                     .mark("retention-days")
                 )
@@ -71,8 +69,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "每个 IP 每小时可注册账号数",
                         value=current.register_per_ip_per_hour,
-                        precision=0,
-                        format="%d",
                     )
                     .classes("w-full")
                     .mark("register-per-ip-per-hour")

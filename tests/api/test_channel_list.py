@@ -142,6 +142,8 @@ def test_sort(api: httpx.Client) -> None:
         ({"sort": "name; drop table channels"}, "sort"),
         ({"status": "paused"}, "status"),
         ({"page": 0}, "page"),
+        ({"page": 10**19}, "page"),
+        ({"page": 10_000_001}, "page"),
         ({"page_size": 201}, "page_size"),
         ({"page_size": "ten"}, "page_size"),
         ({"q": "x" * 201}, "q"),

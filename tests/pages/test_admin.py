@@ -289,6 +289,12 @@ async def test_blocking_everyone_asks_first(user: User) -> None:
         state.block_list.remove(session=session, rule_id=rule.id or 0)  # the other tests' users pass again
 
 
+def blur(element: ui.element) -> None:
+    for listener_id, listener in list(element._event_listeners.items()):
+        if listener.type == "blur":
+            element._handle_event({"listener_id": listener_id, "args": None})
+
+
 async def test_settings_errors_are_words_on_the_field_and_nothing_is_clamped(user: User) -> None:
     await sign_in(user)
     await user.open("/admin/settings")
@@ -297,13 +303,17 @@ async def test_settings_errors_are_words_on_the_field_and_nothing_is_clamped(use
     before = state.system_settings.current().guest_rpm
     guest = user.find(marker="guest-rpm").elements.pop()
     guest.set_value(0)
-    guest.run_method("blur")
+    blur(guest)  # what the browser sends when the field is left (where NiceGUI would clamp)
     user.find(marker="retention-days").elements.pop().set_value(None)
+    rpm = user.find(marker="user-rpm").elements.pop()
+    rpm.set_value(2.5)
+    blur(rpm)
     user.find(marker="settings-save").click()
     await user.should_see("请先修正标红的项", retries=SEE_RETRIES)
     assert guest.value == 0, "the value typed stays (no silent clamping to the minimum)"
     assert guest.props.get("error-message") == "须是 1 到 1,000,000 之间的整数"
     assert user.find(marker="retention-days").elements.pop().props.get("error-message") == "不能为空"
+    assert rpm.value == 2.5 and rpm.props.get("error-message") == "须是 1 到 1,000,000 之间的整数"
     await user.should_not_see("guest_rpm")
     assert state.system_settings.current().guest_rpm == before, "nothing saved while a field is wrong"
 
