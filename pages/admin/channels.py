@@ -58,6 +58,7 @@ class View:
     sort: str = "id"
     selected: set[int] = field(default_factory=set)
     tests: dict[int, Tested] = field(default_factory=dict)
+    loads: int = 0  # loads started: only the latest one's answer is shown
 
 
 def _host(url: str) -> str:
@@ -471,11 +472,15 @@ def register(state: AppState) -> None:
                     await reload()
 
             async def reload() -> None:
+                view.loads += 1
+                this_load = view.loads
                 items, total = await off_loop(load, view)
                 pages = max(1, -(-total // view.page_size))
                 if view.page > pages:  # the last page emptied (deleted, filtered)
                     view.page = pages
                     items, total = await off_loop(load, view)
+                if this_load != view.loads:  # a later search, filter or page has started: it wins
+                    return
                 shown[:] = items
                 pager.max = pages
                 pager.value = view.page

@@ -4,11 +4,12 @@ rows (the download is served by ``/admin/logs/export.csv`` to the signed-in admi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from nicegui import app, ui
+from nicegui import app, events, ui
 from sqlmodel import Session
 
 from app.downloads import log_csv_response
@@ -53,17 +54,17 @@ STATUS_LABELS = {
     "timeout": "超时",
     "server_shutdown": "服务关闭中断",
 }
-COLUMNS = [
-    {"name": "time", "label": "时间", "field": "time", "align": "left"},
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "time", "label": "时间", "field": "time", "align": "left", "sortable": True},
     {"name": "ip", "label": "IP", "field": "ip", "align": "left"},
     {"name": "user", "label": "用户", "field": "user", "align": "left"},
     {"name": "model", "label": "模型", "field": "model", "align": "left"},
     {"name": "channel", "label": "渠道", "field": "channel", "align": "left"},
     {"name": "status", "label": "状态", "field": "status", "align": "left"},
     {"name": "error", "label": "错误原因", "field": "error", "align": "left"},
-    {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right"},
-    {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right"},
-    {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right"},
+    {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right", "sortable": True},
+    {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right", "sortable": True},
+    {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right", "sortable": True},
 ]
 
 
@@ -71,6 +72,17 @@ COLUMNS = [
 class LogView:
     sort: str = log_queries.DEFAULT_LOG_SORT
     page_size: int = PAGE_SIZES[0]
+    loads: int = 0  # loads started: only the latest one's answer is shown
+
+
+# a click on a column header sorts on the server: the column -> the API's sort key (tokens: the sum)
+HEADER_SORTS = {"time": "time", "duration": "duration", "prompt": "tokens", "completion": "tokens"}
+
+
+def _table_pagination(sort: str, total: int) -> dict[str, object]:
+    """Quasar's server-side mode (rowsNumber): a header click emits ``request``, never sorts the page."""
+    column = {"time": "time", "duration": "duration", "tokens": "prompt"}[sort.removeprefix("-")]
+    return {"rowsPerPage": 0, "rowsNumber": total, "sortBy": column, "descending": sort.startswith("-")}
 
 
 def _tokens(value: int | None, estimated: bool) -> str:
@@ -171,7 +183,12 @@ def register(state: AppState) -> None:
             summary = ui.label("").classes("text-sm text-gray-500").mark("summary")
             with ui.card().classes("w-full p-0 table-scroll"):
                 table = (
-                    ui.table(columns=COLUMNS, rows=[], row_key="id", pagination=0)
+                    ui.table(
+                        columns=COLUMNS,
+                        rows=[],
+                        row_key="id",
+                        pagination=_table_pagination(view.sort, 0),
+                    )
                     .classes("w-full")
                     .props("flat dense hide-pagination")
                 )
@@ -187,14 +204,28 @@ def register(state: AppState) -> None:
                     .mark("pager")
                 )
                 ui.space()
-                ui.select(SORTS, value=view.sort, label="排序", on_change=lambda e: resort(e.value)).props(
-                    "dense outlined"
-                ).classes("min-w-[150px]").mark("log-sort")
+                sort_select = (
+                    ui.select(SORTS, value=view.sort, label="排序", on_change=lambda e: resort(e.value))
+                    .props("dense outlined")
+                    .classes("min-w-[150px]")
+                    .mark("log-sort")
+                )
+
                 ui.select(
                     {n: f"每页 {n} 条" for n in PAGE_SIZES},
                     value=view.page_size,
                     on_change=lambda e: resize(e.value),
                 ).props("dense outlined").mark("log-page-size")
+
+            def header_sort(event: events.GenericEventArguments) -> None:
+                asked = event.args.get("pagination") or {}
+                key = HEADER_SORTS.get(str(asked.get("sortBy") or ""))
+                # Quasar cycles a header: ascending, descending, off (back to the default: newest first)
+                sort_select.value = (
+                    f"{'-' if asked.get('descending') else ''}{key}" if key else log_queries.DEFAULT_LOG_SORT
+                )
+
+            table.on("request", header_sort, [["pagination"]])
 
             async def filter_by(field: ui.input, value: str | None) -> None:
                 if value:
@@ -223,13 +254,20 @@ def register(state: AppState) -> None:
                 if flt is None:
                     return
 
+                view.loads += 1
+                this_load, size, sort = view.loads, view.page_size, view.sort
+
                 def query() -> log_queries.LogPage:
                     with Session(state.engine) as session:
                         return log_queries.list_logs(
-                            session=session, flt=flt, page=number, page_size=view.page_size, sort=view.sort
+                            session=session, flt=flt, page=number, page_size=size, sort=sort
                         )
 
                 result = await off_loop(query)
+                if (
+                    this_load != view.loads
+                ):  # a later load (another sort, filter or page) has started: it wins
+                    return
                 table.rows = [
                     {
                         "id": item["id"],
@@ -250,7 +288,8 @@ def register(state: AppState) -> None:
                     }
                     for item in result.items
                 ]
-                pages = max(1, -(-result.total // view.page_size))
+                pages = max(1, -(-result.total // size))
+                table.pagination = _table_pagination(sort, result.total)
                 pager.max = pages
                 pager.set_value(number)
                 summary.text = f"共 {result.total:,} 条 · 第 {number} / {pages} 页（* 为估算的 token 数）"

@@ -4,6 +4,7 @@ side menu closed behind a "Menu" button on phones, links both ways, and the chan
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -11,7 +12,7 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from tests.browser.conftest import screenshot
 from tests.browser.test_chat_browser import wait
-from tests.helpers import TEST_ADMIN_PASSWORD, RunningApp
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 
 ADMIN_PAGES = ["channels", "logs", "settings", "ip", "dashboard"]
 DARK_MODE = "[aria-label='Dark mode'][role=switch]"
@@ -122,3 +123,32 @@ def test_channel_search_test_all_keeps_results_in_the_table(driver, browser_app:
         "marked on the fields"
     )
     screenshot(driver, "console-channel-dialog-errors")
+
+
+def test_logs_header_sort_and_click_to_filter(driver, browser_app: RunningApp, admin_api) -> None:
+    answer = httpx.post(  # a guest's call
+        f"{browser_app.base_url}/api/chat/completions",
+        json={"model": "plain-model", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=HANG_SECONDS,
+    )
+    assert answer.status_code == 200
+    wait_until(
+        lambda: admin_api.get("/api/admin/logs").json()["total"] >= 1, poll=0.05, what="the call logged"
+    )
+    sign_in(driver, browser_app)
+    driver.get(browser_app.base_url + "/admin/logs")
+    first_ip = "return document.querySelectorAll('.q-table tbody tr:first-child td a')[0]?.textContent"
+    wait(driver).until(lambda d: d.execute_script(first_ip))
+    ip = driver.execute_script(first_ip)
+    # a click on the IP cell of the first row
+    driver.execute_script("document.querySelectorAll('.q-table tbody tr:first-child td a')[0].click()")
+    wait(driver).until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('input')].some(i => i.value === arguments[0])", ip
+        )
+    )
+    driver.find_element(By.XPATH, "//th[contains(., '耗时 ms')]").click()
+    wait(driver).until(lambda d: "耗时（短→长）" in d.find_element(By.CSS_SELECTOR, ".q-page").text)
+    driver.find_element(By.XPATH, "//th[contains(., '耗时 ms')]").click()
+    wait(driver).until(lambda d: "耗时（长→短）" in d.find_element(By.CSS_SELECTOR, ".q-page").text)
+    screenshot(driver, "console-logs-sorted-filtered")

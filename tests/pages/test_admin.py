@@ -430,7 +430,15 @@ async def test_logs_sort_page_size_pickers_and_click_to_filter(user: User) -> No
     )
     user.find(marker="log-sort").elements.pop().set_value("tokens")
     await wait_until_async(lambda: table.rows[0]["prompt"] == "0", what="fewest tokens first")
-    assert "上游服务器出错 (5xx)" in table.rows[0]["error"]
+    assert table.rows[0]["error"] == "上游服务器出错 (5xx)", "the reason in words"
+    # a click on the duration header: Quasar (server-side mode) asks for the order with a request event
+    [request] = [key for key, listener in table._event_listeners.items() if listener.type == "request"]
+    table._handle_event(
+        {"listener_id": request, "args": {"pagination": {"sortBy": "duration", "descending": True}}}
+    )
+    await wait_until_async(lambda: table.rows[0]["duration"] == 1059, what="longest first")
+    assert user.find(marker="log-sort").elements.pop().value == "-duration"
+    assert table.pagination == {"rowsPerPage": 0, "rowsNumber": 60, "sortBy": "duration", "descending": True}
     model = user.find(marker="f-model").elements.pop()
     assert set(model.options) >= {"m-a", "m-b"}, "the model picker offers what has calls"
     model.set_value("m-a")
