@@ -384,3 +384,9 @@ class ChannelPublic(SQLModel):
     latency_ms: int | None = Field(description="average of the last calls")
     created_at: datetime
     updated_at: datetime
+
+
+class ChannelListItem(ChannelPublic):
+    """A row of the admin's paged channel list: the channel and its calls since the local midnight."""
+
+    calls_today: int = Field(description="call-log rows since 00:00 in TZ")

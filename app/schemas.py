@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.models import ChannelListItem
 from services.auth import check_credential_text, check_password_rules, normalize_email
 from services.errors import InvalidInput
 
@@ -240,6 +241,13 @@ class ChatLogPublic(BaseModel):
     tokens_estimated: bool = Field(description="true when the upstream reported no usage")
     duration_ms: int | None
     api_key_id: int | None = Field(default=None, description="the personal API key used, if any")
+
+
+class ChannelListPage(BaseModel):
+    items: list[ChannelListItem]
+    total: int
+    page: int
+    page_size: int
 
 
 class LogPageResponse(BaseModel):

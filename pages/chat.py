@@ -97,6 +97,8 @@ class ChatPage:
                     .props("round unelevated")
                     .mark("send")
                 )
+            with ui.row().classes("w-full justify-center pb-1"):  # the way to the console (admins only)
+                ui.link("管理后台", "/admin").classes("text-xs text-gray-400 no-underline").mark("to-console")
         if self.sign_in_required:
             self.model_select.set_visibility(False)
         if not self.models or self.sign_in_required:

@@ -22,12 +22,17 @@ def apply_theme() -> ui.dark_mode:
     return ui.dark_mode(value=app.storage.user.get("dark", False))
 
 
+def _switch_props(on: bool) -> str:
+    # a switch to assistive technology, named "Dark mode" (SPEC §5 UI names), its state in aria-checked
+    return f"icon={'light_mode' if on else 'dark_mode'} role=switch aria-checked={'true' if on else 'false'}"
+
+
 def dark_mode_button(dark: ui.dark_mode) -> ui.button:
     def toggle() -> None:
         dark.value = not dark.value
         app.storage.user["dark"] = dark.value
-        button.props(f"icon={'light_mode' if dark.value else 'dark_mode'}")
+        button.props(_switch_props(bool(dark.value)))
 
-    button = ui.button(icon="light_mode" if dark.value else "dark_mode", on_click=toggle)
-    button.props("flat round dense").tooltip("切换深色模式")
+    button = ui.button(on_click=toggle).props(_switch_props(bool(dark.value)))
+    button.props('flat round dense aria-label="Dark mode"').tooltip("切换深色模式").mark("dark-mode")
     return button

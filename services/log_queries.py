@@ -14,7 +14,7 @@ from sqlalchemy import String, bindparam, case, func, literal, type_coerce
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.models import Channel, ChatLog, User
+from app.models import Channel, ChatLog, DailyModelStats, User
 from services.client_ip import parse_ip
 from services.errors import InvalidInput
 from services.text import has_control_characters
@@ -55,6 +55,36 @@ class LogFilter:
     ip: str | None = None
     model: str | None = None
     status: str | None = None
+    channel: int | None = None  # a channel id
+
+
+# A sort key names a column (``-`` in front: descending); ``tokens`` is prompt + completion tokens.
+LOG_SORTS = ("time", "duration", "tokens")
+DEFAULT_LOG_SORT = "-time"
+
+
+def check_log_sort(sort: str | None) -> str:
+    """The sort key, or InvalidInput (422) naming ``sort``."""
+    value = (sort or "").strip() or DEFAULT_LOG_SORT
+    if value.removeprefix("-") not in LOG_SORTS:
+        raise InvalidInput(f"sort 只能是 {', '.join(LOG_SORTS)}（前加 - 为降序）")
+    return value
+
+
+def _log_order(sort: str) -> list[Any]:
+    key = sort.removeprefix("-")
+    column: Any = {
+        "time": col(ChatLog.created_at),
+        "duration": col(ChatLog.duration_ms),
+        "tokens": func.coalesce(col(ChatLog.prompt_tokens), 0)
+        + func.coalesce(col(ChatLog.completion_tokens), 0),
+    }[key]
+    ident = col(ChatLog.id)
+    # rows without a duration (NULL) last either way; time is never NULL (and so keeps its index)
+    nulls_last = [] if key == "time" else [column.is_(None)]
+    if sort.startswith("-"):
+        return [*nulls_last, column.desc(), ident.desc()]
+    return [*nulls_last, column.asc(), ident.asc()]
 
 
 def parse_moment(text: str, zone: ZoneInfo, *, end: bool) -> datetime:
@@ -82,6 +112,7 @@ def parse_filter(
     model: str | None,
     status: str | None,
     zone: ZoneInfo,
+    channel: str | int | None = None,
 ) -> LogFilter:
     """Validate raw filter values (API query or page form); raises InvalidInput with a readable message."""
     start_at = parse_moment(start, zone, end=False) if start and start.strip() else None
@@ -100,7 +131,13 @@ def parse_filter(
     model_value = (model or "").strip() or None
     if model_value is not None:
         _check_text("模型", model_value)
-    return LogFilter(start_at, end_at, user_value, ip_value, model_value, status or None)
+    channel_value = None
+    if channel is not None and str(channel).strip():
+        text = str(channel).strip()
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_USER_ID):
+            raise InvalidInput("channel 须是渠道 id（正整数）")
+        channel_value = int(text)
+    return LogFilter(start_at, end_at, user_value, ip_value, model_value, status or None, channel_value)
 
 
 def _check_text(what: str, value: str) -> None:
@@ -141,6 +178,8 @@ def _where(query: Any, flt: LogFilter) -> Any:
         query = query.where(ChatLog.model_id == flt.model)
     if flt.status is not None:
         query = query.where(ChatLog.status == flt.status)
+    if flt.channel is not None:
+        query = query.where(ChatLog.channel_id == flt.channel)
     return query
 
 
@@ -150,6 +189,12 @@ class LogPage:
     total: int
     page: int
     page_size: int
+
+
+def known_models(*, session: Session) -> list[str]:
+    """The model ids that have calls (from the daily rollup, never a scan of the log)."""
+    query = select(DailyModelStats.model_id).distinct().order_by(col(DailyModelStats.model_id))
+    return list(session.exec(query).all())
 
 
 def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dict[str, Any]:
@@ -174,7 +219,9 @@ def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dic
     }
 
 
-def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) -> LogPage:
+def list_logs(
+    *, session: Session, flt: LogFilter, page: int, page_size: int, sort: str = DEFAULT_LOG_SORT
+) -> LogPage:
     if not 1 <= page <= MAX_PAGE:
         raise InvalidInput(f"page 须在 1 到 {MAX_PAGE} 之间")
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
@@ -184,7 +231,7 @@ def list_logs(*, session: Session, flt: LogFilter, page: int, page_size: int) ->
             _with_accounts(select(ChatLog, Channel.name, User.id)),
             flt,
         )
-        .order_by(col(ChatLog.created_at).desc(), col(ChatLog.id).desc())
+        .order_by(*_log_order(check_log_sort(sort)))
         .offset((page - 1) * page_size)
         .limit(page_size)
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import AdminActor, AdminUser, RowId, SessionDep, StateDep
 from app.models import ChannelCreate, ChannelPublic, ChannelUpdate
-from app.schemas import ChannelTestResult, ErrorBody
+from app.schemas import ChannelListPage, ChannelTestResult, ErrorBody
 from services import channels
 from services.channel_test import probe_channel
 
@@ -18,9 +20,41 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=list[ChannelPublic])
-def list_channels(_admin: AdminUser, session: SessionDep, state: StateDep) -> list[ChannelPublic]:
-    return [channels.to_public(row, state.cipher) for row in channels.list_channels(session=session)]
+@router.get(
+    "",
+    response_model=list[ChannelPublic] | ChannelListPage,
+    responses={422: {"model": ErrorBody}},
+)
+def list_channels(
+    _admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    page: Annotated[int | None, Query(description="1-based page")] = None,
+    page_size: Annotated[int | None, Query(description=f"1 to {channels.MAX_PAGE_SIZE} (default 20)")] = None,
+    q: Annotated[
+        str | None, Query(description="a part of the name, a model id or the base URL (host)")
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(description=f"one of {', '.join(channels.CHANNEL_SORTS)}; a leading - sorts descending"),
+    ] = None,
+    status: Annotated[str | None, Query(description="enabled, auto_paused or disabled")] = None,
+) -> list[ChannelPublic] | ChannelListPage:
+    """Without paging parameters: every channel (a plain list). With any of page, page_size, q, sort,
+    status: ``{items, total, page, page_size}``, each item with ``calls_today``."""
+    if page is None and page_size is None and q is None and sort is None and status is None:
+        return [channels.to_public(row, state.cipher) for row in channels.list_channels(session=session)]
+    request = channels.channel_query(
+        page=1 if page is None else page,
+        page_size=20 if page_size is None else page_size,
+        q=q,
+        status=status,
+        sort=sort or "id",
+    )
+    items, total = channels.list_page(
+        session=session, request=request, cipher=state.cipher, zone=state.settings.zone
+    )
+    return ChannelListPage(items=items, total=total, page=request.page, page_size=request.page_size)
 
 
 @router.post(

@@ -32,9 +32,17 @@ def log_filter(
     status: Annotated[
         str | None, Query(description="ok, upstream_error, client_aborted, timeout or server_shutdown")
     ] = None,
+    channel: Annotated[str | None, Query(description="channel id")] = None,
 ) -> LogFilter:
     return log_queries.parse_filter(
-        start=start, end=end, user=user, ip=ip, model=model, status=status, zone=state.settings.zone
+        start=start,
+        end=end,
+        user=user,
+        ip=ip,
+        model=model,
+        status=status,
+        channel=channel,
+        zone=state.settings.zone,
     )
 
 
@@ -48,8 +56,16 @@ def list_logs(
     flt: FilterDep,
     page: Annotated[int, Query(ge=1, le=log_queries.MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, description=f"capped at {log_queries.MAX_PAGE_SIZE}")] = 20,
+    sort: Annotated[
+        str | None,
+        Query(
+            description="time (default -time: newest first), duration or tokens; a leading - sorts descending"
+        ),
+    ] = None,
 ) -> LogPageResponse:
-    result = log_queries.list_logs(session=session, flt=flt, page=page, page_size=page_size)
+    result = log_queries.list_logs(
+        session=session, flt=flt, page=page, page_size=page_size, sort=log_queries.check_log_sort(sort)
+    )
     return LogPageResponse(
         items=[ChatLogPublic(**item) for item in result.items],
         total=result.total,

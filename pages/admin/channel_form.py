@@ -30,7 +30,7 @@ PROXY_CHOICES = {"env": "使用环境变量（HTTPS_PROXY 等）", "direct": "�
 
 
 def _readable(error: Any) -> str:
-    field = str(error["loc"][0]) if error["loc"] else ""
+    field = _field_of(error)
     readable = {
         "string_too_short": "不能为空",
         "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge')}",
@@ -43,9 +43,17 @@ def _readable(error: Any) -> str:
     return f"{LABELS.get(field, '输入')}：{readable}"
 
 
-def all_errors(exc: ValidationError) -> str:
+def _field_of(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if not field:  # a rule of the whole form names its field first ("models：…")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = next((name for name in LABELS if message.startswith(f"{name}：")), "")
+    return "models" if field == "model_id" else field
+
+
+def all_errors(exc: ValidationError, extra: list[str] | None = None) -> str:
     """Every error of the form, one a line (the dialog shows them together)."""
-    return "\n".join(dict.fromkeys(_readable(error) for error in exc.errors()))
+    return "\n".join(dict.fromkeys([*(_readable(error) for error in exc.errors()), *(extra or [])]))
 
 
 def _split(text: str | None) -> list[str]:
@@ -95,12 +103,13 @@ class ChannelForm:
         )
         self.base_url.on_value_change(lambda e: self.url_preview.set_text(call_url_preview(e.value or "")))
         self.url_preview.set_text(call_url_preview(self.base_url.value or ""))
-        key_hint = f"留空则保持不变（{channel.api_key_masked}）" if channel else "sk-…"
         self.api_key = (
-            ui.input("API Key", password=True, password_toggle_button=True, placeholder=key_hint)
+            ui.input("API Key", password=True, password_toggle_button=True, placeholder="sk-…")
             .classes("w-full")
             .mark("ch-api-key")
         )
+        if channel:  # a hint under the field, shown without a click (a placeholder hides under the label)
+            self.api_key.props(f'hint="留空则保持不变（当前 {channel.api_key_masked}）"')
         self.models = (
             ui.textarea("模型（每行一个，或用逗号分隔）", value="\n".join(channel.models) if channel else "")
             .props("autogrow")
@@ -148,8 +157,48 @@ class ChannelForm:
         )
         hint = "已保存（不显示），留空保持不变" if current == "url" else "socks5h://user:pass@host:1080"
         self.proxy = ui.input("代理地址", password=True, placeholder=hint).classes("w-full").mark("ch-proxy")
+        self.proxy.props(f'hint="{hint}"')
         self.proxy.bind_visibility_from(self.proxy_mode, "value", value="url")
         self.enabled = ui.switch("启用", value=channel.is_enabled if channel else True).mark("ch-enabled")
+
+    def _inputs(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "base_url": self.base_url,
+            "api_key": self.api_key,
+            "models": self.models,
+            "model_map": self.model_map,
+            "priority": self.priority,
+            "weight": self.weight,
+            "rpm_limit": self.rpm,
+            "auto_pause_after": self.auto_pause,
+            "headers": self.headers,
+            "proxy": self.proxy,
+        }
+
+    def clear_errors(self) -> None:
+        for element in self._inputs().values():
+            element.props(remove="error error-message")
+
+    def missing(self) -> list[str]:
+        """What the whole-form rules report only once the fields pass: said now, with the field errors."""
+        if self.channel is None and not _split(self.models.value):
+            self._mark("models", "至少填写一个模型")
+            return ["模型：至少填写一个模型"]
+        return []
+
+    def _mark(self, field: str, message: str) -> None:
+        element = self._inputs().get(field)
+        if element is not None:
+            element.props(f'error error-message="{message.replace(chr(34), chr(39))}"')
+
+    def show_errors(self, exc: ValidationError) -> None:
+        """Each error on its own field too (red, its words under it)."""
+        by_field: dict[str, list[str]] = {}
+        for error in exc.errors():
+            by_field.setdefault(_field_of(error), []).append(_readable(error).split("：", 1)[-1])
+        for name, messages in by_field.items():
+            self._mark(name, "；".join(dict.fromkeys(messages)))
 
     def data(self) -> dict[str, Any]:
         """What the dialog sends: a create's whole body, or an update's changes (secrets only when typed)."""

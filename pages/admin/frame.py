@@ -72,24 +72,26 @@ def sign_out_admin() -> None:
 
 def _header(admin: Admin, title: str, dark: ui.dark_mode) -> ui.button:
     """The header; returns its menu button (which opens the navigation on narrow screens)."""
-    with (
-        ui.header().classes("items-center gap-2 bg-white text-gray-900 shadow-sm").props("bordered") as header
-    ):
-        menu = ui.button(icon="menu").props("flat round dense").classes("lg:hidden")
+    with ui.header().classes("admin-header items-center gap-2 shadow-sm no-wrap").props("bordered"):
+        menu = ui.button(icon="menu").props('flat round dense aria-label="Menu"').classes("lg:hidden")
+        menu.mark("admin-menu")
         ui.icon("admin_panel_settings", size="26px", color="primary")
-        ui.label(f"pyaichat 管理 · {title}").classes("text-lg font-semibold")
+        ui.label(f"pyaichat 管理 · {title}").classes("text-lg font-semibold truncate min-w-0")
         ui.space()
+        ui.button(icon="forum", on_click=lambda: ui.navigate.to("/")).props(
+            'flat round dense aria-label="聊天"'
+        ).tooltip("返回聊天").mark("to-chat")
         dark_mode_button(dark)
         with ui.button(icon="account_circle").props("flat round dense").mark("admin-account"), ui.menu():
             ui.menu_item(admin.username).props("disable")
             ui.menu_item("退出登录", on_click=sign_out_admin).mark("admin-logout")
-    header.classes(add="body--dark:bg-gray-900")
     return menu
 
 
 def _navigation(path: str) -> ui.left_drawer:
     with (
-        ui.left_drawer(value=True)
+        # value None: open from 1024 px up, closed (behind the "Menu" button) below
+        ui.left_drawer(value=None)
         .props("bordered width=220 breakpoint=1024")
         .classes("admin-nav pt-4") as drawer,
         ui.list(),

@@ -27,7 +27,9 @@ def register(state: AppState) -> None:
             ui.navigate.to("/admin/dashboard")
             return
         dark = apply_theme()
-        with ui.row().classes("w-full justify-end p-3"):
+        with ui.row().classes("w-full items-center p-3"):
+            ui.link("← 返回聊天", "/").classes("text-sm no-underline text-primary").mark("back-to-chat")
+            ui.space()
             dark_mode_button(dark)
         with (
             ui.column().classes("w-full items-center").style("margin-top: 8vh"),

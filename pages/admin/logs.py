@@ -3,21 +3,50 @@ rows (the download is served by ``/admin/logs/export.csv`` to the signed-in admi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from nicegui import app, ui
+from nicegui import app, events, ui
 from sqlmodel import Session
 
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
-from services import log_queries
+from services import channels, log_queries
 from services.errors import InvalidInput
 
-PAGE_SIZE = 20
+PAGE_SIZES = [20, 50, 100]
+SORTS = {
+    "-time": "时间（新→旧）",
+    "time": "时间（旧→新）",
+    "-duration": "耗时（长→短）",
+    "duration": "耗时（短→长）",
+    "-tokens": "tokens（多→少）",
+    "tokens": "tokens（少→多）",
+}
+REASON_WORDS = {  # the error column: the reason code in words (docs/api.md reason codes)
+    "http_401": "上游 401/403：API Key 无效",
+    "http_4xx": "上游拒绝请求 (4xx)",
+    "http_429": "上游限流 (429)",
+    "http_5xx": "上游服务器出错 (5xx)",
+    "tls": "TLS 证书校验失败",
+    "proxy": "代理不可用",
+    "timeout_connect": "连接超时",
+    "timeout_first_event": "首字超时",
+    "timeout_idle": "中途停顿超时",
+    "bad_stream": "响应格式错误",
+    "server_error": "网关内部错误",
+    "all_busy": "渠道全部繁忙",
+}
+# the user and IP cells are links: a click filters the log by them
+FILTER_CELL = (
+    '<q-td :props="props"><a class="cursor-pointer text-primary" '
+    "@click=\"$parent.$emit('{event}', props.row)\">{{{{ props.value }}}}</a></q-td>"
+)
 STATUS_LABELS = {
     "ok": "成功",
     "upstream_error": "上游错误",
@@ -25,18 +54,35 @@ STATUS_LABELS = {
     "timeout": "超时",
     "server_shutdown": "服务关闭中断",
 }
-COLUMNS = [
-    {"name": "time", "label": "时间", "field": "time", "align": "left"},
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "time", "label": "时间", "field": "time", "align": "left", "sortable": True},
     {"name": "ip", "label": "IP", "field": "ip", "align": "left"},
     {"name": "user", "label": "用户", "field": "user", "align": "left"},
     {"name": "model", "label": "模型", "field": "model", "align": "left"},
     {"name": "channel", "label": "渠道", "field": "channel", "align": "left"},
     {"name": "status", "label": "状态", "field": "status", "align": "left"},
-    {"name": "error", "label": "原因", "field": "error", "align": "left"},
-    {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right"},
-    {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right"},
-    {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right"},
+    {"name": "error", "label": "错误原因", "field": "error", "align": "left"},
+    {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right", "sortable": True},
+    {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right", "sortable": True},
+    {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right", "sortable": True},
 ]
+
+
+@dataclass
+class LogView:
+    sort: str = log_queries.DEFAULT_LOG_SORT
+    page_size: int = PAGE_SIZES[0]
+    loads: int = 0  # loads started: only the latest one's answer is shown
+
+
+# a click on a column header sorts on the server: the column -> the API's sort key (tokens: the sum)
+HEADER_SORTS = {"time": "time", "duration": "duration", "prompt": "tokens", "completion": "tokens"}
+
+
+def _table_pagination(sort: str, total: int) -> dict[str, object]:
+    """Quasar's server-side mode (rowsNumber): a header click emits ``request``, never sorts the page."""
+    column = {"time": "time", "duration": "duration", "tokens": "prompt"}[sort.removeprefix("-")]
+    return {"rowsPerPage": 0, "rowsNumber": total, "sortBy": column, "descending": sort.startswith("-")}
 
 
 def _tokens(value: int | None, estimated: bool) -> str:
@@ -61,6 +107,7 @@ def register(state: AppState) -> None:
                 ip=params.get("ip"),
                 model=params.get("model"),
                 status=params.get("status"),
+                channel=params.get("channel"),
                 zone=zone,
             )
         except InvalidInput as exc:
@@ -79,7 +126,20 @@ def register(state: AppState) -> None:
                 "ip": None,
                 "model": None,
                 "status": None,
+                "channel": None,
             }
+            view = LogView()
+
+            def pickers() -> tuple[list[str], dict[str, str]]:
+                with Session(state.engine) as session:
+                    models = log_queries.known_models(session=session)
+                    named = {
+                        str(ident): f"{name} (#{ident})"
+                        for ident, name in channels.channel_names(session=session).items()
+                    }
+                return models, named
+
+            known_models, known_channels = await off_loop(pickers)
 
             with ui.row().classes("w-full items-center"):
                 ui.label("调用日志").classes("text-xl font-semibold")
@@ -89,7 +149,23 @@ def register(state: AppState) -> None:
                 end = ui.input("结束日期").props("type=date dense outlined stack-label").mark("f-end")
                 user = ui.input("用户（邮箱 / guest）").props("dense outlined clearable").mark("f-user")
                 ip = ui.input("IP").props("dense outlined clearable").mark("f-ip")
-                model = ui.input("模型").props("dense outlined clearable").mark("f-model")
+                model = (
+                    ui.select(
+                        {"": "全部模型", **{m: m for m in known_models}},
+                        value="",
+                        label="模型",
+                        with_input=True,
+                    )
+                    .props("dense outlined")
+                    .classes("min-w-[150px]")
+                    .mark("f-model")
+                )
+                channel = (
+                    ui.select({"": "全部渠道", **known_channels}, value="", label="渠道", with_input=True)
+                    .props("dense outlined")
+                    .classes("min-w-[150px]")
+                    .mark("f-channel")
+                )
                 status = (
                     ui.select({"": "全部", **STATUS_LABELS}, value="", label="状态")
                     .props("dense outlined")
@@ -105,17 +181,64 @@ def register(state: AppState) -> None:
             error = ui.label("").classes("text-negative text-sm").mark("f-error")
             error.set_visibility(False)
             summary = ui.label("").classes("text-sm text-gray-500").mark("summary")
-            table = (
-                ui.table(columns=COLUMNS, rows=[], row_key="id")
-                .classes("w-full")
-                .props("flat bordered dense")
-            )
+            with ui.card().classes("w-full p-0 table-scroll"):
+                table = (
+                    ui.table(
+                        columns=COLUMNS,
+                        rows=[],
+                        row_key="id",
+                        pagination=_table_pagination(view.sort, 0),
+                    )
+                    .classes("w-full")
+                    .props("flat dense hide-pagination")
+                )
             table.mark("log-table")
-            pager = (
-                ui.pagination(1, 1, direction_links=True, on_change=lambda e: load(e.value))
-                .props("max-pages=7 boundary-numbers")
-                .mark("pager")
-            )
+            table.add_slot("body-cell-user", FILTER_CELL.format(event="filter_user"))
+            table.add_slot("body-cell-ip", FILTER_CELL.format(event="filter_ip"))
+            table.on("filter_user", lambda e: filter_by(user, e.args.get("user_key")))
+            table.on("filter_ip", lambda e: filter_by(ip, e.args.get("ip")))
+            with ui.row().classes("w-full items-center gap-3"):
+                pager = (
+                    ui.pagination(1, 1, direction_links=True, on_change=lambda e: load(e.value))
+                    .props("max-pages=7 boundary-numbers")
+                    .mark("pager")
+                )
+                ui.space()
+                sort_select = (
+                    ui.select(SORTS, value=view.sort, label="排序", on_change=lambda e: resort(e.value))
+                    .props("dense outlined")
+                    .classes("min-w-[150px]")
+                    .mark("log-sort")
+                )
+
+                ui.select(
+                    {n: f"每页 {n} 条" for n in PAGE_SIZES},
+                    value=view.page_size,
+                    on_change=lambda e: resize(e.value),
+                ).props("dense outlined").mark("log-page-size")
+
+            def header_sort(event: events.GenericEventArguments) -> None:
+                asked = event.args.get("pagination") or {}
+                key = HEADER_SORTS.get(str(asked.get("sortBy") or ""))
+                # Quasar cycles a header: ascending, descending, off (back to the default: newest first)
+                sort_select.value = (
+                    f"{'-' if asked.get('descending') else ''}{key}" if key else log_queries.DEFAULT_LOG_SORT
+                )
+
+            table.on("request", header_sort, [["pagination"]])
+
+            async def filter_by(field: ui.input, value: str | None) -> None:
+                if value:
+                    field.value = value
+                    await apply()
+
+            async def resort(value: str) -> None:
+                view.sort = value
+                await load(1)
+
+            async def resize(value: int) -> None:
+                view.page_size = value
+                await load(1)
 
             def current_filter() -> log_queries.LogFilter | None:
                 try:
@@ -131,31 +254,42 @@ def register(state: AppState) -> None:
                 if flt is None:
                     return
 
+                view.loads += 1
+                this_load, size, sort = view.loads, view.page_size, view.sort
+
                 def query() -> log_queries.LogPage:
                     with Session(state.engine) as session:
                         return log_queries.list_logs(
-                            session=session, flt=flt, page=number, page_size=PAGE_SIZE
+                            session=session, flt=flt, page=number, page_size=size, sort=sort
                         )
 
                 result = await off_loop(query)
+                if (
+                    this_load != view.loads
+                ):  # a later load (another sort, filter or page) has started: it wins
+                    return
                 table.rows = [
                     {
                         "id": item["id"],
                         "time": item["created_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                         "ip": item["ip_address"],
                         "user": item["username"] or "访客",
+                        # what the user filter takes: the e-mail, the id of a deleted user, or guest
+                        "user_key": item["username"]
+                        or (str(item["user_id"]) if item["user_id"] else "guest"),
                         "model": item["model_id"],
                         "channel": item["channel_name"]
                         or (f"#{item['channel_id']}" if item["channel_id"] else "—"),
                         "status": STATUS_LABELS.get(item["status"], item["status"]),
-                        "error": item["error"] or "",
+                        "error": REASON_WORDS.get(item["error"], item["error"]) if item["error"] else "",
                         "prompt": _tokens(item["prompt_tokens"], item["tokens_estimated"]),
                         "completion": _tokens(item["completion_tokens"], item["tokens_estimated"]),
                         "duration": item["duration_ms"],
                     }
                     for item in result.items
                 ]
-                pages = max(1, -(-result.total // PAGE_SIZE))
+                pages = max(1, -(-result.total // size))
+                table.pagination = _table_pagination(sort, result.total)
                 pager.max = pages
                 pager.set_value(number)
                 summary.text = f"共 {result.total:,} 条 · 第 {number} / {pages} 页（* 为估算的 token 数）"
@@ -168,11 +302,12 @@ def register(state: AppState) -> None:
                     ip=ip.value or None,
                     model=model.value or None,
                     status=status.value or None,
+                    channel=channel.value or None,
                 )
                 await load(1)
 
             async def reset() -> None:
-                for field in (start, end, user, ip, model):
+                for field in (start, end, user, ip, model, channel):
                     field.value = ""
                 status.value = ""
                 await apply()

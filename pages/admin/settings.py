@@ -11,14 +11,27 @@ from pages.admin.frame import admin_frame, page_actor
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.audit import Actor
 from services.errors import DomainError
-from services.settings import SettingValue, SystemSettings, read_settings
+from services.settings import MAX_VALUES, MIN_VALUES, SettingValue, SystemSettings, read_settings
+
+
+# The number fields have no min, max, precision or format: NiceGUI would apply them on blur, changing
+# what was typed (3.5 -> 3, 0 -> 1) without a word. mark_number says what is wrong instead.
+def mark_number(field: ui.number, key: str) -> bool:
+    """Whether the field holds a whole number in the setting's range; if not, the field says so in words
+    (never the setting's internal key, and the value typed stays as typed: no clamping)."""
+    low, high = MIN_VALUES.get(key, 1), MAX_VALUES[key]
+    value = field.value
+    if value is None or value != int(value) or not low <= value <= high:
+        shown = "不能为空" if value is None else f"须是 {low} 到 {high:,} 之间的整数"
+        field.props(f'error error-message="{shown}"')
+        return False
+    field.props(remove="error error-message")
+    return True
 
 
 def _auto_pause_field(value: int) -> ui.number:
     """The default of ``auto_pause_after`` for channels without their own (0: never pause)."""
-    field = ui.number(
-        "渠道连续失败多少次后自动暂停（0 表示从不）", value=value, min=0, precision=0, format="%d"
-    )
+    field = ui.number("渠道连续失败多少次后自动暂停（0 表示从不）", value=value)
     field.classes("w-full").mark("auto-pause-after")
     ui.label("渠道自己设置了次数的，以渠道的为准；自动暂停的渠道会在后台重试，恢复后自动启用。").classes(
         "text-xs text-gray-500 -mt-2"
@@ -59,9 +72,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "未登录用户每分钟请求数（按 IP）",
                         value=current.guest_rpm,
-                        min=1,
-                        precision=0,
-                        format="%d",
                     )
                     .classes("w-full")
                     .mark("guest-rpm")
@@ -70,17 +80,12 @@ def register(state: AppState) -> None:
                     ui.number(
                         "已登录用户每分钟请求数（按用户）",
                         value=current.user_rpm,
-                        min=1,
-                        precision=0,
-                        format="%d",
                     )
                     .classes("w-full")
                     .mark("user-rpm")
                 )
                 retention = (
-                    ui.number(
-                        "日志保留天数", value=current.log_retention_days, min=1, precision=0, format="%d"
-                    )
+                    ui.number("日志保留天数", value=current.log_retention_days)
                     .classes("w-full")
                     .mark("retention-days")
                 )
@@ -88,9 +93,6 @@ def register(state: AppState) -> None:
                     ui.number(
                         "每个 IP 每小时可注册账号数",
                         value=current.register_per_ip_per_hour,
-                        min=1,
-                        precision=0,
-                        format="%d",
                     )
                     .classes("w-full")
                     .mark("register-per-ip-per-hour")
@@ -108,6 +110,7 @@ def register(state: AppState) -> None:
                         "guest_enabled": bool(guest_enabled.value),
                         "registration_enabled": bool(registration_enabled.value),
                     }
+                    wrong = False
                     for key, field in (
                         ("guest_rpm", guest),
                         ("user_rpm", user),
@@ -115,11 +118,14 @@ def register(state: AppState) -> None:
                         ("register_per_ip_per_hour", register_limit),
                         ("auto_pause_after", auto_pause),
                     ):
-                        if field.value is None or int(field.value) != field.value:
-                            error.text = "请填写正整数"
-                            error.set_visibility(True)
-                            return
-                        values[key] = int(field.value)
+                        if not mark_number(field, key):
+                            wrong = True
+                        elif field.value is not None:
+                            values[key] = int(field.value)
+                    if wrong:  # each field says what is wrong with it; nothing is changed behind its back
+                        error.text = "请先修正标红的项"
+                        error.set_visibility(True)
+                        return
                     if (actor := await page_actor(state)) is None:
                         return
                     try:

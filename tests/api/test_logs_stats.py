@@ -213,3 +213,40 @@ def test_csv_export_uses_the_filters(api: httpx.Client) -> None:
     assert len(rows) == 3 and {r[4] for r in rows[1:]} == {"gpt-b"}
     assert api.get("/api/admin/logs/export", params={"ip": "bad"}).status_code == 422
     assert httpx.get(f"{api.base_url}/api/admin/logs/export", timeout=HANG_SECONDS).status_code == 401
+
+
+def test_log_sort_by_time_duration_and_tokens(api: httpx.Client) -> None:
+    def tokens(item: dict) -> int:
+        return (item["prompt_tokens"] or 0) + (item["completion_tokens"] or 0)
+
+    oldest = api.get("/api/admin/logs", params={"sort": "time", "page_size": 100}).json()["items"]
+    assert [item["created_at"] for item in oldest] == sorted(item["created_at"] for item in oldest)
+    fewest = api.get("/api/admin/logs", params={"sort": "tokens", "page_size": 100}).json()["items"]
+    assert [tokens(item) for item in fewest] == sorted(tokens(item) for item in fewest)
+    assert tokens(fewest[0]) == 2 and tokens(fewest[1]) == 12
+    most = api.get("/api/admin/logs", params={"sort": "-tokens", "page_size": 2}).json()
+    assert [tokens(item) for item in most["items"]] == [30, 30] and most["total"] == len(DATASET)
+    by_duration = api.get("/api/admin/logs", params={"sort": "-duration", "page_size": 100}).json()["items"]
+    ids = [item["id"] for item in by_duration]  # every duration is 123: the id breaks the tie
+    assert ids == sorted(ids, reverse=True)
+
+
+def test_log_channel_filter(api: httpx.Client) -> None:
+    assert api.get("/api/admin/logs", params={"channel": "5"}).json()["total"] == 0  # no channel in the set
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"sort": "prompt"}, "sort"),
+        ({"sort": "--time"}, "sort"),
+        ({"sort": "ip_address"}, "sort"),
+        ({"channel": "x"}, "channel"),
+        ({"channel": "0"}, "channel"),
+    ],
+)
+def test_bad_sort_or_channel_is_422(api: httpx.Client, params: dict, field: str) -> None:
+    response = api.get("/api/admin/logs", params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["type"] == "validation_error"
+    assert field in response.json()["error"]["message"]

@@ -103,8 +103,9 @@ async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamSer
     await user.should_see("sk-s…3456", retries=SEE_RETRIES)  # the table reloads after the toast
     await user.should_not_see("sk-secret-abcdef123456")
 
-    user.find(marker="ch-test").click()
-    await user.should_see("连接正常", retries=SEE_RETRIES)
+    user.find(marker="ch-test").click()  # the result stays in the table's row
+    await user.should_see(marker="ch-last-error", content="连接正常", retries=SEE_RETRIES)
+    await user.should_see(marker="ch-test-ok", retries=SEE_RETRIES)
 
     user.find(marker="ch-edit").click()
     user.find(marker="ch-name").clear().type("Renamed")
@@ -160,7 +161,8 @@ async def test_channel_dialog_models_and_call_url_and_auto_pause(
         state.directory.refresher.changed()
     await user.open("/admin/channels")
     await user.should_see(marker="ch-status", content="自动暂停", retries=SEE_RETRIES)
-    await user.should_see("连续失败 5 次：HTTP 500: 上游服务器出错", retries=SEE_RETRIES)
+    await user.should_see("连续失败 5 次", retries=SEE_RETRIES)
+    await user.should_see(marker="ch-last-error", content="HTTP 500: 上游服务器出错", retries=SEE_RETRIES)
     user.find(marker="ch-resume").click()
     await user.should_see("Many 已恢复", retries=SEE_RETRIES)
     with Session(state.engine) as session:
@@ -312,3 +314,166 @@ async def test_blocking_everyone_asks_first(user: User) -> None:
         state.block_list.remove(
             session=session, rule_id=rule.id or 0, actor=None
         )  # the other tests' users pass again
+
+
+def blur(element: ui.element) -> None:
+    for listener_id, listener in list(element._event_listeners.items()):
+        if listener.type == "blur":
+            element._handle_event({"listener_id": listener_id, "args": None})
+
+
+async def test_settings_errors_are_words_on_the_field_and_nothing_is_clamped(user: User) -> None:
+    await sign_in(user)
+    await user.open("/admin/settings")
+    await user.should_see("系统设置")
+    state = app_state()
+    before = state.system_settings.current().guest_rpm
+    guest = user.find(marker="guest-rpm").elements.pop()
+    guest.set_value(0)
+    blur(guest)  # what the browser sends when the field is left (where NiceGUI would clamp)
+    user.find(marker="retention-days").elements.pop().set_value(None)
+    rpm = user.find(marker="user-rpm").elements.pop()
+    rpm.set_value(2.5)
+    blur(rpm)
+    user.find(marker="settings-save").click()
+    await user.should_see("请先修正标红的项", retries=SEE_RETRIES)
+    assert guest.value == 0, "the value typed stays (no silent clamping to the minimum)"
+    assert guest.props.get("error-message") == "须是 1 到 1,000,000 之间的整数"
+    assert user.find(marker="retention-days").elements.pop().props.get("error-message") == "不能为空"
+    assert rpm.value == 2.5 and rpm.props.get("error-message") == "须是 1 到 1,000,000 之间的整数"
+    await user.should_not_see("guest_rpm")
+    assert state.system_settings.current().guest_rpm == before, "nothing saved while a field is wrong"
+
+
+async def test_channels_search_filter_sort_pages_and_bulk(user: User, upstream: UpstreamServer) -> None:
+    state = app_state()
+    with Session(state.engine) as session:
+        for n in range(1, 26):
+            data = ChannelCreate(
+                name=f"Ch {n:02d}",
+                base_url=upstream.base_url("ok") if n != 7 else "https://seven.example.org/v1",
+                api_key="sk-bulk-1234567",
+                model_id=f"model-{n}",
+                is_enabled=n % 5 != 0,
+            )
+            state.directory.create(session=session, data=data, actor=None)
+    await sign_in(user)
+    await user.open("/admin/channels")
+    await user.should_see("共 25 个渠道 · 第 1 / 2 页", retries=SEE_RETRIES)
+    assert len(user.find(marker="ch-row-name").elements) == 20
+    user.find(marker="ch-page-size").elements.pop().set_value(50)
+    await user.should_see("共 25 个渠道 · 第 1 / 1 页", retries=SEE_RETRIES)
+    user.find(marker="ch-search").type("seven.example")
+    await user.should_see("共 1 个渠道", retries=SEE_RETRIES)
+    await user.should_see(marker="ch-row-name", content="Ch 07")
+    user.find(marker="ch-search").clear()
+    user.find(marker="ch-status-filter").elements.pop().set_value("disabled")
+    await user.should_see("共 5 个渠道", retries=SEE_RETRIES)
+    user.find(marker="ch-sort").elements.pop().set_value("-id")
+
+    def names() -> list[str]:  # in the table's order (the order the labels were made)
+        return [label.text for label in sorted(user.find(marker="ch-row-name").elements, key=lambda e: e.id)]
+
+    await wait_until_async(
+        lambda: names() == ["Ch 25", "Ch 20", "Ch 15", "Ch 10", "Ch 05"], what="newest first"
+    )
+    user.find(marker="ch-select-page").elements.pop().set_value(True)
+    user.find(marker="ch-bulk-enable").click()
+    await user.should_see("已启用 5 个渠道", retries=SEE_RETRIES)
+    await user.should_see("没有符合条件的渠道", retries=SEE_RETRIES)
+    with Session(state.engine) as session:
+        assert all(row.is_enabled for row in session.exec(select(Channel)).all())
+    user.find(marker="ch-status-filter").elements.pop().set_value("")
+    user.find(marker="ch-search").type("Ch 2")
+    await user.should_see("共 6 个渠道", retries=SEE_RETRIES)  # Ch 02, Ch 20 … Ch 25
+    user.find(marker="ch-select-page").elements.pop().set_value(True)
+    user.find(marker="ch-bulk-delete").click()
+    await user.should_see("删除选中的 6 个渠道？", retries=SEE_RETRIES)
+    user.find(marker="ch-confirm-delete").click()
+    await user.should_see("已删除 6 个渠道", retries=SEE_RETRIES)
+    with Session(state.engine) as session:
+        assert len(session.exec(select(Channel)).all()) == 19
+
+
+async def test_channel_dialog_shows_every_error_and_the_key_hint(
+    user: User, upstream: UpstreamServer
+) -> None:
+    await sign_in(user)
+    await user.open("/admin/channels")
+    user.find(marker="add-channel").click()
+    user.find(marker="ch-base-url").type("ftp://nope")  # and the name left empty
+    user.find(marker="ch-save").click()
+    await user.should_see("渠道名称：不能为空", retries=SEE_RETRIES)
+    await user.should_see("Base URL：必须以 http:// 或 https:// 开头")
+    await user.should_see("模型：至少填写一个模型")
+    assert user.find(marker="ch-name").elements.pop().props.get("error-message") == "不能为空"
+    assert "error" in user.find(marker="ch-base-url").elements.pop().props
+    user.find(marker="ch-name").type("Hinted")
+    user.find(marker="ch-base-url").clear().type(upstream.base_url("ok"))
+    user.find(marker="ch-api-key").type("sk-hinted-abcdef123456")
+    user.find(marker="ch-model").type("h-model")
+    user.find(marker="ch-save").click()
+    await user.should_see(marker="ch-row-name", content="Hinted", retries=SEE_RETRIES)
+    user.find(marker="ch-edit").click()
+    key = user.find(marker="ch-api-key").elements.pop()
+    assert key.props.get("hint") == "留空则保持不变（当前 sk-h…3456）", (
+        "shown under the field, no click needed"
+    )
+    await user.should_see("调用地址：" + upstream.base_url("ok") + "/chat/completions")
+
+
+async def test_logs_sort_page_size_pickers_and_click_to_filter(user: User) -> None:
+    from app.models import utcnow
+
+    state = app_state()
+    for i in range(60):
+        state.log_writer.record(
+            CallRecord(
+                user_id=None,
+                username=None,
+                ip_address=f"10.3.0.{i % 3}",
+                channel_id=None,
+                model_id="m-a" if i % 2 else "m-b",
+                prompt_tokens=i,
+                completion_tokens=1,
+                created_at=utcnow(),
+                status="ok" if i % 10 else "upstream_error",
+                error=None if i % 10 else "http_5xx",
+                tokens_estimated=False,
+                duration_ms=1000 + i,
+            )
+        )
+    state.log_writer.flush()
+    await sign_in(user)
+    await user.open("/admin/logs")
+    await user.should_see("共 60 条 · 第 1 / 3 页", retries=SEE_RETRIES)
+    user.find(marker="log-page-size").elements.pop().set_value(50)
+    await user.should_see("共 60 条 · 第 1 / 2 页", retries=SEE_RETRIES)
+    table = user.find(marker="log-table").elements.pop()
+    assert len(table.rows) == 50
+    user.find(marker="log-sort").elements.pop().set_value("-duration")
+    await wait_until_async(
+        lambda: [row["duration"] for row in table.rows[:3]] == [1059, 1058, 1057], what="longest first"
+    )
+    user.find(marker="log-sort").elements.pop().set_value("tokens")
+    await wait_until_async(lambda: table.rows[0]["prompt"] == "0", what="fewest tokens first")
+    assert table.rows[0]["error"] == "上游服务器出错 (5xx)", "the reason in words"
+    # a click on the duration header: Quasar (server-side mode) asks for the order with a request event
+    [request] = [key for key, listener in table._event_listeners.items() if listener.type == "request"]
+    table._handle_event(
+        {"listener_id": request, "args": {"pagination": {"sortBy": "duration", "descending": True}}}
+    )
+    await wait_until_async(lambda: table.rows[0]["duration"] == 1059, what="longest first")
+    assert user.find(marker="log-sort").elements.pop().value == "-duration"
+    assert table.pagination == {"rowsPerPage": 0, "rowsNumber": 60, "sortBy": "duration", "descending": True}
+    model = user.find(marker="f-model").elements.pop()
+    assert set(model.options) >= {"m-a", "m-b"}, "the model picker offers what has calls"
+    model.set_value("m-a")
+    user.find(marker="f-apply").click()
+    await user.should_see("共 30 条", retries=SEE_RETRIES)
+    row = next(r for r in table.rows if r["ip"] == "10.3.0.1")
+    # the IP cell is a link whose click emits filter_ip with its row (what the browser sends)
+    [listener_id] = [key for key, listener in table._event_listeners.items() if listener.type == "filter_ip"]
+    table._handle_event({"listener_id": listener_id, "args": row})
+    await user.should_see("共 10 条", retries=SEE_RETRIES)
+    assert user.find(marker="f-ip").elements.pop().value == "10.3.0.1"
