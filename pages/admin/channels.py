@@ -233,8 +233,11 @@ def register(state: AppState) -> None:
                     ui.label(note).classes("text-gray-500")
 
                     async def go() -> None:
-                        dialog.delete()
-                        await action()
+                        dialog.close()  # deleted after the action, which runs in this dialog's context
+                        try:
+                            await action()
+                        finally:
+                            dialog.delete()
 
                     with ui.row().classes("w-full justify-end"):
                         ui.button("取消", on_click=dialog.delete).props("flat")
