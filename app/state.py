@@ -25,6 +25,7 @@ from services.refresh import Reloader
 from services.retention import RetentionJob
 from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
+from services.stats_counters import DailyCounters
 from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
 
@@ -52,6 +53,7 @@ class AppState:
     changes: ChangeBus
     calls: OpenCalls
     health: ChannelHealth
+    counters: DailyCounters
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -83,7 +85,8 @@ class AppState:
             auto_pause_after=settings.auto_pause_after,
         )
         system_settings = SettingsStore(engine, defaults, period)
-        block_list = BlockList(engine, period)
+        counters = DailyCounters(engine, settings.zone).start()
+        block_list = BlockList(engine, period, counters)
         calls = OpenCalls()
         health = ChannelHealth(
             engine,
@@ -101,6 +104,7 @@ class AppState:
             block_list=block_list,
             calls=calls,
             health=health,
+            counters=counters,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         reloader = Reloader([system_settings.refresher, block_list.refresher, directory.refresher])
@@ -135,6 +139,7 @@ class AppState:
             changes=changes,
             calls=calls,
             health=health,
+            counters=counters,
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:
@@ -181,6 +186,7 @@ class AppState:
         finally:  # whatever failed before, the rows are written out
             await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
             await asyncio.to_thread(self.block_list.close)
+            await asyncio.to_thread(self.counters.close)
             await asyncio.to_thread(self.limiter.backend.close)
             self.engine.dispose()
 

@@ -51,6 +51,7 @@ class CallLog:
         "started",
         "started_at",
         "texts",
+        "ttft_ms",
         "usage",
         "writer",
     )
@@ -72,6 +73,7 @@ class CallLog:
         self.channel_id: int | None = None
         self.usage: tuple[int, int] | None = None
         self.texts: list[str] = []
+        self.ttft_ms: int | None = None  # set when a stream's first event arrives
         self._written = False
         self._cut = False
         self._on_cut: Callable[[], None] | None = None
@@ -90,6 +92,10 @@ class CallLog:
         self._cut = True
         if self._on_cut is not None:
             self._on_cut()
+
+    def first_event(self) -> None:
+        """The stream's first event arrived: its time to first event is now."""
+        self.ttft_ms = _count(int((time.monotonic() - self.started) * 1000))
 
     def is_cut(self) -> bool:
         return self._cut
@@ -122,6 +128,7 @@ class CallLog:
                     tokens_estimated=estimated,
                     duration_ms=_count(int((time.monotonic() - self.started) * 1000)),
                     error=error,
+                    ttft_ms=self.ttft_ms,
                 )
             )
         finally:

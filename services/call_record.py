@@ -4,9 +4,10 @@ A journal line is text, one call per line, written with one ``write`` on the cha
 it must cost about as little as the write itself (measured: ~2 µs here, against ~6-9 µs for
 ``json.dumps`` of the same fields)::
 
-    <crc32 of the rest, 8 hex digits> TAB <seq> TAB <the 12 fields of CallRecord, TAB-separated> LF
+    <crc32 of the rest, 8 hex digits> TAB <seq> TAB <the 13 fields of CallRecord, TAB-separated> LF
 
-Lines written before the ``error`` field existed carry 11 fields; they read back with ``error`` null.
+Lines written before the ``error`` field existed carry 11 fields, before ``ttft_ms`` 12; the missing
+fields read back as null.
 
 ``\\N`` is a null; in text fields a backslash, tab, CR or LF is escaped as ``\\\\``, ``\\t``, ``\\r``,
 ``\\n``; ``created_at`` is whole microseconds since the Unix epoch (UTC); ``tokens_estimated`` is 0/1.
@@ -25,8 +26,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _ESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
 _ESCAPED = re.compile(r"\\(.)")
-FIELD_COUNT = 13  # seq + the 12 fields
-_OLD_FIELD_COUNT = 12  # lines journaled before ``error`` was added
+FIELD_COUNT = 14  # seq + the 13 fields
+_OLD_FIELD_COUNTS = (12, 13)  # lines journaled before ``error`` / ``ttft_ms`` were added
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class CallRecord:
     tokens_estimated: bool
     duration_ms: int
     error: str | None = None  # a reason code (services/reasons.py), never a body or a URL
+    ttft_ms: int | None = None  # a stream's first event after this long; None for whole answers
 
 
 def _escape(value: str | None) -> str:
@@ -79,7 +81,7 @@ def encode_fields(c: CallRecord) -> bytes:
         f"{NULL if c.prompt_tokens is None else c.prompt_tokens}\t"
         f"{NULL if c.completion_tokens is None else c.completion_tokens}\t"
         f"{(c.created_at - _EPOCH) // _MICROSECOND}\t{status}\t{1 if c.tokens_estimated else 0}\t"
-        f"{c.duration_ms}\t{NULL if c.error is None else c.error}"
+        f"{c.duration_ms}\t{NULL if c.error is None else c.error}\t{NULL if c.ttft_ms is None else c.ttft_ms}"
     ).encode()
 
 
@@ -98,8 +100,8 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
         if int(line[:8], 16) != zlib.crc32(body):
             return None
         parts = body.decode("utf-8").split("\t")
-        if len(parts) == _OLD_FIELD_COUNT:
-            parts.append(NULL)
+        if len(parts) in _OLD_FIELD_COUNTS:
+            parts += [NULL] * (FIELD_COUNT - len(parts))
         elif len(parts) != FIELD_COUNT:
             return None
         (
@@ -116,6 +118,7 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
             est,
             ms,
             err,
+            ttft,
         ) = parts
         ip_address = ip if "\\" not in ip else _unescape(ip)
         model = model_id if "\\" not in model_id else _unescape(model_id)
@@ -135,6 +138,7 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
             tokens_estimated=est == "1",
             duration_ms=int(ms),
             error=None if err == NULL else err,
+            ttft_ms=None if ttft == NULL else int(ttft),
         )
         return int(seq), record
     except (ValueError, OverflowError):  # UnicodeDecodeError is a ValueError

@@ -20,13 +20,21 @@ import aiohttp
 from services.call_log import Caller, CallLog
 from services.channel_health import ChannelHealth
 from services.channels import ChannelDirectory, ChannelTarget
-from services.errors import DomainError, IPBlocked, ModelNotFound, ShuttingDown, UpstreamUnavailable
+from services.errors import (
+    DomainError,
+    IPBlocked,
+    ModelNotFound,
+    RateLimited,
+    ShuttingDown,
+    UpstreamUnavailable,
+)
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.reasons import in_words, is_timeout, reason_for_status
 from services.settings import SettingsStore
+from services.stats_counters import REFUSAL_CHANNEL, REFUSAL_GUEST, REFUSAL_USER, DailyCounters
 from services.upstream import (
     ChunkNormalizer,
     UpstreamClient,
@@ -230,8 +238,10 @@ class ChatService:
         block_list: BlockList,
         calls: OpenCalls | None = None,
         health: ChannelHealth | None = None,
+        counters: DailyCounters | None = None,
     ) -> None:
         self.health = health
+        self.counters = counters  # refusals per day for the dashboard
         self.calls = OpenCalls() if calls is None else calls  # (an empty one is falsy)
         self.directory = directory
         self.client = client
@@ -260,10 +270,15 @@ class ChatService:
         if not candidates:
             raise ModelNotFound()
         limits = await self.settings.for_decision()
-        if caller.user_id is not None:
-            await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
-        else:
-            await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
+        try:
+            if caller.user_id is not None:
+                await self.limiter.hit_or_raise(f"user:{caller.user_id}", limits.user_rpm)
+            else:
+                await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
+        except RateLimited:
+            if self.counters is not None:
+                self.counters.add(REFUSAL_GUEST if caller.user_id is None else REFUSAL_USER)
+            raise
         return candidates
 
     async def _take_channel_slot(self, target: ChannelTarget) -> bool:
@@ -271,6 +286,8 @@ class ChatService:
 
     async def _all_busy(self, candidates: list[ChannelTarget]) -> UpstreamUnavailable:
         """Every channel is at its RPM: 503 with the wait until the first of them frees a slot."""
+        if self.counters is not None:
+            self.counters.add(REFUSAL_CHANNEL)
         waits = [await self.limiter.retry_after(f"channel:{t.id}", t.rpm_limit) for t in candidates]
         return UpstreamUnavailable(retry_after=min(waits))
 
@@ -320,6 +337,7 @@ class ChatService:
             first = await anext(events, None)
             if first is None:
                 raise UpstreamProtocolError("the stream ended before its first event")
+            call.first_event()
             return ChatStream(
                 response=response,
                 close=self.client.close,

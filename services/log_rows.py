@@ -37,6 +37,7 @@ def sqlite_row(c: CallRecord) -> tuple[object, ...]:
         1 if c.tokens_estimated else 0,
         c.duration_ms,
         c.error,
+        c.ttft_ms,
     )
 
 
