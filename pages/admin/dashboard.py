@@ -354,7 +354,7 @@ class RangePicker:
 
     def _custom_range(self) -> tuple[date, date] | None:
         for field in (self.start, self.end):
-            field.props(remove="error error-message")
+            field.error = None
         try:
             return stats.parse_range(
                 self.start.value or None, self.end.value or None, zone=self.state.settings.zone
@@ -362,7 +362,7 @@ class RangePicker:
         except InvalidInput as exc:
             name, _, words = exc.message.partition("：")
             field = self.start if name == "start" else self.end
-            field.props(f'error error-message="{words}"')
+            field.error = words
             return None
 
     async def _preset_changed(self) -> None:
