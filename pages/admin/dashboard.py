@@ -107,6 +107,17 @@ def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any
     return {"data": data, "layout": layout, "config": {"displayModeBar": False, "responsive": True}}
 
 
+def _count_axis(values: list[int]) -> dict[str, Any]:
+    """Whole numbers only, about five ticks (an empty chart shows 0 to 5, not fractions)."""
+    step = max(1, -(-max(values, default=0) // 5))
+    return {
+        "rangemode": "tozero",
+        "dtick": step,
+        "tickformat": "~s",
+        "range": None if max(values, default=0) else [0, 5],
+    }
+
+
 def _days(trend: list[dict[str, Any]]) -> list[str]:
     return [point["date"][5:] for point in trend]
 
@@ -135,7 +146,7 @@ def traffic_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
             },
         ],
         _layout(
-            yaxis={"rangemode": "tozero", "tickformat": "~s"},
+            yaxis=_count_axis([p["calls"] for p in trend]),
             yaxis2={
                 "overlaying": "y",
                 "side": "right",
@@ -162,7 +173,10 @@ def problems_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
             {"type": "bar", "name": name, "x": x, "y": y, "marker": {"color": color}}
             for name, y, color in series
         ],
-        _layout(barmode="stack", yaxis={"rangemode": "tozero", "tickformat": "~s"}),
+        _layout(
+            barmode="stack",
+            yaxis=_count_axis([sum(values) for values in zip(*(y for _, y, _ in series), strict=True)]),
+        ),
     )
 
 
