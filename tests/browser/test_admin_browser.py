@@ -68,7 +68,8 @@ def test_admin_signs_in_adds_a_channel_and_sees_charts(
         lambda d: (
             "browser-model"
             in d.execute_script(
-                "return document.querySelector('.pielayer .slice')?.closest('.js-plotly-plot')?.textContent || ''"
+                "return document.querySelector('.pielayer .slice')"
+                "?.closest('.js-plotly-plot')?.textContent || ''"
             )
         )
     )

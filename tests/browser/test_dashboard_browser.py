@@ -118,7 +118,8 @@ def test_dashboard_in_both_themes_and_on_a_phone(driver, browser_app: RunningApp
         lambda d: (
             "plain-model"
             in d.execute_script(
-                "return document.querySelector('.pielayer .slice')?.closest('.js-plotly-plot')?.textContent || ''"
+                "return document.querySelector('.pielayer .slice')"
+                "?.closest('.js-plotly-plot')?.textContent || ''"
             )
         )
     )
