@@ -231,7 +231,7 @@ def _ms(value: int | None) -> str:
 
 
 def _card(title: str, value: str, caption: str, icon: str, marker: str) -> None:
-    with ui.card().classes("grow basis-[160px] min-w-[150px] gap-1").mark(marker):
+    with ui.card().classes("grow basis-[140px] min-w-[130px] gap-1").mark(marker):
         with ui.row().classes("items-center gap-2 dash-muted text-gray-600"):
             ui.icon(icon)
             ui.label(title).classes("text-sm")
