@@ -23,23 +23,13 @@ from pages.admin.frame import admin_frame
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import stats
 from services.errors import InvalidInput
+from services.reasons import in_words
 
 PALETTE = ["#4f46e5", "#06b6d4", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"]
 REFRESH_SECONDS = 30.0
 PRESETS = {"today": "今天", "7d": "7 天", "30d": "30 天", "custom": "自定义"}
-REASON_WORDS = {
-    "http_401": "上游拒绝密钥",
-    "http_4xx": "上游 4xx",
-    "http_429": "上游限流",
-    "http_5xx": "上游 5xx",
-    "tls": "TLS 错误",
-    "proxy": "代理错误",
-    "connect": "连接失败",
-    "timeout_connect": "连接超时",
-    "timeout_first_event": "首包超时",
-    "timeout_idle": "流中断超时",
-    "bad_stream": "流格式错误",
-    "server_error": "网关内部错误",
+# failures without a reason code are named by their status (the codes have services/reasons.py's words)
+STATUS_WORDS = {
     "all_busy": "渠道全忙",
     "client_aborted": "客户端中断",
     "server_shutdown": "服务关闭",
@@ -315,7 +305,10 @@ def panels(view: DashboardView) -> None:
             "失败原因",
             [("reason", "原因"), ("calls", "次数")],
             [
-                {"reason": f"{REASON_WORDS.get(code, code)}（{code}）", "calls": n}
+                {
+                    "reason": f"{code}: {STATUS_WORDS[code]}" if code in STATUS_WORDS else in_words(code),
+                    "calls": n,
+                }
                 for code, n in data["errors"].items()
             ],
             "table-errors",
