@@ -190,6 +190,7 @@ class ChatLog(SQLModel, table=True):
     duration_ms: int | None = None
     error: str | None = Field(default=None, max_length=32)  # a reason code (docs/data-model.md), never a body
     api_key_id: int | None = None  # the personal key the call was made with (revision 0004)
+    ttft_ms: int | None = None  # a stream's first event after this long (revision 0006); None otherwise
 
 
 class CallLogJournal(SQLModel, table=True):
@@ -226,6 +227,55 @@ class PeriodActor(SQLModel, table=True):
     kind: str = Field(primary_key=True, max_length=1)  # "d", "w" or "m"
     start: date = Field(primary_key=True)  # the period's first local day
     actor: str = Field(primary_key=True, max_length=80)
+
+
+class DailyCount(SQLModel, table=True):
+    """Per local day, named counters (revision 0006): ``ok`` calls, ``error:<reason>`` (failed calls by
+    reason code or status), ``refusal_guest`` / ``refusal_user`` / ``refusal_channel`` (429s and busy
+    503s: not call rows) and ``blocked`` (requests refused by the block list). Only ever incremented,
+    so several instances add to the same row."""
+
+    __tablename__ = "stats_daily_counts"
+
+    day: date = Field(primary_key=True)
+    name: str = Field(primary_key=True, max_length=48)
+    count: int = Field(default=0, nullable=False, sa_type=BigInteger)
+
+
+class DailyChannelStats(SQLModel, table=True):
+    """Calls, successes and failures per local day and channel (0: a call no channel took)."""
+
+    __tablename__ = "stats_daily_channels"
+
+    day: date = Field(primary_key=True)
+    channel_id: int = Field(primary_key=True)
+    calls: int = Field(default=0, nullable=False)
+    ok: int = Field(default=0, nullable=False)
+    errors: int = Field(default=0, nullable=False)
+
+
+class DailyLatency(SQLModel, table=True):
+    """How many calls per local day fell into each latency bucket (``metric`` ``d``: duration, ``t``:
+    time to first event of a stream); buckets grow by 10 % each (services/stats.py), so a day has at
+    most some 150 rows per metric whatever the number of calls."""
+
+    __tablename__ = "stats_daily_latency"
+
+    day: date = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=1)
+    bucket: int = Field(primary_key=True)
+    calls: int = Field(default=0, nullable=False)
+
+
+class DailyCaller(SQLModel, table=True):
+    """Calls per local day and caller (``u:<user id>`` or ``ip:<address>``, as in PeriodActor): the top
+    users and IPs of a range. Kept as long as the call log (IPs are personal data)."""
+
+    __tablename__ = "stats_daily_callers"
+
+    day: date = Field(primary_key=True)
+    actor: str = Field(primary_key=True, max_length=80)
+    calls: int = Field(default=0, nullable=False)
 
 
 # ---- request/response families of the channel entity -------------------------------------------------

@@ -302,8 +302,53 @@ class ModelShare(BaseModel):
     calls: int
 
 
+class Percentiles(BaseModel):
+    p50: int | None = Field(description="ms; null without calls")
+    p95: int | None
+
+
+class Refusals(BaseModel):
+    guest: int = Field(description="429s of the guest limit")
+    user: int = Field(description="429s of the user limit")
+    channel: int = Field(description="503s: every channel of the model at its RPM")
+
+
 class TrendPoint(BaseModel):
     date: str = Field(examples=["2026-11-24"])
+    calls: int
+    tokens: TokenTotals
+    ok: int
+    errors: int = Field(description="calls that did not end ok (any reason)")
+    refusals: Refusals
+    blocked_attempts: int
+    duration_ms: Percentiles
+    ttft_ms: Percentiles
+
+
+class RangeTotals(BaseModel):
+    start: str
+    end: str
+    calls: int
+    tokens: TokenTotals
+    active_users: int = Field(description="distinct users; guests counted by IP")
+    models: list[ModelShare]
+
+
+class ChannelCalls(BaseModel):
+    channel_id: int | None = Field(description="null: calls no channel took")
+    name: str
+    calls: int
+    errors: int = Field(description="calls that failed (upstream_error, timeout)")
+
+
+class TopUser(BaseModel):
+    user_id: int
+    email: str | None
+    calls: int
+
+
+class TopIP(BaseModel):
+    ip_address: str
     calls: int
 
 
@@ -313,7 +358,19 @@ class StatsResponse(BaseModel):
     tokens: PeriodTokens
     active_users: PeriodCounts = Field(description="distinct users; guests counted by IP")
     models: list[ModelShare] = Field(description="calls per model this month")
-    trend: list[TrendPoint] = Field(description="calls per day, the last 7 days, oldest first")
+    trend: list[TrendPoint] = Field(
+        description="per day, oldest first: the range's days, or the last 7 days without start/end"
+    )
+    range: RangeTotals
+    success_rate: float | None = Field(description="ok calls / calls in the range (0..1); null without calls")
+    duration_ms: Percentiles
+    ttft_ms: Percentiles = Field(description="time to a stream's first event")
+    refusals: Refusals
+    blocked_attempts: int
+    errors: dict[str, int] = Field(description="calls that did not end ok, by reason code (or status)")
+    per_channel: list[ChannelCalls]
+    top_users: list[TopUser]
+    top_ips: list[TopIP]
 
 
 # ---- admin: users ----------------------------------------------------------------------------------

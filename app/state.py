@@ -26,6 +26,7 @@ from services.refresh import Reloader
 from services.retention import RetentionJob
 from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
+from services.stats_counters import DailyCounters
 from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
 from services.users import UserAdmin
@@ -56,6 +57,7 @@ class AppState:
     calls: OpenCalls
     health: ChannelHealth
     users: UserAdmin
+    counters: DailyCounters
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -87,7 +89,8 @@ class AppState:
             auto_pause_after=settings.auto_pause_after,
         )
         system_settings = SettingsStore(engine, defaults, period)
-        block_list = BlockList(engine, period)
+        counters = DailyCounters(engine, settings.zone).start()
+        block_list = BlockList(engine, period, counters)
         identity = IdentityCache(engine, settings.secret("secret_key"), throttle, period)
         calls = OpenCalls()
         health = ChannelHealth(
@@ -106,6 +109,7 @@ class AppState:
             block_list=block_list,
             calls=calls,
             health=health,
+            counters=counters,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         reloader = Reloader(
@@ -144,6 +148,7 @@ class AppState:
             calls=calls,
             health=health,
             users=UserAdmin(engine, identity),
+            counters=counters,
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:
@@ -191,6 +196,7 @@ class AppState:
         finally:  # whatever failed before, the rows are written out
             await asyncio.to_thread(self.log_writer.close, LOG_FLUSH_SECONDS)
             await asyncio.to_thread(self.block_list.close)
+            await asyncio.to_thread(self.counters.close)
             await asyncio.to_thread(self.limiter.backend.close)
             self.engine.dispose()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -213,13 +214,19 @@ def main() -> None:
     )
     parser.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,2,6")
     parser.add_argument(
+        "--admin-large", type=int, help="rows of benchmark 6's large database (default 1,000,000; 10,000,000)"
+    )
+    parser.add_argument(
         "--output", type=Path, help="report file (default docs/performance.md; none with --quick)"
     )
     args = parser.parse_args()
     only = {int(n) for n in args.only.split(",")} if args.only else None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pyaichat-bench-") as work:
-        results = run(QUICK if args.quick else Sizes(), only, Path(work))
+        sizes = QUICK if args.quick else Sizes()
+        if args.admin_large:
+            sizes = dataclasses.replace(sizes, admin_large=args.admin_large)
+        results = run(sizes, only, Path(work))
     output = args.output or (None if args.quick else ROOT / "docs" / "performance.md")
     if output is not None:
         write_report(results, output, time.perf_counter() - started)

@@ -16,6 +16,7 @@ import httpx
 from app.migrate import upgrade
 from bench.harness import gateway, median, rss_mb
 from bench.report import Result
+from services.stats import latency_bucket
 
 MODELS = [f"model-{i}" for i in range(8)]
 USERS = 2_000  # a team's population: more calls come from the same people, not from new ones
@@ -80,11 +81,39 @@ def fill_database(path: Path, rows: int) -> None:
                 f"INSERT OR IGNORE INTO stats_period_actors (kind, start, actor) "  # noqa: S608
                 f"SELECT '{kind}', {start}, {actor} FROM chat_logs"
             )
+        _fill_dashboard_rollups(db)
         db.execute(
             "INSERT INTO system_config (key, value, description, updated_at) "
             "VALUES ('stats_time_zone', 'UTC', 'internal', CURRENT_TIMESTAMP)"
         )
         db.commit()
+
+
+def _fill_dashboard_rollups(db: sqlite3.Connection) -> None:
+    """What the log writer keeps for the dashboard (revision 0006), from the rows just generated."""
+    db.execute(
+        "INSERT INTO stats_daily_counts (day, name, count) "
+        "SELECT date(created_at), 'ok', COUNT(*) FROM chat_logs GROUP BY 1"
+    )
+    db.execute(
+        "INSERT INTO stats_daily_channels (day, channel_id, calls, ok, errors) "
+        "SELECT date(created_at), channel_id, COUNT(*), COUNT(*), 0 FROM chat_logs GROUP BY 1, 2"
+    )
+    actor = "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END"
+    db.execute(
+        f"INSERT INTO stats_daily_callers (day, actor, calls) "  # noqa: S608
+        f"SELECT date(created_at), {actor}, COUNT(*) FROM chat_logs GROUP BY 1, 2"
+    )
+    buckets: dict[tuple[str, int], int] = {}
+    for day, duration, count in db.execute(
+        "SELECT date(created_at), duration_ms, COUNT(*) FROM chat_logs GROUP BY 1, 2"
+    ):
+        key = (day, latency_bucket(duration))
+        buckets[key] = buckets.get(key, 0) + count
+    db.executemany(
+        "INSERT INTO stats_daily_latency (day, metric, bucket, calls) VALUES (?, 'd', ?, ?)",
+        [(day, bucket, count) for (day, bucket), count in buckets.items()],
+    )
 
 
 def _time_get(client: httpx.Client, path: str, repeats: int, **params: str) -> float:
@@ -151,8 +180,11 @@ def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -
         ):
             client.get("/api/admin/stats").raise_for_status()  # warm-up
             day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+            month_ago = (datetime.now(UTC) - timedelta(days=29)).date().isoformat()
+            today = datetime.now(UTC).date().isoformat()
             timings[rows] = {
                 "stats": _time_get(client, "/api/admin/stats", repeats),
+                "stats30": _time_get(client, "/api/admin/stats", repeats, start=month_ago, end=today),
                 "logs": _time_get(client, "/api/admin/logs", repeats, model="model-3", start=day, end=day),
             }
             if rows == large:
@@ -180,6 +212,7 @@ def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -
                     result.notes.append("sqlite3 command-line tool not installed: CLI comparison skipped")
     for key, label in (
         ("stats", "/api/admin/stats"),
+        ("stats30", "/api/admin/stats, a 30-day range (the dashboard's figures)"),
         ("logs", "/api/admin/logs first page, model + day filter"),
     ):
         ratio = timings[large][key] / timings[small][key]

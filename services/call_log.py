@@ -54,6 +54,7 @@ class CallLog:
         "started",
         "started_at",
         "texts",
+        "ttft_ms",
         "usage",
         "writer",
     )
@@ -75,6 +76,7 @@ class CallLog:
         self.channel_id: int | None = None
         self.usage: tuple[int, int] | None = None
         self.texts: list[str] = []
+        self.ttft_ms: int | None = None  # set when a stream's first event arrives
         self._written = False
         self._cut = False
         self._on_cut: Callable[[], None] | None = None
@@ -93,6 +95,10 @@ class CallLog:
         self._cut = True
         if self._on_cut is not None:
             self._on_cut()
+
+    def first_event(self) -> None:
+        """The stream's first event arrived: its time to first event is now."""
+        self.ttft_ms = _count(int((time.monotonic() - self.started) * 1000))
 
     def is_cut(self) -> bool:
         return self._cut
@@ -126,6 +132,7 @@ class CallLog:
                     duration_ms=_count(int((time.monotonic() - self.started) * 1000)),
                     error=error,
                     api_key_id=self.caller.api_key_id,
+                    ttft_ms=self.ttft_ms,
                 )
             )
         finally:

@@ -7,7 +7,7 @@ it must cost about as little as the write itself (measured: ~2 µs here, against
     <crc32 of the rest, 8 hex digits> TAB <seq> TAB <the 13 fields of CallRecord, TAB-separated> LF
 
 Fields are only ever added at the end. Lines written before ``error`` existed carry 11 fields, before
-``api_key_id`` 12; they read back with the missing fields null.
+``api_key_id`` 12, before ``ttft_ms`` 13; they read back with the missing fields null.
 
 ``\\N`` is a null; in text fields a backslash, tab, CR or LF is escaped as ``\\\\``, ``\\t``, ``\\r``,
 ``\\n``; ``created_at`` is whole microseconds since the Unix epoch (UTC); ``tokens_estimated`` is 0/1.
@@ -26,8 +26,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _ESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
 _ESCAPED = re.compile(r"\\(.)")
-FIELD_COUNT = 14  # seq + the 13 fields
-_OLDER_FIELD_COUNTS = (12, 13)  # lines journaled before ``error``, before ``api_key_id``
+FIELD_COUNT = 15  # seq + the 14 fields
+_OLDER_FIELD_COUNTS = (12, 13, 14)  # lines journaled before ``error``, ``api_key_id``, ``ttft_ms``
 
 
 @dataclass(slots=True)
@@ -52,6 +52,7 @@ class CallRecord:
     duration_ms: int
     error: str | None = None  # a reason code (services/reasons.py), never a body or a URL
     api_key_id: int | None = None  # the personal API key the call was made with
+    ttft_ms: int | None = None  # a stream's first event after this long; None for whole answers
 
 
 def _escape(value: str | None) -> str:
@@ -82,7 +83,7 @@ def encode_fields(c: CallRecord) -> bytes:
         f"{NULL if c.completion_tokens is None else c.completion_tokens}\t"
         f"{(c.created_at - _EPOCH) // _MICROSECOND}\t{status}\t{1 if c.tokens_estimated else 0}\t"
         f"{c.duration_ms}\t{NULL if c.error is None else c.error}\t"
-        f"{NULL if c.api_key_id is None else c.api_key_id}"
+        f"{NULL if c.api_key_id is None else c.api_key_id}\t{NULL if c.ttft_ms is None else c.ttft_ms}"
     ).encode()
 
 
@@ -120,6 +121,7 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
             ms,
             err,
             key_id,
+            ttft,
         ) = parts
         ip_address = ip if "\\" not in ip else _unescape(ip)
         model = model_id if "\\" not in model_id else _unescape(model_id)
@@ -140,6 +142,7 @@ def decode_line(line: bytes) -> tuple[int, CallRecord] | None:
             duration_ms=int(ms),
             error=None if err == NULL else err,
             api_key_id=None if key_id == NULL else int(key_id),
+            ttft_ms=None if ttft == NULL else int(ttft),
         )
         return int(seq), record
     except (ValueError, OverflowError):  # UnicodeDecodeError is a ValueError

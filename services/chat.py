@@ -25,6 +25,7 @@ from services.errors import (
     DomainError,
     IPBlocked,
     ModelNotFound,
+    RateLimited,
     ShuttingDown,
     UpstreamUnavailable,
 )
@@ -35,6 +36,7 @@ from services.rate_limit import RateLimiter
 from services.reasoning import ThinkStyle
 from services.reasons import in_words, reason_for_status
 from services.settings import SettingsStore
+from services.stats_counters import REFUSAL_CHANNEL, REFUSAL_GUEST, REFUSAL_USER, DailyCounters
 from services.upstream import (
     ChunkNormalizer,
     UpstreamClient,
@@ -274,8 +276,10 @@ class ChatService:
         block_list: BlockList,
         calls: OpenCalls | None = None,
         health: ChannelHealth | None = None,
+        counters: DailyCounters | None = None,
     ) -> None:
         self.health = health
+        self.counters = counters  # refusals per day for the dashboard
         self.calls = OpenCalls() if calls is None else calls  # (an empty one is falsy)
         self.directory = directory
         self.client = client
@@ -321,11 +325,16 @@ class ChatService:
         candidates = self.directory.candidates(model)
         if not candidates and not self.directory.is_paused(model):
             raise ModelNotFound()  # (a model whose every channel is auto-paused is busy: ``all_busy``)
-        if caller.user_id is not None:
-            rpm = limits.user_rpm if caller.rpm_limit is None else caller.rpm_limit
-            await self.limiter.hit_or_raise(f"user:{caller.user_id}", rpm)
-        else:
-            await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
+        try:
+            if caller.user_id is not None:
+                rpm = limits.user_rpm if caller.rpm_limit is None else caller.rpm_limit
+                await self.limiter.hit_or_raise(f"user:{caller.user_id}", rpm)
+            else:
+                await self.limiter.hit_or_raise(f"guest:{caller.ip}", limits.guest_rpm)
+        except RateLimited:
+            if self.counters is not None:
+                self.counters.add(REFUSAL_GUEST if caller.user_id is None else REFUSAL_USER)
+            raise
         return candidates
 
     async def _take_channel_slot(self, target: ChannelTarget) -> bool:
@@ -337,6 +346,8 @@ class ChatService:
         No upstream saw the prompt, so the row counts no tokens."""
         call.usage = (0, 0)
         call.write("upstream_error", "all_busy")
+        if self.counters is not None:
+            self.counters.add(REFUSAL_CHANNEL)
         waits = [await self.limiter.retry_after(f"channel:{t.id}", t.rpm_limit) for t in candidates]
         return UpstreamUnavailable(
             ALL_BUSY_MESSAGE, retry_after=min(waits) if waits else None, reason="all_busy"
@@ -388,6 +399,7 @@ class ChatService:
             first = await anext(events, None)
             if first is None:
                 raise UpstreamProtocolError("the stream ended before its first event")
+            call.first_event()
             return ChatStream(
                 response=response,
                 close=self.client.close,

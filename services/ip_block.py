@@ -26,6 +26,7 @@ from services.audit import Actor
 from services.client_ip import Network, parse_ip
 from services.errors import Conflict, InvalidInput, NotFound
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
+from services.stats_counters import BLOCKED, DailyCounters
 from services.text import has_control_characters
 
 log = logging.getLogger("pyaichat.ip_block")
@@ -135,8 +136,11 @@ class _Folded:
 
 
 class BlockList:
-    def __init__(self, engine: Engine, period: float = PERIOD_SECONDS) -> None:
+    def __init__(
+        self, engine: Engine, period: float = PERIOD_SECONDS, counters: DailyCounters | None = None
+    ) -> None:
         self._engine = engine
+        self._counters = counters  # blocked requests per day for the dashboard
         self._rules: list[_Rule] = []
         self.refresher = Refresher(self._load, "block_list", period)
         self._pending: dict[tuple[str, str, str], _Folded] = {}
@@ -221,6 +225,8 @@ class BlockList:
     def record_attempt(self, *, ip: str, path: str, rule: str) -> None:
         key = (ip[:64], path[:500], rule[:64])
         now = utcnow()
+        if self._counters is not None:
+            self._counters.add(BLOCKED, now)
         with self._pending_lock:
             entry = self._pending.get(key)
             if entry is None:

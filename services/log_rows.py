@@ -39,6 +39,7 @@ def sqlite_row(c: CallRecord) -> tuple[object, ...]:
         c.duration_ms,
         c.error,
         c.api_key_id,
+        c.ttft_ms,
     )
 
 

@@ -8,6 +8,7 @@ Days are local days in ``TZ``. The rollups remember which zone they were built f
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -16,12 +17,25 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, or_
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
-from app.models import ChatLog, DailyModelStats, PeriodActor, SystemConfig, utcnow
+from app.models import (
+    Channel,
+    ChatLog,
+    DailyCaller,
+    DailyChannelStats,
+    DailyCount,
+    DailyLatency,
+    DailyModelStats,
+    PeriodActor,
+    SystemConfig,
+    User,
+    utcnow,
+)
+from services.errors import InvalidInput
 
 log = logging.getLogger("pyaichat.stats")
 ZONE_KEY = "stats_time_zone"
@@ -35,6 +49,39 @@ def period_starts(day: date) -> tuple[tuple[str, date], ...]:
 
 Actor = tuple[str, date, str]  # (period kind, period start, "u:<id>" or "ip:<address>")
 _BUCKET_SECONDS = 900  # every UTC offset in use, and every change of one, falls on a quarter hour
+FAILED_STATUSES = frozenset({"upstream_error", "timeout"})  # the service failed the caller
+MAX_RANGE_DAYS = 400
+TOP_CALLERS = 10
+
+# Latency histograms: bucket k holds [1.1**k, 1.1**(k+1)) ms, bucket -1 holds 0 ms. A percentile is the
+# exact nearest-rank bucket's geometric middle 1.1**(k+0.5): within sqrt(1.1)-1 = 4.9 % (and 0.5 ms of
+# rounding) of the true nearest-rank value; 10 minutes is bucket 139, so a day has at most ~141 rows.
+LATENCY_RATIO = 1.1
+_LOG_RATIO = math.log(LATENCY_RATIO)
+
+
+def latency_bucket(ms: int) -> int:
+    return -1 if ms <= 0 else int(math.log(ms) / _LOG_RATIO)
+
+
+def bucket_value(bucket: int) -> int:
+    return 0 if bucket < 0 else round(LATENCY_RATIO ** (bucket + 0.5))
+
+
+def percentiles(histogram: dict[int, int]) -> dict[str, int | None]:
+    """p50 and p95 (nearest rank) of a bucket → count histogram; None without calls."""
+    total = sum(histogram.values())
+    result: dict[str, int | None] = {"p50": None, "p95": None}
+    if not total:
+        return result
+    ranks = {"p50": math.ceil(0.5 * total), "p95": math.ceil(0.95 * total)}
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        for name, rank in ranks.items():
+            if result[name] is None and seen >= rank:
+                result[name] = bucket_value(bucket)
+    return result
 
 
 class LogRow(Protocol):
@@ -52,6 +99,16 @@ class LogRow(Protocol):
     def user_id(self) -> int | None: ...
     @property
     def ip_address(self) -> str: ...
+    @property
+    def channel_id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def duration_ms(self) -> int | None: ...
+    @property
+    def ttft_ms(self) -> int | None: ...
 
 
 @dataclass
@@ -59,14 +116,21 @@ class Rollup:
     """What a batch of log rows adds to the daily tables."""
 
     models: dict[tuple[date, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
-    # callers per local day, a user by id (int) and a guest by IP (str); spread over periods on demand
-    day_callers: dict[date, set[int | str]] = field(default_factory=lambda: defaultdict(set))
+    # calls per local day and caller, a user by id (int) and a guest by IP (str); spread over periods
+    # on demand
+    day_callers: dict[date, dict[int | str, int]] = field(default_factory=lambda: defaultdict(dict))
+    channels: dict[tuple[date, int], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )
+    counts: dict[tuple[date, str], int] = field(default_factory=lambda: defaultdict(int))
+    latency: dict[tuple[date, str, int], int] = field(default_factory=lambda: defaultdict(int))
     # quarter hour of the UTC clock → local day: a batch's rows share a few of them
     _days: dict[int, date] = field(default_factory=dict, repr=False)
 
     def add_rows(self, rows: Iterable[LogRow], zone: ZoneInfo) -> None:
         """Count ``rows`` (one loop with everything looked up once: the writer's per-row cost)."""
         models, callers, days = self.models, self.day_callers, self._days
+        channels, counts, latency, failed = self.channels, self.counts, self.latency, FAILED_STATUSES
         for row in rows:
             created_at = row.created_at
             bucket = int(created_at.timestamp()) // _BUCKET_SECONDS
@@ -78,14 +142,32 @@ class Rollup:
             totals[1] += row.prompt_tokens or 0
             totals[2] += row.completion_tokens or 0
             user_id = row.user_id
-            callers[day].add(row.ip_address if user_id is None else user_id)
+            day_calls = callers[day]
+            caller = row.ip_address if user_id is None else user_id
+            day_calls[caller] = day_calls.get(caller, 0) + 1
+            status = row.status
+            per_channel = channels[(day, row.channel_id or 0)]
+            per_channel[0] += 1
+            if status == "ok":
+                per_channel[1] += 1
+                counts[(day, "ok")] += 1
+            else:
+                if status in failed:
+                    per_channel[2] += 1
+                counts[(day, "error:" + (row.error or status))] += 1
+            duration = row.duration_ms
+            if duration is not None:
+                latency[(day, "d", latency_bucket(duration))] += 1
+            ttft = row.ttft_ms
+            if ttft is not None:
+                latency[(day, "t", latency_bucket(ttft))] += 1
 
     @property
     def actors(self) -> set[Actor]:
         """Every (period kind, period start, "u:<id>" or "ip:<address>") the rows touched."""
         actors: set[Actor] = set()
         for day, callers in self.day_callers.items():
-            names = [f"ip:{caller}" if isinstance(caller, str) else f"u:{caller}" for caller in callers]
+            names = [_actor(caller) for caller in callers]
             for kind, start in period_starts(day):
                 actors.update((kind, start, name) for name in names)
         return actors
@@ -113,6 +195,30 @@ class Rollup:
                 for (day, model), (c, p, t) in self.models.items()
             ],
         )
+        connection.execute(
+            _increment(dialect_insert, DailyChannelStats, ["day", "channel_id"], ["calls", "ok", "errors"]),
+            [
+                {"day": day, "channel_id": channel, "calls": c, "ok": ok, "errors": e}
+                for (day, channel), (c, ok, e) in self.channels.items()
+            ],
+        )
+        upsert_counts(connection, self.counts)
+        if self.latency:
+            connection.execute(
+                _increment(dialect_insert, DailyLatency, ["day", "metric", "bucket"], ["calls"]),
+                [
+                    {"day": day, "metric": metric, "bucket": bucket, "calls": n}
+                    for (day, metric, bucket), n in self.latency.items()
+                ],
+            )
+        connection.execute(
+            _increment(dialect_insert, DailyCaller, ["day", "actor"], ["calls"]),
+            [
+                {"day": day, "actor": _actor(caller), "calls": n}
+                for day, callers in self.day_callers.items()
+                for caller, n in callers.items()
+            ],
+        )
         actors = self.actors
         new = actors - known_actors if known_actors else actors
         if new:
@@ -121,6 +227,28 @@ class Rollup:
                 [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in new],
             )
         return actors
+
+
+def _actor(caller: int | str) -> str:
+    return f"ip:{caller}" if isinstance(caller, str) else f"u:{caller}"
+
+
+def _increment(dialect_insert: Callable[..., Any], table: Any, keys: list[str], sums: list[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET each sum = sum + the new value: rows only ever grow,
+    so writers of several instances add up instead of overwriting each other."""
+    stmt = dialect_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={name: getattr(table, name) + getattr(stmt.excluded, name) for name in sums}
+    )
+
+
+def upsert_counts(connection: Connection, counts: dict[tuple[date, str], int]) -> None:
+    """Add ``counts`` ((day, name) → n) to ``stats_daily_counts``."""
+    if counts:
+        connection.execute(
+            _increment(_dialect_insert(connection), DailyCount, ["day", "name"], ["count"]),
+            [{"day": day, "name": name, "count": n} for (day, name), n in counts.items()],
+        )
 
 
 def _dialect_insert(connection: Connection) -> Callable[..., Any]:
@@ -171,6 +299,15 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
     with engine.begin() as connection:
         connection.execute(delete(DailyModelStats))
         connection.execute(delete(PeriodActor))
+        connection.execute(delete(DailyChannelStats))
+        connection.execute(delete(DailyLatency))
+        connection.execute(delete(DailyCaller))
+        # the counters of calls only: refusals and blocked requests are not in chat_logs
+        connection.execute(
+            delete(DailyCount).where(
+                or_(col(DailyCount.name) == "ok", col(DailyCount.name).startswith("error:"))
+            )
+        )
         high = connection.execute(select(func.max(ChatLog.id))).scalar() or 0
     done, last_id = 0, 0
     while last_id < high:
@@ -184,6 +321,11 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
                     col(ChatLog.completion_tokens),
                     col(ChatLog.user_id),
                     col(ChatLog.ip_address),
+                    col(ChatLog.channel_id),
+                    col(ChatLog.status),
+                    col(ChatLog.error),
+                    col(ChatLog.duration_ms),
+                    col(ChatLog.ttft_ms),
                 )
                 .where(col(ChatLog.id) > last_id, col(ChatLog.id) <= high)
                 .order_by(col(ChatLog.id))
@@ -241,7 +383,48 @@ def _sum(rows: Iterable[DailyModelStats], since: date) -> dict[str, int]:
     }
 
 
-def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) -> dict[str, Any]:
+def parse_range(
+    start: str | None, end: str | None, *, zone: ZoneInfo, now: datetime | None = None
+) -> tuple[date, date]:
+    """A range of local days from ``YYYY-MM-DD`` texts (inclusive both ends; either may be missing:
+    no end is today, no start is the end); raises InvalidInput naming the field."""
+    today = (now or utcnow()).astimezone(zone).date()
+
+    def parse(name: str, text: str | None) -> date | None:
+        value = (text or "").strip()
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{name}：不是有效日期（YYYY-MM-DD）：{value[:40]}") from None
+
+    first, last = parse("start", start), parse("end", end)
+    last = last or today
+    first = first or last
+    if last < first:
+        raise InvalidInput("end：结束日期不能早于开始日期")
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        raise InvalidInput(f"end：日期范围最多 {MAX_RANGE_DAYS} 天")
+    return first, last
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def dashboard(
+    *,
+    session: Session,
+    zone: ZoneInfo,
+    now: datetime | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    trend_start: date | None = None,
+) -> dict[str, Any]:
+    """The wave-1 figures (today, this week, this month) and, for the range ``start``..``end`` (local
+    days, default today), everything else. The trend covers the range when one is given, otherwise the
+    last 7 days; ``trend_start`` moves its first day (the page shows a week around a one-day range)."""
     periods = Periods.at(now or utcnow(), zone)
     first = min(periods.week_start, periods.month_start, periods.trend_start)
     rows = list(session.exec(select(DailyModelStats).where(col(DailyModelStats.day) >= first)).all())
@@ -258,16 +441,13 @@ def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) 
     for row in rows:
         if row.day >= periods.month_start:
             per_model[row.model_id] += row.calls
-    per_day: dict[date, int] = defaultdict(int)
-    for row in rows:
-        per_day[row.day] += row.calls
-    trend = [
-        {
-            "date": (periods.trend_start + timedelta(days=i)).isoformat(),
-            "calls": per_day.get(periods.trend_start + timedelta(days=i), 0),
-        }
-        for i in range(7)
-    ]
+    range_given = start is not None or end is not None
+    last = end or periods.today
+    begin = start or last
+    trend_first = trend_start or (begin if range_given else periods.trend_start)
+    trend_last = last if range_given else periods.today
+    figures = range_figures(session, begin, last, trend_first=trend_first, trend_last=trend_last)
+    trend = figures.pop("_trend")
     return {
         "time_zone": zone.key,
         "calls": {name: value["calls"] for name, value in totals.items()},
@@ -278,11 +458,199 @@ def dashboard(*, session: Session, zone: ZoneInfo, now: datetime | None = None) 
         "active_users": active,
         "models": [{"model_id": m, "calls": c} for m, c in sorted(per_model.items(), key=lambda kv: -kv[1])],
         "trend": trend,
+        **figures,
+    }
+
+
+_REFUSALS = {"guest": "refusal_guest", "user": "refusal_user", "channel": "refusal_channel"}
+
+
+def range_figures(
+    session: Session, begin: date, last: date, *, trend_first: date, trend_last: date
+) -> dict[str, Any]:
+    """Everything about the days ``begin``..``last`` from the rollups (each query reads rows per day
+    and model / channel / counter / latency bucket / caller, never per call), plus the per-day points
+    of ``trend_first``..``trend_last`` under ``_trend``."""
+    lo, hi = min(begin, trend_first), max(last, trend_last)
+
+    def in_range(day: date) -> bool:
+        return begin <= day <= last
+
+    day_col = col(DailyModelStats.day)
+    model_rows = session.execute(
+        sa_select(
+            day_col,
+            col(DailyModelStats.model_id),
+            col(DailyModelStats.calls),
+            col(DailyModelStats.prompt_tokens),
+            col(DailyModelStats.completion_tokens),
+        ).where(day_col >= lo, day_col <= hi)
+    ).all()
+    count_rows = session.execute(
+        sa_select(col(DailyCount.day), col(DailyCount.name), col(DailyCount.count)).where(
+            col(DailyCount.day) >= lo, col(DailyCount.day) <= hi
+        )
+    ).all()
+    latency_rows = session.execute(
+        sa_select(
+            col(DailyLatency.day), col(DailyLatency.metric), col(DailyLatency.bucket), col(DailyLatency.calls)
+        ).where(col(DailyLatency.day) >= lo, col(DailyLatency.day) <= hi)
+    ).all()
+
+    per_day: dict[date, dict[str, Any]] = {
+        day: {
+            "calls": 0,
+            "prompt": 0,
+            "completion": 0,
+            "counts": defaultdict(int),
+            "d": defaultdict(int),
+            "t": defaultdict(int),
+        }
+        for day in _days(lo, hi)
+    }
+    models: dict[str, int] = defaultdict(int)
+    for day, model_id, calls, prompt, completion in model_rows:
+        point = per_day[day]
+        point["calls"] += calls
+        point["prompt"] += prompt
+        point["completion"] += completion
+        if in_range(day):
+            models[model_id] += calls
+    for day, name, count in count_rows:
+        per_day[day]["counts"][name] += count
+    for day, metric, bucket, calls in latency_rows:
+        per_day[day][metric][bucket] += calls
+
+    calls = prompt = completion = 0
+    counts: dict[str, int] = defaultdict(int)
+    durations: dict[int, int] = defaultdict(int)
+    ttfts: dict[int, int] = defaultdict(int)
+    for day in _days(begin, last):
+        point = per_day[day]
+        calls += point["calls"]
+        prompt += point["prompt"]
+        completion += point["completion"]
+        for name, n in point["counts"].items():
+            counts[name] += n
+        for bucket, n in point["d"].items():
+            durations[bucket] += n
+        for bucket, n in point["t"].items():
+            ttfts[bucket] += n
+
+    def trend_point(day: date) -> dict[str, Any]:
+        point = per_day[day]
+        day_counts = point["counts"]
+        return {
+            "date": day.isoformat(),
+            "calls": point["calls"],
+            "tokens": {"prompt": point["prompt"], "completion": point["completion"]},
+            "ok": day_counts.get("ok", 0),
+            "errors": sum(n for name, n in day_counts.items() if name.startswith("error:")),
+            "refusals": {key: day_counts.get(name, 0) for key, name in _REFUSALS.items()},
+            "blocked_attempts": day_counts.get("blocked", 0),
+            "duration_ms": percentiles(point["d"]),
+            "ttft_ms": percentiles(point["t"]),
+        }
+
+    channel_rows = session.execute(
+        sa_select(
+            col(DailyChannelStats.channel_id),
+            func.sum(DailyChannelStats.calls),
+            func.sum(DailyChannelStats.errors),
+        )
+        .where(col(DailyChannelStats.day) >= begin, col(DailyChannelStats.day) <= last)
+        .group_by(col(DailyChannelStats.channel_id))
+    ).all()
+    ids = [channel_id for channel_id, _, _ in channel_rows if channel_id]
+    names = (
+        dict(
+            session.execute(
+                sa_select(col(Channel.id), col(Channel.name)).where(col(Channel.id).in_(ids))
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    ordered = sorted(
+        ((int(channel_id or 0), int(n), int(e)) for channel_id, n, e in channel_rows),
+        key=lambda row: (-row[1], -row[2], row[0]),
+    )
+    per_channel = [
+        {
+            "channel_id": channel_id or None,
+            "name": names.get(channel_id, f"#{channel_id}（已删除）") if channel_id else "（无渠道）",
+            "calls": n,
+            "errors": e,
+        }
+        for channel_id, n, e in ordered
+    ]
+
+    def top(prefix: str) -> list[tuple[str, int]]:
+        total = func.sum(DailyCaller.calls).label("total")
+        query = (
+            sa_select(col(DailyCaller.actor), total)
+            .where(
+                col(DailyCaller.day) >= begin,
+                col(DailyCaller.day) <= last,
+                col(DailyCaller.actor).startswith(prefix),
+            )
+            .group_by(col(DailyCaller.actor))
+            .order_by(total.desc(), col(DailyCaller.actor))
+            .limit(TOP_CALLERS)
+        )
+        return [(actor[len(prefix) :], int(n)) for actor, n in session.execute(query).all()]
+
+    users = top("u:")
+    user_ids = [int(uid) for uid, _ in users if uid.isdigit()]
+    emails = (
+        dict(
+            session.execute(sa_select(col(User.id), col(User.email)).where(col(User.id).in_(user_ids))).all()
+        )
+        if user_ids
+        else {}
+    )
+    active_range = session.execute(
+        sa_select(func.count(func.distinct(DailyCaller.actor))).where(
+            col(DailyCaller.day) >= begin, col(DailyCaller.day) <= last
+        )
+    ).scalar_one()
+    ok = counts.get("ok", 0)
+    return {
+        "range": {
+            "start": begin.isoformat(),
+            "end": last.isoformat(),
+            "calls": calls,
+            "tokens": {"prompt": prompt, "completion": completion},
+            "active_users": int(active_range),
+            "models": [
+                {"model_id": m, "calls": c} for m, c in sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+        },
+        "success_rate": round(ok / calls, 4) if calls else None,
+        "duration_ms": percentiles(durations),
+        "ttft_ms": percentiles(ttfts),
+        "refusals": {key: counts.get(name, 0) for key, name in _REFUSALS.items()},
+        "blocked_attempts": counts.get("blocked", 0),
+        "errors": dict(
+            sorted(
+                ((name[6:], n) for name, n in counts.items() if name.startswith("error:")),
+                key=lambda kv: (-kv[1], kv[0]),
+            )
+        ),
+        "per_channel": per_channel,
+        "top_users": [
+            {"user_id": int(uid), "email": emails.get(int(uid)), "calls": n}
+            for uid, n in users
+            if uid.isdigit()
+        ],
+        "top_ips": [{"ip_address": ip, "calls": n} for ip, n in top("ip:")],
+        "_trend": [trend_point(day) for day in _days(trend_first, trend_last)],
     }
 
 
 def prune_actors(connection: Connection, before: date) -> None:
     """Forget who was active (IPs are personal data) in periods that ended before ``before``."""
+    connection.execute(delete(DailyCaller).where(col(DailyCaller.day) < before))
     connection.execute(
         delete(PeriodActor).where(col(PeriodActor.kind) == "d", col(PeriodActor.start) < before)
     )

@@ -84,5 +84,18 @@ def export_logs(_admin: AdminUser, state: StateDep, flt: FilterDep) -> Streaming
 
 
 @router.get("/stats", response_model=StatsResponse)
-def get_stats(_admin: AdminUser, session: SessionDep, state: StateDep) -> StatsResponse:
-    return StatsResponse(**stats.dashboard(session=session, zone=state.settings.zone))
+def get_stats(
+    _admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    start: Annotated[str | None, Query(description="first day (YYYY-MM-DD, in TZ); default: the end")] = None,
+    end: Annotated[
+        str | None,
+        Query(description=f"last day, inclusive; default today; at most {stats.MAX_RANGE_DAYS} days"),
+    ] = None,
+) -> StatsResponse:
+    zone = state.settings.zone
+    if start is None and end is None:
+        return StatsResponse(**stats.dashboard(session=session, zone=zone))
+    first, last = stats.parse_range(start, end, zone=zone)
+    return StatsResponse(**stats.dashboard(session=session, zone=zone, start=first, end=last))

@@ -235,6 +235,23 @@ def test_log_channel_filter(api: httpx.Client) -> None:
     assert api.get("/api/admin/logs", params={"channel": "5"}).json()["total"] == 0  # no channel in the set
 
 
+def test_stats_for_a_range(api: httpx.Client) -> None:
+    today = datetime.now(ZONE).date()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    stats = api.get("/api/admin/stats", params={"start": yesterday, "end": today.isoformat()}).json()
+    assert stats["range"]["start"] == yesterday and stats["range"]["calls"] == 5
+    assert [p["date"] for p in stats["trend"]] == [yesterday, today.isoformat()]
+    assert [p["calls"] for p in stats["trend"]] == [1, 4]
+    assert stats["trend"][0]["tokens"] == {"prompt": 1, "completion": 1}
+    assert stats["success_rate"] == 0.8 and stats["errors"] == {"upstream_error": 1}
+    assert stats["top_users"] == [{"user_id": 7, "email": "alice@example.com", "calls": 2}]
+    assert stats["top_ips"][0] == {"ip_address": "10.0.0.1", "calls": 2}
+    assert stats["duration_ms"]["p50"] is not None and stats["ttft_ms"] == {"p50": None, "p95": None}
+    assert stats["calls"]["today"] == 4, "the wave-1 fields stay"
+    only_start = api.get("/api/admin/stats", params={"start": yesterday}).json()
+    assert only_start["range"] == stats["range"]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -250,3 +267,19 @@ def test_bad_sort_or_channel_is_422(api: httpx.Client, params: dict, field: str)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["type"] == "validation_error"
     assert field in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"start": "2026-11-10", "end": "2026-11-01"}, "end"),
+        ({"start": "2025-01-01", "end": "2026-11-01"}, "end"),  # over 400 days
+        ({"start": "yesterday"}, "start"),
+        ({"end": "2026-02-30"}, "end"),
+    ],
+)
+def test_bad_stats_ranges_are_422(api: httpx.Client, params: dict, field: str) -> None:
+    response = api.get("/api/admin/stats", params=params)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "validation_error" and error["message"].startswith(field)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.chat_helpers import add_channel, chat_body, fresh_ip, log_rows, unique_model
-from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp
+from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 from tests.upstream_server import UpstreamServer
 
 RATE_LIMIT_BODY_MESSAGE = "您超过当前使用限制，请稍后再试"
@@ -257,3 +257,61 @@ def test_login_throttling_per_ip_and_admin(http: httpx.Client) -> None:
         ).status_code
         == 200
     )
+
+
+def test_refusals_blocked_requests_and_first_events_reach_the_dashboard(
+    http: httpx.Client, admin: dict, upstream: UpstreamServer, unique_email: str
+) -> None:
+    """Each refusal layer, a blocked request and a stream's time to first event, counted in the
+    rollups the stats read (the refusal counters reach the database within their flush interval)."""
+
+    def stats() -> dict:
+        response = http.get("/api/admin/stats", headers=admin)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    before = stats()
+    set_config(http, admin, guest_rpm=1, user_rpm=1)
+    channel = add_channel(http, admin, base_url=upstream.base_url("ok"), model=unique_model(), rpm_limit=1)
+    body = chat_body(channel["model_id"], stream=True)
+    guest = {"X-Forwarded-For": fresh_ip()}
+    assert http.post("/api/chat/completions", json=body, headers=guest).status_code == 200
+    assert http.post("/api/chat/completions", json=body, headers=guest).status_code == 429  # guest
+    # the channel's one slot is taken: another guest finds every channel busy
+    busy = http.post("/api/chat/completions", json=body, headers={"X-Forwarded-For": fresh_ip()})
+    assert busy.status_code == 503, busy.text
+    assert (
+        http.post("/api/auth/register", json={"email": unique_email, "password": "password-1"}).status_code
+        == 201
+    )
+    token = http.post("/api/auth/login", json={"email": unique_email, "password": "password-1"}).json()
+    user = {"Authorization": f"Bearer {token['access_token']}", "X-Forwarded-For": fresh_ip()}
+    http.post("/api/chat/completions", json=body, headers=user)  # its one slot (the channel answers 503)
+    assert http.post("/api/chat/completions", json=body, headers=user).status_code == 429  # user
+    blocked_ip = "100.64.250.9"
+    rule = http.post("/api/admin/blocked-ips", json={"ip_address": blocked_ip, "reason": "t"}, headers=admin)
+    assert rule.status_code == 201, rule.text
+    try:
+        response = http.post("/api/chat/completions", json=body, headers={"X-Forwarded-For": blocked_ip})
+        assert response.status_code == 403
+    finally:
+        http.delete(f"/api/admin/blocked-ips/{rule.json()['id']}", headers=admin)
+
+    seen: list[dict] = []
+
+    def grown() -> bool:
+        now = stats()
+        seen.append(now)
+        refusals, earlier = now["refusals"], before["refusals"]
+        done = (
+            refusals["guest"] >= earlier["guest"] + 1
+            and refusals["user"] >= earlier["user"] + 1
+            and refusals["channel"] >= earlier["channel"] + 1
+            and now["blocked_attempts"] >= before["blocked_attempts"] + 1
+        )
+        return done
+
+    wait_until(grown, poll=0.2, what="the refusals and the blocked request counted")
+    after = seen[-1]
+    assert after["ttft_ms"]["p50"] is not None, "the stream's first event was timed"
+    assert after["trend"][-1]["refusals"]["guest"] >= 1

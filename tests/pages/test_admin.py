@@ -76,14 +76,60 @@ async def test_dashboard_shows_numbers_and_charts(user: User) -> None:
         )
     state.log_writer.flush()
     await sign_in(user)
-    await user.should_see(marker="calls-today", retries=SEE_RETRIES)
-    card = user.find(marker="calls-today").elements.pop()
-    assert "3" in [getattr(el, "text", None) for el in card.descendants()]
-    pie = user.find(marker="model-pie").elements.pop()
+    await user.should_see(marker="calls", retries=SEE_RETRIES)
+    value = user.find(marker="calls-value").elements.pop()
+    assert getattr(value, "text", None) == "3"
+    assert user.find(marker="success-rate-value").elements.pop().text == "100.0%"  # type: ignore[attr-defined]
+    pie = user.find(marker="chart-models").elements.pop()
     assert isinstance(pie, ui.plotly)
     assert pie.figure["data"][0]["labels"] == ["m-a", "m-b"] and pie.figure["data"][0]["values"] == [2, 1]
-    line = user.find(marker="trend-line").elements.pop()
-    assert list(line.figure["data"][0]["y"])[-1] == 3 and len(line.figure["data"][0]["y"]) == 7
+    traffic = user.find(marker="chart-traffic").elements.pop()
+    assert isinstance(traffic, ui.plotly)
+    calls, tokens = traffic.figure["data"]
+    assert list(calls["y"])[-1] == 3 and len(calls["y"]) == 7, "a one-day range shows its week"
+    assert list(tokens["y"])[-1] == 21
+    for marker in ("chart-problems", "chart-latency", "table-channels", "table-ips"):
+        assert user.find(marker=marker).elements, marker
+    timer = user.find(marker="auto-refresh").elements.pop()
+    assert isinstance(timer, ui.timer) and timer.interval == 30
+
+    # 7 days: the numbers load again for the range
+    before = user.find(marker="calls").elements.pop()
+    toggle = user.find(marker="range-preset").elements.pop()
+    assert isinstance(toggle, ui.toggle)
+    toggle.set_value("7d")
+    await wait_until_async(lambda: before.is_deleted, what="the 7-day numbers")
+    assert user.find(marker="calls-value").elements.pop().text == "3"  # type: ignore[attr-defined]
+
+
+async def test_dashboard_custom_range_is_checked_on_the_page(user: User) -> None:
+    await sign_in(user)
+    await user.should_see(marker="calls", retries=SEE_RETRIES)
+    toggle = user.find(marker="range-preset").elements.pop()
+    assert isinstance(toggle, ui.toggle)
+    toggle.set_value("custom")
+    await user.should_see(marker="range-start", retries=SEE_RETRIES)
+    start = user.find(marker="range-start").elements.pop()
+    end = user.find(marker="range-end").elements.pop()
+    assert isinstance(start, ui.input) and isinstance(end, ui.input)
+    assert start.value and end.value, "the custom range starts as the last 7 days"
+    shown = user.find(marker="calls").elements.pop()
+    for first, last, field, words in (
+        ("2026-11-10", "2026-11-01", end, "结束日期不能早于开始日期"),
+        ("2024-01-01", "2026-11-01", end, "日期范围最多 400 天"),
+        ("11/01/2026", "2026-11-01", start, "不是有效日期"),
+    ):
+        start.set_value(first)
+        end.set_value(last)
+        user.find(marker="range-apply").click()
+        await wait_until_async(lambda f=field, w=words: w in (f.error or ""), what=words)
+        assert not shown.is_deleted, "nothing was loaded"
+    start.set_value("2026-11-01")
+    end.set_value("2026-11-07")
+    user.find(marker="range-apply").click()
+    await wait_until_async(lambda: shown.is_deleted, what="the custom range loaded")
+    assert start.error is None and end.error is None
+    await user.should_see("2026-11-01 ~ 2026-11-07")
 
 
 async def test_channels_add_edit_toggle_delete(user: User, upstream: UpstreamServer) -> None:

@@ -221,11 +221,11 @@ def user_journey(user: User, round_: int) -> list[Step]:
     @step("/admin/dashboard")
     async def _() -> None:
         await user.open("/admin/dashboard")
-        await user.should_see(marker="calls-today", retries=SEE_RETRIES)
+        await user.should_see(marker="calls", retries=SEE_RETRIES)
 
     @step("/admin/dashboard: refresh")
     async def _() -> None:
-        before = user.find(marker="calls-today").elements.pop()
+        before = user.find(marker="calls").elements.pop()
         user.find(marker="refresh").click()
         await wait_until_async(lambda: before.is_deleted, what="the refreshed numbers")
 
