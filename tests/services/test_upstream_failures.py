@@ -107,7 +107,7 @@ def test_journal_lines_from_before_the_error_field_still_read() -> None:
 
     new = line(encode_fields(record))
     assert decode_line(new) == (7, record)
-    old_fields = encode_fields(record).rsplit(b"\t", 2)[0]  # an 11-field line, as written before
+    old_fields = encode_fields(record).rsplit(b"\t", 3)[0]  # an 11-field line, as written before
     decoded = decode_line(line(old_fields))
     assert decoded is not None and decoded[1].error is None and decoded[1].duration_ms == 5
 
