@@ -32,21 +32,22 @@ MAX_ANSWER_BYTES = 1024 * 1024  # huge-64: more than socket buffers hold, so a c
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, upstream: UpstreamServer) -> None:
+    def __init__(
+        self, tmp_path: Path, upstream: UpstreamServer, timeouts: UpstreamTimeouts | None = None
+    ) -> None:
+        timeouts = timeouts or UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5)
         self.upstream = upstream
         self.engine = migrated_engine(tmp_path / "chat.db")
         self.directory = ChannelDirectory(self.engine, KeyCipher("test-encryption-key"))
         self.writer = LogWriter(self.engine, ZoneInfo("UTC"), journal_dir=tmp_path / "journal").start()
         self.block_list = BlockList(self.engine)
-        self.client = UpstreamClient(
-            UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5), max_answer_bytes=MAX_ANSWER_BYTES
-        )
+        self.client = UpstreamClient(timeouts, max_answer_bytes=MAX_ANSWER_BYTES)
         limits = SystemSettings(guest_rpm=1000, user_rpm=1000, log_retention_days=30)
         self.service = ChatService(
             directory=self.directory,
             client=self.client,
             log_writer=self.writer,
-            timeouts=UpstreamTimeouts(connect=2, first_byte=0.5, idle=0.5),
+            timeouts=timeouts,
             limiter=RateLimiter("memory://"),
             settings=SettingsStore(self.engine, limits),
             block_list=self.block_list,

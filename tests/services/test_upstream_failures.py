@@ -16,6 +16,7 @@ from app.models import Channel
 from services.call_log import Caller
 from services.call_record import CallRecord, decode_line, encode_fields
 from services.errors import UpstreamUnavailable
+from services.upstream import UpstreamTimeouts
 from tests.helpers import free_port, wait_until_async
 from tests.services.test_chat import ANSWER, MODES, Harness
 from tests.upstream_server import THINKING_WORDS, UpstreamServer
@@ -159,12 +160,19 @@ async def test_reasoning_without_an_opening_tag_is_split(harness: Harness) -> No
 CANCELS = 200
 
 
-async def test_cancelling_at_any_moment_leaves_nothing_open(
-    harness: Harness, upstream: UpstreamServer
-) -> None:
+async def test_cancelling_at_any_moment_leaves_nothing_open(tmp_path: Path, upstream: UpstreamServer) -> None:
     """200 calls cancelled while waiting for the first event, mid-stream, and in a non-streamed call:
     every upstream connection they used is closed, the client holds no response, each call has one
-    ``client_aborted`` row."""
+    ``client_aborted`` row. (Timeouts far beyond the test: on a busy machine the 0.5 s of the usual
+    harness could end a call before its cancel does.)"""
+    harness = Harness(tmp_path, upstream, UpstreamTimeouts(connect=30, first_byte=300, idle=300))
+    try:
+        await _cancel_at_any_moment(harness, upstream)
+    finally:
+        await harness.close()
+
+
+async def _cancel_at_any_moment(harness: Harness, upstream: UpstreamServer) -> None:
     harness.add("hang", "wait")  # no response at all: cancelled before the first event / the answer
     harness.add("stall", "mid")  # one event, then nothing: cancelled mid-stream
     first_request = len(upstream.received)
