@@ -57,6 +57,9 @@ def test_guest_chat_with_reasoning_model(driver, browser_app: RunningApp) -> Non
     choose_model(driver, "deepseek-r1")
     type_and_send(driver, "你好，请介绍一下你自己")
     wait(driver).until(lambda d: ANSWER in answer_text(d))
+    # the answer has ended (the stop button is the send button again): the last render of the bubble
+    # is done, so the click below is not undone by it
+    wait(driver).until(EC.presence_of_element_located((By.XPATH, "//button[.//i[text()='arrow_upward']]")))
     panel = driver.find_element(By.CSS_SELECTOR, ".thinking")
     assert "已思考" in panel.text
     panel.click()  # open the collapsed panel: the reasoning is there
