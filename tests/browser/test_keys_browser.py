@@ -54,7 +54,9 @@ def input_values(driver) -> list[str]:
 
 
 def dialog_text(driver) -> str:
-    return " ".join(el.text for el in driver.find_elements(By.CSS_SELECTOR, ".q-dialog"))
+    """The open dialogs' text, read in one script (a dialog redrawn meanwhile leaves no stale element)."""
+    script = "return [...document.querySelectorAll('.q-dialog')].map(d => d.innerText).join(' ')"
+    return str(driver.execute_script(script))
 
 
 def test_key_journey(driver, browser_app: RunningApp) -> None:
@@ -67,7 +69,9 @@ def test_key_journey(driver, browser_app: RunningApp) -> None:
     key = next(v for v in input_values(driver) if v.startswith("sk-"))
     assert f"{browser_app.base_url}/v1" in input_values(driver)  # the ready base URL
     assert "只显示这一次" in dialog_text(driver)
-    assert "NextChat on my laptop" in dialog_text(driver) and key[:10] in dialog_text(driver)
+    # the list below redraws just after the key is shown
+    wait(driver).until(lambda d: "还没有密钥" not in dialog_text(d) and key[:10] in dialog_text(d))
+    assert "NextChat on my laptop" in dialog_text(driver)
     assert key not in dialog_text(driver).replace(key[:10] + "…", "")  # listed by its prefix only
     screenshot(driver, "keys-created")
 

@@ -113,9 +113,18 @@ def test_journal_lines_from_before_the_error_field_still_read() -> None:
     assert decoded is not None and decoded[1].error is None and decoded[1].duration_ms == 5
 
 
+@pytest.fixture
+async def patient_harness(tmp_path: Path, upstream: UpstreamServer) -> AsyncIterator[Harness]:
+    """Timeouts far beyond the test: on a busy machine the usual 0.5 s could end a call by itself."""
+    made = Harness(tmp_path, upstream, UpstreamTimeouts(connect=30, first_byte=300, idle=300))
+    yield made
+    await made.close()
+
+
 async def test_an_upstream_refusing_stream_options_is_asked_again_without_and_remembered(
-    harness: Harness, upstream: UpstreamServer
+    patient_harness: Harness, upstream: UpstreamServer
 ) -> None:
+    harness = patient_harness
     channel_id = harness.add("nostreamoptions", "m")
     before = len(upstream.requests_for("nostreamoptions"))
     assert await harness.call("stream", "m") == ANSWER
@@ -160,16 +169,14 @@ async def test_reasoning_without_an_opening_tag_is_split(harness: Harness) -> No
 CANCELS = 200
 
 
-async def test_cancelling_at_any_moment_leaves_nothing_open(tmp_path: Path, upstream: UpstreamServer) -> None:
+async def test_cancelling_at_any_moment_leaves_nothing_open(
+    patient_harness: Harness, upstream: UpstreamServer
+) -> None:
     """200 calls cancelled while waiting for the first event, mid-stream, and in a non-streamed call:
     every upstream connection they used is closed, the client holds no response, each call has one
     ``client_aborted`` row. (Timeouts far beyond the test: on a busy machine the 0.5 s of the usual
     harness could end a call before its cancel does.)"""
-    harness = Harness(tmp_path, upstream, UpstreamTimeouts(connect=30, first_byte=300, idle=300))
-    try:
-        await _cancel_at_any_moment(harness, upstream)
-    finally:
-        await harness.close()
+    await _cancel_at_any_moment(patient_harness, upstream)
 
 
 async def _cancel_at_any_moment(harness: Harness, upstream: UpstreamServer) -> None:
