@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from nicegui import app
+from nicegui.testing import User
 from sqlmodel import Session
 
 from app.models import ChannelCreate
@@ -14,7 +15,13 @@ from app.state import AppState
 from services import channels
 from services.settings import update_settings
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import TEST_ADMIN_PASSWORD, TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
+from tests.helpers import (
+    SEE_RETRIES,
+    TEST_ADMIN_PASSWORD,
+    TEST_ENCRYPTION_KEY,
+    TEST_SECRET_KEY,
+    wait_until_async,
+)
 from tests.upstream_server import UpstreamServer
 
 
@@ -37,6 +44,23 @@ def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def app_state() -> AppState:
     return app.state.pyaichat
+
+
+async def sign_in_admin(user: User) -> None:
+    """Sign in on /admin/login and wait for the login's own navigation to the dashboard to land.
+
+    Opening another page before it lands races it: the simulated user then follows whichever page
+    arrives last, and elements found on one page are clicked while the other one is checked."""
+    await user.open("/admin/login")
+    await user.should_see("管理员登录")
+    user.find(marker="username").type("admin")
+    user.find(marker="password").type(TEST_ADMIN_PASSWORD)
+    user.find(marker="submit").click()
+    await wait_until_async(
+        lambda: bool(app.storage.user.get("admin_token")) and user.back_history[-1:] == ["/admin/dashboard"],
+        what="the admin signed in and on the dashboard",
+    )
+    await user.should_see("概览", retries=SEE_RETRIES)
 
 
 @pytest.fixture

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from nicegui import app, ui
+from nicegui import ui
 from nicegui.testing import User
 from sqlmodel import Session, select
 
 from app.models import BlockedIP, Channel, ChannelCreate
 from services.logs import CallRecord
 from services.settings import read_settings
-from tests.helpers import SEE_RETRIES, TEST_ADMIN_PASSWORD, wait_until_async
-from tests.pages.conftest import app_state, set_limits
+from tests.helpers import SEE_RETRIES, wait_until_async
+from tests.pages.conftest import app_state, set_limits, sign_in_admin
 from tests.upstream_server import UpstreamServer
 
 
 async def sign_in(user: User) -> None:
-    await user.open("/admin/login")
-    await user.should_see("管理员登录")
-    user.find(marker="username").type("admin")
-    user.find(marker="password").type(TEST_ADMIN_PASSWORD)
-    user.find(marker="submit").click()
-    # bcrypt runs on a worker thread; then the session holds the admin token
-    await wait_until_async(lambda: app.storage.user.get("admin_token"), what="the admin signed in")
-    await user.open("/admin/dashboard")
-    await user.should_see("概览", retries=SEE_RETRIES)
+    await sign_in_admin(user)
 
 
 async def test_pages_refuse_anyone_but_the_admin(user: User) -> None:

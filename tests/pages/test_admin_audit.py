@@ -96,7 +96,6 @@ async def test_audit_page_lists_filters_and_pages(user: User) -> None:
         changes={"name": {"old": "Old", "new": "Main"}, "api_key": "changed", "headers.X-Org": "removed"},
     )
     await sign_in(user)  # one more row: admin.login
-    await user.open("/admin/dashboard")
     user.find(marker="nav-audit").click()
     await user.should_see("共 25 条 · 第 1 / 2 页", retries=SEE_RETRIES)
     rows = _table_rows(user)

@@ -211,7 +211,9 @@ def user_journey(user: User, round_: int) -> list[Step]:
         user.find(marker="username").type("admin")
         user.find(marker="password").type(TEST_ADMIN_PASSWORD)
         user.find(marker="submit").click()
-        await wait_until_async(lambda: bool(app.storage.user.get("admin_token")), what="the admin sign-in")
+        await wait_until_async(
+            lambda: user.back_history[-1:] == ["/admin/dashboard"], what="the sign-in navigation"
+        )
 
     @step("/admin signed in (redirects)")
     async def _() -> None:
@@ -341,7 +343,9 @@ async def test_a_slow_database_makes_a_slow_page_not_an_error_page(user: User) -
     user.find(marker="username").type("admin")
     user.find(marker="password").type(TEST_ADMIN_PASSWORD)
     user.find(marker="submit").click()
-    await wait_until_async(lambda: bool(app.storage.user.get("admin_token")), what="the admin sign-in")
+    await wait_until_async(
+        lambda: user.back_history[-1:] == ["/admin/dashboard"], what="the sign-in navigation"
+    )
     with slow_blocking_work(app_state().engine, seconds=2.0) as on_loop:
         await user.open("/admin/settings")
         await user.should_see(marker="settings-save", retries=SEE_RETRIES)
