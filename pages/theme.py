@@ -7,6 +7,8 @@ from pathlib import Path
 
 from nicegui import app, ui
 
+from pages.i18n import t
+
 PRIMARY = "#4f46e5"
 
 
@@ -34,5 +36,6 @@ def dark_mode_button(dark: ui.dark_mode) -> ui.button:
         button.props(_switch_props(bool(dark.value)))
 
     button = ui.button(on_click=toggle).props(_switch_props(bool(dark.value)))
-    button.props('flat round dense aria-label="Dark mode"').tooltip("切换深色模式").mark("dark-mode")
+    button.props(f'flat round dense aria-label="{t("common.dark_mode")}"')
+    button.tooltip(t("common.dark_mode_tip")).mark("dark-mode")
     return button

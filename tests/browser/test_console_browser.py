@@ -15,7 +15,7 @@ from tests.browser.test_chat_browser import wait
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 
 ADMIN_PAGES = ["channels", "logs", "settings", "ip", "dashboard"]
-DARK_MODE = "[aria-label='Dark mode'][role=switch]"
+DARK_MODE = "[aria-label='深色模式'][role=switch]"  # the pages are in Chinese here (--lang=zh-CN)
 # the relative luminance of the header's background colour (0 black … 1 white)
 HEADER_LUMINANCE = """
 const header = document.querySelector(arguments[0]);

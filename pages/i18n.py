@@ -1,0 +1,67 @@
+"""The page side of ``services.i18n``: the visitor's language and the header's language switch.
+
+The language is the visitor's own choice from the switch (kept with their other page preferences in
+``app.storage.user``), else the browser's ``Accept-Language`` of the request that opened the page, else
+``zh-CN``. Every text a page shows goes through ``t()``."""
+
+from __future__ import annotations
+
+from weakref import WeakKeyDictionary
+
+from nicegui import Client, app, ui
+
+from services.i18n import FALLBACK, LANGUAGES, is_language, negotiate, translate
+
+STORAGE_KEY = "lang"
+_from_browser: WeakKeyDictionary[Client, str] = WeakKeyDictionary()
+
+
+def _browser_language(client: Client) -> str:
+    known = _from_browser.get(client)
+    if known is None:
+        try:
+            header = client.request.headers.get("accept-language")
+        except (AttributeError, RuntimeError):  # a client without a request (auto-index, tests)
+            header = None
+        known = _from_browser[client] = negotiate(header)
+    return known
+
+
+def language() -> str:
+    """The language of the page being built or handled now."""
+    try:
+        chosen = app.storage.user.get(STORAGE_KEY)
+    except RuntimeError:  # outside a page's context: no visitor storage
+        chosen = None
+    if is_language(chosen):
+        return str(chosen)
+    try:
+        client = ui.context.client
+    except RuntimeError:
+        return FALLBACK
+    return _browser_language(client)
+
+
+def t(key: str, /, **fields: object) -> str:
+    """The text of ``key`` in the visitor's language."""
+    return translate(key, language(), **fields)
+
+
+def language_switch() -> ui.button:
+    """A header button named "Language" with a menu of our languages, each in its own words
+    ("English", "中文"); choosing one keeps it for the visitor and redraws the page in it."""
+    current = language()
+
+    def choose(code: str) -> None:
+        app.storage.user[STORAGE_KEY] = code
+        ui.navigate.reload()
+
+    button = ui.button(icon="translate").props(f'flat round dense aria-label="{t("common.language")}"')
+    with button, ui.menu().mark("language-menu"):
+        for code, name in LANGUAGES.items():
+            item = ui.menu_item(name, on_click=lambda c=code: choose(c)).mark(f"language-{code}")
+            if code == current:
+                item.props("active")
+            item.props(f'lang="{code}"')
+    button.tooltip(t("common.language")).mark("language")
+    return button
