@@ -162,6 +162,11 @@ class AppState:
     def start(self) -> None:
         """After the first loads: keep the caches fresh and listen for other instances' changes (on the
         running event loop)."""
+        loop = asyncio.get_running_loop()
+        # calls already running end when their user is deleted or disabled, or their token or key revoked
+        self.identity.watch(
+            self.calls.user_ids, lambda verdicts: loop.call_soon_threadsafe(self.calls.revoke, verdicts)
+        )
         self.reloader.start()
         self.changes.start()
         self.health.start()

@@ -173,7 +173,7 @@ class ChatPage:
             ui.navigate.to("/login")
             return None
         self.user = user
-        self.caller = dataclasses.replace(self.caller, rpm_limit=user.rpm_limit)
+        self.caller = dataclasses.replace(self.caller, rpm_limit=user.rpm_limit, credential=user.credential)
         return user
 
     async def _open_keys(self) -> None:
@@ -344,6 +344,7 @@ def register(state: AppState) -> None:
             username=user.email if user else None,
             path="/",
             rpm_limit=user.rpm_limit if user else None,
+            credential=user.credential if user else None,
         )
         sign_in_required = user is None and not (await rules_now(state)).guest_enabled
         models = {} if sign_in_required else await _models(state)

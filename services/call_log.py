@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.models import utcnow
 from services.logs import CallRecord, LogWriter
 from services.open_calls import OpenCalls
 from services.tokens import estimate_prompt_tokens, estimate_text_tokens
+
+if TYPE_CHECKING:
+    from services.errors import DomainError
+    from services.identity import Credential
 
 # the INTEGER columns hold 32 bits on PostgreSQL: a larger count an upstream reports would make the
 # database refuse the row, and the writer retries a refused batch until it is accepted
@@ -32,6 +36,7 @@ class Caller:
     path: str = "/api/chat/completions"  # where the call came in, for the blocked-attempts record
     rpm_limit: int | None = None  # the user's own RPM; None: the global user_rpm
     api_key_id: int | None = None  # the personal key the call came with
+    credential: Credential | None = None  # what the user proved: a revocation ends their open calls
 
 
 class CallLog:
@@ -49,6 +54,7 @@ class CallLog:
         "caller",
         "calls",
         "channel_id",
+        "cut_error",
         "messages",
         "model_id",
         "started",
@@ -80,6 +86,7 @@ class CallLog:
         self._written = False
         self._cut = False
         self._on_cut: Callable[[], None] | None = None
+        self.cut_error: DomainError | None = None  # a revocation's cut: what the caller is told
         self.calls = calls
         if calls is not None:
             calls.add(self)
@@ -88,11 +95,14 @@ class CallLog:
         """What :meth:`cut` does in the call's current stage."""
         self._on_cut = hook
 
-    def cut(self) -> None:
-        """End the call now because the server is stopping; its row says ``server_shutdown``."""
+    def cut(self, error: DomainError | None = None) -> None:
+        """End the call now: because the server is stopping (its row says ``server_shutdown``), or
+        with ``error`` because the caller's access was revoked meanwhile (the caller gets ``error``;
+        the row says ``client_aborted``: the call ended on the caller's side of the gateway)."""
         if self._written or self._cut:
             return
         self._cut = True
+        self.cut_error = error
         if self._on_cut is not None:
             self._on_cut()
 
@@ -108,7 +118,7 @@ class CallLog:
         if self._written:
             return
         self._written = True
-        if status == "client_aborted" and self._cut:
+        if status == "client_aborted" and self._cut and self.cut_error is None:
             status = "server_shutdown"
         try:
             if self.usage is not None:

@@ -141,6 +141,11 @@ class ChatStream:
         closed); its row says ``server_shutdown``."""
         self._call.cut()
 
+    def _cut_status(self) -> tuple[str, str]:
+        if self._call.cut_error is not None:
+            return "client_aborted", f"access revoked ({self._call.cut_error.type})"
+        return "server_shutdown", "cut by the shutdown"
+
     def _interrupt(self) -> None:
         """The cut while the stream waits for the upstream: the wait is cancelled, and
         :meth:`_next_event` takes that cancellation back. At a ``yield`` it is noticed at the next event."""
@@ -240,7 +245,7 @@ class ChatStream:
                 log.exception("channel %s: the stream failed on our side", self.channel.id)
                 status, reason = "upstream_error", "server_error"
             else:
-                status, reason = ("ok", "") if event is None else ("server_shutdown", "cut by the shutdown")
+                status, reason = ("ok", "") if event is None else self._cut_status()
             tail = self._tail(normalizer)  # text still held back goes out before the end, whatever it is
             last: list[StreamPiece] = [tail] if tail else []  # sent once the row is written
             if status == "ok":
@@ -250,10 +255,12 @@ class ChatStream:
             else:
                 log.warning("channel %s: the stream ended early (%s: %s)", self.channel.id, status, reason)
                 error: DomainError = (
-                    ShuttingDown() if status == "server_shutdown" else UpstreamUnavailable(reason=reason)
+                    self._call.cut_error or ShuttingDown()
+                    if self._call.is_cut()
+                    else UpstreamUnavailable(reason=reason)
                 )
                 last.append(StreamPiece(sse=_sse(error.body()), error=error))
-            self._call.write(status, None if status in ("ok", "server_shutdown") else reason)
+            self._call.write(status, None if self._call.is_cut() or status == "ok" else reason)
             for piece in last:
                 yield piece
         finally:
@@ -480,6 +487,9 @@ class ChatService:
         except asyncio.CancelledError:
             if call.is_cut() and task is not None:  # our own cut: answered, not propagated
                 task.uncancel()
+                if call.cut_error is not None:  # the caller's access was revoked meanwhile
+                    call.write("client_aborted")
+                    raise call.cut_error from None
                 call.write("server_shutdown")
                 raise ShuttingDown() from None
             call.write("server_shutdown" if self.calls.draining else "client_aborted")  # or: the caller left

@@ -24,6 +24,11 @@ anywhere is honoured everywhere within the period (2 s), and at once where it wa
 **Every change of a user's state** (password, disable, RPM, delete, token version) must end with
 :meth:`IdentityCache.user_changed` after its commit; every change of keys with :meth:`keys_changed`.
 
+Calls already running: each reload also re-reads the users who have a call open on this instance
+(:meth:`IdentityCache.watch`) and hands a :class:`Verdicts` to the open calls, which end the calls
+whose credential no longer holds (the user deleted or disabled, the token's version or password
+outdated, the key revoked or expired) with the same error a new request would get.
+
 ``last_used_at`` / ``users.last_active_at`` are not written per call: a call notes the time (at most
 once a minute per key and per user), and the reloader thread writes the notes in one batch.
 """
@@ -37,7 +42,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,7 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, User, utcnow
-from services.errors import AccountDisabledCredential, AuthenticationFailed, InvalidApiKey
+from services.errors import AccountDisabledCredential, AuthenticationFailed, DomainError, InvalidApiKey
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import decode_token, password_fingerprint
 from services.throttle import Throttle, bad_key_rules
@@ -56,6 +61,8 @@ log = logging.getLogger("pyaichat.identity")
 KEY_PREFIX = "sk-"
 MAX_CACHED_USERS = 20_000
 ACTIVE_SECONDS = 120.0  # a cached user unused this long is dropped at the next reload (read again on use)
+USER_GONE_MESSAGE = "账号不存在或已被删除"
+LOGIN_OUTDATED_MESSAGE = "登录已失效（密码已更改或已在其他地方退出），请重新登录"
 RELOAD_CHUNK = 500  # ids per ``IN (…)`` of a reload
 TOUCH_SECONDS = 60.0  # last_used_at / last_active_at move at most this often per key and per user
 BAD_KEY_THROTTLED_MESSAGE = "无效的 API 密钥过多，请稍后再试"
@@ -93,6 +100,17 @@ class KeyState:
 
 
 @dataclass(frozen=True, slots=True)
+class Credential:
+    """What a request proved: a login token (its version and password fingerprint) or a personal key.
+    Open calls keep it, so that a later revocation can end them (:class:`Verdicts`)."""
+
+    user_id: int
+    token_version: int = 0
+    password_fingerprint: str = ""
+    api_key_id: int | None = None  # a key: the token fields are unused
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     """An authenticated user, as the routes and the chat service see them."""
 
@@ -100,6 +118,39 @@ class Identity:
     email: str
     rpm_limit: int | None = None  # None: the global user_rpm
     api_key_id: int | None = None  # set when the call came with a personal key
+    credential: Credential | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """One reload's answer for the users with open calls: whether a credential still holds."""
+
+    watched: frozenset[int]
+    users: dict[int, UserState]  # the watched users that still exist
+    key_ids: frozenset[int]  # keys neither revoked nor expired
+
+    def refusal(self, credential: Credential) -> DomainError | None:
+        """The error a new request with this credential would get now; None while it holds (or when
+        this reload did not look at the user)."""
+        if credential.user_id not in self.watched:
+            return None
+        user = self.users.get(credential.user_id)
+        if credential.api_key_id is not None:
+            if user is None or credential.api_key_id not in self.key_ids:
+                return InvalidApiKey()
+        elif user is None:
+            return AuthenticationFailed(USER_GONE_MESSAGE)
+        if user.disabled:
+            return AccountDisabledCredential()
+        if credential.api_key_id is None and not _token_holds(credential, user):
+            return AuthenticationFailed(LOGIN_OUTDATED_MESSAGE)
+        return None
+
+
+def _token_holds(credential: Credential, user: UserState) -> bool:
+    return credential.token_version >= user.token_version and hmac.compare_digest(
+        credential.password_fingerprint, user.password_fingerprint
+    )
 
 
 def key_hash(key: str) -> str:
@@ -151,7 +202,17 @@ class IdentityCache:
         self._noted: dict[tuple[str, int], float] = {}  # ("u"|"k", id) → monotonic time last noted
         self._pending_users: dict[int, datetime] = {}
         self._pending_keys: dict[int, datetime] = {}
+        self._open_users: Callable[[], Collection[int]] = frozenset
+        self._on_verdicts: Callable[[Verdicts], object] | None = None
         self.refresher = Refresher(self._load, "identity", period)
+
+    def watch(
+        self, open_users: Callable[[], Collection[int]], on_verdicts: Callable[[Verdicts], object]
+    ) -> None:
+        """Each reload re-reads the users ``open_users()`` names (those with calls open here) and
+        passes the :class:`Verdicts` to ``on_verdicts`` (called on the reloading thread)."""
+        self._open_users = open_users
+        self._on_verdicts = on_verdicts
 
     # ---- changes (the one door for every state change) ------------------------------------------
     def user_changed(self, user_id: int) -> None:
@@ -188,7 +249,8 @@ class IdentityCache:
             idle = [user_id for user_id, e in self._users.items() if e.used_at < started - ACTIVE_SECONDS]
             for user_id in idle:
                 del self._users[user_id]
-            ids = list(self._users)
+            watched = frozenset(self._open_users())
+            ids = list(watched.union(self._users))
         with Session(self._engine) as session:
             bounded_reads(session)
             key_rows = session.exec(
@@ -219,6 +281,17 @@ class IdentityCache:
                     del self._users[user_id]  # deleted since
             self._keys = keys
             self._load_started = started
+        if watched and self._on_verdicts is not None:
+            now = utcnow()
+            self._on_verdicts(
+                Verdicts(
+                    watched=watched,
+                    users={row[0]: self._entry(row, started, 0.0) for row in user_rows if row[0] in watched},
+                    key_ids=frozenset(
+                        k.id for k in keys.values() if k.expires_at is None or k.expires_at > now
+                    ),
+                )
+            )
         self._write_notes()
 
     def _read_user(self, user_id: int) -> UserState | None:
@@ -269,15 +342,14 @@ class IdentityCache:
         claims = decode_token(token, secret=self._secret, kind="user")  # no database: refused early
         user = await self.user(int(claims.subject)) if claims.subject.isdigit() else None
         if user is None:
-            raise AuthenticationFailed("账号不存在或已被删除")
+            raise AuthenticationFailed(USER_GONE_MESSAGE)
         if user.disabled:
             raise AccountDisabledCredential()
-        if claims.version < user.token_version or not hmac.compare_digest(
-            claims.password_fingerprint, user.password_fingerprint
-        ):
-            raise AuthenticationFailed("登录已失效（密码已更改或已在其他地方退出），请重新登录")
+        credential = Credential(user.id, claims.version, claims.password_fingerprint)
+        if not _token_holds(credential, user):
+            raise AuthenticationFailed(LOGIN_OUTDATED_MESSAGE)
         self.note_use(user.id)
-        return Identity(id=user.id, email=user.email, rpm_limit=user.rpm_limit)
+        return Identity(id=user.id, email=user.email, rpm_limit=user.rpm_limit, credential=credential)
 
     async def _by_key(self, key: str, ip: str) -> Identity:
         """Revoked, expired, malformed and unknown keys take the same steps (a hash, a dictionary
@@ -295,7 +367,13 @@ class IdentityCache:
         if user.disabled:
             raise AccountDisabledCredential()
         self.note_use(user.id, entry.id)
-        return Identity(id=user.id, email=user.email, rpm_limit=user.rpm_limit, api_key_id=entry.id)
+        return Identity(
+            id=user.id,
+            email=user.email,
+            rpm_limit=user.rpm_limit,
+            api_key_id=entry.id,
+            credential=Credential(user.id, api_key_id=entry.id),
+        )
 
     async def _refuse_key(self, ip: str) -> None:
         await self._throttle.reserve(bad_key_rules(ip), BAD_KEY_THROTTLED_MESSAGE)  # 429 past the limit

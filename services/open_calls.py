@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from services.call_log import CallLog
+    from services.identity import Verdicts
 
 log = logging.getLogger("pyaichat.shutdown")
 CUT_WAIT_SECONDS = 5.0  # a cut call ends at its next await; this only bounds one that does not
@@ -25,15 +26,43 @@ class OpenCalls:
         self._open: set[CallLog] = set()
         self.draining = False  # set by the signal handler itself, before anything else runs
         self._emptied: asyncio.Event | None = None
+        self._users: dict[int, int] = {}  # user id → open calls (read by the identity reload's thread)
+
+    def user_ids(self) -> frozenset[int]:
+        """The users with a call open here; safe from another thread (one C-level copy of the keys)."""
+        return frozenset(self._users)
+
+    def revoke(self, verdicts: Verdicts) -> int:
+        """End the calls whose credential a reload found revoked (on the event loop); returns how many."""
+        ended = 0
+        for call in list(self._open):
+            credential = call.caller.credential
+            if credential is None:
+                continue
+            error = verdicts.refusal(credential)
+            if error is not None:
+                log.info("ending a call of user %s: %s", credential.user_id, error.type)
+                call.cut(error)
+                ended += 1
+        return ended
 
     def __len__(self) -> int:
         return len(self._open)
 
     def add(self, call: CallLog) -> None:
         self._open.add(call)
+        user_id = call.caller.user_id
+        if user_id is not None:
+            self._users[user_id] = self._users.get(user_id, 0) + 1
 
     def done(self, call: CallLog) -> None:
-        self._open.discard(call)
+        if call in self._open:
+            self._open.discard(call)
+            user_id = call.caller.user_id
+            if user_id is not None:
+                left = self._users.pop(user_id, 1) - 1
+                if left > 0:
+                    self._users[user_id] = left
         if not self._open and self._emptied is not None:
             self._emptied.set()
 

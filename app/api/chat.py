@@ -223,6 +223,7 @@ async def chat_completions(
         path=request.scope["path"],
         rpm_limit=user.rpm_limit if user else None,
         api_key_id=user.api_key_id if user else None,
+        credential=user.credential if user else None,
     )
     payload = body.upstream_body()
     if body.stream:

@@ -298,3 +298,59 @@ def test_delete_keeps_the_log_rows_shown_as_deleted_user(
 
     again = create(client, admin_headers, unique_email)  # the e-mail is free again: a new account
     assert again["id"] != user["id"]
+
+
+@pytest.mark.parametrize("action", ["delete", "disable", "reset_password", "revoke_key"])
+def test_a_revocation_ends_the_users_open_stream(
+    client: httpx.Client,
+    admin_headers: dict[str, str],
+    unique_email: str,
+    upstream: UpstreamServer,
+    action: str,
+) -> None:
+    """A user mid-stream loses access: the stream ends cleanly within the refresh period — the error
+    event a new request would get, then the end — and the row says the caller's side ended it."""
+    model = unique_model()
+    add_channel(client, admin_headers, base_url=upstream.base_url("stall"), model=model)
+    user = create(client, admin_headers, unique_email)
+    credential = login(client, unique_email).json()["access_token"]
+    expected = {
+        "delete": "unauthorized",
+        "disable": "account_disabled",
+        "reset_password": "unauthorized",
+        "revoke_key": "invalid_api_key",
+    }[action]
+    if action == "revoke_key":
+        made = client.post("/api/keys", json={"name": "ci"}, headers=bearer(credential))
+        assert made.status_code == 201, made.text
+        key = made.json()
+        credential = key["key"]
+    path = f"/api/admin/users/{user['id']}"
+    with client.stream(
+        "POST", "/api/chat/completions", json=chat_body(model, stream=True), headers=bearer(credential)
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        # the upstream sends its first words, then stalls for an hour
+        assert any('"first"' in line for line in lines), "the first words"
+        if action == "delete":
+            assert client.delete(path, headers=admin_headers).status_code == 204
+        elif action == "disable":
+            assert client.patch(path, json={"disabled": True}, headers=admin_headers).status_code == 200
+        elif action == "reset_password":
+            reset = client.post(
+                f"{path}/password", json={"password": "temporary-pass-9"}, headers=admin_headers
+            )
+            assert reset.status_code == 200
+        else:
+            assert client.delete(f"/api/admin/keys/{key['id']}", headers=admin_headers).status_code == 204
+        rest = [line for line in lines if line.startswith("data: ")]  # ends: the stall would last an hour
+    assert len(rest) == 1 and expected in rest[0], rest
+
+    def row() -> dict | None:
+        items = client.get("/api/admin/logs", params={"model": model}, headers=admin_headers).json()["items"]
+        return items[0] if items else None
+
+    wait_until(lambda: row() is not None, what="the call's row")
+    logged = row()
+    assert logged is not None and logged["status"] == "client_aborted" and logged["error"] is None
