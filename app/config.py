@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
     # a PEM file of CAs trusted for upstream calls in addition to the public roots
     upstream_ca_bundle: str | None = None
+    # who may read /metrics without an admin token (CIDRs, the client IP as TRUSTED_PROXIES decides it)
+    metrics_allow: str = ""
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("admin_password", "secret_key", "encryption_key", "database_url", mode="before")
     @classmethod
@@ -156,7 +159,12 @@ class Settings(BaseSettings):
             raise ValueError("use memory:// or redis://host:6379")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", "metrics_allow")
     @classmethod
     def _valid_networks(cls, value: str) -> str:
         for item in _split_csv(value):
@@ -197,6 +205,10 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(item, strict=False) for item in _split_csv(self.trusted_proxies)]
+
+    @property
+    def metrics_allow_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in _split_csv(self.metrics_allow)]
 
     @field_validator("ui_origins")
     @classmethod

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.api.headers import COMMON_HEADERS
+from app.api.observe import refusal_header
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default allows 4 × 8 KiB
 MIN_BODY_RATE = 1024  # bytes a second, on average over a body (Apache's default is 500)
@@ -135,6 +136,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n"
             % len(message)
             + _SECURITY_HEADERS
+            + refusal_header()
             + b"\r\n"
             + message
         )

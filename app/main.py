@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from nicegui import Client, core, ui
 from nicegui import app as web_app
-from nicegui import core, ui
 from nicegui.storage import Storage
 from starlette.types import ASGIApp
 
@@ -28,10 +28,13 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.gate import RequestGate
 from app.api.headers import SecurityHeaders
+from app.api.metrics import router as metrics_router
+from app.api.observe import RequestObserver
 from app.api.origin import SocketOriginCheck
 from app.config import ConfigError, Settings, StartupInfo, load_settings, read_environment
 from app.connections import raise_open_files_limit, server_options
 from app.db import make_engine, session_scope
+from app.log_format import configure_logging
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.migrate import run_command as run_migration_command
 from app.signals import drain_on_exit_signals
@@ -88,6 +91,7 @@ def build_api_app(state: AppState) -> FastAPI:
     install_docs(api_app, title="pyaichat")
     api_app.include_router(build_api_router())
     api_app.include_router(chat_routes.v1_router, prefix="/v1")  # /v1/…, the OpenAI aliases
+    api_app.include_router(metrics_router)  # /metrics, for Prometheus
     install_error_handlers(api_app)
     api_app.add_middleware(CORSMiddleware, **_cors_options(state))
     api_app.add_middleware(RequestGate, state=state)  # added last = runs first
@@ -121,6 +125,12 @@ def limit_bodies(app: ASGIApp, settings: Settings) -> BodyLimit:
     return BodyLimit(app, default=settings.max_body_bytes, limits=chat)
 
 
+def observe_requests(app: ASGIApp, state: AppState) -> RequestObserver:
+    """Outermost: every HTTP response (the body cap's 413 too) gets its X-Request-ID and is counted."""
+    log_access = state.settings.log_format == "json"
+    return RequestObserver(app, metrics=state.metrics, fixed=CHAT_PATHS, log_access=log_access)
+
+
 def configure_app(state: AppState) -> None:
     """The API app in front of NiceGUI's app, which serves the pages."""
     web_app.state.pyaichat = state
@@ -128,8 +138,9 @@ def configure_app(state: AppState) -> None:
         web_app,
         build_api_app(state),
         build_direct_routes(state),
-        outer=lambda app: limit_bodies(app, state.settings),
+        outer=lambda app: observe_requests(limit_bodies(app, state.settings), state),
     )
+    state.metrics.page_sessions.set_function(lambda: len(Client.instances))
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     install_page_security(state)
@@ -260,8 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # app.migrate reports what it did
+    configure_logging("text")
 
 
 def manage_database(action: str) -> int:
@@ -322,14 +332,18 @@ def serve(args: argparse.Namespace) -> None:
     except ConfigError as exc:
         print(f"pyaichat: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    logging_options = configure_logging(settings.log_format)
     try:
         state = build_state(settings)
     except DATABASE_PROBLEMS as exc:
         print(f"pyaichat: {explain_database_problem(exc, settings.sqlalchemy_url)}", file=sys.stderr)
         sys.exit(2)
     configure_app(state)
-    print(banner(settings, info), flush=True)
-    run_server(state)
+    if settings.log_format == "json":
+        log.info(banner(settings, info).strip("\n"))  # one record, like every other line
+    else:
+        print(banner(settings, info), flush=True)
+    run_server(state, **logging_options)
 
 
 def keep_files_private() -> None:

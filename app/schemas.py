@@ -79,8 +79,16 @@ class UserPublic(BaseModel):
     email: str
 
 
+class HealthChecks(BaseModel):
+    database: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable", "not_used"] = Field(
+        description="the rate-limit storage; not_used unless RATE_LIMIT_STORAGE is Redis"
+    )
+
+
 class HealthResponse(BaseModel):
-    status: str = Field(examples=["ok"])
+    status: Literal["ok", "degraded"] = Field(examples=["ok"])
+    checks: HealthChecks
 
 
 # ---- chat ------------------------------------------------------------------------------------------

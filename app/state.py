@@ -20,6 +20,7 @@ from services.identity import IdentityCache
 from services.ip_block import BlockList
 from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
+from services.metrics import Metrics
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.refresh import Reloader
@@ -58,6 +59,7 @@ class AppState:
     health: ChannelHealth
     users: UserAdmin
     counters: DailyCounters
+    metrics: Metrics
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -76,7 +78,10 @@ class AppState:
         http_client = UpstreamClient(
             timeouts, max_answer_bytes=settings.max_upstream_body_bytes, ca_bundle=settings.upstream_ca_bundle
         )
-        log_writer = LogWriter(engine, settings.zone, journal_dir=settings.journal_dir)
+        metrics = Metrics()  # the instance's own registry (docs/operations.md#metrics)
+        log_writer = LogWriter(
+            engine, settings.zone, journal_dir=settings.journal_dir, on_record=metrics.count_call
+        )
         limit_backend = open_limit_backend(settings.rate_limit_storage)  # a Redis watchdog starts here
         limiter = RateLimiter(limit_backend)
         throttle = Throttle.for_backend(limit_backend)
@@ -89,10 +94,15 @@ class AppState:
             auto_pause_after=settings.auto_pause_after,
         )
         system_settings = SettingsStore(engine, defaults, period)
-        counters = DailyCounters(engine, settings.zone).start()
+        counters = DailyCounters(engine, settings.zone, on_add=metrics.count_event).start()
         block_list = BlockList(engine, period, counters)
         identity = IdentityCache(engine, settings.secret("secret_key"), throttle, period)
         calls = OpenCalls()
+        metrics.watch(
+            journal_depth=lambda: log_writer.waiting,
+            journal_lag=log_writer.write_lag,
+            open_calls=calls.__len__,
+        )
         health = ChannelHealth(
             engine,
             directory,
@@ -149,6 +159,7 @@ class AppState:
             health=health,
             users=UserAdmin(engine, identity),
             counters=counters,
+            metrics=metrics,
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:

@@ -71,8 +71,10 @@ class LogWriter:
         linger_seconds: float = LINGER_SECONDS,
         backlog_max: int = BACKLOG_MAX,
         segment_bytes: int = SEGMENT_BYTES,
+        on_record: Callable[[CallRecord], None] | None = None,
     ) -> None:
-        """``batch_size=1, linger_seconds=0`` commits every record on its own (benchmark 5's baseline)."""
+        """``batch_size=1, linger_seconds=0`` commits every record on its own (benchmark 5's baseline).
+        ``on_record`` sees each record journaled by :meth:`record` (the metrics count calls there)."""
         self._engine = engine
         self._zone = zone
         self._batch_size = batch_size
@@ -87,6 +89,8 @@ class LogWriter:
         self._spill_from: int | None = None  # records from this seq on are in the journal only
         self._appended = 0  # the last seq handed in
         self._stored = 0  # the last seq of this run's journal the database holds
+        self._behind_since: float | None = None  # monotonic: rows wait since then (or the last batch)
+        self._on_record = on_record
         self._writer_idle = False
         self._flushing = 0
         self._stop_at: float | None = None  # monotonic deadline once close() began
@@ -126,6 +130,13 @@ class LogWriter:
         with self._cond:
             return self._appended - self._stored
 
+    def write_lag(self) -> float:
+        """Seconds since the database last took a batch (or since the first row began waiting), while
+        rows of this run wait; 0 when none do."""
+        with self._cond:
+            since = self._behind_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
     # ---- the chat path ----------------------------------------------------------------------------
     def record(self, call: CallRecord) -> None:
         """Journal the record (one write) and queue it; returns once the record would survive a crash."""
@@ -140,6 +151,8 @@ class LogWriter:
                     log.error("call log row lost: %s (%d lost since start)", exc, self._lost)
                 return
             self._appended = seq
+            if self._behind_since is None:
+                self._behind_since = time.monotonic()
             if self._spill_from is None and len(self._backlog) < self._backlog_max:
                 self._backlog.append((seq, call))
             elif self._spill_from is None:
@@ -156,6 +169,8 @@ class LogWriter:
                 self._cond.notify()
             elif len(self._backlog) == self._batch_size:
                 self._cond.notify()
+        if self._on_record is not None:
+            self._on_record(call)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record handed in so far is in the database (tests and shutdown)."""
@@ -252,6 +267,8 @@ class LogWriter:
             log.error("call log rows %d to %d could not be read back from the journal", start, covered)
             self._spill_from = covered + 1 if covered < self._appended else None
             self._stored = max(self._stored, covered)
+            if self._stored >= self._appended:
+                self._behind_since = None
             self._cond.notify_all()
         return []
 
@@ -264,6 +281,7 @@ class LogWriter:
                 if self._spill_from is None:
                     log.warning("the call log rows read back from the journal are stored")
             self._stored = max(self._stored, stored)
+            self._behind_since = None if self._stored >= self._appended else time.monotonic()
             self._cond.notify_all()
         self._journal.checkpoint(stored)
 

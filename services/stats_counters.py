@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -29,8 +30,17 @@ BLOCKED = "blocked"
 
 
 class DailyCounters:
-    def __init__(self, engine: Engine, zone: ZoneInfo, *, flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        zone: ZoneInfo,
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+        on_add: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """``on_add`` sees every event as it is counted (the metrics' refusals and blocked attempts)."""
         self._engine = engine
+        self._on_add = on_add
         self._zone = zone
         self._flush_seconds = flush_seconds
         self._pending: dict[tuple[date, str], int] = defaultdict(int)
@@ -49,6 +59,8 @@ class DailyCounters:
         day = (at or utcnow()).astimezone(self._zone).date()
         with self._lock:
             self._pending[(day, name)] += amount
+        if self._on_add is not None:
+            self._on_add(name, amount)
 
     def flush(self) -> bool:
         """Store the sums so far; False (and they are kept for the next flush) when the database refuses."""

@@ -4,6 +4,7 @@ slow sockets cannot hold the server's file descriptors, nor a head its memory.""
 from __future__ import annotations
 
 import asyncio
+import re
 import resource
 import select
 import socket
@@ -110,6 +111,7 @@ def test_a_head_over_the_cap_is_refused(guarded_app: RunningApp) -> None:
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:100]
     assert b"\r\nx-content-type-options: nosniff\r\n" in answer.partition(b"\r\n\r\n")[0]
+    assert re.search(rb"\r\nx-request-id: [0-9a-f]{32}\r\n", answer.partition(b"\r\n\r\n")[0] + b"\r\n")
 
 
 def _post_slowly(app: RunningApp, path: str, body: bytes, *, pieces: int, pause: float) -> bytes:

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ChatUser, ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
 from app.api.errors import domain_error_response, internal_error_response, validation_error_response
+from app.api.observe import note_user
 from app.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -104,6 +105,8 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
         raw = await _read_body(request)
         ip = client_ip(request.scope)
         user = await user_for_token(state, bearer_token(request.headers.get("authorization")), ip)
+        if user is not None:
+            note_user(request.scope, user.id)
         try:
             body = ChatCompletionRequest.model_validate_json(raw)
         except ValidationError as exc:

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from app.api.observe import note_user
 from app.models import Admin
 from app.state import AppState
 from services import auth
@@ -61,7 +62,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 async def get_optional_user(request: Request, state: StateDep, credentials: BearerDep) -> Identity | None:
     token = credentials.credentials if credentials else None
-    return await user_for_token(state, token, client_ip(request.scope))
+    user = await user_for_token(state, token, client_ip(request.scope))
+    if user is not None:
+        note_user(request.scope, user.id)
+    return user
 
 
 async def get_current_user(user: Annotated[Identity | None, Depends(get_optional_user)]) -> Identity:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.docs import ASSETS_PATH
 
 API_PREFIXES = ("/api/", "/v1/", f"{ASSETS_PATH}/")  # /v1: the OpenAI aliases (docs/api.md)
-API_EXACT = frozenset({"/api", "/docs", "/openapi.json"})
+API_EXACT = frozenset({"/api", "/docs", "/openapi.json", "/metrics"})  # /metrics: app/api/metrics.py
 _ORIGINAL = "_pyaichat_original_build_middleware_stack"
 
 

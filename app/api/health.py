@@ -1,6 +1,13 @@
-"""/api/health: liveness that includes the database."""
+"""/api/health: liveness that includes the database, and the state of the Redis the limits use.
+
+200 ``{"status": "ok", "checks": {...}}`` when every dependency answers; ``degraded`` (still 200) while
+Redis does not (its watchdog's verdict, no extra round trip: chat calls answer 503 meanwhile, pages and
+the admin console work); 503 with the same body and an ``error`` while the database does not answer.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -8,17 +15,39 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import StateDep
-from app.schemas import ErrorBody, HealthResponse
+from app.schemas import HealthChecks, HealthResponse
+from app.state import AppState
 
 router = APIRouter(tags=["health"])
+DATABASE_DOWN = {"type": "database_unavailable", "message": "数据库不可用"}
 
 
-@router.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorBody}})
-def health(state: StateDep) -> HealthResponse | JSONResponse:
+def _database(state: AppState) -> bool:
     try:
         with state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError:
-        body = {"error": {"type": "database_unavailable", "message": "数据库不可用"}}
-        return JSONResponse(body, status_code=503)
-    return HealthResponse(status="ok")
+        return False
+    return True
+
+
+def _redis(state: AppState) -> Literal["ok", "unavailable", "not_used"]:
+    circuit = state.limiter.backend.circuit
+    if circuit is None:  # RATE_LIMIT_STORAGE=memory://
+        return "not_used"
+    return "unavailable" if circuit.is_open else "ok"
+
+
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {"description": "the database does not answer: the same body, with an `error`"}},
+)
+def health(state: StateDep) -> HealthResponse | JSONResponse:
+    checks = HealthChecks(database="ok" if _database(state) else "unavailable", redis=_redis(state))
+    healthy = checks.database == "ok" and checks.redis != "unavailable"
+    answer = HealthResponse(status="ok" if healthy else "degraded", checks=checks)
+    if checks.database == "ok":
+        return answer
+    body: dict[str, Any] = {**answer.model_dump(), "error": DATABASE_DOWN}
+    return JSONResponse(body, status_code=503)

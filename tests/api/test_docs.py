@@ -25,7 +25,8 @@ API_ROUTES = {
 
 def test_health(client: httpx.Client) -> None:
     response = client.get("/api/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "not_used"}}
 
 
 def test_openapi_lists_every_api_route_with_models(client: httpx.Client) -> None:
