@@ -67,7 +67,13 @@ def build_state(settings: Settings) -> AppState:
 
     upgrade(settings.sqlalchemy_url, then=seed)
     state.log_writer.start()  # replays what earlier runs left in the journal, then logs this run's calls
-    for cache in (state.directory, state.block_list, state.system_settings, state.identity):
+    for cache in (
+        state.directory,
+        state.block_list,
+        state.system_settings,
+        state.identity,
+        state.model_settings,
+    ):
         cache.load()  # now, rather than by the first request on the event loop
     rebuild_in_background(engine, settings.zone)  # only after a change of TZ
     state.retention.start()  # old logs are deleted now and daily

@@ -20,6 +20,7 @@ from services.identity import IdentityCache
 from services.ip_block import BlockList
 from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
+from services.model_settings import ModelSettingsStore
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.refresh import Reloader
@@ -58,6 +59,7 @@ class AppState:
     health: ChannelHealth
     users: UserAdmin
     counters: DailyCounters
+    model_settings: ModelSettingsStore
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -93,6 +95,7 @@ class AppState:
         block_list = BlockList(engine, period, counters)
         identity = IdentityCache(engine, settings.secret("secret_key"), throttle, period)
         calls = OpenCalls()
+        model_settings = ModelSettingsStore(engine, period)
         health = ChannelHealth(
             engine,
             directory,
@@ -110,10 +113,17 @@ class AppState:
             calls=calls,
             health=health,
             counters=counters,
+            model_settings=model_settings,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         reloader = Reloader(
-            [system_settings.refresher, block_list.refresher, directory.refresher, identity.refresher]
+            [
+                system_settings.refresher,
+                block_list.refresher,
+                directory.refresher,
+                identity.refresher,
+                model_settings.refresher,
+            ]
         )
 
         def changed_elsewhere(name: str) -> None:
@@ -149,6 +159,7 @@ class AppState:
             health=health,
             users=UserAdmin(engine, identity),
             counters=counters,
+            model_settings=model_settings,
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:
