@@ -155,6 +155,7 @@ def show_in_message(bubble: ui.element, images: list[Attached]) -> None:
     """The sent images, shown under the user's message."""
     if not images:
         return
+    bubble.style("flex-wrap: wrap")  # the images on a line of their own, under the text
     with bubble, ui.row().classes("w-full justify-end gap-2").mark("message-images"):
         for image in images:
             shown = ui.image(image.url).style(
