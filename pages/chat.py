@@ -27,7 +27,7 @@ from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError, IPBlocked, ModelNotFound
 from services.identity import Identity
-from services.images import user_content
+from services.images import has_images, user_content
 
 BLOCKED_NOTE = "回答中断：IP 已被禁用"
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
@@ -242,7 +242,8 @@ class ChatPage:
 
     def _settings_refusal(self, model: str) -> str | None:
         """Why this message cannot go (images for a model without vision, a setting out of range)."""
-        if self.attachments.images and not self.state.model_settings.get(model).vision:
+        images = self.attachments.images or has_images(self.history)  # (sent before, sent again)
+        if images and not self.state.model_settings.get(model).vision:
             return t("convo.no_vision", model=model)
         return self.conversation.problem()
 

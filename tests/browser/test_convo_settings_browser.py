@@ -123,3 +123,35 @@ def test_bad_images_are_refused_before_sending(
     wait(driver).until(lambda d: len(d.find_elements(*PREVIEWS)) == 5)
     screenshot(driver, "convo-attachment-refusals")
     assert not [r for r in upstream.received if r.body.get("model") == model]
+
+
+# a PNG pasted into the message box, or dropped on the composer, as the browser delivers them
+_PASTE_AND_DROP = """
+const [png, target, kind] = arguments;
+const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+const files = new DataTransfer();
+files.items.add(new File([bytes], kind + ".png", {type: "image/png"}));
+const event = kind === "pasted"
+    ? new ClipboardEvent("paste", {clipboardData: files, bubbles: true, cancelable: true})
+    : new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true});
+document.querySelector(target).dispatchEvent(event);
+"""
+
+
+def test_an_image_pasted_or_dropped_joins_the_message(
+    driver, browser_app: RunningApp, admin_api: httpx.Client, upstream: UpstreamServer
+) -> None:
+    model = _vision_model(admin_api, upstream)
+    open_chat(driver, browser_app)
+    choose_model(driver, model)
+    encoded = base64.b64encode(PNG).decode()
+    driver.execute_script(_PASTE_AND_DROP, encoded, ".composer textarea", "pasted")
+    wait(driver).until(lambda d: len(d.find_elements(*PREVIEWS)) == 1)
+    driver.execute_script(_PASTE_AND_DROP, encoded, ".composer", "dropped")
+    wait(driver).until(lambda d: len(d.find_elements(*PREVIEWS)) == 2)
+    screenshot(driver, "convo-pasted-and-dropped")
+    type_and_send(driver, "two pictures")
+    wait(driver).until(lambda d: ANSWER in answer_text(d))
+    sent = [r.body for r in upstream.received if r.body.get("model") == model]
+    parts = sent[0]["messages"][-1]["content"]
+    assert [part["type"] for part in parts] == ["text", "image_url", "image_url"]
