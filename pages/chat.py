@@ -242,9 +242,12 @@ class ChatPage:
 
     def _settings_refusal(self, model: str) -> str | None:
         """Why this message cannot go (images for a model without vision, a setting out of range)."""
-        images = self.attachments.images or has_images(self.history)  # (sent before, sent again)
-        if images and not self.state.model_settings.get(model).vision:
+        if self.state.model_settings.get(model).vision:
+            return self.conversation.problem()
+        if self.attachments.images:
             return t("convo.no_vision", model=model)
+        if has_images(self.history):  # sent earlier, and sent again with every message
+            return t("convo.no_vision_history", model=model)
         return self.conversation.problem()
 
     async def stop(self) -> None:

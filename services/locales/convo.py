@@ -17,6 +17,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "convo.close": {"zh-CN": "关闭", "en": "Close"},
     "convo.vision_yes": {"zh-CN": "此模型支持图片", "en": "This model takes images"},
     "convo.vision_no": {"zh-CN": "此模型不支持图片", "en": "This model does not take images"},
+    "convo.no_vision_history": {
+        "zh-CN": "这段对话里有图片，模型 {model} 不支持图片：请换一个支持图片的模型，或开始新对话",
+        "en": "This conversation has images and the model {model} does not take them: "
+        "choose a model that does, or start a new chat",
+    },
     "convo.bad_number": {
         "zh-CN": "{field} 必须在 {low} 到 {high} 之间",
         "en": "{field} must be between {low} and {high}",

@@ -129,3 +129,24 @@ async def test_images_for_a_model_without_vision_are_refused_in_the_page(
     assert user.find(marker="message-input").elements.pop().value == "see?"  # nothing lost
     user.find(marker="remove-attachment").click()
     await user.should_not_see(marker="attachment-preview")
+
+
+async def test_a_conversation_with_images_is_not_sent_on_to_a_model_without_vision(
+    user: User, add_model, upstream: UpstreamServer
+) -> None:
+    seeing = add_model("ok", model="seeing-model")
+    blind = add_model("ok", model="blind-model")
+    set_model(seeing, vision=True)
+    await user.open("/")
+    user.find(marker="model-select").elements.pop().value = seeing
+    await attach(user, "cat.png", PNG)
+    user.find(marker="message-input").type("look")
+    user.find(marker="send").click()
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
+    user.find(marker="model-select").elements.pop().value = blind
+    user.find(marker="message-input").type("and now?")
+    user.find(marker="send").click()
+    await user.should_see(
+        "这段对话里有图片，模型 blind-model 不支持图片：请换一个支持图片的模型，或开始新对话"
+    )
+    assert sent_to(upstream, blind) == []
