@@ -41,6 +41,7 @@ from app.signals import drain_on_exit_signals
 from app.state import AppState
 from pages import register_pages
 from services import auth
+from services.images import MAX_IMAGE_BYTES
 from services.key_rotation import RotationError, rotate_encryption_key
 from services.settings import seed_settings
 from services.stats import rebuild_in_background
@@ -70,7 +71,13 @@ def build_state(settings: Settings) -> AppState:
 
     upgrade(settings.sqlalchemy_url, then=seed)
     state.log_writer.start()  # replays what earlier runs left in the journal, then logs this run's calls
-    for cache in (state.directory, state.block_list, state.system_settings, state.identity):
+    for cache in (
+        state.directory,
+        state.block_list,
+        state.system_settings,
+        state.identity,
+        state.model_settings,
+    ):
         cache.load()  # now, rather than by the first request on the event loop
     rebuild_in_background(engine, settings.zone)  # only after a change of TZ
     state.retention.start()  # old logs are deleted now and daily
@@ -115,14 +122,17 @@ def build_direct_routes(state: AppState) -> dict[tuple[str, str], ASGIApp]:
     return {("POST", path): served for path in CHAT_PATHS}
 
 
+UPLOAD_FORM_BYTES = 1024 * 1024  # room for a multipart form's headers and boundaries around one file
 # the chat route and its OpenAI aliases (docs/api.md); they take MAX_CHAT_BODY_BYTES
 CHAT_PATHS = ("/api/chat/completions", "/api/v1/chat/completions", "/v1/chat/completions")
 
 
 def limit_bodies(app: ASGIApp, settings: Settings) -> BodyLimit:
-    """Every request's body capped: MAX_BODY_BYTES, or MAX_CHAT_BODY_BYTES on the chat routes."""
+    """Every request's body capped: MAX_BODY_BYTES, or MAX_CHAT_BODY_BYTES on the chat routes; an
+    upload (one image attachment of the chat page, services/images.py) up to its size and its form."""
     chat = dict.fromkeys(CHAT_PATHS, settings.max_chat_body_bytes)
-    return BodyLimit(app, default=settings.max_body_bytes, limits=chat)
+    upload = MAX_IMAGE_BYTES + UPLOAD_FORM_BYTES
+    return BodyLimit(app, default=settings.max_body_bytes, limits=chat, upload_limit=upload)
 
 
 def observe_requests(app: ASGIApp, state: AppState) -> RequestObserver:

@@ -137,6 +137,22 @@ class SystemConfig(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
+class ModelSetting(SQLModel, table=True):
+    """Revision 0007: an admin's defaults for one public model name (the chat page's conversation
+    settings start from them) and whether the model takes images. No row: no defaults, no images."""
+
+    __tablename__ = "model_settings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=200, unique=True, nullable=False)
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    vision: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
 class BlockedIP(SQLModel, table=True):
     __tablename__ = "blocked_ips"
     __table_args__ = (Index("idx_blocked_ips_ip_address", "ip_address"),)

@@ -134,6 +134,7 @@ class OpenAIModel(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "pyaichat"
+    vision: bool = Field(default=False, description="takes image parts (an admin marked it so)")
 
 
 class OpenAIModelList(BaseModel):
@@ -196,6 +197,30 @@ class SystemConfigUpdate(BaseModel):
     auto_pause_after: int | None = Field(default=None, ge=0, le=10_000, strict=True)
     guest_enabled: bool | None = Field(default=None, strict=True)
     registration_enabled: bool | None = Field(default=None, strict=True)
+
+
+class ModelSettingsUpdate(BaseModel):
+    """Any subset of a model's settings; ``null`` clears a default (the upstream's own applies)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system_prompt: str | None = Field(default=None, max_length=200_000)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1, le=10_000_000, strict=True)
+    vision: bool | None = Field(default=None, strict=True, description="the model takes image parts")
+
+
+class ModelSettingsPublic(BaseModel):
+    """A public model name's defaults for the chat page, and whether it takes images."""
+
+    model: str = Field(examples=["gpt-4o-mini"])
+    system_prompt: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    vision: bool = False
+    served: bool = Field(default=True, description="an enabled channel serves this model now")
 
 
 class BlockedIPCreate(BaseModel):

@@ -21,6 +21,7 @@ from services.ip_block import BlockList
 from services.limit_backend import open_limit_backend
 from services.logs import LogWriter
 from services.metrics import Metrics
+from services.model_settings import ModelSettingsStore
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.refresh import Reloader
@@ -60,6 +61,7 @@ class AppState:
     users: UserAdmin
     counters: DailyCounters
     metrics: Metrics
+    model_settings: ModelSettingsStore
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -103,6 +105,7 @@ class AppState:
             journal_lag=log_writer.write_lag,
             open_calls=calls.__len__,
         )
+        model_settings = ModelSettingsStore(engine, period)
         health = ChannelHealth(
             engine,
             directory,
@@ -120,10 +123,17 @@ class AppState:
             calls=calls,
             health=health,
             counters=counters,
+            model_settings=model_settings,
         )
         retention = RetentionJob(engine, lambda: system_settings.current().log_retention_days)
         reloader = Reloader(
-            [system_settings.refresher, block_list.refresher, directory.refresher, identity.refresher]
+            [
+                system_settings.refresher,
+                block_list.refresher,
+                directory.refresher,
+                identity.refresher,
+                model_settings.refresher,
+            ]
         )
 
         def changed_elsewhere(name: str) -> None:
@@ -160,6 +170,7 @@ class AppState:
             users=UserAdmin(engine, identity),
             counters=counters,
             metrics=metrics,
+            model_settings=model_settings,
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:

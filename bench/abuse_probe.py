@@ -219,11 +219,108 @@ def probe_session_files(base_url: str, data_dir: Path) -> None:
         )
 
 
+async def _bystander(base_url: str, key: str, model: str, until: asyncio.Event) -> list[float]:
+    """A signed-in bystander (own IP, a good key) chatting while the flood runs: each call's seconds."""
+    took: list[float] = []
+    headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": fresh_ip()}
+    async with httpx.AsyncClient(base_url=base_url, timeout=HANG_SECONDS, headers=headers) as client:
+        while not until.is_set() or len(took) < 20:
+            started = time.perf_counter()
+            response = await client.post("/api/chat/completions", json=chat_body(model, stream=False))
+            took.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+            if len(took) >= 2000:
+                break
+    return took
+
+
+async def _flood(base_url: str, count: int, ip: str, concurrency: int) -> tuple[list[int], float]:
+    statuses: list[int] = []
+    keys = iter(range(count))
+    started = time.monotonic()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for _ in keys:
+            headers = {
+                "X-Forwarded-For": ip,
+                "Authorization": f"Bearer sk-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            }
+            statuses.append((await client.get("/api/models", headers=headers)).status_code)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=HANG_SECONDS) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return statuses, time.monotonic() - started
+
+
+def _quantiles(took: list[float]) -> str:
+    ordered = sorted(took)
+    p50 = ordered[len(ordered) // 2] * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(ordered)} calls"
+
+
+def probe_bad_key_flood(
+    base_url: str, http: httpx.Client, admin: str, db_path: Path, count: int, upstream_url: str
+) -> None:
+    """``count`` random ``sk-…`` keys from one IP (issue 18): all refused (401, then 429 once the IP is
+    throttled), no row anywhere, and a bystander's calls as fast as without the flood."""
+    import sqlite3
+
+    model = unique_model("flood")
+    headers = {"Authorization": f"Bearer {admin}"}
+    add_channel(http, headers, base_url=upstream_url, model=model, rpm_limit=1_000_000)
+    http.put("/api/admin/config", json={"user_rpm": 1_000_000}, headers=headers)
+    email = f"bystander-{uuid.uuid4().hex[:8]}@example.com"
+    http.post(
+        "/api/auth/register",
+        json={"email": email, "password": "password-1"},
+        headers={"X-Forwarded-For": fresh_ip()},
+    )
+    token = http.post(
+        "/api/auth/login",
+        json={"email": email, "password": "password-1"},
+        headers={"X-Forwarded-For": fresh_ip()},
+    ).json()["access_token"]
+    key = http.post("/api/keys", json={"name": "probe"}, headers={"Authorization": f"Bearer {token}"}).json()[
+        "key"
+    ]
+
+    def rows() -> dict[str, int]:
+        with sqlite3.connect(db_path) as db:
+            return {
+                t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608 (our table names)
+                for t in ("chat_logs", "api_keys", "blocked_attempts", "audit_logs")
+            }
+
+    async def run() -> tuple[list[float], list[float], list[int], float]:
+        done = asyncio.Event()
+        done.set()
+        quiet = await _bystander(base_url, key, model, done)  # 20 calls without the flood
+        done = asyncio.Event()
+        chatting = asyncio.create_task(_bystander(base_url, key, model, done))
+        statuses, seconds = await _flood(base_url, count, fresh_ip(), concurrency=20)
+        done.set()
+        return quiet, await chatting, statuses, seconds
+
+    before = rows()
+    quiet, busy, statuses, seconds = asyncio.run(run())
+    after = rows()
+    print(
+        f"  {count} random keys from one IP in {seconds:.1f} s ({count / seconds:.0f}/s): {tally(statuses)}"
+    )
+    print(f"  bystander without the flood: {_quantiles(quiet)}")
+    print(f"  bystander during the flood:  {_quantiles(busy)}")
+    grown = {t: after[t] - before[t] for t in after}
+    print(f"  rows written meanwhile: {grown} (chat_logs = the bystander's calls: {len(quiet) + len(busy)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--browser", action="store_true", help="also sign in with Chromium and read the files"
     )
+    parser.add_argument("--keys", type=int, default=10_000, help="random keys of the bad-key flood")
+    parser.add_argument("--only-keys", action="store_true", help="only the bad-key flood")
     args = parser.parse_args()
     upstream = UpstreamServer().start()
     try:
@@ -236,6 +333,16 @@ def main() -> None:
                 run_app(env, log_path=work / "memory.log") as app,
                 httpx.Client(base_url=app.base_url, timeout=HANG_SECONDS) as http,
             ):
+                token = http.post(
+                    "/api/auth/admin/login",
+                    json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+                    headers={"X-Forwarded-For": fresh_ip()},
+                ).json()["access_token"]
+                probe_bad_key_flood(
+                    app.base_url, http, token, app.db_path, args.keys, upstream.base_url("ok")
+                )
+                if args.only_keys:
+                    return
                 probe_control_characters(http, app.log_path)
                 probe_registration(http)
                 token = http.post(

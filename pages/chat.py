@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from typing import Any
 
 from fastapi import Request
 from nicegui import app, events, ui
 
 from app.state import AppState
 from pages.account import KeysDialog, open_password_dialog
+from pages.attachments import Attached, Attachments, show_in_message
+from pages.chat_settings import ConversationSettings
 from pages.dialogs import show_error
 from pages.follow import Follower
+from pages.i18n import t
 from pages.message_view import AnswerView, user_bubble
 from pages.session import current_user, rules_now, sign_out
 from pages.theme import apply_theme, dark_mode_button
@@ -23,6 +27,7 @@ from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError, IPBlocked, ModelNotFound
 from services.identity import Identity
+from services.images import has_images, user_content
 
 BLOCKED_NOTE = "回答中断：IP 已被禁用"
 SUGGESTIONS = ["用三句话解释什么是大语言模型", "帮我写一个 Python 快速排序", "给我一个周末出游计划"]
@@ -52,11 +57,15 @@ class ChatPage:
         self.caller = caller
         self.user = user
         self.base_url = base_url
-        self.history: list[dict[str, str]] = []
+        self.history: list[dict[str, Any]] = []  # user content with images: OpenAI content parts
         self.task: asyncio.Task[None] | None = None
         self.stream: ChatStream | None = None  # the answer streaming now
         self.cut_by_block = False  # whether the answer being written was ended by a block of this IP
         self.models = models
+        # conversation settings and image attachments (pages/chat_settings.py, pages/attachments.py)
+        self.conversation = ConversationSettings(state.model_settings, lambda: self.model_select.value)
+        self.attachments = Attachments()
+        self.sent_images: list[Attached] = []  # the images of the turn being answered
 
     # ---- layout ------------------------------------------------------------------------------------
     def build(self, email: str | None) -> None:
@@ -74,6 +83,7 @@ class ChatPage:
                     .mark("model-select")
                 )
                 ui.space()
+                self.conversation.button()
                 ui.button(icon="add_comment", on_click=self.new_chat).props("flat round dense").tooltip(
                     "新对话"
                 ).mark("new-chat")
@@ -83,7 +93,9 @@ class ChatPage:
                 self.column = ui.column().classes("chat-column")
             self.follower = Follower()
             self._empty_state()
-            with ui.row().classes("composer"):
+            self.attachments.build()
+            with ui.row().classes("composer") as composer:
+                self.attachments.button()
                 self.input = (
                     ui.textarea(placeholder="输入消息，Enter 发送，Shift+Enter 换行")
                     .props("autogrow outlined dense rows=1 maxlength=20000")
@@ -97,6 +109,8 @@ class ChatPage:
                     .props("round unelevated")
                     .mark("send")
                 )
+            self.attachments.accept_drops(composer, self.input)
+            self.conversation.build()
             with ui.row().classes("w-full justify-center pb-1"):  # the way to the console (admins only)
                 ui.link("管理后台", "/admin").classes("text-xs text-gray-400 no-underline").mark("to-console")
         if self.sign_in_required:
@@ -146,6 +160,7 @@ class ChatPage:
 
     def _remember_model(self) -> None:
         app.storage.user["model"] = self.model_select.value
+        self.conversation.show_defaults()
 
     def _use_suggestion(self, text: str) -> None:
         self.input.value = text
@@ -199,24 +214,41 @@ class ChatPage:
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
-        if not text or (self.task is not None and not self.task.done()):
+        if not (text or self.attachments.images) or (self.task is not None and not self.task.done()):
             return
         model = self.model_select.value
         if not model:
             ui.notify("请先选择模型", type="warning")
             return
+        if (refusal := self._settings_refusal(model)) is not None:
+            ui.notify(refusal, type="warning")
+            return
         if self.caller.user_id is not None and await self._signed_in() is None:
             return
         self.input.value = ""
         self.empty.set_visibility(False)
-        self.history.append({"role": "user", "content": text})
+        self.sent_images = self.attachments.take()
+        self.history.append(
+            {"role": "user", "content": user_content(text, [i.url for i in self.sent_images])}
+        )
         with self.column:
             bubble = user_bubble(text)
+            show_in_message(bubble, self.sent_images)
             answer = AnswerView()
         self.follower.resume()
         self._follow()
         self._set_busy(True)
         self.task = asyncio.create_task(self._answer(model, text, bubble, answer))
+
+    def _settings_refusal(self, model: str) -> str | None:
+        """Why this message cannot go (images for a model without vision, a setting out of range)."""
+        if self.state.model_settings.get(model).vision:
+            return self.conversation.problem()
+        if self.attachments.images:
+            return t("convo.no_vision", model=model)
+        if has_images(self.history):  # sent earlier, and sent again with every message
+            return t("convo.no_vision_history", model=model)
+        return self.conversation.problem()
 
     async def stop(self) -> None:
         if self.task is not None and not self.task.done():
@@ -263,7 +295,7 @@ class ChatPage:
         answering.cancel()
 
     async def _run_answer(self, model: str, text: str, bubble: ui.row, answer: AnswerView) -> None:
-        body = {"model": model, "messages": list(self.history), "stream": True}
+        body = self.conversation.request(model, self.history)
         try:
             stream = await self.state.chat.open_stream(body=body, caller=self.caller)
         except asyncio.CancelledError:
@@ -316,8 +348,9 @@ class ChatPage:
 
     def _undo_turn(self, text: str, bubble: ui.row) -> None:
         """A turn that produced nothing is taken back, and the typed text returns to the input box."""
-        if self.history and self.history[-1] == {"role": "user", "content": text}:
+        if self.history and self.history[-1]["role"] == "user":
             self.history.pop()
+        self.attachments.give_back(self.sent_images)
         bubble.delete()
         if not (self.input.value or "").strip():
             self.input.value = text

@@ -60,6 +60,7 @@ ACTION_LABELS: dict[str, str] = {
     "user.password_reset": "重置用户密码",
     "user.delete": "删除用户",
     "key.revoke": "吊销 API 密钥",
+    "model.update": "修改模型设置",
 }
 GROUP_LABELS: dict[str, str] = {
     "channel": "渠道",
@@ -68,6 +69,7 @@ GROUP_LABELS: dict[str, str] = {
     "admin": "管理员登录",
     "user": "用户",
     "key": "API 密钥",
+    "model": "模型设置",
 }
 SECRET_WORDS = ("set", "changed", "removed")
 MAX_ADMIN_CHARS = 64

@@ -23,14 +23,17 @@ from services.channels import ChannelDirectory, ChannelTarget
 from services.errors import (
     AuthenticationRequired,
     DomainError,
+    ImagesNotSupported,
     IPBlocked,
     ModelNotFound,
     RateLimited,
     ShuttingDown,
     UpstreamUnavailable,
 )
+from services.images import has_images
 from services.ip_block import BlockList
 from services.logs import LogWriter
+from services.model_settings import ModelSettingsStore
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.reasoning import ThinkStyle
@@ -284,7 +287,9 @@ class ChatService:
         calls: OpenCalls | None = None,
         health: ChannelHealth | None = None,
         counters: DailyCounters | None = None,
+        model_settings: ModelSettingsStore | None = None,
     ) -> None:
+        self.model_settings = model_settings  # which models take images (None: every model does)
         self.health = health
         self.counters = counters  # refusals per day for the dashboard
         self.calls = OpenCalls() if calls is None else calls  # (an empty one is falsy)
@@ -310,7 +315,7 @@ class ChatService:
             self._think_styles.clear()
         self._think_styles[self._style_key(target)] = style
 
-    async def _admit(self, model: str, caller: Caller) -> list[ChannelTarget]:
+    async def _admit(self, model: str, caller: Caller, *, images: bool = False) -> list[ChannelTarget]:
         """The checks before any upstream work: IP block, guests allowed, model, the caller's rate limit
         (atomic hit; a user's own RPM when the admin set one, else ``user_rpm``).
 
@@ -332,6 +337,8 @@ class ChatService:
         candidates = self.directory.candidates(model)
         if not candidates and not self.directory.is_paused(model):
             raise ModelNotFound()  # (a model whose every channel is auto-paused is busy: ``all_busy``)
+        if images and self.model_settings and not (await self.model_settings.for_decision(model)).vision:
+            raise ImagesNotSupported()
         try:
             if caller.user_id is not None:
                 rpm = limits.user_rpm if caller.rpm_limit is None else caller.rpm_limit
@@ -453,7 +460,7 @@ class ChatService:
         or when it is cancelled during one.
         """
         model = str(body.get("model", ""))
-        candidates = await self._admit(model, caller)
+        candidates = await self._admit(model, caller, images=has_images(body.get("messages")))
         call = CallLog(self.log_writer, caller, model, body.get("messages") or [], self.calls)
         task = asyncio.current_task()
         if task is not None:

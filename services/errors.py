@@ -3,6 +3,7 @@
 ::
 
     DomainError                      status  type
+    ├── ImagesNotSupported           400     images_not_supported  (images sent to a model not marked vision)
     ├── InvalidInput                 422     validation_error
     ├── NotFound                     404     not_found
     │   └── ModelNotFound            404     model_not_found
@@ -46,6 +47,12 @@ class DomainError(Exception):
 
     def headers(self) -> dict[str, str]:
         return {}
+
+
+class ImagesNotSupported(DomainError):
+    status = 400
+    type = "images_not_supported"
+    default_message = "该模型不支持图片，请去掉图片或换一个支持图片的模型"
 
 
 class InvalidInput(DomainError):

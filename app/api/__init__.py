@@ -8,6 +8,7 @@ from app.api import (
     admin_audit,
     admin_channels,
     admin_logs,
+    admin_models,
     admin_settings,
     admin_users,
     auth,
@@ -33,6 +34,7 @@ def build_api_router() -> APIRouter:
     router.include_router(admin_logs.router)
     router.include_router(admin_audit.router)
     router.include_router(admin_users.router)
+    router.include_router(admin_models.router)
     router.include_router(keys.router)
     router.include_router(keys.admin_router)
     return router

@@ -14,6 +14,7 @@ many bytes), so the hot path pays one scan of the request's headers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,19 +61,34 @@ async def refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimit:
-    """``limits`` maps exact paths to their own cap (the chat routes); every other path gets ``default``."""
+# NiceGUI's upload route, ``/_nicegui/client/{client}/upload/{element}``: the chat page's image attachments
+UPLOAD_PATH = re.compile(r"/_nicegui/client/[^/]+/upload/[^/]+")
 
-    def __init__(self, app: ASGIApp, *, default: int, limits: Mapping[str, int]) -> None:
+
+class BodyLimit:
+    """``limits`` maps exact paths to their own cap (the chat routes); uploads take ``upload_limit``
+    (one image attachment and its form around it); every other path gets ``default``."""
+
+    def __init__(
+        self, app: ASGIApp, *, default: int, limits: Mapping[str, int], upload_limit: int | None = None
+    ) -> None:
         self.app = app
         self.default = default
         self.limits = dict(limits)
+        self.upload_limit = default if upload_limit is None else upload_limit
+
+    def limit_for(self, path: str) -> int:
+        if path in self.limits:
+            return self.limits[path]
+        if UPLOAD_PATH.fullmatch(path):
+            return max(self.upload_limit, self.default)
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope["path"], self.default)
+        limit = self.limit_for(scope["path"])
         declared = _declared_length(scope)
         if declared is None:
             await _CountedBody(self.app, limit)(scope, receive, send)

@@ -165,7 +165,13 @@ def chat_models(state: StateDep, _caller: ChatUser) -> list[ModelSummary]:
 @router.get("/models", response_model=OpenAIModelList, responses=MODEL_LIST_ERRORS)
 def openai_models(state: StateDep, _caller: ChatUser) -> OpenAIModelList:
     """The same models in OpenAI's list form (``client.models.list()``)."""
-    return OpenAIModelList(data=[OpenAIModel(id=model_id) for model_id, _ in state.chat.model_names()])
+    settings = state.model_settings.all()
+    return OpenAIModelList(
+        data=[
+            OpenAIModel(id=model_id, vision=model_id in settings and settings[model_id].vision)
+            for model_id, _ in state.chat.model_names()
+        ]
+    )
 
 
 # The OpenAI aliases (docs/api.md): clients configured with ``http://host:8000/v1`` (they append
@@ -209,6 +215,10 @@ class ChatStreamResponse(StreamingResponse):
         401: {
             "model": ErrorBody,
             "description": "invalid token (no token = guest); authentication_required while guests are off",
+        },
+        400: {
+            "model": ErrorBody,
+            "description": "images_not_supported: images for a model not marked vision",
         },
         403: {"model": ErrorBody, "description": "ip_blocked"},
         404: {"model": ErrorBody, "description": "model_not_found"},

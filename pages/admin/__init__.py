@@ -6,7 +6,7 @@ from app.state import AppState
 
 
 def register(state: AppState) -> None:
-    from pages.admin import audit, channels, dashboard, ip, login, logs, settings, users
+    from pages.admin import audit, channels, dashboard, ip, login, logs, models, settings, users
 
     login.register(state)
     dashboard.register(state)
@@ -16,3 +16,4 @@ def register(state: AppState) -> None:
     ip.register(state)
     settings.register(state)
     audit.register(state)
+    models.register(state)

@@ -30,6 +30,7 @@ NAVIGATION = [
     ("/admin/logs", "日志", "receipt_long"),
     ("/admin/ip", "IP 管理", "shield"),
     ("/admin/settings", "设置", "tune"),
+    ("/admin/models", "模型", "smart_toy"),  # pages/admin/models.py
     ("/admin/audit", "审计日志", "fact_check"),
 ]
 SESSION_CHECK_SECONDS = 60

@@ -18,7 +18,8 @@ from tests.upstream_server import UpstreamServer
 
 MIB = 1024 * 1024
 TOO_LARGE = {"error": {"type": "payload_too_large", "message": "请求体过大（上限 1 MiB）"}}
-# API routes, a page, NiceGUI's own endpoints (socket.io's long-polling, uploads), an unknown path
+# API routes, a page, NiceGUI's own endpoints (socket.io's long-polling), an unknown path; uploads (the
+# chat page's image attachments) have their own cap, tested below
 ROUTES = [
     "/api/auth/register",
     "/api/auth/login",
@@ -26,7 +27,6 @@ ROUTES = [
     "/api/no-such-route",
     "/login",
     "/_nicegui_ws/socket.io/?EIO=4&transport=polling",
-    "/_nicegui/client/x/upload/y",
 ]
 
 
@@ -55,6 +55,20 @@ def test_a_declared_length_over_the_cap_is_refused_before_the_body(live_app: Run
     assert (status, body) == (413, TOO_LARGE)
     assert headers["content-type"] == "application/json" and headers["connection"] == "close"
     assert headers.items() >= COMMON.items()  # the security headers, though the cap is outside their layer
+
+
+def test_an_upload_takes_one_image_attachment_and_no_more(live_app: RunningApp) -> None:
+    """NiceGUI's upload route takes an image of up to 10 MiB and its form (11 MiB), nothing larger."""
+    with _connect(live_app) as sock:
+        sock.sendall(
+            f"POST /_nicegui/client/x/upload/y HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data\r\n"
+            f"Content-Length: {11 * MIB + 1}\r\n\r\n".encode()
+        )
+        status, _headers, body = _answer(read_until_closed(sock))
+    assert (status, body) == (
+        413,
+        {"error": {"type": "payload_too_large", "message": "请求体过大（上限 11 MiB）"}},
+    )
 
 
 @pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login", "/api/admin/channels"])

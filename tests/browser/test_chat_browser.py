@@ -94,7 +94,7 @@ def test_stop_keeps_what_arrived(driver, browser_app: RunningApp, upstream: Upst
     type_and_send(driver, "write a long story")
     before = len(upstream.ends_of("slow-model"))
     wait(driver).until(lambda d: "w3" in answer_text(d))
-    driver.find_element(By.CSS_SELECTOR, ".composer button").click()  # the send button is now "stop"
+    driver.find_element(By.XPATH, STOP).click()  # the send button is now "stop"
     wait(driver).until(lambda d: "已停止生成" in d.find_element(By.CSS_SELECTOR, ".bubble.assistant").text)
     kept = answer_text(driver).split()
     assert kept[:4] == ["w0", "w1", "w2", "w3"] and kept == [f"w{i}" for i in range(len(kept))]
