@@ -29,8 +29,9 @@ CHROME_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--lang=zh-CN",
 ]
+# the pages' language comes from Accept-Language, which only --accept-lang sets (--lang does not, headless)
+CHINESE = "zh-CN"
 
 
 def _require_chromium() -> None:
@@ -84,9 +85,10 @@ def admin_api(browser_app: RunningApp) -> Iterator[httpx.Client]:
         yield http
 
 
-def chromium(*, logs: bool = False) -> Iterator[object]:
-    """A headless Chromium; ``logs``: it also keeps the console (``get_log("browser")``, where CSP
-    violations are reported) and the DevTools network events (``get_log("performance")``)."""
+def chromium(*, logs: bool = False, language: str = CHINESE) -> Iterator[object]:
+    """A headless Chromium asking for pages in ``language`` (Chinese unless a test checks English);
+    ``logs``: it also keeps the console (``get_log("browser")``, where CSP violations are reported)
+    and the DevTools network events (``get_log("performance")``)."""
     _require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -94,7 +96,8 @@ def chromium(*, logs: bool = False) -> Iterator[object]:
     profile = tempfile.mkdtemp(prefix="pyaichat-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1200,860"]:
+    flags = [f"--lang={language}", f"--accept-lang={language}", f"--user-data-dir={profile}"]
+    for flag in [*CHROME_FLAGS, *flags, "--window-size=1200,860"]:
         options.add_argument(flag)
     if logs:
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
