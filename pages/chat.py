@@ -44,8 +44,9 @@ ENTER_TO_SEND = (
     "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) "
     "{ e.preventDefault(); emit(); } }"
 )
-# in the browser, no round trip: "/" focuses the message box (unless typing elsewhere), and a code block's
-# copy button copies its code (buttons in sanitised answers carry no handler of their own)
+# in the browser, no round trip: "/" focuses the message box (unless typing elsewhere), closing or reloading
+# a tab with a conversation asks first (the browser's own prompt), and a code block's copy button copies its
+# code (buttons in sanitised answers carry no handler of their own)
 PAGE_SCRIPT = """<script>
 document.addEventListener('keydown', (e) => {
   if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
@@ -53,6 +54,9 @@ document.addEventListener('keydown', (e) => {
   if (el && (el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName))) return;
   const box = document.querySelector('.composer textarea');
   if (box) { e.preventDefault(); box.focus(); }
+});
+window.addEventListener('beforeunload', (e) => {
+  if (document.querySelector('.bubble.user')) { e.preventDefault(); e.returnValue = ''; }
 });
 document.addEventListener('click', (e) => {
   const button = e.target.closest && e.target.closest('.code-copy');

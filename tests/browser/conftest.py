@@ -64,6 +64,7 @@ def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServ
                 ("open-6-20", "long-model", "Long Model"),  # in paragraphs of 20 words
                 ("html", "html-model", "HTML Model"),
                 ("code", "code-model", "Code Model"),
+                ("rich", "rich-model", "Rich Model"),  # math, a long code line, a wide table (issue 19)
                 ("ok", "plain-model", "Plain Model"),
                 ("probe", "probe-model", "Probe Model"),  # the payloads of issue 15 (output isolation)
             ]:
