@@ -85,9 +85,11 @@ def admin_api(browser_app: RunningApp) -> Iterator[httpx.Client]:
         yield http
 
 
-def chromium(*, logs: bool = False) -> Iterator[object]:
+def chromium(*, logs: bool = False, language: str = "zh-CN") -> Iterator[object]:
     """A headless Chromium; ``logs``: it also keeps the console (``get_log("browser")``, where CSP
-    violations are reported) and the DevTools network events (``get_log("performance")``)."""
+    violations are reported) and the DevTools network events (``get_log("performance")``);
+    ``language``: what it asks for in ``Accept-Language`` (headless Chromium sends en-US whatever
+    ``--lang`` says, unless told in its preferences)."""
     _require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -95,8 +97,14 @@ def chromium(*, logs: bool = False) -> Iterator[object]:
     profile = tempfile.mkdtemp(prefix="pyaichat-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1200,860"]:
+    for flag in [
+        *(f for f in CHROME_FLAGS if not f.startswith("--lang=")),
+        f"--lang={language.split(',')[0]}",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,860",
+    ]:
         options.add_argument(flag)
+    options.add_experimental_option("prefs", {"intl.accept_languages": language})
     if logs:
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -73,7 +73,7 @@ def test_regenerate_edit_delete_and_export(driver, browser_app: RunningApp) -> N
     answered(driver, 2)
     hover_click(driver, named(driver, "编辑")[1])
     box = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".edit-box textarea")))
-    box.clear()
+    box.send_keys(Keys.CONTROL, "a")
     box.send_keys("second, edited")
     screenshot(driver, "chat-editing")
     driver.find_element(By.XPATH, "//button[.//span[text()='保存并发送']]").click()
