@@ -164,7 +164,9 @@ class ChatPage:
                     ).mark("new-chat")
                 dark_mode_button(dark)
                 self._account_menu(email)
-            with ui.scroll_area(on_scroll=self._on_scroll).classes("w-full grow chat-scroller") as self.scroller:
+            with ui.scroll_area(on_scroll=self._on_scroll).classes(
+                "w-full grow chat-scroller"
+            ) as self.scroller:
                 self.column = ui.column().classes("chat-column")
             self.follower = Follower()
             self._empty_state()

@@ -415,3 +415,31 @@ async def test_controls_have_english_names_under_english(user: User, add_model) 
     await until_answered(user, 1)
     names = {el.props.get("aria-label") for el in user.find(ui.button).elements}
     assert {"Copy", "Regenerate", "Edit", "Delete"} <= names, names
+
+
+async def test_an_answer_cut_by_a_dropped_connection_is_marked_with_a_retry(
+    user: User, add_model, upstream: UpstreamServer
+) -> None:
+    """The page's connection drops (the browser comes back within the reconnect window, so the page
+    stays): the answer ends, marked interrupted, and Retry asks again as a new version."""
+    from pages.chat import RECONNECT_SECONDS
+
+    assert RECONNECT_SECONDS >= 300
+    add_model("open-200", model="drop-model")
+    await user.open("/")
+    await send(user, "long")
+    await user.should_see("w1", retries=SEE_RETRIES)
+    client = user.client
+    assert client is not None
+    for handler in client.disconnect_handlers:  # what NiceGUI runs when the page's socket goes away
+        client.safe_invoke(handler)
+    await user.should_see("已中断", retries=SEE_RETRIES)
+    await wait_until_async(lambda: upstream.ends_of("drop-model"), what="the end of the upstream request")
+    assert [end.cancelled for end in upstream.ends_of("drop-model")] == [True]
+    user.find(marker="retry").click()
+    send_button = user.find(marker="send").elements.pop()
+    await wait_until_async(lambda: send_button.props.get("icon") == "stop", what="the retry answering")
+    await user.should_see("w1", retries=SEE_RETRIES)
+    user.find(marker="send").click()  # stop the endless answer
+    await until_answered(user, 1)
+    assert [el.text for el in visible(user, "answer-index")] == ["2/2"]
