@@ -443,3 +443,18 @@ async def test_an_answer_cut_by_a_dropped_connection_is_marked_with_a_retry(
     user.find(marker="send").click()  # stop the endless answer
     await until_answered(user, 1)
     assert [el.text for el in visible(user, "answer-index")] == ["2/2"]
+
+
+async def test_the_model_picker_lists_public_names_and_searches_past_ten(user: User, add_model) -> None:
+    add_model("ok", model="gpt-a", name="内部渠道 A")
+    await user.open("/")
+    picker = user.find(marker="model-select").elements.pop()
+    assert isinstance(picker, ui.select)
+    assert list(picker.options.values()) == ["gpt-a"], "public model names, never channel names"
+    assert "use-input" not in picker.props
+    for index in range(10):
+        add_model("ok", model=f"model-{index:02d}")
+    await user.open("/")
+    picker = user.find(marker="model-select").elements.pop()
+    assert isinstance(picker, ui.select) and len(picker.options) == 11
+    assert picker.props.get("use-input") is True, "searchable past ten models"
