@@ -1,6 +1,8 @@
-"""How one assistant answer is shown: a live thinking panel (plain text), Markdown that re-renders at most
-about eight times a second while streaming, and code blocks with a copy button once the answer is complete.
-The Markdown is sanitised on the server (``pages.safe_markdown``): model output loads nothing by itself."""
+"""How one message is shown: the user's bubble, and an assistant answer with a live thinking panel
+(Markdown), Markdown that re-renders at most about eight times a second while streaming, code blocks with
+their language and a copy button (also while streaming), math, and a row of actions under each bubble
+(filled by the page). The Markdown is sanitised on the server (``pages.safe_markdown``): model output loads
+nothing by itself."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import weakref
 
 from nicegui import ui
 
+from pages.i18n import t
 from pages.safe_markdown import answer_markdown
 
 # seconds between two renders of one message while it streams, at least: each render also scrolls the page,
@@ -23,21 +26,6 @@ RENDER_BUDGET = 0.25  # and all streaming messages of the process together
 PROCESS_RENDERS_PER_SECOND = 40
 PIECE_CHARS = 1000  # a streaming answer's tail is settled into a piece of its own once this long
 _STREAMING: weakref.WeakSet[AnswerView] = weakref.WeakSet()  # messages of this process still streaming
-_FENCE = re.compile(r"```([\w#+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-
-
-def split_code_blocks(text: str) -> list[tuple[str, str | None]]:
-    """``(text, None)`` for prose and ``(code, language)`` for fenced blocks, in order."""
-    parts: list[tuple[str, str | None]] = []
-    position = 0
-    for match in _FENCE.finditer(text):
-        if match.start() > position:
-            parts.append((text[position : match.start()], None))
-        parts.append((match.group(2).rstrip("\n"), match.group(1) or "text"))
-        position = match.end()
-    if position < len(text):
-        parts.append((text[position:], None))
-    return [(chunk, language) for chunk, language in parts if language is not None or chunk.strip()]
 
 
 # a line that opens a block whose meaning may reach past a blank line: an indented line (code, a list
@@ -81,16 +69,29 @@ def settled_length(text: str) -> int:
     return cut
 
 
+class UserView:
+    """One message of the user: its bubble and, under it, its actions (filled by the page)."""
+
+    def __init__(self, text: str) -> None:
+        with (
+            ui.row().classes("msg-row user") as self.row,
+            ui.column().classes("user-stack gap-0") as self.stack,
+        ):
+            self.label = ui.label(text).classes("bubble user").mark("user-message")
+            self.actions = ui.row().classes("msg-actions justify-end")
+
+
 def user_bubble(text: str) -> ui.row:
-    with ui.row().classes("msg-row user") as row:
-        ui.label(text).classes("bubble user").mark("user-message")
-    return row
+    return UserView(text).row
 
 
 class AnswerView:
     """One assistant message being streamed into the page."""
 
     def __init__(self) -> None:
+        self.copy_label = t("chat.copy")
+        self.finished = False
+        self.note: str | None = None  # why the answer ended early (stopped, interrupted, failed)
         self.content = ""
         self.reasoning = ""
         self._started = time.monotonic()
@@ -110,11 +111,14 @@ class AnswerView:
                 # the answer: settled pieces rendered once, then the live tail, the only part re-rendered
                 with ui.element("div").classes("w-full answer").mark("answer") as self.body:
                     self._pieces = ui.element("div").classes("w-full")
-                    self._live = answer_markdown().classes("w-full")
+                    self._live = answer_markdown(copy_label=self.copy_label).classes("w-full")
                 self.body.set_visibility(False)
+                self._notes = ui.column().classes("w-full gap-0")
+                self.actions = ui.row().classes("msg-actions")
         self._settled = 0  # characters of content rendered for good into self._pieces
         self.thinking: ui.expansion | None = None
-        self.thinking_text: ui.label | None = None
+        self._thinking_label = ""
+        self.thinking_text: ui.markdown | None = None
 
     def add(self, content: str, reasoning: str) -> bool:
         """Take a piece of the stream; True when the message was rendered again (and may have grown).
@@ -163,24 +167,33 @@ class AnswerView:
         tail = self.content[self._settled :]
         if len(tail) >= PIECE_CHARS and (cut := settled_length(tail)) > 0:
             with self._pieces:
-                answer_markdown(tail[:cut]).classes("w-full settled")
+                answer_markdown(tail[:cut], copy_label=self.copy_label).classes("w-full settled")
             self._settled += cut
             tail = tail[cut:]
         self._live.set_content(tail)
 
     def _show_thinking(self) -> None:
         if self.thinking is None:
+            self._thinking_label = t("chat.thinking")
             with self._thinking_slot:
-                self.thinking = ui.expansion("思考中…", icon="psychology", value=True).classes(
+                self.thinking = ui.expansion(self._thinking_label, icon="psychology", value=True).classes(
                     "thinking w-full"
                 )
                 self.thinking.mark("thinking")
                 with self.thinking:
-                    self.thinking_text = ui.label("").classes("thinking-text").mark("thinking-text")
+                    self.thinking_text = (
+                        answer_markdown(copy_label=self.copy_label)
+                        .classes("thinking-text")
+                        .mark("thinking-text")
+                    )
         assert self.thinking_text is not None
-        self.thinking_text.text = self.reasoning
-        if self._thinking_seconds is not None and self.thinking.value and self.thinking.text == "思考中…":
-            self.thinking.text = f"已思考 {self._thinking_seconds:.1f} 秒"
+        self.thinking_text.set_content(self.reasoning)
+        if (
+            self._thinking_seconds is not None
+            and self.thinking.value
+            and self.thinking.text == self._thinking_label
+        ):
+            self.thinking.text = t("chat.thought", seconds=f"{self._thinking_seconds:.1f}")
             self.thinking.value = False  # collapse once the answer starts
 
     def drop(self) -> None:
@@ -189,24 +202,19 @@ class AnswerView:
         self.row.delete()
 
     def finish(self, note: str | None = None, *, error: bool = False) -> None:
-        """Final render: code blocks get their copy button; ``note`` marks a stopped or failed answer."""
+        """Final render; ``note`` marks a stopped, interrupted or failed answer."""
         _STREAMING.discard(self)
+        self.finished = True
         if self.reasoning and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._started
-        code = "```" in self.content
-        self.render(content=not code)  # with code the answer is rebuilt below, not rendered once more
+        self.render()
         self.typing.set_visibility(False)
-        if self.thinking is not None and self.thinking.text == "思考中…":
-            self.thinking.text = f"已思考 {self._thinking_seconds or 0:.1f} 秒"
-        if code:
-            self.body.clear()
-            with self.body:
-                for chunk, language in split_code_blocks(self.content):
-                    if language is None:
-                        answer_markdown(chunk).classes("w-full")
-                    else:
-                        ui.code(chunk, language=language).classes("w-full")
-            self.body.set_visibility(True)
+        if self.thinking is not None and self.thinking.text == self._thinking_label:
+            self.thinking.text = t("chat.thought", seconds=f"{self._thinking_seconds or 0:.1f}")
         if note:
-            with self.bubble:
+            self.note = note
+            with self._notes:
                 ui.label(note).classes("status-note" + (" error" if error else "")).mark("status-note")
+
+    def set_shown(self, shown: bool) -> None:
+        self.row.set_visibility(shown)

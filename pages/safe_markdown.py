@@ -16,6 +16,14 @@ Everything else goes: scripts, styles, ``style`` and event attributes, forms and
 iframes, objects, embeds, ``meta``/``base``/``link``, ``id``/``name`` (DOM clobbering), and every class
 outside the short list below (utility classes are styles: ``fixed inset-0`` can cover the page).
 
+Math (``$…$``, ``$$…$$``, ``\\(…\\)``, ``\\[…\\]``) is taken out of the Markdown before it is converted
+(so ``_`` and ``*`` in a formula stay TeX), rendered by KaTeX on the server (``pykatex``: KaTeX in an
+embedded QuickJS, no Node, nothing from a CDN) to MathML, which the browser draws itself with no font or
+stylesheet to load, and put back after the sanitiser; the MathML goes through its own allow-list (KaTeX
+runs with ``trust`` off, so ``\\href``, ``\\url`` and ``\\htmlClass`` render as red text, never a link).
+Fenced code blocks get a header with their language and a copy button, also while they stream (an open
+fence is closed for the render).
+
 Why on the server: NiceGUI's client-side DOMPurify keeps images, forms and styles by default and is
 configured for the whole page; one Python function is one place to read, unit-test and keep strict, it
 runs once per render (not once per open tab), and it is cheap next to the Markdown conversion it follows:
@@ -29,9 +37,11 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from typing import Any
 
 import nh3
+import pykatex  # type: ignore[import-not-found]  # (no type information shipped)
 from nicegui import ui
 from pygments.token import STANDARD_TYPES
 
@@ -104,7 +114,142 @@ def sanitize_answer_html(markup: str) -> str:
     return _CLEANER.clean(markup)
 
 
-def answer_markdown(content: str = "") -> ui.markdown:
+# math and code-block headers travel through Markdown and the sanitiser as private-use characters
+# (markdown2 and ammonia keep them as text): kind, the hex of the TeX or the language, end
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_TOKEN = re.compile(_OPEN + r"([IDC])([0-9a-f]*)" + _CLOSE)
+_CODE_HEAD = re.compile(
+    r"<p>" + _OPEN + r"C([0-9a-f]*)" + _CLOSE + r"</p>\s*"
+    r'(<div class="codehilite">.*?</div>|<pre>.*?</pre>)',
+    re.DOTALL,
+)
+_FENCE_LINE = re.compile(r"^```", re.MULTILINE)
+_SOURCE = re.compile(
+    r"(?P<fence>^```(?P<lang>[\w#+.-]*)[^\n]*\n.*?(?:^```[^\n]*$|\Z))"  # a fenced block at the margin
+    r"|(?P<ticks>`+).+?(?P=ticks)"  # inline code
+    r"|\$\$(?P<display>.+?)\$\$"
+    r"|\\\[(?P<display2>.+?)\\\]"
+    r"|\\\((?P<inline2>.+?)\\\)"
+    # $…$: no space inside either dollar, no digit right after the closing one ("$5 and $10" is money)
+    r"|(?<![\\$\w])\$(?P<inline>[^\s$](?:[^$\n]*?[^\s$\\])?)\$(?!\d)",
+    re.DOTALL | re.MULTILINE,
+)
+_MATH_TAGS = {
+    *("math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "mpadded"),
+    *("msup", "msub", "msubsup", "mfrac", "msqrt", "mroot", "mstyle", "mover", "munder", "munderover"),
+    *("mtable", "mtr", "mtd", "mphantom", "menclose", "merror", "mglyph", "mmultiscripts", "mprescripts"),
+    *("none", "span"),
+}
+_MATH_ATTRIBUTES = {
+    "math": {"display", "xmlns"},
+    "annotation": {"encoding"},
+    "mo": {"stretchy", "fence", "separator", "lspace", "rspace", "minsize", "maxsize", "movablelimits"},
+    "mstyle": {"mathcolor", "scriptlevel", "displaystyle", "mathsize"},
+    "mtext": {"mathvariant"},
+    "mi": {"mathvariant"},
+    "mspace": {"width", "height", "depth"},
+    "mpadded": {"width", "height", "depth", "lspace", "voffset"},
+    "mfrac": {"linethickness"},
+    "mtable": {"rowspacing", "columnspacing", "columnalign", "rowlines", "columnlines"},
+    "mtd": {"columnalign"},
+    "menclose": {"notation"},
+    "mover": {"accent"},
+    "munder": {"accentunder"},
+    "span": {"title"},
+}
+_MATH_CLEANER = nh3.Cleaner(
+    tags=_MATH_TAGS,
+    attributes=_MATH_ATTRIBUTES,
+    allowed_classes={"span": {"katex", "katex-display", "katex-error"}},
+    url_schemes=set(),
+    strip_comments=True,
+)
+
+
+def _hex(text: str) -> str:
+    return text.encode("utf-8").hex()
+
+
+def _protect(match: re.Match[str]) -> str:
+    if match.group("fence") is not None:
+        language = match.group("lang") or "text"
+        return f"{_OPEN}C{_hex(language)}{_CLOSE}\n\n{match.group('fence')}"
+    if match.group("ticks") is not None:
+        return match.group(0)
+    display = match.group("display") or match.group("display2")
+    if display is not None:
+        return f"{_OPEN}D{_hex(display.strip())}{_CLOSE}"
+    inline = match.group("inline") or match.group("inline2") or ""
+    return f"{_OPEN}I{_hex(inline.strip())}{_CLOSE}"
+
+
+def prepare_answer(content: str) -> str:
+    """The Markdown as it is converted: math set aside, a header marker before each fenced block, and
+    an open fence (still streaming) closed."""
+    if len(_FENCE_LINE.findall(content)) % 2:
+        content += "\n```"
+    return _SOURCE.sub(_protect, content)
+
+
+@lru_cache(maxsize=2048)
+def render_math(tex: str, display: bool) -> str:
+    """TeX as KaTeX's MathML, sanitised; a formula KaTeX cannot read shows as its source, in red."""
+    try:
+        markup = pykatex.renderToString(
+            tex, displayMode=display, output="mathml", throwOnError=False, strict="ignore", trust=False
+        )
+    except Exception:  # pykatex is young: whatever it raises, the formula shows as text
+        return f'<span class="katex-error">{html.escape(tex)}</span>'
+    rendered = _MATH_CLEANER.clean(markup)
+    return f'<span class="katex-display">{rendered}</span>' if display else rendered
+
+
+def _decode(hexed: str) -> str | None:
+    try:
+        return bytes.fromhex(hexed).decode("utf-8")
+    except ValueError:
+        return None
+
+
+def _code_head(match: re.Match[str], copy_label: str) -> str:
+    label = html.escape(copy_label)
+    language = html.escape(_decode(match.group(1)) or "text")
+    return (
+        '<div class="code-block"><div class="code-head">'
+        f'<span class="code-lang">{language}</span>'
+        f'<button type="button" class="code-copy" aria-label="{label}" title="{label}">{label}</button>'
+        f"</div>{match.group(2)}</div>"
+    )
+
+
+def _restore(match: re.Match[str]) -> str:
+    kind, hexed = match.group(1), match.group(2)
+    text = _decode(hexed)
+    if text is None or kind == "C":
+        return ""
+    return render_math(text, kind == "D")
+
+
+def render_answer_html(markup: str, copy_label: str = "Copy") -> str:
+    """markdown2's HTML of :func:`prepare_answer`'s Markdown → what the browser gets: sanitised, then the
+    math and the code headers (the app's own markup) put in."""
+    cleaned = sanitize_answer_html(markup)
+    if _OPEN not in cleaned:
+        return cleaned
+    return _TOKEN.sub(_restore, _CODE_HEAD.sub(lambda match: _code_head(match, copy_label), cleaned))
+
+
+class AnswerMarkdown(ui.markdown):
     """A Markdown element for model output: converted and sanitised on the server (NiceGUI then sets the
-    HTML as it is, without its own client-side sanitising, which would also drop ``target``)."""
-    return ui.markdown(content, sanitize=sanitize_answer_html)
+    HTML as it is, without its own client-side sanitising, which would also drop ``target``), with math
+    and code-block headers."""
+
+    def __init__(self, content: str = "", *, copy_label: str = "Copy") -> None:
+        super().__init__(content, sanitize=lambda markup: render_answer_html(markup, copy_label))
+
+    def _handle_content_change(self, content: str) -> None:
+        super()._handle_content_change(prepare_answer(content))
+
+
+def answer_markdown(content: str = "", *, copy_label: str = "Copy") -> ui.markdown:
+    return AnswerMarkdown(content, copy_label=copy_label)

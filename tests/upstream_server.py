@@ -22,6 +22,8 @@ behave differently: ``http://127.0.0.1:PORT/<scenario>/v1``. Scenarios (``-N`` p
 - ``cjk``: a Chinese answer without usage (for the token estimate)
 - ``delay-MS``: the plain answer after MS milliseconds (benchmarks)
 - ``html`` / ``code``: an answer with HTML and script tags / with a fenced code block
+- ``rich``: a heading, inline and display math, a code block with a very long line, a wide table and a
+  ``javascript:`` link (:data:`RICH_ANSWER`, in pieces of a few characters)
 - ``huge-MB``: an answer of MB MiB: without a stream one JSON object sent chunked (no length), with a
   stream one ``data:`` line of that size as the first event
 - ``hugelen-MB``: the same, the JSON answer with a ``Content-Length``
@@ -75,6 +77,20 @@ CODE_ANSWER = [
     "```\n",
     "\nDone.",
 ]
+RICH_TEXT = (
+    "# A heading\n\n"
+    "Energy is $E=mc^2$ and the integral is\n\n"
+    "$$\\int_0^1 x^2\\,dx = \\frac{1}{3} + \\sum_{n=1}^{\\infty} \\frac{1}{n^2} - \\frac{\\pi^2}{6}"
+    " + \\sqrt{a^2+b^2+c^2+d^2+e^2+f^2+g^2+h^2}$$\n\n"
+    "```python\n"
+    "print('" + "a very long line of code " * 12 + "')\n"
+    "```\n\n"
+    "| " + " | ".join(f"column {i}" for i in range(12)) + " |\n"
+    "|" + "---|" * 12 + "\n"
+    "| " + " | ".join(f"value-{i}-wide" for i in range(12)) + " |\n\n"
+    "[click](javascript:window.__xss=5) and $\\href{javascript:window.__xss=6}{x}$ end."
+)
+RICH_ANSWER = [RICH_TEXT[i : i + 9] for i in range(0, len(RICH_TEXT), 9)]
 UPSTREAM_ERROR_BODY = "upstream-internal-detail: database password is hunter2"
 OPEN_STREAM_MAX_WORDS = 100_000
 
@@ -455,9 +471,12 @@ class UpstreamServer:
                 yield _chunk(model, {"content": "Hello"})
                 yield _chunk(model, {"content": " there"})
                 raise MidStreamCut("connection cut on purpose")
-            words: Iterable[str] = {"cjk": CJK_ANSWER, "html": HTML_ANSWER, "code": CODE_ANSWER}.get(
-                name, ANSWER_WORDS
-            )
+            words: Iterable[str] = {
+                "cjk": CJK_ANSWER,
+                "html": HTML_ANSWER,
+                "code": CODE_ANSWER,
+                "rich": RICH_ANSWER,
+            }.get(name, ANSWER_WORDS)
             delay_ms = 0
             if name == "slow":
                 delay_ms, count, paragraph = [*params, *(20, 16, 0)[len(params) :]][:3]

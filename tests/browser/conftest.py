@@ -65,6 +65,7 @@ def browser_app(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServ
                 ("open-6-20", "long-model", "Long Model"),  # in paragraphs of 20 words
                 ("html", "html-model", "HTML Model"),
                 ("code", "code-model", "Code Model"),
+                ("rich", "rich-model", "Rich Model"),  # math, a long code line, a wide table (issue 19)
                 ("ok", "plain-model", "Plain Model"),
                 ("probe", "probe-model", "Probe Model"),  # the payloads of issue 15 (output isolation)
             ]:
@@ -96,9 +97,10 @@ def chromium(*, logs: bool = False, language: str = CHINESE) -> Iterator[object]
     profile = tempfile.mkdtemp(prefix="pyaichat-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    flags = [f"--lang={language}", f"--accept-lang={language}", f"--user-data-dir={profile}"]
+    flags = [f"--lang={language.split(',')[0]}", f"--accept-lang={language}", f"--user-data-dir={profile}"]
     for flag in [*CHROME_FLAGS, *flags, "--window-size=1200,860"]:
         options.add_argument(flag)
+    options.add_experimental_option("prefs", {"intl.accept_languages": language})
     if logs:
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

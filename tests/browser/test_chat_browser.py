@@ -190,10 +190,11 @@ def test_model_html_is_not_executed_and_code_has_copy(driver, browser_app: Runni
     assert not driver.find_elements(By.CSS_SELECTOR, ".bubble.assistant script")
     choose_model(driver, "code-model")
     type_and_send(driver, "show code")
-    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".bubble.assistant .nicegui-code"))
-    code = driver.find_element(By.CSS_SELECTOR, ".bubble.assistant .nicegui-code")
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".bubble.assistant .code-block"))
+    code = driver.find_element(By.CSS_SELECTOR, ".bubble.assistant .code-block")
     assert "return a + b" in code.text
-    assert code.find_elements(By.CSS_SELECTOR, ".nicegui-code-copy")
+    assert code.find_element(By.CSS_SELECTOR, ".code-lang").text == "python"
+    assert code.find_elements(By.CSS_SELECTOR, "button.code-copy")
     screenshot(driver, "chat-code-dark" if dark else "chat-code")
 
 

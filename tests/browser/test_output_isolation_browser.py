@@ -68,7 +68,8 @@ def test_the_probes_payloads_load_submit_hide_and_run_nothing(
     wait(driver).until(lambda d: not d.find_elements(By.XPATH, STOP))  # the answer is complete
     thinking = driver.find_element(By.CSS_SELECTOR, ".thinking")
     thinking.click()  # the reasoning, collapsed once the answer started, holds a payload too
-    wait(driver).until(lambda d: "<img src=" in d.find_element(By.CSS_SELECTOR, ".thinking").text)
+    # reasoning is Markdown like the answer (issue 19): its image is a link to click, never loaded
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".thinking a.md-image"))
     driver.find_element(By.XPATH, "//*[contains(@class,'answer')]//*[text()[contains(., 'Send it')]]").click()
     screenshot(driver, "output-probe")
 

@@ -7,10 +7,11 @@ import weakref
 
 from nicegui import ui
 from nicegui.testing import User
+from nicegui.testing.user_interaction import UserInteraction
 
 from tests.helpers import SEE_RETRIES, wait_until_async
 from tests.pages.conftest import app_state, set_limits
-from tests.upstream_server import ANSWER_WORDS, UpstreamServer
+from tests.upstream_server import ANSWER_WORDS, CODE_ANSWER, UpstreamServer
 
 ANSWER = "".join(ANSWER_WORDS)
 
@@ -273,3 +274,187 @@ async def test_a_long_answer_settles_into_pieces_rendered_once(
     assert all(set(converted[piece]) == {piece.content} for piece in settled), "a piece is rendered once"
     tails = [len(content) for content in converted[live]]
     assert max(tails) < PIECE_CHARS, tails  # each render re-sent only the tail since the last piece
+
+
+# ---- message actions (issue 19) -------------------------------------------------------------------------
+def answer_texts(user: User) -> list[str]:
+    """The answers on screen (hidden versions left out), in order."""
+    texts = []
+    for answer in user.find(marker="answer").elements:
+        if all(element.visible for element in [answer, *answer.ancestors()]):
+            texts.append("".join(el.content for el in answer.descendants() if isinstance(el, ui.markdown)))
+    return texts
+
+
+def visible(user: User, marker: str) -> list[ui.element]:
+    try:
+        found = user.find(marker=marker).elements
+    except AssertionError:  # none on the page
+        return []
+    return [el for el in found if all(e.visible for e in [el, *el.ancestors()])]
+
+
+def click(user: User, element: ui.element) -> None:
+    UserInteraction(user, {element}, None).click()
+
+
+def by_order(user: User, marker: str) -> list[ui.element]:
+    """The elements with ``marker`` in the order they were created (the page's order)."""
+    return sorted(user.find(marker=marker).elements, key=lambda element: element.id)
+
+
+async def until_answered(user: User, count: int) -> None:
+    await wait_until_async(
+        lambda: (
+            user.find(marker="send").elements.pop().props.get("icon") == "arrow_upward"
+            and len(visible(user, "regenerate")) == count
+        ),
+        what=f"{count} answered turns",
+    )
+
+
+async def test_regenerate_keeps_the_previous_answer_browsable(
+    user: User, add_model, upstream: UpstreamServer
+) -> None:
+    add_model("nousage", model="regen-model")
+    await user.open("/")
+    await send(user, "question")
+    await until_answered(user, 1)
+    user.find(marker="regenerate").click()
+    await wait_until_async(lambda: len(visible(user, "answer-index")) == 1, what="the version switch")
+    await until_answered(user, 1)
+    assert visible(user, "answer-index")[0].text == "2/2"
+    assert answer_texts(user) == [ANSWER]
+    requests = [r for r in upstream.requests_for("nousage") if r.body.get("model") == "regen-model"]
+    assert [m["content"] for m in requests[-1].body["messages"]] == ["question"], "the answer is not sent"
+    user.find(marker="previous-answer").click()
+    await wait_until_async(lambda: visible(user, "answer-index")[0].text == "1/2", what="version 1 shown")
+    assert len(answer_texts(user)) == 1
+    user.find(marker="next-answer").click()
+    await wait_until_async(lambda: visible(user, "answer-index")[0].text == "2/2", what="version 2 shown")
+
+
+async def test_edit_resends_from_there_and_drops_what_followed(
+    user: User, add_model, upstream: UpstreamServer
+) -> None:
+    add_model("nousage", model="edit-model")
+    await user.open("/")
+    await send(user, "first")
+    await until_answered(user, 1)
+    await send(user, "second")
+    await until_answered(user, 2)
+    edits = by_order(user, "edit")
+    assert len(edits) == 2
+    click(user, edits[0])  # the first message's
+    await user.should_see(marker="edit-box")
+    box = user.find(marker="edit-box")
+    box.clear().type("first, edited")
+    user.find(marker="edit-save").click()
+    await until_answered(user, 1)
+    assert [el.text for el in visible(user, "user-message")] == ["first, edited"]
+    await user.should_not_see("second")
+    requests = [r for r in upstream.requests_for("nousage") if r.body.get("model") == "edit-model"]
+    assert [m["content"] for m in requests[-1].body["messages"]] == ["first, edited"]
+
+
+async def test_delete_removes_the_pair_and_export_writes_markdown(user: User, add_model) -> None:
+    add_model("ok")
+    await user.open("/")
+    await send(user, "keep me")
+    await until_answered(user, 1)
+    await send(user, "delete me")
+    await until_answered(user, 2)
+    click(user, by_order(user, "delete")[1])
+    await user.should_not_see("delete me")
+    assert [el.text for el in visible(user, "user-message")] == ["keep me"]
+    assert len(answer_texts(user)) == 1
+    user.find(marker="export").click()
+    response = await user.download.next(timeout=SEE_RETRIES)
+    text = response.content.decode("utf-8")
+    assert "## 用户\n\nkeep me" in text and ANSWER in text and "delete me" not in text
+
+
+async def test_copy_puts_the_answer_markdown_on_the_clipboard(user: User, add_model, monkeypatch) -> None:
+    copied: list[str] = []
+    monkeypatch.setattr(ui.clipboard, "write", copied.append)
+    add_model("code")
+    await user.open("/")
+    await send(user, "code please")
+    await until_answered(user, 1)
+    click(user, by_order(user, "copy")[-1])  # the answer's copy (the user message's is first)
+    await wait_until_async(lambda: bool(copied), what="the copy")
+    assert copied == ["".join(CODE_ANSWER)], "the answer as Markdown, fences included"
+
+
+async def test_escape_stops_a_streaming_answer(user: User, add_model, upstream: UpstreamServer) -> None:
+    add_model("open-200", model="esc-model")
+    await user.open("/")
+    await send(user, "long")
+    await user.should_see("w1", retries=SEE_RETRIES)
+    modifiers = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False}
+    user.find(ui.keyboard).trigger(
+        "key",
+        {"action": "keydown", "key": "Escape", "code": "Escape", "location": 0, "repeat": False, **modifiers},
+    )
+    await user.should_see("已停止生成", retries=SEE_RETRIES)
+    await wait_until_async(lambda: upstream.ends_of("esc-model"), what="the end of the upstream request")
+
+
+async def test_controls_have_english_names_under_english(user: User, add_model) -> None:
+    from nicegui import app
+
+    add_model("ok")
+    await user.open("/")
+    app.storage.user["lang"] = "en"
+    await user.open("/")
+    await user.should_see("How can I help?")
+    names = {el.props.get("aria-label") for el in user.find(ui.button).elements}
+    assert {"New chat", "Send", "Export", "Dark mode"} <= names, names
+    await user.should_see("Sign in", marker="login")
+    await send(user, "hi")
+    await until_answered(user, 1)
+    names = {el.props.get("aria-label") for el in user.find(ui.button).elements}
+    assert {"Copy", "Regenerate", "Edit", "Delete"} <= names, names
+
+
+async def test_an_answer_cut_by_a_dropped_connection_is_marked_with_a_retry(
+    user: User, add_model, upstream: UpstreamServer
+) -> None:
+    """The page's connection drops (the browser comes back within the reconnect window, so the page
+    stays): the answer ends, marked interrupted, and Retry asks again as a new version."""
+    from pages.chat import RECONNECT_SECONDS
+
+    assert RECONNECT_SECONDS >= 300
+    add_model("open-200", model="drop-model")
+    await user.open("/")
+    await send(user, "long")
+    await user.should_see("w1", retries=SEE_RETRIES)
+    client = user.client
+    assert client is not None
+    for handler in client.disconnect_handlers:  # what NiceGUI runs when the page's socket goes away
+        client.safe_invoke(handler)
+    await user.should_see("已中断", retries=SEE_RETRIES)
+    await wait_until_async(lambda: upstream.ends_of("drop-model"), what="the end of the upstream request")
+    assert [end.cancelled for end in upstream.ends_of("drop-model")] == [True]
+    user.find(marker="retry").click()
+    send_button = user.find(marker="send").elements.pop()
+    await wait_until_async(lambda: send_button.props.get("icon") == "stop", what="the retry answering")
+    await user.should_see("w1", retries=SEE_RETRIES)
+    user.find(marker="send").click()  # stop the endless answer
+    await until_answered(user, 1)
+    assert [el.text for el in visible(user, "answer-index")] == ["2/2"]
+
+
+async def test_the_model_picker_lists_public_names_and_searches_past_ten(user: User, add_model) -> None:
+    add_model("ok", model="gpt-a", name="内部渠道 A")
+    await user.open("/")
+    picker = user.find(marker="model-select").elements.pop()
+    assert isinstance(picker, ui.select)
+    assert list(picker.options.values()) == ["gpt-a"], "public model names, never channel names"
+    assert "use-input" not in picker.props
+    for index in range(10):
+        add_model("ok", model=f"model-{index:02d}")
+    await user.open("/")
+    picker = user.find(marker="model-select").elements.pop()
+    assert isinstance(picker, ui.select) and len(picker.options) == 11
+    assert picker.props.get("use-input") is True, "searchable past ten models"

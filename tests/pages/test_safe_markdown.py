@@ -122,3 +122,70 @@ def test_a_half_written_tag_is_dropped_not_repaired_into_a_request() -> None:
         payload = '<img src="http://evil.test/x.png" onerror="window.__xss=1">'[:cut]
         html = render("partial " + payload)
         assert "<img" not in html and "onerror" not in html and "src=" not in html, (cut, html)
+
+
+# ---- math and code headers (issue 19) ------------------------------------------------------------------
+def render_answer(markdown: str) -> str:
+    from pages.safe_markdown import prepare_answer, render_answer_html
+
+    return render_answer_html(prepare_content(prepare_answer(markdown), EXTRAS), "Copy")
+
+
+def test_inline_and_display_math_become_katex_mathml() -> None:
+    html = render_answer("Energy $E=mc^2$ costs $5 and $10.\n\n$$\\int_0^1 x^2\\,dx$$\n\nand \\(a_1 * b_2\\)")
+    assert html.count('<span class="katex">') == 3, html
+    assert "<msup><mi>c</mi><mn>2</mn></msup>" in html
+    assert 'display="block"' in html and 'class="katex-display"' in html
+    assert "$5 and $10" in html, "money is not math"
+    assert "<em>" not in html, "an asterisk in math is TeX, not emphasis"
+
+
+def test_math_inside_code_stays_code() -> None:
+    html = render_answer("`$x$` and\n\n```\n$$y$$\n```\n")
+    assert "katex" not in html and "$x$" in html and "$$y$$" in html
+
+
+@pytest.mark.parametrize(
+    "tex",
+    [
+        r"\href{javascript:window.__xss=1}{click}",
+        r"\url{javascript:window.__xss=1}",
+        r"\htmlClass{fixed inset-0}{x}",
+        r"\htmlStyle{position:fixed}{x}",
+        r"\htmlData{foo=bar}{x}",
+        r"\includegraphics{http://evil.test/i.png}",
+    ],
+)
+def test_katex_trust_commands_do_nothing(tex: str) -> None:
+    html = render_answer(f"${tex}$ and $${tex}$$")
+    assert (
+        "href" not in attributes(html) and "src" not in attributes(html) and "style" not in attributes(html)
+    )
+    assert "fixed" not in re.findall(r'class="([^"]*)"', html), html
+    assert tags(html) <= {"p", "span", "math", "semantics", "mrow", "mstyle", "mtext", "annotation", "mi"}, (
+        html
+    )
+
+
+def test_javascript_links_lose_their_target() -> None:
+    for markdown in [
+        "[x](javascript:window.__xss=1)",
+        "<a href='JaVaScRiPt:alert(1)'>x</a>",
+        "[x](data:text/html,hi)",
+    ]:
+        html = render_answer(markdown)
+        assert "href" not in attributes(html), html
+
+
+def test_code_blocks_get_a_language_and_a_copy_button_also_while_open() -> None:
+    done = render_answer("```python\nprint(1)\n```\n")
+    streaming = render_answer("text\n\n```js\nlet a =")
+    for html, language in [(done, "python"), (streaming, "js")]:
+        assert f'<span class="code-lang">{language}</span>' in html, html
+        assert '<button type="button" class="code-copy" aria-label="Copy"' in html
+    assert "```" not in streaming, "an open fence renders as code while it streams"
+
+
+def test_a_broken_formula_shows_as_text() -> None:
+    html = render_answer("$\\frac{$ and $<script>x</script>$")
+    assert "<script" not in html and "katex-error" in html
