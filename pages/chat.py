@@ -14,6 +14,7 @@ from app.state import AppState
 from pages.account import KeysDialog, open_password_dialog
 from pages.dialogs import show_error
 from pages.follow import Follower
+from pages.i18n import language_switch
 from pages.message_view import AnswerView, user_bubble
 from pages.session import current_user, rules_now, sign_out
 from pages.theme import apply_theme, dark_mode_button
@@ -77,6 +78,7 @@ class ChatPage:
                 ui.button(icon="add_comment", on_click=self.new_chat).props("flat round dense").tooltip(
                     "新对话"
                 ).mark("new-chat")
+                language_switch()
                 dark_mode_button(dark)
                 self._account_menu(email)
             with ui.scroll_area(on_scroll=self._on_scroll).classes("w-full grow") as self.scroller:

@@ -58,7 +58,7 @@ MAX_CACHED_USERS = 20_000
 ACTIVE_SECONDS = 120.0  # a cached user unused this long is dropped at the next reload (read again on use)
 RELOAD_CHUNK = 500  # ids per ``IN (…)`` of a reload
 TOUCH_SECONDS = 60.0  # last_used_at / last_active_at move at most this often per key and per user
-BAD_KEY_THROTTLED_MESSAGE = "无效的 API 密钥过多，请稍后再试"
+BAD_KEY_THROTTLED_MESSAGE = "errors.bad_key_throttled"
 
 
 @dataclass(slots=True)
@@ -269,13 +269,13 @@ class IdentityCache:
         claims = decode_token(token, secret=self._secret, kind="user")  # no database: refused early
         user = await self.user(int(claims.subject)) if claims.subject.isdigit() else None
         if user is None:
-            raise AuthenticationFailed("账号不存在或已被删除")
+            raise AuthenticationFailed("errors.account_gone")
         if user.disabled:
             raise AccountDisabledCredential()
         if claims.version < user.token_version or not hmac.compare_digest(
             claims.password_fingerprint, user.password_fingerprint
         ):
-            raise AuthenticationFailed("登录已失效（密码已更改或已在其他地方退出），请重新登录")
+            raise AuthenticationFailed("errors.session_ended")
         self.note_use(user.id)
         return Identity(id=user.id, email=user.email, rpm_limit=user.rpm_limit)
 
