@@ -340,7 +340,10 @@ def panels(view: DashboardView) -> None:
                 ("calls", "admin.dash.col.calls"),
                 ("errors", "admin.dash.col.errors"),
             ],
-            data["per_channel"],
+            [
+                row if row["channel_id"] else {**row, "name": t("admin.dash.no_channel")}
+                for row in data["per_channel"]
+            ],
             "table-channels",
         )
         _table(

@@ -182,7 +182,7 @@ class UsersPage:
     def _row(self, row: UserRow) -> None:
         email = ui.label(row.email).classes("px-3 py-2 font-medium break-all").mark("user-row-email")
         if row.disabled:
-            email.classes("text-gray-400 line-through")
+            email.classes("text-gray-500 line-through")
         ui.label(_when(row.created_at, self.zone)).classes("px-3 py-2 text-gray-500")
         ui.label(_when(row.last_active_at, self.zone)).classes("px-3 py-2 text-gray-500")
         with ui.element("div").classes("px-2"):

@@ -511,4 +511,5 @@ STRINGS: dict[str, dict[str, str]] = {
     "admin.channels.select_all": {"zh-CN": "选择本页全部", "en": "Select all on this page"},
     "admin.channels.select": {"zh-CN": "选择 {name}", "en": "Select {name}"},
     "admin.channels.enabled_of": {"zh-CN": "启用 {name}", "en": "Enable {name}"},
+    "admin.dash.no_channel": {"zh-CN": "（无渠道）", "en": "(no channel)"},
 }
