@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import ChannelListItem
 from services.auth import check_credential_text, check_password_rules, normalize_email
-from services.errors import InvalidInput
+from services.errors import InputRule, InvalidInput
 
 
 def _rule(check: Callable[[str], str], value: str) -> str:
     try:
         return check(value)
     except InvalidInput as exc:
-        raise ValueError(exc.message) from None
+        raise InputRule(exc) from None
 
 
 class ErrorDetail(BaseModel):
@@ -56,12 +56,12 @@ class AdminCredentials(BaseModel):
     @field_validator("username")
     @classmethod
     def _username(cls, value: str) -> str:
-        return _rule(lambda text: check_credential_text(text, "用户名"), value)
+        return _rule(lambda text: check_credential_text(text, "errors.what.username"), value)
 
     @field_validator("password")
     @classmethod
     def _password(cls, value: str) -> str:
-        return _rule(lambda text: check_credential_text(text, "密码"), value)
+        return _rule(lambda text: check_credential_text(text, "errors.what.password"), value)
 
 
 class MessageResponse(BaseModel):
@@ -441,7 +441,7 @@ class AdminUserUpdate(BaseModel):
     @classmethod
     def _disabled_not_null(cls, value: object) -> object:
         if value is None:
-            raise ValueError("须为 true 或 false")
+            raise InputRule(InvalidInput("errors.bool_value"))
         return value
 
 

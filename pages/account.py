@@ -1,9 +1,10 @@
-"""The chat page's account menu dialogs: "修改密码" and "API 密钥" (personal keys: list, create — the key
+"""The chat page's account menu dialogs: change password and API keys (personal keys: list, create — the key
 shown once with a copy button and the ready base URL — and revoke). The rules are the services'
 (``services.login.change_password``, ``services.api_keys``); database work runs off the event loop."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from sqlmodel import Session
 
 from app.models import ApiKey, utcnow
 from app.state import AppState
+from pages.i18n import language, t
 from pages.session import sign_in
 from pages.threads import off_loop
 from services import api_keys
@@ -20,23 +22,40 @@ from services import login as login_flow
 from services.errors import DomainError, NotFound
 from services.identity import Identity
 
-EXPIRY_CHOICES = {0: "永不过期", 7: "7 天", 30: "30 天", 90: "90 天", 365: "1 年"}
+EXPIRY_CHOICES = {
+    0: "account.never_expires",
+    7: "account.days_7",
+    30: "account.days_30",
+    90: "account.days_90",
+    365: "account.year_1",
+}
+_FIELD_PREFIX = re.compile(r"^[a-z_]+(?:\uff1a|: )")
+
+
+def _message(error: DomainError) -> str:
+    """The error's message in the visitor's language, without the API's field name (``name: …``)."""
+    return _FIELD_PREFIX.sub("", error.text(language()), count=1)
 
 
 # ---- password -----------------------------------------------------------------------------------------
 def open_password_dialog(state: AppState, user: Identity, ip: str) -> ui.dialog:
     with ui.dialog() as dialog, ui.card().style("min-width: 340px").mark("password-dialog"):
-        ui.label("修改密码").classes("text-lg font-semibold")
-        ui.label("修改后，其他设备上的登录会退出；API 密钥不受影响。").classes("text-sm text-gray-500")
-        old = ui.input("原密码", password=True).props("outlined dense").classes("w-full").mark("old-password")
+        ui.label(t("account.change_password")).classes("text-lg font-semibold")
+        ui.label(t("account.password_note")).classes("text-sm text-gray-500")
+        old = (
+            ui.input(t("account.old_password"), password=True)
+            .props("outlined dense")
+            .classes("w-full")
+            .mark("old-password")
+        )
         new = (
-            ui.input("新密码（至少 8 位）", password=True, password_toggle_button=True)
+            ui.input(t("account.new_password"), password=True, password_toggle_button=True)
             .props("outlined dense")
             .classes("w-full")
             .mark("new-password")
         )
         again = (
-            ui.input("确认新密码", password=True)
+            ui.input(t("account.confirm_new_password"), password=True)
             .props("outlined dense")
             .classes("w-full")
             .mark("confirm-password")
@@ -45,7 +64,7 @@ def open_password_dialog(state: AppState, user: Identity, ip: str) -> ui.dialog:
 
         async def submit() -> None:
             if (new.value or "") != (again.value or ""):
-                error.text = "两次输入的新密码不一致"
+                error.text = t("account.passwords_differ")
                 return
             button.disable()
             try:
@@ -62,17 +81,21 @@ def open_password_dialog(state: AppState, user: Identity, ip: str) -> ui.dialog:
                     lifetime=timedelta(hours=state.settings.user_token_hours),
                 )
             except DomainError as exc:
-                error.text = exc.message.split("：", 1)[-1]
+                error.text = _message(exc)
                 return
             finally:
                 button.enable()
             sign_in(state, token)
             dialog.close()
-            ui.notify("密码已修改，其他设备上的登录已退出", type="positive")
+            ui.notify(t("account.password_changed"), type="positive")
 
         with ui.row().classes("w-full justify-end"):
-            ui.button("取消", on_click=dialog.close).props("flat")
-            button = ui.button("确认修改", on_click=submit).props("unelevated").mark("password-submit")
+            ui.button(t("account.cancel"), on_click=dialog.close).props("flat")
+            button = (
+                ui.button(t("account.confirm_change"), on_click=submit)
+                .props("unelevated")
+                .mark("password-submit")
+            )
     dialog.open()
     return dialog
 
@@ -102,7 +125,7 @@ def _create(state: AppState, user_id: int, name: str, days: int) -> tuple[ApiKey
 def _revoke(state: AppState, user_id: int, key_id: int) -> None:
     with Session(state.engine) as session:
         if not api_keys.revoke_key(session=session, key_id=key_id, user_id=user_id):
-            raise NotFound("API 密钥不存在")
+            raise NotFound("errors.key_not_found")
     state.identity.keys_changed()
 
 
@@ -118,28 +141,33 @@ class KeysDialog:
     async def open(self) -> None:
         with ui.dialog() as self.dialog, ui.card().style("min-width: min(640px, 95vw)").mark("keys-dialog"):
             with ui.row().classes("w-full items-center"):
-                ui.label("API 密钥").classes("text-lg font-semibold")
+                ui.label(t("account.api_keys")).classes("text-lg font-semibold")
                 ui.space()
-                ui.button(icon="close", on_click=self.dialog.close).props("flat round dense")
-            ui.label(
-                f"在聊天应用（OpenAI SDK、Open WebUI、LobeChat、NextChat 等）中填写 Base URL {self.base_url} "
-                "和一个密钥即可使用。密钥与你的账号共用同一个速率限制。"
-            ).classes("text-sm text-gray-500")
+                ui.button(icon="close", on_click=self.dialog.close).props(
+                    f'flat round dense aria-label="{t("account.close")}"'
+                )
+            ui.label(t("account.keys_intro", base_url=self.base_url)).classes("text-sm text-gray-500")
             self.created = ui.column().classes("w-full")
             with ui.row().classes("w-full items-end gap-2 no-wrap"):
                 self.name = (
-                    ui.input("名称", placeholder="例如 NextChat")
+                    ui.input(t("account.key_name"), placeholder=t("account.key_name_example"))
                     .props("outlined dense maxlength=100")
                     .classes("grow")
                     .mark("key-name")
                 )
                 self.expiry = (
-                    ui.select(EXPIRY_CHOICES, value=0, label="有效期")
+                    ui.select(
+                        {days: t(key) for days, key in EXPIRY_CHOICES.items()},
+                        value=0,
+                        label=t("account.expiry"),
+                    )
                     .props("outlined dense")
                     .style("min-width: 120px")
                     .mark("key-expiry")
                 )
-                ui.button("创建密钥", on_click=self.create).props("unelevated no-caps").mark("key-create")
+                ui.button(t("account.create_key"), on_click=self.create).props("unelevated no-caps").mark(
+                    "key-create"
+                )
             self.error = ui.label("").classes("text-negative text-sm").mark("key-error")
             self.table = ui.column().classes("w-full gap-1").mark("key-list")
         self.dialog.open()
@@ -150,7 +178,7 @@ class KeysDialog:
         self.table.clear()
         with self.table:
             if not keys:
-                ui.label("还没有密钥").classes("text-gray-500 text-sm").mark("key-empty")
+                ui.label(t("account.no_keys")).classes("text-gray-500 text-sm").mark("key-empty")
             for key in keys:
                 self._row(key)
 
@@ -162,34 +190,34 @@ class KeysDialog:
                 ui.label(key.name).classes("font-medium")
                 ui.label(f"{key.prefix}…").classes("text-xs text-gray-500 font-mono")
             with ui.column().classes("gap-0 text-xs text-gray-500"):
-                ui.label(f"创建：{_when(key.created_at, self.zone)}")
-                ui.label(f"最近使用：{_when(key.last_used_at, self.zone, '从未')}")
-                expiry = _when(key.expires_at, self.zone, "永不过期")
-                ui.label(f"过期：{expiry}{'（已过期）' if expired else ''}")
+                ui.label(t("account.created_at", when=_when(key.created_at, self.zone)))
+                ui.label(t("account.last_used", when=_when(key.last_used_at, self.zone, t("account.never"))))
+                expiry = _when(key.expires_at, self.zone, t("account.never_expires"))
+                ui.label(t("account.expired_at" if expired else "account.expires_at", when=expiry))
             assert key.id is not None
             ui.button(icon="delete", on_click=self._confirm_revoke(key.id, key.name)).props(
-                "flat round dense color=negative"
-            ).tooltip("撤销").mark(f"key-revoke-{key.id}")
+                f'flat round dense color=negative aria-label="{t("account.revoke")}"'
+            ).tooltip(t("account.revoke")).mark(f"key-revoke-{key.id}")
 
     def _confirm_revoke(self, key_id: int, name: str) -> Callable[[], None]:
         def ask() -> None:
             with ui.dialog() as confirm, ui.card().mark("revoke-dialog"):
-                ui.label(f"撤销密钥“{name}”？").classes("font-semibold")
-                ui.label("撤销后使用它的应用会立即无法访问，且无法恢复。").classes("text-sm text-gray-500")
+                ui.label(t("account.revoke_question", name=name)).classes("font-semibold")
+                ui.label(t("account.revoke_note")).classes("text-sm text-gray-500")
 
                 async def revoke() -> None:
                     confirm.close()
                     try:
                         await off_loop(_revoke, self.state, self.user.id, key_id)
                     except DomainError as exc:
-                        ui.notify(exc.message, type="warning")
+                        ui.notify(exc.text(language()), type="warning")
                     else:
-                        ui.notify("密钥已撤销", type="positive")
+                        ui.notify(t("account.revoked"), type="positive")
                     await self.refresh()
 
                 with ui.row().classes("w-full justify-end"):
-                    ui.button("取消", on_click=confirm.close).props("flat")
-                    ui.button("撤销", on_click=revoke).props("unelevated color=negative").mark(
+                    ui.button(t("account.cancel"), on_click=confirm.close).props("flat")
+                    ui.button(t("account.revoke"), on_click=revoke).props("unelevated color=negative").mark(
                         "revoke-confirm"
                     )
             confirm.open()
@@ -203,14 +231,14 @@ class KeysDialog:
                 _create, self.state, self.user.id, self.name.value or "", int(self.expiry.value or 0)
             )
         except DomainError as exc:
-            self.error.text = exc.message.split("：", 1)[-1]
+            self.error.text = _message(exc)
             return
         self.name.value = ""
         self.created.clear()
         with self.created, ui.card().classes("w-full bg-green-50").props("flat bordered").mark("key-created"):
-            ui.label(f"密钥“{row.name}”已创建。它只显示这一次，请现在复制保存。").classes("text-sm")
-            self._copyable(plain, "new-key", "复制密钥")
-            self._copyable(self.base_url, "base-url", "复制 Base URL")
+            ui.label(t("account.key_created", name=row.name)).classes("text-sm")
+            self._copyable(plain, "new-key", t("account.copy_key"))
+            self._copyable(self.base_url, "base-url", t("account.copy_base_url"))
         await self.refresh()
 
     @staticmethod
@@ -220,8 +248,8 @@ class KeysDialog:
 
             def copy() -> None:
                 ui.clipboard.write(text)
-                ui.notify("已复制", type="positive")
+                ui.notify(t("account.copied"), type="positive")
 
-            ui.button(icon="content_copy", on_click=copy).props("flat round dense").tooltip(tip).mark(
-                f"{mark}-copy"
-            )
+            ui.button(icon="content_copy", on_click=copy).props(
+                f'flat round dense aria-label="{tip}"'
+            ).tooltip(tip).mark(f"{mark}-copy")

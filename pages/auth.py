@@ -10,6 +10,7 @@ from nicegui import ui
 
 from app.state import AppState
 from pages.dialogs import show_error
+from pages.i18n import language, language_switch, t
 from pages.session import current_user, rules_now, sign_in
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
@@ -31,13 +32,14 @@ def _rule_message(check: Callable[[str], str], value: str) -> str | None:
     try:
         check(value)
     except InvalidInput as error:
-        return error.message
+        return error.text(language())
     return None
 
 
 def _frame(title: str, subtitle: str) -> ui.card:
     dark = apply_theme()
-    with ui.row().classes("w-full justify-end p-3"):
+    with ui.row().classes("w-full justify-end items-center gap-1 p-3"):
+        language_switch()
         dark_mode_button(dark)
     with ui.column().classes("w-full items-center").style("margin-top: 6vh"):
         with ui.link(target="/").classes("no-underline"), ui.row().classes("items-center gap-2 mb-4"):
@@ -52,7 +54,7 @@ def _frame(title: str, subtitle: str) -> ui.card:
 
 def _credential_inputs() -> tuple[ui.input, ui.input]:
     email = (
-        ui.input("邮箱", validation=lambda v: _rule_message(normalize_email, v or ""))
+        ui.input(t("auth.email"), validation=lambda v: _rule_message(normalize_email, v or ""))
         .props("outlined autocomplete=email type=email")
         .classes("w-full")
         .mark("email")
@@ -60,7 +62,7 @@ def _credential_inputs() -> tuple[ui.input, ui.input]:
     email.without_auto_validation()
     password = (
         ui.input(
-            "密码",
+            t("auth.password"),
             password=True,
             password_toggle_button=True,
             validation=lambda v: _rule_message(check_password_rules, v or ""),
@@ -88,12 +90,13 @@ def register(state: AppState) -> None:
         )
         sign_in(state, token)
 
-    @ui.page("/login", title="登录 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/login", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def login_page(request: Request) -> None:
+        ui.page_title(t("auth.login_title"))
         if await current_user(state) is not None:
             ui.navigate.to("/")
             return
-        with _frame("登录", "登录后可享受更高的使用额度"):
+        with _frame(t("auth.sign_in"), t("auth.login_subtitle")):
             email, password = _credential_inputs()
             error = ui.label("").classes("text-negative text-sm").mark("form-error")
             error.set_visibility(False)
@@ -106,7 +109,7 @@ def register(state: AppState) -> None:
                 try:
                     await _sign_in(request, email.value, password.value)
                 except (AuthenticationFailed, AccountDisabled) as failure:  # said under the form
-                    error.text = failure.message
+                    error.text = failure.text(language())
                     error.set_visibility(True)
                     return
                 except RateLimited as failure:
@@ -120,34 +123,40 @@ def register(state: AppState) -> None:
                 ui.navigate.to("/")
 
             password.on("keydown.enter", submit)
-            button = ui.button("登录", on_click=submit).props("unelevated").classes("w-full").mark("submit")
+            button = (
+                ui.button(t("auth.sign_in"), on_click=submit)
+                .props("unelevated")
+                .classes("w-full")
+                .mark("submit")
+            )
             if (await rules_now(state)).registration_enabled:
                 with ui.row().classes("w-full justify-center text-sm gap-1"):
-                    ui.label("还没有账号？")
-                    ui.link("注册", "/register").mark("to-register")
+                    ui.label(t("auth.no_account"))
+                    ui.link(t("auth.register"), "/register").mark("to-register")
 
-    @ui.page("/register", title="注册 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/register", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def register_page(request: Request) -> None:
+        ui.page_title(t("auth.register_title"))
         if await current_user(state) is not None:
             ui.navigate.to("/")
             return
         if not (await rules_now(state)).registration_enabled:
-            with _frame("注册", "本站暂不开放注册"):
-                ui.label(RegistrationClosed.default_message).classes("text-gray-600").mark(
+            with _frame(t("auth.register"), t("auth.register_closed")):
+                ui.label(t(RegistrationClosed.default_key)).classes("text-gray-600").mark(
                     "registration-closed"
                 )
                 with ui.row().classes("w-full justify-center text-sm gap-1"):
-                    ui.label("已有账号？")
-                    ui.link("登录", "/login").mark("to-login")
+                    ui.label(t("auth.have_account"))
+                    ui.link(t("auth.sign_in"), "/login").mark("to-login")
             return
-        with _frame("注册", "只需邮箱和密码，无需验证"):
+        with _frame(t("auth.register"), t("auth.register_subtitle")):
             email, password = _credential_inputs()
             confirm = (
                 ui.input(
-                    "确认密码",
+                    t("auth.confirm_password"),
                     password=True,
                     password_toggle_button=True,
-                    validation=lambda v: None if v == password.value else "两次输入的密码不一致",
+                    validation=lambda v: None if v == password.value else t("auth.passwords_differ"),
                 )
                 .props("outlined")
                 .classes("w-full")
@@ -173,7 +182,7 @@ def register(state: AppState) -> None:
                     )
                     await _sign_in(request, email.value, password.value)
                 except (Conflict, InvalidInput, RegistrationClosed) as failure:
-                    error.text = failure.message
+                    error.text = failure.text(language())
                     error.set_visibility(True)
                     return
                 except DomainError as failure:
@@ -181,11 +190,16 @@ def register(state: AppState) -> None:
                     return
                 finally:
                     button.props(remove="loading")
-                ui.notify("注册成功", type="positive")
+                ui.notify(t("auth.registered"), type="positive")
                 ui.navigate.to("/")
 
             confirm.on("keydown.enter", submit)
-            button = ui.button("注册", on_click=submit).props("unelevated").classes("w-full").mark("submit")
+            button = (
+                ui.button(t("auth.register"), on_click=submit)
+                .props("unelevated")
+                .classes("w-full")
+                .mark("submit")
+            )
             with ui.row().classes("w-full justify-center text-sm gap-1"):
-                ui.label("已有账号？")
-                ui.link("登录", "/login").mark("to-login")
+                ui.label(t("auth.have_account"))
+                ui.link(t("auth.sign_in"), "/login").mark("to-login")

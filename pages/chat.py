@@ -22,7 +22,7 @@ from pages.attachments import Attached, Attachments, show_in_message
 from pages.chat_settings import ConversationSettings
 from pages.dialogs import show_error
 from pages.follow import Follower
-from pages.i18n import t
+from pages.i18n import language_switch, t
 from pages.message_view import AnswerView, UserView
 from pages.session import current_user, rules_now, sign_out
 from pages.theme import apply_theme, dark_mode_button
@@ -174,6 +174,7 @@ class ChatPage:
                         ui.button(icon="add_comment", on_click=self.new_chat).props("flat round dense"),
                         "chat.new_chat",
                     ).mark("new-chat")
+                language_switch()
                 dark_mode_button(dark)
                 self._account_menu(email)
             with ui.scroll_area(on_scroll=self._on_scroll).classes(

@@ -26,12 +26,12 @@ MAX_NAME_LENGTH = 100
 
 
 def clean_name(name: str) -> str:
-    check_credential_text(name, "name：名称")
+    check_credential_text(name, "errors.what.key_name")
     name = name.strip()
     if not name:
-        raise InvalidInput("name：名称不能为空")
+        raise InvalidInput("errors.key_name_empty")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"name：名称不能超过 {MAX_NAME_LENGTH} 个字符")
+        raise InvalidInput("errors.key_name_long", count=MAX_NAME_LENGTH)
     return name
 
 
@@ -43,7 +43,7 @@ def clean_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
         expires_at = expires_at.replace(tzinfo=UTC)
     expires_at = expires_at.astimezone(UTC)
     if expires_at <= now:
-        raise InvalidInput("expires_at：过期时间必须晚于现在")
+        raise InvalidInput("errors.key_expiry_past")
     return expires_at
 
 
@@ -66,7 +66,7 @@ def create_key(
         select(func.count()).select_from(ApiKey).where(col(ApiKey.user_id) == user_id, *_active(now))
     ).one()
     if active >= MAX_ACTIVE_KEYS:
-        raise Conflict(f"最多只能有 {MAX_ACTIVE_KEYS} 个有效的 API 密钥，请先撤销不用的密钥")
+        raise Conflict("errors.too_many_keys", count=MAX_ACTIVE_KEYS)
     plain = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
     row = ApiKey(
         user_id=user_id,

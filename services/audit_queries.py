@@ -46,15 +46,15 @@ def parse_filter(
     start_at = _moment("start", start, zone, end=False)
     end_at = _moment("end", end, zone, end=True)
     if start_at and end_at and start_at >= end_at:
-        raise InvalidInput("end：开始时间必须早于结束时间")
+        raise InvalidInput("errors.end_after_start")
     admin_value = (admin or "").strip() or None
     if admin_value is not None and (
         len(admin_value) > MAX_ADMIN_CHARS or has_control_characters(admin_value)
     ):
-        raise InvalidInput(f"admin：最多 {MAX_ADMIN_CHARS} 个字符，且不能包含控制字符")
+        raise InvalidInput("errors.audit_admin", count=MAX_ADMIN_CHARS)
     action_value = (action or "").strip() or None
     if action_value is not None and not ACTION_PATTERN.fullmatch(action_value):
-        raise InvalidInput("action：应为操作名（如 channel.update）或操作类别（如 channel）")
+        raise InvalidInput("errors.audit_action")
     return AuditFilter(start_at, end_at, admin_value, action_value)
 
 
@@ -94,7 +94,7 @@ class AuditPage:
 def list_entries(*, session: Session, flt: AuditFilter, page: int, page_size: int) -> AuditPage:
     """Newest first; ``page_size`` is capped like the call log's."""
     if not 1 <= page <= MAX_PAGE:
-        raise InvalidInput(f"page：须在 1 到 {MAX_PAGE} 之间")
+        raise InvalidInput("errors.page_range_colon", high=MAX_PAGE)
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     total = session.exec(_where(select(func.count()).select_from(AuditLog), flt)).one()
     query = (

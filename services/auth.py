@@ -16,6 +16,7 @@ from services.errors import (
     AuthenticationFailed,
     Conflict,
     InvalidInput,
+    Word,
 )
 from services.security import (
     BCRYPT_MAX_BYTES,
@@ -29,9 +30,9 @@ from services.text import has_control_characters
 
 MIN_PASSWORD_LENGTH = 8
 ADMIN_TOKEN_LIFETIME = timedelta(hours=24)
-LOGIN_FAILED_MESSAGE = "邮箱或密码错误"
-ADMIN_LOGIN_FAILED_MESSAGE = "用户名或密码错误"
-WRONG_OLD_PASSWORD = "old_password：原密码不正确"  # noqa: S105 - a message
+LOGIN_FAILED_MESSAGE = "errors.login_failed"
+ADMIN_LOGIN_FAILED_MESSAGE = "errors.admin_login_failed"
+WRONG_OLD_PASSWORD = "errors.wrong_old_password"  # noqa: S105 - a message
 _EMAIL_PATTERN = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -43,28 +44,28 @@ def check_credential_text(value: str, what: str) -> str:
     character (C0 with tab and newlines, DEL, C1): no credential has a use for one, and a NUL reached
     bcrypt, which raises on it (a 500 with a 14 KB traceback per request)."""
     if has_control_characters(value):
-        raise InvalidInput(f"{what}不能包含控制字符")
+        raise InvalidInput("errors.control_characters", what=Word(what))
     return value
 
 
 def normalize_email(email: str) -> str:
     """The stored form of an email (trimmed, lower-case); raises InvalidInput when it is not one."""
-    check_credential_text(email, "邮箱")
+    check_credential_text(email, "errors.what.email")
     candidate = email.strip().lower()
     local, _, _domain = candidate.partition("@")
     if len(candidate) > 254 or len(local) > 64 or not _EMAIL_PATTERN.match(candidate) or ".." in candidate:
-        raise InvalidInput("邮箱格式不正确")
+        raise InvalidInput("errors.email_format")
     return candidate
 
 
 def check_password_rules(password: str) -> str:
     """Raises InvalidInput unless the password has 8+ characters, at most 72 bytes (bcrypt's limit) and
     no control character."""
-    check_credential_text(password, "密码")
+    check_credential_text(password, "errors.what.password")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"密码至少需要 {MIN_PASSWORD_LENGTH} 位")
+        raise InvalidInput("errors.password_short", count=MIN_PASSWORD_LENGTH)
     if len(password.encode()) > BCRYPT_MAX_BYTES:
-        raise InvalidInput(f"密码不能超过 {BCRYPT_MAX_BYTES} 字节")
+        raise InvalidInput("errors.password_long", count=BCRYPT_MAX_BYTES)
     return password
 
 
@@ -72,14 +73,14 @@ def register_user(*, session: Session, email: str, password: str) -> User:
     email = normalize_email(email)
     check_password_rules(password)
     if session.exec(select(User.id).where(User.email == email)).first() is not None:
-        raise Conflict("该邮箱已被注册")
+        raise Conflict("errors.email_taken")
     user = User(email=email, password_hash=hash_password(password))
     session.add(user)
     try:
         session.commit()
     except IntegrityError:  # a concurrent registration won the race
         session.rollback()
-        raise Conflict("该邮箱已被注册") from None
+        raise Conflict("errors.email_taken") from None
     session.refresh(user)
     return user
 
@@ -115,7 +116,7 @@ def change_password(*, session: Session, user_id: int, old_password: str, new_pa
     check_new_password(new_password)
     user = session.get(User, user_id)
     if user is None:
-        raise AuthenticationFailed("账号不存在或已被删除")
+        raise AuthenticationFailed("errors.account_gone")
     if not verify_password(old_password, user.password_hash):
         raise InvalidInput(WRONG_OLD_PASSWORD)
     if user.disabled:
@@ -185,13 +186,13 @@ def issue_admin_token(admin: Admin, *, secret: str) -> str:
 def _check_fingerprint(account: User | Admin, fingerprint: str, secret: str) -> None:
     """A token issued before the account's password changed is revoked."""
     if not hmac.compare_digest(fingerprint, _fingerprint(account, secret)):
-        raise AuthenticationFailed("密码已更改，请重新登录")
+        raise AuthenticationFailed("errors.password_changed")
 
 
 def admin_from_token(*, session: Session, token: str, secret: str) -> Admin:
     claims = decode_token(token, secret=secret, kind="admin")
     admin = session.exec(select(Admin).where(Admin.username == claims.subject)).first()
     if admin is None:
-        raise AuthenticationFailed("管理员账号不存在")
+        raise AuthenticationFailed("errors.admin_gone")
     _check_fingerprint(admin, claims.password_fingerprint, secret)
     return admin

@@ -36,7 +36,7 @@ from services.channel_fields import (
     normalize_model_map,
     normalize_proxy_url,
 )
-from services.errors import InvalidInput, NotFound
+from services.errors import InvalidInput, NotFound, Word
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import KeyCipher, mask_key
 from services.text import has_control_characters
@@ -47,18 +47,18 @@ log = logging.getLogger("pyaichat.channels")
 def normalize_api_key(key: str) -> str:
     key = key.strip()
     if not key:
-        raise InvalidInput("API Key 不能为空")
+        raise InvalidInput("errors.api_key_empty")
     if not key.isascii() or not key.isprintable() or " " in key:
-        raise InvalidInput("API Key 只能包含可见的 ASCII 字符")
+        raise InvalidInput("errors.api_key_ascii")
     return key
 
 
 def _clean_text(value: str, what: str) -> str:
     value = value.strip()
     if not value:
-        raise InvalidInput(f"{what}不能为空")
+        raise InvalidInput("errors.empty", what=Word(what))
     if has_control_characters(value):
-        raise InvalidInput(f"{what}不能包含控制字符")
+        raise InvalidInput("errors.control_characters", what=Word(what))
     return value
 
 
@@ -200,16 +200,16 @@ def channel_query(
 ) -> ChannelQuery:
     """Check the list parameters; raises InvalidInput (422) naming the parameter."""
     if not 1 <= page <= MAX_PAGE:
-        raise InvalidInput(f"page 须在 1 到 {MAX_PAGE} 之间")
+        raise InvalidInput("errors.page_range", high=MAX_PAGE)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page_size 须在 1 到 {MAX_PAGE_SIZE} 之间")
+        raise InvalidInput("errors.page_size_range", high=MAX_PAGE_SIZE)
     text = (q or "").strip() or None
     if text is not None and (len(text) > MAX_QUERY_CHARS or has_control_characters(text)):
-        raise InvalidInput(f"q 最多 {MAX_QUERY_CHARS} 个字符，且不能包含控制字符")
+        raise InvalidInput("errors.channel_q", count=MAX_QUERY_CHARS)
     if status is not None and status not in ChannelStatus.__members__:
-        raise InvalidInput(f"status 只能是 {', '.join(ChannelStatus.__members__)}")
+        raise InvalidInput("errors.status_one_of", choices=", ".join(ChannelStatus.__members__))
     if sort.removeprefix("-") not in CHANNEL_SORTS:
-        raise InvalidInput(f"sort 只能是 {', '.join(CHANNEL_SORTS)}（前加 - 为降序）")
+        raise InvalidInput("errors.sort_one_of_desc", choices=", ".join(CHANNEL_SORTS))
     return ChannelQuery(page, page_size, text, ChannelStatus(status) if status else None, sort)
 
 
@@ -314,7 +314,7 @@ def channel_names(*, session: Session) -> dict[int, str]:
 def get_channel(*, session: Session, channel_id: int) -> Channel:
     channel = session.get(Channel, channel_id)
     if channel is None:
-        raise NotFound("渠道不存在")
+        raise NotFound("errors.channel_not_found")
     return channel
 
 
@@ -334,7 +334,7 @@ def create_channel(
     """``actor``: the admin, whose ``channel.create`` row is committed with the channel."""
     assert data.models is not None  # ChannelCreate resolves model_id into models
     channel = Channel(
-        name=_clean_text(data.name, "渠道名称"),
+        name=_clean_text(data.name, "errors.what.channel_name"),
         base_url=normalize_base_url(data.base_url),
         api_key=cipher.encrypt(normalize_api_key(data.api_key)),
         model_id=data.models[0],
@@ -373,7 +373,7 @@ def _merged_headers(channel: Channel, given: dict[str, str | None], cipher: KeyC
         if value is None:
             kept = {k.lower(): v for k, v in (stored or {}).items()}.get(name.lower())
             if kept is None:
-                raise InvalidInput(f"headers：{name} 没有保存过的值，请填写")
+                raise InvalidInput("errors.header_unsaved", name=name)
             value = kept
         merged[name] = value
     return _encrypt_headers(merged, cipher)
@@ -388,7 +388,7 @@ def update_channel(
     changes = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {}
     if changes.get("name") is not None:
-        values["name"] = _clean_text(changes["name"], "渠道名称")
+        values["name"] = _clean_text(changes["name"], "errors.what.channel_name")
     if changes.get("base_url") is not None:
         values["base_url"] = normalize_base_url(changes["base_url"])
     stored_models = channel_models(channel)

@@ -54,7 +54,7 @@ from services.upstream import (
 )
 
 log = logging.getLogger("pyaichat.chat")
-ALL_BUSY_MESSAGE = "模型当前繁忙：它的所有渠道都已达到每分钟请求上限或已暂停，请稍后再试"
+ALL_BUSY_MESSAGE = "errors.all_busy"
 DONE_EVENT = b"data: [DONE]\n\n"
 
 

@@ -26,24 +26,52 @@
     └── ShuttingDown                 503     server_shutdown       (the instance is stopping: try again)
 
 ``status`` is the HTTP status the API answers with; the message is safe to show to anyone.
+
+A message is a key of the i18n catalogue (``services/locales/errors.py``; its ``{fields}`` given as
+keywords): ``InvalidInput("errors.page_range", high=100)``. The API answers in the language of the
+request's ``Accept-Language`` (``body(language)``), a page in the visitor's (``text(language)``);
+``message`` is the fallback language's (Chinese) text.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from services.i18n import FALLBACK, catalogue, translate
+
+
+class Word(str):
+    """A field of a message that is itself a catalogue key (``InvalidInput("errors.empty", what=Word(…))``):
+    shown in the message's language too."""
+
 
 class DomainError(Exception):
     status: ClassVar[int] = 400
     type: ClassVar[str] = "bad_request"
-    default_message: ClassVar[str] = "请求无效"
+    default_key: ClassVar[str] = "errors.bad_request"
 
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or self.default_message
+    def __init__(self, message: str | None = None, /, **fields: object) -> None:
+        """``message``: a catalogue key (default: the class's own), else a fixed text shown as it is."""
+        text = message or self.default_key
+        self.key: str | None = text if text in catalogue() else None
+        self.fields = fields
+        self.message = text
+        self.message = self.text(FALLBACK)
         super().__init__(self.message)
 
-    def body(self) -> dict[str, Any]:
-        return {"error": {"type": self.type, "message": self.message}}
+    def text(self, language: str = FALLBACK) -> str:
+        """The message in ``language`` (the fallback's for a language we do not have)."""
+        if self.key is None:
+            return self.message
+        words = catalogue()
+        fields = {
+            name: translate(value, language) if isinstance(value, Word) and value in words else value
+            for name, value in self.fields.items()
+        }
+        return translate(self.key, language, **fields)
+
+    def body(self, language: str = FALLBACK) -> dict[str, Any]:
+        return {"error": {"type": self.type, "message": self.text(language)}}
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -52,42 +80,51 @@ class DomainError(Exception):
 class ImagesNotSupported(DomainError):
     status = 400
     type = "images_not_supported"
-    default_message = "该模型不支持图片，请去掉图片或换一个支持图片的模型"
+    default_key = "errors.images_not_supported"
+
+
+class InputRule(ValueError):
+    """A pydantic validator's refusal that keeps its InvalidInput, so that the 422 body can give its
+    message in the request's language."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class InvalidInput(DomainError):
     status = 422
     type = "validation_error"
-    default_message = "输入无效"
+    default_key = "errors.invalid_input"
 
 
 class NotFound(DomainError):
     status = 404
     type = "not_found"
-    default_message = "资源不存在"
+    default_key = "errors.not_found"
 
 
 class ModelNotFound(NotFound):
     type = "model_not_found"
-    default_message = "模型不存在或未启用"
+    default_key = "errors.model_not_found"
 
 
 class PayloadTooLarge(DomainError):
     status = 413
     type = "payload_too_large"
-    default_message = "请求体过大"
+    default_key = "errors.payload_too_large"
 
 
 class Conflict(DomainError):
     status = 409
     type = "conflict"
-    default_message = "资源冲突"
+    default_key = "errors.conflict"
 
 
 class AuthenticationFailed(DomainError):
     status = 401
     type = "unauthorized"
-    default_message = "未登录或登录已过期"
+    default_key = "errors.authentication_failed"
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
@@ -97,47 +134,49 @@ class AuthenticationRequired(AuthenticationFailed):
     """A guest (no token) while the ``guest_enabled`` setting is off."""
 
     type = "authentication_required"
-    default_message = "本站已关闭访客使用，请先登录"
+    default_key = "errors.authentication_required"
 
 
 class InvalidApiKey(AuthenticationFailed):
     """One answer for a revoked, expired, malformed or unknown key: no hint which."""
 
     type = "invalid_api_key"
-    default_message = "API 密钥无效、已撤销或已过期"
+    default_key = "errors.invalid_api_key"
 
 
 class AccountDisabledCredential(AuthenticationFailed):
     type = "account_disabled"
-    default_message = "账号已被停用，请联系管理员"
+    default_key = "errors.account_disabled_credential"
 
 
 class PermissionDenied(DomainError):
     status = 403
     type = "forbidden"
-    default_message = "没有权限"
+    default_key = "errors.permission_denied"
 
 
 class IPBlocked(PermissionDenied):
     type = "ip_blocked"
-    default_message = "您的 IP 已被禁止访问"
+    default_key = "errors.ip_blocked"
 
 
 class RegistrationClosed(PermissionDenied):
     """``POST /api/auth/register`` while the ``registration_enabled`` setting is off."""
 
     type = "registration_closed"
-    default_message = "本站暂不开放注册，请联系管理员"
+    default_key = "errors.registration_closed"
 
 
 class AccountDisabled(PermissionDenied):
     type = "account_disabled"
-    default_message = "账号已被停用，请联系管理员"
+    default_key = "errors.account_disabled"
 
 
 class _RetryAfterError(DomainError):
-    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str | None = None, /, *, retry_after: int | None = None, **fields: object
+    ) -> None:
+        super().__init__(message, **fields)
         self.retry_after = None if retry_after is None else max(1, int(retry_after))
 
     def headers(self) -> dict[str, str]:
@@ -147,10 +186,10 @@ class _RetryAfterError(DomainError):
 class RateLimited(_RetryAfterError):
     status = 429
     type = "rate_limit_exceeded"
-    default_message = "您超过当前使用限制，请稍后再试"
+    default_key = "errors.rate_limited"
 
-    def body(self) -> dict[str, Any]:
-        body = super().body()
+    def body(self, language: str = FALLBACK) -> dict[str, Any]:
+        body = super().body(language)
         body["error"]["retry_after"] = self.retry_after or 60
         return body
 
@@ -161,7 +200,7 @@ class UpstreamUnavailable(_RetryAfterError):
 
     status = 503
     type = "upstream_error"
-    default_message = "上游渠道暂时不可用，请稍后再试"
+    default_key = "errors.upstream_unavailable"
 
     def __init__(
         self, message: str | None = None, *, retry_after: int | None = None, reason: str | None = None
@@ -173,7 +212,7 @@ class UpstreamUnavailable(_RetryAfterError):
 class LimiterUnavailable(_RetryAfterError):
     status = 503
     type = "service_unavailable"
-    default_message = "限流服务暂时不可用，请稍后再试"
+    default_key = "errors.limiter_unavailable"
 
 
 class StateUnavailable(_RetryAfterError):
@@ -182,7 +221,7 @@ class StateUnavailable(_RetryAfterError):
 
     status = 503
     type = "service_unavailable"
-    default_message = "服务暂时无法读取最新配置，请稍后再试"
+    default_key = "errors.state_unavailable"
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = 1) -> None:
         super().__init__(message, retry_after=retry_after)
@@ -194,7 +233,7 @@ class AuditUnavailable(_RetryAfterError):
 
     status = 503
     type = "service_unavailable"
-    default_message = "审计日志暂时无法写入，操作未完成，请稍后再试"
+    default_key = "errors.audit_unavailable"
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = 1) -> None:
         super().__init__(message, retry_after=retry_after)
@@ -205,4 +244,4 @@ class ShuttingDown(DomainError):
 
     status = 503
     type = "server_shutdown"
-    default_message = "服务正在重启，请稍后再试"
+    default_key = "errors.shutting_down"

@@ -61,11 +61,11 @@ log = logging.getLogger("pyaichat.identity")
 KEY_PREFIX = "sk-"
 MAX_CACHED_USERS = 20_000
 ACTIVE_SECONDS = 120.0  # a cached user unused this long is dropped at the next reload (read again on use)
-USER_GONE_MESSAGE = "账号不存在或已被删除"
-LOGIN_OUTDATED_MESSAGE = "登录已失效（密码已更改或已在其他地方退出），请重新登录"
+USER_GONE_MESSAGE = "errors.account_gone"  # catalogue keys (services/locales/errors.py)
+LOGIN_OUTDATED_MESSAGE = "errors.session_ended"
 RELOAD_CHUNK = 500  # ids per ``IN (…)`` of a reload
 TOUCH_SECONDS = 60.0  # last_used_at / last_active_at move at most this often per key and per user
-BAD_KEY_THROTTLED_MESSAGE = "无效的 API 密钥过多，请稍后再试"
+BAD_KEY_THROTTLED_MESSAGE = "errors.bad_key_throttled"
 
 
 @dataclass(slots=True)

@@ -43,26 +43,25 @@ def normalize_rule(text: str, *, confirm_all: bool = False) -> str:
     """
     candidate = text.strip()
     if not candidate:
-        raise InvalidInput("请输入 IP 地址或 CIDR 网段")
+        raise InvalidInput("errors.ip_empty")
     if "/" in candidate:
         try:
             network = ipaddress.ip_network(candidate, strict=False)
         except ValueError:
-            raise InvalidInput(f"不是有效的 CIDR 网段：{candidate[:64]}") from None
+            raise InvalidInput("errors.cidr_invalid", value=candidate[:64]) from None
         try:
             ipaddress.ip_network(candidate, strict=True)
         except ValueError:
-            raise InvalidInput(f"{candidate[:64]} 的主机位不为零：是指 {network} 吗？") from None
+            raise InvalidInput("errors.cidr_host_bits", value=candidate[:64], network=network) from None
         if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
             mapped = network.network_address.ipv4_mapped
             network = ipaddress.ip_network(f"{mapped}/{max(0, network.prefixlen - 96)}", strict=False)
         if network.prefixlen == 0 and not confirm_all:
-            everyone = "所有 IPv4" if network.version == 4 else "所有 IPv6"
-            raise InvalidInput(f"{network} 会禁用{everyone} 用户；确认请同时提交 confirm_all: true")
+            raise InvalidInput("errors.cidr_everyone", network=network, version=network.version)
         return str(network)
     address = parse_ip(candidate)
     if address is None:
-        raise InvalidInput(f"不是有效的 IP 地址：{candidate[:64]}")
+        raise InvalidInput("errors.ip_invalid", value=candidate[:64])
     return str(address)
 
 
@@ -85,9 +84,9 @@ def add_rule(
     """``actor``: the admin, whose ``ip_rule.create`` row is committed with the rule."""
     rule = normalize_rule(ip_address, confirm_all=confirm_all)
     if reason and has_control_characters(reason.strip()):
-        raise InvalidInput("原因不能包含控制字符")
+        raise InvalidInput("errors.reason_control")
     if session.exec(select(BlockedIP.id).where(BlockedIP.ip_address == rule)).first() is not None:
-        raise Conflict(f"{rule} 已在禁用列表中")
+        raise Conflict("errors.ip_rule_exists", rule=rule)
     row = BlockedIP(ip_address=rule, reason=(reason or "").strip()[:500] or None)
     session.add(row)
     if actor is not None:
@@ -103,7 +102,7 @@ def delete_rule(*, session: Session, rule_id: int, actor: Actor | None = None) -
     """``actor``: the admin, whose ``ip_rule.delete`` row is committed with the deletion."""
     row = session.get(BlockedIP, rule_id)
     if row is None:
-        raise NotFound("禁用规则不存在")
+        raise NotFound("errors.ip_rule_not_found")
     if actor is not None:
         target = audit.ip_rule_target(row.id, row.ip_address)
         audit.add(session, actor, "ip_rule.delete", target=target, changes=audit.diff(_rule_view(row), {}))

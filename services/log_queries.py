@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.models import Channel, ChatLog, DailyModelStats, User
 from services.client_ip import parse_ip
-from services.errors import InvalidInput
+from services.errors import InvalidInput, Word
 from services.text import has_control_characters
 
 MAX_PAGE_SIZE = 200
@@ -67,7 +67,7 @@ def check_log_sort(sort: str | None) -> str:
     """The sort key, or InvalidInput (422) naming ``sort``."""
     value = (sort or "").strip() or DEFAULT_LOG_SORT
     if value.removeprefix("-") not in LOG_SORTS:
-        raise InvalidInput(f"sort 只能是 {', '.join(LOG_SORTS)}（前加 - 为降序）")
+        raise InvalidInput("errors.sort_one_of_desc", choices=", ".join(LOG_SORTS))
     return value
 
 
@@ -95,9 +95,9 @@ def parse_moment(text: str, zone: ZoneInfo, *, end: bool) -> datetime:
         parsed: date = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     except ValueError:
         shown = text[:40].encode("unicode_escape").decode("ascii")
-        raise InvalidInput(f"时间格式不正确：{shown}（例如 2026-11-24 或 2026-11-24T08:00）") from None
+        raise InvalidInput("errors.time_format", value=shown) from None
     if not MIN_FILTER_YEAR <= parsed.year <= MAX_FILTER_YEAR:  # and so no overflow below
-        raise InvalidInput(f"时间须在 {MIN_FILTER_YEAR} 到 {MAX_FILTER_YEAR} 年之间")
+        raise InvalidInput("errors.time_years", low=MIN_FILTER_YEAR, high=MAX_FILTER_YEAR)
     if not isinstance(parsed, datetime):  # a date: the whole local day
         return datetime.combine(parsed + timedelta(days=1) if end else parsed, time.min, tzinfo=zone)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
@@ -118,33 +118,33 @@ def parse_filter(
     start_at = parse_moment(start, zone, end=False) if start and start.strip() else None
     end_at = parse_moment(end, zone, end=True) if end and end.strip() else None
     if start_at and end_at and start_at >= end_at:
-        raise InvalidInput("开始时间必须早于结束时间")
+        raise InvalidInput("errors.start_before_end")
     ip_value = None
     if ip and ip.strip():
         address = parse_ip(ip)
         if address is None:
-            raise InvalidInput(f"不是有效的 IP 地址：{ip.strip()[:64]}")
+            raise InvalidInput("errors.ip_invalid", value=ip.strip()[:64])
         ip_value = str(address)
     if status and status not in STATUSES:
-        raise InvalidInput(f"状态只能是 {', '.join(STATUSES)}")
+        raise InvalidInput("errors.log_status_one_of", choices=", ".join(STATUSES))
     user_value = _user_filter(user)
     model_value = (model or "").strip() or None
     if model_value is not None:
-        _check_text("模型", model_value)
+        _check_text("errors.what.model", model_value)
     channel_value = None
     if channel is not None and str(channel).strip():
         text = str(channel).strip()
         if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_USER_ID):
-            raise InvalidInput("channel 须是渠道 id（正整数）")
+            raise InvalidInput("errors.channel_id")
         channel_value = int(text)
     return LogFilter(start_at, end_at, user_value, ip_value, model_value, status or None, channel_value)
 
 
 def _check_text(what: str, value: str) -> None:
     if len(value) > MAX_FILTER_CHARS:
-        raise InvalidInput(f"{what}太长（最多 {MAX_FILTER_CHARS} 个字符）")
+        raise InvalidInput("errors.too_long", what=Word(what), count=MAX_FILTER_CHARS)
     if has_control_characters(value):
-        raise InvalidInput(f"{what}不能包含控制字符")
+        raise InvalidInput("errors.control_characters", what=Word(what))
 
 
 def _user_filter(user: str | None) -> str | None:
@@ -152,9 +152,9 @@ def _user_filter(user: str | None) -> str | None:
     value = (user or "").strip().lower()
     if not value:
         return None
-    _check_text("用户", value)
+    _check_text("errors.what.user", value)
     if value.isascii() and value.isdigit() and not 1 <= int(value) <= MAX_USER_ID:
-        raise InvalidInput(f"用户 id 须在 1 到 {MAX_USER_ID} 之间")
+        raise InvalidInput("errors.user_id_range", high=MAX_USER_ID)
     return value
 
 
@@ -223,7 +223,7 @@ def list_logs(
     *, session: Session, flt: LogFilter, page: int, page_size: int, sort: str = DEFAULT_LOG_SORT
 ) -> LogPage:
     if not 1 <= page <= MAX_PAGE:
-        raise InvalidInput(f"page 须在 1 到 {MAX_PAGE} 之间")
+        raise InvalidInput("errors.page_range", high=MAX_PAGE)
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     total = session.exec(_where(select(func.count()).select_from(ChatLog), flt)).one()
     query = (

@@ -71,8 +71,8 @@ async def sign_in_user(
 ) -> tuple[User, str]:
     """The user and a fresh token (bcrypt on a worker thread); raises InvalidInput, RateLimited or
     AuthenticationFailed."""
-    auth.check_credential_text(email, "邮箱")
-    auth.check_credential_text(password, "密码")
+    auth.check_credential_text(email, "errors.what.email")
+    auth.check_credential_text(password, "errors.what.password")
     user = await _password_check(
         throttle, login_rules("user", email, ip), partial(_authenticate_user, engine, email, password)
     )
@@ -86,8 +86,8 @@ async def sign_in_admin(
     ``admin.login_failed`` with the name tried (never the password). Attempts refused before the check
     (malformed, throttled) are not, so a flood of guesses cannot fill the table faster than the throttle
     lets guesses through. A sign-in whose row cannot be written is refused (AuditUnavailable)."""
-    auth.check_credential_text(username, "用户名")
-    auth.check_credential_text(password, "密码")
+    auth.check_credential_text(username, "errors.what.username")
+    auth.check_credential_text(password, "errors.what.password")
     try:
         admin = await _password_check(
             throttle,
@@ -129,7 +129,7 @@ async def change_password(
 ) -> str:
     """A fresh token for this session once the password changed (every other session ends: the
     token version rose). A wrong old password counts as a failed sign-in of the account."""
-    auth.check_credential_text(old_password, "原密码")
+    auth.check_credential_text(old_password, "errors.what.old_password")
     auth.check_new_password(new_password)
     reservation = await throttle.reserve(login_rules("user", email, ip), LOGIN_THROTTLED_MESSAGE)
     try:

@@ -92,17 +92,17 @@ def decode_token(token: str, *, secret: str, kind: TokenKind) -> TokenClaims:
             options={"require_exp": True, "require_sub": True, "require_iat": True},
         )
     except JOSEError:
-        raise AuthenticationFailed("登录凭证无效或已过期") from None
+        raise AuthenticationFailed("errors.token_invalid") from None
     except (ValueError, TypeError, AttributeError):  # malformed segments that jose does not wrap
-        raise AuthenticationFailed("登录凭证无效或已过期") from None
+        raise AuthenticationFailed("errors.token_invalid") from None
     if claims.get("kind") != kind or not isinstance(claims.get("sub"), str):
-        raise AuthenticationFailed("登录凭证类型不正确")
+        raise AuthenticationFailed("errors.token_kind")
     fingerprint = claims.get("pwd")
     if not isinstance(fingerprint, str):  # issued before tokens were bound to the password
-        raise AuthenticationFailed("登录凭证已失效，请重新登录")
+        raise AuthenticationFailed("errors.token_revoked")
     version = claims.get("ver", 0)
     if not isinstance(version, int) or isinstance(version, bool):
-        raise AuthenticationFailed("登录凭证无效或已过期")
+        raise AuthenticationFailed("errors.token_invalid")
     return TokenClaims(subject=claims["sub"], password_fingerprint=fingerprint, version=version)
 
 

@@ -50,11 +50,11 @@ SettingValue = int | bool
 def _validated(key: str, value: SettingValue) -> SettingValue:
     if key in SWITCHES:
         if not isinstance(value, bool):
-            raise InvalidInput(f"{key} 必须是 true 或 false")
+            raise InvalidInput("errors.setting_bool", key=key)
         return value
     low = MIN_VALUES.get(key, 1)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_VALUES[key]:
-        raise InvalidInput(f"{key} 必须是 {low} 到 {MAX_VALUES[key]} 之间的整数")
+        raise InvalidInput("errors.setting_range", key=key, low=low, high=MAX_VALUES[key])
     return value
 
 
@@ -104,7 +104,7 @@ def update_settings(
     """``actor``: the admin, whose ``settings.update`` row (when a value changed) is committed with it."""
     unknown = set(changes) - set(DESCRIPTIONS)
     if unknown:
-        raise InvalidInput(f"未知的设置项：{', '.join(sorted(unknown))}")
+        raise InvalidInput("errors.setting_unknown", keys=", ".join(sorted(unknown)))
     checked = {key: _validated(key, value) for key, value in changes.items()}
     if actor is not None:
         before = vars(read_settings(session=session, defaults=defaults))

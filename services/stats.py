@@ -397,15 +397,15 @@ def parse_range(
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise InvalidInput(f"{name}：不是有效日期（YYYY-MM-DD）：{value[:40]}") from None
+            raise InvalidInput("errors.date_invalid", name=name, value=value[:40]) from None
 
     first, last = parse("start", start), parse("end", end)
     last = last or today
     first = first or last
     if last < first:
-        raise InvalidInput("end：结束日期不能早于开始日期")
+        raise InvalidInput("errors.end_date_before_start")
     if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidInput(f"end：日期范围最多 {MAX_RANGE_DAYS} 天")
+        raise InvalidInput("errors.date_range_days", count=MAX_RANGE_DAYS)
     return first, last
 
 

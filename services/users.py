@@ -36,7 +36,7 @@ MAX_PAGE_SIZE = 100
 MAX_PAGE = 10_000_000
 MAX_QUERY_CHARS = 254  # the longest e-mail
 MIN_RPM, MAX_RPM = 1, MAX_VALUES["user_rpm"]  # a user's own RPM has the bounds of the setting
-NOT_FOUND_MESSAGE = "用户不存在或已被删除"
+NOT_FOUND_MESSAGE = "errors.user_not_found"
 
 
 class Keep(Enum):
@@ -82,7 +82,7 @@ class UserPage:
 
 def check_sort(sort: str) -> UserSort:
     if sort not in SORTS:
-        raise InvalidInput(f"sort 只能是 {', '.join(SORTS)}")
+        raise InvalidInput("errors.sort_one_of", choices=", ".join(SORTS))
     return sort  # type: ignore[return-value]  # one of SORTS, checked above
 
 
@@ -92,9 +92,9 @@ def check_query(q: str | None) -> str | None:
     if not text:
         return None
     if has_control_characters(text):
-        raise InvalidInput("q 不能包含控制字符")
+        raise InvalidInput("errors.q_control")
     if len(text) > MAX_QUERY_CHARS:
-        raise InvalidInput(f"q 不能超过 {MAX_QUERY_CHARS} 个字符")
+        raise InvalidInput("errors.q_long", count=MAX_QUERY_CHARS)
     return text
 
 
@@ -102,7 +102,7 @@ def check_rpm(rpm_limit: int | None) -> int | None:
     if rpm_limit is None:
         return None
     if isinstance(rpm_limit, bool) or not isinstance(rpm_limit, int) or not MIN_RPM <= rpm_limit <= MAX_RPM:
-        raise InvalidInput(f"rpm_limit 必须是 {MIN_RPM} 到 {MAX_RPM} 之间的整数（留空表示使用全局设置）")
+        raise InvalidInput("errors.rpm_limit_range", low=MIN_RPM, high=MAX_RPM)
     return rpm_limit
 
 
@@ -122,9 +122,9 @@ def list_users(
 ) -> UserPage:
     """One page of users whose e-mail contains ``q``, in ``sort`` order (``-`` = descending)."""
     if not 1 <= page <= MAX_PAGE:
-        raise InvalidInput(f"page 须在 1 到 {MAX_PAGE} 之间")
+        raise InvalidInput("errors.page_range", high=MAX_PAGE)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page_size 须在 1 到 {MAX_PAGE_SIZE} 之间")
+        raise InvalidInput("errors.page_size_range", high=MAX_PAGE_SIZE)
     order = _order(check_sort(sort))
     text = check_query(q)
     count = select(func.count()).select_from(User)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from app.api.deps import ClientIP, CurrentUser, StateDep
+from app.api.errors import request_language
 from app.schemas import AdminCredentials, Credentials, ErrorBody, MessageResponse, TokenResponse, UserPublic
 from app.schemas_keys import PasswordChange
 from services import auth
 from services import login as login_flow
+from services.i18n import translate
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -25,7 +27,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
         429: {"model": ErrorBody, "description": "too many registrations from this IP in the last hour"},
     },
 )
-async def register(body: Credentials, state: StateDep, ip: ClientIP) -> MessageResponse:
+async def register(body: Credentials, state: StateDep, ip: ClientIP, request: Request) -> MessageResponse:
     await login_flow.register_user(
         engine=state.engine,
         throttle=state.throttle,
@@ -34,7 +36,7 @@ async def register(body: Credentials, state: StateDep, ip: ClientIP) -> MessageR
         ip=ip,
         rules=await state.system_settings.for_decision(),
     )
-    return MessageResponse(message="注册成功")
+    return MessageResponse(message=translate("errors.registered", request_language(request)))
 
 
 @router.post(

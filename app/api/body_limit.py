@@ -19,8 +19,10 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import scope_language
 from app.api.headers import COMMON_HEADERS
 from services.errors import PayloadTooLarge
+from services.i18n import FALLBACK
 
 _CLOSE = (b"connection", b"close")
 _SECURITY_HEADERS = [(name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()]
@@ -34,7 +36,7 @@ def describe_size(size: int) -> str:
 
 
 def too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"请求体过大（上限 {describe_size(limit)}）")
+    return PayloadTooLarge("errors.body_too_large", limit=describe_size(limit))
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -47,10 +49,10 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def refuse(send: Send, limit: int) -> None:
+async def refuse(send: Send, limit: int, language: str = FALLBACK) -> None:
     """The 413 answer of docs/api.md#errors, closing the connection after it. This layer is outside the
     security headers' (``app.api.headers``), so it adds them itself."""
-    body = json.dumps(too_large(limit).body(), ensure_ascii=False).encode()
+    body = json.dumps(too_large(limit).body(language), ensure_ascii=False).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -93,7 +95,7 @@ class BodyLimit:
         if declared is None:
             await _CountedBody(self.app, limit)(scope, receive, send)
         elif declared > limit:
-            await refuse(send, limit)
+            await refuse(send, limit, scope_language(scope))
         else:
             await self.app(scope, receive, send)
 
@@ -132,7 +134,7 @@ class _CountedBody:
             if self.over and not self.started:
                 if not self.answered:
                     self.answered = True
-                    await refuse(send, self.limit)
+                    await refuse(send, self.limit, scope_language(scope))
                 return
             self.started = self.started or message["type"] == "http.response.start"
             await send(message)
@@ -144,4 +146,4 @@ class _CountedBody:
                 raise
         if self.over and not self.started and not self.answered:
             self.answered = True
-            await refuse(send, self.limit)
+            await refuse(send, self.limit, scope_language(scope))

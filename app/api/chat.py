@@ -16,7 +16,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ChatUser, ClientIP, OptionalUser, StateDep, bearer_token, user_for_token
-from app.api.errors import domain_error_response, internal_error_response, validation_error_response
+from app.api.errors import (
+    domain_error_response,
+    internal_error_response,
+    request_language,
+    validation_error_response,
+)
 from app.api.observe import note_user
 from app.schemas import (
     ChatCompletionRequest,
@@ -31,6 +36,7 @@ from services.call_log import Caller
 from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError
+from services.i18n import translate
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 _T = TypeVar("_T")
@@ -111,19 +117,22 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
             body = ChatCompletionRequest.model_validate_json(raw)
         except ValidationError as exc:
             errors = exc.errors(include_input=False, include_url=False)
-            return validation_error_response([{**e, "loc": ("body", *e["loc"])} for e in errors])
+            return validation_error_response(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors], request_language(request)
+            )
         # only a body that spells one out can hold one: the walk is skipped on the hot path
         where = _non_finite_at(body.upstream_body()) if b"NaN" in raw or b"Infinity" in raw else None
         if where is not None:
-            error = {"type": "value_error", "loc": ("body", *where), "msg": "NaN 与 Infinity 不是 JSON 数值"}
-            return validation_error_response([error])
+            words = translate("errors.non_finite", request_language(request))
+            error = {"type": "value_error", "loc": ("body", *where), "msg": words}
+            return validation_error_response([error], request_language(request))
         return await chat_completions(body, request, state, user, ip)
     except DomainError as exc:
-        return domain_error_response(exc)
+        return domain_error_response(exc, request_language(request))
     except ClientDisconnect:  # gone while sending its body (or dropped for sending it too slowly)
         return CLIENT_GONE
     except Exception as exc:
-        return internal_error_response(request.method, request.url.path, exc)
+        return internal_error_response(request.method, request.url.path, exc, request_language(request))
 
 
 class DirectChatRoute(APIRoute):

@@ -76,15 +76,15 @@ async def get_current_user(user: Annotated[Identity | None, Depends(get_optional
 
 def get_admin(session: SessionDep, state: StateDep, credentials: BearerDep) -> Admin:
     if credentials is None:
-        raise AuthenticationFailed("需要管理员登录")
+        raise AuthenticationFailed("errors.admin_required")
     try:
         return auth.admin_from_token(session=session, token=credentials.credentials, secret=state.secret_key)
     except AuthenticationFailed:
         try:  # a valid user token is a known caller without the right to be here
             decode_token(credentials.credentials, secret=state.secret_key, kind="user")
         except AuthenticationFailed:
-            raise AuthenticationFailed("需要管理员登录") from None
-        raise PermissionDenied("需要管理员权限") from None
+            raise AuthenticationFailed("errors.admin_required") from None
+        raise PermissionDenied("errors.admin_only") from None
 
 
 async def get_client_ip(request: Request) -> str:

@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.errors import DomainError
+from services.errors import DomainError, InputRule
+from services.i18n import FALLBACK, negotiate, translate
 
 log = logging.getLogger("pyaichat.api")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -26,6 +27,19 @@ def _is_api(request: Request) -> bool:
     return path == "/api" or path.startswith(("/api/", "/v1/"))  # /v1: the OpenAI aliases
 
 
+def request_language(request: Request) -> str:
+    """The language of the API's messages for this request: its ``Accept-Language``, else zh-CN."""
+    return negotiate(request.headers.get("accept-language"))
+
+
+def scope_language(scope: Any) -> str:
+    """``request_language`` for an ASGI layer that has only the scope."""
+    for name, value in scope.get("headers", ()):
+        if name == b"accept-language":
+            return negotiate(value.decode("latin-1"))
+    return FALLBACK
+
+
 def _error(
     status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -34,49 +48,55 @@ def _error(
     )
 
 
-async def domain_error_handler(_request: Request, exc: Exception) -> Response:
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return domain_error_response(exc)
+    return domain_error_response(exc, request_language(request))
 
 
-def _readable(error: dict[str, Any]) -> str:
+def _readable(error: dict[str, Any], language: str) -> str:
     if error.get("type") == "json_invalid":
-        return "请求体不是有效的 JSON"
+        return translate("errors.json_invalid", language)
     location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    rule = (error.get("ctx") or {}).get("error")
+    if isinstance(rule, InputRule):  # our own rule's message, in the request's language
+        message = rule.error.text(language)
+    else:  # pydantic's own (English) words, or a validator's text
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{location}: {message}" if location else message
 
 
-def validation_error_response(errors: Sequence[Any]) -> JSONResponse:
+def validation_error_response(errors: Sequence[Any], language: str = FALLBACK) -> JSONResponse:
     """422 with a readable message; the rejected input is never echoed (it may be a password)."""
     details = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in errors
     ]
-    message = _readable(errors[0]) if errors else "请求格式不正确"
+    message = _readable(errors[0], language) if errors else translate("errors.bad_format", language)
     return _error(422, "validation_error", message, details=details)
 
 
-def domain_error_response(exc: DomainError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers() or None)
+def domain_error_response(exc: DomainError, language: str = FALLBACK) -> JSONResponse:
+    return JSONResponse(exc.body(language), status_code=exc.status, headers=exc.headers() or None)
 
 
-def internal_error_response(method: str, path: str, exc: BaseException) -> JSONResponse:
+def internal_error_response(
+    method: str, path: str, exc: BaseException, language: str = FALLBACK
+) -> JSONResponse:
     log.error("unhandled error on %s %s: %s", method, path, type(exc).__name__, exc_info=exc)
-    return _error(500, "internal_error", "服务器内部错误，请稍后再试")
+    return _error(500, "internal_error", translate("errors.internal", language))
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return validation_error_response(exc.errors())
+    return validation_error_response(exc.errors(), request_language(request))
 
 
 _HTTP_MESSAGES = {
-    400: ("bad_request", "请求格式不正确"),
-    401: ("unauthorized", "未登录或登录已过期"),
-    403: ("forbidden", "没有权限"),
-    404: ("not_found", "接口不存在"),
-    405: ("method_not_allowed", "不支持该请求方法"),
-    413: ("payload_too_large", "请求体过大"),
+    400: ("bad_request", "errors.bad_format"),
+    401: ("unauthorized", "errors.http_unauthorized"),
+    403: ("forbidden", "errors.http_forbidden"),
+    404: ("not_found", "errors.http_not_found"),
+    405: ("method_not_allowed", "errors.http_method"),
+    413: ("payload_too_large", "errors.http_too_large"),
 }
 
 
@@ -96,7 +116,8 @@ def _wrap(previous: AnyHandler | None, api_handler: Handler) -> Handler:
 
 async def _api_http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
-    kind, message = _HTTP_MESSAGES.get(status, ("http_error", "请求失败"))
+    kind, key = _HTTP_MESSAGES.get(status, ("http_error", "errors.http_failed"))
+    message = translate(key, request_language(request))
     headers = dict(getattr(exc, "headers", None) or {})
     if status == 405:  # Starlette names the methods of the first route on the path; there may be more
         headers["Allow"] = ", ".join(documented_methods(request.app, request.url.path)) or headers.get(
@@ -124,7 +145,7 @@ def documented_methods(app: Any, path: str) -> list[str]:
 
 
 async def _api_internal_error(request: Request, exc: Exception) -> Response:
-    return internal_error_response(request.method, request.url.path, exc)
+    return internal_error_response(request.method, request.url.path, exc, request_language(request))
 
 
 def install_error_handlers(app: FastAPI) -> None:

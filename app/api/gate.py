@@ -7,15 +7,17 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.errors import scope_language
 from app.state import AppState
 from services.client_ip import SCOPE_KEY, Network, decide_client_ip
 from services.errors import DomainError, IPBlocked, StateUnavailable
+from services.i18n import translate
 
 USER_SIDE_EXACT = frozenset({"/", "/login", "/register", "/api/models", "/api/v1/models", "/v1/models"})
 USER_SIDE_PREFIXES = ("/api/chat/", "/api/auth/", "/api/v1/chat/", "/v1/chat/")
 NEVER_BLOCKED = frozenset({"/api/auth/admin/login"})
 
-_BLOCKED_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+_BLOCKED_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;display:flex;min-height:100vh;margin:0;align-items:center;
 justify-content:center;background:#f6f7fb;color:#1f2937}}main{{max-width:28rem;padding:2rem;text-align:center}}
@@ -55,25 +57,26 @@ class RequestGate:
             try:
                 await block_list.refresher.until_fresh()  # never decided on rules older than the period
             except StateUnavailable as exc:
-                await self._refuse(path, send, exc)
+                await self._refuse(path, send, exc, scope_language(scope))
                 return
             rule = block_list.match(ip)
             if rule is not None:
                 block_list.record_attempt(ip=ip, path=path, rule=rule)
-                await self._refuse(path, send, IPBlocked())
+                await self._refuse(path, send, IPBlocked(), scope_language(scope))
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(path: str, send: Send, error: DomainError) -> None:
+    async def _refuse(path: str, send: Send, error: DomainError, language: str) -> None:
         if path.startswith(("/api/", "/v1/")):
-            body, kind = json.dumps(error.body(), ensure_ascii=False).encode(), b"application/json"
+            body, kind = json.dumps(error.body(language), ensure_ascii=False).encode(), b"application/json"
         else:
             blocked = isinstance(error, IPBlocked)
             page = _BLOCKED_PAGE.format(
-                title="访问受限" if blocked else "暂时无法访问",
-                message=error.message,
-                hint="如有疑问，请联系管理员。" if blocked else "请稍后刷新页面。",
+                lang=language,
+                title=translate("errors.page_blocked" if blocked else "errors.page_unavailable", language),
+                message=error.text(language),
+                hint=translate("errors.hint_blocked" if blocked else "errors.hint_unavailable", language),
             )
             body, kind = page.encode(), b"text/html; charset=utf-8"
         headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import StateDep
+from app.api.errors import request_language
 from app.schemas import HealthChecks, HealthResponse
 from app.state import AppState
+from services.i18n import translate
 
 router = APIRouter(tags=["health"])
 DATABASE_DOWN = {"type": "database_unavailable", "message": "数据库不可用"}
@@ -43,11 +45,12 @@ def _redis(state: AppState) -> Literal["ok", "unavailable", "not_used"]:
     response_model=HealthResponse,
     responses={503: {"description": "the database does not answer: the same body, with an `error`"}},
 )
-def health(state: StateDep) -> HealthResponse | JSONResponse:
+def health(state: StateDep, request: Request) -> HealthResponse | JSONResponse:
     checks = HealthChecks(database="ok" if _database(state) else "unavailable", redis=_redis(state))
     healthy = checks.database == "ok" and checks.redis != "unavailable"
     answer = HealthResponse(status="ok" if healthy else "degraded", checks=checks)
     if checks.database == "ok":
         return answer
-    body: dict[str, Any] = {**answer.model_dump(), "error": DATABASE_DOWN}
+    down = {**DATABASE_DOWN, "message": translate("errors.database_unavailable", request_language(request))}
+    body: dict[str, Any] = {**answer.model_dump(), "error": down}
     return JSONResponse(body, status_code=503)

@@ -23,7 +23,7 @@ admin_router = APIRouter(
     tags=["admin: personal API keys"],
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
 )
-KEY_NOT_FOUND = "API 密钥不存在"
+KEY_NOT_FOUND = "errors.key_not_found"
 
 
 def _public(key: ApiKey) -> ApiKeyPublic:

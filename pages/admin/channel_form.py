@@ -9,45 +9,64 @@ from nicegui import ui
 from pydantic import ValidationError
 
 from app.models import ChannelPublic
+from pages.i18n import language, t
 from services.channel_fields import base_url_notes, completions_url, normalize_base_url
 from services.errors import InvalidInput
 
 LABELS = {
-    "name": "渠道名称",
-    "base_url": "Base URL",
-    "api_key": "API Key",
-    "model_id": "模型",
-    "models": "模型",
-    "model_map": "模型映射",
-    "priority": "优先级",
-    "weight": "权重",
-    "rpm_limit": "RPM 限制",
-    "headers": "自定义请求头",
-    "proxy": "代理",
-    "auto_pause_after": "自动暂停",
+    "name": "admin.channel.field.name",
+    "base_url": "admin.channel.field.base_url",
+    "api_key": "admin.channel.field.api_key",
+    "model_id": "admin.channel.field.model_id",
+    "models": "admin.channel.field.models",
+    "model_map": "admin.channel.field.model_map",
+    "priority": "admin.channel.field.priority",
+    "weight": "admin.channel.field.weight",
+    "rpm_limit": "admin.channel.field.rpm_limit",
+    "headers": "admin.channel.field.headers",
+    "proxy": "admin.channel.field.proxy",
+    "auto_pause_after": "admin.channel.field.auto_pause_after",
 }
-PROXY_CHOICES = {"env": "使用环境变量（HTTPS_PROXY 等）", "direct": "不使用代理（直连）", "url": "自定义代理"}
+PROXY_CHOICES = {
+    "env": "admin.channel.proxy.env",
+    "direct": "admin.channel.proxy.direct",
+    "url": "admin.channel.proxy.url",
+}
+
+
+_RULES = ("string_too_short", "greater_than_equal", "less_than_equal", "string_too_long", "int_parsing")
+_COLON = "\uff1a"  # the Chinese messages' colon after a field's name
 
 
 def _readable(error: Any) -> str:
     field = _field_of(error)
-    readable = {
-        "string_too_short": "不能为空",
-        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge')}",
-        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le')}",
-        "string_too_long": "太长了",
-        "int_parsing": "必须是整数",
-    }.get(error["type"], str(error["msg"]).removeprefix("Value error, "))
+    kind = error["type"]
+    if kind in _RULES:
+        ctx = error.get("ctx") or {}
+        readable = t(f"admin.channel.rule.{kind}", limit=ctx.get("ge", ctx.get("le")))
+    else:
+        readable = str(error["msg"]).removeprefix("Value error, ")
     for name in LABELS:  # the rules name their field in English: the dialog says it in words
-        readable = readable.removeprefix(f"{name}：")
-    return f"{LABELS.get(field, '输入')}：{readable}"
+        readable = readable.removeprefix(f"{name}{_COLON}").removeprefix(f"{name}: ")
+    return t("admin.channel.error_line", field=_label(field), message=readable)
+
+
+def _label(field: str) -> str:
+    return t(LABELS.get(field, "admin.channel.field.input"))
+
+
+def _message_of(error: Any) -> str:
+    """The error's words without its field's label (shown under the field itself)."""
+    line = _readable(error)
+    label = t("admin.channel.error_line", field=_label(_field_of(error)), message="")
+    return line.removeprefix(label)
 
 
 def _field_of(error: Any) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
     if not field:  # a rule of the whole form names its field first ("models：…")
         message = str(error["msg"]).removeprefix("Value error, ")
-        field = next((name for name in LABELS if message.startswith(f"{name}：")), "")
+        field = next((name for name in LABELS if message.startswith((f"{name}{_COLON}", f"{name}: "))), "")
     return "models" if field == "model_id" else field
 
 
@@ -75,9 +94,9 @@ def call_url_preview(base_url: str) -> str:
     try:
         url = completions_url(normalize_base_url(base_url))
     except InvalidInput as exc:
-        return exc.message.removeprefix("base_url：")
+        return exc.text(language()).removeprefix(f"base_url{_COLON}").removeprefix("base_url: ")
     notes = base_url_notes(normalize_base_url(base_url))
-    return "调用地址：" + url + "".join(f"\n· {note}" for note in notes)
+    return t("admin.channel.call_url", url=url) + "".join(f"\n· {note}" for note in notes)
 
 
 @dataclass
@@ -89,7 +108,9 @@ class ChannelForm:
     def build(self) -> None:
         channel = self.channel
         self.name = (
-            ui.input("渠道名称", value=channel.name if channel else "").classes("w-full").mark("ch-name")
+            ui.input(t("admin.channel.field.name"), value=channel.name if channel else "")
+            .classes("w-full")
+            .mark("ch-name")
         )
         self.base_url = (
             ui.input(
@@ -109,34 +130,39 @@ class ChannelForm:
             .mark("ch-api-key")
         )
         if channel:  # a hint under the field, shown without a click (a placeholder hides under the label)
-            self.api_key.props(f'hint="留空则保持不变（当前 {channel.api_key_masked}）"')
+            self.api_key.props(f'hint="{t("admin.channel.keep_key", masked=channel.api_key_masked)}"')
         self.models = (
-            ui.textarea("模型（每行一个，或用逗号分隔）", value="\n".join(channel.models) if channel else "")
+            ui.textarea(t("admin.channel.models_input"), value="\n".join(channel.models) if channel else "")
             .props("autogrow")
             .classes("w-full")
             .mark("ch-model")
         )
         mapping = "\n".join(f"{k}={v}" for k, v in channel.model_map.items()) if channel else ""
         self.model_map = (
-            ui.textarea("模型映射（可选，每行 用户看到的名称=上游模型 ID）", value=mapping)
+            ui.textarea(t("admin.channel.map_input"), value=mapping)
             .props("autogrow")
             .classes("w-full")
             .mark("ch-model-map")
         )
         with ui.row().classes("w-full no-wrap gap-2"):
             self.priority = ui.number(
-                "优先级（高者优先）", value=channel.priority if channel else 0, precision=0
+                t("admin.channel.priority_input"), value=channel.priority if channel else 0, precision=0
             )
             self.priority.classes("flex-1").mark("ch-priority")
             self.weight = ui.number(
-                "权重（同优先级按比例分担）", value=channel.weight if channel else 1, min=1
+                t("admin.channel.weight_input"), value=channel.weight if channel else 1, min=1
             )
             self.weight.props("step=1").classes("flex-1").mark("ch-weight")
         with ui.row().classes("w-full no-wrap gap-2"):
-            self.rpm = ui.number("RPM 限制", value=channel.rpm_limit if channel else 60, min=1, precision=0)
+            self.rpm = ui.number(
+                t("admin.channel.field.rpm_limit"),
+                value=channel.rpm_limit if channel else 60,
+                min=1,
+                precision=0,
+            )
             self.rpm.classes("flex-1").mark("ch-rpm")
             self.auto_pause = ui.number(
-                "连续失败几次自动暂停（空=系统默认，0=从不）",
+                t("admin.channel.auto_pause_input"),
                 value=channel.auto_pause_after if channel else None,
                 min=0,
                 precision=0,
@@ -144,7 +170,7 @@ class ChannelForm:
             self.auto_pause.classes("flex-1").mark("ch-auto-pause")
         header_names = "\n".join(f"{name}:" for name in channel.headers) if channel else ""
         self.headers = (
-            ui.textarea("自定义请求头（每行 名称: 值；已保存的值不显示，留空保持不变）", value=header_names)
+            ui.textarea(t("admin.channel.headers_input"), value=header_names)
             .props("autogrow")
             .classes("w-full")
             .mark("ch-headers")
@@ -153,13 +179,25 @@ class ChannelForm:
             "env" if not channel or not channel.proxy_set else ("direct" if channel.proxy_direct else "url")
         )
         self.proxy_mode = (
-            ui.select(PROXY_CHOICES, value=current, label="代理").classes("w-full").mark("ch-proxy-mode")
+            ui.select(
+                {mode: t(key) for mode, key in PROXY_CHOICES.items()},
+                value=current,
+                label=t("admin.channel.field.proxy"),
+            )
+            .classes("w-full")
+            .mark("ch-proxy-mode")
         )
-        hint = "已保存（不显示），留空保持不变" if current == "url" else "socks5h://user:pass@host:1080"
-        self.proxy = ui.input("代理地址", password=True, placeholder=hint).classes("w-full").mark("ch-proxy")
+        hint = t("admin.channel.proxy_saved") if current == "url" else "socks5h://user:pass@host:1080"
+        self.proxy = (
+            ui.input(t("admin.channel.proxy_url"), password=True, placeholder=hint)
+            .classes("w-full")
+            .mark("ch-proxy")
+        )
         self.proxy.props(f'hint="{hint}"')
         self.proxy.bind_visibility_from(self.proxy_mode, "value", value="url")
-        self.enabled = ui.switch("启用", value=channel.is_enabled if channel else True).mark("ch-enabled")
+        self.enabled = ui.switch(
+            t("admin.channel.enabled"), value=channel.is_enabled if channel else True
+        ).mark("ch-enabled")
 
     def _inputs(self) -> dict[str, Any]:
         return {
@@ -183,8 +221,14 @@ class ChannelForm:
     def missing(self) -> list[str]:
         """What the whole-form rules report only once the fields pass: said now, with the field errors."""
         if self.channel is None and not _split(self.models.value):
-            self._mark("models", "至少填写一个模型")
-            return ["模型：至少填写一个模型"]
+            self._mark("models", t("admin.channel.models_needed"))
+            return [
+                t(
+                    "admin.channel.error_line",
+                    field=_label("models"),
+                    message=t("admin.channel.models_needed"),
+                )
+            ]
         return []
 
     def _mark(self, field: str, message: str) -> None:
@@ -196,9 +240,9 @@ class ChannelForm:
         """Each error on its own field too (red, its words under it)."""
         by_field: dict[str, list[str]] = {}
         for error in exc.errors():
-            by_field.setdefault(_field_of(error), []).append(_readable(error).split("：", 1)[-1])
+            by_field.setdefault(_field_of(error), []).append(_message_of(error))
         for name, messages in by_field.items():
-            self._mark(name, "；".join(dict.fromkeys(messages)))
+            self._mark(name, t("admin.channel.separator").join(dict.fromkeys(messages)))
 
     def data(self) -> dict[str, Any]:
         """What the dialog sends: a create's whole body, or an update's changes (secrets only when typed)."""

@@ -17,6 +17,7 @@ from app.models import Channel, ChannelCreate, ChannelListItem, ChannelPublic, C
 from app.state import AppState
 from pages.admin.channel_form import ChannelForm, all_errors
 from pages.admin.frame import admin_frame, page_actor
+from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels
 from services.audit import Actor
@@ -24,18 +25,23 @@ from services.channel_test import ProbeResult, probe_channel
 from services.errors import DomainError
 
 COLUMNS = "40px minmax(150px,1.6fr) 96px minmax(130px,1fr) 76px minmax(170px,1.8fr) 72px 64px 150px"
-STATUS_WORDS = {"enabled": "正常", "disabled": "已停用", "auto_paused": "自动暂停"}
-STATUS_FILTER = {"": "全部状态", "enabled": "正常", "auto_paused": "自动暂停", "disabled": "已停用"}
+STATUS_WORDS = {
+    status: f"admin.channels.status.{status}" for status in ("enabled", "disabled", "auto_paused")
+}
+STATUS_FILTER = {
+    "": "admin.channels.all_statuses",
+    **{status: STATUS_WORDS[status] for status in ("enabled", "auto_paused", "disabled")},
+}
 SORTS = {
-    "id": "最早添加",
-    "-id": "最新添加",
-    "name": "名称",
-    "-priority": "优先级（高→低）",
-    "status": "状态",
-    "latency_ms": "延迟（低→高）",
-    "-latency_ms": "延迟（高→低）",
-    "-last_error_at": "最近出错",
-    "-consecutive_failures": "连续失败次数",
+    "id": "admin.channels.sort.id",
+    "-id": "admin.channels.sort.desc_id",
+    "name": "admin.channels.sort.name",
+    "-priority": "admin.channels.sort.desc_priority",
+    "status": "admin.channels.sort.status",
+    "latency_ms": "admin.channels.sort.latency_ms",
+    "-latency_ms": "admin.channels.sort.desc_latency_ms",
+    "-last_error_at": "admin.channels.sort.desc_last_error_at",
+    "-consecutive_failures": "admin.channels.sort.desc_consecutive_failures",
 }
 PAGE_SIZES = [20, 50, 100]
 TEST_CONCURRENCY = 4  # "test all" probes this many channels at a time
@@ -126,7 +132,7 @@ def register(state: AppState) -> None:
         try:
             row = await off_loop(fetch, channel_id)
         except DomainError as exc:  # deleted meanwhile (in another tab or by another admin)
-            tested.failure = exc.message
+            tested.failure = exc.text(language())
             return tested
         tested.result = await probe_channel(
             channel=row,
@@ -143,9 +149,11 @@ def register(state: AppState) -> None:
             channel.status, "text-gray-500"
         )
         with ui.column().classes("px-2 py-2 gap-0"):
-            ui.label(STATUS_WORDS[channel.status]).classes(f"font-medium {color}").mark("ch-status")
+            ui.label(t(STATUS_WORDS[channel.status])).classes(f"font-medium {color}").mark("ch-status")
             if channel.consecutive_failures:
-                ui.label(f"连续失败 {channel.consecutive_failures} 次").classes("text-xs text-negative")
+                ui.label(t("admin.channels.failures_in_row", count=channel.consecutive_failures)).classes(
+                    "text-xs text-negative"
+                )
 
     def last_test_cell(channel: ChannelListItem, tested: Tested | None) -> None:
         """This page's test of the channel if there was one, else the latest success or failure stored."""
@@ -155,40 +163,48 @@ def register(state: AppState) -> None:
                     ui.label(tested.failure).classes("text-negative text-xs")
                 elif tested.result is None:
                     ui.spinner(size="sm")
-                    ui.label("测试中…").classes("text-xs text-gray-500")
+                    ui.label(t("admin.channels.testing")).classes("text-xs text-gray-500")
                 elif tested.result.ok:
-                    ui.label("✓ 通过").classes("text-positive font-medium").mark("ch-test-ok")
-                    ui.label(f"{when(tested.at)} · 本页测试").classes("text-xs text-gray-500")
+                    ui.label(t("admin.channels.passed")).classes("text-positive font-medium").mark(
+                        "ch-test-ok"
+                    )
+                    ui.label(t("admin.channels.tested_here", when=when(tested.at))).classes(
+                        "text-xs text-gray-500"
+                    )
                 else:
-                    ui.label("✗ 失败").classes("text-negative font-medium").mark("ch-test-failed")
-                    ui.label(f"{when(tested.at)} · 本页测试").classes("text-xs text-gray-500")
+                    ui.label(t("admin.channels.failed")).classes("text-negative font-medium").mark(
+                        "ch-test-failed"
+                    )
+                    ui.label(t("admin.channels.tested_here", when=when(tested.at))).classes(
+                        "text-xs text-gray-500"
+                    )
                 return
             success, error = channel.last_success_at, channel.last_error_at
             if success is None and error is None:
-                ui.label("未检测").classes("text-gray-500")
+                ui.label(t("admin.channels.untested")).classes("text-gray-500")
                 return
             failed = error is not None and (success is None or error > success)
-            ui.label("✗ 失败" if failed else "✓ 成功").classes(
+            ui.label(t("admin.channels.failed" if failed else "admin.channels.succeeded")).classes(
                 "text-negative font-medium" if failed else "text-positive font-medium"
             )
             ui.label(when(error if failed else success)).classes("text-xs text-gray-500")
 
     def error_cell(channel: ChannelListItem, tested: Tested | None) -> None:
         if tested is not None and tested.result is not None and not tested.result.ok:
-            text = tested.result.error or "失败"
+            text = tested.result.error or t("admin.channels.failure")
         elif tested is not None and tested.result is not None:
-            text = f"连接正常（非流式与流式均通过），{tested.result.latency_ms} ms"
+            text = t("admin.channels.test_ok", ms=tested.result.latency_ms)
         else:
             text = channel.last_error or ""
         label = ui.label(text or "—").classes("px-2 py-2 text-xs break-words min-w-0").mark("ch-last-error")
         if text and not (tested is not None and tested.result is not None and tested.result.ok):
             label.classes("text-negative")
         if channel.last_error_at and not tested:
-            label.tooltip(f"最近出错：{when(channel.last_error_at)}")
+            label.tooltip(t("admin.channels.last_error_at", when=when(channel.last_error_at)))
 
-    @ui.page("/admin/channels", title="渠道 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin/channels", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def channels_page() -> None:
-        async with admin_frame(state, "渠道", "/admin/channels") as content:
+        async with admin_frame(state, "admin.nav.channels", "/admin/channels") as content:
             if content is None:
                 return
             view = View()
@@ -196,7 +212,9 @@ def register(state: AppState) -> None:
 
             def open_editor(channel: ChannelPublic | None = None) -> None:
                 with ui.dialog() as dialog, ui.card().classes("w-[min(620px,96vw)] gap-2"):
-                    ui.label("编辑渠道" if channel else "添加渠道").classes("text-lg font-semibold")
+                    ui.label(t("admin.channels.edit" if channel else "admin.channels.add")).classes(
+                        "text-lg font-semibold"
+                    )
                     form = ChannelForm(channel)
                     form.build()
                     error = ui.label("").classes("text-negative text-sm whitespace-pre-line").mark("ch-error")
@@ -214,20 +232,20 @@ def register(state: AppState) -> None:
                             error.set_visibility(True)
                             return
                         except DomainError as exc:
-                            error.text = exc.message
+                            error.text = exc.text(language())
                             error.set_visibility(True)
                             return
-                        ui.notify("已保存", type="positive")
+                        ui.notify(t("admin.saved"), type="positive")
                         dialog.delete()  # with its inputs: the plain key leaves the page once stored
                         await reload()
 
                     with ui.row().classes("w-full justify-end"):
-                        ui.button("取消", on_click=dialog.delete).props("flat")
-                        ui.button("保存", on_click=submit).props("unelevated").mark("ch-save")
+                        ui.button(t("admin.cancel"), on_click=dialog.delete).props("flat")
+                        ui.button(t("admin.save"), on_click=submit).props("unelevated").mark("ch-save")
                 dialog.on("hide", dialog.delete)
                 dialog.open()
 
-            def confirm(title: str, note: str, action: Any, label: str = "删除") -> None:
+            def confirm(title: str, note: str, action: Any, label: str = "admin.delete") -> None:
                 with ui.dialog() as dialog, ui.card():
                     ui.label(title).classes("text-lg font-semibold")
                     ui.label(note).classes("text-gray-500")
@@ -240,8 +258,8 @@ def register(state: AppState) -> None:
                             dialog.delete()
 
                     with ui.row().classes("w-full justify-end"):
-                        ui.button("取消", on_click=dialog.delete).props("flat")
-                        ui.button(label, on_click=go).props("unelevated color=negative").mark(
+                        ui.button(t("admin.cancel"), on_click=dialog.delete).props("flat")
+                        ui.button(t(label), on_click=go).props("unelevated color=negative").mark(
                             "ch-confirm-delete"
                         )
                 dialog.on("hide", dialog.delete)
@@ -253,12 +271,12 @@ def register(state: AppState) -> None:
                         return
                     await off_loop(remove, channel.id, actor)
                     view.selected.discard(channel.id)
-                    ui.notify("已删除", type="positive")
+                    ui.notify(t("admin.channels.deleted"), type="positive")
                     await reload()
 
                 confirm(
-                    f"删除渠道「{channel.name}」？",
-                    "删除后无法恢复，使用该渠道的模型将不再经过它。",
+                    t("admin.channels.delete_question", name=channel.name),
+                    t("admin.channels.delete_note"),
                     do_delete,
                 )
 
@@ -266,7 +284,12 @@ def register(state: AppState) -> None:
                 if (actor := await page_actor(state)) is None:
                     return
                 await off_loop(save, {"is_enabled": value}, channel.id, actor)
-                ui.notify(f"{channel.name} 已{'启用' if value else '停用'}")
+                ui.notify(
+                    t(
+                        "admin.channels.now_enabled" if value else "admin.channels.now_disabled",
+                        name=channel.name,
+                    )
+                )
                 await reload()
 
             async def test(channel_ids: list[int]) -> None:
@@ -285,53 +308,63 @@ def register(state: AppState) -> None:
                 await asyncio.gather(*(one(channel_id) for channel_id in channel_ids))
                 for channel_id in channel_ids:  # a channel gone meanwhile leaves the table: said once here
                     if (failure := view.tests[channel_id].failure) is not None:
-                        ui.notify(f"{names.get(channel_id, channel_id)}：{failure}", type="negative")
+                        ui.notify(
+                            t(
+                                "admin.channels.test_failure",
+                                name=names.get(channel_id, channel_id),
+                                failure=failure,
+                            ),
+                            type="negative",
+                        )
                 await reload()  # a passing test resumes an auto-paused channel; latency and errors change
 
             async def test_all() -> None:
                 ids = [channel.id for channel in shown]
                 if ids:
                     await test(ids)
-                    passed = sum(1 for i in ids if (t := view.tests.get(i)) and t.result and t.result.ok)
-                    tests_done.text = f"本页测试完成：{passed} / {len(ids)} 个通过（结果见表格）"
+                    passed = sum(
+                        1 for i in ids if (done := view.tests.get(i)) and done.result and done.result.ok
+                    )
+                    tests_done.text = t("admin.channels.tests_done", passed=passed, count=len(ids))
 
             async def resume(channel: ChannelPublic) -> None:
                 if (actor := await page_actor(state)) is None:
                     return
                 await off_loop(resume_now, channel.id, actor)
-                ui.notify(f"{channel.name} 已恢复", type="positive")
+                ui.notify(t("admin.channels.resumed", name=channel.name), type="positive")
                 await reload()
 
             async def bulk_action(action: str) -> None:
                 ids = sorted(view.selected)
                 if not ids:
-                    ui.notify("请先勾选渠道")
+                    ui.notify(t("admin.channels.select_first"))
                     return
 
                 async def go() -> None:
                     if (actor := await page_actor(state)) is None:
                         return
                     done = await off_loop(bulk, ids, action, actor)
-                    words = {"enable": "启用", "disable": "停用", "delete": "删除"}[action]
-                    ui.notify(f"已{words} {done} 个渠道", type="positive")
+                    ui.notify(t(f"admin.channels.bulk.{action}", count=done), type="positive")
                     view.selected.clear()
                     selection.text = ""
                     await reload()
 
                 if action == "delete":
-                    confirm(f"删除选中的 {len(ids)} 个渠道？", "删除后无法恢复。", go)
+                    confirm(
+                        t("admin.channels.bulk_delete_question", count=len(ids)),
+                        t("admin.channels.bulk_delete_note"),
+                        go,
+                    )
                 else:
                     await go()
 
             with ui.row().classes("w-full items-center"):
-                ui.label("渠道").classes("text-xl font-semibold")
-                ui.label(
-                    "同一模型的渠道按优先级先后、同优先级按权重分担；失败或达到 RPM 时自动切换。"
-                ).classes("text-sm text-gray-500")
+                ui.label(t("admin.channels.title")).classes("text-xl font-semibold")
+                ui.label(t("admin.channels.intro")).classes("text-sm text-gray-500")
                 ui.space()
-                ui.button("添加渠道", icon="add", on_click=lambda: open_editor()).props("unelevated").mark(
-                    "add-channel"
-                )
+                ui.button(t("admin.channels.add"), icon="add", on_click=lambda: open_editor()).props(
+                    "unelevated"
+                ).mark("add-channel")
 
             async def search() -> None:
                 await choose(q=(query.value or "").strip())
@@ -347,7 +380,7 @@ def register(state: AppState) -> None:
 
             with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
                 query = (
-                    ui.input("搜索名称 / 模型 / Base URL")
+                    ui.input(t("admin.channels.search"))
                     .props("dense outlined clearable debounce=400")
                     .classes("min-w-[200px] grow")
                     .mark("ch-search")
@@ -356,24 +389,30 @@ def register(state: AppState) -> None:
                 query.on("clear", search)
                 query.on_value_change(search)
                 ui.select(
-                    STATUS_FILTER, value="", label="状态", on_change=lambda e: choose(status=e.value)
+                    {status: t(key) for status, key in STATUS_FILTER.items()},
+                    value="",
+                    label=t("admin.channels.status_label"),
+                    on_change=lambda e: choose(status=e.value),
                 ).props("dense outlined").classes("min-w-[120px]").mark("ch-status-filter")
-                ui.select(SORTS, value="id", label="排序", on_change=lambda e: choose(sort=e.value)).props(
-                    "dense outlined"
-                ).classes("min-w-[150px]").mark("ch-sort")
+                ui.select(
+                    {sort: t(key) for sort, key in SORTS.items()},
+                    value="id",
+                    label=t("admin.users.sort"),
+                    on_change=lambda e: choose(sort=e.value),
+                ).props("dense outlined").classes("min-w-[150px]").mark("ch-sort")
             with ui.row().classes("w-full items-center gap-2"):
-                ui.button("启用", icon="check_circle", on_click=lambda: bulk_action("enable")).props(
-                    "outline dense"
-                ).mark("ch-bulk-enable")
-                ui.button("停用", icon="block", on_click=lambda: bulk_action("disable")).props(
-                    "outline dense"
-                ).mark("ch-bulk-disable")
-                ui.button("删除", icon="delete", on_click=lambda: bulk_action("delete")).props(
+                ui.button(
+                    t("admin.channels.enable"), icon="check_circle", on_click=lambda: bulk_action("enable")
+                ).props("outline dense").mark("ch-bulk-enable")
+                ui.button(
+                    t("admin.channels.disable"), icon="block", on_click=lambda: bulk_action("disable")
+                ).props("outline dense").mark("ch-bulk-disable")
+                ui.button(t("admin.delete"), icon="delete", on_click=lambda: bulk_action("delete")).props(
                     "outline dense color=negative"
                 ).mark("ch-bulk-delete")
                 selection = ui.label("").classes("text-sm text-gray-500").mark("ch-selected")
                 ui.space()
-                ui.button("测试本页全部", icon="network_check", on_click=test_all).props(
+                ui.button(t("admin.channels.test_all"), icon="network_check", on_click=test_all).props(
                     "outline dense"
                 ).mark("ch-test-all")
             with ui.row().classes("w-full items-center gap-3"):
@@ -382,7 +421,9 @@ def register(state: AppState) -> None:
 
             def select_one(channel_id: int, on: bool) -> None:
                 (view.selected.add if on else view.selected.discard)(channel_id)
-                selection.text = f"已选 {len(view.selected)} 个" if view.selected else ""
+                selection.text = (
+                    t("admin.channels.selected", count=len(view.selected)) if view.selected else ""
+                )
 
             def select_page(on: bool) -> None:
                 for channel in shown:
@@ -395,9 +436,9 @@ def register(state: AppState) -> None:
                     with ui.card().classes("w-full items-center p-8 text-gray-500"):
                         ui.icon("hub", size="40px")
                         if view.q or view.status:
-                            ui.label("没有符合条件的渠道。")
+                            ui.label(t("admin.channels.none_match"))
                         else:
-                            ui.label("还没有渠道。添加一个上游（OpenAI 兼容接口）后，用户即可选择它的模型。")
+                            ui.label(t("admin.channels.none"))
                     return
                 with (
                     ui.card().classes("w-full p-0 table-scroll").mark("ch-table"),
@@ -409,33 +450,37 @@ def register(state: AppState) -> None:
                         ui.checkbox(
                             value=bool(shown) and all(c.id in view.selected for c in shown),
                             on_change=lambda e: select_page(e.value),
-                        ).props("dense").mark("ch-select-page")
+                        ).props(f'dense aria-label="{t("admin.channels.select_all")}"').mark("ch-select-page")
                     for title in (
-                        "名称 / 模型 / 地址",
-                        "状态",
-                        "最近检测",
-                        "延迟",
-                        "最近错误",
-                        "今日调用",
-                        "启用",
-                        "操作",
+                        "name",
+                        "status",
+                        "checked",
+                        "latency",
+                        "error",
+                        "calls",
+                        "enabled",
+                        "actions",
                     ):
-                        ui.label(title).classes("px-2 py-2 font-medium text-gray-500 border-b")
+                        ui.label(t(f"admin.channels.col.{title}")).classes(
+                            "px-2 py-2 font-medium text-gray-500 border-b"
+                        )
                     for channel in shown:
                         tested = view.tests.get(channel.id)
                         with ui.element("div").classes("px-1"):
                             ui.checkbox(
                                 value=channel.id in view.selected,
                                 on_change=lambda e, i=channel.id: select_one(i, e.value),
-                            ).props("dense").mark("ch-select")
+                            ).props(
+                                f'dense aria-label="{t("admin.channels.select", name=channel.name)}"'
+                            ).mark("ch-select")
                         with ui.column().classes("px-2 py-2 gap-0 min-w-0"):
                             ui.label(channel.name).classes("font-medium break-all").mark("ch-row-name")
                             ui.label(", ".join(channel.models)).classes("text-xs break-all")
                             ui.label(f"{_host(channel.base_url)} · {channel.api_key_masked}").classes(
                                 "text-xs text-gray-500 break-words"
-                            ).tooltip(f"调用地址：{channel.call_url}")
+                            ).tooltip(t("admin.channels.call_url", url=channel.call_url))
                             if not channel.api_key_readable:
-                                ui.label("API Key 无法解密，请重新填写").classes("text-xs text-negative")
+                                ui.label(t("admin.channels.key_unreadable")).classes("text-xs text-negative")
                         status_cell(channel)
                         last_test_cell(channel, tested)
                         latency = (
@@ -452,21 +497,24 @@ def register(state: AppState) -> None:
                             ui.switch(
                                 value=channel.is_enabled,
                                 on_change=lambda e, c=channel: toggle(c, e.value),
-                            ).props("dense").mark("ch-toggle")
+                            ).props(
+                                f'dense aria-label="{t("admin.channels.enabled_of", name=channel.name)}"'
+                            ).mark("ch-toggle")
                         with ui.row().classes("px-1 gap-0 no-wrap"):
                             ui.button(icon="network_check", on_click=lambda c=channel: test([c.id])).props(
-                                "flat round dense"
-                            ).tooltip("测试").mark("ch-test")
+                                f'flat round dense aria-label="{t("admin.channels.test")}"'
+                            ).tooltip(t("admin.channels.test")).mark("ch-test")
                             if channel.status == "auto_paused":
+                                resume_words = t("admin.channels.resume")
                                 ui.button(icon="play_arrow", on_click=lambda c=channel: resume(c)).props(
-                                    "flat round dense color=positive"
-                                ).tooltip("恢复").mark("ch-resume")
+                                    f'flat round dense color=positive aria-label="{resume_words}"'
+                                ).tooltip(resume_words).mark("ch-resume")
                             ui.button(icon="edit", on_click=lambda c=channel: open_editor(c)).props(
-                                "flat round dense"
-                            ).tooltip("编辑").mark("ch-edit")
+                                f'flat round dense aria-label="{t("admin.channels.edit_button")}"'
+                            ).tooltip(t("admin.channels.edit_button")).mark("ch-edit")
                             ui.button(icon="delete", on_click=lambda c=channel: confirm_delete(c)).props(
-                                "flat round dense color=negative"
-                            ).tooltip("删除").mark("ch-delete")
+                                f'flat round dense color=negative aria-label="{t("admin.delete")}"'
+                            ).tooltip(t("admin.delete")).mark("ch-delete")
 
             table()
             with ui.row().classes("w-full items-center gap-3"):
@@ -477,7 +525,7 @@ def register(state: AppState) -> None:
                 )
                 ui.space()
                 ui.select(
-                    {n: f"每页 {n} 条" for n in PAGE_SIZES},
+                    {n: t("admin.logs.per_page", count=n) for n in PAGE_SIZES},
                     value=view.page_size,
                     on_change=lambda e: choose(page_size=e.value),
                 ).props("dense outlined").mark("ch-page-size")
@@ -500,7 +548,7 @@ def register(state: AppState) -> None:
                 shown[:] = items
                 pager.max = pages
                 pager.value = view.page
-                summary.text = f"共 {total:,} 个渠道 · 第 {view.page} / {pages} 页"
+                summary.text = t("admin.channels.total", count=f"{total:,}", page=view.page, pages=pages)
                 table.refresh()
 
             await reload()

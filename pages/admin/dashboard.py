@@ -10,6 +10,7 @@ visible the page refreshes every 30 s.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -20,21 +21,29 @@ from sqlmodel import Session
 from app.models import utcnow
 from app.state import AppState
 from pages.admin.frame import admin_frame
+from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import stats
 from services.errors import InvalidInput
+from services.i18n import FALLBACK, translate
 from services.reasons import in_words
 
 PALETTE = ["#4f46e5", "#06b6d4", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"]
 REFRESH_SECONDS = 30.0
-PRESETS = {"today": "今天", "7d": "7 天", "30d": "30 天", "custom": "自定义"}
+_FIELD_PREFIX = re.compile(r"^[a-z_]+(?:\uff1a|: )")  # the API's field name before a message
+PRESETS = {
+    "today": "admin.dash.preset.today",
+    "7d": "admin.dash.preset.7d",
+    "30d": "admin.dash.preset.30d",
+    "custom": "admin.dash.preset.custom",
+}
 # failures without a reason code are named by their status (the codes have services/reasons.py's words)
 STATUS_WORDS = {
-    "all_busy": "渠道全忙",
-    "client_aborted": "客户端中断",
-    "server_shutdown": "服务关闭",
-    "upstream_error": "上游错误",
-    "timeout": "超时",
+    "all_busy": "admin.dash.status.all_busy",
+    "client_aborted": "admin.dash.status.client_aborted",
+    "server_shutdown": "admin.dash.status.server_shutdown",
+    "upstream_error": "admin.dash.status.upstream_error",
+    "timeout": "admin.dash.status.timeout",
 }
 # plotly writes colours inline; these win in both themes (the slices' own labels keep plotly's choice)
 CHART_CSS = """
@@ -61,7 +70,7 @@ def preset_range(preset: str, today: date) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
 
 
-def load(state: AppState, start: date, end: date) -> DashboardView:
+def load(state: AppState, start: date, end: date, language: str = FALLBACK) -> DashboardView:
     """The numbers and the charts for ``start``..``end``; runs on a worker thread. A one-day range shows
     the week that ends with it in its charts."""
     trend_start = min(start, end - timedelta(days=6))
@@ -73,10 +82,10 @@ def load(state: AppState, start: date, end: date) -> DashboardView:
     return DashboardView(
         numbers=numbers,
         figures={
-            "traffic": traffic_figure(trend),
-            "problems": problems_figure(trend),
-            "latency": latency_figure(trend),
-            "models": pie_figure(numbers["range"]["models"]),
+            "traffic": traffic_figure(trend, language),
+            "problems": problems_figure(trend, language),
+            "latency": latency_figure(trend, language),
+            "models": pie_figure(numbers["range"]["models"], language),
         },
     )
 
@@ -112,7 +121,7 @@ def _days(trend: list[dict[str, Any]]) -> list[str]:
     return [point["date"][5:] for point in trend]
 
 
-def traffic_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
+def traffic_figure(trend: list[dict[str, Any]], language: str = FALLBACK) -> dict[str, Any]:
     """Calls (bars) next to tokens (line, its own axis)."""
     x = _days(trend)
     tokens = [point["tokens"]["prompt"] + point["tokens"]["completion"] for point in trend]
@@ -120,7 +129,7 @@ def traffic_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
         [
             {
                 "type": "bar",
-                "name": "调用",
+                "name": translate("admin.dash.calls_series", language),
                 "x": x,
                 "y": [p["calls"] for p in trend],
                 "marker": {"color": PALETTE[0]},
@@ -148,19 +157,19 @@ def traffic_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def problems_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
+def problems_figure(trend: list[dict[str, Any]], language: str = FALLBACK) -> dict[str, Any]:
     """Failed calls, refusals by layer and blocked requests per day (stacked)."""
     x = _days(trend)
     series = [
-        ("失败调用", [p["errors"] for p in trend], PALETTE[4]),
-        ("访客限流", [p["refusals"]["guest"] for p in trend], PALETTE[2]),
-        ("用户限流", [p["refusals"]["user"] for p in trend], PALETTE[6]),
-        ("渠道繁忙", [p["refusals"]["channel"] for p in trend], PALETTE[5]),
-        ("IP 拦截", [p["blocked_attempts"] for p in trend], PALETTE[7]),
+        ("admin.dash.failed", [p["errors"] for p in trend], PALETTE[4]),
+        ("admin.dash.guest_limited", [p["refusals"]["guest"] for p in trend], PALETTE[2]),
+        ("admin.dash.user_limited", [p["refusals"]["user"] for p in trend], PALETTE[6]),
+        ("admin.dash.channel_busy", [p["refusals"]["channel"] for p in trend], PALETTE[5]),
+        ("admin.dash.ip_blocked", [p["blocked_attempts"] for p in trend], PALETTE[7]),
     ]
     return _figure(
         [
-            {"type": "bar", "name": name, "x": x, "y": y, "marker": {"color": color}}
+            {"type": "bar", "name": translate(name, language), "x": x, "y": y, "marker": {"color": color}}
             for name, y, color in series
         ],
         _layout(
@@ -170,21 +179,21 @@ def problems_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def latency_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
+def latency_figure(trend: list[dict[str, Any]], language: str = FALLBACK) -> dict[str, Any]:
     """p50/p95 of the call duration and of the time to first event per day (ms)."""
     x = _days(trend)
     lines = [
-        ("耗时 p50", "duration_ms", "p50", PALETTE[0], "solid"),
-        ("耗时 p95", "duration_ms", "p95", PALETTE[0], "dot"),
-        ("首字 p50", "ttft_ms", "p50", PALETTE[3], "solid"),
-        ("首字 p95", "ttft_ms", "p95", PALETTE[3], "dot"),
+        ("admin.dash.duration_p50", "duration_ms", "p50", PALETTE[0], "solid"),
+        ("admin.dash.duration_p95", "duration_ms", "p95", PALETTE[0], "dot"),
+        ("admin.dash.ttft_p50", "ttft_ms", "p50", PALETTE[3], "solid"),
+        ("admin.dash.ttft_p95", "ttft_ms", "p95", PALETTE[3], "dot"),
     ]
     return _figure(
         [
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": name,
+                "name": translate(name, language),
                 "x": x,
                 "y": [p[metric][which] for p in trend],
                 "line": {"color": color, "dash": dash, "width": 2},
@@ -196,12 +205,12 @@ def latency_figure(trend: list[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def pie_figure(models: list[dict[str, Any]]) -> dict[str, Any]:
+def pie_figure(models: list[dict[str, Any]], language: str = FALLBACK) -> dict[str, Any]:
     return _figure(
         [
             {
                 "type": "pie",
-                "labels": [m["model_id"] for m in models] or ["暂无数据"],
+                "labels": [m["model_id"] for m in models] or [translate("admin.dash.no_data", language)],
                 "values": [m["calls"] for m in models] or [1],
                 "hole": 0.5,
                 "marker": {"colors": PALETTE if models else ["#9ca3af"]},
@@ -233,11 +242,11 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]
     with ui.card().classes("grow basis-[300px] min-w-0 max-w-full"):
         ui.label(title).classes("font-medium")
         if not rows:
-            ui.label("暂无数据").classes("text-sm dash-muted text-gray-600")
+            ui.label(t("admin.dash.no_data")).classes("text-sm dash-muted text-gray-600")
             return
         ui.table(
             columns=[
-                {"name": key, "label": label, "field": key, "align": "left" if i == 0 else "right"}
+                {"name": key, "label": t(label), "field": key, "align": "left" if i == 0 else "right"}
                 for i, (key, label) in enumerate(columns)
             ],
             rows=rows,
@@ -251,11 +260,13 @@ def panels(view: DashboardView) -> None:
     refusals = data["refusals"]
     rate = data["success_rate"]
     with ui.row().classes("w-full gap-4"):
-        _card("调用次数", f"{span['calls']:,}", f"{span['start']} ~ {span['end']}", "bolt", "calls")
         _card(
-            "成功率",
+            t("admin.dash.calls"), f"{span['calls']:,}", f"{span['start']} ~ {span['end']}", "bolt", "calls"
+        )
+        _card(
+            t("admin.dash.success_rate"),
             "—" if rate is None else f"{rate * 100:.1f}%",
-            f"失败 {sum(data['errors'].values()):,} 次",
+            t("admin.dash.failures", count=f"{sum(data['errors'].values()):,}"),
             "task_alt",
             "success-rate",
         )
@@ -263,50 +274,84 @@ def panels(view: DashboardView) -> None:
         _card(
             "Token",
             f"{tokens['prompt'] + tokens['completion']:,}",
-            f"输入 {tokens['prompt']:,} · 输出 {tokens['completion']:,}",
+            t(
+                "admin.dash.tokens_split",
+                prompt=f"{tokens['prompt']:,}",
+                completion=f"{tokens['completion']:,}",
+            ),
             "token",
             "tokens",
         )
-        _card("活跃用户", f"{span['active_users']:,}", "访客按 IP 计", "group", "active-users")
+        _card(
+            t("admin.dash.active_users"),
+            f"{span['active_users']:,}",
+            t("admin.dash.guests_by_ip"),
+            "group",
+            "active-users",
+        )
     with ui.row().classes("w-full gap-4"):
         duration, ttft = data["duration_ms"], data["ttft_ms"]
-        _card("耗时 p50", _ms(duration["p50"]), f"p95 {_ms(duration['p95'])}", "timer", "duration")
-        _card("首字 p50", _ms(ttft["p50"]), f"p95 {_ms(ttft['p95'])}", "speed", "ttft")
         _card(
-            "限流拒绝",
+            t("admin.dash.duration_p50"),
+            _ms(duration["p50"]),
+            f"p95 {_ms(duration['p95'])}",
+            "timer",
+            "duration",
+        )
+        _card(t("admin.dash.ttft_p50"), _ms(ttft["p50"]), f"p95 {_ms(ttft['p95'])}", "speed", "ttft")
+        _card(
+            t("admin.dash.refusals"),
             f"{sum(refusals.values()):,}",
-            f"访客 {refusals['guest']:,} · 用户 {refusals['user']:,} · 渠道 {refusals['channel']:,}",
+            t(
+                "admin.dash.refusals_split",
+                guest=f"{refusals['guest']:,}",
+                user=f"{refusals['user']:,}",
+                channel=f"{refusals['channel']:,}",
+            ),
             "block",
             "refusals",
         )
-        _card("IP 拦截", f"{data['blocked_attempts']:,}", "被封禁 IP 的请求", "shield", "blocked")
+        _card(
+            t("admin.dash.ip_blocked"),
+            f"{data['blocked_attempts']:,}",
+            t("admin.dash.blocked_caption"),
+            "shield",
+            "blocked",
+        )
     with ui.row().classes("w-full gap-4 items-stretch"):
         with ui.card().classes("grow basis-[480px] min-w-0 max-w-full"):
-            ui.label("调用与 Token 趋势").classes("font-medium")
+            ui.label(t("admin.dash.traffic")).classes("font-medium")
             ui.plotly(view.figures["traffic"]).classes("w-full dash-chart").mark("chart-traffic")
         with ui.card().classes("grow basis-[300px] min-w-0 max-w-full"):
-            ui.label("各模型调用占比").classes("font-medium")
+            ui.label(t("admin.dash.models")).classes("font-medium")
             ui.plotly(view.figures["models"]).classes("w-full dash-chart").mark("chart-models")
     with ui.row().classes("w-full gap-4 items-stretch"):
         with ui.card().classes("grow basis-[400px] min-w-0 max-w-full"):
-            ui.label("失败、限流与拦截（每天）").classes("font-medium")
+            ui.label(t("admin.dash.problems")).classes("font-medium")
             ui.plotly(view.figures["problems"]).classes("w-full dash-chart").mark("chart-problems")
         with ui.card().classes("grow basis-[400px] min-w-0 max-w-full"):
-            ui.label("耗时与首字时间（每天）").classes("font-medium")
+            ui.label(t("admin.dash.latency")).classes("font-medium")
             ui.plotly(view.figures["latency"]).classes("w-full dash-chart").mark("chart-latency")
     with ui.row().classes("w-full gap-4 items-stretch"):
         _table(
-            "各渠道调用",
-            [("name", "渠道"), ("calls", "调用"), ("errors", "失败")],
-            data["per_channel"],
+            t("admin.dash.per_channel"),
+            [
+                ("name", "admin.dash.col.channel"),
+                ("calls", "admin.dash.col.calls"),
+                ("errors", "admin.dash.col.errors"),
+            ],
+            [
+                row if row["channel_id"] else {**row, "name": t("admin.dash.no_channel")}
+                for row in data["per_channel"]
+            ],
             "table-channels",
         )
         _table(
-            "失败原因",
-            [("reason", "原因"), ("calls", "次数")],
+            t("admin.dash.errors"),
+            [("reason", "admin.dash.col.reason"), ("calls", "admin.dash.col.count")],
             [
                 {
-                    "reason": f"{code}: {STATUS_WORDS[code]}" if code in STATUS_WORDS else in_words(code),
+                    "reason": f"{code}: {t(STATUS_WORDS[code])}" if code in STATUS_WORDS else in_words(code),
                     "calls": n,
                 }
                 for code, n in data["errors"].items()
@@ -315,12 +360,17 @@ def panels(view: DashboardView) -> None:
         )
     with ui.row().classes("w-full gap-4 items-stretch"):
         _table(
-            "调用最多的用户",
-            [("email", "用户"), ("calls", "调用")],
+            t("admin.dash.top_users"),
+            [("email", "admin.dash.col.user"), ("calls", "admin.dash.col.calls")],
             [{"email": u["email"] or f"#{u['user_id']}", "calls": u["calls"]} for u in data["top_users"]],
             "table-users",
         )
-        _table("调用最多的 IP", [("ip_address", "IP"), ("calls", "调用")], data["top_ips"], "table-ips")
+        _table(
+            t("admin.dash.top_ips"),
+            [("ip_address", "admin.ip.col.ip"), ("calls", "admin.dash.col.calls")],
+            data["top_ips"],
+            "table-ips",
+        )
 
 
 class RangePicker:
@@ -332,23 +382,23 @@ class RangePicker:
         self.on_range = on_range
         self.preset = "today"
         with ui.row().classes("items-center gap-2 flex-wrap"):
-            self.toggle = ui.toggle(PRESETS, value="today", on_change=self._preset_changed).mark(
-                "range-preset"
-            )
+            self.toggle = ui.toggle(
+                {code: t(key) for code, key in PRESETS.items()}, value="today", on_change=self._preset_changed
+            ).mark("range-preset")
             with ui.row().classes("items-start gap-2") as self.custom:
                 self.start = (
-                    ui.input("开始日期", placeholder="YYYY-MM-DD")
+                    ui.input(t("admin.start_date"), placeholder="YYYY-MM-DD")
                     .props("dense outlined")
                     .classes("w-36")
                     .mark("range-start")
                 )
                 self.end = (
-                    ui.input("结束日期", placeholder="YYYY-MM-DD")
+                    ui.input(t("admin.end_date"), placeholder="YYYY-MM-DD")
                     .props("dense outlined")
                     .classes("w-36")
                     .mark("range-end")
                 )
-                ui.button("应用", on_click=self.apply).props("unelevated").mark("range-apply")
+                ui.button(t("admin.apply"), on_click=self.apply).props("unelevated").mark("range-apply")
             self.custom.set_visibility(False)
 
     def today(self) -> date:
@@ -367,9 +417,8 @@ class RangePicker:
                 self.start.value or None, self.end.value or None, zone=self.state.settings.zone
             )
         except InvalidInput as exc:
-            name, _, words = exc.message.partition("：")
-            field = self.start if name == "start" else self.end
-            field.error = words
+            field = self.start if exc.fields.get("name") == "start" else self.end
+            field.error = _FIELD_PREFIX.sub("", exc.text(language()), count=1)
             return None
 
     async def _preset_changed(self) -> None:
@@ -391,9 +440,9 @@ class RangePicker:
 
 
 def register(state: AppState) -> None:
-    @ui.page("/admin/dashboard", title="仪表盘 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin/dashboard", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def dashboard_page() -> None:
-        async with admin_frame(state, "仪表盘", "/admin/dashboard") as content:
+        async with admin_frame(state, "admin.nav.dashboard", "/admin/dashboard") as content:
             if content is None:
                 return
             ui.add_css(CHART_CSS)
@@ -401,7 +450,7 @@ def register(state: AppState) -> None:
             picker: RangePicker
 
             async def show(start: date, end: date) -> None:
-                shown.refresh(await off_loop(load, state, start, end))
+                shown.refresh(await off_loop(load, state, start, end, language()))
 
             async def refresh() -> None:
                 chosen = picker.current()
@@ -418,10 +467,10 @@ def register(state: AppState) -> None:
                     await refresh()
 
             with ui.row().classes("w-full items-center gap-2 flex-wrap"):
-                ui.label("概览").classes("text-xl font-semibold")
+                ui.label(t("admin.dash.title")).classes("text-xl font-semibold")
                 ui.space()
                 picker = RangePicker(state, show)
-                ui.button("刷新", icon="refresh", on_click=refresh).props("flat").mark("refresh")
+                ui.button(t("admin.refresh"), icon="refresh", on_click=refresh).props("flat").mark("refresh")
             first, last = preset_range("today", picker.today())
-            shown(await off_loop(load, state, first, last))
+            shown(await off_loop(load, state, first, last, language()))
             ui.timer(REFRESH_SECONDS, tick, immediate=False).mark("auto-refresh")

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from app.models import Admin
 from app.state import AppState
+from pages.i18n import language_switch, t
 from pages.session import ADMIN_TOKEN_KEY, forget_token, stored_token
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import off_loop
@@ -24,14 +25,14 @@ from services.client_ip import UNKNOWN, client_ip
 from services.errors import AuthenticationFailed
 
 NAVIGATION = [
-    ("/admin/dashboard", "仪表盘", "dashboard"),
-    ("/admin/channels", "渠道", "hub"),
-    ("/admin/users", "用户", "group"),
-    ("/admin/logs", "日志", "receipt_long"),
-    ("/admin/ip", "IP 管理", "shield"),
-    ("/admin/settings", "设置", "tune"),
-    ("/admin/models", "模型", "smart_toy"),  # pages/admin/models.py
-    ("/admin/audit", "审计日志", "fact_check"),
+    ("/admin/dashboard", "admin.nav.dashboard", "dashboard"),
+    ("/admin/channels", "admin.nav.channels", "hub"),
+    ("/admin/users", "admin.nav.users", "group"),
+    ("/admin/logs", "admin.nav.logs", "receipt_long"),
+    ("/admin/ip", "admin.nav.ip", "shield"),
+    ("/admin/settings", "admin.nav.settings", "tune"),
+    ("/admin/models", "models.nav", "smart_toy"),  # pages/admin/models.py
+    ("/admin/audit", "admin.nav.audit", "fact_check"),
 ]
 SESSION_CHECK_SECONDS = 60
 
@@ -74,18 +75,26 @@ def sign_out_admin() -> None:
 def _header(admin: Admin, title: str, dark: ui.dark_mode) -> ui.button:
     """The header; returns its menu button (which opens the navigation on narrow screens)."""
     with ui.header().classes("admin-header items-center gap-2 shadow-sm no-wrap").props("bordered"):
-        menu = ui.button(icon="menu").props('flat round dense aria-label="Menu"').classes("lg:hidden")
+        menu = (
+            ui.button(icon="menu")
+            .props(f'flat round dense aria-label="{t("admin.menu")}"')
+            .classes("lg:hidden")
+        )
         menu.mark("admin-menu")
         ui.icon("admin_panel_settings", size="26px", color="primary")
-        ui.label(f"pyaichat 管理 · {title}").classes("text-lg font-semibold truncate min-w-0")
+        ui.label(t("admin.header", title=title)).classes("text-lg font-semibold truncate min-w-0")
         ui.space()
         ui.button(icon="forum", on_click=lambda: ui.navigate.to("/")).props(
-            'flat round dense aria-label="聊天"'
-        ).tooltip("返回聊天").mark("to-chat")
+            f'flat round dense aria-label="{t("admin.to_chat")}"'
+        ).tooltip(t("admin.to_chat_tip")).mark("to-chat")
+        language_switch()
         dark_mode_button(dark)
-        with ui.button(icon="account_circle").props("flat round dense").mark("admin-account"), ui.menu():
+        account = ui.button(icon="account_circle").props(
+            f'flat round dense aria-label="{t("admin.account")}"'
+        )
+        with account.mark("admin-account"), ui.menu():
             ui.menu_item(admin.username).props("disable")
-            ui.menu_item("退出登录", on_click=sign_out_admin).mark("admin-logout")
+            ui.menu_item(t("admin.sign_out"), on_click=sign_out_admin).mark("admin-logout")
     return menu
 
 
@@ -105,7 +114,7 @@ def _navigation(path: str) -> ui.left_drawer:
             ):
                 with ui.item_section().props("avatar"):
                     ui.icon(icon)
-                ui.item_section(label)
+                ui.item_section(t(label))
     return drawer
 
 
@@ -120,12 +129,15 @@ def _session_check(state: AppState) -> None:
 
 @asynccontextmanager
 async def admin_frame(state: AppState, title: str, path: str) -> AsyncIterator[ui.column | None]:
-    """Yields the content column, or None (after redirecting to the login page) for anyone but the admin."""
+    """``title``: the page's catalogue key. Yields the content column, or None (after redirecting to the
+    login page) for anyone but the admin."""
     admin = await current_admin(state)
     if admin is None:
         ui.navigate.to("/admin/login")
         yield None
         return
+    title = t(title)
+    ui.page_title(t("admin.page_title", title=title))
     dark = apply_theme()
     ui.add_css(
         ".admin-nav .q-item { border-radius: 10px; margin: 2px 8px; } "

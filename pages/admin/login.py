@@ -8,6 +8,7 @@ from nicegui import ui
 from app.state import AppState
 from pages.admin.frame import current_admin
 from pages.dialogs import show_error
+from pages.i18n import language, language_switch, t
 from pages.session import ADMIN_TOKEN_KEY, keep_token
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
@@ -17,19 +18,23 @@ from services.errors import AuthenticationFailed, DomainError, InvalidInput
 
 
 def register(state: AppState) -> None:
-    @ui.page("/admin", title="管理 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def admin_root() -> None:
         ui.navigate.to("/admin/dashboard" if await current_admin(state) else "/admin/login")
 
-    @ui.page("/admin/login", title="管理员登录 · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin/login", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def admin_login(request: Request) -> None:
+        ui.page_title(t("auth.admin_title"))
         if await current_admin(state) is not None:
             ui.navigate.to("/admin/dashboard")
             return
         dark = apply_theme()
         with ui.row().classes("w-full items-center p-3"):
-            ui.link("← 返回聊天", "/").classes("text-sm no-underline text-primary").mark("back-to-chat")
+            ui.link(t("auth.back_to_chat"), "/").classes("text-sm no-underline text-primary").mark(
+                "back-to-chat"
+            )
             ui.space()
+            language_switch()
             dark_mode_button(dark)
         with (
             ui.column().classes("w-full items-center").style("margin-top: 8vh"),
@@ -37,12 +42,15 @@ def register(state: AppState) -> None:
         ):
             with ui.row().classes("items-center gap-2"):
                 ui.icon("admin_panel_settings", size="30px", color="primary")
-                ui.label("管理员登录").classes("text-xl font-semibold")
+                ui.label(t("auth.admin_sign_in")).classes("text-xl font-semibold")
             username = (
-                ui.input("用户名").props("outlined autocomplete=username").classes("w-full").mark("username")
+                ui.input(t("auth.username"))
+                .props("outlined autocomplete=username")
+                .classes("w-full")
+                .mark("username")
             )
             password = (
-                ui.input("密码", password=True, password_toggle_button=True)
+                ui.input(t("auth.password"), password=True, password_toggle_button=True)
                 .props("outlined autocomplete=current-password")
                 .classes("w-full")
                 .mark("password")
@@ -53,7 +61,7 @@ def register(state: AppState) -> None:
             async def submit() -> None:
                 error.set_visibility(False)
                 if not username.value or not password.value:
-                    error.text = "请输入用户名和密码"
+                    error.text = t("auth.need_both")
                     error.set_visibility(True)
                     return
                 button.props("loading")
@@ -67,7 +75,7 @@ def register(state: AppState) -> None:
                         secret=state.secret_key,
                     )
                 except (AuthenticationFailed, InvalidInput) as failure:
-                    error.text = failure.message
+                    error.text = failure.text(language())
                     error.set_visibility(True)
                     return
                 except DomainError as failure:
@@ -79,4 +87,9 @@ def register(state: AppState) -> None:
                 ui.navigate.to("/admin/dashboard")
 
             password.on("keydown.enter", submit)
-            button = ui.button("登录", on_click=submit).props("unelevated").classes("w-full").mark("submit")
+            button = (
+                ui.button(t("auth.sign_in"), on_click=submit)
+                .props("unelevated")
+                .classes("w-full")
+                .mark("submit")
+            )

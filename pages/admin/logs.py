@@ -12,35 +12,37 @@ from fastapi.responses import JSONResponse, Response
 from nicegui import app, events, ui
 from sqlmodel import Session
 
+from app.api.errors import request_language
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
+from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels, log_queries
-from services.errors import InvalidInput
+from services.errors import AuthenticationFailed, InvalidInput
 
 PAGE_SIZES = [20, 50, 100]
 SORTS = {
-    "-time": "时间（新→旧）",
-    "time": "时间（旧→新）",
-    "-duration": "耗时（长→短）",
-    "duration": "耗时（短→长）",
-    "-tokens": "tokens（多→少）",
-    "tokens": "tokens（少→多）",
+    "-time": "admin.logs.sort.desc_time",
+    "time": "admin.logs.sort.time",
+    "-duration": "admin.logs.sort.desc_duration",
+    "duration": "admin.logs.sort.duration",
+    "-tokens": "admin.logs.sort.desc_tokens",
+    "tokens": "admin.logs.sort.tokens",
 }
 REASON_WORDS = {  # the error column: the reason code in words (docs/api.md reason codes)
-    "http_401": "上游 401/403：API Key 无效",
-    "http_4xx": "上游拒绝请求 (4xx)",
-    "http_429": "上游限流 (429)",
-    "http_5xx": "上游服务器出错 (5xx)",
-    "tls": "TLS 证书校验失败",
-    "proxy": "代理不可用",
-    "timeout_connect": "连接超时",
-    "timeout_first_event": "首字超时",
-    "timeout_idle": "中途停顿超时",
-    "bad_stream": "响应格式错误",
-    "server_error": "网关内部错误",
-    "all_busy": "渠道全部繁忙",
+    "http_401": "admin.logs.reason.http_401",
+    "http_4xx": "admin.logs.reason.http_4xx",
+    "http_429": "admin.logs.reason.http_429",
+    "http_5xx": "admin.logs.reason.http_5xx",
+    "tls": "admin.logs.reason.tls",
+    "proxy": "admin.logs.reason.proxy",
+    "timeout_connect": "admin.logs.reason.timeout_connect",
+    "timeout_first_event": "admin.logs.reason.timeout_first_event",
+    "timeout_idle": "admin.logs.reason.timeout_idle",
+    "bad_stream": "admin.logs.reason.bad_stream",
+    "server_error": "admin.logs.reason.server_error",
+    "all_busy": "admin.logs.reason.all_busy",
 }
 # the user and IP cells are links: a click filters the log by them
 FILTER_CELL = (
@@ -48,23 +50,23 @@ FILTER_CELL = (
     "@click=\"$parent.$emit('{event}', props.row)\">{{{{ props.value }}}}</a></q-td>"
 )
 STATUS_LABELS = {
-    "ok": "成功",
-    "upstream_error": "上游错误",
-    "client_aborted": "客户端中止",
-    "timeout": "超时",
-    "server_shutdown": "服务关闭中断",
+    "ok": "admin.logs.status.ok",
+    "upstream_error": "admin.logs.status.upstream_error",
+    "client_aborted": "admin.logs.status.client_aborted",
+    "timeout": "admin.logs.status.timeout",
+    "server_shutdown": "admin.logs.status.server_shutdown",
 }
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "time", "label": "时间", "field": "time", "align": "left", "sortable": True},
-    {"name": "ip", "label": "IP", "field": "ip", "align": "left"},
-    {"name": "user", "label": "用户", "field": "user", "align": "left"},
-    {"name": "model", "label": "模型", "field": "model", "align": "left"},
-    {"name": "channel", "label": "渠道", "field": "channel", "align": "left"},
-    {"name": "status", "label": "状态", "field": "status", "align": "left"},
-    {"name": "error", "label": "错误原因", "field": "error", "align": "left"},
-    {"name": "prompt", "label": "提问 tokens", "field": "prompt", "align": "right", "sortable": True},
-    {"name": "completion", "label": "回答 tokens", "field": "completion", "align": "right", "sortable": True},
-    {"name": "duration", "label": "耗时 ms", "field": "duration", "align": "right", "sortable": True},
+    {"name": "time", "field": "time", "align": "left", "sortable": True},
+    {"name": "ip", "field": "ip", "align": "left"},
+    {"name": "user", "field": "user", "align": "left"},
+    {"name": "model", "field": "model", "align": "left"},
+    {"name": "channel", "field": "channel", "align": "left"},
+    {"name": "status", "field": "status", "align": "left"},
+    {"name": "error", "field": "error", "align": "left"},
+    {"name": "prompt", "field": "prompt", "align": "right", "sortable": True},
+    {"name": "completion", "field": "completion", "align": "right", "sortable": True},
+    {"name": "duration", "field": "duration", "align": "right", "sortable": True},
 ]
 
 
@@ -89,6 +91,12 @@ def _tokens(value: int | None, estimated: bool) -> str:
     return f"{value or 0}{'*' if estimated else ''}"  # * marks an estimate (no usage from the upstream)
 
 
+def _reason(code: str | None) -> str:
+    if not code:
+        return ""
+    return t(REASON_WORDS[code]) if code in REASON_WORDS else code
+
+
 def register(state: AppState) -> None:
     zone = state.settings.zone
 
@@ -96,7 +104,7 @@ def register(state: AppState) -> None:
     async def export_for_page(request: Request) -> Response:
         if await current_admin(state) is None:
             return JSONResponse(
-                {"error": {"type": "unauthorized", "message": "需要管理员登录"}}, status_code=401
+                AuthenticationFailed("errors.admin_required").body(request_language(request)), status_code=401
             )
         params = request.query_params
         try:
@@ -111,12 +119,12 @@ def register(state: AppState) -> None:
                 zone=zone,
             )
         except InvalidInput as exc:
-            return JSONResponse(exc.body(), status_code=exc.status)
+            return JSONResponse(exc.body(request_language(request)), status_code=exc.status)
         return log_csv_response(state, flt)
 
-    @ui.page("/admin/logs", title="日志 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin/logs", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def logs_page() -> None:
-        async with admin_frame(state, "日志", "/admin/logs") as content:
+        async with admin_frame(state, "admin.nav.logs", "/admin/logs") as content:
             if content is None:
                 return
             form: dict[str, str | None] = {
@@ -142,18 +150,24 @@ def register(state: AppState) -> None:
             known_models, known_channels = await off_loop(pickers)
 
             with ui.row().classes("w-full items-center"):
-                ui.label("调用日志").classes("text-xl font-semibold")
-                ui.label("只记录调用信息，从不记录提问或回答内容。").classes("text-sm text-gray-500")
+                ui.label(t("admin.logs.title")).classes("text-xl font-semibold")
+                ui.label(t("admin.logs.intro")).classes("text-sm text-gray-500")
             with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
-                start = ui.input("开始日期").props("type=date dense outlined stack-label").mark("f-start")
-                end = ui.input("结束日期").props("type=date dense outlined stack-label").mark("f-end")
-                user = ui.input("用户（邮箱 / guest）").props("dense outlined clearable").mark("f-user")
+                start = (
+                    ui.input(t("admin.start_date"))
+                    .props("type=date dense outlined stack-label")
+                    .mark("f-start")
+                )
+                end = (
+                    ui.input(t("admin.end_date")).props("type=date dense outlined stack-label").mark("f-end")
+                )
+                user = ui.input(t("admin.logs.user")).props("dense outlined clearable").mark("f-user")
                 ip = ui.input("IP").props("dense outlined clearable").mark("f-ip")
                 model = (
                     ui.select(
-                        {"": "全部模型", **{m: m for m in known_models}},
+                        {"": t("admin.logs.all_models"), **{m: m for m in known_models}},
                         value="",
-                        label="模型",
+                        label=t("admin.logs.model"),
                         with_input=True,
                     )
                     .props("dense outlined")
@@ -161,30 +175,41 @@ def register(state: AppState) -> None:
                     .mark("f-model")
                 )
                 channel = (
-                    ui.select({"": "全部渠道", **known_channels}, value="", label="渠道", with_input=True)
+                    ui.select(
+                        {"": t("admin.logs.all_channels"), **known_channels},
+                        value="",
+                        label=t("admin.logs.channel"),
+                        with_input=True,
+                    )
                     .props("dense outlined")
                     .classes("min-w-[150px]")
                     .mark("f-channel")
                 )
                 status = (
-                    ui.select({"": "全部", **STATUS_LABELS}, value="", label="状态")
+                    ui.select(
+                        {"": t("admin.audit.all"), **{code: t(key) for code, key in STATUS_LABELS.items()}},
+                        value="",
+                        label=t("admin.logs.status_label"),
+                    )
                     .props("dense outlined")
                     .classes("min-w-[110px]")
                     .mark("f-status")
                 )
-                ui.button("查询", icon="search", on_click=lambda: apply()).props("unelevated").mark("f-apply")
-                ui.button("重置", on_click=lambda: reset()).props("flat").mark("f-reset")
-                ui.space()
-                ui.button("导出 CSV", icon="download", on_click=lambda: export()).props("outline").mark(
-                    "export"
+                ui.button(t("admin.query"), icon="search", on_click=lambda: apply()).props("unelevated").mark(
+                    "f-apply"
                 )
+                ui.button(t("admin.reset"), on_click=lambda: reset()).props("flat").mark("f-reset")
+                ui.space()
+                ui.button(t("admin.logs.export"), icon="download", on_click=lambda: export()).props(
+                    "outline"
+                ).mark("export")
             error = ui.label("").classes("text-negative text-sm").mark("f-error")
             error.set_visibility(False)
             summary = ui.label("").classes("text-sm text-gray-500").mark("summary")
             with ui.card().classes("w-full p-0 table-scroll"):
                 table = (
                     ui.table(
-                        columns=COLUMNS,
+                        columns=[{**c, "label": t(f"admin.logs.col.{c['name']}")} for c in COLUMNS],
                         rows=[],
                         row_key="id",
                         pagination=_table_pagination(view.sort, 0),
@@ -205,14 +230,19 @@ def register(state: AppState) -> None:
                 )
                 ui.space()
                 sort_select = (
-                    ui.select(SORTS, value=view.sort, label="排序", on_change=lambda e: resort(e.value))
+                    ui.select(
+                        {code: t(key) for code, key in SORTS.items()},
+                        value=view.sort,
+                        label=t("admin.users.sort"),
+                        on_change=lambda e: resort(e.value),
+                    )
                     .props("dense outlined")
                     .classes("min-w-[150px]")
                     .mark("log-sort")
                 )
 
                 ui.select(
-                    {n: f"每页 {n} 条" for n in PAGE_SIZES},
+                    {n: t("admin.logs.per_page", count=n) for n in PAGE_SIZES},
                     value=view.page_size,
                     on_change=lambda e: resize(e.value),
                 ).props("dense outlined").mark("log-page-size")
@@ -244,7 +274,7 @@ def register(state: AppState) -> None:
                 try:
                     return log_queries.parse_filter(zone=zone, **form)
                 except InvalidInput as exc:
-                    error.text = exc.message
+                    error.text = exc.text(language())
                     error.set_visibility(True)
                     return None
 
@@ -273,15 +303,17 @@ def register(state: AppState) -> None:
                         "id": item["id"],
                         "time": item["created_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                         "ip": item["ip_address"],
-                        "user": item["username"] or "访客",
+                        "user": item["username"] or t("admin.logs.guest"),
                         # what the user filter takes: the e-mail, the id of a deleted user, or guest
                         "user_key": item["username"]
                         or (str(item["user_id"]) if item["user_id"] else "guest"),
                         "model": item["model_id"],
                         "channel": item["channel_name"]
                         or (f"#{item['channel_id']}" if item["channel_id"] else "—"),
-                        "status": STATUS_LABELS.get(item["status"], item["status"]),
-                        "error": REASON_WORDS.get(item["error"], item["error"]) if item["error"] else "",
+                        "status": t(STATUS_LABELS[item["status"]])
+                        if item["status"] in STATUS_LABELS
+                        else item["status"],
+                        "error": _reason(item["error"]),
                         "prompt": _tokens(item["prompt_tokens"], item["tokens_estimated"]),
                         "completion": _tokens(item["completion_tokens"], item["tokens_estimated"]),
                         "duration": item["duration_ms"],
@@ -292,7 +324,7 @@ def register(state: AppState) -> None:
                 table.pagination = _table_pagination(sort, result.total)
                 pager.max = pages
                 pager.set_value(number)
-                summary.text = f"共 {result.total:,} 条 · 第 {number} / {pages} 页（* 为估算的 token 数）"
+                summary.text = t("admin.logs.total", count=f"{result.total:,}", page=number, pages=pages)
 
             async def apply() -> None:
                 form.update(

@@ -101,7 +101,7 @@ def _load(state: AppState) -> list[tuple[str, ModelDefaults, bool]]:
 def register(state: AppState) -> None:
     @ui.page("/admin/models", title="Models · pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def models_page() -> None:
-        async with admin_frame(state, t("models.title"), "/admin/models") as content:
+        async with admin_frame(state, "models.title", "/admin/models") as content:
             if content is None:
                 return
             rows = await off_loop(_load, state)

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
+from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.audit import Actor
 from services.errors import DomainError
@@ -22,7 +23,11 @@ def mark_number(field: ui.number, key: str) -> bool:
     low, high = MIN_VALUES.get(key, 1), MAX_VALUES[key]
     value = field.value
     if value is None or value != int(value) or not low <= value <= high:
-        shown = "不能为空" if value is None else f"须是 {low} 到 {high:,} 之间的整数"
+        shown = (
+            t("admin.settings.empty")
+            if value is None
+            else t("admin.settings.range", low=low, high=f"{high:,}")
+        )
         field.props(f'error error-message="{shown}"')
         return False
     field.props(remove="error error-message")
@@ -31,11 +36,9 @@ def mark_number(field: ui.number, key: str) -> bool:
 
 def _auto_pause_field(value: int) -> ui.number:
     """The default of ``auto_pause_after`` for channels without their own (0: never pause)."""
-    field = ui.number("渠道连续失败多少次后自动暂停（0 表示从不）", value=value)
+    field = ui.number(t("admin.settings.auto_pause"), value=value)
     field.classes("w-full").mark("auto-pause-after")
-    ui.label("渠道自己设置了次数的，以渠道的为准；自动暂停的渠道会在后台重试，恢复后自动启用。").classes(
-        "text-xs text-gray-500 -mt-2"
-    )
+    ui.label(t("admin.settings.auto_pause_note")).classes("text-xs text-gray-500 -mt-2")
     return field
 
 
@@ -48,29 +51,25 @@ def register(state: AppState) -> None:
         with Session(state.engine) as session:
             return state.system_settings.update(session=session, changes=values, actor=actor)
 
-    @ui.page("/admin/settings", title="设置 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin/settings", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def settings_page() -> None:
-        async with admin_frame(state, "设置", "/admin/settings") as content:
+        async with admin_frame(state, "admin.nav.settings", "/admin/settings") as content:
             if content is None:
                 return
             current = await off_loop(load)
-            ui.label("系统设置").classes("text-xl font-semibold")
+            ui.label(t("admin.settings.title")).classes("text-xl font-semibold")
             with ui.card().classes("w-full max-w-xl gap-3"):
-                guest_enabled = ui.switch("允许访客（未登录）使用", value=current.guest_enabled).mark(
-                    "guest-enabled"
-                )
-                ui.label("关闭后，未登录的访问者需先登录才能对话，API 对无令牌的请求返回 401。").classes(
-                    "text-sm text-gray-500 -mt-2"
-                )
-                registration_enabled = ui.switch("开放注册", value=current.registration_enabled).mark(
-                    "registration-enabled"
-                )
-                ui.label("关闭后注册页面提示暂不开放注册；管理员仍可在“用户”页面创建用户。").classes(
-                    "text-sm text-gray-500 -mt-2"
-                )
+                guest_enabled = ui.switch(
+                    t("admin.settings.guest_enabled"), value=current.guest_enabled
+                ).mark("guest-enabled")
+                ui.label(t("admin.settings.guest_note")).classes("text-sm text-gray-500 -mt-2")
+                registration_enabled = ui.switch(
+                    t("admin.settings.registration_enabled"), value=current.registration_enabled
+                ).mark("registration-enabled")
+                ui.label(t("admin.settings.registration_note")).classes("text-sm text-gray-500 -mt-2")
                 guest = (
                     ui.number(
-                        "未登录用户每分钟请求数（按 IP）",
+                        t("admin.settings.guest_rpm"),
                         value=current.guest_rpm,
                     )
                     .classes("w-full")
@@ -78,29 +77,27 @@ def register(state: AppState) -> None:
                 )
                 user = (
                     ui.number(
-                        "已登录用户每分钟请求数（按用户）",
+                        t("admin.settings.user_rpm"),
                         value=current.user_rpm,
                     )
                     .classes("w-full")
                     .mark("user-rpm")
                 )
                 retention = (
-                    ui.number("日志保留天数", value=current.log_retention_days)
+                    ui.number(t("admin.settings.retention"), value=current.log_retention_days)
                     .classes("w-full")
                     .mark("retention-days")
                 )
                 register_limit = (
                     ui.number(
-                        "每个 IP 每小时可注册账号数",
+                        t("admin.settings.register_limit"),
                         value=current.register_per_ip_per_hour,
                     )
                     .classes("w-full")
                     .mark("register-per-ip-per-hour")
                 )
                 auto_pause = _auto_pause_field(current.auto_pause_after)
-                ui.label("修改立即生效，无需重启。超过保留天数的日志每天自动删除。").classes(
-                    "text-sm text-gray-500"
-                )
+                ui.label(t("admin.settings.note")).classes("text-sm text-gray-500")
                 error = ui.label("").classes("text-negative text-sm").mark("settings-error")
                 error.set_visibility(False)
 
@@ -123,7 +120,7 @@ def register(state: AppState) -> None:
                         elif field.value is not None:
                             values[key] = int(field.value)
                     if wrong:  # each field says what is wrong with it; nothing is changed behind its back
-                        error.text = "请先修正标红的项"
+                        error.text = t("admin.settings.fix_marked")
                         error.set_visibility(True)
                         return
                     if (actor := await page_actor(state)) is None:
@@ -131,9 +128,11 @@ def register(state: AppState) -> None:
                     try:
                         await off_loop(save, values, actor)
                     except DomainError as exc:
-                        error.text = exc.message
+                        error.text = exc.text(language())
                         error.set_visibility(True)
                         return
-                    ui.notify("设置已保存并立即生效", type="positive")
+                    ui.notify(t("admin.settings.saved"), type="positive")
 
-                ui.button("保存", icon="save", on_click=submit).props("unelevated").mark("settings-save")
+                ui.button(t("admin.save"), icon="save", on_click=submit).props("unelevated").mark(
+                    "settings-save"
+                )

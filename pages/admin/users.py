@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
+from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import users
 from services.audit import Actor
@@ -21,11 +22,11 @@ from services.errors import DomainError
 from services.users import UserPage, UserRow
 
 PAGE_SIZE = 20
-SORT_LABELS = {
-    "-created": "注册时间：新 → 旧",
-    "created": "注册时间：旧 → 新",
-    "-last_active": "最近活跃：新 → 旧",
-    "last_active": "最近活跃：旧 → 新",
+SORT_LABELS = {  # sort → its label's key
+    "-created": "admin.users.sort_created_desc",
+    "created": "admin.users.sort_created_asc",
+    "-last_active": "admin.users.sort_active_desc",
+    "last_active": "admin.users.sort_active_asc",
 }
 COLUMNS = "minmax(200px,2fr) 140px 140px 90px minmax(110px,1fr) 150px"
 Reload = Callable[[], Awaitable[None]]
@@ -47,17 +48,17 @@ def _password_field(label: str) -> ui.input:
     field = ui.input(label, value=users.new_temporary_password()).props("outlined").classes("w-full")
     with field.add_slot("append"):
         ui.button(icon="casino", on_click=lambda: field.set_value(users.new_temporary_password())).props(
-            "flat round dense"
-        ).tooltip("重新生成")
+            f'flat round dense aria-label="{t("admin.users.regenerate")}"'
+        ).tooltip(t("admin.users.regenerate"))
         ui.button(icon="content_copy", on_click=lambda: _copy(field.value or "")).props(
-            "flat round dense"
-        ).tooltip("复制").mark("user-copy-password")
+            f'flat round dense aria-label="{t("admin.copy")}"'
+        ).tooltip(t("admin.copy")).mark("user-copy-password")
     return field
 
 
 def _copy(text: str) -> None:
     ui.clipboard.write(text)
-    ui.notify("已复制")
+    ui.notify(t("admin.copied"))
 
 
 class UsersPage:
@@ -85,7 +86,7 @@ class UsersPage:
         try:
             await off_loop(self._change, action, actor, **values)
         except DomainError as exc:
-            ui.notify(exc.message, type="negative")
+            ui.notify(exc.text(language()), type="negative")
             await self.load()
             return False
         ui.notify(done, type="positive")
@@ -94,29 +95,32 @@ class UsersPage:
     # ---- layout ------------------------------------------------------------------------------------
     async def build(self) -> None:
         with ui.row().classes("w-full items-center"):
-            ui.label("用户").classes("text-xl font-semibold")
-            ui.label("停用、重置密码或删除后，该用户已登录的会话立即失效；删除不影响调用日志。").classes(
-                "text-sm text-gray-500"
-            )
+            ui.label(t("admin.users.title")).classes("text-xl font-semibold")
+            ui.label(t("admin.users.intro")).classes("text-sm text-gray-500")
             ui.space()
-            ui.button("创建用户", icon="person_add", on_click=self.open_create).props("unelevated").mark(
-                "users-add"
-            )
+            ui.button(t("admin.users.create"), icon="person_add", on_click=self.open_create).props(
+                "unelevated"
+            ).mark("users-add")
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
             self.search = (
-                ui.input("搜索邮箱", placeholder="邮箱的一部分")
+                ui.input(t("admin.users.search_label"), placeholder=t("admin.users.search_hint"))
                 .props("dense outlined clearable")
                 .classes("min-w-[260px]")
                 .mark("users-search")
             )
             self.search.on("keydown.enter", self.apply_search)
             self.search.on("clear", self.apply_search)
-            ui.button("搜索", icon="search", on_click=self.apply_search).props("unelevated").mark(
+            ui.button(t("admin.search"), icon="search", on_click=self.apply_search).props("unelevated").mark(
                 "users-search-apply"
             )
             ui.space()
             self.sort = (
-                ui.select(SORT_LABELS, value=self.query.sort, label="排序", on_change=self.apply_sort)
+                ui.select(
+                    {sort: t(key) for sort, key in SORT_LABELS.items()},
+                    value=self.query.sort,
+                    label=t("admin.users.sort"),
+                    on_change=self.apply_sort,
+                )
                 .props("dense outlined")
                 .classes("min-w-[190px]")
                 .mark("users-sort")
@@ -140,8 +144,8 @@ class UsersPage:
             return
         self.pager.max = pages
         self.pager.set_value(result.page)
-        found = f"共 {result.total:,} 个用户" if not self.query.q else f"找到 {result.total:,} 个用户"
-        self.summary.text = f"{found} · 第 {result.page} / {pages} 页"
+        found = t("admin.users.found" if self.query.q else "admin.users.total", count=f"{result.total:,}")
+        self.summary.text = t("admin.page_of", found=found, page=result.page, pages=pages)
         self.table_slot.clear()
         with self.table_slot:
             self._table(result.items)
@@ -158,7 +162,9 @@ class UsersPage:
         if not rows:
             with ui.card().classes("w-full items-center p-8 text-gray-500"):
                 ui.icon("group", size="40px")
-                ui.label("没有匹配的用户" if self.query.q else "还没有用户").mark("users-empty")
+                ui.label(t("admin.users.no_match" if self.query.q else "admin.users.none")).mark(
+                    "users-empty"
+                )
             return
         with (
             ui.card().classes("w-full p-0 overflow-x-auto"),
@@ -166,48 +172,53 @@ class UsersPage:
             .style(f"grid-template-columns: {COLUMNS}")
             .classes("w-full min-w-[860px] gap-0 items-center text-sm"),
         ):
-            for title in ("邮箱", "注册时间", "最近活跃", "启用", "每分钟请求数", "操作"):
-                ui.label(title).classes("px-3 py-2 font-medium text-gray-500 border-b")
+            for title in ("email", "created", "last_active", "enabled", "rpm", "actions"):
+                ui.label(t(f"admin.users.col.{title}")).classes(
+                    "px-3 py-2 font-medium text-gray-500 border-b"
+                )
             for row in rows:
                 self._row(row)
 
     def _row(self, row: UserRow) -> None:
         email = ui.label(row.email).classes("px-3 py-2 font-medium break-all").mark("user-row-email")
         if row.disabled:
-            email.classes("text-gray-400 line-through")
+            email.classes("text-gray-500 line-through")
         ui.label(_when(row.created_at, self.zone)).classes("px-3 py-2 text-gray-500")
         ui.label(_when(row.last_active_at, self.zone)).classes("px-3 py-2 text-gray-500")
         with ui.element("div").classes("px-2"):
-            ui.switch(value=not row.disabled, on_change=lambda e, r=row: self.set_enabled(r, e.value)).mark(
-                "user-toggle"
-            ).tooltip("停用后该用户无法登录，已登录的会话失效")
-        rpm = "全局" if row.rpm_limit is None else str(row.rpm_limit)
+            ui.switch(value=not row.disabled, on_change=lambda e, r=row: self.set_enabled(r, e.value)).props(
+                f'aria-label="{t("admin.users.enabled_of", email=row.email)}"'
+            ).mark("user-toggle").tooltip(t("admin.users.disable_tip"))
+        rpm = t("admin.users.global") if row.rpm_limit is None else str(row.rpm_limit)
         ui.button(rpm, on_click=lambda r=row: self.open_rpm(r)).props("flat dense no-caps").classes(
             "mx-2"
-        ).tooltip("单独设置该用户的每分钟请求数").mark("user-rpm")
+        ).tooltip(t("admin.users.rpm_tip")).mark("user-rpm")
         with ui.row().classes("px-2 gap-0 no-wrap"):
             ui.button(icon="password", on_click=lambda r=row: self.open_password(r)).props(
-                "flat round dense"
-            ).tooltip("重置密码").mark("user-password")
+                f'flat round dense aria-label="{t("admin.users.reset_password")}"'
+            ).tooltip(t("admin.users.reset_password")).mark("user-password")
             ui.button(icon="delete", on_click=lambda r=row: self.confirm_delete(r)).props(
-                "flat round dense color=negative"
-            ).tooltip("删除").mark("user-delete")
+                f'flat round dense color=negative aria-label="{t("admin.delete")}"'
+            ).tooltip(t("admin.delete")).mark("user-delete")
 
     # ---- actions -----------------------------------------------------------------------------------
     async def set_enabled(self, row: UserRow, enabled: bool) -> None:
         if enabled == (not row.disabled):
             return
         if await self._apply(
-            "update", f"{row.email} 已{'启用' if enabled else '停用'}", user_id=row.id, disabled=not enabled
+            "update",
+            t("admin.users.now_enabled" if enabled else "admin.users.now_disabled", email=row.email),
+            user_id=row.id,
+            disabled=not enabled,
         ):
             await self.load()
 
     def open_rpm(self, row: UserRow) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[min(420px,94vw)] gap-2"):
-            ui.label(f"{row.email} 的每分钟请求数").classes("text-lg font-semibold")
+            ui.label(t("admin.users.rpm_of", email=row.email)).classes("text-lg font-semibold")
             field = (
                 ui.number(
-                    "每分钟请求数（留空使用全局设置）",
+                    t("admin.users.rpm_label"),
                     value=row.rpm_limit,
                     min=users.MIN_RPM,
                     max=users.MAX_RPM,
@@ -224,27 +235,25 @@ class UsersPage:
             async def save() -> None:
                 value = field.value
                 if value is not None and (int(value) != value or not users.MIN_RPM <= value <= users.MAX_RPM):
-                    error.text = f"请填写 {users.MIN_RPM} 到 {users.MAX_RPM} 之间的整数，或留空"
+                    error.text = t("admin.users.rpm_range", low=users.MIN_RPM, high=users.MAX_RPM)
                     error.set_visibility(True)
                     return
                 rpm = None if value is None else int(value)
-                if await self._apply("update", "已保存", user_id=row.id, rpm_limit=rpm):
+                if await self._apply("update", t("admin.saved"), user_id=row.id, rpm_limit=rpm):
                     dialog.delete()
                     await self.load()
 
             with ui.row().classes("w-full justify-end"):
-                ui.button("取消", on_click=dialog.delete).props("flat")
-                ui.button("保存", on_click=save).props("unelevated").mark("user-rpm-save")
+                ui.button(t("admin.cancel"), on_click=dialog.delete).props("flat")
+                ui.button(t("admin.save"), on_click=save).props("unelevated").mark("user-rpm-save")
         dialog.on("hide", dialog.delete)
         dialog.open()
 
     def open_password(self, row: UserRow) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2") as card:
-            ui.label(f"重置 {row.email} 的密码").classes("text-lg font-semibold")
-            ui.label("设置一个临时密码并告知用户；该用户已登录的会话将全部失效。").classes(
-                "text-sm text-gray-500"
-            )
-            field = _password_field("临时密码").mark("user-new-password")
+            ui.label(t("admin.users.reset_of", email=row.email)).classes("text-lg font-semibold")
+            ui.label(t("admin.users.reset_note")).classes("text-sm text-gray-500")
+            field = _password_field(t("admin.users.temporary_password")).mark("user-new-password")
             error = ui.label("").classes("text-negative text-sm").mark("user-password-error")
             error.set_visibility(False)
 
@@ -256,45 +265,49 @@ class UsersPage:
                 try:
                     await off_loop(self._change, "set_password", actor, user_id=row.id, password=password)
                 except DomainError as exc:
-                    error.text = exc.message
+                    error.text = exc.text(language())
                     error.set_visibility(True)
                     return
                 card.clear()
                 with card:
-                    ui.label("临时密码已生效").classes("text-lg font-semibold").mark("user-password-done")
-                    ui.label(f"请把它告知 {row.email}，登录后可在账号菜单中修改。").classes("text-sm")
+                    ui.label(t("admin.users.password_set")).classes("text-lg font-semibold").mark(
+                        "user-password-done"
+                    )
+                    ui.label(t("admin.users.tell", email=row.email)).classes("text-sm")
                     with ui.row().classes("items-center gap-2"):
                         ui.label(password).classes("font-mono text-base").mark("user-temporary-password")
                         ui.button(icon="content_copy", on_click=lambda: _copy(password)).props(
-                            "flat round dense"
-                        ).tooltip("复制")
+                            f'flat round dense aria-label="{t("admin.copy")}"'
+                        ).tooltip(t("admin.copy"))
                     with ui.row().classes("w-full justify-end"):
-                        ui.button("完成", on_click=dialog.delete).props("unelevated").mark(
+                        ui.button(t("admin.done"), on_click=dialog.delete).props("unelevated").mark(
                             "user-password-close"
                         )
 
             with ui.row().classes("w-full justify-end"):
-                ui.button("取消", on_click=dialog.delete).props("flat")
-                ui.button("设置密码", on_click=save).props("unelevated").mark("user-password-save")
+                ui.button(t("admin.cancel"), on_click=dialog.delete).props("flat")
+                ui.button(t("admin.users.set_password"), on_click=save).props("unelevated").mark(
+                    "user-password-save"
+                )
         dialog.on("hide", dialog.delete)
         dialog.open()
 
     def confirm_delete(self, row: UserRow) -> None:
         with ui.dialog() as dialog, ui.card():
-            ui.label(f"删除用户「{row.email}」？").classes("text-lg font-semibold")
-            ui.label("删除后无法恢复；其 API 密钥作废，调用日志保留并显示为“已删除用户”。").classes(
-                "text-gray-500"
-            )
+            ui.label(t("admin.users.delete_question", email=row.email)).classes("text-lg font-semibold")
+            ui.label(t("admin.users.delete_note")).classes("text-gray-500")
 
             async def do_delete() -> None:
-                deleted = await self._apply("delete", f"已删除 {row.email}", user_id=row.id)
+                deleted = await self._apply(
+                    "delete", t("admin.users.deleted", email=row.email), user_id=row.id
+                )
                 dialog.delete()
                 if deleted:
                     await self.load()
 
             with ui.row().classes("w-full justify-end"):
-                ui.button("取消", on_click=dialog.delete).props("flat")
-                ui.button("删除", on_click=do_delete).props("unelevated color=negative").mark(
+                ui.button(t("admin.cancel"), on_click=dialog.delete).props("flat")
+                ui.button(t("admin.delete"), on_click=do_delete).props("unelevated color=negative").mark(
                     "user-confirm-delete"
                 )
         dialog.on("hide", dialog.delete)
@@ -302,10 +315,15 @@ class UsersPage:
 
     def open_create(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2"):
-            ui.label("创建用户").classes("text-lg font-semibold")
-            ui.label("注册关闭时也可以创建；密码规则与注册相同。").classes("text-sm text-gray-500")
-            email = ui.input("邮箱").props("outlined type=email").classes("w-full").mark("user-new-email")
-            password = _password_field("初始密码").mark("user-new-initial-password")
+            ui.label(t("admin.users.create")).classes("text-lg font-semibold")
+            ui.label(t("admin.users.create_note")).classes("text-sm text-gray-500")
+            email = (
+                ui.input(t("admin.users.email"))
+                .props("outlined type=email")
+                .classes("w-full")
+                .mark("user-new-email")
+            )
+            password = _password_field(t("admin.users.initial_password")).mark("user-new-initial-password")
             error = ui.label("").classes("text-negative text-sm").mark("user-create-error")
             error.set_visibility(False)
 
@@ -318,24 +336,24 @@ class UsersPage:
                         self._change, "create", actor, email=email.value or "", password=password.value or ""
                     )
                 except DomainError as exc:
-                    error.text = exc.message
+                    error.text = exc.text(language())
                     error.set_visibility(True)
                     return
-                ui.notify(f"已创建 {email.value}", type="positive")
+                ui.notify(t("admin.users.created", email=email.value), type="positive")
                 dialog.delete()
                 await self.load()
 
             with ui.row().classes("w-full justify-end"):
-                ui.button("取消", on_click=dialog.delete).props("flat")
-                ui.button("创建", on_click=create).props("unelevated").mark("user-create-save")
+                ui.button(t("admin.cancel"), on_click=dialog.delete).props("flat")
+                ui.button(t("admin.create"), on_click=create).props("unelevated").mark("user-create-save")
         dialog.on("hide", dialog.delete)
         dialog.open()
 
 
 def register(state: AppState) -> None:
-    @ui.page("/admin/users", title="用户 · pyaichat 管理", response_timeout=PAGE_BUILD_SECONDS)
+    @ui.page("/admin/users", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def users_page() -> None:
-        async with admin_frame(state, "用户", "/admin/users") as content:
+        async with admin_frame(state, "admin.nav.users", "/admin/users") as content:
             if content is None:
                 return
             await UsersPage(state).build()

@@ -81,7 +81,7 @@ def test_every_page_in_both_themes_and_on_a_phone(
     for page in ADMIN_PAGES:
         driver.get(f"{browser_app.base_url}/admin/{page}")
         check_page(driver, f"console-{page}-{theme}-{width}", ".q-header", dark)
-        menu = driver.find_element(By.CSS_SELECTOR, "[aria-label='Menu']")
+        menu = driver.find_element(By.CSS_SELECTOR, "[aria-label='菜单']")
         drawer = driver.find_element(By.CSS_SELECTOR, ".q-drawer")
         if width == "phone":  # closed at first, opened by the Menu button
             assert menu.is_displayed()
