@@ -31,10 +31,11 @@ from services.call_log import Caller
 from services.chat import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError, IPBlocked, ModelNotFound
+from services.i18n import translate
 from services.identity import Identity
 from services.images import has_images, user_content
 
-BLOCKED_NOTE = "回答中断：IP 已被禁用"  # the zh-CN text of chat.blocked (tests look for it)
+BLOCKED_NOTE = translate("chat.blocked", "zh-CN")  # the Chinese text (tests look for it)
 SUGGESTIONS = ["chat.suggestion_1", "chat.suggestion_2", "chat.suggestion_3"]
 # a dropped connection keeps the page (conversation, draft) this long on the server for the browser to
 # come back to (NiceGUI's default is 3 s)
