@@ -159,9 +159,8 @@ class Deployment:
         """Replica ``index`` on its port, in the shared working directory (./data: the journal slots)."""
         self.runs[index] += 1
         log = self.logs / f"replica-{index}-run-{self.runs[index]}.log"
-        return self.stack.enter_context(
-            run_app(self.env, log_path=log, cwd=self.work, port=self.ports[index], ready=False)
-        )
+        env = {**self.env, "APP_PORT": str(self.ports[index])}
+        return self.stack.enter_context(run_app(env, log_path=log, cwd=self.work, ready=False))
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.nginx.url, timeout=HANG_SECONDS)
