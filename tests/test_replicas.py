@@ -522,8 +522,10 @@ def test_chat_pages_stream_through_nginx_and_stay_on_their_replica(
             choose_model(driver, model)
             type_and_send(driver, f"page {n}")
             wait(driver).until(lambda d: answer in _answers(d))
-        # cut each page's WebSocket (as a network blip would): socket.io reconnects, to the same
-        # replica, where the page still lives (on another one it would be reloaded: the marker gone)
+        # cut each page's WebSocket (as a network blip would), one page at a time, in the foreground
+        # (a background tab's timers, socket.io's reconnection delay among them, are slowed down):
+        # socket.io reconnects to the same replica, where the page still lives; on another one the
+        # page would be reloaded (the marker gone)
         for handle in driver.window_handles:
             driver.switch_to.window(handle)
             driver.execute_script(
@@ -532,9 +534,7 @@ def test_chat_pages_stream_through_nginx_and_stay_on_their_replica(
                 "const e = window.socket.io.engine;"
                 "if (e.transport && e.transport.ws) { e.transport.ws.close(); } else { e.close(); }"
             )
-        for handle in driver.window_handles:
-            driver.switch_to.window(handle)
-            wait(driver).until(  # reconnected, or reloaded (the marker gone): the first fails below
+            wait(driver).until(  # reconnected, or reloaded (the marker gone): the latter fails below
                 lambda d: d.execute_script(
                     "return window.__kept !== true || (window.__reconnected > 0 && window.socket.connected)"
                 )
