@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from fastapi.responses import JSONResponse
+from starlette.requests import Request
 
 from app.api.health import health
 from app.db import make_engine
@@ -49,7 +50,9 @@ def test_health_without_a_database_is_503_naming_it(tmp_path: Path) -> None:
     folder.rmdir()  # now SQLite can neither open nor create the file
     state = SimpleNamespace(engine=engine, limiter=SimpleNamespace(backend=SimpleNamespace(circuit=None)))
     try:
-        answer = health(state)  # type: ignore[arg-type]
+        english = Request({"type": "http", "headers": [(b"accept-language", b"en-US")]})
+        in_english = health(state, english)  # type: ignore[arg-type]
+        answer = health(state, Request({"type": "http", "headers": []}))  # type: ignore[arg-type]
     finally:
         engine.dispose()
     assert isinstance(answer, JSONResponse) and answer.status_code == 503
@@ -58,3 +61,6 @@ def test_health_without_a_database_is_503_naming_it(tmp_path: Path) -> None:
         "checks": {"database": "unavailable", "redis": "not_used"},
         "error": {"type": "database_unavailable", "message": "数据库不可用"},
     }
+    assert isinstance(in_english, JSONResponse)
+    assert json.loads(bytes(in_english.body))["error"]["type"] == "database_unavailable"
+    assert json.loads(bytes(in_english.body))["error"]["message"] != "数据库不可用"

@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse, Response
 from nicegui import app, events, ui
 from sqlmodel import Session
 
-from app.api.errors import request_language
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
@@ -20,6 +19,7 @@ from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels, log_queries
 from services.errors import AuthenticationFailed, InvalidInput
+from services.i18n import negotiate
 
 PAGE_SIZES = [20, 50, 100]
 SORTS = {
@@ -104,7 +104,10 @@ def register(state: AppState) -> None:
     async def export_for_page(request: Request) -> Response:
         if await current_admin(state) is None:
             return JSONResponse(
-                AuthenticationFailed("errors.admin_required").body(request_language(request)), status_code=401
+                AuthenticationFailed("errors.admin_required").body(
+                    negotiate(request.headers.get("accept-language"))
+                ),
+                status_code=401,
             )
         params = request.query_params
         try:
@@ -119,7 +122,9 @@ def register(state: AppState) -> None:
                 zone=zone,
             )
         except InvalidInput as exc:
-            return JSONResponse(exc.body(request_language(request)), status_code=exc.status)
+            return JSONResponse(
+                exc.body(negotiate(request.headers.get("accept-language"))), status_code=exc.status
+            )
         return log_csv_response(state, flt)
 
     @ui.page("/admin/logs", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
