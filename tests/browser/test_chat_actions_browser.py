@@ -34,10 +34,19 @@ def named(driver, name: str) -> list:
     ]
 
 
-def hover_click(driver, button) -> None:
+def hover_click(driver, name: str, index: int) -> None:
+    """Hovers over and clicks the ``index``-th visible button named ``name``; found again if a re-render
+    replaced it in between."""
     from selenium.webdriver import ActionChains
 
-    ActionChains(driver).move_to_element(button).click().perform()
+    def click(d) -> bool:
+        buttons = named(d, name)
+        if len(buttons) <= index:
+            return False
+        ActionChains(d).move_to_element(buttons[index]).click().perform()
+        return True
+
+    wait(driver).until(click)
 
 
 def answered(driver, count: int) -> None:
@@ -55,12 +64,12 @@ def test_regenerate_edit_delete_and_export(driver, browser_app: RunningApp) -> N
     type_and_send(driver, "first question")
     answered(driver, 1)
     screenshot(driver, "chat-actions")
-    hover_click(driver, named(driver, "重新生成")[0])
+    hover_click(driver, "重新生成", 0)
     wait(driver).until(
         lambda d: "2/2" in " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".answer-index"))
     )
     answered(driver, 1)
-    hover_click(driver, named(driver, "上一个回答")[0])
+    hover_click(driver, "上一个回答", 0)
     wait(driver).until(
         lambda d: (
             [e.text for e in d.find_elements(By.CSS_SELECTOR, ".answer-index") if e.is_displayed()] == ["1/2"]
@@ -71,7 +80,7 @@ def test_regenerate_edit_delete_and_export(driver, browser_app: RunningApp) -> N
 
     type_and_send(driver, "second question")
     answered(driver, 2)
-    hover_click(driver, named(driver, "编辑")[1])
+    hover_click(driver, "编辑", 1)
     box = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".edit-box textarea")))
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("second, edited")
@@ -85,7 +94,7 @@ def test_regenerate_edit_delete_and_export(driver, browser_app: RunningApp) -> N
     )
     answered(driver, 2)
 
-    hover_click(driver, named(driver, "删除")[1])
+    hover_click(driver, "删除", 1)
     wait(driver).until(
         lambda d: (
             [e.text for e in d.find_elements(By.CSS_SELECTOR, ".bubble.user") if e.is_displayed()]

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -21,8 +22,13 @@ STOP = "//button[.//i[text()='stop']]"
 
 
 def wait(driver) -> WebDriverWait:
-    """Waits for a state of the page, as long as it takes short of a hang (a busy machine is slow)."""
-    return WebDriverWait(driver, HANG_SECONDS, poll_frequency=0.1)
+    """Waits for a state of the page, as long as it takes short of a hang (a busy machine is slow).
+
+    An element that NiceGUI re-renders between finding it and reading it goes stale: that is the page
+    still changing, so the check runs again rather than failing."""
+    return WebDriverWait(
+        driver, HANG_SECONDS, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
 
 
 def open_chat(driver, app: RunningApp, path: str = "/") -> None:
