@@ -1,6 +1,6 @@
 """``python -m app`` starts the server."""
 
-from app.main import main
+from app.cli import main
 
 if __name__ in {"__main__", "__mp_main__"}:
     main()

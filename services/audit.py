@@ -43,34 +43,27 @@ from services.errors import AuditUnavailable
 
 log = logging.getLogger("pyaichat.audit")
 
-# Stable action names (the API's ``action`` filter and the page's select). A group is the part before
-# the dot; ``action=channel`` filters the whole group. Later doors (users, personal keys) add theirs.
-ACTION_LABELS: dict[str, str] = {
-    "channel.create": "新建渠道",
-    "channel.update": "修改渠道",
-    "channel.delete": "删除渠道",
-    "channel.resume": "恢复渠道",
-    "settings.update": "修改设置",
-    "ip_rule.create": "添加 IP 禁用",
-    "ip_rule.delete": "移除 IP 禁用",
-    "admin.login": "管理员登录",
-    "admin.login_failed": "管理员登录失败",
-    "user.create": "新建用户",
-    "user.update": "修改用户",
-    "user.password_reset": "重置用户密码",
-    "user.delete": "删除用户",
-    "key.revoke": "吊销 API 密钥",
-    "model.update": "修改模型设置",
-}
-GROUP_LABELS: dict[str, str] = {
-    "channel": "渠道",
-    "settings": "设置",
-    "ip_rule": "IP 禁用",
-    "admin": "管理员登录",
-    "user": "用户",
-    "key": "API 密钥",
-    "model": "模型设置",
-}
+# Stable action names (the API's ``action`` filter and the page's select; their words live in the
+# catalogue under ``admin.audit.action.<name>`` and ``admin.audit.group.<group>``). A group is the part
+# before the dot; ``action=channel`` filters the whole group.
+ACTIONS: tuple[str, ...] = (
+    "channel.create",
+    "channel.update",
+    "channel.delete",
+    "channel.resume",
+    "settings.update",
+    "ip_rule.create",
+    "ip_rule.delete",
+    "admin.login",
+    "admin.login_failed",
+    "user.create",
+    "user.update",
+    "user.password_reset",
+    "user.delete",
+    "key.revoke",
+    "model.update",
+)
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(action.split(".")[0] for action in ACTIONS))
 SECRET_WORDS = ("set", "changed", "removed")
 MAX_ADMIN_CHARS = 64
 MAX_IP_CHARS = 64

@@ -487,6 +487,10 @@ class ChatService:
                 if self.health is not None and status not in _CALLER_STATUSES:
                     self.health.failure(target, in_words(reason, status))
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
+        except DomainError as exc:  # e.g. the shared limiter's store is down: an answered state, no bug
+            log.warning("chat call refused on our side: %s", exc.message)
+            call.write("upstream_error", "server_error")
+            raise
         except Exception:
             log.exception("chat call failed on our side")
             call.write("upstream_error", "server_error")  # a fault of ours, answered as a 500 by the caller

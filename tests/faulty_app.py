@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+import app.cli
 import app.db
 import app.main
 import app.state
@@ -71,4 +72,4 @@ if BACKLOG:
     )
 
 if __name__ in {"__main__", "__mp_main__"}:
-    app.main.main()
+    app.cli.main()

@@ -45,3 +45,12 @@ def test_translate_falls_back_and_fills_fields() -> None:
     assert i18n.translate("common.dark_mode") == "深色模式"
     with pytest.raises(KeyError):
         i18n.translate("no.such.key", "en")
+
+
+def test_every_audit_action_and_group_has_its_words() -> None:
+    from services.audit import ACTIONS, GROUPS
+
+    words = i18n.catalogue()
+    missing = [f"admin.audit.action.{a}" for a in ACTIONS if f"admin.audit.action.{a}" not in words]
+    missing += [f"admin.audit.group.{g}" for g in GROUPS if f"admin.audit.group.{g}" not in words]
+    assert not missing

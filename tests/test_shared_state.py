@@ -218,6 +218,9 @@ def test_an_instance_that_loses_its_stores_refuses_then_catches_up(
 
         redis.stop()
         wait_until(lambda: "announcements over redis lost" in other.log_text(), poll=0.1)
+        limiter_down = _until_answers(other.base_url, body, 503)
+        assert limiter_down.json()["error"]["type"] == "service_unavailable", limiter_down.text
+        assert "failed on our side" not in other.log_text(), "a store that is down is no bug of ours"
         redis.start()  # the same port, empty
         wait_until(lambda: "announcements over redis are back" in other.log_text(), poll=0.1)
         cluster.on_first("PUT", f"/api/admin/channels/{channel['id']}", json={"is_enabled": False})

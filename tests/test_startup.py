@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.cli import parse_args
 from app.config import SECRETS_FILE_NAME, Settings, StartupInfo
-from app.main import banner, parse_args
+from app.main import banner
 from tests.helpers import HANG_SECONDS, ROOT, clean_environ, free_port, production_env, run_app
 
 
@@ -161,7 +162,7 @@ def test_production_mode_starts_with_real_secrets(data_dir: Path, tmp_path: Path
 def test_console_script_is_installed() -> None:
     script = Path(sysconfig.get_path("scripts")) / "pyaichat"
     assert script.exists(), "pip install . must provide the pyaichat command"
-    assert "app.main" in script.read_text()
+    assert "app.cli" in script.read_text()
 
 
 def test_wrong_encryption_key_is_reported_not_sent_upstream(data_dir: Path, tmp_path: Path) -> None:

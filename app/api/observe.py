@@ -14,11 +14,11 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.log_format import request_id
 from services.client_ip import client_ip
 from services.metrics import Metrics
 
@@ -27,8 +27,6 @@ MAX_ID_LENGTH = 128
 _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,%d}" % MAX_ID_LENGTH)
 USER_KEY = "user_id"  # in the scope's ``state``: the caller's user id, once a token named one
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (a 404, bounded)
-# the id of the request being served, for the log lines written meanwhile (services log through it)
-request_id: ContextVar[str | None] = ContextVar("pyaichat_request_id", default=None)
 access_log = logging.getLogger("pyaichat.access")
 
 

@@ -13,7 +13,7 @@ from pages.admin.frame import admin_frame
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import audit_queries
-from services.audit import ACTION_LABELS, GROUP_LABELS
+from services.audit import ACTIONS, GROUPS
 from services.errors import InvalidInput
 
 PAGE_SIZE = 20
@@ -101,20 +101,17 @@ def describe_changes(changes: dict[str, Any]) -> str:
 
 
 def _action(action: str) -> str:
-    return t(f"admin.audit.action.{action}") if action in ACTION_LABELS else action
+    return t(f"admin.audit.action.{action}") if action in ACTIONS else action
 
 
 def action_options() -> dict[str, str]:
     """The action filter: everything, each group, then each action."""
     options = {"": t("admin.audit.all")}
     options.update(
-        {group: t("admin.audit.group_all", label=t(f"admin.audit.group.{group}")) for group in GROUP_LABELS}
+        {group: t("admin.audit.group_all", label=t(f"admin.audit.group.{group}")) for group in GROUPS}
     )
     options.update(
-        {
-            action: t("admin.audit.action_option", label=_action(action), action=action)
-            for action in ACTION_LABELS
-        }
+        {action: t("admin.audit.action_option", label=_action(action), action=action) for action in ACTIONS}
     )
     return options
 

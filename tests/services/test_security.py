@@ -7,6 +7,7 @@ from jose import jwt
 
 from services.errors import AuthenticationFailed
 from services.security import (
+    DUMMY_HASH,
     KeyCipher,
     SessionCipher,
     TokenClaims,
@@ -40,6 +41,12 @@ def test_passwords() -> None:
     assert not verify_password("password-2", hashed)
     assert not verify_password("x" * 100, hashed)
     assert not verify_password("password-1", None)
+
+
+def test_an_unknown_account_costs_what_a_known_one_does() -> None:
+    """The stand-in hash has the cost factor (and scheme) that new hashes get."""
+    assert DUMMY_HASH.rsplit("$", 1)[0] == hash_password("password-1").rsplit("$", 1)[0]
+    assert not verify_password("password-1", DUMMY_HASH)
 
 
 def test_token_kinds_do_not_mix() -> None:
