@@ -20,6 +20,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat.api_keys": {"zh-CN": "API 密钥", "en": "API keys"},
     "chat.change_password": {"zh-CN": "修改密码", "en": "Change password"},
     "chat.sign_out": {"zh-CN": "退出登录", "en": "Sign out"},
+    "chat.signed_in": {"zh-CN": "已登录：{email}", "en": "Signed in as {email}"},
+    "chat.signed_out": {
+        "zh-CN": "已退出登录，对话仍保留在页面上",
+        "en": "Signed out; the conversation stays on this page",
+    },
     # empty states
     "chat.greeting": {"zh-CN": "有什么可以帮你？", "en": "How can I help?"},
     "chat.suggestion_1": {
