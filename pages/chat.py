@@ -25,6 +25,8 @@ from pages.dialogs import show_error
 from pages.follow import Follower
 from pages.i18n import language_switch, t
 from pages.message_view import AnswerView, UserView
+from pages.restart_notice import HOOK_SCRIPT as RESTART_HOOK
+from pages.restart_notice import restart_notice
 from pages.session import current_user, rules_now, sign_out
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
@@ -62,6 +64,7 @@ document.addEventListener('keydown', (e) => {
   if (box) { e.preventDefault(); box.focus(); }
 });
 window.addEventListener('beforeunload', (e) => {
+  if (window.pyaichatNewChat) return;  // the restart notice's New chat: asked for
   if (document.querySelector('.bubble.user')) { e.preventDefault(); e.returnValue = ''; }
 });
 document.addEventListener('click', (e) => {
@@ -187,6 +190,7 @@ class ChatPage:
             self.follower = Follower()
             self._empty_state()
             self.attachments.build()
+            restart_notice()
             self._composer()
             self.conversation.build()
             with ui.row().classes("w-full justify-center pb-1"):  # the way to the console (admins only)
@@ -194,6 +198,7 @@ class ChatPage:
                     "to-console"
                 )
         ui.keyboard(on_key=self._on_key, ignore=[])
+        ui.run_javascript(RESTART_HOOK)  # a restarted server leaves the page on screen, with a notice
         if self.sign_in_required:
             self.model_select.set_visibility(False)
         if not self.models or self.sign_in_required:
