@@ -178,3 +178,26 @@ async def test_with_guests_switched_off_signing_out_locks_the_page_and_the_dialo
     await user.should_see("asked as a user", marker="user-message")
     assert the(user, "message-input").enabled
     assert user.back_history == history
+
+
+async def test_the_sign_in_first_error_opens_the_dialog_and_keeps_the_message(user: User, add_model) -> None:
+    email = new_email()
+    make_account(email)
+    add_model("ok")
+    await user.open("/")
+    set_limits(guest_enabled=False)  # while the guest's page is open
+    await send(user, "sent once signed in")
+    await user.should_see("本站已关闭访客使用，请先登录", retries=SEE_RETRIES)
+    history = list(user.back_history)
+    user.find(marker="dialog-sign-in").click()
+    await user.should_see(marker="sign-in-dialog", retries=SEE_RETRIES)
+    user.find(marker="email").type(email)
+    user.find(marker="password").type("password-1")
+    user.find(marker="submit").click()
+    await user.should_see(marker="account", retries=SEE_RETRIES)
+    assert user.back_history == history, "no navigation: the same page"
+    assert the(user, "message-input").value == "sent once signed in"
+    user.find(marker="send").click()
+    await user.should_see(ANSWER, retries=SEE_RETRIES)
+    await wait_until_async(lambda: len(logged_users()) == 1, what="the user's call logged")
+    assert logged_users() == [email]
