@@ -14,16 +14,19 @@ import datetime
 from typing import Any
 
 from fastapi import Request
-from nicegui import app, events, ui
+from nicegui import app, background_tasks, events, ui
 
 from app.state import AppState
 from pages.account import KeysDialog, open_password_dialog
 from pages.attachments import Attached, Attachments, show_in_message
+from pages.auth import open_sign_in_dialog
 from pages.chat_settings import ConversationSettings
 from pages.dialogs import show_error
 from pages.follow import Follower
 from pages.i18n import language_switch, t
 from pages.message_view import AnswerView, UserView
+from pages.restart_notice import HOOK_SCRIPT as RESTART_HOOK
+from pages.restart_notice import restart_notice
 from pages.session import current_user, rules_now, sign_out
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
@@ -61,6 +64,7 @@ document.addEventListener('keydown', (e) => {
   if (box) { e.preventDefault(); box.focus(); }
 });
 window.addEventListener('beforeunload', (e) => {
+  if (window.pyaichatNewChat) return;  // the restart notice's New chat: asked for
   if (document.querySelector('.bubble.user')) { e.preventDefault(); e.returnValue = ''; }
 });
 document.addEventListener('click', (e) => {
@@ -177,6 +181,7 @@ class ChatPage:
                     ).mark("new-chat")
                 language_switch()
                 dark_mode_button(dark)
+                self.account_slot = ui.row().classes("items-center no-wrap")
                 self._account_menu(email)
             with ui.scroll_area(on_scroll=self._on_scroll).classes(
                 "w-full grow chat-scroller"
@@ -185,6 +190,7 @@ class ChatPage:
             self.follower = Follower()
             self._empty_state()
             self.attachments.build()
+            restart_notice()
             self._composer()
             self.conversation.build()
             with ui.row().classes("w-full justify-center pb-1"):  # the way to the console (admins only)
@@ -192,6 +198,7 @@ class ChatPage:
                     "to-console"
                 )
         ui.keyboard(on_key=self._on_key, ignore=[])
+        ui.run_javascript(RESTART_HOOK)  # a restarted server leaves the page on screen, with a notice
         if self.sign_in_required:
             self.model_select.set_visibility(False)
         if not self.models or self.sign_in_required:
@@ -237,6 +244,11 @@ class ChatPage:
         self.attachments.accept_drops(composer, self.input)
 
     def _account_menu(self, email: str | None) -> None:
+        self.account_slot.clear()
+        with self.account_slot:
+            self._account_button(email)
+
+    def _account_button(self, email: str | None) -> None:
         if email:
             with (
                 _named(ui.button(icon="account_circle").props("flat round dense"), "chat.account").mark(
@@ -249,9 +261,7 @@ class ChatPage:
                 ui.menu_item(t("chat.change_password"), on_click=self._open_password).mark("change-password")
                 ui.menu_item(t("chat.sign_out"), on_click=self._logout).mark("logout")
         else:
-            ui.button(t("chat.sign_in"), on_click=lambda: ui.navigate.to("/login")).props(
-                "flat dense no-caps"
-            ).mark("login")
+            ui.button(t("chat.sign_in"), on_click=self.open_sign_in).props("flat dense no-caps").mark("login")
 
     def _empty_state(self) -> None:
         with self.column, ui.column().classes("empty-state items-center gap-3") as self.empty:
@@ -259,7 +269,7 @@ class ChatPage:
                 ui.icon("lock", size="40px", color="primary")
                 ui.label(t("chat.sign_in_first")).classes("text-xl font-medium")
                 ui.label(t("chat.guests_closed")).classes("caption").mark("sign-in-required")
-                ui.button(t("chat.sign_in"), icon="login", on_click=lambda: ui.navigate.to("/login")).props(
+                ui.button(t("chat.sign_in"), icon="login", on_click=self.open_sign_in).props(
                     "unelevated"
                 ).mark("sign-in-to-chat")
                 return
@@ -311,7 +321,9 @@ class ChatPage:
         user = await current_user(self.state)
         if user is None or user.id != self.caller.user_id:
             ui.notify(t("chat.login_expired"), type="warning")
-            ui.navigate.to("/login")
+            await self._become(user)  # the login the session holds now (another tab's), or a guest
+            if user is None:
+                background_tasks.create(self.open_sign_in(), name="sign-in dialog")
             return None
         self.user = user
         self.caller = dataclasses.replace(self.caller, rpm_limit=user.rpm_limit, credential=user.credential)
@@ -327,9 +339,50 @@ class ChatPage:
         if user is not None:
             open_password_dialog(self.state, user, self.caller.ip)
 
-    def _logout(self) -> None:
+    # ---- signing in and out, without leaving the page ----------------------------------------------
+    async def open_sign_in(self) -> None:
+        """The sign-in dialog over the page: the conversation, the draft and the model stay as they are."""
+        with self.column.client.layout:  # (also opened from a task of its own, which has no slot)
+            await open_sign_in_dialog(self.state, self.caller.ip, signed_in=self._adopt_login)
+
+    async def _adopt_login(self) -> None:
+        """The login the dialog kept in the session (the one source of truth, as after a reload) becomes
+        the page's: from the next message on, calls are the user's."""
+        user = await current_user(self.state)
+        await self._become(user)
+        if user is not None:
+            ui.notify(t("chat.signed_in", email=user.email), type="positive")
+
+    async def _logout(self) -> None:
         sign_out()
-        ui.navigate.to("/")
+        await self._become(None)
+        ui.notify(t("chat.signed_out"), type="info")
+
+    async def _become(self, user: Identity | None) -> None:
+        """The page is now ``user``'s (a guest's for None, or locked while guests are switched off)."""
+        locked = user is None and not (await rules_now(self.state)).guest_enabled
+        if locked and self.busy:  # the answer being written was the user's
+            await self.stop()
+        was_locked = self.sign_in_required
+        self.user = user
+        self.sign_in_required = locked
+        self.caller = dataclasses.replace(
+            self.caller,
+            user_id=user.id if user else None,
+            username=user.email if user else None,
+            rpm_limit=user.rpm_limit if user else None,
+            credential=user.credential if user else None,
+        )
+        self._account_menu(user.email if user else None)
+        if was_locked and not locked:  # the models were not listed for the locked page
+            await self._refresh_models()
+        self.model_select.set_visibility(not locked)
+        self.input.set_enabled(bool(self.models) and not locked)
+        self.send_button.set_enabled(bool(self.models) and not locked)
+        if was_locked != locked:
+            self.empty.delete()
+            self._empty_state()  # after the conversation, which stays on screen: locked, it says why
+            self.empty.set_visibility(locked or not self.turns)
 
     # ---- sending and stopping ----------------------------------------------------------------------
     async def _send_or_stop(self) -> None:
@@ -457,7 +510,7 @@ class ChatPage:
             self._set_busy(False)
             if isinstance(error, ModelNotFound):
                 await self._refresh_models()
-            show_error(error)
+            show_error(error, sign_in=self.open_sign_in)
             return
         failure: DomainError | None = None
         self.stream = stream

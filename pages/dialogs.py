@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from nicegui import ui
 
 from pages.i18n import language, t
@@ -26,7 +28,8 @@ _TITLES: list[tuple[type[DomainError], str, str]] = [
 ]
 
 
-def show_error(error: DomainError) -> ui.dialog:
+def show_error(error: DomainError, *, sign_in: Callable[[], Awaitable[None]] | None = None) -> ui.dialog:
+    """``sign_in``: what the sign-in button of a "sign in first" error does (the sign-in page without it)."""
     title, icon = next(
         ((key, i) for kind, key, i in _TITLES if isinstance(error, kind)),
         ("common.dialog.error", "error_outline"),
@@ -59,9 +62,15 @@ def show_error(error: DomainError) -> ui.dialog:
 
             timer = ui.timer(1.0, tick)
         if isinstance(error, AuthenticationRequired):
-            ui.button(t("common.sign_in"), on_click=lambda: ui.navigate.to("/login")).props(
-                "unelevated"
-            ).mark("dialog-sign-in")
+
+            async def to_sign_in() -> None:
+                dialog.close()
+                if sign_in is None:
+                    ui.navigate.to("/login")
+                else:
+                    await sign_in()
+
+            ui.button(t("common.sign_in"), on_click=to_sign_in).props("unelevated").mark("dialog-sign-in")
         ui.button(t("common.dialog.ok"), on_click=dialog.close).props("unelevated").mark("dialog-ok")
     dialog.props("transition-show=scale transition-hide=scale")
     dialog.open()

@@ -20,6 +20,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat.api_keys": {"zh-CN": "API 密钥", "en": "API keys"},
     "chat.change_password": {"zh-CN": "修改密码", "en": "Change password"},
     "chat.sign_out": {"zh-CN": "退出登录", "en": "Sign out"},
+    "chat.signed_in": {"zh-CN": "已登录：{email}", "en": "Signed in as {email}"},
+    "chat.signed_out": {
+        "zh-CN": "已退出登录，对话仍保留在页面上",
+        "en": "Signed out; the conversation stays on this page",
+    },
     # empty states
     "chat.greeting": {"zh-CN": "有什么可以帮你？", "en": "How can I help?"},
     "chat.suggestion_1": {
@@ -64,10 +69,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat.busy": {"zh-CN": "请等当前回答结束", "en": "Wait until the current answer ends"},
     # interruptions
     "chat.server_restarted": {
-        "zh-CN": "服务已重启：这段对话仍可阅读、复制和导出，点击“新对话”开始新的对话。",
-        "en": "The server restarted: this conversation can still be read, copied and exported; "
-        "start a new chat to go on.",
+        "zh-CN": "服务已重启：这段对话仍保留在页面上，但不能继续。可选中文字复制，或导出为文本；"
+        "点击“新对话”重新开始。",
+        "en": "The service restarted: this conversation is kept on screen but can no longer continue. "
+        "Select its text to copy it, or export it as text; start a new chat to go on.",
     },
+    "chat.export_text": {"zh-CN": "导出文本", "en": "Export text"},
     "chat.reconnecting": {"zh-CN": "连接中断，正在重连…", "en": "Connection lost, reconnecting…"},
     # export
     "chat.export_title": {"zh-CN": "对话", "en": "Conversation"},

@@ -264,3 +264,57 @@ def test_a_long_answer_is_followed_until_the_reader_scrolls_up(
     words = answer_text(driver).split()
     assert len(words) > 200 and words == [f"w{i}" for i in range(len(words))]
     assert _settled_pieces(driver) >= 2
+
+
+def test_signing_in_in_the_dialog_mid_conversation_keeps_it(
+    driver, browser_app: RunningApp, admin_api: httpx.Client
+) -> None:
+    """Issue 19: the header's 登录 opens a dialog; signed in there, the page stays (conversation, draft,
+    model) and the next message is the user's call."""
+    email = f"dialog-{uuid.uuid4().hex[:8]}@example.com"
+    registered = httpx.post(
+        f"{browser_app.base_url}/api/auth/register",
+        timeout=HANG_SECONDS,
+        json={"email": email, "password": "password-1"},
+    )
+    assert registered.status_code == 201, registered.text
+    open_chat(driver, browser_app)
+    choose_model(driver, "plain-model")
+    type_and_send(driver, "asked as a guest")
+    wait(driver).until(lambda d: ANSWER in answer_text(d))
+    wait(driver).until(EC.presence_of_element_located((By.XPATH, "//button[.//i[text()='arrow_upward']]")))
+    box = driver.find_element(By.CSS_SELECTOR, ".composer textarea")
+    box.send_keys("a draft kept through the sign-in")
+    chosen = driver.find_element(By.CSS_SELECTOR, ".model-select").text
+    driver.execute_script("window.signInMark = 'same page'")  # gone if the page were reloaded
+
+    driver.find_element(By.XPATH, "//button[.//span[text()='登录']]").click()
+    dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+    wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".q-dialog input[type=email]")))
+    dialog.find_element(By.CSS_SELECTOR, "input[type=email]").send_keys(email)
+    dialog.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("wrong-password", Keys.ENTER)
+    wait(driver).until(lambda d: "邮箱或密码错误" in d.find_element(By.CSS_SELECTOR, ".q-dialog").text)
+    password = driver.find_element(By.CSS_SELECTOR, ".q-dialog input[type=password]")
+    password.send_keys(Keys.CONTROL, "a")
+    password.send_keys("password-1", Keys.ENTER)
+    wait(driver).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+    account = wait(driver).until(
+        EC.element_to_be_clickable((By.XPATH, "//button[.//i[text()='account_circle']]"))
+    )
+    assert driver.execute_script("return window.signInMark") == "same page", "not reloaded"
+    assert driver.current_url == browser_app.base_url + "/"
+    assert [el.text for el in driver.find_elements(By.CSS_SELECTOR, ".bubble.user")] == ["asked as a guest"]
+    assert ANSWER in answer_text(driver)
+    box = driver.find_element(By.CSS_SELECTOR, ".composer textarea")
+    assert box.get_attribute("value") == "a draft kept through the sign-in"
+    assert driver.find_element(By.CSS_SELECTOR, ".model-select").text == chosen
+    screenshot(driver, "chat-signed-in-in-dialog")
+
+    box.send_keys(Keys.ENTER)
+    wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".bubble.user")) == 2)
+    wait(driver).until(lambda d: answer_text(d).count(ANSWER) == 2)
+    wait(driver).until(
+        lambda _: admin_api.get("/api/admin/logs", params={"user": email}).json()["total"] == 1
+    )
+    account.click()
+    wait(driver).until(lambda d: email in d.find_element(By.CSS_SELECTOR, ".q-menu").text)

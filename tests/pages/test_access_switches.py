@@ -45,7 +45,7 @@ async def test_chat_page_asks_a_guest_to_sign_in_while_guests_are_off(user: User
     assert user.find(marker="send").elements.pop().enabled is False
     await user.should_not_see("有什么可以帮你？")
     user.find(marker="sign-in-to-chat").click()
-    await user.should_see("登录后可享受更高的使用额度", retries=SEE_RETRIES)  # the login page
+    await user.should_see("登录后可享受更高的使用额度", marker="sign-in-dialog", retries=SEE_RETRIES)
 
     email = new_email()
     make_account(email)

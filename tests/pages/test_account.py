@@ -83,4 +83,13 @@ async def test_a_session_ended_elsewhere_is_noticed_at_the_next_message(user: Us
     app_state().identity.user_changed(account.id)
     user.find(marker="message-input").type("still signed in?")
     user.find(marker="send").click()
-    await user.should_see(marker="email", retries=SEE_RETRIES)  # the login form
+    await user.should_see(marker="sign-in-dialog", retries=SEE_RETRIES)  # the login form, over the page
+    await user.should_see(marker="email")
+    await user.should_see("登录已失效，请重新登录")
+    await user.should_see(marker="login")  # the page is a guest's now, the message not sent
+    assert user.find(marker="message-input").elements.pop().value == "still signed in?"
+    user.find(marker="password").type("password-2")
+    user.find(marker="email").type(account.email)
+    user.find(marker="submit").click()
+    await user.should_see(marker="account", retries=SEE_RETRIES)
+    await user.should_not_see(marker="login")
