@@ -6,13 +6,17 @@ The language is the visitor's own choice from the switch (kept with their other 
 
 from __future__ import annotations
 
+import copy
 from weakref import WeakKeyDictionary
 
 from nicegui import Client, app, ui
+from nicegui.language import Language
 
 from services.i18n import FALLBACK, LANGUAGES, is_language, negotiate, translate
 
 STORAGE_KEY = "lang"
+# our language codes as the page's <html lang> and Quasar's own texts know them
+HTML_LANGUAGES: dict[str, Language] = {"zh-CN": "zh-CN", "en": "en-US"}
 _from_browser: WeakKeyDictionary[Client, str] = WeakKeyDictionary()
 
 
@@ -47,10 +51,26 @@ def t(key: str, /, **fields: object) -> str:
     return translate(key, language(), **fields)
 
 
+def _declare_language(code: str) -> None:
+    """The page's ``<html lang>`` (what screen readers and the browser's translation go by) and Quasar's
+    own texts in the visitor's language. NiceGUI takes both from the shared page object: this client gets
+    its own copy with the visitor's language."""
+    try:
+        client = ui.context.client
+    except RuntimeError:
+        return
+    wanted = HTML_LANGUAGES.get(code)
+    if wanted is not None and client.page.resolve_language() != wanted:
+        client.page = copy.copy(client.page)
+        client.page.language = wanted
+
+
 def language_switch() -> ui.button:
     """A header button named "Language" with a menu of our languages, each in its own words
-    ("English", "中文"); choosing one keeps it for the visitor and redraws the page in it."""
+    ("English", "中文"); choosing one keeps it for the visitor and redraws the page in it. Every page has
+    one in its header, which also declares the page's language (``<html lang>``)."""
     current = language()
+    _declare_language(current)
 
     def choose(code: str) -> None:
         app.storage.user[STORAGE_KEY] = code

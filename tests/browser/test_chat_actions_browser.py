@@ -60,6 +60,7 @@ def test_regenerate_edit_delete_and_export(driver, browser_app: RunningApp) -> N
     downloads = Path(tempfile.mkdtemp(prefix="pyaichat-downloads-"))
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     open_chat(driver, browser_app)
+    assert driver.execute_script("return document.documentElement.lang") == "zh-CN"
     choose_model(driver, "plain-model")
     type_and_send(driver, "first question")
     answered(driver, 1)
@@ -163,6 +164,7 @@ def test_controls_have_their_english_names(browser_app: RunningApp) -> None:
             "Network.setExtraHTTPHeaders", {"headers": {"Accept-Language": "en-US,en;q=0.9"}}
         )
         open_chat(driver, browser_app)
+        assert driver.execute_script("return document.documentElement.lang") == "en-US"
         choose_model(driver, "plain-model")
         names = {b.get_attribute("aria-label") for b in driver.find_elements(By.CSS_SELECTOR, "button")}
         assert {"New chat", "Send", "Export", "Dark mode"} <= names, names
