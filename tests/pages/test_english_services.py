@@ -1,0 +1,27 @@
+"""What the services say, on the admin pages of a visitor who chose English: a channel's field rules and
+the notes on its base URL, and the call log's deleted user (test_english.py has the pages' own words)."""
+
+from __future__ import annotations
+
+from nicegui.testing import User
+
+from tests.helpers import SEE_RETRIES
+from tests.pages.conftest import sign_in_admin
+from tests.pages.test_english import chinese_on_the_page, switch_to_english
+
+
+async def test_channel_dialog_rules_and_notes_in_english(user: User) -> None:
+    await sign_in_admin(user)
+    await switch_to_english(user, "/admin/channels")
+    user.find(marker="add-channel").click()
+    user.find(marker="ch-base-url").type("http://ollama:11434")
+    await user.should_see(
+        "No path given: /v1 is added, as OpenAI-compatible servers expect", retries=SEE_RETRIES
+    )
+    user.find(marker="ch-base-url").clear().type("ftp://nope")
+    user.find(marker="ch-save").click()
+    await user.should_see(
+        "Base URL: must start with http:// or https://, e.g. https://api.openai.com/v1", retries=SEE_RETRIES
+    )
+    await user.should_see("Models: enter at least one model")
+    assert chinese_on_the_page(user) == []
