@@ -3,12 +3,17 @@ log's guest and deleted user) follow the request's Accept-Language; zh-CN withou
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import pytest
 
+from services import model_settings
+from services.errors import InvalidInput
+
 EN = {"Accept-Language": "en-US,en;q=0.9"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
 CHANNEL = {"name": "language check", "api_key": "sk-language-check", "model_id": "lang-model"}
 
 
@@ -57,3 +62,30 @@ def test_a_model_map_rule_in_english(client: httpx.Client, admin_headers: dict[s
     body = {**CHANNEL, "base_url": "https://example.com", "model_map": {"other": "x"}}
     response = client.post("/api/admin/channels", json=body, headers={**admin_headers, **EN})
     assert _message(response) == "model_map: other is not in models"
+
+
+def test_a_model_settings_rule_in_both_languages(client: httpx.Client, admin_headers: dict[str, str]) -> None:
+    url = "/api/admin/models/%20"  # a name of spaces only: refused by the service, not by the route
+    english = client.put(url, json={"vision": True}, headers={**admin_headers, **EN})
+    assert _message(english) == "A model name is 1 to 200 characters long"
+    assert (
+        _message(client.put(url, json={"vision": True}, headers=admin_headers))
+        == "模型名称必须是 1 到 200 个字符"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "english"),
+    [
+        ({"temperature": 2.5}, "temperature must be a number from 0 to 2"),
+        ({"colour": "red", "size": 1}, "Unknown model settings: colour, size"),
+        ({"max_tokens": 0}, "max_tokens must be a whole number from 1 to 10000000"),
+        ({"vision": "yes"}, "vision must be true or false"),
+    ],
+    ids=["temperature", "unknown", "max_tokens", "vision"],
+)
+def test_model_settings_rules_have_english_words(changes: dict[str, Any], english: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        model_settings.validated(changes)
+    assert refused.value.text("en") == english
+    assert not HAN.search(english) and HAN.search(refused.value.message), "Chinese stays the default"
