@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from nicegui.testing import User
 
-from tests.helpers import SEE_RETRIES
-from tests.pages.conftest import sign_in_admin
+from app.models import utcnow
+from services.logs import CallRecord
+from tests.helpers import SEE_RETRIES, wait_until_async
+from tests.pages.conftest import app_state, sign_in_admin
 from tests.pages.test_english import chinese_on_the_page, switch_to_english
 
 
@@ -25,3 +27,29 @@ async def test_channel_dialog_rules_and_notes_in_english(user: User) -> None:
     )
     await user.should_see("Models: enter at least one model")
     assert chinese_on_the_page(user) == []
+
+
+async def test_logs_page_names_a_deleted_user_in_english(user: User) -> None:
+    state = app_state()
+    state.log_writer.record(
+        CallRecord(
+            user_id=987_654_321,  # an account deleted since (no such user)
+            username="gone@example.com",
+            ip_address="10.2.2.2",
+            channel_id=None,
+            model_id="gone-model",
+            prompt_tokens=1,
+            completion_tokens=1,
+            created_at=utcnow(),
+            status="ok",
+            tokens_estimated=False,
+            duration_ms=1,
+        )
+    )
+    state.log_writer.flush()
+    await sign_in_admin(user)
+    await switch_to_english(user, "/admin/logs")
+    table = user.find(marker="log-table").elements.pop()
+    await wait_until_async(lambda: bool(getattr(table, "rows", [])), what="the call listed")
+    assert [row["user"] for row in table.rows if row["model"] == "gone-model"] == ["Deleted user"]
+    assert [row["user_key"] for row in table.rows if row["model"] == "gone-model"] == ["987654321"]
