@@ -93,6 +93,7 @@ def export_logs(request: Request, _admin: AdminUser, state: StateDep, flt: Filte
 
 @router.get("/stats", response_model=StatsResponse)
 def get_stats(
+    request: Request,
     _admin: AdminUser,
     session: SessionDep,
     state: StateDep,
@@ -102,8 +103,10 @@ def get_stats(
         Query(description=f"last day, inclusive; default today; at most {stats.MAX_RANGE_DAYS} days"),
     ] = None,
 ) -> StatsResponse:
-    zone = state.settings.zone
+    zone, language = state.settings.zone, request_language(request)
     if start is None and end is None:
-        return StatsResponse(**stats.dashboard(session=session, zone=zone))
+        return StatsResponse(**stats.dashboard(session=session, zone=zone, language=language))
     first, last = stats.parse_range(start, end, zone=zone)
-    return StatsResponse(**stats.dashboard(session=session, zone=zone, start=first, end=last))
+    return StatsResponse(
+        **stats.dashboard(session=session, zone=zone, start=first, end=last, language=language)
+    )

@@ -76,7 +76,12 @@ def load(state: AppState, start: date, end: date, language: str = FALLBACK) -> D
     trend_start = min(start, end - timedelta(days=6))
     with Session(state.engine) as session:
         numbers = stats.dashboard(
-            session=session, zone=state.settings.zone, start=start, end=end, trend_start=trend_start
+            session=session,
+            zone=state.settings.zone,
+            start=start,
+            end=end,
+            trend_start=trend_start,
+            language=language,
         )
     trend = numbers["trend"]
     return DashboardView(

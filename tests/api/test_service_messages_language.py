@@ -11,6 +11,9 @@ import pytest
 
 from services import model_settings
 from services.errors import InvalidInput
+from tests.chat_helpers import add_channel, chat_body, unique_model
+from tests.helpers import wait_until
+from tests.upstream_server import UpstreamServer
 
 EN = {"Accept-Language": "en-US,en;q=0.9"}
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -89,3 +92,19 @@ def test_model_settings_rules_have_english_words(changes: dict[str, Any], englis
         model_settings.validated(changes)
     assert refused.value.text("en") == english
     assert not HAN.search(english) and HAN.search(refused.value.message), "Chinese stays the default"
+
+
+def test_a_deleted_channel_on_the_dashboard_in_english(
+    client: httpx.Client, admin_headers: dict[str, str], upstream: UpstreamServer
+) -> None:
+    model = unique_model("gone")
+    channel = add_channel(client, admin_headers, base_url=upstream.base_url("ok"), model=model)
+    assert client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 200
+    assert client.delete(f"/api/admin/channels/{channel['id']}", headers=admin_headers).status_code == 204
+
+    def named(headers: dict[str, str]) -> list[str]:
+        rows = client.get("/api/admin/stats", headers=headers).json()["per_channel"]
+        return [row["name"] for row in rows if row["channel_id"] == channel["id"]]
+
+    wait_until(lambda: named(admin_headers) == [f"#{channel['id']}（已删除）"], what="the call counted")
+    assert named({**admin_headers, **EN}) == [f"#{channel['id']} (deleted)"]

@@ -29,14 +29,14 @@ async def test_channel_dialog_rules_and_notes_in_english(user: User) -> None:
     assert chinese_on_the_page(user) == []
 
 
-async def test_logs_page_names_a_deleted_user_in_english(user: User) -> None:
+def _record_a_call(*, user_id: int | None, channel_id: int | None) -> None:
     state = app_state()
     state.log_writer.record(
         CallRecord(
-            user_id=987_654_321,  # an account deleted since (no such user)
-            username="gone@example.com",
+            user_id=user_id,
+            username="gone@example.com" if user_id else None,
             ip_address="10.2.2.2",
-            channel_id=None,
+            channel_id=channel_id,
             model_id="gone-model",
             prompt_tokens=1,
             completion_tokens=1,
@@ -46,10 +46,24 @@ async def test_logs_page_names_a_deleted_user_in_english(user: User) -> None:
             duration_ms=1,
         )
     )
-    state.log_writer.flush()
+    assert state.log_writer.flush()
+
+
+async def test_logs_page_names_a_deleted_user_in_english(user: User) -> None:
+    _record_a_call(user_id=987_654_321, channel_id=None)  # an account deleted since (no such user)
     await sign_in_admin(user)
     await switch_to_english(user, "/admin/logs")
     table = user.find(marker="log-table").elements.pop()
     await wait_until_async(lambda: bool(getattr(table, "rows", [])), what="the call listed")
     assert [row["user"] for row in table.rows if row["model"] == "gone-model"] == ["Deleted user"]
     assert [row["user_key"] for row in table.rows if row["model"] == "gone-model"] == ["987654321"]
+
+
+async def test_dashboard_names_a_deleted_channel_in_english(user: User) -> None:
+    _record_a_call(user_id=None, channel_id=424_242)  # a channel deleted since (no such channel)
+    await sign_in_admin(user)
+    await switch_to_english(user, "/admin/dashboard")
+    await user.should_see(marker="table-channels", retries=SEE_RETRIES)
+    table = user.find(marker="table-channels").elements.pop()
+    assert "#424242 (deleted)" in [row["name"] for row in getattr(table, "rows", [])]
+    assert chinese_on_the_page(user) == []
