@@ -1,6 +1,7 @@
 """The rules of a channel's fields (services/channel_fields.py): messages of a refused base URL, model
 list, model mapping, header or proxy, and the notes on how a base URL is called. Each message starts with
-the API field it names, the same in both languages."""
+the API field it names, the same in both languages. Then what the admin's channel test found
+(services/channel_test.py)."""
 
 STRINGS: dict[str, dict[str, str]] = {
     "channel_fields.url_format": {"zh-CN": "{field}：格式不正确", "en": "{field}: not a valid URL"},
@@ -99,5 +100,68 @@ STRINGS: dict[str, dict[str, str]] = {
     "channel_fields.proxy_shape": {
         "zh-CN": "proxy：只能是 scheme://[user:password@]host:port",
         "en": "proxy: must be only scheme://[user:password@]host:port",
+    },
+    "channel_test.tls": {
+        "zh-CN": "TLS 证书校验失败（tls）：上游证书不受信任，可用 UPSTREAM_CA_BUNDLE 信任私有 CA",
+        "en": "TLS certificate check failed (tls): the upstream's certificate is not trusted; UPSTREAM_CA_BUNDLE can trust a private CA",
+    },
+    "channel_test.proxy": {
+        "zh-CN": "代理不可用（proxy）：无法通过代理连接上游",
+        "en": "Proxy unavailable (proxy): the upstream cannot be reached through the proxy",
+    },
+    "channel_test.connect_timeout": {
+        "zh-CN": "连接超时（timeout_connect）",
+        "en": "Connection timed out (timeout_connect)",
+    },
+    "channel_test.connect_refused": {
+        "zh-CN": "无法连接上游（timeout_connect）：连接被拒绝或域名无法解析",
+        "en": "Cannot connect to the upstream (timeout_connect): connection refused or host name not resolved",
+    },
+    "channel_test.unreachable": {"zh-CN": "无法连接（{reason}）", "en": "Cannot connect ({reason})"},
+    "channel_test.http": {"zh-CN": "HTTP {status}", "en": "HTTP {status}"},
+    "channel_test.http_detail": {"zh-CN": "HTTP {status}: {detail}", "en": "HTTP {status}: {detail}"},
+    "channel_test.timeout": {
+        "zh-CN": "超时（{seconds} 秒内没有响应）",
+        "en": "Timed out (no answer within {seconds} s)",
+    },
+    "channel_test.too_large": {
+        "zh-CN": "响应超过 {limit} 字节",
+        "en": "The answer is larger than {limit} bytes",
+    },
+    "channel_test.not_openai": {
+        "zh-CN": "响应不是 OpenAI chat.completion 格式",
+        "en": "The answer is not in the OpenAI chat.completion format",
+    },
+    "channel_test.no_events": {
+        "zh-CN": "没有收到任何 SSE 事件（上游可能不支持 stream: true）",
+        "en": "No SSE event came (the upstream may not support stream: true)",
+    },
+    "channel_test.first_event_timeout": {
+        "zh-CN": "超时（{seconds} 秒内没有收到第一个事件）",
+        "en": "Timed out (no first event within {seconds} s)",
+    },
+    "channel_test.bad_stream": {
+        "zh-CN": "流格式错误（bad_stream）：{detail}",
+        "en": "Malformed stream (bad_stream): {detail}",
+    },
+    "channel_test.key_undecryptable": {
+        "zh-CN": "API Key 无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写 API Key",
+        "en": "The API Key cannot be decrypted: ENCRYPTION_KEY differs from when it was saved; enter the API Key again",
+    },
+    "channel_test.headers_undecryptable": {
+        "zh-CN": "自定义请求头无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写",
+        "en": "The extra headers cannot be decrypted: ENCRYPTION_KEY differs from when they were saved; enter them again",
+    },
+    "channel_test.proxy_undecryptable": {
+        "zh-CN": "代理地址无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写代理",
+        "en": "The proxy cannot be decrypted: ENCRYPTION_KEY differs from when it was saved; enter the proxy again",
+    },
+    "channel_test.plain_failed": {
+        "zh-CN": "非流式调用失败：{error}",
+        "en": "The plain call failed: {error}",
+    },
+    "channel_test.stream_failed": {
+        "zh-CN": "流式调用失败：{error}",
+        "en": "The streamed call failed: {error}",
     },
 }

@@ -108,3 +108,22 @@ def test_a_deleted_channel_on_the_dashboard_in_english(
 
     wait_until(lambda: named(admin_headers) == [f"#{channel['id']}（已删除）"], what="the call counted")
     assert named({**admin_headers, **EN}) == [f"#{channel['id']} (deleted)"]
+
+
+def test_a_channel_test_reports_in_the_request_language(
+    client: httpx.Client, admin_headers: dict[str, str], upstream: UpstreamServer
+) -> None:
+    plain_only = add_channel(
+        client, admin_headers, base_url=upstream.base_url("plainonly"), model=unique_model()
+    )
+    url = f"/api/admin/channels/{plain_only['id']}/test"
+    english = client.post(url, headers={**admin_headers, **EN}).json()
+    assert english["ok"] is False and english["error"].startswith("The streamed call failed: ")
+    assert not HAN.search(english["error"]), english["error"]
+    assert client.post(url, headers=admin_headers).json()["error"].startswith("流式调用失败：")
+    refused = add_channel(client, admin_headers, base_url="http://127.0.0.1:9/v1", model=unique_model())
+    result = client.post(f"/api/admin/channels/{refused['id']}/test", headers={**admin_headers, **EN}).json()
+    assert result["error"] == (
+        "The plain call failed: Cannot connect to the upstream (timeout_connect): "
+        "connection refused or host name not resolved"
+    )

@@ -3,6 +3,8 @@ the notes on its base URL, and the call log's deleted user (test_english.py has 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nicegui.testing import User
 
 from app.models import utcnow
@@ -66,4 +68,13 @@ async def test_dashboard_names_a_deleted_channel_in_english(user: User) -> None:
     await user.should_see(marker="table-channels", retries=SEE_RETRIES)
     table = user.find(marker="table-channels").elements.pop()
     assert "#424242 (deleted)" in [row["name"] for row in getattr(table, "rows", [])]
+    assert chinese_on_the_page(user) == []
+
+
+async def test_a_channel_test_reports_in_english(user: User, add_model: Callable[..., str]) -> None:
+    add_model("plainonly", name="Plain only")  # answers plain calls, not streamed ones
+    await sign_in_admin(user)
+    await switch_to_english(user, "/admin/channels")
+    user.find(marker="ch-test").click()
+    await user.should_see(marker="ch-last-error", content="The streamed call failed: ", retries=SEE_RETRIES)
     assert chinese_on_the_page(user) == []
