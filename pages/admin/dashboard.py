@@ -356,7 +356,9 @@ def panels(view: DashboardView) -> None:
             [("reason", "admin.dash.col.reason"), ("calls", "admin.dash.col.count")],
             [
                 {
-                    "reason": f"{code}: {t(STATUS_WORDS[code])}" if code in STATUS_WORDS else in_words(code),
+                    "reason": f"{code}: {t(STATUS_WORDS[code])}"
+                    if code in STATUS_WORDS
+                    else in_words(code, language=language()),
                     "calls": n,
                 }
                 for code, n in data["errors"].items()

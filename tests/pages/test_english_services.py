@@ -11,6 +11,7 @@ from app.models import utcnow
 from services.logs import CallRecord
 from tests.helpers import SEE_RETRIES, wait_until_async
 from tests.pages.conftest import app_state, sign_in_admin
+from tests.pages.test_chat import send
 from tests.pages.test_english import chinese_on_the_page, switch_to_english
 
 
@@ -31,7 +32,7 @@ async def test_channel_dialog_rules_and_notes_in_english(user: User) -> None:
     assert chinese_on_the_page(user) == []
 
 
-def _record_a_call(*, user_id: int | None, channel_id: int | None) -> None:
+def _record_a_call(*, user_id: int | None, channel_id: int | None, error: str | None = None) -> None:
     state = app_state()
     state.log_writer.record(
         CallRecord(
@@ -43,9 +44,10 @@ def _record_a_call(*, user_id: int | None, channel_id: int | None) -> None:
             prompt_tokens=1,
             completion_tokens=1,
             created_at=utcnow(),
-            status="ok",
+            status="upstream_error" if error else "ok",
             tokens_estimated=False,
             duration_ms=1,
+            error=error,
         )
     )
     assert state.log_writer.flush()
@@ -61,13 +63,15 @@ async def test_logs_page_names_a_deleted_user_in_english(user: User) -> None:
     assert [row["user_key"] for row in table.rows if row["model"] == "gone-model"] == ["987654321"]
 
 
-async def test_dashboard_names_a_deleted_channel_in_english(user: User) -> None:
-    _record_a_call(user_id=None, channel_id=424_242)  # a channel deleted since (no such channel)
+async def test_dashboard_names_a_deleted_channel_and_a_reason_in_english(user: User) -> None:
+    _record_a_call(user_id=None, channel_id=424_242, error="http_5xx")  # a channel deleted since
     await sign_in_admin(user)
     await switch_to_english(user, "/admin/dashboard")
     await user.should_see(marker="table-channels", retries=SEE_RETRIES)
     table = user.find(marker="table-channels").elements.pop()
     assert "#424242 (deleted)" in [row["name"] for row in getattr(table, "rows", [])]
+    errors = user.find(marker="table-errors").elements.pop()
+    assert "http_5xx: The upstream server failed" in [row["reason"] for row in getattr(errors, "rows", [])]
     assert chinese_on_the_page(user) == []
 
 
@@ -78,3 +82,14 @@ async def test_a_channel_test_reports_in_english(user: User, add_model: Callable
     user.find(marker="ch-test").click()
     await user.should_see(marker="ch-last-error", content="The streamed call failed: ", retries=SEE_RETRIES)
     assert chinese_on_the_page(user) == []
+
+
+async def test_the_chat_page_says_why_a_model_failed_in_english(
+    user: User, add_model: Callable[..., str]
+) -> None:
+    add_model("error500", model="broken")
+    await switch_to_english(user, "/")
+    await send(user, "will fail")
+    await user.should_see(marker="error-kind", retries=SEE_RETRIES)
+    [kind] = user.find(marker="error-kind").elements
+    assert kind.text == "The model service cannot be reached right now; try again later."  # http_5xx
