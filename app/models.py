@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, Text, false
 from sqlmodel import Field, SQLModel
 
 from services import channel_fields as fields
-from services.errors import InvalidInput
+from services.errors import InputRule, InvalidInput
 
 _V = TypeVar("_V")
 
@@ -298,11 +298,12 @@ class DailyCaller(SQLModel, table=True):
 
 
 def _rule(check: Callable[..., _V], *args: Any) -> _V:
-    """A service rule as a pydantic validator: its message (naming the field) becomes the error's."""
+    """A service rule as a pydantic validator: its message (naming the field) becomes the error's, in the
+    language of whoever reads it (the API's request, the dialog's visitor)."""
     try:
         return check(*args)
     except InvalidInput as exc:
-        raise ValueError(exc.message) from None
+        raise InputRule(exc) from None
 
 
 class _ChannelFields(SQLModel):
@@ -334,7 +335,7 @@ class _ChannelFields(SQLModel):
         model_id: str | None = getattr(self, "model_id", None)
         if models is not None:
             if model_id is not None and model_id not in models:
-                raise ValueError("model_id：不在 models 中（model_id 是只有一个模型时的简写）")
+                raise InputRule(InvalidInput("channel_fields.model_id_not_in_models"))
             return models
         return None if model_id is None else [model_id]
 
@@ -372,7 +373,7 @@ class ChannelCreate(_ChannelFields):
     def _models_and_map(self) -> ChannelCreate:
         models = self.resolved_models()
         if models is None:
-            raise ValueError("models：至少填写一个模型")
+            raise InputRule(InvalidInput("channel_fields.models_none"))
         self.models, self.model_id = models, models[0]
         self.model_map = _rule(fields.normalize_model_map, self.model_map, models)
         return self

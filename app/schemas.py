@@ -258,7 +258,9 @@ class ChatLogPublic(BaseModel):
     created_at: datetime
     ip_address: str
     user_id: int | None
-    username: str | None = Field(description="the user's email; null for guests; 已删除用户 once deleted")
+    username: str | None = Field(
+        description="the user's email; null for guests; 已删除用户 (Deleted user) once deleted"
+    )
     user_deleted: bool = Field(default=False, description="the call's account has been deleted since")
     model_id: str
     channel_id: int | None

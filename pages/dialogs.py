@@ -41,7 +41,7 @@ def show_error(error: DomainError, *, sign_in: Callable[[], Awaitable[None]] | N
         if isinstance(error, UpstreamUnavailable) and error.reason and error.reason != "all_busy":
             # overloaded, misconfigured or unreachable, in words; never the upstream's own details (a busy
             # model's message says so itself)
-            ui.label(WORDS[kind_of(error.reason)]).classes("text-sm text-gray-500").mark("error-kind")
+            ui.label(t(WORDS[kind_of(error.reason)])).classes("text-sm text-gray-500").mark("error-kind")
         if isinstance(error, IPBlocked):
             ui.label(t("common.dialog.ask_admin")).classes("text-sm text-gray-600")
         if isinstance(error, RateLimited) and error.retry_after:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from weakref import WeakKeyDictionary
 
+from fastapi import Request
 from nicegui import Client, app, ui
 from nicegui.language import Language
 
@@ -44,6 +45,16 @@ def language() -> str:
     except RuntimeError:
         return FALLBACK
     return _browser_language(client)
+
+
+def visitor_language(request: Request) -> str:
+    """The language of a plain route the pages serve (a download): the visitor's choice, else the
+    request's ``Accept-Language``."""
+    try:
+        chosen = app.storage.user.get(STORAGE_KEY)
+    except RuntimeError:  # no visitor storage for this request
+        chosen = None
+    return str(chosen) if is_language(chosen) else negotiate(request.headers.get("accept-language"))
 
 
 def t(key: str, /, **fields: object) -> str:

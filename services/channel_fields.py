@@ -18,6 +18,7 @@ DEFAULT_PATH = "/v1"  # where OpenAI-compatible servers (Ollama, vLLM, LM Studio
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 MAX_MODELS = 200
 MAX_HEADERS = 30
+MAX_MODEL_CHARS = 200
 # RFC 9110 token characters: what a header name may be made of
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # set by the gateway itself for every call: an extra header may not replace them
@@ -32,15 +33,15 @@ def normalize_base_url(url: str) -> str:
         parts = urlsplit(candidate)
         port = parts.port  # raises ValueError for a bad port
     except ValueError:
-        raise InvalidInput("base_url：格式不正确") from None
+        raise InvalidInput("channel_fields.url_format", field="base_url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("base_url：必须以 http:// 或 https:// 开头，例如 https://api.openai.com/v1")
+        raise InvalidInput("channel_fields.base_url_scheme")
     if parts.username or parts.password:
-        raise InvalidInput("base_url：不能包含用户名或密码，请把密钥填在 API Key 中")
+        raise InvalidInput("channel_fields.base_url_credentials")
     if parts.fragment or "#" in candidate:
-        raise InvalidInput("base_url：不能包含 # 片段")
+        raise InvalidInput("channel_fields.base_url_fragment")
     if port == 0 or not candidate.isprintable() or any(ch.isspace() for ch in candidate):
-        raise InvalidInput("base_url：格式不正确")
+        raise InvalidInput("channel_fields.url_format", field="base_url")
     path = parts.path.rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
@@ -57,28 +58,28 @@ def completions_url(base_url: str) -> str:
 
 
 def base_url_notes(base_url: str) -> list[str]:
-    """What :func:`completions_url` did to the typed URL, in words for the dialog."""
+    """What :func:`completions_url` did to the typed URL: catalogue keys, put in words by the dialog."""
     parts = urlsplit(base_url)
     path = parts.path.rstrip("/")
     notes = []
     if path.endswith(COMPLETIONS_PATH):
-        notes.append("末尾的 /chat/completions 已去掉：调用时会自动加上")
+        notes.append("channel_fields.note.completions_cut")
         path = path[: -len(COMPLETIONS_PATH)]
     if not path:
-        notes.append("没有路径，按 OpenAI 兼容接口的惯例补上 /v1")
+        notes.append("channel_fields.note.v1_added")
     if parts.query:
-        notes.append("查询参数（如 api-version）会附在每次调用的地址后")
+        notes.append("channel_fields.note.query_kept")
     return notes
 
 
 def clean_model_name(value: str, field: str) -> str:
     value = value.strip()
     if not value:
-        raise InvalidInput(f"{field}：模型名不能为空")
-    if len(value) > 200:
-        raise InvalidInput(f"{field}：模型名最长 200 个字符")
+        raise InvalidInput("channel_fields.model_empty", field=field)
+    if len(value) > MAX_MODEL_CHARS:
+        raise InvalidInput("channel_fields.model_too_long", field=field, limit=MAX_MODEL_CHARS)
     if has_control_characters(value):
-        raise InvalidInput(f"{field}：模型名不能包含控制字符")
+        raise InvalidInput("channel_fields.model_control", field=field)
     return value
 
 
@@ -86,12 +87,12 @@ def normalize_models(models: Iterable[str]) -> list[str]:
     """The channel's model ids in the admin's order; at least one, no duplicates."""
     cleaned = [clean_model_name(str(item), "models") for item in models]
     if not cleaned:
-        raise InvalidInput("models：至少填写一个模型")
+        raise InvalidInput("channel_fields.models_none")
     if len(cleaned) > MAX_MODELS:
-        raise InvalidInput(f"models：最多 {MAX_MODELS} 个模型")
+        raise InvalidInput("channel_fields.models_too_many", limit=MAX_MODELS)
     duplicates = sorted({name for name in cleaned if cleaned.count(name) > 1})
     if duplicates:
-        raise InvalidInput(f"models：模型重复：{', '.join(duplicates)}")
+        raise InvalidInput("channel_fields.models_duplicate", names=", ".join(duplicates))
     return cleaned
 
 
@@ -102,9 +103,9 @@ def normalize_model_map(mapping: Mapping[str, str], models: list[str]) -> dict[s
     for public, upstream in mapping.items():
         name = clean_model_name(str(public), "model_map")
         if name not in models:
-            raise InvalidInput(f"model_map：{name} 不在 models 中")
+            raise InvalidInput("channel_fields.map_not_in_models", name=name)
         if not isinstance(upstream, str) or not upstream.strip():
-            raise InvalidInput(f"model_map：{name} 映射到的上游模型 ID 不能为空")
+            raise InvalidInput("channel_fields.map_empty_target", name=name)
         target = clean_model_name(upstream, "model_map")
         if target != name:
             cleaned[name] = target
@@ -114,22 +115,22 @@ def normalize_model_map(mapping: Mapping[str, str], models: list[str]) -> dict[s
 def normalize_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     """Extra request headers: names are HTTP tokens, values printable without CR/LF."""
     if len(headers) > MAX_HEADERS:
-        raise InvalidInput(f"headers：最多 {MAX_HEADERS} 个")
+        raise InvalidInput("channel_fields.headers_too_many", limit=MAX_HEADERS)
     cleaned: dict[str, str] = {}
     for name, value in headers.items():
         name = str(name).strip()
         if not _TOKEN.match(name):
-            raise InvalidInput(f"headers：名称 {name[:40]!r} 不是合法的 HTTP 头名称")
+            raise InvalidInput("channel_fields.header_bad_name", name=repr(name[:40]))
         if name.lower() in RESERVED_HEADERS:
-            raise InvalidInput(f"headers：{name} 由网关设置，不能覆盖")
+            raise InvalidInput("channel_fields.header_reserved", name=name)
         if not isinstance(value, str):
-            raise InvalidInput(f"headers：{name} 的值必须是字符串")
+            raise InvalidInput("channel_fields.header_value_type", name=name)
         if "\r" in value or "\n" in value or has_control_characters(value.replace("\t", " ")):
-            raise InvalidInput(f"headers：{name} 的值不能包含换行或控制字符")
+            raise InvalidInput("channel_fields.header_value_control", name=name)
         if len(value) > 4000:
-            raise InvalidInput(f"headers：{name} 的值太长")
+            raise InvalidInput("channel_fields.header_value_long", name=name)
         if name.lower() in (existing.lower() for existing in cleaned):
-            raise InvalidInput(f"headers：{name} 重复")
+            raise InvalidInput("channel_fields.header_duplicate", name=name)
         cleaned[name] = value.strip()
     return cleaned
 
@@ -144,13 +145,13 @@ def normalize_proxy_url(url: str) -> str:
         parts = urlsplit(candidate)
         port = parts.port
     except ValueError:
-        raise InvalidInput("proxy：格式不正确") from None
+        raise InvalidInput("channel_fields.url_format", field="proxy") from None
     if parts.scheme.lower() not in PROXY_SCHEMES:
-        raise InvalidInput("proxy：只支持 http://、https://、socks5://、socks5h:// 代理")
+        raise InvalidInput("channel_fields.proxy_scheme")
     if not parts.hostname or port == 0 or any(ch.isspace() for ch in candidate):
-        raise InvalidInput("proxy：格式不正确")
+        raise InvalidInput("channel_fields.url_format", field="proxy")
     if not candidate.isprintable() or parts.query or parts.fragment or parts.path not in ("", "/"):
-        raise InvalidInput("proxy：只能是 scheme://[user:password@]host:port")
+        raise InvalidInput("channel_fields.proxy_shape")
     return candidate
 
 

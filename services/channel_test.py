@@ -7,36 +7,62 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
 from app.models import Channel
 from services.channel_fields import completions_url, load_map
 from services.channels import channel_models, decrypt_headers, decrypt_proxy
+from services.i18n import FALLBACK, translate
 from services.reasons import kind_of
 from services.security import KeyCipher, mask_key
 from services.upstream import AnswerTooLarge, UpstreamClient, UpstreamFailure, iter_sse_payloads
 
 log = logging.getLogger("pyaichat.channels")
 # a failure to reach the upstream, in words (its reason code in brackets, as the call log has it)
-_FAILURE_WORDS = {
-    "tls": "TLS 证书校验失败（tls）：上游证书不受信任，可用 UPSTREAM_CA_BUNDLE 信任私有 CA",
-    "proxy": "代理不可用（proxy）：无法通过代理连接上游",
-}
+_FAILURE_WORDS = {"tls": "channel_test.tls", "proxy": "channel_test.proxy"}
 
 
-def _connect_words(exc: UpstreamFailure) -> str:
-    if exc.timed_out:
-        return "连接超时（timeout_connect）"
-    return "无法连接上游（timeout_connect）：连接被拒绝或域名无法解析"
+@dataclass(frozen=True, slots=True)
+class Words:
+    """What a test found, as a catalogue key and its fields (a field may be Words itself): put in words
+    in the reader's language (:meth:`text`), so that the service never needs to know it."""
+
+    key: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+    def text(self, language: str = FALLBACK) -> str:
+        values = {
+            name: value.text(language) if isinstance(value, Words) else value
+            for name, value in self.fields.items()
+        }
+        return translate(self.key, language, **values)
 
 
-def _unreachable(exc: UpstreamFailure, channel_id: int | None) -> str:
+def _words(key: str, **fields: object) -> Words:
+    return Words(key, fields)
+
+
+def _connect_words(exc: UpstreamFailure) -> Words:
+    return _words("channel_test.connect_timeout" if exc.timed_out else "channel_test.connect_refused")
+
+
+def _unreachable(exc: UpstreamFailure, channel_id: int | None) -> Words:
     log.warning("channel %s test failed: %s (%s)", channel_id, exc.reason, kind_of(exc.reason))
     if exc.reason == "timeout_connect":
         return _connect_words(exc)
-    return _FAILURE_WORDS.get(exc.reason, f"无法连接（{exc.reason}）")
+    if exc.reason in _FAILURE_WORDS:
+        return _words(_FAILURE_WORDS[exc.reason])
+    return _words("channel_test.unreachable", reason=exc.reason)
+
+
+def _http(status: int, detail: str) -> Words:
+    return (
+        _words("channel_test.http_detail", status=status, detail=detail)
+        if detail
+        else _words("channel_test.http", status=status)
+    )
 
 
 MAX_ERROR_CHARS = 300
@@ -49,8 +75,16 @@ class ProbeResult:
     ok: bool
     latency_ms: int | None = None
     status_code: int | None = None
-    error: str | None = None
+    words: Words | None = None  # what went wrong
     stream_ok: bool | None = None  # None: the streamed call was not tried (the plain one failed first)
+
+    @property
+    def error(self) -> str | None:
+        """What went wrong in the fallback language (what a re-test stores as the channel's last error)."""
+        return self.error_text()
+
+    def error_text(self, language: str = FALLBACK) -> str | None:
+        return None if self.words is None else self.words.text(language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +116,21 @@ async def _plain(call: _Call, client: UpstreamClient, wait: float, secrets: list
             )
             body = await client.read_answer(response)
     except TimeoutError:
-        return ProbeResult(ok=False, error=f"超时（{wait:g} 秒内没有响应）")
+        return ProbeResult(ok=False, words=_words("channel_test.timeout", seconds=f"{wait:g}"))
     except AnswerTooLarge:
         status = response.status if response is not None else None
-        return ProbeResult(ok=False, status_code=status, error=f"响应超过 {client.max_answer_bytes} 字节")
+        too_large = _words("channel_test.too_large", limit=client.max_answer_bytes)
+        return ProbeResult(ok=False, status_code=status, words=too_large)
     except UpstreamFailure as exc:
-        return ProbeResult(ok=False, error=_unreachable(exc, call.channel_id))
+        return ProbeResult(ok=False, words=_unreachable(exc, call.channel_id))
     finally:
         if response is not None:
             client.close(response)
     latency = int((time.monotonic() - started) * 1000)
     if response.status != 200:
         detail = _scrub(body.decode("utf-8", "replace"), secrets)
-        error = f"HTTP {response.status}: {detail}" if detail else f"HTTP {response.status}"
-        return ProbeResult(ok=False, latency_ms=latency, status_code=response.status, error=error)
+        error = _http(response.status, detail)
+        return ProbeResult(ok=False, latency_ms=latency, status_code=response.status, words=error)
     try:
         answer = json.loads(body)
         valid = isinstance(answer, dict) and isinstance(answer.get("choices"), list)
@@ -103,12 +138,12 @@ async def _plain(call: _Call, client: UpstreamClient, wait: float, secrets: list
         valid = False
     if not valid:
         return ProbeResult(
-            ok=False, latency_ms=latency, status_code=200, error="响应不是 OpenAI chat.completion 格式"
+            ok=False, latency_ms=latency, status_code=200, words=_words("channel_test.not_openai")
         )
     return ProbeResult(ok=True, latency_ms=latency, status_code=200)
 
 
-async def _streamed(call: _Call, client: UpstreamClient, wait: float, secrets: list[str]) -> str | None:
+async def _streamed(call: _Call, client: UpstreamClient, wait: float, secrets: list[str]) -> Words | None:
     """None when a streamed call gives its first event within ``wait``, else what went wrong."""
     payload = {
         "model": call.model,
@@ -126,15 +161,15 @@ async def _streamed(call: _Call, client: UpstreamClient, wait: float, secrets: l
             if response.status != 200:
                 body = await client.read_answer(response)
                 detail = _scrub(body.decode("utf-8", "replace"), secrets)
-                return f"HTTP {response.status}: {detail}" if detail else f"HTTP {response.status}"
+                return _http(response.status, detail)
             first = await anext(iter_sse_payloads(client.lines(response)), None)
             if first is None:
-                return "没有收到任何 SSE 事件（上游可能不支持 stream: true）"
+                return _words("channel_test.no_events")
     except TimeoutError:
-        return f"超时（{wait:g} 秒内没有收到第一个事件）"
+        return _words("channel_test.first_event_timeout", seconds=f"{wait:g}")
     except UpstreamFailure as exc:
         if exc.reason == "bad_stream":
-            return f"流格式错误（bad_stream）：{exc.detail or type(exc).__name__}"
+            return _words("channel_test.bad_stream", detail=exc.detail or type(exc).__name__)
         return _unreachable(exc, call.channel_id)
     finally:
         if response is not None:
@@ -148,16 +183,14 @@ async def probe_channel(
     """``wait_seconds`` bounds each of the two exchanges, connection to the last byte (or first event)."""
     key = cipher.decrypt(channel.api_key)
     if key is None:
-        return ProbeResult(
-            ok=False, error="API Key 无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写 API Key"
-        )
+        return ProbeResult(ok=False, words=_words("channel_test.key_undecryptable"))
     extra = decrypt_headers(channel, cipher)
     if extra is None:
-        return ProbeResult(ok=False, error="自定义请求头无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写")
+        return ProbeResult(ok=False, words=_words("channel_test.headers_undecryptable"))
     try:
         proxy = decrypt_proxy(channel, cipher)
     except ValueError:
-        return ProbeResult(ok=False, error="代理地址无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写代理")
+        return ProbeResult(ok=False, words=_words("channel_test.proxy_undecryptable"))
     first = channel_models(channel)[0]
     call = _Call(
         url=completions_url(channel.base_url),
@@ -170,8 +203,9 @@ async def probe_channel(
     secrets = [key, *extra.values()]
     plain = await _plain(call, client, wait_seconds, secrets)
     if not plain.ok:
-        return replace(plain, error=f"非流式调用失败：{plain.error}")
+        return replace(plain, words=_words("channel_test.plain_failed", error=plain.words))
     stream_error = await _streamed(call, client, wait_seconds, secrets)
     if stream_error is not None:
-        return replace(plain, ok=False, stream_ok=False, error=f"流式调用失败：{stream_error}")
+        stream_failed = _words("channel_test.stream_failed", error=stream_error)
+        return replace(plain, ok=False, stream_ok=False, words=stream_failed)
     return replace(plain, stream_ok=True)

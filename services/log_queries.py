@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from app.models import Channel, ChatLog, DailyModelStats, User
 from services.client_ip import parse_ip
 from services.errors import InvalidInput, Word
+from services.i18n import FALLBACK, translate
 from services.text import has_control_characters
 
 MAX_PAGE_SIZE = 200
@@ -28,16 +29,24 @@ EXPORT_BATCH = 5_000
 STATUSES = ("ok", "upstream_error", "client_aborted", "timeout", "server_shutdown")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CODES = [ord(c) for c in _FORMULA_START]
-GUEST_LABEL = "访客"  # the user column of a guest's call
-DELETED_USER_LABEL = "已删除用户"  # the user column of a call whose account the admin deleted since
-# The user column, read with ``users`` joined on the call's user id (``_with_accounts``): a join looks
-# the account up once per row, where a correlated EXISTS in the cell was evaluated twice (the cell and
-# its formula guard) and made the SQLite export a third slower.
-USER_LABEL = case(
-    (col(ChatLog.user_id).is_(None), literal(GUEST_LABEL)),
-    (col(User.id).is_(None), literal(DELETED_USER_LABEL)),
-    else_=func.coalesce(col(ChatLog.username), literal("")),
-)
+GUEST_KEY = "log_queries.guest"  # the user column of a guest's call
+DELETED_USER_KEY = "log_queries.deleted_user"  # … of a call whose account the admin deleted since
+GUEST_LABEL = translate(GUEST_KEY)  # in the fallback language (Chinese): 访客
+DELETED_USER_LABEL = translate(DELETED_USER_KEY)  # 已删除用户
+
+
+def user_label(language: str = FALLBACK) -> Any:
+    """The user column in ``language``, read with ``users`` joined on the call's user id
+    (``_with_accounts``): a join looks the account up once per row, where a correlated EXISTS in the cell
+    was evaluated twice (the cell and its formula guard) and made the SQLite export a third slower."""
+    return case(
+        (col(ChatLog.user_id).is_(None), literal(translate(GUEST_KEY, language))),
+        (col(User.id).is_(None), literal(translate(DELETED_USER_KEY, language))),
+        else_=func.coalesce(col(ChatLog.username), literal("")),
+    )
+
+
+USER_LABEL = user_label()
 
 
 def _with_accounts(query: Any) -> Any:
@@ -197,14 +206,14 @@ def known_models(*, session: Session) -> list[str]:
     return list(session.exec(query).all())
 
 
-def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dict[str, Any]:
+def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool, language: str) -> dict[str, Any]:
     deleted = log.user_id is not None and account_gone
     return {
         "id": log.id,
         "created_at": log.created_at,
         "ip_address": log.ip_address,
         "user_id": log.user_id,
-        "username": DELETED_USER_LABEL if deleted else log.username,
+        "username": translate(DELETED_USER_KEY, language) if deleted else log.username,
         "user_deleted": deleted,
         "model_id": log.model_id,
         "channel_id": log.channel_id,
@@ -220,8 +229,15 @@ def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool) -> dic
 
 
 def list_logs(
-    *, session: Session, flt: LogFilter, page: int, page_size: int, sort: str = DEFAULT_LOG_SORT
+    *,
+    session: Session,
+    flt: LogFilter,
+    page: int,
+    page_size: int,
+    sort: str = DEFAULT_LOG_SORT,
+    language: str = FALLBACK,
 ) -> LogPage:
+    """A page of calls; a deleted account's calls name their user in ``language``."""
     if not 1 <= page <= MAX_PAGE:
         raise InvalidInput("errors.page_range", high=MAX_PAGE)
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
@@ -235,7 +251,8 @@ def list_logs(
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    items = [_row_dict(log, name, account is None) for log, name, account in session.exec(query).all()]
+    rows = session.exec(query).all()
+    items = [_row_dict(log, name, account is None, language) for log, name, account in rows]
     return LogPage(items=items, total=total, page=page, page_size=page_size)
 
 
@@ -268,7 +285,7 @@ EXPORT_COLUMNS = (
     ExportColumn("id", "plain", ChatLog.id),
     ExportColumn("time ({zone})", "time", ChatLog.created_at),
     ExportColumn("ip", "plain", ChatLog.ip_address),  # an address or "unknown"
-    ExportColumn("user", "text", USER_LABEL),  # the e-mail, 访客 or 已删除用户
+    ExportColumn("user", "text", USER_LABEL),  # the e-mail, guest or deleted user (see _columns)
     ExportColumn("model", "text", ChatLog.model_id),
     ExportColumn("channel_id", "plain", ChatLog.channel_id),
     ExportColumn("channel", "text", Channel.name),
@@ -280,6 +297,12 @@ EXPORT_COLUMNS = (
     # last, so that readers of the earlier columns by position are not shifted
     ExportColumn("error", "plain", ChatLog.error),  # a reason code (services/reasons.py) or empty
 )
+
+
+def _columns(language: str) -> tuple[ExportColumn, ...]:
+    """:data:`EXPORT_COLUMNS` with the user column's words in ``language``."""
+    label = user_label(language)
+    return tuple(replace(c, read=label) if c.read is USER_LABEL else c for c in EXPORT_COLUMNS)
 
 
 def neutralize(value: Any) -> str:
@@ -366,13 +389,13 @@ def _sqlite_local_time(stored: Any, spans: list[tuple[datetime, int]]) -> Any:
     return case(*when, else_=local(spans[-1][1])) if when else local(spans[-1][1])
 
 
-def _sqlite_csv_line(spans: list[tuple[datetime, int]]) -> Any:
+def _sqlite_csv_line(spans: list[tuple[datetime, int]], columns: tuple[ExportColumn, ...]) -> Any:
     """One SQL expression that renders a whole CSV line, so SQLite does the per-row work.
 
     A single ``printf`` builds the line (a chain of ``||`` allocates a string per piece and ran at half
     the speed).
     """
-    pieces = [_sqlite_cell(column, spans) for column in EXPORT_COLUMNS]
+    pieces = [_sqlite_cell(column, spans) for column in columns]
     return func.printf(",".join(piece for piece, _ in pieces), *(arg for _, args in pieces for arg in args))
 
 
@@ -380,14 +403,16 @@ def _from_logs(*columns: Any) -> Any:
     return _with_accounts(select(ChatLog.id, *columns))
 
 
-def _export_sqlite(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
+def _export_sqlite(
+    engine: Engine, flt: LogFilter, zone: ZoneInfo, columns: tuple[ExportColumn, ...] = EXPORT_COLUMNS
+) -> Iterator[bytes]:
     with engine.connect() as connection:
         first, last = connection.execute(
             _where(select(func.min(ChatLog.created_at), func.max(ChatLog.created_at)), flt)
         ).one()
     if first is None:
         return
-    base = _where(_from_logs(_sqlite_csv_line(_offset_spans(zone, first, last))), flt)
+    base = _where(_from_logs(_sqlite_csv_line(_offset_spans(zone, first, last), columns)), flt)
     first_batch = _positional(engine, base.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
     after = base.where(col(ChatLog.id) < bindparam("last_id", 0))
     next_batch = _positional(engine, after.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
@@ -418,28 +443,35 @@ def _positional(engine: Engine, query: Any) -> tuple[str, list[Any]]:
     return str(compiled), [_LAST_ID if name == "last_id" else values[name] for name in compiled.positiontup]
 
 
-def export_csv(*, engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
+def export_csv(
+    *, engine: Engine, flt: LogFilter, zone: ZoneInfo, language: str = FALLBACK
+) -> Iterator[bytes]:
     """The filtered rows as RFC 4180 CSV (UTF-8 with BOM), newest first, read in batches (keyset on id).
 
-    Times are local to ``zone``, which the header names. The columns and how each cell is written are
-    :data:`EXPORT_COLUMNS`; on SQLite the database renders each line from them (one string per row,
-    several times faster than formatting rows in Python), other databases use Python's csv module.
+    Times are local to ``zone``, which the header names; a guest and a deleted user are named in
+    ``language`` (the headers are fixed names, the same in every language). The columns and how each
+    cell is written are :data:`EXPORT_COLUMNS`; on SQLite the database renders each line from them (one
+    string per row, several times faster than formatting rows in Python), other databases use Python's
+    csv module.
     """
     header = io.StringIO()
     csv.writer(header, lineterminator="\r\n").writerow(
         [c.header.format(zone=zone.key) for c in EXPORT_COLUMNS]
     )
     yield "\ufeff".encode() + header.getvalue().encode()
+    columns = _columns(language)
     if engine.dialect.name == "sqlite":
-        yield from _export_sqlite(engine, flt, zone)
+        yield from _export_sqlite(engine, flt, zone, columns)
     else:
-        yield from _export_python(engine, flt, zone)
+        yield from _export_python(engine, flt, zone, columns)
 
 
-def _export_python(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> Iterator[bytes]:
-    cells = [_python_cell(column, zone) for column in EXPORT_COLUMNS]
+def _export_python(
+    engine: Engine, flt: LogFilter, zone: ZoneInfo, columns: tuple[ExportColumn, ...] = EXPORT_COLUMNS
+) -> Iterator[bytes]:
+    cells = [_python_cell(column, zone) for column in columns]
     # times as the stored text where the driver gives text: no datetime processing by SQLAlchemy per row
-    reads = [type_coerce(c.read, String) if c.kind == "time" else c.read for c in EXPORT_COLUMNS]
+    reads = [type_coerce(c.read, String) if c.kind == "time" else c.read for c in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     last_id: int | None = None

@@ -49,9 +49,9 @@ def _number(name: str, value: Any, low: float, high: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{name} 必须是 {low:g} 到 {high:g} 之间的数")
+        raise InvalidInput("model_settings.number_range", name=name, low=f"{low:g}", high=f"{high:g}")
     if not low <= value <= high:
-        raise InvalidInput(f"{name} 必须是 {low:g} 到 {high:g} 之间的数")
+        raise InvalidInput("model_settings.number_range", name=name, low=f"{low:g}", high=f"{high:g}")
     return float(value)
 
 
@@ -59,14 +59,14 @@ def validated(changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` checked field by field (None clears a default); unknown fields are refused."""
     unknown = set(changes) - set(FIELDS)
     if unknown:
-        raise InvalidInput(f"未知的模型设置项：{', '.join(sorted(unknown))}")
+        raise InvalidInput("model_settings.unknown_fields", names=", ".join(sorted(unknown)))
     checked: dict[str, Any] = {}
     for key, value in changes.items():
         if key == "system_prompt":
             if value is not None and not isinstance(value, str):
-                raise InvalidInput("system_prompt 必须是文本")
+                raise InvalidInput("model_settings.prompt_not_text")
             if value is not None and len(value) > MAX_SYSTEM_PROMPT_CHARS:
-                raise InvalidInput(f"system_prompt 最多 {MAX_SYSTEM_PROMPT_CHARS} 个字符")
+                raise InvalidInput("model_settings.prompt_too_long", limit=MAX_SYSTEM_PROMPT_CHARS)
             checked[key] = value or None
         elif key == "temperature":
             checked[key] = _number(key, value, *TEMPERATURE_RANGE)
@@ -77,11 +77,11 @@ def validated(changes: dict[str, Any]) -> dict[str, Any]:
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
             ):
-                raise InvalidInput(f"max_tokens 必须是 {low} 到 {high} 之间的整数")
+                raise InvalidInput("model_settings.max_tokens_range", low=low, high=high)
             checked[key] = value
         else:
             if not isinstance(value, bool):
-                raise InvalidInput("vision 必须是 true 或 false")
+                raise InvalidInput("model_settings.vision_bool")
             checked[key] = value
     return checked
 
@@ -115,7 +115,7 @@ def update_model(
     ``model.update`` row, when something changed, is committed with it."""
     model = model.strip()
     if not model or len(model) > MAX_MODEL_CHARS:
-        raise InvalidInput(f"模型名称必须是 1 到 {MAX_MODEL_CHARS} 个字符")
+        raise InvalidInput("model_settings.name_length", limit=MAX_MODEL_CHARS)
     checked = validated(changes)
     row = session.exec(select(ModelSetting).where(ModelSetting.model == model)).first()
     before = asdict(_defaults(row)) if row is not None else asdict(NO_DEFAULTS)

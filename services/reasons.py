@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from services.i18n import FALLBACK, translate
+
 REASONS = (
     "http_401",  # the upstream refused the key (401/403)
     "http_4xx",  # another 4xx: the request or the channel's model is wrong for this upstream
@@ -43,10 +45,11 @@ _KIND: dict[str, Kind] = {
     "server_error": "unreachable",
 }
 
+# each kind's words for the person chatting: a catalogue key (services/locales/reasons_service.py)
 WORDS: dict[Kind, str] = {
-    "overloaded": "模型当前繁忙（上游过载或限流），请稍后再试。",
-    "misconfigured": "模型的上游配置有误，请联系管理员检查渠道设置。",
-    "unreachable": "暂时无法连接到模型服务，请稍后再试。",
+    "overloaded": "reasons.kind.overloaded",
+    "misconfigured": "reasons.kind.misconfigured",
+    "unreachable": "reasons.kind.unreachable",
 }
 
 
@@ -64,23 +67,11 @@ def kind_of(reason: str | None) -> Kind:
     return _KIND.get(reason or "", "unreachable")
 
 
-_ADMIN_WORDS = {
-    "http_401": "API Key 无效或没有权限",
-    "http_4xx": "上游拒绝了请求（模型或地址不对？）",
-    "http_429": "上游限流或过载",
-    "http_5xx": "上游服务器出错",
-    "tls": "TLS 证书校验失败（可用 UPSTREAM_CA_BUNDLE 信任私有 CA）",
-    "proxy": "代理不可用",
-    "timeout_connect": "无法连接上游（连接被拒绝、域名无法解析或连接超时）",
-    "timeout_first_event": "上游在时限内没有响应",
-    "timeout_idle": "上游响应中途停顿过久",
-    "bad_stream": "上游的响应不是 OpenAI 格式、过大或中途断开",
-    "server_error": "网关内部错误",
-    "all_busy": "所有渠道都已达到每分钟请求上限或已暂停",
-}
+def in_words(reason: str, status: int | None = None, language: str = FALLBACK) -> str:
+    """A channel's last error as the admin reads it: the HTTP status or else the reason code, then words.
 
-
-def in_words(reason: str, status: int | None = None) -> str:
-    """A channel's last error as the admin reads it: the HTTP status or else the reason code, then words."""
+    The chat path stores it as the channel's ``last_error`` in the fallback language (Chinese); the
+    dashboard puts a code in words in the visitor's."""
     head = f"HTTP {status}" if status is not None else reason
-    return f"{head}: {_ADMIN_WORDS.get(reason, reason)}"
+    words = translate(f"reasons.admin.{reason}", language) if reason in REASONS else reason
+    return f"{head}: {words}"

@@ -36,6 +36,7 @@ from app.models import (
     utcnow,
 )
 from services.errors import InvalidInput
+from services.i18n import FALLBACK, translate
 
 log = logging.getLogger("pyaichat.stats")
 ZONE_KEY = "stats_time_zone"
@@ -421,10 +422,12 @@ def dashboard(
     start: date | None = None,
     end: date | None = None,
     trend_start: date | None = None,
+    language: str = FALLBACK,
 ) -> dict[str, Any]:
     """The wave-1 figures (today, this week, this month) and, for the range ``start``..``end`` (local
     days, default today), everything else. The trend covers the range when one is given, otherwise the
-    last 7 days; ``trend_start`` moves its first day (the page shows a week around a one-day range)."""
+    last 7 days; ``trend_start`` moves its first day (the page shows a week around a one-day range).
+    A deleted channel and the calls without one are named in ``language``."""
     periods = Periods.at(now or utcnow(), zone)
     first = min(periods.week_start, periods.month_start, periods.trend_start)
     rows = list(session.exec(select(DailyModelStats).where(col(DailyModelStats.day) >= first)).all())
@@ -446,7 +449,9 @@ def dashboard(
     begin = start or last
     trend_first = trend_start or (begin if range_given else periods.trend_start)
     trend_last = last if range_given else periods.today
-    figures = range_figures(session, begin, last, trend_first=trend_first, trend_last=trend_last)
+    figures = range_figures(
+        session, begin, last, trend_first=trend_first, trend_last=trend_last, language=language
+    )
     trend = figures.pop("_trend")
     return {
         "time_zone": zone.key,
@@ -466,7 +471,13 @@ _REFUSALS = {"guest": "refusal_guest", "user": "refusal_user", "channel": "refus
 
 
 def range_figures(
-    session: Session, begin: date, last: date, *, trend_first: date, trend_last: date
+    session: Session,
+    begin: date,
+    last: date,
+    *,
+    trend_first: date,
+    trend_last: date,
+    language: str = FALLBACK,
 ) -> dict[str, Any]:
     """Everything about the days ``begin``..``last`` from the rollups (each query reads rows per day
     and model / channel / counter / latency bucket / caller, never per call), plus the per-day points
@@ -578,7 +589,13 @@ def range_figures(
     per_channel = [
         {
             "channel_id": channel_id or None,
-            "name": names.get(channel_id, f"#{channel_id}（已删除）") if channel_id else "（无渠道）",
+            "name": (
+                names[channel_id]
+                if channel_id in names
+                else translate("stats.channel_deleted", language, id=channel_id)
+            )
+            if channel_id
+            else translate("stats.no_channel", language),
             "calls": n,
             "errors": e,
         }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import AdminActor, AdminUser, RowId, SessionDep, StateDep
+from app.api.errors import request_language
 from app.models import ChannelCreate, ChannelPublic, ChannelUpdate
 from app.schemas import ChannelListPage, ChannelTestResult, ErrorBody
 from services import channels
@@ -95,7 +96,7 @@ def resume_channel(
 
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses={404: {"model": ErrorBody}})
 async def test(
-    channel_id: RowId, actor: AdminActor, session: SessionDep, state: StateDep
+    request: Request, channel_id: RowId, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> ChannelTestResult:
     """A test changes nothing (and is not audited) unless it passes on an auto-paused channel, which it
     resumes: that is ``channel.resume`` in the audit log."""
@@ -106,4 +107,10 @@ async def test(
     )
     if result.ok and channel.auto_paused:  # a passing test resumes an auto-paused channel
         await run_in_threadpool(state.health.resumed, channel_id, result.latency_ms, actor)
-    return ChannelTestResult.model_validate(result)
+    return ChannelTestResult(
+        ok=result.ok,
+        latency_ms=result.latency_ms,
+        status_code=result.status_code,
+        error=result.error_text(request_language(request)),  # in the request's language
+        stream_ok=result.stream_ok,
+    )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import AdminUser, SessionDep, StateDep
+from app.api.errors import request_language
 from app.downloads import log_csv_response
 from app.schemas import ChatLogPublic, ErrorBody, LogPageResponse, StatsResponse
 from services import log_queries, stats
@@ -51,6 +52,7 @@ FilterDep = Annotated[LogFilter, Depends(log_filter)]
 
 @router.get("/logs", response_model=LogPageResponse)
 def list_logs(
+    request: Request,
     _admin: AdminUser,
     session: SessionDep,
     flt: FilterDep,
@@ -64,7 +66,12 @@ def list_logs(
     ] = None,
 ) -> LogPageResponse:
     result = log_queries.list_logs(
-        session=session, flt=flt, page=page, page_size=page_size, sort=log_queries.check_log_sort(sort)
+        session=session,
+        flt=flt,
+        page=page,
+        page_size=page_size,
+        sort=log_queries.check_log_sort(sort),
+        language=request_language(request),
     )
     return LogPageResponse(
         items=[ChatLogPublic(**item) for item in result.items],
@@ -79,12 +86,14 @@ def list_logs(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with BOM"}},
 )
-def export_logs(_admin: AdminUser, state: StateDep, flt: FilterDep) -> StreamingResponse:
-    return log_csv_response(state, flt)
+def export_logs(request: Request, _admin: AdminUser, state: StateDep, flt: FilterDep) -> StreamingResponse:
+    """The filtered calls as CSV; a guest and a deleted user are named in the request's language."""
+    return log_csv_response(state, flt, request_language(request))
 
 
 @router.get("/stats", response_model=StatsResponse)
 def get_stats(
+    request: Request,
     _admin: AdminUser,
     session: SessionDep,
     state: StateDep,
@@ -94,8 +103,10 @@ def get_stats(
         Query(description=f"last day, inclusive; default today; at most {stats.MAX_RANGE_DAYS} days"),
     ] = None,
 ) -> StatsResponse:
-    zone = state.settings.zone
+    zone, language = state.settings.zone, request_language(request)
     if start is None and end is None:
-        return StatsResponse(**stats.dashboard(session=session, zone=zone))
+        return StatsResponse(**stats.dashboard(session=session, zone=zone, language=language))
     first, last = stats.parse_range(start, end, zone=zone)
-    return StatsResponse(**stats.dashboard(session=session, zone=zone, start=first, end=last))
+    return StatsResponse(
+        **stats.dashboard(session=session, zone=zone, start=first, end=last, language=language)
+    )

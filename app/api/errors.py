@@ -62,7 +62,9 @@ def _readable(error: dict[str, Any], language: str) -> str:
         message = rule.error.text(language)
     else:  # pydantic's own (English) words, or a validator's text
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{location}: {message}" if location else message
+    if not location or message.startswith((f"{location}: ", f"{location}\uff1a")):
+        return message  # a rule that names its field already (services/channel_fields.py)
+    return f"{location}: {message}"
 
 
 def validation_error_response(errors: Sequence[Any], language: str = FALLBACK) -> JSONResponse:

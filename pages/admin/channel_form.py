@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from app.models import ChannelPublic
 from pages.i18n import language, t
 from services.channel_fields import base_url_notes, completions_url, normalize_base_url
-from services.errors import InvalidInput
+from services.errors import InputRule, InvalidInput
 
 LABELS = {
     "name": "admin.channel.field.name",
@@ -45,10 +45,18 @@ def _readable(error: Any) -> str:
         ctx = error.get("ctx") or {}
         readable = t(f"admin.channel.rule.{kind}", limit=ctx.get("ge", ctx.get("le")))
     else:
-        readable = str(error["msg"]).removeprefix("Value error, ")
+        readable = _words(error)
     for name in LABELS:  # the rules name their field in English: the dialog says it in words
         readable = readable.removeprefix(f"{name}{_COLON}").removeprefix(f"{name}: ")
     return t("admin.channel.error_line", field=_label(field), message=readable)
+
+
+def _words(error: Any) -> str:
+    """A rule's message in the visitor's language (pydantic's own words as they are)."""
+    rule = (error.get("ctx") or {}).get("error")
+    if isinstance(rule, InputRule):
+        return rule.error.text(language())
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _label(field: str) -> str:
@@ -65,7 +73,7 @@ def _message_of(error: Any) -> str:
 def _field_of(error: Any) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
     if not field:  # a rule of the whole form names its field first ("models：…")
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = _words(error)
         field = next((name for name in LABELS if message.startswith((f"{name}{_COLON}", f"{name}: "))), "")
     return "models" if field == "model_id" else field
 
@@ -96,7 +104,7 @@ def call_url_preview(base_url: str) -> str:
     except InvalidInput as exc:
         return exc.text(language()).removeprefix(f"base_url{_COLON}").removeprefix("base_url: ")
     notes = base_url_notes(normalize_base_url(base_url))
-    return t("admin.channel.call_url", url=url) + "".join(f"\n· {note}" for note in notes)
+    return t("admin.channel.call_url", url=url) + "".join(f"\n· {t(note)}" for note in notes)
 
 
 @dataclass

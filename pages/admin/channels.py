@@ -191,7 +191,7 @@ def register(state: AppState) -> None:
 
     def error_cell(channel: ChannelListItem, tested: Tested | None) -> None:
         if tested is not None and tested.result is not None and not tested.result.ok:
-            text = tested.result.error or t("admin.channels.failure")
+            text = tested.result.error_text(language()) or t("admin.channels.failure")
         elif tested is not None and tested.result is not None:
             text = t("admin.channels.test_ok", ms=tested.result.latency_ms)
         else:

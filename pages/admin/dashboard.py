@@ -76,7 +76,12 @@ def load(state: AppState, start: date, end: date, language: str = FALLBACK) -> D
     trend_start = min(start, end - timedelta(days=6))
     with Session(state.engine) as session:
         numbers = stats.dashboard(
-            session=session, zone=state.settings.zone, start=start, end=end, trend_start=trend_start
+            session=session,
+            zone=state.settings.zone,
+            start=start,
+            end=end,
+            trend_start=trend_start,
+            language=language,
         )
     trend = numbers["trend"]
     return DashboardView(
@@ -351,7 +356,9 @@ def panels(view: DashboardView) -> None:
             [("reason", "admin.dash.col.reason"), ("calls", "admin.dash.col.count")],
             [
                 {
-                    "reason": f"{code}: {t(STATUS_WORDS[code])}" if code in STATUS_WORDS else in_words(code),
+                    "reason": f"{code}: {t(STATUS_WORDS[code])}"
+                    if code in STATUS_WORDS
+                    else in_words(code, language=language()),
                     "calls": n,
                 }
                 for code, n in data["errors"].items()

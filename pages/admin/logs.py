@@ -15,11 +15,10 @@ from sqlmodel import Session
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
-from pages.i18n import language, t
+from pages.i18n import language, t, visitor_language
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels, log_queries
 from services.errors import AuthenticationFailed, InvalidInput
-from services.i18n import negotiate
 
 PAGE_SIZES = [20, 50, 100]
 SORTS = {
@@ -104,9 +103,7 @@ def register(state: AppState) -> None:
     async def export_for_page(request: Request) -> Response:
         if await current_admin(state) is None:
             return JSONResponse(
-                AuthenticationFailed("errors.admin_required").body(
-                    negotiate(request.headers.get("accept-language"))
-                ),
+                AuthenticationFailed("errors.admin_required").body(visitor_language(request)),
                 status_code=401,
             )
         params = request.query_params
@@ -122,10 +119,8 @@ def register(state: AppState) -> None:
                 zone=zone,
             )
         except InvalidInput as exc:
-            return JSONResponse(
-                exc.body(negotiate(request.headers.get("accept-language"))), status_code=exc.status
-            )
-        return log_csv_response(state, flt)
+            return JSONResponse(exc.body(visitor_language(request)), status_code=exc.status)
+        return log_csv_response(state, flt, visitor_language(request))
 
     @ui.page("/admin/logs", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def logs_page() -> None:
@@ -292,10 +287,12 @@ def register(state: AppState) -> None:
                 view.loads += 1
                 this_load, size, sort = view.loads, view.page_size, view.sort
 
+                words = language()  # read here: the query runs on a thread, outside the page's context
+
                 def query() -> log_queries.LogPage:
                     with Session(state.engine) as session:
                         return log_queries.list_logs(
-                            session=session, flt=flt, page=number, page_size=size, sort=sort
+                            session=session, flt=flt, page=number, page_size=size, sort=sort, language=words
                         )
 
                 result = await off_loop(query)
@@ -310,8 +307,9 @@ def register(state: AppState) -> None:
                         "ip": item["ip_address"],
                         "user": item["username"] or t("admin.logs.guest"),
                         # what the user filter takes: the e-mail, the id of a deleted user, or guest
-                        "user_key": item["username"]
-                        or (str(item["user_id"]) if item["user_id"] else "guest"),
+                        "user_key": str(item["user_id"])
+                        if item["user_deleted"]
+                        else item["username"] or (str(item["user_id"]) if item["user_id"] else "guest"),
                         "model": item["model_id"],
                         "channel": item["channel_name"]
                         or (f"#{item['channel_id']}" if item["channel_id"] else "—"),

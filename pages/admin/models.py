@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
-from pages.i18n import t
+from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import model_settings
 from services.audit import Actor
@@ -80,7 +80,7 @@ class ModelCard:
         try:
             await off_loop(_save, self.state, self.name, changes, actor)
         except DomainError as exc:
-            self._show_error(exc.message)
+            self._show_error(exc.text(language()))
             return
         ui.notify(t("models.saved", model=self.name), type="positive")
 

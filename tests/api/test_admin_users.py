@@ -295,6 +295,12 @@ def test_delete_keeps_the_log_rows_shown_as_deleted_user(
     export = client.get("/api/admin/logs/export", params={"model": model}, headers=admin_headers)
     table = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
     assert sorted(row["user"] for row in table) == sorted(["已删除用户", "访客"])
+    english = {**admin_headers, "Accept-Language": "en-US,en;q=0.9"}
+    export = client.get("/api/admin/logs/export", params={"model": model}, headers=english)
+    table = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+    assert sorted(row["user"] for row in table) == ["Deleted user", "Guest"]
+    listed = client.get("/api/admin/logs", params={"model": model}, headers=english).json()["items"]
+    assert {item["username"] for item in listed} == {"Deleted user", None}
 
     again = create(client, admin_headers, unique_email)  # the e-mail is free again: a new account
     assert again["id"] != user["id"]

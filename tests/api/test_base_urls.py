@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from services.channel_fields import base_url_notes, completions_url, normalize_base_url
+from services.i18n import translate
 from tests.chat_helpers import add_channel, chat_body, read_sse, unique_model
 from tests.upstream_server import UpstreamServer
 
@@ -29,9 +30,14 @@ def test_the_url_called(typed: str, called: str) -> None:
     assert completions_url(normalize_base_url(typed)) == called
 
 
-def test_notes_say_what_was_changed() -> None:
-    assert any("/chat/completions" in note for note in base_url_notes("https://x/v1/chat/completions"))
-    assert any("/v1" in note for note in base_url_notes("http://ollama:11434"))
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_notes_say_what_was_changed(language: str) -> None:
+    def words(url: str) -> list[str]:
+        return [translate(note, language) for note in base_url_notes(url)]
+
+    assert any("/chat/completions" in note for note in words("https://x/v1/chat/completions"))
+    assert any("/v1" in note for note in words("http://ollama:11434"))
+    assert any("api-version" in note for note in words("https://x/v1?api-version=1"))
     assert base_url_notes("https://x/v1") == []
 
 

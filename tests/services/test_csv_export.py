@@ -68,6 +68,11 @@ def test_sqlite_and_python_renderers_agree(tmp_path: Path, zone_name: str) -> No
         from_python = _parse(list(log_queries._export_python(engine, flt, zone)))  # other databases'
         assert from_sqlite == from_python
     rows = _parse(list(export_csv(engine=engine, flt=LogFilter(), zone=zone)))
+    assert {row[3] for row in rows[1:] if "@" not in row[3]} == {"访客", "已删除用户"}  # no users table rows
+    english = _parse(list(export_csv(engine=engine, flt=LogFilter(), zone=zone, language="en")))
+    python_english = log_queries._export_python(engine, LogFilter(), zone, log_queries._columns("en"))
+    assert english[1:] == _parse(list(python_english))
+    assert {row[3] for row in english[1:] if "@" not in row[3]} == {"Guest", "Deleted user"}
     cells = {cell for row in rows for cell in row}
     assert "'=SUM(A1)" in cells and "'-1+2" in cells and 'say "hi", then\r\nleave' in cells
     assert {"'@home", "'\tindent", "'+cmd", "'\rreturn", "普通渠道"} <= cells

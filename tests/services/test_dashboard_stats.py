@@ -267,3 +267,13 @@ def test_good_ranges() -> None:
     assert parse_range(None, "2026-11-01", zone=LA, now=NOW) == (date(2026, 11, 1), date(2026, 11, 1))
     first = DAY2 - timedelta(days=399)
     assert parse_range(first.isoformat(), DAY2.isoformat(), zone=LA, now=NOW) == (first, DAY2)
+
+
+def test_a_deleted_channel_and_no_channel_are_named_in_the_viewers_language(engine) -> None:
+    with Session(engine) as session:
+        session.delete(session.get(Channel, 2))
+        session.commit()
+        english = dashboard(session=session, zone=LA, now=NOW, start=DAY2, end=DAY2, language="en")
+    assert [row["name"] for row in english["per_channel"]] == ["#2 (deleted)", "主渠道", "(no channel)"]
+    chinese = _stats(engine, DAY2, DAY2)
+    assert [row["name"] for row in chinese["per_channel"]] == ["#2（已删除）", "主渠道", "（无渠道）"]
