@@ -40,6 +40,12 @@ def _driver_installed() -> None:
         pytest.skip('psycopg is not installed (pip install ".[postgres]")')
 
 
+def require_postgres() -> None:
+    """Skip (fail in CI) unless Debian's PostgreSQL server and the psycopg driver are installed."""
+    _server_binaries()
+    _driver_installed()
+
+
 def _as_server_user(command: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: as root, run it as Debian's ``postgres`` user."""
     if os.geteuid() != 0:
