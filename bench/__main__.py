@@ -213,7 +213,9 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                 work, small=sizes.admin_small, large=sizes.admin_large, repeats=sizes.admin_repeats, db=db
             )
         )
-    if wanted(8):
+    if wanted(8) and replicas_bench.missing() is not None:
+        print(f"8. skipped: {replicas_bench.missing()}", flush=True)
+    elif wanted(8):
         postgres = database("postgresql") if db.server is None else nullcontext(db)
         with upstream_process() as upstream, postgres as pg:
             assert pg.server is not None

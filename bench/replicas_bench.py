@@ -11,17 +11,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bench.harness import percentile
 from bench.report import Result
 from tests.helpers import HANG_SECONDS
-from tests.postgres_server import PostgresServer, create_database
-from tests.redis_server import run_redis
-from tests.replicas import Deployment, deploy
+from tests.postgres_server import PostgresServer, create_database, require_postgres
+from tests.redis_server import redis_binary, run_redis
+from tests.replicas import Deployment, deploy, nginx_binary
 
 MODEL = "bench-delay"
 HIGH = "1000000"  # the callers' limits out of the way: every call is admitted
 LOG_WAIT_SECONDS = 60.0  # the log writers commit within seconds; longer means rows are missing
+
+
+def missing() -> str | None:
+    """What benchmark 8 needs and is not installed (None: nothing); in CI (``CI=true``) a failure."""
+    try:
+        require_postgres()
+        redis_binary()
+        nginx_binary()
+    except pytest.skip.Exception as reason:
+        return str(reason)
+    return None
 
 
 def client_ip(n: int) -> str:
