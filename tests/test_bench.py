@@ -54,7 +54,8 @@ def _quick_run(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_quick_benchmark_run(tmp_path: Path) -> None:
-    result = _quick_run("--output", str(tmp_path / "performance.md"))
+    """1 to 7 on SQLite; 8 runs in the next test, on the PostgreSQL server of that run."""
+    result = _quick_run("--only", "1,2,3,4,5,6,7", "--output", str(tmp_path / "performance.md"))
     for title in TITLES:
         assert title in result.stdout, title
     report = (tmp_path / "performance.md").read_text()
