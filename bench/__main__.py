@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import admin_bench, gateway_bench, limits_bench, logs_bench, replicas_bench
+from bench import admin_bench, gateway_bench, limits_bench, logs_bench, page_bench, replicas_bench
 from bench.databases import CHOICES, Database, database
 from bench.harness import Gateway, gateway, machine_description, upstream_process
 from bench.report import Result
@@ -229,6 +229,24 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                     seconds=sizes.throughput_seconds,
                 )
             )
+    if wanted(7):  # last: a score of browser tabs is the heaviest load on the machine
+        if not page_bench.chromium_available():
+            print("7. skipped: Debian's chromium and chromium-driver are not installed", flush=True)
+        else:
+            with upstream_process() as upstream, gateway(work / "pages") as gw:
+                gw.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                done(
+                    page_bench.bench_page(
+                        gw,
+                        upstream,
+                        tokens=sizes.page_tokens,
+                        pace_ms=sizes.page_pace_ms,
+                        pages=sizes.pages,
+                        rounds=sizes.rounds,
+                        per_round=sizes.per_round,
+                        settle_seconds=sizes.page_settle_seconds,
+                    )
+                )
     return results
 
 
