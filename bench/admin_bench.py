@@ -109,6 +109,7 @@ def _fill_postgres(url: str, rows: int) -> None:
     import psycopg
 
     with psycopg.connect(libpq_url(url)) as db:
+        db.execute("SET TIME ZONE 'UTC'")  # the rows' times and days are UTC's (stats_time_zone below)
         with db.cursor() as cursor, cursor.copy(f"COPY chat_logs ({_COLUMNS}) FROM STDIN") as copy:
             for row in _generated_rows(rows):
                 copy.write_row(row)
