@@ -8,15 +8,19 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from app.migrate import upgrade
+from bench.databases import Database
 from bench.harness import gateway, median, rss_mb
 from bench.report import Result
 from services.stats import latency_bucket
+from tests.postgres_server import libpq_url
 
 MODELS = [f"model-{i}" for i in range(8)]
 USERS = 2_000  # a team's population: more calls come from the same people, not from new ones
@@ -24,54 +28,65 @@ GUEST_IPS = 5_000
 EXPORT_ROUNDS = 3
 
 
-def fill_database(path: Path, rows: int) -> None:
-    """``rows`` call-log rows over 60 days, plus the daily rollups the log writer would have kept."""
-    upgrade(f"sqlite:///{path}")
+_COLUMNS = (
+    "user_id, username, ip_address, channel_id, model_id, prompt_tokens, completion_tokens, created_at, "
+    "status, tokens_estimated, duration_ms"
+)
+# who was active, as the log writer names them: "u:<user id>" for users, "ip:<address>" for guests
+_ACTOR = "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END"
+
+
+def _generated_rows(rows: int) -> Iterator[tuple[Any, ...]]:
+    """``rows`` call-log rows (``_COLUMNS``) over 60 days; the same ones on every database."""
     rng = random.Random(7)
     now = datetime.now(UTC).replace(tzinfo=None)
+    for _ in range(rows):
+        created = now - timedelta(seconds=rng.randrange(60 * 86400))
+        user = rng.randrange(1, USERS + 1) if rng.random() < 0.6 else None
+        guest = rng.randrange(GUEST_IPS)
+        yield (
+            user,
+            f"user{user}@example.com" if user else None,
+            f"10.{guest // 256}.{guest % 256}.1",
+            1,
+            rng.choice(MODELS),
+            rng.randrange(10, 500),
+            rng.randrange(10, 2000),
+            created,
+            "ok",
+            False,
+            rng.randrange(100, 5000),
+        )
+
+
+def fill_database(url: str, rows: int) -> None:
+    """``rows`` call-log rows over 60 days, plus the daily rollups the log writer would have kept, in the
+    new database ``url`` (SQLite or PostgreSQL)."""
+    upgrade(url)
+    if url.startswith("sqlite:///"):
+        _fill_sqlite(Path(url.removeprefix("sqlite:///")), rows)
+    else:
+        _fill_postgres(url, rows)
+
+
+def _fill_sqlite(path: Path, rows: int) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA journal_mode=WAL")
+        insert = f"INSERT INTO chat_logs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
         batch = []
-        for _ in range(rows):
-            created = now - timedelta(seconds=rng.randrange(60 * 86400))
-            user = rng.randrange(1, USERS + 1) if rng.random() < 0.6 else None
-            guest = rng.randrange(GUEST_IPS)
-            batch.append(
-                (
-                    user,
-                    f"user{user}@example.com" if user else None,
-                    f"10.{guest // 256}.{guest % 256}.1",
-                    1,
-                    rng.choice(MODELS),
-                    rng.randrange(10, 500),
-                    rng.randrange(10, 2000),
-                    created.isoformat(sep=" "),
-                    "ok",
-                    0,
-                    rng.randrange(100, 5000),
-                )
-            )
+        for row in _generated_rows(rows):
+            # the time as SQLAlchemy stores it on SQLite, the flag as 0/1
+            batch.append((*row[:7], row[7].isoformat(sep=" "), row[8], int(row[9]), row[10]))
             if len(batch) == 50_000:
-                db.executemany(
-                    "INSERT INTO chat_logs (user_id, username, ip_address, channel_id, model_id, "
-                    "prompt_tokens, completion_tokens, created_at, status, tokens_estimated, duration_ms) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    batch,
-                )
+                db.executemany(insert, batch)
                 batch.clear()
         if batch:
-            db.executemany(
-                "INSERT INTO chat_logs (user_id, username, ip_address, channel_id, model_id, "
-                "prompt_tokens, completion_tokens, created_at, status, tokens_estimated, duration_ms) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                batch,
-            )
+            db.executemany(insert, batch)
         db.execute(
             "INSERT INTO stats_daily_models (day, model_id, calls, prompt_tokens, completion_tokens) "
             "SELECT date(created_at), model_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
             "FROM chat_logs GROUP BY 1, 2"
         )
-        actor = "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END"
         for kind, start in (
             ("d", "date(created_at)"),
             ("w", "date(created_at, '-6 days', 'weekday 1')"),
@@ -79,9 +94,9 @@ def fill_database(path: Path, rows: int) -> None:
         ):
             db.execute(
                 f"INSERT OR IGNORE INTO stats_period_actors (kind, start, actor) "  # noqa: S608
-                f"SELECT '{kind}', {start}, {actor} FROM chat_logs"
+                f"SELECT '{kind}', {start}, {_ACTOR} FROM chat_logs"
             )
-        _fill_dashboard_rollups(db)
+        _fill_dashboard_rollups(db, "date(created_at)")
         db.execute(
             "INSERT INTO system_config (key, value, description, updated_at) "
             "VALUES ('stats_time_zone', 'UTC', 'internal', CURRENT_TIMESTAMP)"
@@ -89,31 +104,67 @@ def fill_database(path: Path, rows: int) -> None:
         db.commit()
 
 
-def _fill_dashboard_rollups(db: sqlite3.Connection) -> None:
-    """What the log writer keeps for the dashboard (revision 0006), from the rows just generated."""
+def _fill_postgres(url: str, rows: int) -> None:
+    """As on SQLite, the rows through COPY (psycopg), the rollups in PostgreSQL's own date functions."""
+    import psycopg
+
+    with psycopg.connect(libpq_url(url)) as db:
+        db.execute("SET TIME ZONE 'UTC'")  # the rows' times and days are UTC's (stats_time_zone below)
+        with db.cursor() as cursor, cursor.copy(f"COPY chat_logs ({_COLUMNS}) FROM STDIN") as copy:
+            for row in _generated_rows(rows):
+                copy.write_row(row)
+        db.execute(
+            "INSERT INTO stats_daily_models (day, model_id, calls, prompt_tokens, completion_tokens) "
+            "SELECT created_at::date, model_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
+            "FROM chat_logs GROUP BY 1, 2"
+        )
+        for kind, start in (
+            ("d", "created_at::date"),
+            ("w", "date_trunc('week', created_at)::date"),  # ISO weeks: from Monday
+            ("m", "date_trunc('month', created_at)::date"),
+        ):
+            db.execute(
+                f"INSERT INTO stats_period_actors (kind, start, actor) "  # noqa: S608
+                f"SELECT DISTINCT '{kind}', {start}, {_ACTOR} FROM chat_logs"
+            )
+        _fill_dashboard_rollups(db, "created_at::date")
+        db.execute(
+            "INSERT INTO system_config (key, value, description, updated_at) "
+            "VALUES ('stats_time_zone', 'UTC', 'internal', CURRENT_TIMESTAMP)"
+        )
+        db.execute("ANALYZE")  # as autovacuum would soon after such a load; the planner needs it
+
+
+def _fill_dashboard_rollups(db: Any, day: str) -> None:
+    """What the log writer keeps for the dashboard (revision 0006), from the rows just generated; ``db``:
+    a sqlite3 or psycopg connection, ``day``: the SQL of a row's day."""
+    mark = "?" if isinstance(db, sqlite3.Connection) else "%s"
     db.execute(
-        "INSERT INTO stats_daily_counts (day, name, count) "
-        "SELECT date(created_at), 'ok', COUNT(*) FROM chat_logs GROUP BY 1"
+        f"INSERT INTO stats_daily_counts (day, name, count) "  # noqa: S608
+        f"SELECT {day}, 'ok', COUNT(*) FROM chat_logs GROUP BY 1"
     )
     db.execute(
-        "INSERT INTO stats_daily_channels (day, channel_id, calls, ok, errors) "
-        "SELECT date(created_at), channel_id, COUNT(*), COUNT(*), 0 FROM chat_logs GROUP BY 1, 2"
+        f"INSERT INTO stats_daily_channels (day, channel_id, calls, ok, errors) "  # noqa: S608
+        f"SELECT {day}, channel_id, COUNT(*), COUNT(*), 0 FROM chat_logs GROUP BY 1, 2"
     )
-    actor = "CASE WHEN user_id IS NULL THEN 'ip:' || ip_address ELSE 'u:' || user_id END"
     db.execute(
         f"INSERT INTO stats_daily_callers (day, actor, calls) "  # noqa: S608
-        f"SELECT date(created_at), {actor}, COUNT(*) FROM chat_logs GROUP BY 1, 2"
+        f"SELECT {day}, {_ACTOR}, COUNT(*) FROM chat_logs GROUP BY 1, 2"
     )
-    buckets: dict[tuple[str, int], int] = {}
-    for day, duration, count in db.execute(
-        "SELECT date(created_at), duration_ms, COUNT(*) FROM chat_logs GROUP BY 1, 2"
-    ):
-        key = (day, latency_bucket(duration))
+    buckets: dict[tuple[Any, int], int] = {}
+    for when, duration, count in db.execute(
+        f"SELECT {day}, duration_ms, COUNT(*) FROM chat_logs GROUP BY 1, 2"  # noqa: S608
+    ).fetchall():
+        key = (when, latency_bucket(duration))
         buckets[key] = buckets.get(key, 0) + count
-    db.executemany(
-        "INSERT INTO stats_daily_latency (day, metric, bucket, calls) VALUES (?, 'd', ?, ?)",
-        [(day, bucket, count) for (day, bucket), count in buckets.items()],
-    )
+    rows = [(when, bucket, count) for (when, bucket), count in buckets.items()]
+    columns = "day, metric, bucket, calls"
+    sql = f"INSERT INTO stats_daily_latency ({columns}) VALUES ({mark}, 'd', {mark}, {mark})"  # noqa: S608
+    if isinstance(db, sqlite3.Connection):
+        db.executemany(sql, rows)
+    else:
+        with db.cursor() as cursor:
+            cursor.executemany(sql, rows)
 
 
 def _time_get(client: httpx.Client, path: str, repeats: int, **params: str) -> float:
@@ -150,32 +201,46 @@ def _export(client: httpx.Client, pid: int) -> tuple[float, int, float]:
     return seconds, lines - 1, peak["value"] - baseline
 
 
-def _sqlite_cli_export(path: Path) -> float | None:
-    cli = shutil.which("sqlite3")
-    if cli is None:
-        return None
+def _cli_export(url: str, db: Database) -> float | None:
+    """Seconds for the database's own command-line client to write the whole table as CSV, newest
+    first: ``sqlite3 -csv`` or ``psql`` with ``COPY … TO STDOUT`` (None: no such client installed)."""
+    if db.server is None:
+        cli = shutil.which("sqlite3")
+        if cli is None:
+            return None
+        command = [
+            cli,
+            "-csv",
+            "-header",
+            url.removeprefix("sqlite:///"),
+            "SELECT * FROM chat_logs ORDER BY id DESC",
+        ]
+    else:
+        copy = "COPY (SELECT * FROM chat_logs ORDER BY id DESC) TO STDOUT WITH (FORMAT csv, HEADER)"
+        command = [str(db.server.psql), "-X", "-q", "-d", libpq_url(url), "-c", copy]
     started = time.perf_counter()
-    subprocess.run(
-        [cli, "-csv", "-header", str(path), "SELECT * FROM chat_logs ORDER BY id DESC"],
-        stdout=subprocess.DEVNULL,
-        check=True,
-    )
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
 
 
-def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -> Result:
-    result = Result(f"6. Admin at scale: {small:,} vs {large:,} rows in chat_logs")
+def bench_admin_scale(
+    work_dir: Path, *, small: int, large: int, repeats: int, db: Database | None = None
+) -> Result:
+    db = db or Database()
+    result = Result(f"6. Admin at scale{db.label}: {small:,} vs {large:,} rows in chat_logs")
     result.notes.append(f"rows spread over 60 days, 8 models, {USERS:,} users and {GUEST_IPS:,} guest IPs")
     timings: dict[int, dict[str, float]] = {}
+    cli = "sqlite3 CLI" if db.server is None else "psql COPY TO STDOUT"
     for rows in (small, large):
         data_dir = work_dir / f"admin-{rows}"
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
         started = time.perf_counter()
-        fill_database(data_dir / "chat.db", rows)
+        url = db.url(data_dir / "chat.db")
+        fill_database(url, rows)
         result.notes.append(f"generated {rows:,} rows in {time.perf_counter() - started:.1f} s")
         with (
-            gateway(data_dir) as gw,
+            gateway(data_dir, **({} if db.server is None else {"DATABASE_URL": url})) as gw,
             httpx.Client(base_url=gw.url, headers=gw.admin_headers, timeout=120) as client,
         ):
             client.get("/api/admin/stats").raise_for_status()  # warm-up
@@ -189,10 +254,7 @@ def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -
             }
             if rows == large:
                 # interleaved rounds, the median ratio: one export each swung the ratio by ±15 %
-                rounds = [
-                    (*_export(client, gw.pid), _sqlite_cli_export(data_dir / "chat.db"))
-                    for _ in range(EXPORT_ROUNDS)
-                ]
+                rounds = [(*_export(client, gw.pid), _cli_export(url, db)) for _ in range(EXPORT_ROUNDS)]
                 seconds = median([r[0] for r in rounds])
                 exported = min(r[1] for r in rounds)
                 growth = max(r[2] for r in rounds)
@@ -203,13 +265,11 @@ def bench_admin_scale(work_dir: Path, *, small: int, large: int, repeats: int) -
                 cli_times = [r[3] for r in rounds if r[3] is not None]
                 if cli_times:
                     ratio = median([cli / r[0] for r, cli in zip(rounds, cli_times, strict=True)])
-                    result.add("sqlite3 CLI CSV export", large / median(cli_times), unit="rows/s")
-                    result.add("export throughput ÷ sqlite3 CLI", ratio, "≥ 0.333", ratio >= 1 / 3)
-                    result.notes.append(
-                        f"CSV export and sqlite3 CLI: {EXPORT_ROUNDS} interleaved rounds, medians"
-                    )
+                    result.add(f"{cli} CSV export", large / median(cli_times), unit="rows/s")
+                    result.add(f"export throughput ÷ {cli}", ratio, "≥ 0.333", ratio >= 1 / 3)
+                    result.notes.append(f"CSV export and {cli}: {EXPORT_ROUNDS} interleaved rounds, medians")
                 else:
-                    result.notes.append("sqlite3 command-line tool not installed: CLI comparison skipped")
+                    result.notes.append(f"{cli} not installed: CLI comparison skipped")
     for key, label in (
         ("stats", "/api/admin/stats"),
         ("stats30", "/api/admin/stats, a 30-day range (the dashboard's figures)"),

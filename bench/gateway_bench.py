@@ -106,8 +106,11 @@ def _ratio_rows(
         )
 
 
-async def bench_nonstream(gw: Gateway, upstream: str, *, rounds: int, per_round: int) -> Result:
-    result = Result("1. Non-streaming call, upstream answers after 50 ms")
+async def bench_nonstream(
+    gw: Gateway, upstream: str, *, rounds: int, per_round: int, database: str = ""
+) -> Result:
+    """``database``: what the title says of the gateway's database (`` (PostgreSQL)``; none: SQLite)."""
+    result = Result(f"1. Non-streaming call{database}, upstream answers after 50 ms")
     targets = {
         "direct": (f"{upstream}/delay-50/v1/chat/completions", _body("bench-delay", stream=False)),
         "gateway": (f"{gw.url}/api/chat/completions", _body("bench-delay", stream=False)),
@@ -283,9 +286,10 @@ async def bench_concurrent(gw: Gateway, upstream: str, *, streams: int, chunks: 
 
 
 async def bench_on_off(
-    on: Gateway, off: Gateway, *, what: str, number: str, rounds: int, per_round: int
+    on: Gateway, off: Gateway, *, what: str, number: str, rounds: int, per_round: int, database: str = ""
 ) -> Result:
-    result = Result(f"{number}. Request latency with {what} on ÷ off (non-streaming, upstream 50 ms)")
+    where = f"{database.strip()[1:-1]}; " if database else ""  # " (PostgreSQL)" → "PostgreSQL; "
+    result = Result(f"{number}. Request latency with {what} on ÷ off ({where}non-streaming, upstream 50 ms)")
     targets = {
         f"{what} off": (f"{off.url}/api/chat/completions", _body("bench-delay", stream=False)),
         f"{what} on": (f"{on.url}/api/chat/completions", _body("bench-delay", stream=False)),

@@ -108,10 +108,19 @@ class Gateway:
 @contextmanager
 def gateway(data_dir: Path, *flags: str, cwd: Path = ROOT, **env: str) -> Iterator[Gateway]:
     """The real app (``bench.serve``) on a fresh database, with the caller limits out of the way;
-    ``cwd``: the checkout whose code it runs (another one for comparisons, ``bench.profile_call``)."""
+    ``cwd``: the checkout whose code it runs (another one for comparisons, ``bench.profile_call``).
+
+    With a ``DATABASE_URL`` the app keeps its call-log journal in ./data of its working directory: it
+    runs in ``data_dir`` then (the checkout on its PYTHONPATH), so no two gateways share a journal."""
     data_dir.mkdir(parents=True, exist_ok=True)
     environ = production_env(data_dir, GUEST_RPM="1000000", USER_RPM="1000000", **env)
-    with run_app(environ, log_path=data_dir / "app.log", cwd=cwd, module_args=("bench.serve", *flags)) as app:
+    run_in = cwd
+    if "DATABASE_URL" in env:
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), environ.get("PYTHONPATH")]))
+        run_in = data_dir
+    with run_app(
+        environ, log_path=data_dir / "app.log", cwd=run_in, module_args=("bench.serve", *flags)
+    ) as app:
         token = httpx.post(
             f"{app.base_url}/api/auth/admin/login",
             timeout=HANG_SECONDS,

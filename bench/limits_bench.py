@@ -33,9 +33,9 @@ async def _run(gw: Gateway, limit: int, ip: str) -> tuple[int, list[str]]:
 
 
 async def bench_exactness(
-    gw: Gateway, storage: str, *, runs: int, limits: tuple[int, ...] = (1, 5, 60)
+    gw: Gateway, storage: str, *, runs: int, limits: tuple[int, ...] = (1, 5, 60), database: str = ""
 ) -> Result:
-    result = Result(f"4. Rate limiter exactness, {storage} storage")
+    result = Result(f"4. Rate limiter exactness{database}, {storage} storage")
     run_id = 0
     failures: list[str] = []
     for limit in limits:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,12 @@ def _driver_installed() -> None:
         pytest.skip('psycopg is not installed (pip install ".[postgres]")')
 
 
+def require_postgres() -> None:
+    """Skip (fail in CI) unless Debian's PostgreSQL server and the psycopg driver are installed."""
+    _server_binaries()
+    _driver_installed()
+
+
 def _as_server_user(command: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: as root, run it as Debian's ``postgres`` user."""
     if os.geteuid() != 0:
@@ -47,9 +54,13 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 class PostgresServer:
-    """A throwaway cluster (no fsync) on a free loopback port that a test can stop and start again."""
+    """A throwaway cluster (no fsync) on a free loopback port that a test can stop and start again.
 
-    def __init__(self) -> None:
+    ``durable``: fsync on, as a production server runs (the benchmarks); commits still do not wait for
+    their flush (``synchronous_commit=off``, like SQLite's WAL with ``synchronous=NORMAL``)."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin_dir = _server_binaries()
         _driver_installed()
         self.work = Path(tempfile.mkdtemp(prefix="pyaichat-pg-"))  # not under pytest's root-only tmp
@@ -82,7 +93,9 @@ class PostgresServer:
             "-k",
             str(self.work),
         ]
-        settings = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off"]  # thrown away
+        settings = ["listen_addresses=127.0.0.1", "synchronous_commit=off"]
+        if not self.durable:
+            settings.append("fsync=off")  # thrown away
         with (self.work / "server.log").open("a") as log:
             self.process = subprocess.Popen(
                 _as_server_user([*server, *(part for value in settings for part in ("-c", value))]),
@@ -121,10 +134,35 @@ class PostgresServer:
         self.stop()
         shutil.rmtree(self.work, ignore_errors=True)
 
+    @property
+    def psql(self) -> Path:
+        """Debian's ``psql`` (the client comes with the server)."""
+        return self.bin_dir / "psql"
+
+
+def create_database(server_url: str) -> str:
+    """A new, empty database on the server of ``server_url``; its SQLAlchemy URL."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://…``) as psycopg and psql take it."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def postgres_server(*, durable: bool = False) -> Iterator[PostgresServer]:
+    server = PostgresServer(durable=durable)
     try:
         server.start()
         yield server

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,7 +24,7 @@ from tests.helpers import (
     wait_until,
     wait_until_ready,
 )
-from tests.postgres_server import run_postgres
+from tests.postgres_server import create_database, run_postgres
 from tests.test_migrations import schema_differences, table_columns
 
 
@@ -38,12 +37,7 @@ def server_url() -> Iterator[str]:
 @pytest.fixture
 def database_url(server_url: str) -> str:
     """A new, empty database on the module's server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return create_database(server_url)
 
 
 def test_a_database_made_before_migrations_upgrades_with_nothing_lost(database_url: str) -> None:
