@@ -7,6 +7,7 @@ Days are local days in ``TZ``. The rollups remember which zone they were built f
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -179,25 +180,18 @@ class Rollup:
         actors already stored, which need no second insert. Returns every period actor of the rows."""
         if not self.models:
             return set()
-        dialect_insert = _dialect_insert(connection)
-        stmt = dialect_insert(DailyModelStats)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["day", "model_id"],
-            set_={
-                "calls": DailyModelStats.calls + stmt.excluded.calls,
-                "prompt_tokens": DailyModelStats.prompt_tokens + stmt.excluded.prompt_tokens,
-                "completion_tokens": DailyModelStats.completion_tokens + stmt.excluded.completion_tokens,
-            },
-        )
+        dialect = connection.dialect.name
         connection.execute(
-            stmt,
+            _increment(
+                dialect, DailyModelStats, ("day", "model_id"), ("calls", "prompt_tokens", "completion_tokens")
+            ),
             [
                 {"day": day, "model_id": model, "calls": c, "prompt_tokens": p, "completion_tokens": t}
                 for (day, model), (c, p, t) in self.models.items()
             ],
         )
         connection.execute(
-            _increment(dialect_insert, DailyChannelStats, ["day", "channel_id"], ["calls", "ok", "errors"]),
+            _increment(dialect, DailyChannelStats, ("day", "channel_id"), ("calls", "ok", "errors")),
             [
                 {"day": day, "channel_id": channel, "calls": c, "ok": ok, "errors": e}
                 for (day, channel), (c, ok, e) in self.channels.items()
@@ -206,14 +200,14 @@ class Rollup:
         upsert_counts(connection, self.counts)
         if self.latency:
             connection.execute(
-                _increment(dialect_insert, DailyLatency, ["day", "metric", "bucket"], ["calls"]),
+                _increment(dialect, DailyLatency, ("day", "metric", "bucket"), ("calls",)),
                 [
                     {"day": day, "metric": metric, "bucket": bucket, "calls": n}
                     for (day, metric, bucket), n in self.latency.items()
                 ],
             )
         connection.execute(
-            _increment(dialect_insert, DailyCaller, ["day", "actor"], ["calls"]),
+            _increment(dialect, DailyCaller, ("day", "actor"), ("calls",)),
             [
                 {"day": day, "actor": _actor(caller), "calls": n}
                 for day, callers in self.day_callers.items()
@@ -224,7 +218,7 @@ class Rollup:
         new = actors - known_actors if known_actors else actors
         if new:
             connection.execute(
-                dialect_insert(PeriodActor).on_conflict_do_nothing(),
+                _insert_new(dialect, PeriodActor),
                 [{"kind": kind, "start": start, "actor": actor} for kind, start, actor in new],
             )
         return actors
@@ -234,27 +228,39 @@ def _actor(caller: int | str) -> str:
     return f"ip:{caller}" if isinstance(caller, str) else f"u:{caller}"
 
 
-def _increment(dialect_insert: Callable[..., Any], table: Any, keys: list[str], sums: list[str]) -> Any:
+MODEL_SUMS = ("calls", "prompt_tokens", "completion_tokens")
+
+
+@functools.cache
+def _increment(dialect: str, table: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET each sum = sum + the new value: rows only ever grow,
-    so writers of several instances add up instead of overwriting each other."""
-    stmt = dialect_insert(table)
+    so writers of several instances add up instead of overwriting each other. Built once per dialect
+    and table: building it (``excluded`` above all) cost the log writer about 1 ms of CPU per call."""
+    stmt = _dialect_insert(dialect)(table)
     return stmt.on_conflict_do_update(
-        index_elements=keys, set_={name: getattr(table, name) + getattr(stmt.excluded, name) for name in sums}
+        index_elements=list(keys),
+        set_={name: getattr(table, name) + getattr(stmt.excluded, name) for name in sums},
     )
+
+
+@functools.cache
+def _insert_new(dialect: str, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, built once per dialect and table."""
+    return _dialect_insert(dialect)(table).on_conflict_do_nothing()
 
 
 def upsert_counts(connection: Connection, counts: dict[tuple[date, str], int]) -> None:
     """Add ``counts`` ((day, name) → n) to ``stats_daily_counts``."""
     if counts:
         connection.execute(
-            _increment(_dialect_insert(connection), DailyCount, ["day", "name"], ["count"]),
+            _increment(connection.dialect.name, DailyCount, ("day", "name"), ("count",)),
             [{"day": day, "name": name, "count": n} for (day, name), n in counts.items()],
         )
 
 
-def _dialect_insert(connection: Connection) -> Callable[..., Any]:
+def _dialect_insert(dialect: str) -> Callable[..., Any]:
     """The dialect's INSERT, which has ``on_conflict_do_update`` (an upsert) on SQLite and PostgreSQL."""
-    if connection.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert
