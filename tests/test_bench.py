@@ -8,9 +8,6 @@ import sys
 from pathlib import Path
 
 from tests.helpers import ROOT, clean_environ
-from tests.postgres_server import require_postgres
-from tests.redis_server import redis_binary
-from tests.replicas import nginx_binary
 
 TITLES = [
     "1. Non-streaming call",
@@ -22,18 +19,6 @@ TITLES = [
     "5. Request latency with call logging on",
     "5. Sustained call-log inserts",
     "6. Admin at scale",
-]
-
-
-POSTGRES_TITLES = [
-    "1. Non-streaming call (PostgreSQL)",
-    "4. Rate limiter exactness (PostgreSQL), memory storage",
-    "4. Rate limiter exactness (PostgreSQL), Redis storage",
-    "4. Request latency with rate limits on ÷ off (PostgreSQL;",
-    "5. Request latency with call logging on ÷ off (PostgreSQL;",
-    "5. Sustained call-log inserts (PostgreSQL)",
-    "6. Admin at scale (PostgreSQL)",
-    "8. Throughput through nginx with 1, 2 replicas",
 ]
 
 
@@ -62,21 +47,3 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert "| metric | measured | target |" in report
     if os.environ.get("CI") == "true" or "7. skipped" not in result.stdout:
         assert "7. Chat page streaming" in result.stdout
-
-
-def test_quick_postgresql_and_replicas_run(tmp_path: Path) -> None:
-    """Benchmarks 1, 4, 5 and 6 on PostgreSQL and benchmark 8 (replicas behind nginx) in one run: one
-    PostgreSQL server for both."""
-    require_postgres()
-    redis_binary()
-    nginx_binary()
-    report = tmp_path / "performance-postgresql.md"
-    result = _quick_run("--db", "postgresql", "--only", "1,4,5,6,8", "--output", str(report))
-    for title in POSTGRES_TITLES:
-        assert title in result.stdout, title
-    assert "Non-streaming call, " not in result.stdout, "every table of this run says PostgreSQL"
-    assert "scaling ratio 2 ÷ 1 replica" in result.stdout
-    lines = result.stdout.splitlines()
-    logged = next(line for line in lines if line.startswith("every answered call logged"))
-    assert logged.rstrip().endswith("✅"), logged  # a correctness figure, not a timing
-    assert "# Performance on PostgreSQL" in report.read_text()
