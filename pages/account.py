@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from app.models import ApiKey, utcnow
 from app.state import AppState
+from pages.forms import FormError
 from pages.i18n import language, t
 from pages.session import sign_in
 from pages.threads import off_loop
@@ -60,11 +61,12 @@ def open_password_dialog(state: AppState, user: Identity, ip: str) -> ui.dialog:
             .classes("w-full")
             .mark("confirm-password")
         )
-        error = ui.label("").classes("text-negative text-sm").mark("password-error")
+        error = FormError("password-error")
 
         async def submit() -> None:
+            error.clear()
             if (new.value or "") != (again.value or ""):
-                error.text = t("account.passwords_differ")
+                error.say(t("account.passwords_differ"))
                 return
             button.disable()
             try:
@@ -81,7 +83,7 @@ def open_password_dialog(state: AppState, user: Identity, ip: str) -> ui.dialog:
                     lifetime=timedelta(hours=state.settings.user_token_hours),
                 )
             except DomainError as exc:
-                error.text = _message(exc)
+                error.say(_message(exc))
                 return
             finally:
                 button.enable()
@@ -168,7 +170,7 @@ class KeysDialog:
                 ui.button(t("account.create_key"), on_click=self.create).props("unelevated no-caps").mark(
                     "key-create"
                 )
-            self.error = ui.label("").classes("text-negative text-sm").mark("key-error")
+            self.error = FormError("key-error")
             self.table = ui.column().classes("w-full gap-1").mark("key-list")
         self.dialog.open()
         await self.refresh()
@@ -225,13 +227,13 @@ class KeysDialog:
         return ask
 
     async def create(self) -> None:
-        self.error.text = ""
+        self.error.clear()
         try:
             row, plain = await off_loop(
                 _create, self.state, self.user.id, self.name.value or "", int(self.expiry.value or 0)
             )
         except DomainError as exc:
-            self.error.text = _message(exc)
+            self.error.say(_message(exc))
             return
         self.name.value = ""
         self.created.clear()

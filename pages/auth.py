@@ -13,7 +13,7 @@ from fastapi import Request
 from nicegui import ui
 
 from app.state import AppState
-from pages.dialogs import show_error
+from pages.forms import FormError
 from pages.i18n import language, language_switch, t
 from pages.session import current_user, rules_now, sign_in
 from pages.theme import apply_theme, dark_mode_button
@@ -25,7 +25,6 @@ from services.errors import (
     AccountDisabled,
     AuthenticationFailed,
     Conflict,
-    DomainError,
     InvalidInput,
     RegistrationClosed,
 )
@@ -86,12 +85,6 @@ def _credential_inputs() -> tuple[ui.input, ui.input]:
     return email, password
 
 
-def _form_error() -> ui.label:
-    error = ui.label("").classes("text-negative text-sm").mark("form-error")
-    error.set_visibility(False)
-    return error
-
-
 def _switch(prompt_key: str, label_key: str, switch: Switch, marker: str) -> None:
     with ui.row().classes("w-full justify-center items-center text-sm gap-1"):
         ui.label(t(prompt_key))
@@ -123,25 +116,18 @@ async def sign_in_form(state: AppState, ip: str, *, signed_in: SignedIn, to_regi
     """Email + password; a wrong password or a disabled account is said under the form, other refusals
     (too many attempts, …) in the error dialog."""
     email, password = _credential_inputs()
-    error = _form_error()
+    error = FormError("form-error")
 
     async def submit() -> None:
-        error.set_visibility(False)
+        error.clear()
         if not (email.validate() & password.validate()):
             return
-        button.props("loading")
-        try:
-            await _sign_in(state, ip, email.value, password.value)
-        except (AuthenticationFailed, AccountDisabled) as failure:
-            error.text = failure.text(language())
-            error.set_visibility(True)
-            return
-        except DomainError as failure:
-            show_error(failure)
-            return
-        finally:
-            button.props(remove="loading")
-        await signed_in()
+        if await error.attempt(
+            lambda: _sign_in(state, ip, email.value, password.value),
+            inline=(AuthenticationFailed, AccountDisabled),
+            button=button,
+        ):
+            await signed_in()
 
     password.on("keydown.enter", submit)
     button = _submit_button(t("auth.sign_in"), submit)
@@ -168,34 +154,28 @@ async def register_form(state: AppState, ip: str, *, signed_in: SignedIn, to_sig
         .mark("confirm")
     )
     confirm.without_auto_validation()
-    error = _form_error()
+    error = FormError("form-error")
+
+    async def register_and_sign_in() -> None:
+        await login_flow.register_user(
+            engine=state.engine,
+            throttle=state.throttle,
+            email=email.value,
+            password=password.value,
+            ip=ip,
+            rules=await state.system_settings.for_decision(),
+        )
+        await _sign_in(state, ip, email.value, password.value)
 
     async def submit() -> None:
-        error.set_visibility(False)
+        error.clear()
         if not (email.validate() & password.validate() & confirm.validate()):
             return
-        button.props("loading")
-        try:
-            await login_flow.register_user(
-                engine=state.engine,
-                throttle=state.throttle,
-                email=email.value,
-                password=password.value,
-                ip=ip,
-                rules=await state.system_settings.for_decision(),
-            )
-            await _sign_in(state, ip, email.value, password.value)
-        except (Conflict, InvalidInput, RegistrationClosed) as failure:
-            error.text = failure.text(language())
-            error.set_visibility(True)
-            return
-        except DomainError as failure:
-            show_error(failure)
-            return
-        finally:
-            button.props(remove="loading")
-        ui.notify(t("auth.registered"), type="positive")
-        await signed_in()
+        if await error.attempt(
+            register_and_sign_in, inline=(Conflict, InvalidInput, RegistrationClosed), button=button
+        ):
+            ui.notify(t("auth.registered"), type="positive")
+            await signed_in()
 
     confirm.on("keydown.enter", submit)
     button = _submit_button(t("auth.register"), submit)

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame
+from pages.forms import FormError
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import audit_queries
@@ -149,8 +150,7 @@ def register(state: AppState) -> None:
                     "a-apply"
                 )
                 ui.button(t("admin.reset"), on_click=lambda: reset()).props("flat").mark("a-reset")
-            error = ui.label("").classes("text-negative text-sm").mark("a-error")
-            error.set_visibility(False)
+            error = FormError("a-error")
             summary = ui.label("").classes("text-sm text-gray-500").mark("a-summary")
             table = (
                 ui.table(
@@ -169,12 +169,11 @@ def register(state: AppState) -> None:
             )
 
             async def load(number: int = 1) -> None:
-                error.set_visibility(False)
+                error.clear()
                 try:
                     flt = audit_queries.parse_filter(zone=zone, **form)
                 except InvalidInput as exc:
-                    error.text = exc.text(language())
-                    error.set_visibility(True)
+                    error.say(exc.text(language()))
                     return
 
                 def query() -> audit_queries.AuditPage:

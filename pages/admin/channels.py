@@ -17,6 +17,7 @@ from app.models import Channel, ChannelCreate, ChannelListItem, ChannelPublic, C
 from app.state import AppState
 from pages.admin.channel_form import ChannelForm, all_errors
 from pages.admin.frame import admin_frame, page_actor
+from pages.forms import FormError
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels
@@ -217,23 +218,20 @@ def register(state: AppState) -> None:
                     )
                     form = ChannelForm(channel)
                     form.build()
-                    error = ui.label("").classes("text-negative text-sm whitespace-pre-line").mark("ch-error")
-                    error.set_visibility(False)
+                    error = FormError("ch-error", classes="whitespace-pre-line")
 
                     async def submit() -> None:
                         form.clear_errors()
                         if (actor := await page_actor(state)) is None:
                             return
                         try:
-                            await off_loop(save, form.data(), channel.id if channel else None, actor)
+                            if not await error.attempt(
+                                lambda: off_loop(save, form.data(), channel.id if channel else None, actor)
+                            ):
+                                return
                         except ValidationError as exc:
                             form.show_errors(exc)
-                            error.text = all_errors(exc, form.missing())
-                            error.set_visibility(True)
-                            return
-                        except DomainError as exc:
-                            error.text = exc.text(language())
-                            error.set_visibility(True)
+                            error.say(all_errors(exc, form.missing()))
                             return
                         ui.notify(t("admin.saved"), type="positive")
                         dialog.delete()  # with its inputs: the plain key leaves the page once stored

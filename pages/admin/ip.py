@@ -8,7 +8,8 @@ from sqlmodel import Session
 from app.models import BlockedAttempt, BlockedIP
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
-from pages.i18n import language, t
+from pages.forms import FormError
+from pages.i18n import t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import ip_block
 from services.audit import Actor
@@ -92,17 +93,15 @@ def register(state: AppState) -> None:
                 )
 
                 async def submit() -> None:
-                    error.set_visibility(False)
+                    error.clear()
                     confirm_all = _blocks_everyone(address.value or "")
                     if confirm_all and not await _confirm_everyone(address.value or ""):
                         return
                     if (actor := await page_actor(state)) is None:
                         return
-                    try:
-                        await off_loop(add, address.value or "", reason.value or "", confirm_all, actor)
-                    except DomainError as exc:
-                        error.text = exc.text(language())
-                        error.set_visibility(True)
+                    if not await error.attempt(
+                        lambda: off_loop(add, address.value or "", reason.value or "", confirm_all, actor)
+                    ):
                         return
                     ui.notify(t("admin.ip.blocked", rule=address.value), type="positive")
                     address.value = ""
@@ -110,8 +109,7 @@ def register(state: AppState) -> None:
                     await reload_rules()
 
                 ui.button(t("admin.ip.add"), icon="block", on_click=submit).props("unelevated").mark("ip-add")
-            error = ui.label("").classes("text-negative text-sm").mark("ip-error")
-            error.set_visibility(False)
+            error = FormError("ip-error")
 
             async def reload_rules() -> None:
                 rule_list.refresh(await off_loop(rules))

@@ -7,14 +7,14 @@ from nicegui import ui
 
 from app.state import AppState
 from pages.admin.frame import current_admin
-from pages.dialogs import show_error
-from pages.i18n import language, language_switch, t
+from pages.forms import FormError
+from pages.i18n import language_switch, t
 from pages.session import ADMIN_TOKEN_KEY, keep_token
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
 from services import login as login_flow
 from services.client_ip import client_ip
-from services.errors import AuthenticationFailed, DomainError, InvalidInput
+from services.errors import AuthenticationFailed, InvalidInput
 
 
 def register(state: AppState) -> None:
@@ -55,36 +55,24 @@ def register(state: AppState) -> None:
                 .classes("w-full")
                 .mark("password")
             )
-            error = ui.label("").classes("text-negative text-sm").mark("form-error")
-            error.set_visibility(False)
+            error = FormError("form-error")
+
+            async def sign_in() -> None:
+                _admin, token = await login_flow.sign_in_admin(
+                    engine=state.engine,
+                    throttle=state.throttle,
+                    username=username.value.strip(),
+                    password=password.value,
+                    ip=client_ip(request.scope),
+                    secret=state.secret_key,
+                )
+                keep_token(state, ADMIN_TOKEN_KEY, token)
 
             async def submit() -> None:
-                error.set_visibility(False)
                 if not username.value or not password.value:
-                    error.text = t("auth.need_both")
-                    error.set_visibility(True)
-                    return
-                button.props("loading")
-                try:
-                    _admin, token = await login_flow.sign_in_admin(
-                        engine=state.engine,
-                        throttle=state.throttle,
-                        username=username.value.strip(),
-                        password=password.value,
-                        ip=client_ip(request.scope),
-                        secret=state.secret_key,
-                    )
-                except (AuthenticationFailed, InvalidInput) as failure:
-                    error.text = failure.text(language())
-                    error.set_visibility(True)
-                    return
-                except DomainError as failure:
-                    show_error(failure)
-                    return
-                finally:
-                    button.props(remove="loading")
-                keep_token(state, ADMIN_TOKEN_KEY, token)
-                ui.navigate.to("/admin/dashboard")
+                    error.say(t("auth.need_both"))
+                elif await error.attempt(sign_in, inline=(AuthenticationFailed, InvalidInput), button=button):
+                    ui.navigate.to("/admin/dashboard")
 
             password.on("keydown.enter", submit)
             button = (

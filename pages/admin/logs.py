@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
+from pages.forms import FormError
 from pages.i18n import language, t, visitor_language
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels, log_queries
@@ -203,8 +204,7 @@ def register(state: AppState) -> None:
                 ui.button(t("admin.logs.export"), icon="download", on_click=lambda: export()).props(
                     "outline"
                 ).mark("export")
-            error = ui.label("").classes("text-negative text-sm").mark("f-error")
-            error.set_visibility(False)
+            error = FormError("f-error")
             summary = ui.label("").classes("text-sm text-gray-500").mark("summary")
             with ui.card().classes("w-full p-0 table-scroll"):
                 table = (
@@ -274,12 +274,11 @@ def register(state: AppState) -> None:
                 try:
                     return log_queries.parse_filter(zone=zone, **form)
                 except InvalidInput as exc:
-                    error.text = exc.text(language())
-                    error.set_visibility(True)
+                    error.say(exc.text(language()))
                     return None
 
             async def load(number: int = 1) -> None:
-                error.set_visibility(False)
+                error.clear()
                 flt = current_filter()
                 if flt is None:
                     return

@@ -10,11 +10,11 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
-from pages.i18n import language, t
+from pages.forms import FormError
+from pages.i18n import t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import model_settings
 from services.audit import Actor
-from services.errors import DomainError
 from services.model_settings import MAX_TOKENS_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE, ModelDefaults
 
 NUMBERS = (
@@ -49,8 +49,7 @@ class ModelCard:
                     number = ui.number(t(label), value=getattr(values, key)).props("outlined dense clearable")
                     number.props["hint"] = t("models.empty_hint")
                     self.numbers[key] = number.classes("grow").mark(f"default-{key}")
-            self.error = ui.label("").classes("text-negative text-sm").mark("model-error")
-            self.error.set_visibility(False)
+            self.error = FormError("model-error")
             ui.button(t("models.save"), icon="save", on_click=self.save).props("unelevated").mark(
                 "model-save"
             )
@@ -63,26 +62,18 @@ class ModelCard:
         for key, label, (low, high), integer in NUMBERS:
             value = self.numbers[key].value
             if value is not None and (not low <= value <= high or (integer and value != int(value))):
-                self._show_error(t("models.bad_number", field=t(label), low=low, high=high))
+                self.error.say(t("models.bad_number", field=t(label), low=low, high=high))
                 return None
             values[key] = None if value is None else (int(value) if integer else float(value))
         return values
 
-    def _show_error(self, text: str) -> None:
-        self.error.text = text
-        self.error.set_visibility(bool(text))
-
     async def save(self) -> None:
-        self._show_error("")
+        self.error.clear()
         changes = self.changes()
         if changes is None or (actor := await page_actor(self.state)) is None:
             return
-        try:
-            await off_loop(_save, self.state, self.name, changes, actor)
-        except DomainError as exc:
-            self._show_error(exc.text(language()))
-            return
-        ui.notify(t("models.saved", model=self.name), type="positive")
+        if await self.error.attempt(lambda: off_loop(_save, self.state, self.name, changes, actor)):
+            ui.notify(t("models.saved", model=self.name), type="positive")
 
 
 def _save(state: AppState, name: str, changes: dict[str, Any], actor: Actor) -> None:

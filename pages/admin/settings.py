@@ -8,10 +8,10 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
-from pages.i18n import language, t
+from pages.forms import FormError
+from pages.i18n import t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services.audit import Actor
-from services.errors import DomainError
 from services.settings import MAX_VALUES, MIN_VALUES, SettingValue, SystemSettings, read_settings
 
 
@@ -98,11 +98,10 @@ def register(state: AppState) -> None:
                 )
                 auto_pause = _auto_pause_field(current.auto_pause_after)
                 ui.label(t("admin.settings.note")).classes("text-sm text-gray-500")
-                error = ui.label("").classes("text-negative text-sm").mark("settings-error")
-                error.set_visibility(False)
+                error = FormError("settings-error")
 
                 async def submit() -> None:
-                    error.set_visibility(False)
+                    error.clear()
                     values: dict[str, SettingValue] = {
                         "guest_enabled": bool(guest_enabled.value),
                         "registration_enabled": bool(registration_enabled.value),
@@ -120,18 +119,12 @@ def register(state: AppState) -> None:
                         elif field.value is not None:
                             values[key] = int(field.value)
                     if wrong:  # each field says what is wrong with it; nothing is changed behind its back
-                        error.text = t("admin.settings.fix_marked")
-                        error.set_visibility(True)
+                        error.say(t("admin.settings.fix_marked"))
                         return
                     if (actor := await page_actor(state)) is None:
                         return
-                    try:
-                        await off_loop(save, values, actor)
-                    except DomainError as exc:
-                        error.text = exc.text(language())
-                        error.set_visibility(True)
-                        return
-                    ui.notify(t("admin.settings.saved"), type="positive")
+                    if await error.attempt(lambda: off_loop(save, values, actor)):
+                        ui.notify(t("admin.settings.saved"), type="positive")
 
                 ui.button(t("admin.save"), icon="save", on_click=submit).props("unelevated").mark(
                     "settings-save"

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
+from pages.forms import FormError
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import users
@@ -229,14 +230,12 @@ class UsersPage:
                 .classes("w-full")
                 .mark("user-rpm-input")
             )
-            error = ui.label("").classes("text-negative text-sm").mark("user-rpm-error")
-            error.set_visibility(False)
+            error = FormError("user-rpm-error")
 
             async def save() -> None:
                 value = field.value
                 if value is not None and (int(value) != value or not users.MIN_RPM <= value <= users.MAX_RPM):
-                    error.text = t("admin.users.rpm_range", low=users.MIN_RPM, high=users.MAX_RPM)
-                    error.set_visibility(True)
+                    error.say(t("admin.users.rpm_range", low=users.MIN_RPM, high=users.MAX_RPM))
                     return
                 rpm = None if value is None else int(value)
                 if await self._apply("update", t("admin.saved"), user_id=row.id, rpm_limit=rpm):
@@ -254,19 +253,16 @@ class UsersPage:
             ui.label(t("admin.users.reset_of", email=row.email)).classes("text-lg font-semibold")
             ui.label(t("admin.users.reset_note")).classes("text-sm text-gray-500")
             field = _password_field(t("admin.users.temporary_password")).mark("user-new-password")
-            error = ui.label("").classes("text-negative text-sm").mark("user-password-error")
-            error.set_visibility(False)
+            error = FormError("user-password-error")
 
             async def save() -> None:
                 password = field.value or ""
-                error.set_visibility(False)
+                error.clear()
                 if (actor := await page_actor(self.state)) is None:
                     return
-                try:
-                    await off_loop(self._change, "set_password", actor, user_id=row.id, password=password)
-                except DomainError as exc:
-                    error.text = exc.text(language())
-                    error.set_visibility(True)
+                if not await error.attempt(
+                    lambda: off_loop(self._change, "set_password", actor, user_id=row.id, password=password)
+                ):
                     return
                 card.clear()
                 with card:
@@ -324,20 +320,17 @@ class UsersPage:
                 .mark("user-new-email")
             )
             password = _password_field(t("admin.users.initial_password")).mark("user-new-initial-password")
-            error = ui.label("").classes("text-negative text-sm").mark("user-create-error")
-            error.set_visibility(False)
+            error = FormError("user-create-error")
 
             async def create() -> None:
-                error.set_visibility(False)
+                error.clear()
                 if (actor := await page_actor(self.state)) is None:
                     return
-                try:
-                    await off_loop(
+                if not await error.attempt(
+                    lambda: off_loop(
                         self._change, "create", actor, email=email.value or "", password=password.value or ""
                     )
-                except DomainError as exc:
-                    error.text = exc.text(language())
-                    error.set_visibility(True)
+                ):
                     return
                 ui.notify(t("admin.users.created", email=email.value), type="positive")
                 dialog.delete()
