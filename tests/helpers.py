@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import Engine
 
+from tests import zygote
+from tests.zygote import ForkedProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 # Every wait in the tests waits for a state (a process answering, a row written, an element shown), never
 # for a time that a busy machine may need more of: on two cores the app started in 7 s at a load of 5 and
@@ -112,7 +115,7 @@ async def wait_until_async(condition: Callable[[], object], *, poll: float = 0.0
 SEE_RETRIES = int(HANG_SECONDS / 0.1)
 
 
-def stop_process(process: subprocess.Popen, *, name: str = "process") -> None:
+def stop_process(process: subprocess.Popen | ForkedProcess, *, name: str = "process") -> None:
     """SIGTERM and wait until it has ended. One that does not end is hung: it is killed, and that is an
     error (a SIGKILL would otherwise hide a shutdown that hangs)."""
     if process.poll() is not None:
@@ -128,7 +131,7 @@ def stop_process(process: subprocess.Popen, *, name: str = "process") -> None:
 
 @dataclass
 class RunningApp:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | ForkedProcess
     base_url: str
     log_path: Path
     db_path: Path
@@ -146,26 +149,33 @@ def run_app(
     module_args: tuple[str, ...] = ("app",),
     port: int | None = None,
     ready: bool = True,
+    fresh: bool = False,
 ) -> Iterator[RunningApp]:
     """Start ``python -m app`` and wait until /api/health answers (``ready=False``: the caller waits,
     with :func:`wait_until_ready`); stop it afterwards.
 
     The app listens on ``port`` when given (the command line chooses it), else on APP_PORT in ``env``,
-    else on a free port that APP_PORT is set to.
+    else on a free port that APP_PORT is set to. The process is forked from one that has already imported
+    the app (:mod:`tests.zygote`) unless ``fresh`` asks for a new interpreter.
     """
     env = {**env, "PYTHONUNBUFFERED": "1"}
     if port is None:
         port = int(env.get("APP_PORT") or free_port())
         env["APP_PORT"] = str(port)
-    with log_path.open("w", encoding="utf-8") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", *module_args],
-            cwd=cwd,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    process: subprocess.Popen[str] | ForkedProcess
+    if not fresh and zygote.enabled(env, module_args):
+        log_path.write_bytes(b"")
+        process = ForkedProcess(module_args, env, cwd, log_path)
+    else:
+        with log_path.open("w", encoding="utf-8") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", *module_args],
+                cwd=cwd,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
     app = RunningApp(
         process=process,
         base_url=f"http://127.0.0.1:{port}",
