@@ -108,7 +108,8 @@ class ChannelHealth:
             entry.last_success_at = utcnow()
 
     def failure(self, target: ChannelTarget, reason: str) -> None:
-        """``reason``: a reason code and its words, never a body, a URL or a key."""
+        """``reason``: a reason code and the HTTP status if any (``services.reasons.stored``), never a
+        body, a URL or a key; put in words when read, in the reader's language."""
         with self._lock:
             entry = self._entry(target)
             entry.failures += 1
@@ -258,7 +259,7 @@ class ChannelHealth:
             else:
                 wait = min(wait * 2, MAX_RETEST_SECONDS)
                 self._next_retest[channel.id] = (time.monotonic() + wait, wait)
-                await asyncio.to_thread(self._store_error, channel.id, result.error or "re-test failed")
+                await asyncio.to_thread(self._store_error, channel.id, result.error or "server_error")
 
     def resumed(self, channel_id: int, latency_ms: int | None = None, actor: Actor | None = None) -> None:
         """A test passed (background or the admin's button): the channel serves again, here at once.

@@ -15,7 +15,7 @@ from app.models import Channel
 from services.channel_fields import completions_url, load_map
 from services.channels import channel_models, decrypt_headers, decrypt_proxy
 from services.i18n import FALLBACK, translate
-from services.reasons import kind_of
+from services.reasons import kind_of, reason_for_status, stored
 from services.security import KeyCipher, mask_key
 from services.upstream import AnswerTooLarge, UpstreamClient, UpstreamFailure, iter_sse_payloads
 
@@ -67,6 +67,39 @@ def _http(status: int, detail: str) -> Words:
 
 MAX_ERROR_CHARS = 300
 
+# what a failure found is, as a reason code (services/reasons.py), by its words' key; an HTTP status and
+# channel_test.unreachable carry theirs in their fields
+_REASON_OF = {
+    "channel_test.timeout": "timeout_first_event",
+    "channel_test.first_event_timeout": "timeout_first_event",
+    "channel_test.connect_timeout": "timeout_connect",
+    "channel_test.connect_refused": "timeout_connect",
+    "channel_test.tls": "tls",
+    "channel_test.proxy": "proxy",
+    "channel_test.too_large": "bad_stream",
+    "channel_test.not_openai": "bad_stream",
+    "channel_test.no_events": "bad_stream",
+    "channel_test.bad_stream": "bad_stream",
+    "channel_test.key_undecryptable": "key_undecryptable",
+    "channel_test.headers_undecryptable": "headers_undecryptable",
+    "channel_test.proxy_undecryptable": "proxy_undecryptable",
+}
+
+
+def stored_reason(words: Words) -> str:
+    """What a test found in the language-neutral form a channel's ``last_error`` keeps
+    (``services.reasons.stored``): the reason code and the HTTP status if any."""
+    inner = words.fields.get("error")
+    if isinstance(inner, Words):  # "the plain call failed: …", "the streamed call failed: …"
+        return stored_reason(inner)
+    status = words.fields.get("status")
+    if isinstance(status, int):
+        return stored(reason_for_status(status), status)
+    reason = words.fields.get("reason")
+    if isinstance(reason, str):
+        return stored(reason)
+    return _REASON_OF.get(words.key, "server_error")
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
@@ -80,8 +113,9 @@ class ProbeResult:
 
     @property
     def error(self) -> str | None:
-        """What went wrong in the fallback language (what a re-test stores as the channel's last error)."""
-        return self.error_text()
+        """What went wrong, as a channel's last error keeps it (a re-test stores it): a reason code and
+        the HTTP status if any, put in words when read (``services.reasons.stored_in_words``)."""
+        return None if self.words is None else stored_reason(self.words)
 
     def error_text(self, language: str = FALLBACK) -> str | None:
         return None if self.words is None else self.words.text(language)

@@ -37,6 +37,8 @@ from services.channel_fields import (
     normalize_proxy_url,
 )
 from services.errors import InvalidInput, NotFound, Word
+from services.i18n import FALLBACK
+from services.reasons import stored_in_words
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import KeyCipher, mask_key
 from services.text import has_control_characters
@@ -98,7 +100,8 @@ def decrypt_proxy(channel: Channel, cipher: KeyCipher) -> str | None:
     return plain
 
 
-def to_public(channel: Channel, cipher: KeyCipher) -> ChannelPublic:
+def to_public(channel: Channel, cipher: KeyCipher, language: str = FALLBACK) -> ChannelPublic:
+    """The channel as the admin sees it: secrets masked, the last error in words in ``language``."""
     plain = cipher.decrypt(channel.api_key)
     headers = decrypt_headers(channel, cipher) or {}
     models = channel_models(channel)
@@ -115,14 +118,14 @@ def to_public(channel: Channel, cipher: KeyCipher) -> ChannelPublic:
         weight=channel.weight,
         rpm_limit=channel.rpm_limit,
         is_enabled=channel.is_enabled,
-        api_key_masked=mask_key(plain),
+        api_key_masked=mask_key(plain, language),
         api_key_readable=plain is not None,
         headers={name: mask_header_value(value) for name, value in headers.items()},
         proxy_set=channel.proxy is not None,
         proxy_direct=channel.proxy is not None and cipher.decrypt(channel.proxy) == "",
         auto_pause_after=channel.auto_pause_after,
         status=channel_status(channel),
-        last_error=channel.last_error,
+        last_error=stored_in_words(channel.last_error, language),
         last_error_at=channel.last_error_at,
         last_success_at=channel.last_success_at,
         consecutive_failures=channel.consecutive_failures,
@@ -290,16 +293,25 @@ def calls_today(*, session: Session, channel_ids: list[int], since: datetime) ->
 
 
 def list_page(
-    *, session: Session, request: ChannelQuery, cipher: KeyCipher, zone: ZoneInfo, now: datetime | None = None
+    *,
+    session: Session,
+    request: ChannelQuery,
+    cipher: KeyCipher,
+    zone: ZoneInfo,
+    now: datetime | None = None,
+    language: str = FALLBACK,
 ) -> tuple[list[ChannelListItem], int]:
-    """One page as the admin sees it (keys masked, calls today) and the number of matching channels."""
+    """One page as the admin sees it (keys masked, calls today, words in ``language``) and the number of
+    matching channels."""
     found = page_channels(session=session, request=request)
     local = (now or datetime.now(UTC)).astimezone(zone)
     midnight = datetime.combine(local.date(), time.min, tzinfo=zone)
     ids = [row.id for row in found.items if row.id is not None]
     calls = calls_today(session=session, channel_ids=ids, since=midnight)
     items = [
-        ChannelListItem(**to_public(row, cipher).model_dump(), calls_today=calls.get(row.id or 0, 0))
+        ChannelListItem(
+            **to_public(row, cipher, language).model_dump(), calls_today=calls.get(row.id or 0, 0)
+        )
         for row in found.items
     ]
     return items, found.total

@@ -37,7 +37,7 @@ from services.model_settings import ModelSettingsStore
 from services.open_calls import OpenCalls
 from services.rate_limit import RateLimiter
 from services.reasoning import ThinkStyle
-from services.reasons import in_words, reason_for_status
+from services.reasons import reason_for_status, stored
 from services.settings import SettingsStore
 from services.stats_counters import REFUSAL_CHANNEL, REFUSAL_GUEST, REFUSAL_USER, DailyCounters
 from services.upstream import (
@@ -485,7 +485,7 @@ class ChatService:
                     return result
                 all_timeouts = all_timeouts and timed_out
                 if self.health is not None and status not in _CALLER_STATUSES:
-                    self.health.failure(target, in_words(reason, status))
+                    self.health.failure(target, stored(reason, status))
                 log.warning("channel %s (%s) skipped: %s", target.id, target.name, failure)
         except DomainError as exc:  # e.g. the shared limiter's store is down: an answered state, no bug
             log.warning("chat call refused on our side: %s", exc.message)

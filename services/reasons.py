@@ -7,6 +7,7 @@ A reason is a word from :data:`REASONS`, never a body, a URL or a key.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from services.i18n import FALLBACK, translate
@@ -27,6 +28,9 @@ REASONS = (
 )
 # SPEC §5's list is closed: a refused connection or an unknown host is ``timeout_connect`` (no
 # connection could be made), its row's status ``upstream_error`` unless a deadline ran out
+
+# what only a channel's test finds (a re-test of a paused channel stores it as the channel's last error)
+CHANNEL_REASONS = ("key_undecryptable", "headers_undecryptable", "proxy_undecryptable")
 
 Kind = Literal["overloaded", "misconfigured", "unreachable"]
 
@@ -68,10 +72,35 @@ def kind_of(reason: str | None) -> Kind:
 
 
 def in_words(reason: str, status: int | None = None, language: str = FALLBACK) -> str:
-    """A channel's last error as the admin reads it: the HTTP status or else the reason code, then words.
-
-    The chat path stores it as the channel's ``last_error`` in the fallback language (Chinese); the
-    dashboard puts a code in words in the visitor's."""
+    """A reason as the admin reads it: the HTTP status or else the reason code, then words in
+    ``language`` (the dashboard's error table, a channel's last error)."""
     head = f"HTTP {status}" if status is not None else reason
-    words = translate(f"reasons.admin.{reason}", language) if reason in REASONS else reason
+    known = reason in REASONS or reason in CHANNEL_REASONS
+    words = translate(f"reasons.admin.{reason}", language) if known else reason
     return f"{head}: {words}"
+
+
+# A channel's ``last_error`` as stored: a reason code, then a short detail that needs no translation when
+# there is one (the HTTP status): ``http_5xx:500``. The words are put in when it is read, in the reader's
+# language (:func:`stored_in_words`). Older versions stored the words themselves, in Chinese.
+_STORED = re.compile(r"([a-z0-9_]+)(?::([0-9A-Za-z._-]{1,40}))?")
+
+
+def stored(reason: str, detail: object = None) -> str:
+    """The language-neutral form of a channel's last error (``detail``: the HTTP status, if any)."""
+    return reason if detail is None else f"{reason}:{detail}"
+
+
+def stored_in_words(value: str | None, language: str = FALLBACK) -> str | None:
+    """A stored last error in words in ``language``: ``http_5xx:500`` → ``HTTP 500: The upstream server
+    failed``. Anything else (an older version's Chinese words) is shown as it was stored."""
+    if value is None:
+        return None
+    match = _STORED.fullmatch(value)
+    if match is None or (match[1] not in REASONS and match[1] not in CHANNEL_REASONS):
+        return value
+    reason, detail = match[1], match[2]
+    if detail is not None and detail.isdigit():
+        return in_words(reason, int(detail), language)
+    words = in_words(reason, language=language)
+    return words if detail is None else f"{words} ({detail})"

@@ -18,6 +18,7 @@ from jose.exceptions import JOSEError
 from passlib.context import CryptContext
 
 from services.errors import AuthenticationFailed
+from services.i18n import FALLBACK, translate
 
 JWT_ALGORITHM = "HS256"
 BCRYPT_MAX_BYTES = 72
@@ -151,10 +152,11 @@ class SessionCipher:
             return None
 
 
-def mask_key(plain: str | None) -> str:
-    """A display form that shows a few characters at each end (``sk-a…9xyz``)."""
+def mask_key(plain: str | None, language: str = FALLBACK) -> str:
+    """A display form that shows a few characters at each end (``sk-a…9xyz``); a key that cannot be
+    decrypted says so in ``language``."""
     if not plain:
-        return "（无法解密）"
+        return translate("channel_test.key_masked_unreadable", language)
     if len(plain) <= 8:
         return "•" * len(plain)
     return f"{plain[:4]}…{plain[-4:]}"

@@ -27,6 +27,7 @@ router = APIRouter(
     responses={422: {"model": ErrorBody}},
 )
 def list_channels(
+    http_request: Request,
     _admin: AdminUser,
     session: SessionDep,
     state: StateDep,
@@ -42,9 +43,12 @@ def list_channels(
     status: Annotated[str | None, Query(description="enabled, auto_paused or disabled")] = None,
 ) -> list[ChannelPublic] | ChannelListPage:
     """Without paging parameters: every channel (a plain list). With any of page, page_size, q, sort,
-    status: ``{items, total, page, page_size}``, each item with ``calls_today``."""
+    status: ``{items, total, page, page_size}``, each item with ``calls_today``. ``last_error`` is in
+    words in the request's language."""
+    language = request_language(http_request)
     if page is None and page_size is None and q is None and sort is None and status is None:
-        return [channels.to_public(row, state.cipher) for row in channels.list_channels(session=session)]
+        rows = channels.list_channels(session=session)
+        return [channels.to_public(row, state.cipher, language) for row in rows]
     request = channels.channel_query(
         page=1 if page is None else page,
         page_size=20 if page_size is None else page_size,
@@ -53,7 +57,7 @@ def list_channels(
         sort=sort or "id",
     )
     items, total = channels.list_page(
-        session=session, request=request, cipher=state.cipher, zone=state.settings.zone
+        session=session, request=request, cipher=state.cipher, zone=state.settings.zone, language=language
     )
     return ChannelListPage(items=items, total=total, page=request.page, page_size=request.page_size)
 
@@ -65,18 +69,23 @@ def list_channels(
     responses={422: {"model": ErrorBody}},
 )
 def create_channel(
-    body: ChannelCreate, actor: AdminActor, session: SessionDep, state: StateDep
+    request: Request, body: ChannelCreate, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
     channel = state.directory.create(session=session, data=body, actor=actor)
-    return channels.to_public(channel, state.cipher)
+    return channels.to_public(channel, state.cipher, request_language(request))
 
 
 @router.put("/{channel_id}", response_model=ChannelPublic, responses={404: {"model": ErrorBody}})
 def update_channel(
-    channel_id: RowId, body: ChannelUpdate, actor: AdminActor, session: SessionDep, state: StateDep
+    request: Request,
+    channel_id: RowId,
+    body: ChannelUpdate,
+    actor: AdminActor,
+    session: SessionDep,
+    state: StateDep,
 ) -> ChannelPublic:
     channel = state.directory.update(session=session, channel_id=channel_id, data=body, actor=actor)
-    return channels.to_public(channel, state.cipher)
+    return channels.to_public(channel, state.cipher, request_language(request))
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorBody}})
@@ -87,11 +96,11 @@ def delete_channel(channel_id: RowId, actor: AdminActor, session: SessionDep, st
 
 @router.post("/{channel_id}/resume", response_model=ChannelPublic, responses={404: {"model": ErrorBody}})
 def resume_channel(
-    channel_id: RowId, actor: AdminActor, session: SessionDep, state: StateDep
+    request: Request, channel_id: RowId, actor: AdminActor, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
     """Resume an auto-paused channel by hand: it serves again at once, its failure count reset."""
     channel = state.directory.resume(session=session, channel_id=channel_id, actor=actor)
-    return channels.to_public(channel, state.cipher)
+    return channels.to_public(channel, state.cipher, request_language(request))
 
 
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses={404: {"model": ErrorBody}})

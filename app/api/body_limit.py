@@ -28,15 +28,19 @@ _CLOSE = (b"connection", b"close")
 _SECURITY_HEADERS = [(name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()]
 
 
-def describe_size(size: int) -> str:
+def describe_size(size: int) -> str | None:
+    """A whole number of GiB, MiB or KiB (the same words in every language), else None."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if size >= scale and size % scale == 0:
             return f"{size // scale} {unit}"
-    return f"{size} 字节"
+    return None
 
 
 def too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge("errors.body_too_large", limit=describe_size(limit))
+    described = describe_size(limit)
+    if described is None:  # a number of bytes: the unit's word is in the message's language
+        return PayloadTooLarge("errors.body_too_large_bytes", count=limit)
+    return PayloadTooLarge("errors.body_too_large", limit=described)
 
 
 def _declared_length(scope: Scope) -> int | None:

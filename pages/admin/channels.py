@@ -24,6 +24,7 @@ from services import channels
 from services.audit import Actor
 from services.channel_test import ProbeResult, probe_channel
 from services.errors import DomainError
+from services.i18n import FALLBACK
 
 COLUMNS = "40px minmax(150px,1.6fr) 96px minmax(130px,1fr) 76px minmax(170px,1.8fr) 72px 64px 150px"
 STATUS_WORDS = {
@@ -67,6 +68,7 @@ class View:
     selected: set[int] = field(default_factory=set)
     tests: dict[int, Tested] = field(default_factory=dict)
     loads: int = 0  # loads started: only the latest one's answer is shown
+    language: str = FALLBACK  # the visitor's, read when the page is built (loads run off the event loop)
 
 
 def _host(url: str) -> str:
@@ -88,9 +90,11 @@ def register(state: AppState) -> None:
             page=view.page, page_size=view.page_size, q=view.q, status=view.status or None, sort=view.sort
         )
         with Session(state.engine) as session:
-            return channels.list_page(session=session, request=request, cipher=state.cipher, zone=zone)
+            return channels.list_page(
+                session=session, request=request, cipher=state.cipher, zone=zone, language=view.language
+            )
 
-    def save(data: dict[str, Any], channel_id: int | None, actor: Actor) -> ChannelPublic:
+    def save(data: dict[str, Any], channel_id: int | None, actor: Actor, language: str) -> ChannelPublic:
         with Session(state.engine) as session:
             if channel_id is None:
                 row = state.directory.create(session=session, data=ChannelCreate(**data), actor=actor)
@@ -98,7 +102,7 @@ def register(state: AppState) -> None:
                 row = state.directory.update(
                     session=session, channel_id=channel_id, data=ChannelUpdate(**data), actor=actor
                 )
-            return channels.to_public(row, state.cipher)
+            return channels.to_public(row, state.cipher, language)
 
     def bulk(ids: list[int], action: str, actor: Actor) -> int:
         """Enable, disable or delete each channel; returns how many were changed (gone ones are skipped)."""
@@ -208,7 +212,7 @@ def register(state: AppState) -> None:
         async with admin_frame(state, "admin.nav.channels", "/admin/channels") as content:
             if content is None:
                 return
-            view = View()
+            view = View(language=language())
             shown: list[ChannelListItem] = []
 
             def open_editor(channel: ChannelPublic | None = None) -> None:
@@ -226,7 +230,9 @@ def register(state: AppState) -> None:
                             return
                         try:
                             if not await error.attempt(
-                                lambda: off_loop(save, form.data(), channel.id if channel else None, actor)
+                                lambda: off_loop(
+                                    save, form.data(), channel.id if channel else None, actor, view.language
+                                )
                             ):
                                 return
                         except ValidationError as exc:
@@ -281,7 +287,7 @@ def register(state: AppState) -> None:
             async def toggle(channel: ChannelPublic, value: bool) -> None:
                 if (actor := await page_actor(state)) is None:
                     return
-                await off_loop(save, {"is_enabled": value}, channel.id, actor)
+                await off_loop(save, {"is_enabled": value}, channel.id, actor, view.language)
                 ui.notify(
                     t(
                         "admin.channels.now_enabled" if value else "admin.channels.now_disabled",

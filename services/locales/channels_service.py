@@ -144,6 +144,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh-CN": "流格式错误（bad_stream）：{detail}",
         "en": "Malformed stream (bad_stream): {detail}",
     },
+    "channel_test.key_masked_unreadable": {"zh-CN": "（无法解密）", "en": "(cannot be decrypted)"},
     "channel_test.key_undecryptable": {
         "zh-CN": "API Key 无法解密：ENCRYPTION_KEY 与保存时不同，请重新填写 API Key",
         "en": "The API Key cannot be decrypted: ENCRYPTION_KEY differs from when it was saved; enter the API Key again",

@@ -286,6 +286,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh-CN": "请求体过大（上限 {limit}）",
         "en": "The request body is too large (limit {limit})",
     },
+    "errors.body_too_large_bytes": {
+        "zh-CN": "请求体过大（上限 {count} 字节）",
+        "en": "The request body is too large (limit {count} bytes)",
+    },
     "errors.all_busy": {
         "zh-CN": "模型当前繁忙：它的所有渠道都已达到每分钟请求上限或已暂停，请稍后再试",
         "en": "The model is busy: all its channels reached their per-minute limit or are paused; please try again later",

@@ -53,4 +53,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh-CN": "所有渠道都已达到每分钟请求上限或已暂停",
         "en": "Every channel is at its requests-per-minute limit or paused",
     },
+    "reasons.admin.key_undecryptable": {
+        "zh-CN": "API Key 无法解密（ENCRYPTION_KEY 与保存时不同），请重新填写",
+        "en": "The API Key cannot be decrypted (ENCRYPTION_KEY differs from when it was saved); enter it again",
+    },
+    "reasons.admin.headers_undecryptable": {
+        "zh-CN": "自定义请求头无法解密（ENCRYPTION_KEY 与保存时不同），请重新填写",
+        "en": "The extra headers cannot be decrypted (ENCRYPTION_KEY differs from when they were saved); enter them again",
+    },
+    "reasons.admin.proxy_undecryptable": {
+        "zh-CN": "代理地址无法解密（ENCRYPTION_KEY 与保存时不同），请重新填写",
+        "en": "The proxy cannot be decrypted (ENCRYPTION_KEY differs from when it was saved); enter it again",
+    },
 }

@@ -4,6 +4,7 @@ two calls."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 
 from tests.chat_helpers import add_channel, chat_body, unique_model
 from tests.conftest import SHARED_APP_ENV
-from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
+from tests.helpers import (
+    HANG_SECONDS,
+    TEST_ADMIN_PASSWORD,
+    RunningApp,
+    production_env,
+    run_app,
+    wait_until,
+)
 from tests.upstream_server import UpstreamServer
 
 
@@ -21,12 +29,18 @@ def _channel(client: httpx.Client, headers: dict, channel_id: int) -> dict:
     return next(item for item in listing if item["id"] == channel_id)
 
 
+def _stored_error(db_path: Path, channel_id: int) -> str | None:
+    with sqlite3.connect(db_path) as db:
+        row = db.execute("SELECT last_error FROM channels WHERE id = ?", (channel_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def _scenarios(upstream: UpstreamServer, model: str) -> list[str]:
     return [item.scenario for item in upstream.received if item.body.get("model") == model]
 
 
 def test_failures_pause_the_channel_and_the_admin_resumes_it(
-    client: httpx.Client, admin_headers: dict, upstream: UpstreamServer
+    client: httpx.Client, admin_headers: dict, upstream: UpstreamServer, live_app: RunningApp
 ) -> None:
     model = unique_model("pause")
     failing = add_channel(
@@ -47,8 +61,16 @@ def test_failures_pause_the_channel_and_the_admin_resumes_it(
     )
     paused = _channel(client, admin_headers, failing["id"])
     assert paused["consecutive_failures"] == 2 and paused["is_enabled"] is True
-    assert paused["last_error"].startswith("HTTP 500") and "upstream" not in paused["last_error"].lower()
+    assert paused["last_error"] == "HTTP 500: 上游服务器出错"  # in words, no upstream detail
     assert paused["last_error_at"] is not None
+    # stored language-neutral (the reason code and the status), in words in each reader's language
+    assert _stored_error(live_app.db_path, failing["id"]) == "http_5xx:500"
+    english = {**admin_headers, "Accept-Language": "en-US,en;q=0.9"}
+    assert _channel(client, english, failing["id"])["last_error"] == "HTTP 500: The upstream server failed"
+    page = client.get("/api/admin/channels", params={"q": model}, headers=english).json()
+    assert [item["last_error"] for item in page["items"] if item["id"] == failing["id"]] == [
+        "HTTP 500: The upstream server failed"
+    ]
     wait_until(lambda: _channel(client, admin_headers, healthy["id"])["last_success_at"] is not None)
     assert isinstance(_channel(client, admin_headers, healthy["id"])["latency_ms"], int)
 
@@ -119,17 +141,17 @@ def test_test_button_tries_a_plain_and_a_streamed_call(
 
 
 @pytest.fixture(scope="module")
-def fast_retest_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fast_retest_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     data_dir: Path = tmp_path_factory.mktemp("retest-app")
     env = production_env(data_dir, **SHARED_APP_ENV, CHANNEL_RETEST_SECONDS="0.3")
     with run_app(env, log_path=data_dir / "app.log") as app:
-        yield app.base_url
+        yield app
 
 
-def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_app: str) -> None:
+def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_app: RunningApp) -> None:
     upstream = UpstreamServer().start()
     try:
-        with httpx.Client(base_url=fast_retest_app, timeout=HANG_SECONDS) as client:
+        with httpx.Client(base_url=fast_retest_app.base_url, timeout=HANG_SECONDS) as client:
             login = client.post(
                 "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
             )
@@ -150,6 +172,14 @@ def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_ap
             # the background re-tests keep failing (and back off) until the upstream recovers
             wait_until(lambda: len(upstream.requests_for("switch")) >= 2, what="a background re-test")
             assert _channel(client, headers, channel["id"])["status"] == "auto_paused"
+            # a failed re-test stores the reason code and the status too, never the test's words: the
+            # third call (the chat's, two re-tests) starts after the first re-test stored its failure
+            wait_until(lambda: len(upstream.requests_for("switch")) >= 3, what="a second re-test")
+            assert _stored_error(fast_retest_app.db_path, channel["id"]) == "http_5xx:500"
+            english = {**headers, "Accept-Language": "en"}
+            assert _channel(client, english, channel["id"])["last_error"] == (
+                "HTTP 500: The upstream server failed"
+            )
             upstream.switch_failing = False
             wait_until(lambda: _channel(client, headers, channel["id"])["status"] == "enabled", what="resume")
             assert (

@@ -4,15 +4,17 @@ log's guest and deleted user) follow the request's Accept-Language; zh-CN withou
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 import httpx
 import pytest
 
+from app.api.body_limit import too_large
 from services import model_settings
 from services.errors import InvalidInput
 from tests.chat_helpers import add_channel, chat_body, unique_model
-from tests.helpers import wait_until
+from tests.helpers import RunningApp, wait_until
 from tests.upstream_server import UpstreamServer
 
 EN = {"Accept-Language": "en-US,en;q=0.9"}
@@ -127,3 +129,55 @@ def test_a_channel_test_reports_in_the_request_language(
         "The plain call failed: Cannot connect to the upstream (timeout_connect): "
         "connection refused or host name not resolved"
     )
+
+
+def test_a_channel_last_error_in_the_request_language(
+    client: httpx.Client, admin_headers: dict[str, str], live_app: RunningApp
+) -> None:
+    """A stored reason code is put in words per reader; an older version's Chinese words, and a
+    text that is no code, are shown as stored; a key that cannot be decrypted says so per reader."""
+    base = {**CHANNEL, "base_url": "https://example.com"}
+    coded, old, retested, unreadable = (
+        client.post("/api/admin/channels", json={**base, "name": name}, headers=admin_headers).json()["id"]
+        for name in ("coded", "old", "retested", "unreadable")
+    )
+    with sqlite3.connect(live_app.db_path) as db:
+        db.executemany(
+            "UPDATE channels SET last_error = ? WHERE id = ?",
+            [
+                ("http_429:429", coded),
+                ("HTTP 500: 上游服务器出错", old),
+                ("key_undecryptable", retested),
+            ],
+        )
+        db.execute("UPDATE channels SET api_key = 'not-a-fernet-token' WHERE id = ?", (unreadable,))
+
+    def shown(headers: dict[str, str]) -> dict[int, tuple[str | None, str]]:
+        listing = client.get("/api/admin/channels", headers=headers).json()
+        return {item["id"]: (item["last_error"], item["api_key_masked"]) for item in listing}
+
+    english, chinese = shown({**admin_headers, **EN}), shown(admin_headers)
+    assert english[coded][0] == "HTTP 429: The upstream is rate limiting or overloaded"
+    assert chinese[coded][0] == "HTTP 429: 上游限流或过载"
+    assert english[old][0] == chinese[old][0] == "HTTP 500: 上游服务器出错"
+    assert english[retested][0] is not None and english[retested][0].startswith(
+        "key_undecryptable: The API Key cannot be decrypted"
+    )
+    assert chinese[retested][0] is not None and chinese[retested][0].startswith(
+        "key_undecryptable: API Key 无法解密"
+    )
+    assert english[unreadable] == (None, "(cannot be decrypted)")
+    assert chinese[unreadable] == (None, "（无法解密）")
+    paged = client.get("/api/admin/channels", params={"q": "coded"}, headers={**admin_headers, **EN}).json()[
+        "items"
+    ]
+    assert [item["last_error"] for item in paged if item["id"] == coded] == [english[coded][0]]
+
+
+def test_a_body_limit_in_bytes_in_both_languages(client: httpx.Client) -> None:
+    assert too_large(2000).text("en") == "The request body is too large (limit 2000 bytes)"
+    assert too_large(2000).text() == "请求体过大（上限 2000 字节）"
+    assert too_large(2048).text("en") == "The request body is too large (limit 2 KiB)"
+    refused = client.post("/api/auth/register", content=b" " * (1024 * 1024 + 1), headers=EN)
+    assert refused.status_code == 413
+    assert refused.json()["error"]["message"] == "The request body is too large (limit 1 MiB)"

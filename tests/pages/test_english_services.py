@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nicegui.testing import User
+from sqlmodel import Session, select
 
-from app.models import utcnow
+from app.models import Channel, utcnow
 from services.logs import CallRecord
 from tests.helpers import SEE_RETRIES, wait_until_async
 from tests.pages.conftest import app_state, sign_in_admin
@@ -82,6 +83,34 @@ async def test_a_channel_test_reports_in_english(user: User, add_model: Callable
     user.find(marker="ch-test").click()
     await user.should_see(marker="ch-last-error", content="The streamed call failed: ", retries=SEE_RETRIES)
     assert chinese_on_the_page(user) == []
+
+
+async def test_a_channel_last_error_in_the_visitor_language(
+    user: User, add_model: Callable[..., str]
+) -> None:
+    """A stored reason code in words for each visitor; an older version's Chinese text as stored."""
+    add_model("error500", model="coded-model", name="Coded")
+    add_model("ok", model="old-model", name="Old")
+    state = app_state()
+    with Session(state.engine) as session:
+        for row in session.exec(select(Channel)).all():
+            row.last_error = {"Coded": "http_5xx:500", "Old": "非流式调用失败：HTTP 502"}[row.name]
+            row.last_error_at = utcnow()
+            session.add(row)
+        session.commit()
+
+    def errors_shown() -> list[str]:
+        return sorted(label.text for label in user.find(marker="ch-last-error").elements)
+
+    await sign_in_admin(user)
+    await user.open("/admin/channels")
+    await user.should_see(marker="ch-last-error", content="HTTP 500: 上游服务器出错", retries=SEE_RETRIES)
+    assert errors_shown() == ["HTTP 500: 上游服务器出错", "非流式调用失败：HTTP 502"]
+    await switch_to_english(user, "/admin/channels")
+    await user.should_see(
+        marker="ch-last-error", content="HTTP 500: The upstream server failed", retries=SEE_RETRIES
+    )
+    assert errors_shown() == ["HTTP 500: The upstream server failed", "非流式调用失败：HTTP 502"]
 
 
 async def test_the_chat_page_says_why_a_model_failed_in_english(

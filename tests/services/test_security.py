@@ -33,6 +33,7 @@ def test_mask_key() -> None:
     assert mask_key("sk-abcdef123456789xyz") == "sk-a…9xyz"
     assert "1234" not in mask_key("12345678")
     assert mask_key(None) == "（无法解密）"
+    assert mask_key(None, "en") == mask_key("", "en") == "(cannot be decrypted)"
 
 
 def test_passwords() -> None:
