@@ -83,7 +83,8 @@ def test_command_line_host_and_port_win_over_the_environment(data_dir: Path, tmp
     port = free_port()
     env = production_env(data_dir, APP_HOST="127.0.0.1", APP_PORT=str(free_port()))
     args = ("app", "--host", "0.0.0.0", "--port", str(port))
-    with run_app(env, log_path=tmp_path / "app.log", module_args=args, port=port) as app:
+    # a new interpreter, as a deployment starts it (the other starts fork one that has imported the app)
+    with run_app(env, log_path=tmp_path / "app.log", module_args=args, port=port, fresh=True) as app:
         log = app.log_text()
         assert f"Listening on 0.0.0.0:{port} (all IPv4 interfaces)\n" in log
         assert f"Chat:      http://127.0.0.1:{port}/\n" in log
