@@ -2,9 +2,8 @@
 no violation of impact "serious" or "critical" on the chat page (empty, and with a streamed answer),
 /login, /register, /admin/login and each admin console page.
 
-axe's own axe.min.js comes from the axe-playwright-python package (test extra; it bundles a recent
-axe-core, loaded from the installed file: nothing is downloaded at run time). Only its JavaScript file is
-used, injected with Selenium: the package's Playwright half is not imported."""
+axe's own axe.min.js comes from the selenium-axe-python package (test extra; it bundles axe-core 4.9,
+loaded from the installed file: nothing is downloaded at run time), injected with Selenium."""
 
 from __future__ import annotations
 
@@ -42,7 +41,7 @@ axe.run(document, {resultTypes: ['violations']}).then(
 
 @cache
 def axe_source() -> str:
-    return (files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
+    return (files("selenium_axe_python") / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
 
 
 def is_dark(driver: Any) -> bool:

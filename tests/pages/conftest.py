@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,34 @@ from tests.helpers import (
 from tests.upstream_server import UpstreamServer
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file at the newest schema, copied for each test: the migrations run once per worker."""
+    from app.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "chat.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_bcrypt() -> Iterator[None]:
+    """The in-process app hashes and checks passwords at bcrypt's lowest cost: these tests are about the
+    pages, and every one seeds the admin account and most sign someone in (0.25 s each at the real cost).
+    The cost itself is tested in tests/services/test_security.py, and the apps in processes use it."""
+    from passlib.context import CryptContext
+
+    from services import security
+
+    real = security._password_context
+    security._password_context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=4)
+    yield
+    security._password_context = real
+
+
 @pytest.fixture(autouse=True)
-def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, migrated_template: Path) -> None:
+    shutil.copyfile(migrated_template, tmp_path / "chat.db")
     for name, value in {
         "DATABASE_PATH": str(tmp_path / "chat.db"),
         "SECRET_KEY": TEST_SECRET_KEY,
