@@ -51,11 +51,13 @@ def unique_email() -> str:
     return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
 
-@pytest.fixture
-def admin_token(client: httpx.Client) -> str:
-    response = client.post(
-        "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
-    )
+@pytest.fixture(scope="session")
+def admin_token(live_app: RunningApp) -> str:
+    """One admin sign-in per worker's shared app (each costs a bcrypt check); no test there revokes it."""
+    with httpx.Client(base_url=live_app.base_url, timeout=HANG_SECONDS) as http:
+        response = http.post(
+            "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+        )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
