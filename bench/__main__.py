@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -312,6 +313,8 @@ def main() -> None:
         "postgresql; none with --quick)",
     )
     args = parser.parse_args()
+    if args.quick:  # a smoke run measures nothing: its gateways fork from one process (tests/zygote.py)
+        os.environ.setdefault("PYAICHAT_TEST_FORK", "1")
     only = {int(n) for n in args.only.split(",")} if args.only else None
     started = time.perf_counter()
     try:

@@ -72,3 +72,29 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+# The longest files, longest first (from `--durations=0` of a whole run). The workers take whole files
+# (--dist loadfile) in collection order; one of these started last would run alone at the end while the
+# other worker idles, so they go first. The order of the rest is kept.
+LONGEST_FILES = (
+    "tests/test_replicas.py",
+    "tests/test_call_log_durability.py",
+    "tests/api/test_schemathesis.py",
+    "tests/test_shared_state.py",
+    "tests/browser/test_console_browser.py",
+    "tests/browser/test_chat_browser.py",
+    "tests/test_bench.py",
+    "tests/test_bench_postgresql.py",
+    "tests/browser/test_output_isolation_browser.py",
+    "tests/browser/test_accessibility_browser.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FILES)}
+
+    def key(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::", 1)[0], len(rank))
+
+    items.sort(key=key)  # stable: within a file and among the others the order stays

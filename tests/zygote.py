@@ -37,8 +37,11 @@ _context: Any = None
 
 
 def enabled(env: dict[str, str], module_args: tuple[str, ...]) -> bool:
+    """In tests (``PYTEST_CURRENT_TEST``) unless ``PYAICHAT_TEST_FORK=0``; elsewhere (the benchmarks use
+    run_app too) only with ``PYAICHAT_TEST_FORK=1``: a benchmark measures the app as deployed."""
+    wanted = os.environ.get("PYAICHAT_TEST_FORK", "1" if "PYTEST_CURRENT_TEST" in os.environ else "0")
     return (
-        os.environ.get("PYAICHAT_TEST_FORK", "1") != "0"
+        wanted == "1"
         and module_args[0] in FORKABLE
         and env.get("PYTHONPATH", "") == os.environ.get("PYTHONPATH", "")
     )
