@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -81,11 +82,24 @@ async def _unless_client_leaves(receive: Receive, call: Awaitable[_T]) -> _T | N
         watcher.cancel()
 
 
-def _non_finite_at(value: Any, location: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
-    """Where ``value`` holds a NaN or an infinity (which pydantic's JSON parser accepts as ``NaN`` and
-    ``Infinity`` but JSON, and so the upstream call, cannot carry), or None."""
+# what the upstream call's JSON encoder (orjson) carries: a 64-bit integer, signed or not
+_INTEGER_RANGE = (-(2**63), 2**64 - 1)
+# a body can only hold an integer outside it where it has a run of 19 digits
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+Location = tuple[str | int, ...]
+
+
+def _unsendable_at(value: Any, location: Location = ()) -> tuple[str, Location] | None:
+    """Where ``value`` holds what the upstream call cannot carry, and which words say why: a NaN or an
+    infinity (which pydantic's JSON parser accepts as ``NaN`` and ``Infinity`` but JSON cannot carry), or
+    an integer beyond 64 bits (valid JSON, which passed-through parameters such as ``seed`` may hold)."""
     if isinstance(value, float):
-        return None if math.isfinite(value) else location
+        return None if math.isfinite(value) else ("errors.non_finite", location)
+    if isinstance(value, int) and not isinstance(value, bool):
+        low, high = _INTEGER_RANGE
+        return None if low <= value <= high else ("errors.integer_range", location)
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -93,7 +107,7 @@ def _non_finite_at(value: Any, location: tuple[str | int, ...] = ()) -> tuple[st
     else:
         return None
     for key, item in items:
-        if (found := _non_finite_at(item, (*location, key))) is not None:
+        if (found := _unsendable_at(item, (*location, key))) is not None:
             return found
     return None
 
@@ -121,9 +135,10 @@ async def serve_chat_completions(request: Request, state: AppState) -> Response:
                 [{**e, "loc": ("body", *e["loc"])} for e in errors], request_language(request)
             )
         # only a body that spells one out can hold one: the walk is skipped on the hot path
-        where = _non_finite_at(body.upstream_body()) if b"NaN" in raw or b"Infinity" in raw else None
-        if where is not None:
-            words = translate("errors.non_finite", request_language(request))
+        suspect = b"NaN" in raw or b"Infinity" in raw or _LONG_NUMBER.search(raw) is not None
+        if suspect and (found := _unsendable_at(body.upstream_body())) is not None:
+            key, where = found
+            words = translate(key, request_language(request))
             error = {"type": "value_error", "loc": ("body", *where), "msg": words}
             return validation_error_response([error], request_language(request))
         return await chat_completions(body, request, state, user, ip)

@@ -85,6 +85,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh-CN": "NaN 与 Infinity 不是 JSON 数值",
         "en": "NaN and Infinity are not JSON numbers",
     },
+    "errors.integer_range": {
+        "zh-CN": "整数超出 64 位范围",
+        "en": "The integer is outside the 64-bit range",
+    },
     "errors.bool_value": {"zh-CN": "须为 true 或 false", "en": "must be true or false"},
     "errors.control_characters": {
         "zh-CN": "{what}不能包含控制字符",

@@ -223,6 +223,9 @@ def test_unparsable_chat_bodies_are_readable_422s(client: httpx.Client, raw: byt
         ('"temperature": NaN', "temperature: NaN 与 Infinity 不是 JSON 数值"),
         ('"logit_bias": {"50256": -Infinity}', "logit_bias.50256: NaN 与 Infinity 不是 JSON 数值"),
         ('"tools": [{"x": [1, Infinity]}]', "tools.0.x.1: NaN 与 Infinity 不是 JSON 数值"),
+        # valid JSON, but beyond what the upstream call's encoder carries (found by schemathesis: a 500)
+        ('"seed": 100000000000000000000000000000', "seed: 整数超出 64 位范围"),
+        ('"tools": [{"x": [-9223372036854775809]}]', "tools.0.x.0: 整数超出 64 位范围"),
     ],
 )
 def test_nan_and_infinity_are_readable_422s(
@@ -240,6 +243,8 @@ def test_the_words_nan_and_infinity_in_text_pass(client: httpx.Client, channel_f
     body = chat_body(channel_for()["model_id"], stream=False)
     body["messages"][0]["content"] = "NaN, Infinity and -Infinity are not JSON numbers"
     body["user"] = "NaN"
+    body["seed"] = 18446744073709551615  # the largest 64-bit integer still goes through
+    body["metadata"] = {"order": "12345678901234567890123"}  # and long digit runs in text
     response = client.post("/api/chat/completions", json=body)
     assert response.status_code == 200, response.text
 
