@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame
+from pages.admin.widgets import date_range, page_heading, query_buttons
 from pages.forms import FormError
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
@@ -127,18 +128,9 @@ def register(state: AppState) -> None:
                 return
             form: dict[str, str | None] = {"start": None, "end": None, "admin": None, "action": None}
 
-            with ui.row().classes("w-full items-center"):
-                ui.label(t("admin.audit.title")).classes("text-xl font-semibold")
-                ui.label(t("admin.audit.intro")).classes("text-sm text-gray-500")
+            page_heading("audit")
             with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
-                start = (
-                    ui.input(t("admin.start_date"))
-                    .props("type=date dense outlined stack-label")
-                    .mark("a-start")
-                )
-                end = (
-                    ui.input(t("admin.end_date")).props("type=date dense outlined stack-label").mark("a-end")
-                )
+                start, end = date_range("a")
                 admin = ui.input(t("admin.audit.admin")).props("dense outlined clearable").mark("a-admin")
                 action = (
                     ui.select(action_options(), value="", label=t("admin.audit.action"))
@@ -146,10 +138,7 @@ def register(state: AppState) -> None:
                     .classes("min-w-[200px]")
                     .mark("a-action")
                 )
-                ui.button(t("admin.query"), icon="search", on_click=lambda: apply()).props("unelevated").mark(
-                    "a-apply"
-                )
-                ui.button(t("admin.reset"), on_click=lambda: reset()).props("flat").mark("a-reset")
+                query_buttons("a", lambda: apply(), lambda: reset())
             error = FormError("a-error")
             summary = ui.label("").classes("text-sm text-gray-500").mark("a-summary")
             table = (

@@ -17,6 +17,7 @@ from app.models import Channel, ChannelCreate, ChannelListItem, ChannelPublic, C
 from app.state import AppState
 from pages.admin.channel_form import ChannelForm, all_errors
 from pages.admin.frame import admin_frame, page_actor
+from pages.admin.widgets import page_heading
 from pages.forms import FormError
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
@@ -362,9 +363,7 @@ def register(state: AppState) -> None:
                 else:
                     await go()
 
-            with ui.row().classes("w-full items-center"):
-                ui.label(t("admin.channels.title")).classes("text-xl font-semibold")
-                ui.label(t("admin.channels.intro")).classes("text-sm text-gray-500")
+            with page_heading("channels"):
                 ui.space()
                 ui.button(t("admin.channels.add"), icon="add", on_click=lambda: open_editor()).props(
                     "unelevated"

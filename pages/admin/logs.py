@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app.downloads import log_csv_response
 from app.state import AppState
 from pages.admin.frame import admin_frame, current_admin
+from pages.admin.widgets import date_range, page_heading, query_buttons
 from pages.forms import FormError
 from pages.i18n import language, t, visitor_language
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
@@ -150,18 +151,9 @@ def register(state: AppState) -> None:
 
             known_models, known_channels = await off_loop(pickers)
 
-            with ui.row().classes("w-full items-center"):
-                ui.label(t("admin.logs.title")).classes("text-xl font-semibold")
-                ui.label(t("admin.logs.intro")).classes("text-sm text-gray-500")
+            page_heading("logs")
             with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
-                start = (
-                    ui.input(t("admin.start_date"))
-                    .props("type=date dense outlined stack-label")
-                    .mark("f-start")
-                )
-                end = (
-                    ui.input(t("admin.end_date")).props("type=date dense outlined stack-label").mark("f-end")
-                )
+                start, end = date_range("f")
                 user = ui.input(t("admin.logs.user")).props("dense outlined clearable").mark("f-user")
                 ip = ui.input("IP").props("dense outlined clearable").mark("f-ip")
                 model = (
@@ -196,10 +188,7 @@ def register(state: AppState) -> None:
                     .classes("min-w-[110px]")
                     .mark("f-status")
                 )
-                ui.button(t("admin.query"), icon="search", on_click=lambda: apply()).props("unelevated").mark(
-                    "f-apply"
-                )
-                ui.button(t("admin.reset"), on_click=lambda: reset()).props("flat").mark("f-reset")
+                query_buttons("f", lambda: apply(), lambda: reset())
                 ui.space()
                 ui.button(t("admin.logs.export"), icon="download", on_click=lambda: export()).props(
                     "outline"

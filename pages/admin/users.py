@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
+from pages.admin.widgets import page_heading
 from pages.forms import FormError
 from pages.i18n import language, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
@@ -95,9 +96,7 @@ class UsersPage:
 
     # ---- layout ------------------------------------------------------------------------------------
     async def build(self) -> None:
-        with ui.row().classes("w-full items-center"):
-            ui.label(t("admin.users.title")).classes("text-xl font-semibold")
-            ui.label(t("admin.users.intro")).classes("text-sm text-gray-500")
+        with page_heading("users"):
             ui.space()
             ui.button(t("admin.users.create"), icon="person_add", on_click=self.open_create).props(
                 "unelevated"

@@ -46,7 +46,8 @@ async def test_the_key_dialog_creates_shows_once_and_revokes(user: User) -> None
     shown = next(iter(user.find(marker="new-key").elements)).value
     assert shown.startswith(row.prefix) and len(shown) > 40 and row.key_hash != shown
     assert next(iter(user.find(marker="base-url").elements)).value.endswith("/v1")
-    await user.should_see("Open WebUI")
+    # the list shows the new key once it has reloaded (the name is also in the "created" notice above it)
+    await user.should_see(marker=f"key-revoke-{row.id}", retries=SEE_RETRIES)
     user.find(marker=f"key-revoke-{row.id}").click()
     await user.should_see(marker="revoke-confirm", retries=SEE_RETRIES)
     user.find(marker="revoke-confirm").click()
