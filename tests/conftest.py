@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,20 +75,31 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than there are cores. A test often waits on the processes it started
+    (an app, Chromium, PostgreSQL) rather than computing, and with a worker per core the cores idled for
+    about a quarter of the run; ``PYAICHAT_TEST_WORKERS`` sets the number."""
+    return int(os.environ.get("PYAICHAT_TEST_WORKERS") or (os.cpu_count() or 1) + 1)
+
+
 # The longest files, longest first (from `--durations=0` of a whole run). The workers take whole files
 # (--dist loadfile) in collection order; one of these started last would run alone at the end while the
-# other worker idles, so they go first. The order of the rest is kept.
+# other workers idle, so they go first (--no-loadscope-reorder keeps this order; xdist's own puts the
+# files with the most tests first). The order of the rest is kept.
 LONGEST_FILES = (
     "tests/test_replicas.py",
     "tests/test_call_log_durability.py",
-    "tests/api/test_schemathesis.py",
+    "tests/browser/test_accessibility_browser.py",
     "tests/test_shared_state.py",
     "tests/browser/test_console_browser.py",
-    "tests/browser/test_chat_browser.py",
     "tests/test_bench.py",
     "tests/test_bench_postgresql.py",
     "tests/browser/test_output_isolation_browser.py",
-    "tests/browser/test_accessibility_browser.py",
+    "tests/browser/test_chat_browser.py",
+    "tests/browser/test_dashboard_browser.py",
+    "tests/api/test_schemathesis.py",
+    "tests/api/test_rate_limits.py",
+    "tests/pages/test_chat.py",
 )
 
 
