@@ -35,3 +35,15 @@ def http(limited_app: RunningApp) -> Iterator[httpx.Client]:
 def admin(http: httpx.Client) -> dict[str, str]:
     token = http.post("/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD})
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+@pytest.fixture
+def restore_settings(http: httpx.Client, admin: dict[str, str]) -> Iterator[None]:
+    """Puts the shared app's system settings back after a test that changes them (limits set to 1 would
+    refuse the next test of the worker, whichever file it is in)."""
+    before = http.get("/api/admin/config", headers=admin)
+    assert before.status_code == 200, before.text
+    yield
+    kept = {key: before.json()[key] for key in ("guest_rpm", "user_rpm", "log_retention_days")}
+    restored = http.put("/api/admin/config", json=kept, headers=admin)
+    assert restored.status_code == 200, restored.text

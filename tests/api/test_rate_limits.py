@@ -19,6 +19,9 @@ from tests.upstream_server import UpstreamServer
 RATE_LIMIT_BODY_MESSAGE = "您超过当前使用限制，请稍后再试"
 
 
+pytestmark = pytest.mark.usefixtures("restore_settings")
+
+
 def set_config(http: httpx.Client, admin: dict[str, str], **values: int) -> None:
     response = http.put("/api/admin/config", json=values, headers=admin)
     assert response.status_code == 200, response.text

@@ -119,7 +119,13 @@ def test_bad_images_are_refused_before_sending(
         pictures.append(tmp_path / f"p{number}.png")
         pictures[-1].write_bytes(PNG)
     driver.find_element(*FILE_INPUT).send_keys("\n".join(str(p) for p in pictures))
-    _notified(driver, translate("convo.too_many", language, max=5, name="p5.png"))
+    # the picture refused is the one that arrives sixth: uploads finish in any order
+    refusals = [translate("convo.too_many", language, max=5, name=f"p{n}.png") for n in range(6)]
+    wait(driver).until(
+        lambda d: any(
+            r in n.text for n in d.find_elements(By.CSS_SELECTOR, ".q-notification") for r in refusals
+        )
+    )
     wait(driver).until(lambda d: len(d.find_elements(*PREVIEWS)) == 5)
     screenshot(driver, "convo-attachment-refusals")
     assert not [r for r in upstream.received if r.body.get("model") == model]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from nicegui import app
 from nicegui.testing import User
+from passlib.context import CryptContext
 from sqlmodel import Session
 
 from app.models import ChannelCreate
 from app.state import AppState
-from services import channels
+from services import channels, security
 from services.settings import update_settings
 from tests.conftest import TEST_TIMEOUTS
 from tests.helpers import (
@@ -36,19 +37,17 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def cheap_bcrypt() -> Iterator[None]:
+# the in-process app's password hashing at bcrypt's lowest cost (see cheap_bcrypt)
+CHEAP_BCRYPT = CryptContext(schemes=["bcrypt"], bcrypt__rounds=4)
+
+
+@pytest.fixture(autouse=True)
+def cheap_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process app hashes and checks passwords at bcrypt's lowest cost: these tests are about the
     pages, and every one seeds the admin account and most sign someone in (0.25 s each at the real cost).
-    The cost itself is tested in tests/services/test_security.py, and the apps in processes use it."""
-    from passlib.context import CryptContext
-
-    from services import security
-
-    real = security._password_context
-    security._password_context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=4)
-    yield
-    security._password_context = real
+    Per test, so the other files a worker runs get the real cost: tests/services/test_security.py tests
+    it, and the apps in processes use it."""
+    monkeypatch.setattr(security, "_password_context", CHEAP_BCRYPT)
 
 
 @pytest.fixture(autouse=True)
