@@ -100,9 +100,11 @@ def _header(admin: Admin, title: str, dark: ui.dark_mode) -> ui.button:
 
 def _navigation(path: str) -> ui.left_drawer:
     with (
-        # value None: open from 1024 px up, closed (behind the "Menu" button) below
-        ui.left_drawer(value=None)
-        .props("bordered width=220 breakpoint=1024")
+        # Open from 1024 px up (Quasar's show-if-above, which reports the opening as a value change),
+        # closed behind the "Menu" button below. Not NiceGUI's value=None: that asks the browser for the
+        # state once connected, and an answer arriving after a quick tap on Menu closed the drawer again.
+        ui.left_drawer(value=False)
+        .props("bordered width=220 breakpoint=1024 show-if-above")
         .classes("admin-nav pt-4") as drawer,
         ui.list(),
     ):
