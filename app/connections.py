@@ -4,8 +4,9 @@ sets it (docs/configuration.md#connections).
 Every open connection holds a file descriptor: a client's, a chat page's WebSocket, each upstream
 request. Container engines commonly start a process with a soft limit of 1,024 open files under a far
 higher hard limit, so at start the soft limit is raised to the hard one (Go's runtime does the same).
-``MAX_CONNECTIONS`` is uvicorn's ``limit_concurrency``: past that many open connections (or requests
-in progress) a new request is answered 503 at once, which keeps descriptors for the calls under way.
+``MAX_CONNECTIONS`` is uvicorn's ``limit_concurrency`` rule, applied by ``app.http_protocol`` so that
+its answer carries the usual headers: past that many open connections (or requests in progress) a new
+request is answered 503 at once, which keeps descriptors for the calls under way.
 Slow clients are the business of ``app.http_protocol``.
 """
 
@@ -43,6 +44,6 @@ def raise_open_files_limit() -> int:
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for connections: the guarded protocol, and the concurrency cap if one is set."""
     return {
-        "http": guarded_protocol(settings.header_read_timeout),  # request heads: a deadline and a cap
-        "limit_concurrency": settings.max_connections or None,
+        # request heads: a deadline and a cap; connections: MAX_CONNECTIONS
+        "http": guarded_protocol(settings.header_read_timeout, settings.max_connections or None),
     }

@@ -28,16 +28,17 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from app.api.headers import COMMON_HEADERS
+from app.api.headers import COMMON_RAW
 from app.api.observe import refusal_header
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default allows 4 × 8 KiB
 MIN_BODY_RATE = 1024  # bytes a second, on average over a body (Apache's default is 500)
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
-# an answer from here never reaches the ASGI layer that adds them to every other response
-_SECURITY_HEADERS = b"".join(
-    b"%s: %s\r\n" % (name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()
-)
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 class _HeadWithBody:
@@ -89,8 +90,36 @@ class _HeadWithBody:
         return getattr(self._transport, name)
 
 
+def _plain_headers(message: bytes, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The headers of a plain-text answer that closes the connection: with the security headers and an
+    ``X-Request-ID``, which the ASGI layers that add them to every other answer never see here."""
+    return [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(message)),
+        (b"connection", b"close"),
+        *COMMON_RAW,
+        refusal_header(),
+        *extra,
+    ]
+
+
+def _plain_answer(status: int, message: bytes) -> bytes:
+    head = b"".join(b"%s: %s\r\n" % pair for pair in _plain_headers(message))
+    return b"HTTP/1.1 %d %s\r\n%s\r\n%s" % (status, _REASONS[status], head, message)
+
+
+async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI app a request gets past ``max_connections`` (uvicorn's ``limit_concurrency`` rule, whose
+    own answer lacks the usual headers): 503, try again in a second, the connection closed."""
+    body = b"Service Unavailable"
+    headers = _plain_headers(body, (b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0
+    max_connections: ClassVar[int | None] = None  # open connections or requests under way; None: no cap
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -130,16 +159,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False  # the connection closes once that response is out
             self.flow.pause_reading()
             return
-        head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
-        self.transport.write(
-            head
-            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n"
-            % len(message)
-            + _SECURITY_HEADERS
-            + refusal_header()
-            + b"\r\n"
-            + message
-        )
+        self.transport.write(_plain_answer(status, message))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, with the headers every answer carries."""
+        self._disarm()
+        self.transport.write(_plain_answer(400, msg.encode("ascii", "replace")))
         self.transport.close()
 
     # ---- the body's least rate ----------------------------------------------------------------
@@ -189,7 +215,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        super().on_headers_complete()
+        cap = self.max_connections
+        if cap is not None and (len(self.connections) >= cap or len(self.tasks) >= cap):
+            self.app, app = _unavailable, self.app  # uvicorn starts (or queues) the request's app below
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         self._in_body = not self.parser.should_upgrade()  # an upgraded connection is not ours any more
         self._body_bytes = 0
         cycle = self.cycle  # the request's (an upgrade makes none: the previous one stays)
@@ -212,6 +246,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm()
 
 
-def guarded_protocol(header_timeout: float) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to hand uvicorn (``http=``), with this deadline for request heads."""
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"header_timeout": header_timeout})
+def guarded_protocol(
+    header_timeout: float, max_connections: int | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to hand uvicorn (``http=``), with this deadline for request heads and this cap
+    on connections (uvicorn's ``limit_concurrency`` rule, answered with our headers)."""
+    options = {"header_timeout": header_timeout, "max_connections": max_connections}
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), options)

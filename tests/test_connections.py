@@ -3,6 +3,7 @@ open-files limit raised at start, and MAX_CONNECTIONS."""
 
 from __future__ import annotations
 
+import re
 import resource
 import socket
 import subprocess
@@ -77,6 +78,8 @@ def test_past_max_connections_a_request_is_answered_503_at_once(capped_app: Runn
         for sock in idle:
             sock.close()
     assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1" and refused.headers["X-Content-Type-Options"] == "nosniff"
+    assert re.fullmatch("[0-9a-f]{32}", refused.headers["X-Request-ID"]), "every answer carries its id"
 
     def served() -> bool:
         with httpx.Client(base_url=capped_app.base_url, timeout=HANG_SECONDS) as http:

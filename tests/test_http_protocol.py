@@ -114,6 +114,16 @@ def test_a_head_over_the_cap_is_refused(guarded_app: RunningApp) -> None:
     assert re.search(rb"\r\nx-request-id: [0-9a-f]{32}\r\n", answer.partition(b"\r\n\r\n")[0] + b"\r\n")
 
 
+def test_a_request_that_cannot_be_parsed_is_refused_with_the_usual_headers(guarded_app: RunningApp) -> None:
+    with socket.create_connection(_address(guarded_app), timeout=HANG_SECONDS) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nBad Header Name: y\r\n\r\n")
+        answer = read_until_closed(sock)
+    head = answer.partition(b"\r\n\r\n")[0] + b"\r\n"
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:100]
+    assert b"\r\nx-content-type-options: nosniff\r\n" in head
+    assert re.search(rb"\r\nx-request-id: [0-9a-f]{32}\r\n", head)
+
+
 def _post_slowly(app: RunningApp, path: str, body: bytes, *, pieces: int, pause: float) -> bytes:
     """POST ``body`` in ``pieces`` sent ``pause`` seconds apart (the pace of the sender, not a wait for
     a state), stopping once the server closes; what the server answered."""

@@ -20,12 +20,11 @@ from collections.abc import Mapping
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import scope_language
-from app.api.headers import COMMON_HEADERS
+from app.api.headers import COMMON_RAW
 from services.errors import PayloadTooLarge
 from services.i18n import FALLBACK
 
 _CLOSE = (b"connection", b"close")
-_SECURITY_HEADERS = [(name.lower().encode(), value.encode()) for name, value in COMMON_HEADERS.items()]
 
 
 def describe_size(size: int) -> str | None:
@@ -61,7 +60,7 @@ async def refuse(send: Send, limit: int, language: str = FALLBACK) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         _CLOSE,
-        *_SECURITY_HEADERS,
+        *COMMON_RAW,
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -34,7 +34,7 @@ COMMON_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-_COMMON_RAW = [
+COMMON_RAW = [
     (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in COMMON_HEADERS.items()
 ]
 _SCRIPT_TAG = re.compile(rb"<script(?=[\s>])", re.IGNORECASE)
@@ -91,7 +91,7 @@ class SecurityHeaders:
                     if name == b"content-type" and b"content-type" not in names:
                         content_type = value
                     names.add(name)
-                raw += [header for header in _COMMON_RAW if header[0] not in names]
+                raw += [header for header in COMMON_RAW if header[0] not in names]
                 if content_type[:9].lower() == b"text/html":
                     if b"content-encoding" not in names:
                         start = message  # sent with the body, once the nonce is in it

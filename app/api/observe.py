@@ -132,6 +132,6 @@ class RequestObserver:
         )
 
 
-def refusal_header() -> bytes:
-    """An ``X-Request-ID`` header line for an answer written below the ASGI layers (app/http_protocol.py)."""
-    return HEADER + b": " + new_id() + b"\r\n"
+def refusal_header() -> tuple[bytes, bytes]:
+    """An ``X-Request-ID`` header for an answer written below the ASGI layers (app/http_protocol.py)."""
+    return HEADER, new_id()
