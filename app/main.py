@@ -273,6 +273,7 @@ def run_server(state: AppState, **options: Any) -> None:
         show=False,
         show_welcome_message=False,
         language="zh-CN",
+        tailwind=False,  # the pages load Tailwind's CSS compiled ahead of time (pages/theme.py)
         proxy_headers=False,  # the client IP is decided by TRUSTED_PROXIES, not by uvicorn
         forwarded_allow_ips="",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds) + UVICORN_MARGIN_SECONDS,

@@ -7,7 +7,9 @@ from app.state import AppState
 
 def register_pages(state: AppState) -> None:
     from pages import admin, auth, chat
+    from pages.theme import tailwind_url
 
+    tailwind_url()  # its route, before the pages'
     chat.register(state)
     auth.register(state)
     admin.register(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -13,15 +14,29 @@ PRIMARY = "#4f46e5"
 POSITIVE = "#15803d"
 
 
+TAILWIND_CSS = Path(__file__).with_name("tailwind.css")  # compiled ahead of time: tests/tailwind_build.py
+YEAR_SECONDS = 365 * 24 * 3600
+
+
 @cache
 def _css() -> str:
     return Path(__file__).with_name("theme.css").read_text(encoding="utf-8")
+
+
+@cache
+def tailwind_url() -> str:
+    """Where the pages' Tailwind CSS is served: a name that changes with its content, so that browsers
+    keep it for a year (``ui.run`` turns NiceGUI's in-browser Tailwind compiler off)."""
+    digest = hashlib.sha256(TAILWIND_CSS.read_bytes()).hexdigest()[:16]
+    url = f"/_pyaichat/static/tailwind-{digest}.css"
+    return app.add_static_file(local_file=TAILWIND_CSS, url_path=url, max_cache_age=YEAR_SECONDS)
 
 
 def apply_theme() -> ui.dark_mode:
     """Colours, CSS and the visitor's dark-mode choice (kept across visits)."""
     # positive: green-700, 5:1 against white as the text or the background (Quasar's #21ba45: 2.6:1)
     ui.colors(primary=PRIMARY, positive=POSITIVE)
+    ui.add_head_html(f'<link rel="stylesheet" href="{tailwind_url()}">')
     ui.add_css(_css())
     return ui.dark_mode(value=app.storage.user.get("dark", False))
 

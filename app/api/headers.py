@@ -15,9 +15,9 @@ why (docs/behaviour.md#page-security-headers):
   templates in the browser (``new Function``) and runs the JavaScript it sends as strings (event
   handlers such as Enter-to-send, ``run_javascript``) with ``eval``.
 - ``style-src 'unsafe-inline'``: NiceGUI adds CSS by creating ``<style>`` elements from script
-  (``ui.add_css``, ``ui.colors``), Tailwind's browser build writes the CSS it generates the same way, and
-  Quasar and the page template use ``style`` attributes; none of them carries a nonce. (A nonce in
-  ``style-src`` would switch ``'unsafe-inline'`` off.)
+  (``ui.add_css``, ``ui.colors``), and Quasar and the page template use ``style`` attributes; none of
+  them carries a nonce. (A nonce in ``style-src`` would switch ``'unsafe-inline'`` off.) Tailwind's CSS
+  is a stylesheet of the app's, compiled ahead of time (``tests/tailwind_build.py``).
 - ``img-src data: blob:``: Quasar's and Swagger UI's own icons.
 """
 

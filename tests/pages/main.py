@@ -7,4 +7,4 @@ from app.main import build_state, configure_app
 
 settings, _info = load_settings()
 configure_app(build_state(settings))
-ui.run(storage_secret=settings.secret("secret_key"), title="pyaichat", language="zh-CN")
+ui.run(storage_secret=settings.secret("secret_key"), title="pyaichat", language="zh-CN", tailwind=False)
