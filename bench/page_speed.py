@@ -27,9 +27,9 @@ NEW_CHAT_EVERY = 10  # messages per conversation: the history sent upstream and 
 # page; ``window.__bench.arm()`` before each message records how many answers there were.
 ENTER_TO_ANSWER_PROBE = """
 if (!window.__bench) {
-  const bench = window.__bench = {enter: null, token: null, frame: null, answers: 0};
+  const bench = window.__bench = {enter: null, bubble: null, token: null, frame: null, answers: 0};
   bench.arm = () => {
-    bench.enter = bench.token = bench.frame = null;
+    bench.enter = bench.bubble = bench.token = bench.frame = null;
     bench.answers = document.querySelectorAll('.bubble.assistant').length;
   };
   document.addEventListener('keydown', (e) => {
@@ -39,6 +39,7 @@ if (!window.__bench) {
     if (bench.enter === null || bench.token !== null) return;
     const bubbles = document.querySelectorAll('.bubble.assistant');
     if (bubbles.length <= bench.answers) return;
+    if (bench.bubble === null) bench.bubble = performance.now();
     const answer = bubbles[bubbles.length - 1].querySelector('.answer');
     if (!answer || !answer.textContent.includes('w0') || !answer.checkVisibility()) return;
     bench.token = performance.now();
@@ -144,8 +145,9 @@ def _api_ttft(client: httpx.Client, url: str, model: str) -> float:
     raise AssertionError("the API's stream ended without content")
 
 
-def _page_ttft(driver: Any, text: str) -> tuple[float, float]:
-    """Milliseconds from Enter to the first answer text in the DOM, and to the frame after it."""
+def _page_ttft(driver: Any, text: str) -> tuple[float, float, float]:
+    """Milliseconds from Enter to the first answer text in the DOM, to the frame after it, and to the
+    answer's (still empty) bubble: the server's round trip for the new turn, before any upstream byte."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -159,7 +161,8 @@ def _page_ttft(driver: Any, text: str) -> tuple[float, float]:
     WebDriverWait(driver, 30, poll_frequency=0.02).until(
         lambda d: d.find_elements(By.XPATH, "//button[.//i[text()='arrow_upward']]")
     )
-    return times["token"] - times["enter"], times["frame"] - times["enter"]
+    enter = times["enter"]
+    return times["token"] - enter, times["frame"] - enter, times["bubble"] - enter
 
 
 def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: int) -> Result:
@@ -173,6 +176,7 @@ def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: i
     warm: _Load | None = None
     page_ms: list[float] = []
     frame_ms: list[float] = []
+    bubble_ms: list[float] = []
     api_ms: list[float] = []
     for index in range(cold_loads):
         profile = tempfile.mkdtemp(prefix="bench-chromium-")
@@ -190,9 +194,10 @@ def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: i
                 for number in range(messages):
                     if number and number % NEW_CHAT_EVERY == 0:
                         _new_chat(driver)
-                    page, frame = _page_ttft(driver, f"message {number}")
+                    page, frame, bubble = _page_ttft(driver, f"message {number}")
                     page_ms.append(page)
                     frame_ms.append(frame)
+                    bubble_ms.append(bubble)
                     api_ms.append(1000 * _api_ttft(client, api_url, model))
         finally:
             driver.quit()
@@ -201,6 +206,7 @@ def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: i
     added = [page - api for page, api in zip(page_ms, api_ms, strict=True)]
     added_frame = [frame - api for frame, api in zip(frame_ms, api_ms, strict=True)]
     result.add("page: Enter → first token in the DOM, p50 / p99", _pair(page_ms), unit="ms")
+    result.add("  of it Enter → the answer's empty bubble, p50 / p99", _pair(bubble_ms), unit="ms")
     result.add("API: time to first token, p50 / p99", _pair(api_ms), unit="ms")
     p50, p99 = percentile(added, 50), percentile(added, 99)
     result.add("page − API, p50", f"{p50:.1f}", "≤ 50 ms", p50 <= 50, unit="ms")
