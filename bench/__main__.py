@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import admin_bench, gateway_bench, limits_bench, logs_bench, page_bench, replicas_bench
+from bench import admin_bench, gateway_bench, limits_bench, logs_bench, page_bench, page_speed, replicas_bench
 from bench.databases import CHOICES, Database, database
 from bench.harness import Gateway, gateway, machine_description, upstream_process
 from bench.report import Result
@@ -51,6 +51,8 @@ class Sizes:
     page_pace_ms: int = 20
     pages: int = 20
     page_settle_seconds: float = 3.0
+    page_messages: int = 100
+    page_cold_loads: int = 5
     replica_counts: tuple[int, ...] = (1, 2, 4)
     throughput_concurrency: int = 64
     throughput_seconds: float = 20.0
@@ -75,6 +77,8 @@ QUICK = Sizes(
     page_pace_ms=5,
     pages=1,
     page_settle_seconds=0.5,
+    page_messages=3,
+    page_cold_loads=1,
     replica_counts=(1, 2),
     throughput_concurrency=4,
     throughput_seconds=0.5,
@@ -236,6 +240,11 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
         else:
             with upstream_process() as upstream, gateway(work / "pages") as gw:
                 gw.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                done(  # first: the 20 tabs of the next one leave the machine busy for a while
+                    page_speed.bench_page_speed(
+                        gw, upstream, messages=sizes.page_messages, cold_loads=sizes.page_cold_loads
+                    )
+                )
                 done(
                     page_bench.bench_page(
                         gw,

@@ -32,11 +32,16 @@ def _driver(profile: str):
 
 
 def _open_page(driver, url: str, model_name: str) -> None:
+    driver.get(url + "/")
+    _choose_model(driver, model_name)
+
+
+def _choose_model(driver, model_name: str) -> None:
+    """Pick ``model_name`` in the open chat page's model picker."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(url + "/")
     WebDriverWait(driver, 20).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea")))
     driver.find_element(By.CSS_SELECTOR, ".model-select").click()
     WebDriverWait(driver, 20).until(

@@ -47,3 +47,4 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert "| metric | measured | target |" in report
     if os.environ.get("CI") == "true" or "7. skipped" not in result.stdout:
         assert "7. Chat page streaming" in result.stdout
+        assert "7. Chat page speed" in result.stdout
