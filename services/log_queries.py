@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, bindparam, case, func, literal, type_coerce
+from sqlalchemy import String, bindparam, case, func, literal, literal_column, type_coerce
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.models import Channel, ChatLog, DailyModelStats, User
+from app.models import TOKENS_SQL, Channel, ChatLog, DailyModelStats, User
 from services.client_ip import parse_ip
 from services.errors import InvalidInput, Word
 from services.i18n import FALLBACK, translate
@@ -81,19 +81,20 @@ def check_log_sort(sort: str | None) -> str:
 
 
 def _log_order(sort: str) -> list[Any]:
+    """Each sort follows an index of ``chat_logs`` (app/models.py): the tokens' expression is the
+    index's own text, as SQLite uses an expression index only for the same expression."""
     key = sort.removeprefix("-")
     column: Any = {
         "time": col(ChatLog.created_at),
         "duration": col(ChatLog.duration_ms),
-        "tokens": func.coalesce(col(ChatLog.prompt_tokens), 0)
-        + func.coalesce(col(ChatLog.completion_tokens), 0),
+        "tokens": literal_column(TOKENS_SQL),
     }[key]
     ident = col(ChatLog.id)
-    # rows without a duration (NULL) last either way; time is never NULL (and so keeps its index)
-    nulls_last = [] if key == "time" else [column.is_(None)]
-    if sort.startswith("-"):
-        return [*nulls_last, column.desc(), ident.desc()]
-    return [*nulls_last, column.asc(), ident.asc()]
+    descending = sort.startswith("-")
+    ordered = column.desc() if descending else column.asc()
+    if key == "duration":  # rows without a duration (NULL) last either way
+        ordered = ordered.nulls_last()
+    return [ordered, ident.desc() if descending else ident.asc()]
 
 
 def parse_moment(text: str, zone: ZoneInfo, *, end: bool) -> datetime:
@@ -228,6 +229,16 @@ def _row_dict(log: ChatLog, channel_name: str | None, account_gone: bool, langua
     }
 
 
+def page_query(flt: LogFilter, page: int, page_size: int, sort: str) -> Any:
+    """The rows of a page of calls, with their channel's name and whether the account still exists."""
+    return (
+        _where(_with_accounts(select(ChatLog, Channel.name, User.id)), flt)
+        .order_by(*_log_order(sort))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+
+
 def list_logs(
     *,
     session: Session,
@@ -242,16 +253,7 @@ def list_logs(
         raise InvalidInput("errors.page_range", high=MAX_PAGE)
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     total = session.exec(_where(select(func.count()).select_from(ChatLog), flt)).one()
-    query = (
-        _where(
-            _with_accounts(select(ChatLog, Channel.name, User.id)),
-            flt,
-        )
-        .order_by(*_log_order(check_log_sort(sort)))
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    rows = session.exec(query).all()
+    rows = session.exec(page_query(flt, page, page_size, check_log_sort(sort))).all()
     items = [_row_dict(log, name, account is None, language) for log, name, account in rows]
     return LogPage(items=items, total=total, page=page, page_size=page_size)
 
