@@ -7,9 +7,10 @@ from app.state import AppState
 
 def register_pages(state: AppState) -> None:
     from pages import admin, auth, chat
-    from pages.theme import tailwind_url
+    from pages.theme import icon_font_face, tailwind_url
 
-    tailwind_url()  # its route, before the pages'
+    tailwind_url()  # their routes, before the pages'
+    icon_font_face()
     chat.register(state)
     auth.register(state)
     admin.register(state)

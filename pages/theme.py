@@ -15,6 +15,7 @@ POSITIVE = "#15803d"
 
 
 TAILWIND_CSS = Path(__file__).with_name("tailwind.css")  # compiled ahead of time: tests/tailwind_build.py
+ICON_FONT = Path(__file__).with_name("material-icons.woff2")  # cut down: tests/icon_font_build.py
 YEAR_SECONDS = 365 * 24 * 3600
 
 
@@ -23,20 +24,36 @@ def _css() -> str:
     return Path(__file__).with_name("theme.css").read_text(encoding="utf-8")
 
 
+def _serve_for_a_year(path: Path) -> str:
+    """Serve ``path`` under a name that changes with its content, so that browsers keep it for a year."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    url = f"/_pyaichat/static/{path.stem}-{digest}{path.suffix}"
+    return app.add_static_file(local_file=path, url_path=url, max_cache_age=YEAR_SECONDS)
+
+
 @cache
 def tailwind_url() -> str:
-    """Where the pages' Tailwind CSS is served: a name that changes with its content, so that browsers
-    keep it for a year (``ui.run`` turns NiceGUI's in-browser Tailwind compiler off)."""
-    digest = hashlib.sha256(TAILWIND_CSS.read_bytes()).hexdigest()[:16]
-    url = f"/_pyaichat/static/tailwind-{digest}.css"
-    return app.add_static_file(local_file=TAILWIND_CSS, url_path=url, max_cache_age=YEAR_SECONDS)
+    """The pages' Tailwind CSS (``ui.run`` turns NiceGUI's in-browser Tailwind compiler off)."""
+    return _serve_for_a_year(TAILWIND_CSS)
+
+
+@cache
+def icon_font_face() -> str:
+    """The Material Icons font cut down to the icons the pages use (tests/icon_font_build.py), declared
+    in a ``<style>`` outside the cascade layers: it wins over NiceGUI's declaration of the whole font
+    (in its ``base`` layer), which the browser then never fetches."""
+    url = _serve_for_a_year(ICON_FONT)
+    return (
+        '<style>@font-face { font-display: block; font-family: "Material Icons"; font-style: normal; '
+        f'font-weight: 400; src: url({url}) format("woff2"); }}</style>'
+    )
 
 
 def apply_theme() -> ui.dark_mode:
     """Colours, CSS and the visitor's dark-mode choice (kept across visits)."""
     # positive: green-700, 5:1 against white as the text or the background (Quasar's #21ba45: 2.6:1)
     ui.colors(primary=PRIMARY, positive=POSITIVE)
-    ui.add_head_html(f'<link rel="stylesheet" href="{tailwind_url()}">')
+    ui.add_head_html(f'<link rel="stylesheet" href="{tailwind_url()}">{icon_font_face()}')
     ui.add_css(_css())
     return ui.dark_mode(value=app.storage.user.get("dark", False))
 

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, undrawn_icons
 from tests.browser.test_chat_browser import wait
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 
@@ -58,6 +58,7 @@ def check_page(driver, name: str, header: str, dark: bool) -> None:
     scroll_width, inner_width = driver.execute_script(OVERFLOW)
     screenshot(driver, name)
     assert scroll_width <= inner_width, f"{name}: the page scrolls sideways ({scroll_width} > {inner_width})"
+    assert undrawn_icons(driver) == [], f"{name}: icons the icon font lacks"
     luminance = driver.execute_script(HEADER_LUMINANCE, header)
     assert (luminance < 0.25) if dark else (luminance > 0.75), f"{name}: header luminance {luminance:.2f}"
 

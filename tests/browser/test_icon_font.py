@@ -1,0 +1,48 @@
+"""The pages' icon font is NiceGUI's Material Icons cut down to the icons they can show
+(tests/icon_font_build.py): the committed file is what the build makes of today's source and NiceGUI,
+the pages fetch it instead of the whole font, and every icon on them is drawn as an icon."""
+
+from __future__ import annotations
+
+from fontTools.ttLib import TTFont
+from selenium.webdriver.common.by import By
+
+from tests.browser.conftest import undrawn_icons
+from tests.browser.test_chat_browser import open_chat, wait
+from tests.helpers import RunningApp
+from tests.icon_font_build import OUTPUT, build, full_font, icon_names, ligatures
+from tests.tailwind_build import candidates
+
+_FETCHED = "return performance.getEntriesByType('resource').map(e => e.name)"
+
+
+def test_the_committed_font_is_what_the_build_makes_of_the_source() -> None:
+    committed = TTFont(OUTPUT)
+    wanted = icon_names(candidates(), TTFont(full_font()))
+    missing = sorted(set(wanted) - ligatures(committed).keys())
+    assert not missing, f"run `python -m tests.icon_font_build` and commit it; missing: {missing}"
+    assert OUTPUT.read_bytes() == build(), "pages/material-icons.woff2 is out of date: rebuild it"
+
+
+def test_the_cut_down_font_keeps_only_the_named_icons() -> None:
+    icons = ligatures(TTFont(OUTPUT))
+    assert {"send", "stop", "dark_mode", "translate", "arrow_drop_down", "content_copy"} <= icons.keys()
+    assert "airplanemode_active" not in icons and len(icons) < len(ligatures(TTFont(full_font()))) / 4
+
+
+def test_the_chat_page_fetches_the_cut_down_font_and_draws_every_icon(
+    driver, browser_app: RunningApp
+) -> None:
+    open_chat(driver, browser_app)
+    driver.find_element(By.CSS_SELECTOR, ".model-select").click()  # a menu, with Quasar's own icons
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".q-menu"))
+    assert undrawn_icons(driver) == []
+    # the check itself: an icon the cut-down font lacks shows its name as text, and is reported
+    driver.execute_script(
+        "const i = document.createElement('i'); i.className = 'q-icon notranslate material-icons';"
+        "i.textContent = 'airplanemode_active'; document.body.append(i);"
+    )
+    assert undrawn_icons(driver) == ["airplanemode_active"]
+    fetched = [name for name in driver.execute_script(_FETCHED) if name.endswith(".woff2")]
+    assert any("/_pyaichat/static/material-icons-" in name for name in fetched), fetched
+    assert not any(full_font().name in name for name in fetched), "the whole font was fetched too"
