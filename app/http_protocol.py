@@ -24,6 +24,7 @@ size of a body is the business of the body cap (``app.api.body_limit``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -31,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from app.api.headers import COMMON_RAW
 from app.api.observe import refusal_header
 
+log = logging.getLogger("pyaichat")
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default allows 4 × 8 KiB
 MIN_BODY_RATE = 1024  # bytes a second, on average over a body (Apache's default is 500)
 _REASONS = {
@@ -217,6 +219,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         cap = self.max_connections
         if cap is not None and (len(self.connections) >= cap or len(self.tasks) >= cap):
+            log.warning("MAX_CONNECTIONS (%d) reached: a request was answered 503", cap)  # as uvicorn does
             self.app, app = _unavailable, self.app  # uvicorn starts (or queues) the request's app below
             try:
                 super().on_headers_complete()

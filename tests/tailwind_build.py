@@ -41,6 +41,8 @@ HEADER = (
 )
 _SELECTOR = re.compile(r"^ *(\.[^ ,{]+)", re.MULTILINE)
 _WORD = re.compile(r"[^\s'\"`{}<>\\]+")
+# string literals, and from Python 3.12 on the text parts of an f-string, which come as tokens of their own
+_LITERALS = {tokenize.STRING} | ({tokenize.FSTRING_MIDDLE} if hasattr(tokenize, "FSTRING_MIDDLE") else set())
 
 
 def _source_files() -> list[Path]:
@@ -58,7 +60,7 @@ def _words(path: Path) -> Iterable[str]:
         return
     with tokenize.open(path) as source:
         for token in tokenize.generate_tokens(source.readline):
-            if token.type == tokenize.STRING:
+            if token.type in _LITERALS:
                 yield from _WORD.findall(token.string)
 
 

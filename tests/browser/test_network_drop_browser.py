@@ -65,10 +65,12 @@ class DropProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.cut = 0  # connections reset by drops so far
+        self.cut_websockets = 0  # of them, WebSockets (the page's socket)
         self.held = 0  # connections that arrived while the network was down
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="drop-proxy", daemon=True)
         self._writers: set[asyncio.StreamWriter] = set()
+        self._websockets: set[asyncio.StreamWriter] = set()  # the client ends of upgraded connections
         self._up: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
 
@@ -119,7 +121,9 @@ class DropProxy:
         for writer in list(self._writers):
             _reset(writer)
             self.cut += 1
+            self.cut_websockets += writer in self._websockets
         self._writers.clear()
+        self._websockets.clear()
 
     async def _restore(self) -> None:
         assert self._up is not None
@@ -140,27 +144,32 @@ class DropProxy:
             _reset(client_writer)
             return
         self._writers |= {client_writer, app_writer}
-        pipes = [
-            asyncio.create_task(self._pipe(client_reader, app_writer)),
-            asyncio.create_task(self._pipe(app_reader, client_writer)),
-        ]
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for pipe in pipes:
-            pipe.cancel()
+        # both directions to their end (a half-close passes through: the other may go on), then closed
+        await asyncio.gather(
+            self._pipe(client_reader, app_writer, websocket=client_writer),
+            self._pipe(app_reader, client_writer),
+        )
         for writer in (client_writer, app_writer):
+            self._websockets.discard(writer)
             if writer in self._writers:  # (a drop has reset it already)
                 self._writers.discard(writer)
                 writer.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        websocket: asyncio.StreamWriter | None = None,
+    ) -> None:
+        """Copy until the end; ``websocket``: the client's end, marked once its request asks to upgrade."""
         with contextlib.suppress(OSError):
             while data := await reader.read(CHUNK):
+                if websocket is not None and b"upgrade: websocket" in data.lower():
+                    self._websockets.add(websocket)
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():
-                writer.write_eof()  # a half-close passes through; the other direction may go on
-            await asyncio.Event().wait()  # until the other direction ends too
+                writer.write_eof()
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -241,10 +250,10 @@ def draft(driver) -> str:
 def drop_for_a_while(driver, proxy: DropProxy, *, during=None) -> None:
     """The network goes for DROP_SECONDS (the scenario's own length, the one sleep here) and comes back;
     ``during`` runs while it is down, once the page has seen the drop."""
-    cut_before = proxy.cut
+    cut_before = proxy.cut_websockets
     proxy.drop()
     started = time.monotonic()
-    assert proxy.cut > cut_before, "the page's socket was open through the proxy, and was cut"
+    assert proxy.cut_websockets > cut_before, "the page's WebSocket was open through the proxy, and was cut"
     wait(driver).until(popup_shown)
     if during is not None:
         during()

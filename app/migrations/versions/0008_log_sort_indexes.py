@@ -6,8 +6,10 @@ Revises: 0007_model_settings
 Create Date: 2026-11-29
 
 Two new indexes; no row changes. Building them reads the table once (about 2.5 s a million rows on
-SQLite): an upgrade of a large call log takes that much longer at start. The tokens index is on the
-expression the log page sorts by, written out here so that this revision means the same thing forever.
+SQLite): an upgrade of a large call log takes that much longer at start. On PostgreSQL the build holds
+inserts into ``chat_logs`` meanwhile: instances still running the previous version wait, their rows kept
+in their call-log journals. The tokens index is on the expression the log page sorts by, written out here
+so that this revision means the same thing forever.
 """
 
 from __future__ import annotations
