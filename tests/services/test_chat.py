@@ -19,6 +19,7 @@ from services.errors import ModelNotFound, UpstreamUnavailable
 from services.ip_block import BlockList
 from services.logs import LogWriter
 from services.rate_limit import RateLimiter
+from services.refresh import Reloader
 from services.security import KeyCipher
 from services.settings import SettingsStore, SystemSettings
 from services.upstream import UpstreamClient, UpstreamTimeouts
@@ -43,13 +44,18 @@ class Harness:
         self.block_list = BlockList(self.engine)
         self.client = UpstreamClient(timeouts, max_answer_bytes=MAX_ANSWER_BYTES)
         limits = SystemSettings(guest_rpm=1000, user_rpm=1000, log_retention_days=30)
+        settings = SettingsStore(self.engine, limits)
+        # the caches kept fresh by a reloader thread, as the app's are: a decision never waits for a
+        # reload of its own (which a busy machine once took longer than the 1.5 s bound to finish)
+        self.reloader = Reloader([self.directory.refresher, self.block_list.refresher, settings.refresher])
+        self.reloader.start()
         self.service = ChatService(
             directory=self.directory,
             client=self.client,
             log_writer=self.writer,
             timeouts=timeouts,
             limiter=RateLimiter("memory://"),
-            settings=SettingsStore(self.engine, limits),
+            settings=settings,
             block_list=self.block_list,
         )
 
@@ -85,6 +91,7 @@ class Harness:
             return list(session.exec(select(ChatLog).where(ChatLog.model_id == model)).all())
 
     async def close(self) -> None:
+        self.reloader.stop()
         await self.client.aclose()
         self.writer.close()
         self.block_list.close()
