@@ -1,42 +1,39 @@
 """``/``: the chat page. History lives only in this page (a refresh starts empty); every call goes
 through ``services.chat`` so limits, IP blocks and logs are the same as for the API.
 
-The conversation is a list of turns: the user's message and the answers it got (a regenerated answer is
-one more version, browsable as 1/2, 2/2). Each message has its actions (copy, edit, regenerate, delete),
-the header exports the whole conversation as a Markdown file (made in memory, sent to the browser)."""
+:class:`ChatPage` holds the page: its layout (header with the model picker and tools, the conversation,
+the composer), the conversation's turns (``pages/turns.py``) and sending a message. Its other parts have
+modules of their own: the answer being written (``pages/answering.py``), the actions under each message
+and the Markdown export (``pages/turn_actions.py``), and the account menu with signing in and out
+(``pages/chat_account.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import datetime
 from typing import Any
 
 from fastapi import Request
-from nicegui import app, background_tasks, events, ui
+from nicegui import app, events, ui
 
 from app.state import AppState
-from pages.account import KeysDialog, open_password_dialog
+from pages.answering import Answering
 from pages.attachments import Attached, Attachments, show_in_message
-from pages.auth import open_sign_in_dialog
+from pages.chat_account import ChatAccount
 from pages.chat_settings import ConversationSettings
-from pages.dialogs import show_error
 from pages.follow import Follower
-from pages.i18n import language_switch, t
-from pages.message_view import AnswerView, UserView
+from pages.i18n import language_switch, named, t
+from pages.message_view import UserView
 from pages.restart_notice import HOOK_SCRIPT as RESTART_HOOK
 from pages.restart_notice import restart_notice
-from pages.session import current_user, rules_now, sign_out
+from pages.session import current_user, rules_now
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
+from pages.turn_actions import TurnActions
+from pages.turns import Turn, upstream_messages
 from services.call_log import Caller
-from services.chat import ChatStream
 from services.client_ip import client_ip
-from services.errors import DomainError, IPBlocked, ModelNotFound
 from services.i18n import translate
 from services.identity import Identity
-from services.images import has_images, user_content
+from services.images import has_images
 
 BLOCKED_NOTE = translate("chat.blocked", "zh-CN")  # the Chinese text (tests look for it)
 SUGGESTIONS = ["chat.suggestion_1", "chat.suggestion_2", "chat.suggestion_3"]
@@ -84,32 +81,6 @@ document.addEventListener('click', (e) => {
 </script>"""
 
 
-def _named(element: ui.button, key: str) -> ui.button:
-    """An icon button's accessible name and tooltip, in the page's language."""
-    name = t(key)
-    return element.props(f'aria-label="{name}"').tooltip(name)
-
-
-@dataclasses.dataclass(eq=False)
-class Turn:
-    """One message of the user and the answers it got; ``shown`` is the version on screen."""
-
-    text: str
-    view: UserView
-    answers: list[AnswerView] = dataclasses.field(default_factory=list)
-    shown: int = 0
-    images: list[Attached] = dataclasses.field(default_factory=list)  # sent along, never stored
-
-    @property
-    def answer(self) -> AnswerView | None:
-        return self.answers[self.shown] if self.answers else None
-
-    def delete(self) -> None:
-        self.view.row.delete()
-        for answer in self.answers:
-            answer.drop()
-
-
 class ChatPage:
     def __init__(
         self,
@@ -127,35 +98,18 @@ class ChatPage:
         self.user = user
         self.base_url = base_url
         self.turns: list[Turn] = []
-        self.task: asyncio.Task[None] | None = None
-        self.stream: ChatStream | None = None  # the answer streaming now
-        self.cut_by_block = False  # whether the answer being written was ended by a block of this IP
-        self.cut_by_drop = False  # whether it was ended by the page's connection dropping
         self.models = models
         # conversation settings and image attachments (pages/chat_settings.py, pages/attachments.py)
         self.conversation = ConversationSettings(state.model_settings, lambda: self.model_select.value)
         self.attachments = Attachments()
+        self.answering = Answering(self)  # the answer being written, and stopping it
+        self.actions = TurnActions(self)
+        self.account = ChatAccount(self)
 
     @property
     def history(self) -> list[dict[str, Any]]:
         """The messages as they go upstream: every turn with the answer version on screen."""
-        return self._messages(len(self.turns))
-
-    def _messages(self, upto: int) -> list[dict[str, Any]]:
-        """User content with images is OpenAI content parts."""
-        messages: list[dict[str, Any]] = []
-        for index, turn in enumerate(self.turns[:upto]):
-            messages.append(
-                {"role": "user", "content": user_content(turn.text, [i.url for i in turn.images])}
-            )
-            answer = turn.answer
-            if answer is not None and answer.content and index < upto:
-                messages.append({"role": "assistant", "content": answer.content})
-        return messages
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None and not self.task.done()
+        return upstream_messages(self.turns)
 
     # ---- layout ------------------------------------------------------------------------------------
     def build(self, email: str | None) -> None:
@@ -171,24 +125,24 @@ class ChatPage:
                 self.header_tools = ui.row().classes("items-center gap-1 no-wrap")  # hooks (settings, …)
                 with self.header_tools:
                     self.conversation.button()
-                    _named(
-                        ui.button(icon="download", on_click=self.export).props("flat round dense"),
+                    named(
+                        ui.button(icon="download", on_click=self.actions.export).props("flat round dense"),
                         "chat.export",
                     ).mark("export")
-                    _named(
+                    named(
                         ui.button(icon="add_comment", on_click=self.new_chat).props("flat round dense"),
                         "chat.new_chat",
                     ).mark("new-chat")
                 language_switch()
                 dark_mode_button(dark)
                 self.account_slot = ui.row().classes("items-center no-wrap")
-                self._account_menu(email)
+                self.account.menu(email)
             with ui.scroll_area(on_scroll=self._on_scroll).classes(
                 "w-full grow chat-scroller"
             ) as self.scroller:
                 self.column = ui.column().classes("chat-column")
             self.follower = Follower()
-            self._empty_state()
+            self.empty_state()
             self.attachments.build()
             restart_notice()
             self._composer()
@@ -240,36 +194,23 @@ class ChatPage:
             )
             with self.send_button:
                 self._send_tip = ui.tooltip("")
-            self._set_busy(False)
+            self.set_busy(False)
         self.attachments.accept_drops(composer, self.input)
 
-    def _account_menu(self, email: str | None) -> None:
-        self.account_slot.clear()
-        with self.account_slot:
-            self._account_button(email)
+    def set_busy(self, busy: bool) -> None:
+        self.send_button.props(f"icon={'stop' if busy else 'arrow_upward'}")
+        self.send_button.props(f"color={'negative' if busy else 'primary'}")
+        name = t("chat.stop" if busy else "chat.send")
+        self.send_button.props(f'aria-label="{name}"')
+        self._send_tip.text = name
 
-    def _account_button(self, email: str | None) -> None:
-        if email:
-            with (
-                _named(ui.button(icon="account_circle").props("flat round dense"), "chat.account").mark(
-                    "account"
-                ),
-                ui.menu(),
-            ):
-                ui.menu_item(email).props("disable").mark("account-email")
-                ui.menu_item(t("chat.api_keys"), on_click=self._open_keys).mark("api-keys")
-                ui.menu_item(t("chat.change_password"), on_click=self._open_password).mark("change-password")
-                ui.menu_item(t("chat.sign_out"), on_click=self._logout).mark("logout")
-        else:
-            ui.button(t("chat.sign_in"), on_click=self.open_sign_in).props("flat dense no-caps").mark("login")
-
-    def _empty_state(self) -> None:
+    def empty_state(self) -> None:
         with self.column, ui.column().classes("empty-state items-center gap-3") as self.empty:
             if self.sign_in_required:
                 ui.icon("lock", size="40px", color="primary")
                 ui.label(t("chat.sign_in_first")).classes("text-xl font-medium")
                 ui.label(t("chat.guests_closed")).classes("caption").mark("sign-in-required")
-                ui.button(t("chat.sign_in"), icon="login", on_click=self.open_sign_in).props(
+                ui.button(t("chat.sign_in"), icon="login", on_click=self.account.open_sign_in).props(
                     "unelevated"
                 ).mark("sign-in-to-chat")
                 return
@@ -304,103 +245,32 @@ class ChatPage:
         if back_to is not None:
             self.scroller.scroll_to(pixels=back_to)
 
-    def _follow(self) -> None:
+    def follow(self) -> None:
         if self.follower.follow():
             self.scroller.scroll_to(pixels=BOTTOM)
 
     async def _on_key(self, event: events.KeyEventArguments) -> None:
         """Esc stops the answer being written."""
-        if event.key.escape and event.action.keydown and self.busy:
-            await self.stop()
+        if event.key.escape and event.action.keydown and self.answering.busy:
+            await self.answering.stop()
 
-    async def _signed_in(self) -> Identity | None:
-        """The page's user, checked again (password changed elsewhere, disabled, signed out
-        everywhere): None, and off to the sign-in page, once the login is no longer valid."""
-        if self.caller.user_id is None:
-            return None
-        user = await current_user(self.state)
-        if user is None or user.id != self.caller.user_id:
-            ui.notify(t("chat.login_expired"), type="warning")
-            await self._become(user)  # the login the session holds now (another tab's), or a guest
-            if user is None:
-                background_tasks.create(self.open_sign_in(), name="sign-in dialog")
-            return None
-        self.user = user
-        self.caller = dataclasses.replace(self.caller, rpm_limit=user.rpm_limit, credential=user.credential)
-        return user
-
-    async def _open_keys(self) -> None:
-        user = await self._signed_in()
-        if user is not None:
-            await KeysDialog(self.state, user, self.base_url).open()
-
-    async def _open_password(self) -> None:
-        user = await self._signed_in()
-        if user is not None:
-            open_password_dialog(self.state, user, self.caller.ip)
-
-    # ---- signing in and out, without leaving the page ----------------------------------------------
-    async def open_sign_in(self) -> None:
-        """The sign-in dialog over the page: the conversation, the draft and the model stay as they are."""
-        with self.column.client.layout:  # (also opened from a task of its own, which has no slot)
-            await open_sign_in_dialog(self.state, self.caller.ip, signed_in=self._adopt_login)
-
-    async def _adopt_login(self) -> None:
-        """The login the dialog kept in the session (the one source of truth, as after a reload) becomes
-        the page's: from the next message on, calls are the user's."""
-        user = await current_user(self.state)
-        await self._become(user)
-        if user is not None:
-            ui.notify(t("chat.signed_in", email=user.email), type="positive")
-
-    async def _logout(self) -> None:
-        sign_out()
-        await self._become(None)
-        ui.notify(t("chat.signed_out"), type="info")
-
-    async def _become(self, user: Identity | None) -> None:
-        """The page is now ``user``'s (a guest's for None, or locked while guests are switched off)."""
-        locked = user is None and not (await rules_now(self.state)).guest_enabled
-        if locked and self.busy:  # the answer being written was the user's
-            await self.stop()
-        was_locked = self.sign_in_required
-        self.user = user
-        self.sign_in_required = locked
-        self.caller = dataclasses.replace(
-            self.caller,
-            user_id=user.id if user else None,
-            username=user.email if user else None,
-            rpm_limit=user.rpm_limit if user else None,
-            credential=user.credential if user else None,
-        )
-        self._account_menu(user.email if user else None)
-        if was_locked and not locked:  # the models were not listed for the locked page
-            await self._refresh_models()
-        self.model_select.set_visibility(not locked)
-        self.input.set_enabled(bool(self.models) and not locked)
-        self.send_button.set_enabled(bool(self.models) and not locked)
-        if was_locked != locked:
-            self.empty.delete()
-            self._empty_state()  # after the conversation, which stays on screen: locked, it says why
-            self.empty.set_visibility(locked or not self.turns)
-
-    # ---- sending and stopping ----------------------------------------------------------------------
+    # ---- sending -----------------------------------------------------------------------------------
     async def _send_or_stop(self) -> None:
-        if self.busy:
-            await self.stop()
+        if self.answering.busy:
+            await self.answering.stop()
         else:
             await self.send()
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
-        if not (text or self.attachments.images) or self.busy:
+        if not (text or self.attachments.images) or self.answering.busy:
             return
-        if not await self._ready():
+        if not await self.ready():
             return
         self.input.value = ""
-        self._start_turn(text, self.attachments.take())
+        self.start_turn(text, self.attachments.take())
 
-    async def _ready(self) -> bool:
+    async def ready(self) -> bool:
         model = self.model_select.value
         if not model:
             ui.notify(t("chat.choose_model"), type="warning")
@@ -409,7 +279,7 @@ class ChatPage:
         if refusal is not None:
             ui.notify(refusal, type="warning")
             return False
-        return not (self.caller.user_id is not None and await self._signed_in() is None)
+        return not (self.caller.user_id is not None and await self.account.signed_in() is None)
 
     def _settings_refusal(self, model: str) -> str | None:
         """Why a message cannot go (images for a model without vision, a setting out of range)."""
@@ -421,291 +291,26 @@ class ChatPage:
             return t("convo.no_vision_history", model=model)
         return self.conversation.problem()
 
-    def _start_turn(self, text: str, images: list[Attached]) -> None:
+    def start_turn(self, text: str, images: list[Attached]) -> None:
         self.empty.set_visibility(False)
         with self.column:  # (called from handlers whose own element may be gone: an edited message's)
             view = UserView(text)
             show_in_message(view.row, images)
             turn = Turn(text, view, images=images)
             self.turns.append(turn)
-            self._user_actions(turn)
-            self._ask(turn)
-
-    def _ask(self, turn: Turn) -> None:
-        """A new answer (version) for ``turn``, streamed into the page."""
-        with self.column:
-            answer = AnswerView()
-            for earlier in turn.answers:
-                earlier.set_shown(False)
-            turn.answers.append(answer)
-            turn.shown = len(turn.answers) - 1
-            self.follower.resume()
-            self._follow()
-            self._set_busy(True)
-            self.task = asyncio.create_task(self._answer(str(self.model_select.value), turn, answer))
-
-    async def stop(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def disconnected(self) -> None:
-        """The page's connection closed (tab closed, refreshed, network lost): its answer ends, marked
-        as interrupted (the page stays on the server for a while, and shows it once the browser is back).
-        When the server is shutting down, it was the server that closed it: the call is logged as cut by
-        the shutdown."""
-        if self.stream is not None and self.state.chat.calls.draining:
-            self.stream.cut()
-        if self.busy:
-            self.cut_by_drop = True
-        await self.stop()
+            self.actions.user_actions(turn)
+            self.answering.ask(turn)
 
     async def new_chat(self) -> None:
-        await self.stop()
+        await self.answering.stop()
         self.turns.clear()
         self.column.clear()
-        self._empty_state()
+        self.empty_state()
         self.input.value = ""
 
-    def _set_busy(self, busy: bool) -> None:
-        self.send_button.props(f"icon={'stop' if busy else 'arrow_upward'}")
-        self.send_button.props(f"color={'negative' if busy else 'primary'}")
-        name = t("chat.stop" if busy else "chat.send")
-        self.send_button.props(f'aria-label="{name}"')
-        self._send_tip.text = name
-
-    async def _answer(self, model: str, turn: Turn, answer: AnswerView) -> None:
-        with self.column:  # this task creates UI (dialogs, notes): give it the page's slot
-            self.cut_by_block = False
-            self.cut_by_drop = False
-            answering = asyncio.current_task()
-            assert answering is not None
-            guard = asyncio.create_task(self._cut_when_blocked(answering))
-            try:
-                await self._run_answer(model, turn, answer)
-            finally:
-                guard.cancel()
-
-    async def _cut_when_blocked(self, answering: asyncio.Task[None]) -> None:
-        """A block of this page's IP (address or range) ends the answer being written: a change made on
-        this instance reaches the block list at once, so the page stops well within a second."""
-        await self.state.block_list.until_blocked(self.caller.ip)
-        self.cut_by_block = True
-        answering.cancel()
-
-    async def _run_answer(self, model: str, turn: Turn, answer: AnswerView) -> None:
-        index = self.turns.index(turn)
-        body = self.conversation.request(model, self._messages(index + 1))
-        try:
-            stream = await self.state.chat.open_stream(body=body, caller=self.caller)
-        except asyncio.CancelledError:
-            self._take_back(turn, answer)
-            if self.cut_by_block:
-                self._set_busy(False)
-                show_error(IPBlocked())
-            raise
-        except DomainError as error:
-            self._take_back(turn, answer)
-            self._set_busy(False)
-            if isinstance(error, ModelNotFound):
-                await self._refresh_models()
-            show_error(error, sign_in=self.open_sign_in)
-            return
-        failure: DomainError | None = None
-        self.stream = stream
-        try:
-            async for piece in stream.pieces():
-                if piece.error is not None:
-                    failure = piece.error
-                    break
-                if answer.add(piece.content, piece.reasoning):
-                    self._follow()  # one scroll per render, not one message to the browser per chunk
-        except asyncio.CancelledError:
-            self._end_cancelled(turn, answer)
-            raise
-        finally:
-            self.stream = None
-            await stream.aclose()
-        if failure is not None:
-            answer.finish(t("chat.upstream_failed"), error=True)
-            show_error(failure)
-        else:
-            answer.finish()
-        self._answer_actions(turn)
-        self._set_busy(False)
-        self._follow()
-
-    def _end_cancelled(self, turn: Turn, answer: AnswerView) -> None:
-        if self.cut_by_block:
-            answer.finish(t("chat.blocked"), error=True)
-        elif self.cut_by_drop:
-            answer.finish(t("chat.interrupted"), error=True)
-            with answer._notes:
-                _named(
-                    ui.button(t("chat.retry"), icon="refresh", on_click=lambda: self.regenerate(turn)),
-                    "chat.retry",
-                ).props("flat dense no-caps size=sm").mark("retry")
-        else:
-            answer.finish(t("chat.stopped"))
-        self._answer_actions(turn)
-        self._set_busy(False)
-        if self.cut_by_block:
-            show_error(IPBlocked())
-
-    def _take_back(self, turn: Turn, answer: AnswerView) -> None:
-        """An answer that never started is taken back: a regenerated one shows the previous version
-        again; a new turn goes, and its text returns to the input box."""
-        answer.drop()
-        turn.answers.remove(answer)
-        if turn.answers:
-            turn.shown = len(turn.answers) - 1
-            turn.answers[turn.shown].set_shown(True)
-            self._answer_actions(turn)
-            return
-        if turn in self.turns:
-            self.turns.remove(turn)
-        turn.view.row.delete()
-        self.attachments.give_back(turn.images)
-        if not (self.input.value or "").strip():
-            self.input.value = turn.text
-        if not self.turns:
-            self.empty.set_visibility(True)
-
-    async def _refresh_models(self) -> None:
+    async def refresh_models(self) -> None:
         self.models = await _models(self.state)
         self.model_select.set_options(self.models, value=self._initial_model())
-
-    # ---- message actions ---------------------------------------------------------------------------
-    def _user_actions(self, turn: Turn) -> None:
-        actions = turn.view.actions
-        actions.clear()
-        with actions:
-            self._action("content_copy", "chat.copy", "copy", lambda: self._copy(turn.text))
-            self._action("edit", "chat.edit", "edit", lambda: self._edit(turn))
-
-    def _answer_actions(self, turn: Turn) -> None:
-        answer = turn.answer
-        if answer is None:
-            return
-        answer.actions.clear()
-        with answer.actions:
-            if len(turn.answers) > 1:
-                self._action(
-                    "chevron_left", "chat.previous_answer", "previous-answer", lambda: self._show(turn, -1)
-                )
-                ui.label(f"{turn.shown + 1}/{len(turn.answers)}").classes("answer-index").mark("answer-index")
-                self._action("chevron_right", "chat.next_answer", "next-answer", lambda: self._show(turn, 1))
-            self._action("content_copy", "chat.copy", "copy", lambda: self._copy(answer.content))
-            self._action("refresh", "chat.regenerate", "regenerate", lambda: self.regenerate(turn))
-            self._action("delete_outline", "chat.delete", "delete", lambda: self.delete(turn))
-
-    @staticmethod
-    def _action(
-        icon: str, key: str, marker: str, handler: events.Handler[events.ClickEventArguments]
-    ) -> ui.button:
-        return _named(ui.button(icon=icon, on_click=handler).props("flat round dense size=sm"), key).mark(
-            marker
-        )
-
-    def _copy(self, text: str) -> None:
-        ui.clipboard.write(text)
-        ui.notify(t("chat.copied"), type="positive", timeout=1200)
-
-    def _show(self, turn: Turn, step: int) -> None:
-        """Browse the versions of a regenerated answer."""
-        shown = turn.shown + step
-        if not 0 <= shown < len(turn.answers):
-            return
-        turn.answers[turn.shown].set_shown(False)
-        turn.shown = shown
-        turn.answers[shown].set_shown(True)
-        self._answer_actions(turn)
-
-    def _drop_after(self, turn: Turn) -> None:
-        """The turns after ``turn`` go: what follows an edited or regenerated message no longer fits."""
-        index = self.turns.index(turn)
-        for later in self.turns[index + 1 :]:
-            later.delete()
-        del self.turns[index + 1 :]
-
-    async def regenerate(self, turn: Turn) -> None:
-        await self.stop()
-        if turn not in self.turns or not await self._ready():
-            return
-        self._drop_after(turn)
-        self._ask(turn)
-
-    async def delete(self, turn: Turn) -> None:
-        """Delete a message and its answers (the pair)."""
-        if self.busy and turn is self.turns[-1]:
-            await self.stop()
-        if turn not in self.turns:
-            return
-        self.turns.remove(turn)
-        turn.delete()
-        if not self.turns:
-            self.empty.set_visibility(True)
-
-    def _edit(self, turn: Turn) -> None:
-        """Edit a message in place; saving sends it again, and what followed it goes."""
-        view = turn.view
-        view.label.set_visibility(False)
-        view.actions.set_visibility(False)
-        with view.stack, ui.column().classes("edit-box w-full gap-1") as editor:
-            box = (
-                ui.textarea(value=turn.text)
-                .props(f'autogrow outlined dense aria-label="{t("chat.edit_box")}"')
-                .classes("w-full")
-                .mark("edit-box")
-            )
-            with ui.row().classes("justify-end gap-1 w-full"):
-
-                def cancel() -> None:
-                    editor.delete()
-                    view.label.set_visibility(True)
-                    view.actions.set_visibility(True)
-
-                async def save() -> None:
-                    text = (box.value or "").strip()
-                    if not text:
-                        return
-                    await self.stop()
-                    if turn not in self.turns or not await self._ready():
-                        return
-                    index = self.turns.index(turn)
-                    for later in self.turns[index:]:
-                        later.delete()
-                    del self.turns[index:]
-                    self._start_turn(text, turn.images)
-
-                ui.button(t("chat.cancel"), on_click=cancel).props("flat dense no-caps").mark("edit-cancel")
-                ui.button(t("chat.save_and_send"), on_click=save).props("unelevated dense no-caps").mark(
-                    "edit-save"
-                )
-        box.run_method("focus")
-
-    def export_markdown(self) -> str:
-        """The conversation as Markdown: each message under its speaker, answers as they were written."""
-        lines = [f"# {t('chat.export_title')} · pyaichat", ""]
-        model = self.model_select.value
-        for turn in self.turns:
-            lines += [f"## {t('chat.export_user')}", "", turn.text, ""]
-            answer = turn.answer
-            if answer is not None and answer.content:
-                lines += [f"## {t('chat.export_assistant')} ({model})", "", answer.content, ""]
-                if answer.note:
-                    lines += [f"*{answer.note}*", ""]
-        return "\n".join(lines)
-
-    def export(self) -> None:
-        if not self.turns:
-            ui.notify(t("chat.nothing_to_export"), type="info")
-            return
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        ui.download.content(
-            self.export_markdown().encode("utf-8"), f"pyaichat-{stamp}.md", media_type="text/markdown"
-        )
 
 
 async def _models(state: AppState) -> dict[str, str]:
@@ -731,4 +336,6 @@ def register(state: AppState) -> None:
         page = ChatPage(state, caller, models, user, base_url, sign_in_required=sign_in_required)
         page.build(user.email if user else None)
         client = ui.context.client
-        client.on_disconnect(page.disconnected)  # closing or refreshing the tab ends the upstream request
+        client.on_disconnect(
+            page.answering.disconnected
+        )  # closing or refreshing the tab ends the upstream request

@@ -96,3 +96,9 @@ def language_switch() -> ui.button:
             item.props(f'lang="{code}"')
     button.tooltip(t("common.language")).mark("language")
     return button
+
+
+def named(element: ui.button, key: str) -> ui.button:
+    """An icon button's accessible name and tooltip, in the page's language."""
+    name = t(key)
+    return element.props(f'aria-label="{name}"').tooltip(name)
