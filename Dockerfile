@@ -11,6 +11,7 @@ COPY services ./services
 COPY pages ./pages
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir ".[postgres]" \
+    && XDG_CACHE_HOME=/opt/cache /opt/venv/bin/python -m app.static_assets \
     && find /opt/venv -depth -type d -name __pycache__ -exec rm -rf {} +
 
 FROM python:3.11-slim
@@ -18,6 +19,7 @@ LABEL org.opencontainers.image.title="pyaichat" \
       org.opencontainers.image.description="Self-hosted AI chat gateway and chat UI" \
       org.opencontainers.image.licenses="MIT"
 ENV PATH="/opt/venv/bin:${PATH}" \
+    XDG_CACHE_HOME=/opt/cache \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYAICHAT_ENV=production \
@@ -30,6 +32,8 @@ RUN groupadd --system --gid 10001 pyaichat \
     && mkdir -p /app/data \
     && chown pyaichat:pyaichat /app/data
 COPY --from=build /opt/venv /opt/venv
+# NiceGUI's scripts and styles, Brotli-compressed while the image was built (app/static_assets.py)
+COPY --from=build /opt/cache /opt/cache
 WORKDIR /app
 USER 10001:10001
 VOLUME ["/app/data"]

@@ -43,6 +43,8 @@ def ensure_environment(extra: str) -> Path:
         subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
         target = f".[{extra}]" if extra else "."
         subprocess.run([*pip, "install", "-e", target], check=True, cwd=ROOT)
+        # NiceGUI's scripts and styles, Brotli-compressed once per install (else the first start does it)
+        subprocess.run([str(python), "-m", "app.static_assets"], check=False, cwd=ROOT)
         previous = STAMP.read_text().split() if STAMP.exists() else []
         STAMP.write_text("\n".join([*previous, wanted]) + "\n")
     return python

@@ -17,6 +17,7 @@ from nicegui import app as web_app
 from nicegui.storage import Storage
 from starlette.types import ASGIApp
 
+from app import static_assets
 from app.api import build_api_router
 from app.api import chat as chat_routes
 from app.api.body_limit import BodyLimit
@@ -37,7 +38,9 @@ from app.log_format import configure_logging
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.signals import drain_on_exit_signals
 from app.state import AppState
+from app.static_assets import CompressedAssets
 from pages import register_pages
+from pages.theme import FAVICON
 from services import auth
 from services.images import MAX_IMAGE_BYTES
 from services.settings import seed_settings
@@ -149,6 +152,7 @@ def configure_app(state: AppState) -> None:
     )
     state.metrics.page_sessions.set_function(lambda: len(Client.instances))
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
+    static_assets.install(web_app, CompressedAssets())  # NiceGUI's scripts and styles, Brotli-compressed
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     install_page_security(state)
     register_pages(state)
@@ -268,6 +272,7 @@ def run_server(state: AppState, **options: Any) -> None:
         host=settings.app_host,
         port=settings.app_port,
         title="pyaichat",
+        favicon=FAVICON,
         storage_secret=settings.secret("secret_key"),
         reload=False,
         show=False,

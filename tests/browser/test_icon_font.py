@@ -57,3 +57,10 @@ def test_the_chat_page_fetches_the_cut_down_font_and_draws_every_icon(
     fetched = [name for name in driver.execute_script(_FETCHED) if name.endswith(".woff2")]
     assert any("/_pyaichat/static/material-icons-" in name for name in fetched), fetched
     assert not any(full_font().name in name for name in fetched), "the whole font was fetched too"
+    # and no other web font: the text is in the system's UI font, not Roboto (35 KB more on a first load)
+    assert all("/_pyaichat/static/material-icons-" in name for name in fetched), fetched
+    body_font = driver.execute_script("return getComputedStyle(document.body).fontFamily")
+    assert body_font.startswith("system-ui") and "Roboto" not in body_font, body_font
+    # the app's mark is inline: no request for a favicon
+    icon = driver.execute_script("return document.querySelector('link[rel~=icon]').href")
+    assert icon.startswith("data:image/svg+xml"), icon
