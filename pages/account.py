@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.models import ApiKey, utcnow
 from app.state import AppState
 from pages.forms import FormError
-from pages.i18n import language, t
+from pages.i18n import language, named_dialog, t
 from pages.session import sign_in
 from pages.threads import off_loop
 from services import api_keys
@@ -40,8 +40,9 @@ def _message(error: DomainError) -> str:
 
 # ---- password -----------------------------------------------------------------------------------------
 def open_password_dialog(state: AppState, user: Identity, ip: str) -> ui.dialog:
-    with ui.dialog() as dialog, ui.card().style("min-width: 340px").mark("password-dialog"):
-        ui.label(t("account.change_password")).classes("text-lg font-semibold")
+    title = t("account.change_password")
+    with named_dialog(title) as dialog, ui.card().style("min-width: 340px").mark("password-dialog"):
+        ui.label(title).classes("text-lg font-semibold")
         ui.label(t("account.password_note")).classes("text-sm text-gray-500")
         old = (
             ui.input(t("account.old_password"), password=True)
@@ -141,7 +142,10 @@ class KeysDialog:
         self.zone = state.settings.zone
 
     async def open(self) -> None:
-        with ui.dialog() as self.dialog, ui.card().style("min-width: min(640px, 95vw)").mark("keys-dialog"):
+        with (
+            named_dialog(t("account.api_keys")) as self.dialog,
+            ui.card().style("min-width: min(640px, 95vw)").mark("keys-dialog"),
+        ):
             with ui.row().classes("w-full items-center"):
                 ui.label(t("account.api_keys")).classes("text-lg font-semibold")
                 ui.space()
@@ -203,8 +207,9 @@ class KeysDialog:
 
     def _confirm_revoke(self, key_id: int, name: str) -> Callable[[], None]:
         def ask() -> None:
-            with ui.dialog() as confirm, ui.card().mark("revoke-dialog"):
-                ui.label(t("account.revoke_question", name=name)).classes("font-semibold")
+            title = t("account.revoke_question", name=name)
+            with named_dialog(title) as confirm, ui.card().mark("revoke-dialog"):
+                ui.label(title).classes("font-semibold")
                 ui.label(t("account.revoke_note")).classes("text-sm text-gray-500")
 
                 async def revoke() -> None:

@@ -14,7 +14,7 @@ from nicegui import ui
 
 from app.state import AppState
 from pages.forms import FormError
-from pages.i18n import language, language_switch, t
+from pages.i18n import language, language_switch, named_dialog, t
 from pages.session import current_user, rules_now, sign_in
 from pages.theme import apply_theme, dark_mode_button
 from pages.threads import PAGE_BUILD_SECONDS
@@ -188,7 +188,10 @@ async def open_sign_in_dialog(
     """The sign-in form in a dialog over the page (which stays as it is), with the registration form a
     click away in the same dialog; ``signed_in`` runs once the login is kept in the session. Returns when
     the dialog has closed (signed in or dismissed)."""
-    with ui.dialog() as dialog, ui.card().classes("auth-card gap-3").mark("sign-in-dialog"):
+    with (
+        named_dialog(t("chat.sign_in")) as dialog,
+        ui.card().classes("auth-card gap-3").mark("sign-in-dialog"),
+    ):
         body = ui.column().classes("w-full gap-3")
 
     async def done() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from nicegui import ui
 
-from pages.i18n import t
+from pages.i18n import named_dialog, t
 from services.model_settings import (
     MAX_TOKENS_RANGE,
     NO_DEFAULTS,
@@ -67,13 +67,14 @@ class ConversationSettings:
     def build(self) -> None:
         """The panel: a dialog that slides in from the right, kept (with its values) while closed."""
         with (
-            ui.dialog().props("position=right") as self.dialog,
+            named_dialog(t("convo.settings_title")).props("position=right") as self.dialog,
             ui.card()
             .classes("convo-settings q-pa-md gap-3")
             .style("width: min(380px, 100vw); height: 100vh; max-height: 100vh; overflow-y: auto"),
         ):
             with ui.row().classes("w-full items-center no-wrap"):
-                ui.label(t("convo.settings_title")).classes("text-lg font-medium").props('role="heading"')
+                title = ui.label(t("convo.settings_title")).classes("text-lg font-medium")
+                title.props('role="heading" aria-level="2"')
                 ui.space()
                 close = t("convo.close")
                 ui.button(icon="close", on_click=self.dialog.close).props(

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from nicegui import ui
 
-from pages.i18n import language, t
+from pages.i18n import language, named_dialog, t
 from services.errors import (
     AuthenticationRequired,
     DomainError,
@@ -34,7 +34,10 @@ def show_error(error: DomainError, *, sign_in: Callable[[], Awaitable[None]] | N
         ((key, i) for kind, key, i in _TITLES if isinstance(error, kind)),
         ("common.dialog.error", "error_outline"),
     )
-    with ui.dialog() as dialog, ui.card().classes("items-center text-center").style("min-width: 280px"):
+    with (
+        named_dialog(t(title)) as dialog,
+        ui.card().classes("items-center text-center").style("min-width: 280px"),
+    ):
         ui.icon(icon, size="42px", color="primary")
         ui.label(t(title)).classes("text-lg font-semibold")
         ui.label(error.text(language())).classes("text-gray-500").mark("error-message")

@@ -98,6 +98,13 @@ def language_switch() -> ui.button:
     return button
 
 
+def named_dialog(title: str) -> ui.dialog:
+    """A dialog named by its title: what assistive technology announces when it opens."""
+    dialog = ui.dialog()
+    dialog.props["aria-label"] = title
+    return dialog
+
+
 def named(element: ui.button, key: str) -> ui.button:
     """An icon button's accessible name and tooltip, in the page's language."""
     name = t(key)

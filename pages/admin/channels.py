@@ -19,7 +19,7 @@ from pages.admin.channel_form import ChannelForm, all_errors
 from pages.admin.frame import admin_frame, page_actor
 from pages.admin.widgets import page_heading
 from pages.forms import FormError
-from pages.i18n import language, t
+from pages.i18n import language, named_dialog, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import channels
 from services.audit import Actor
@@ -217,10 +217,9 @@ def register(state: AppState) -> None:
             shown: list[ChannelListItem] = []
 
             def open_editor(channel: ChannelPublic | None = None) -> None:
-                with ui.dialog() as dialog, ui.card().classes("w-[min(620px,96vw)] gap-2"):
-                    ui.label(t("admin.channels.edit" if channel else "admin.channels.add")).classes(
-                        "text-lg font-semibold"
-                    )
+                title = t("admin.channels.edit" if channel else "admin.channels.add")
+                with named_dialog(title) as dialog, ui.card().classes("w-[min(620px,96vw)] gap-2"):
+                    ui.label(title).classes("text-lg font-semibold")
                     form = ChannelForm(channel)
                     form.build()
                     error = FormError("ch-error", classes="whitespace-pre-line")
@@ -251,7 +250,7 @@ def register(state: AppState) -> None:
                 dialog.open()
 
             def confirm(title: str, note: str, action: Any, label: str = "admin.delete") -> None:
-                with ui.dialog() as dialog, ui.card():
+                with named_dialog(title) as dialog, ui.card():
                     ui.label(title).classes("text-lg font-semibold")
                     ui.label(note).classes("text-gray-500")
 

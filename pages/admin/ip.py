@@ -9,7 +9,7 @@ from app.models import BlockedAttempt, BlockedIP
 from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
 from pages.forms import FormError
-from pages.i18n import t
+from pages.i18n import named_dialog, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import ip_block
 from services.audit import Actor
@@ -35,7 +35,7 @@ def _blocks_everyone(text: str) -> bool:
 
 
 async def _confirm_everyone(text: str) -> bool:
-    with ui.dialog() as dialog, ui.card().classes("w-[min(420px,94vw)]"):
+    with named_dialog(t("admin.ip.everyone_question")) as dialog, ui.card().classes("w-[min(420px,94vw)]"):
         ui.label(t("admin.ip.everyone_question")).classes("text-lg font-semibold")
         ui.label(t("admin.ip.everyone_note", rule=text.strip(), version=4 if ":" not in text else 6)).classes(
             "text-sm"

@@ -16,7 +16,7 @@ from app.state import AppState
 from pages.admin.frame import admin_frame, page_actor
 from pages.admin.widgets import page_heading
 from pages.forms import FormError
-from pages.i18n import language, t
+from pages.i18n import language, named_dialog, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
 from services import users
 from services.audit import Actor
@@ -214,8 +214,9 @@ class UsersPage:
             await self.load()
 
     def open_rpm(self, row: UserRow) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-[min(420px,94vw)] gap-2"):
-            ui.label(t("admin.users.rpm_of", email=row.email)).classes("text-lg font-semibold")
+        title = t("admin.users.rpm_of", email=row.email)
+        with named_dialog(title) as dialog, ui.card().classes("w-[min(420px,94vw)] gap-2"):
+            ui.label(title).classes("text-lg font-semibold")
             field = (
                 ui.number(
                     t("admin.users.rpm_label"),
@@ -248,8 +249,9 @@ class UsersPage:
         dialog.open()
 
     def open_password(self, row: UserRow) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2") as card:
-            ui.label(t("admin.users.reset_of", email=row.email)).classes("text-lg font-semibold")
+        title = t("admin.users.reset_of", email=row.email)
+        with named_dialog(title) as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2") as card:
+            ui.label(title).classes("text-lg font-semibold")
             ui.label(t("admin.users.reset_note")).classes("text-sm text-gray-500")
             field = _password_field(t("admin.users.temporary_password")).mark("user-new-password")
             error = FormError("user-password-error")
@@ -288,8 +290,9 @@ class UsersPage:
         dialog.open()
 
     def confirm_delete(self, row: UserRow) -> None:
-        with ui.dialog() as dialog, ui.card():
-            ui.label(t("admin.users.delete_question", email=row.email)).classes("text-lg font-semibold")
+        title = t("admin.users.delete_question", email=row.email)
+        with named_dialog(title) as dialog, ui.card():
+            ui.label(title).classes("text-lg font-semibold")
             ui.label(t("admin.users.delete_note")).classes("text-gray-500")
 
             async def do_delete() -> None:
@@ -309,7 +312,7 @@ class UsersPage:
         dialog.open()
 
     def open_create(self) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2"):
+        with named_dialog(t("admin.users.create")) as dialog, ui.card().classes("w-[min(460px,94vw)] gap-2"):
             ui.label(t("admin.users.create")).classes("text-lg font-semibold")
             ui.label(t("admin.users.create_note")).classes("text-sm text-gray-500")
             email = (
