@@ -56,6 +56,7 @@ class Sizes:
     replica_counts: tuple[int, ...] = (1, 2, 4)
     throughput_concurrency: int = 64
     throughput_seconds: float = 20.0
+    wall_times: bool = False  # print each phase's wall time (quick runs: where a smoke run's time goes)
 
 
 QUICK = Sizes(
@@ -82,6 +83,7 @@ QUICK = Sizes(
     replica_counts=(1, 2),
     throughput_concurrency=4,
     throughput_seconds=0.5,
+    wall_times=True,
 )
 ON_DATABASE = (1, 4, 5, 6)  # what --db changes; the others barely touch the database
 
@@ -116,8 +118,17 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
         return only is None or number in only
 
     results: list[Result] = []
+    clock = [time.perf_counter()]
+
+    def lap(what: str) -> None:
+        """With ``sizes.wall_times``: the wall time since the previous lap, ``what`` took it."""
+        now = time.perf_counter()
+        if sizes.wall_times:
+            print(f"wall time: {now - clock[0]:.1f} s {what}", flush=True)
+        clock[0] = now
 
     def done(result: Result) -> None:
+        lap(f"for {result.title!r}")
         print(result.text(), flush=True)
         results.append(result)
 
@@ -137,6 +148,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                 gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
                 gw.add_channel(f"bench-stream-{sizes.chunks}", f"{upstream}/slow-20-{sizes.chunks}/v1")
                 gw.add_channel("bench-first-token", f"{upstream}/slow-20-2/v1")
+                lap("starting the upstream and the gateway")
                 if wanted(1):
                     done(
                         asyncio.run(
@@ -201,6 +213,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                 ) as gw,
             ):
                 gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
+                lap("starting redis-server and its gateway")
                 done(
                     asyncio.run(
                         limits_bench.bench_exactness(
@@ -224,6 +237,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
         postgres = database("postgresql") if db.server is None else nullcontext(db)
         with upstream_process() as upstream, postgres as pg:
             assert pg.server is not None
+            lap("starting the upstream (and PostgreSQL)")
             done(
                 replicas_bench.bench_replicas(
                     work,
@@ -240,6 +254,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
         else:
             with upstream_process() as upstream, gateway(work / "pages") as gw:
                 gw.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                lap("starting the upstream and the pages' gateway")
                 done(  # first: the 20 tabs of the next one leave the machine busy for a while
                     page_speed.bench_page_speed(
                         gw, upstream, messages=sizes.page_messages, cold_loads=sizes.page_cold_loads
@@ -327,13 +342,17 @@ def main() -> None:
     only = {int(n) for n in args.only.split(",")} if args.only else None
     started = time.perf_counter()
     try:
+        sizes = QUICK if args.quick else Sizes()
+        if args.admin_large:
+            sizes = dataclasses.replace(sizes, admin_large=args.admin_large)
         with tempfile.TemporaryDirectory(prefix="pyaichat-bench-") as work, database(args.db) as db:
-            sizes = QUICK if args.quick else Sizes()
-            if args.admin_large:
-                sizes = dataclasses.replace(sizes, admin_large=args.admin_large)
+            if sizes.wall_times:
+                print(f"wall time: {time.perf_counter() - started:.1f} s starting the database", flush=True)
             results = run(sizes, only, Path(work), db)
     except (pytest.skip.Exception, pytest.fail.Exception) as missing:  # PostgreSQL, nginx, redis-server
         sys.exit(f"python -m bench: {missing}")
+    if sizes.wall_times:
+        print(f"wall time: {time.perf_counter() - started:.1f} s in all", flush=True)
     report = "performance.md" if args.db == "sqlite" else "performance-postgresql.md"
     output = args.output or (None if args.quick else ROOT / "docs" / report)
     if output is not None:
