@@ -91,6 +91,7 @@ def bench_page(
     rounds: int,
     per_round: int,
     settle_seconds: float,
+    warmups: int = 5,
 ) -> Result:
     result = Result(f"7. Chat page streaming: one {tokens:,}-token answer, paced {pace_ms} ms")
     model = f"bench-long-{tokens}"
@@ -130,7 +131,7 @@ def bench_page(
     busy_tokens = max(tokens, int(2 * measured_seconds * 1000 / pace_ms))
     busy_model = f"bench-long-{busy_tokens}"
     gw.add_channel(busy_model, f"{upstream}/slow-{pace_ms}-{busy_tokens}-{PARAGRAPH_WORDS}/v1")
-    busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round, settle_seconds)
+    busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round, settle_seconds, warmups)
     result.add(
         "pages still streaming when the measurement ended",
         f"{busy.still_streaming} / {pages}",
@@ -184,6 +185,7 @@ def _while_pages_stream(
     rounds: int,
     per_round: int,
     settle_seconds: float,
+    warmups: int,
 ) -> _Busy:
     drivers = []
     profiles = [tempfile.mkdtemp(prefix="bench-chromium-") for _ in range(pages)]
@@ -206,6 +208,7 @@ def _while_pages_stream(
                 },
                 rounds,
                 per_round,
+                warmups,
             )
         )
         elapsed = time.perf_counter() - started
