@@ -90,7 +90,7 @@ QUICK = Sizes(
     page_new_chat_every=1,  # the second message in a new chat: that path runs too
     replica_counts=(1, 2),
     throughput_concurrency=4,
-    throughput_seconds=0.5,
+    throughput_seconds=0.25,
     postgres_fsync=False,
     wall_times=True,
 )

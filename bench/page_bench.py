@@ -37,19 +37,24 @@ def _open_page(driver, url: str, model_name: str) -> None:
 
 
 def _choose_model(driver, model_name: str) -> None:
-    """Pick ``model_name`` in the open chat page's model picker."""
+    """Pick ``model_name`` in the open chat page's model picker (each step as soon as the page is ready
+    for it: WebDriverWait's default poll of 0.5 s added up to a second per pick)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea")))
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea"))
+    )
     driver.find_element(By.CSS_SELECTOR, ".model-select").click()
-    WebDriverWait(driver, 20).until(
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(
         EC.element_to_be_clickable(
             (By.XPATH, f"//div[contains(@class,'q-item')]//span[text()='{model_name}']")
         )
     ).click()
-    WebDriverWait(driver, 20).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu")))
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(
+        EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu"))
+    )
 
 
 def _send(driver, text: str) -> None:
