@@ -27,6 +27,7 @@ from bench import admin_bench, gateway_bench, limits_bench, logs_bench, page_ben
 from bench.databases import CHOICES, Database, database
 from bench.harness import Gateway, gateway, machine_description, upstream_process
 from bench.report import Result
+from tests import zygote
 from tests.helpers import ROOT
 from tests.redis_server import run_redis
 
@@ -35,6 +36,7 @@ from tests.redis_server import run_redis
 class Sizes:
     rounds: int = 9
     per_round: int = 60
+    warmups: int = 5  # requests to each target before benchmark 1's (and 4, 5, 7's) rounds
     stream_rounds: int = 15
     ttft_samples: int = 200
     chunks: int = 64
@@ -47,20 +49,25 @@ class Sizes:
     admin_small: int = 100_000
     admin_large: int = 1_000_000
     admin_repeats: int = 15
+    admin_export_rounds: int = admin_bench.EXPORT_ROUNDS
     page_tokens: int = 3_000
     page_pace_ms: int = 20
     pages: int = 20
     page_settle_seconds: float = 3.0
     page_messages: int = 100
     page_cold_loads: int = 5
+    page_new_chat_every: int = page_speed.NEW_CHAT_EVERY
     replica_counts: tuple[int, ...] = (1, 2, 4)
     throughput_concurrency: int = 64
     throughput_seconds: float = 20.0
+    postgres_fsync: bool = True  # off: a quick run's PostgreSQL server syncs nothing, as the tests' servers
+    wall_times: bool = False  # print each phase's wall time (quick runs: where a smoke run's time goes)
 
 
 QUICK = Sizes(
     rounds=2,
-    per_round=5,
+    per_round=3,
+    warmups=1,
     stream_rounds=2,
     ttft_samples=4,
     chunks=8,
@@ -68,20 +75,24 @@ QUICK = Sizes(
     concurrent_rounds=1,
     exact_runs=1,
     exact_limits=(1, 5),
-    log_rows=2_000,
-    baseline_rows=100,
-    admin_small=2_000,
-    admin_large=20_000,
-    admin_repeats=2,
+    log_rows=500,
+    baseline_rows=20,
+    admin_small=200,
+    admin_large=1_000,
+    admin_repeats=1,
+    admin_export_rounds=1,
     page_tokens=40,
     page_pace_ms=5,
     pages=1,
-    page_settle_seconds=0.5,
-    page_messages=3,
+    page_settle_seconds=0.0,
+    page_messages=2,
     page_cold_loads=1,
+    page_new_chat_every=1,  # the second message in a new chat: that path runs too
     replica_counts=(1, 2),
     throughput_concurrency=4,
-    throughput_seconds=0.5,
+    throughput_seconds=0.25,
+    postgres_fsync=False,
+    wall_times=True,
 )
 ON_DATABASE = (1, 4, 5, 6)  # what --db changes; the others barely touch the database
 
@@ -101,6 +112,7 @@ def against_off_switch(
                 rounds=sizes.rounds,
                 per_round=sizes.per_round,
                 database=db.label,
+                warmups=sizes.warmups,
             )
         )
 
@@ -116,8 +128,17 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
         return only is None or number in only
 
     results: list[Result] = []
+    clock = [time.perf_counter()]
+
+    def lap(what: str) -> None:
+        """With ``sizes.wall_times``: the wall time since the previous lap, ``what`` took it."""
+        now = time.perf_counter()
+        if sizes.wall_times:
+            print(f"wall time: {now - clock[0]:.1f} s {what}", flush=True)
+        clock[0] = now
 
     def done(result: Result) -> None:
+        lap(f"for {result.title!r}")
         print(result.text(), flush=True)
         results.append(result)
 
@@ -137,6 +158,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                 gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
                 gw.add_channel(f"bench-stream-{sizes.chunks}", f"{upstream}/slow-20-{sizes.chunks}/v1")
                 gw.add_channel("bench-first-token", f"{upstream}/slow-20-2/v1")
+                lap("starting the upstream and the gateway")
                 if wanted(1):
                     done(
                         asyncio.run(
@@ -146,6 +168,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                                 rounds=sizes.rounds,
                                 per_round=sizes.per_round,
                                 database=db.label,
+                                warmups=sizes.warmups,
                             )
                         )
                     )
@@ -201,6 +224,7 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                 ) as gw,
             ):
                 gw.add_channel("bench-fast", f"{upstream}/delay-0/v1")
+                lap("starting redis-server and its gateway")
                 done(
                     asyncio.run(
                         limits_bench.bench_exactness(
@@ -215,15 +239,23 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
     if wanted(6):
         done(
             admin_bench.bench_admin_scale(
-                work, small=sizes.admin_small, large=sizes.admin_large, repeats=sizes.admin_repeats, db=db
+                work,
+                small=sizes.admin_small,
+                large=sizes.admin_large,
+                repeats=sizes.admin_repeats,
+                db=db,
+                export_rounds=sizes.admin_export_rounds,
             )
         )
     if wanted(8) and replicas_bench.missing() is not None:
         print(f"8. skipped: {replicas_bench.missing()}", flush=True)
     elif wanted(8):
-        postgres = database("postgresql") if db.server is None else nullcontext(db)
+        postgres = (
+            database("postgresql", durable=sizes.postgres_fsync) if db.server is None else nullcontext(db)
+        )
         with upstream_process() as upstream, postgres as pg:
             assert pg.server is not None
+            lap("starting the upstream (and PostgreSQL)")
             done(
                 replicas_bench.bench_replicas(
                     work,
@@ -240,9 +272,14 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
         else:
             with upstream_process() as upstream, gateway(work / "pages") as gw:
                 gw.add_channel("bench-delay", f"{upstream}/delay-50/v1")
+                lap("starting the upstream and the pages' gateway")
                 done(  # first: the 20 tabs of the next one leave the machine busy for a while
                     page_speed.bench_page_speed(
-                        gw, upstream, messages=sizes.page_messages, cold_loads=sizes.page_cold_loads
+                        gw,
+                        upstream,
+                        messages=sizes.page_messages,
+                        cold_loads=sizes.page_cold_loads,
+                        new_chat_every=sizes.page_new_chat_every,
                     )
                 )
                 done(
@@ -255,12 +292,15 @@ def run(sizes: Sizes, only: set[int] | None, work: Path, db: Database | None = N
                         rounds=sizes.rounds,
                         per_round=sizes.per_round,
                         settle_seconds=sizes.page_settle_seconds,
+                        warmups=sizes.warmups,
                     )
                 )
     return results
 
 
-def write_report(results: list[Result], path: Path, seconds: float, db: Database | None = None) -> None:
+def write_report(
+    results: list[Result], path: Path, seconds: float, db: Database | None = None, *, fsync: bool = True
+) -> None:
     db = db or Database()
     passed = sum(r.passed for r in results)
     text = [
@@ -280,7 +320,9 @@ def write_report(results: list[Result], path: Path, seconds: float, db: Database
     if db.server is not None:
         text += [
             "Benchmarks 1, 4, 5 and 6 here run on a PostgreSQL server of this machine (Debian's, a",
-            "throwaway cluster started as the tests start theirs, with fsync on and",
+            "throwaway cluster started as the tests start theirs, with fsync "
+            + ("on" if fsync else "off (a quick run)")
+            + " and",
             "`synchronous_commit=off`, as SQLite runs in WAL mode with `synchronous=NORMAL`), each gateway",
             "on a new database of it.",
             "Benchmarks 2, 3 and 7 barely touch the database: see the SQLite report.",
@@ -324,20 +366,29 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:  # a smoke run measures nothing: its gateways fork from one process (tests/zygote.py)
         os.environ.setdefault("PYAICHAT_TEST_FORK", "1")
+        if os.environ["PYAICHAT_TEST_FORK"] == "1":
+            zygote.start()
     only = {int(n) for n in args.only.split(",")} if args.only else None
     started = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="pyaichat-bench-") as work, database(args.db) as db:
-            sizes = QUICK if args.quick else Sizes()
-            if args.admin_large:
-                sizes = dataclasses.replace(sizes, admin_large=args.admin_large)
+        sizes = QUICK if args.quick else Sizes()
+        if args.admin_large:
+            sizes = dataclasses.replace(sizes, admin_large=args.admin_large)
+        with (
+            tempfile.TemporaryDirectory(prefix="pyaichat-bench-") as work,
+            database(args.db, durable=sizes.postgres_fsync) as db,
+        ):
+            if sizes.wall_times:
+                print(f"wall time: {time.perf_counter() - started:.1f} s starting the database", flush=True)
             results = run(sizes, only, Path(work), db)
     except (pytest.skip.Exception, pytest.fail.Exception) as missing:  # PostgreSQL, nginx, redis-server
         sys.exit(f"python -m bench: {missing}")
+    if sizes.wall_times:
+        print(f"wall time: {time.perf_counter() - started:.1f} s in all", flush=True)
     report = "performance.md" if args.db == "sqlite" else "performance-postgresql.md"
     output = args.output or (None if args.quick else ROOT / "docs" / report)
     if output is not None:
-        write_report(results, output, time.perf_counter() - started, db)
+        write_report(results, output, time.perf_counter() - started, db, fsync=sizes.postgres_fsync)
         print(f"report written to {output}")
 
 

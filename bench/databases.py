@@ -38,12 +38,13 @@ class Database:
 
 
 @contextmanager
-def database(kind: str) -> Iterator[Database]:
+def database(kind: str, *, durable: bool = True) -> Iterator[Database]:
     """``kind`` ``postgresql``: a throwaway PostgreSQL server started as the tests start theirs, but with
     fsync on (a benchmark of a server that never syncs would flatter it); commits do not wait for
-    their flush (``synchronous_commit=off``), as SQLite in WAL mode with ``synchronous=NORMAL``."""
+    their flush (``synchronous_commit=off``), as SQLite in WAL mode with ``synchronous=NORMAL``.
+    ``durable=False`` (a quick run, which measures nothing): fsync off, as the tests' servers."""
     if kind == "sqlite":
         yield Database()
         return
-    with postgres_server(durable=True) as server:
+    with postgres_server(durable=durable) as server:
         yield Database(server)

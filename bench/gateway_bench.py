@@ -27,13 +27,14 @@ async def _timed_post(client: httpx.AsyncClient, url: str, body: dict) -> float:
 
 
 async def interleaved_latencies(
-    targets: dict[str, tuple[str, dict]], rounds: int, per_round: int
+    targets: dict[str, tuple[str, dict]], rounds: int, per_round: int, warmups: int = 5
 ) -> dict[str, list[list[float]]]:
-    """Non-streamed request latencies, alternating between the targets request by request."""
+    """Non-streamed request latencies, alternating between the targets request by request, after
+    ``warmups`` requests to each."""
     results: dict[str, list[list[float]]] = {name: [] for name in targets}
     async with httpx.AsyncClient(timeout=60) as client:
         for url, body in targets.values():  # warm up connections and caches
-            for _ in range(5):
+            for _ in range(warmups):
                 await _timed_post(client, url, body)
         for round_number in range(rounds):
             samples: dict[str, list[float]] = {name: [] for name in targets}
@@ -107,7 +108,7 @@ def _ratio_rows(
 
 
 async def bench_nonstream(
-    gw: Gateway, upstream: str, *, rounds: int, per_round: int, database: str = ""
+    gw: Gateway, upstream: str, *, rounds: int, per_round: int, database: str = "", warmups: int = 5
 ) -> Result:
     """``database``: what the title says of the gateway's database (`` (PostgreSQL)``; none: SQLite)."""
     result = Result(f"1. Non-streaming call{database}, upstream answers after 50 ms")
@@ -115,7 +116,7 @@ async def bench_nonstream(
         "direct": (f"{upstream}/delay-50/v1/chat/completions", _body("bench-delay", stream=False)),
         "gateway": (f"{gw.url}/api/chat/completions", _body("bench-delay", stream=False)),
     }
-    rounds_data = await interleaved_latencies(targets, rounds, per_round)
+    rounds_data = await interleaved_latencies(targets, rounds, per_round, warmups)
     _ratio_rows(
         result,
         rounds_data,
@@ -286,7 +287,15 @@ async def bench_concurrent(gw: Gateway, upstream: str, *, streams: int, chunks: 
 
 
 async def bench_on_off(
-    on: Gateway, off: Gateway, *, what: str, number: str, rounds: int, per_round: int, database: str = ""
+    on: Gateway,
+    off: Gateway,
+    *,
+    what: str,
+    number: str,
+    rounds: int,
+    per_round: int,
+    database: str = "",
+    warmups: int = 5,
 ) -> Result:
     where = f"{database.strip()[1:-1]}; " if database else ""  # " (PostgreSQL)" → "PostgreSQL; "
     result = Result(f"{number}. Request latency with {what} on ÷ off ({where}non-streaming, upstream 50 ms)")
@@ -294,7 +303,7 @@ async def bench_on_off(
         f"{what} off": (f"{off.url}/api/chat/completions", _body("bench-delay", stream=False)),
         f"{what} on": (f"{on.url}/api/chat/completions", _body("bench-delay", stream=False)),
     }
-    rounds_data = await interleaved_latencies(targets, rounds, per_round)
+    rounds_data = await interleaved_latencies(targets, rounds, per_round, warmups)
     _ratio_rows(
         result,
         rounds_data,

@@ -116,7 +116,9 @@ def gateway(data_dir: Path, *flags: str, cwd: Path = ROOT, **env: str) -> Iterat
     environ = production_env(data_dir, GUEST_RPM="1000000", USER_RPM="1000000", **env)
     run_in = cwd
     if "DATABASE_URL" in env:
-        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), environ.get("PYTHONPATH")]))
+        path = environ.get("PYTHONPATH", "")
+        if str(cwd) not in path.split(os.pathsep):  # as it is: a quick run's gateways fork (tests/zygote.py)
+            environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), path]))
         run_in = data_dir
     with run_app(
         environ, log_path=data_dir / "app.log", cwd=run_in, module_args=("bench.serve", *flags)

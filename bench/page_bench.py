@@ -37,19 +37,24 @@ def _open_page(driver, url: str, model_name: str) -> None:
 
 
 def _choose_model(driver, model_name: str) -> None:
-    """Pick ``model_name`` in the open chat page's model picker."""
+    """Pick ``model_name`` in the open chat page's model picker (each step as soon as the page is ready
+    for it: WebDriverWait's default poll of 0.5 s added up to a second per pick)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea")))
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, "textarea"))
+    )
     driver.find_element(By.CSS_SELECTOR, ".model-select").click()
-    WebDriverWait(driver, 20).until(
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(
         EC.element_to_be_clickable(
             (By.XPATH, f"//div[contains(@class,'q-item')]//span[text()='{model_name}']")
         )
     ).click()
-    WebDriverWait(driver, 20).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu")))
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(
+        EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu"))
+    )
 
 
 def _send(driver, text: str) -> None:
@@ -91,6 +96,7 @@ def bench_page(
     rounds: int,
     per_round: int,
     settle_seconds: float,
+    warmups: int = 5,
 ) -> Result:
     result = Result(f"7. Chat page streaming: one {tokens:,}-token answer, paced {pace_ms} ms")
     model = f"bench-long-{tokens}"
@@ -130,7 +136,7 @@ def bench_page(
     busy_tokens = max(tokens, int(2 * measured_seconds * 1000 / pace_ms))
     busy_model = f"bench-long-{busy_tokens}"
     gw.add_channel(busy_model, f"{upstream}/slow-{pace_ms}-{busy_tokens}-{PARAGRAPH_WORDS}/v1")
-    busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round, settle_seconds)
+    busy = _while_pages_stream(gw, upstream, busy_model, pages, rounds, per_round, settle_seconds, warmups)
     result.add(
         "pages still streaming when the measurement ended",
         f"{busy.still_streaming} / {pages}",
@@ -184,6 +190,7 @@ def _while_pages_stream(
     rounds: int,
     per_round: int,
     settle_seconds: float,
+    warmups: int,
 ) -> _Busy:
     drivers = []
     profiles = [tempfile.mkdtemp(prefix="bench-chromium-") for _ in range(pages)]
@@ -206,6 +213,7 @@ def _while_pages_stream(
                 },
                 rounds,
                 per_round,
+                warmups,
             )
         )
         elapsed = time.perf_counter() - started

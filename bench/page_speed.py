@@ -168,7 +168,9 @@ def _page_ttft(driver: Any, text: str) -> tuple[float, float, float]:
     return times["token"] - enter, times["frame"] - enter, times["bubble"] - enter
 
 
-def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: int) -> Result:
+def bench_page_speed(
+    gw: Gateway, upstream: str, *, messages: int, cold_loads: int, new_chat_every: int = NEW_CHAT_EVERY
+) -> Result:
     result = Result(
         f"7. Chat page speed: Enter → first token over {messages} messages, first load of / "
         f"({cold_loads} cold)"
@@ -195,7 +197,7 @@ def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: i
                 api_url = f"{gw.url}/api/chat/completions"
                 _api_ttft(client, api_url, model)  # the connection is open before the first sample
                 for number in range(messages):
-                    if number and number % NEW_CHAT_EVERY == 0:
+                    if number and number % new_chat_every == 0:
                         _new_chat(driver)
                     page, frame, bubble = _page_ttft(driver, f"message {number}")
                     page_ms.append(page)
@@ -258,7 +260,7 @@ def bench_page_speed(gw: Gateway, upstream: str, *, messages: int, cold_loads: i
     result.notes.append(
         f"Enter → first token: the upstream (`slow-{FIRST_TOKEN_MS}-{ANSWER_CHUNKS}`) waits "
         f"{FIRST_TOKEN_MS} ms before each of its {ANSWER_CHUNKS} chunks; each page message (a guest in one "
-        f"tab, a new chat every {NEW_CHAT_EVERY} messages) is followed by the same request streamed through "
+        f"tab, a new chat every {new_chat_every} messages) is followed by the same request streamed through "
         "the API (httpx, one kept-alive connection); the difference is taken pair by pair. Page times are "
         "the browser's `performance.now()`: a `keydown` listener (capture phase) for Enter, a "
         "MutationObserver for the first answer text visible in the newest assistant bubble, and "

@@ -38,11 +38,26 @@ def _quick_run(*arguments: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+# correctness figures (not timings): a table's row whose verdict must be ✅ at any size and load
+CORRECT = ["requests answered with neither 200 nor 429", "CSV export rows"]
+
+
+def assert_correct(stdout: str, metrics: list[str]) -> None:
+    """Every row of ``stdout`` that starts with one of ``metrics`` (each at least once) ends with ✅."""
+    lines = stdout.splitlines()
+    for metric in metrics:
+        rows = [line.rstrip() for line in lines if line.startswith(metric)]
+        assert rows, metric
+        for row in rows:
+            assert row.endswith("✅"), row
+
+
 def test_quick_benchmark_run(tmp_path: Path) -> None:
     """1 to 7 on SQLite; 8 runs in the next test, on the PostgreSQL server of that run."""
     result = _quick_run("--only", "1,2,3,4,5,6,7", "--output", str(tmp_path / "performance.md"))
     for title in TITLES:
         assert title in result.stdout, title
+    assert_correct(result.stdout, [*CORRECT, "chunks lost (gateway)"])
     report = (tmp_path / "performance.md").read_text()
     assert "| metric | measured | target |" in report
     if os.environ.get("CI") == "true" or "7. skipped" not in result.stdout:

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.postgres_server import require_postgres
 from tests.redis_server import redis_binary
 from tests.replicas import nginx_binary
-from tests.test_bench import _quick_run
+from tests.test_bench import CORRECT, _quick_run, assert_correct
 
 POSTGRES_TITLES = [
     "1. Non-streaming call (PostgreSQL)",
@@ -35,6 +35,7 @@ def test_quick_postgresql_and_replicas_run(tmp_path: Path) -> None:
         assert title in result.stdout, title
     assert "Non-streaming call, " not in result.stdout, "every table of this run says PostgreSQL"
     assert "scaling ratio 2 ÷ 1 replica" in result.stdout
+    assert_correct(result.stdout, CORRECT)
     lines = result.stdout.splitlines()
     logged = next(line for line in lines if line.startswith("every answered call logged"))
     assert logged.rstrip().endswith("✅"), logged  # a correctness figure, not a timing

@@ -141,3 +141,12 @@ class ForkedProcess:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def start() -> None:
+    """Start the forkserver now rather than at the first start of an app: its imports run while the
+    caller does other work (a quick benchmark run starts PostgreSQL and the upstream meanwhile)."""
+    from multiprocessing import forkserver
+
+    _forkserver()
+    forkserver.ensure_running()
