@@ -22,8 +22,25 @@ def _body(model: str, *, stream: bool) -> dict:
 async def _timed_post(client: httpx.AsyncClient, url: str, body: dict) -> float:
     started = time.perf_counter()
     response = await client.post(url, json=body)
-    response.raise_for_status()
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:500]}")
     return time.perf_counter() - started
+
+
+async def _warm_up(client: httpx.AsyncClient, url: str, body: dict, times: int) -> None:
+    """``times`` answered requests. A gateway that has just started may refuse its first ones with a 503
+    (its caches still loading on a busy machine, the fail-closed wait over): it is asked again until it
+    answers, which is readiness, not part of any measurement."""
+    deadline = time.monotonic() + 120
+    answered = 0
+    while answered < times:
+        response = await client.post(url, json=body)
+        if response.status_code == 200:
+            answered += 1
+        elif response.status_code != 503 or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} answered {response.status_code} warming up: {response.text[:500]}")
+        else:
+            await asyncio.sleep(0.1)
 
 
 async def interleaved_latencies(
@@ -34,8 +51,7 @@ async def interleaved_latencies(
     results: dict[str, list[list[float]]] = {name: [] for name in targets}
     async with httpx.AsyncClient(timeout=60) as client:
         for url, body in targets.values():  # warm up connections and caches
-            for _ in range(warmups):
-                await _timed_post(client, url, body)
+            await _warm_up(client, url, body, warmups)
         for round_number in range(rounds):
             samples: dict[str, list[float]] = {name: [] for name in targets}
             order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
