@@ -38,7 +38,6 @@ from app.log_format import configure_logging
 from app.migrate import DATABASE_PROBLEMS, explain_database_problem, upgrade
 from app.signals import drain_on_exit_signals
 from app.state import AppState
-from app.static_assets import CompressedAssets
 from pages import register_pages
 from pages.theme import FAVICON
 from services import auth
@@ -152,7 +151,8 @@ def configure_app(state: AppState) -> None:
     )
     state.metrics.page_sessions.set_function(lambda: len(Client.instances))
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
-    static_assets.install(web_app, CompressedAssets())  # NiceGUI's scripts and styles, Brotli-compressed
+    # NiceGUI's scripts and styles, Brotli-compressed
+    static_assets.install(web_app, static_assets.CompressedAssets())
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     install_page_security(state)
     register_pages(state)

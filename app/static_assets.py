@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 try:
     import fcntl
@@ -32,13 +31,13 @@ except ImportError:  # pragma: no cover - Windows
 import nicegui
 from servestatic import ServeStaticASGI
 from servestatic.compress import Compressor
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("pyaichat.static")
 
 NICEGUI_STATIC = Path(nicegui.__file__).with_name("static")
 URL_PREFIX = f"/_nicegui/{nicegui.__version__}/static/"
-YEAR_SECONDS = 365 * 24 * 3600
 SUFFIXES = (".js", ".mjs", ".css")
 LARGEST = 600 * 1024  # larger files are development builds (Quasar's and Vue's) and the retired SCSS compiler
 
@@ -145,12 +144,9 @@ class CompressedStatic:
 
     def __init__(self, app: ASGIApp, assets: CompressedAssets) -> None:
         self.app = app
-        self.server = ServeStaticASGI(
-            app,
-            max_age=YEAR_SECONDS,  # the URL names NiceGUI's version, as NiceGUI's own answer says
-            allow_all_origins=False,
-            immutable_file_test=lambda _path, _url: True,
-        )
+        # no Cache-Control of its own: NiceGUI's middleware sets its directive on every answer under
+        # /_nicegui/<version>/static/ (a year, immutable), these included
+        self.server = ServeStaticASGI(app, max_age=None, allow_all_origins=False)
         assets.server = self.server
         assets.serve()
 
@@ -161,7 +157,7 @@ class CompressedStatic:
             await self.app(scope, receive, send)
 
 
-def install(web_app: Any, assets: CompressedAssets) -> None:
+def install(web_app: Starlette, assets: CompressedAssets) -> None:
     """Serve NiceGUI's static files compressed; compress them first when this install has not yet."""
     web_app.add_middleware(CompressedStatic, assets=assets)
     if not assets.ready:
