@@ -165,6 +165,23 @@ document.fonts.ready.then(() => done([...document.querySelectorAll('i.material-i
 """
 
 
+# The page is ready for a check or a click: its finite animations (a bubble or card fading in) have ended,
+# so the colours axe reads are the final ones and a button is where it stays; endless ones (the typing
+# dots) are left alone. A dialog or menu being shown is a Vue transition (its ``…-enter-…`` classes come a
+# frame before its CSS transition runs).
+SETTLED_JS = """
+return document.readyState === 'complete' && document.getAnimations().every(
+  a => a.playState !== 'running' || a.effect.getTiming().iterations === Infinity)
+  && !document.querySelector('[class*="-enter-"], [class*="-leave-"]');
+"""
+
+
+def settled(driver) -> bool:
+    """True once the page's finite animations and Vue transitions have ended (a dialog fully shown: a
+    click on a button of a dialog still scaling in can land on its backdrop, which closes it)."""
+    return bool(driver.execute_script(SETTLED_JS))
+
+
 def undrawn_icons(driver) -> list[str]:
     """The names of the icons on screen that are not drawn as an icon (tests/icon_font_build.py)."""
     return driver.execute_async_script(_UNDRAWN_ICONS)

@@ -19,7 +19,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
 from services.i18n import translate
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import SETTLED_JS, screenshot
 from tests.browser.test_chat_browser import ANSWER, answer_text, choose_model, type_and_send, wait
 from tests.browser.test_console_browser import DARK_MODE, sign_in
 from tests.helpers import HANG_SECONDS, RunningApp
@@ -29,14 +29,6 @@ FAILING_IMPACTS = {"serious", "critical"}
 PHONE = (375, 812)
 DIALOG = (By.CSS_SELECTOR, ".q-dialog")
 
-# The page is ready for a check: its finite animations (a bubble or card fading in) have ended, so the
-# colours axe reads are the final ones; endless ones (the typing dots) are left alone. A dialog or menu
-# being shown is a Vue transition (its ``…-enter-…`` classes come a frame before its CSS transition runs).
-SETTLED_JS = """
-return document.readyState === 'complete' && document.getAnimations().every(
-  a => a.playState !== 'running' || a.effect.getTiming().iterations === Infinity)
-  && !document.querySelector('[class*="-enter-"], [class*="-leave-"]');
-"""
 RUN_AXE_JS = """
 const done = arguments[arguments.length - 1];
 if (!window.axe) { (0, eval)(arguments[0]); }

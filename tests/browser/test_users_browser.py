@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, settled
 from tests.browser.test_chat_browser import wait
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp
 
@@ -24,6 +24,13 @@ def field(label: str, within: str = "") -> str:
 
 def button(text: str, within: str = "") -> str:
     return f"{within}//button[.//span[text()='{text}']]"
+
+
+def in_dialog(driver, text: str):
+    """The button of the open dialog, once the dialog has finished appearing (a click on a dialog still
+    scaling in can land on its backdrop, which closes it)."""
+    wait(driver).until(settled)
+    return wait(driver).until(EC.element_to_be_clickable((By.XPATH, button(text, DIALOG))))
 
 
 def page_text(driver) -> str:
@@ -56,7 +63,7 @@ def test_admin_manages_a_user(driver, browser_app: RunningApp, admin_api: httpx.
     wait(driver).until(EC.element_to_be_clickable((By.XPATH, field("邮箱", DIALOG)))).send_keys(email)
     initial = driver.find_element(By.XPATH, field("初始密码", DIALOG)).get_attribute("value")
     assert initial and len(initial) == 16, "a temporary password is offered"
-    driver.find_element(By.XPATH, button("创建", DIALOG)).click()
+    in_dialog(driver, "创建").click()
     wait(driver).until(lambda d: email in page_text(d))
     assert user_login(browser_app, email, initial) == 200
 
@@ -81,7 +88,7 @@ def test_admin_manages_a_user(driver, browser_app: RunningApp, admin_api: httpx.
         .get_attribute("value")
     )
     assert new_password and new_password != initial
-    driver.find_element(By.XPATH, button("设置密码", DIALOG)).click()
+    in_dialog(driver, "设置密码").click()
     wait(driver).until(lambda d: "临时密码已生效" in d.find_element(By.XPATH, DIALOG).text)
     assert new_password in driver.find_element(By.XPATH, DIALOG).text  # to hand on to the user
     screenshot(driver, "admin-users-password")
@@ -93,14 +100,14 @@ def test_admin_manages_a_user(driver, browser_app: RunningApp, admin_api: httpx.
     driver.find_element(By.XPATH, button("全局", "//div[contains(@class,'q-page')]")).click()
     rpm = wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".q-dialog input[type=number]")))
     rpm.send_keys("5")
-    driver.find_element(By.XPATH, button("保存", DIALOG)).click()
+    in_dialog(driver, "保存").click()
     wait(driver).until(lambda d: d.find_elements(By.XPATH, button("5", "//div[contains(@class,'q-page')]")))
     assert stored()["rpm_limit"] == 5
     screenshot(driver, "admin-users")
 
     wait(driver).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
     driver.find_element(By.XPATH, "//button[.//i[text()='delete']]").click()
-    wait(driver).until(EC.element_to_be_clickable((By.XPATH, button("删除", DIALOG)))).click()
+    in_dialog(driver, "删除").click()
     wait(driver).until(lambda d: "没有匹配的用户" in page_text(d))
     assert admin_api.get("/api/admin/users", params={"q": email}).json()["total"] == 0
     assert user_login(browser_app, email, new_password) == 401
