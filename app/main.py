@@ -42,8 +42,8 @@ from pages import register_pages
 from pages.theme import FAVICON
 from services import auth
 from services.images import MAX_IMAGE_BYTES
+from services.rollups import rebuild_in_background
 from services.settings import seed_settings
-from services.stats import rebuild_in_background
 
 log = logging.getLogger("pyaichat")
 # uvicorn's own limit on waiting for open responses after SIGTERM: past the calls' grace, so that the

@@ -281,7 +281,7 @@ class DailyChannelStats(SQLModel, table=True):
 
 class DailyLatency(SQLModel, table=True):
     """How many calls per local day fell into each latency bucket (``metric`` ``d``: duration, ``t``:
-    time to first event of a stream); buckets grow by 10 % each (services/stats.py), so a day has at
+    time to first event of a stream); buckets grow by 10 % each (services/rollups.py), so a day has at
     most some 150 rows per metric whatever the number of calls."""
 
     __tablename__ = "stats_daily_latency"

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from app.models import Channel
 from services.announce import ChangeBus
+from services.channel_directory import ChannelDirectory
 from services.channel_health import ChannelHealth, RetestResult
 from services.channel_test import probe_channel
-from services.channels import ChannelDirectory
 from services.chat import ChatService
 from services.identity import IdentityCache
 from services.ip_block import BlockList

@@ -20,7 +20,7 @@ from app.migrate import upgrade
 from bench.databases import Database
 from bench.harness import gateway, median, rss_mb
 from bench.report import Result
-from services.stats import latency_bucket
+from services.rollups import latency_bucket
 from tests.postgres_server import libpq_url
 
 MODELS = [f"model-{i}" for i in range(8)]

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from app.models import Channel, utcnow
 from services import audit
 from services.audit import Actor
-from services.channels import ChannelDirectory, ChannelTarget
+from services.channel_directory import ChannelDirectory, ChannelTarget
 
 log = logging.getLogger("pyaichat.health")
 LATENCY_WINDOW = 20  # the average latency covers this many of the last successful calls

@@ -1,27 +1,22 @@
-"""Channels: admin CRUD with keys encrypted at rest, and the directory the chat path picks from."""
+"""Channels as the admin manages them: create, update, resume and delete (each with its audit row), keys,
+headers and proxy encrypted at rest, and the views of a stored channel (the admin's, secrets masked; the
+audit log's). The paged list is in services/channel_list.py, the chat path's directory in
+services/channel_directory.py."""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.models import (
     Channel,
     ChannelCreate,
-    ChannelListItem,
     ChannelPublic,
     ChannelStatus,
     ChannelUpdate,
-    ChatLog,
     utcnow,
 )
 from services import audit
@@ -39,11 +34,8 @@ from services.channel_fields import (
 from services.errors import InvalidInput, NotFound, Word
 from services.i18n import FALLBACK
 from services.reasons import stored_in_words
-from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import KeyCipher, mask_key
 from services.text import has_control_characters
-
-log = logging.getLogger("pyaichat.channels")
 
 
 def normalize_api_key(key: str) -> str:
@@ -163,158 +155,6 @@ def audit_view(channel: Channel, cipher: KeyCipher) -> dict[str, Any]:
 
 def list_channels(*, session: Session) -> list[Channel]:
     return list(session.exec(select(Channel).order_by(col(Channel.id))).all())
-
-
-# ---- the admin's paged list: search, filter, sort --------------------------------------------------------
-
-MAX_PAGE_SIZE = 200
-MAX_PAGE = 10_000_000  # far past any real list; beyond it an offset means nothing (and could overflow)
-MAX_QUERY_CHARS = 200
-# a sort key is a column name, ``-`` in front for descending; ``status`` orders enabled, auto_paused, disabled
-CHANNEL_SORTS: dict[str, Any] = {
-    "id": col(Channel.id),
-    "name": col(Channel.name),
-    "priority": col(Channel.priority),
-    "weight": col(Channel.weight),
-    "rpm_limit": col(Channel.rpm_limit),
-    "latency_ms": col(Channel.latency_ms),
-    "consecutive_failures": col(Channel.consecutive_failures),
-    "last_success_at": col(Channel.last_success_at),
-    "last_error_at": col(Channel.last_error_at),
-    "created_at": col(Channel.created_at),
-    "updated_at": col(Channel.updated_at),
-    "status": None,  # derived from is_enabled and auto_paused
-}
-
-
-@dataclass(frozen=True)
-class ChannelQuery:
-    """A validated request for one page of channels."""
-
-    page: int = 1
-    page_size: int = 20
-    q: str | None = None  # a part of the name, of a model id or of the base URL (e.g. its host)
-    status: ChannelStatus | None = None
-    sort: str = "id"
-
-
-def channel_query(
-    *, page: int = 1, page_size: int = 20, q: str | None = None, status: str | None = None, sort: str = "id"
-) -> ChannelQuery:
-    """Check the list parameters; raises InvalidInput (422) naming the parameter."""
-    if not 1 <= page <= MAX_PAGE:
-        raise InvalidInput("errors.page_range", high=MAX_PAGE)
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput("errors.page_size_range", high=MAX_PAGE_SIZE)
-    text = (q or "").strip() or None
-    if text is not None and (len(text) > MAX_QUERY_CHARS or has_control_characters(text)):
-        raise InvalidInput("errors.channel_q", count=MAX_QUERY_CHARS)
-    if status is not None and status not in ChannelStatus.__members__:
-        raise InvalidInput("errors.status_one_of", choices=", ".join(ChannelStatus.__members__))
-    if sort.removeprefix("-") not in CHANNEL_SORTS:
-        raise InvalidInput("errors.sort_one_of_desc", choices=", ".join(CHANNEL_SORTS))
-    return ChannelQuery(page, page_size, text, ChannelStatus(status) if status else None, sort)
-
-
-def _like(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _filtered(query: Any, request: ChannelQuery) -> Any:
-    if request.q is not None:
-        pattern = _like(request.q)
-        query = query.where(
-            or_(
-                *(
-                    func.lower(column).like(pattern, escape="\\")
-                    for column in (
-                        col(Channel.name),
-                        col(Channel.models),
-                        col(Channel.model_id),
-                        col(Channel.base_url),
-                    )
-                )
-            )
-        )
-    if request.status is ChannelStatus.disabled:
-        query = query.where(col(Channel.is_enabled).is_(False))
-    elif request.status is ChannelStatus.auto_paused:
-        query = query.where(col(Channel.is_enabled).is_(True), col(Channel.auto_paused).is_(True))
-    elif request.status is ChannelStatus.enabled:
-        query = query.where(col(Channel.is_enabled).is_(True), col(Channel.auto_paused).is_(False))
-    return query
-
-
-def _order(sort: str) -> list[Any]:
-    descending = sort.startswith("-")
-    key = sort.removeprefix("-")
-    if key == "status":  # enabled, auto_paused, disabled (or the reverse)
-        rank = case((col(Channel.is_enabled).is_(False), 2), (col(Channel.auto_paused).is_(True), 1), else_=0)
-        columns = [rank]
-    else:
-        columns = [CHANNEL_SORTS[key]]
-    ident = col(Channel.id)
-    if descending:
-        return [*(c.desc() for c in columns), ident.desc()]
-    return [*(c.asc() for c in columns), ident.asc()]
-
-
-@dataclass(frozen=True)
-class ChannelPage:
-    items: list[Channel]
-    total: int
-    page: int
-    page_size: int
-
-
-def page_channels(*, session: Session, request: ChannelQuery) -> ChannelPage:
-    """One page of channels matching the search and status, in the asked order (id breaks ties)."""
-    total = session.exec(_filtered(select(func.count()).select_from(Channel), request)).one()
-    query = (
-        _filtered(select(Channel), request)
-        .order_by(*_order(request.sort))
-        .offset((request.page - 1) * request.page_size)
-        .limit(request.page_size)
-    )
-    return ChannelPage(list(session.exec(query).all()), total, request.page, request.page_size)
-
-
-def calls_today(*, session: Session, channel_ids: list[int], since: datetime) -> dict[int, int]:
-    """Call-log rows per channel since ``since`` (the local midnight), for the channels of one page."""
-    if not channel_ids:
-        return {}
-    query = (
-        select(ChatLog.channel_id, func.count())
-        .where(col(ChatLog.created_at) >= since, col(ChatLog.channel_id).in_(channel_ids))
-        .group_by(col(ChatLog.channel_id))
-    )
-    return {int(channel_id): int(count) for channel_id, count in session.exec(query).all() if channel_id}
-
-
-def list_page(
-    *,
-    session: Session,
-    request: ChannelQuery,
-    cipher: KeyCipher,
-    zone: ZoneInfo,
-    now: datetime | None = None,
-    language: str = FALLBACK,
-) -> tuple[list[ChannelListItem], int]:
-    """One page as the admin sees it (keys masked, calls today, words in ``language``) and the number of
-    matching channels."""
-    found = page_channels(session=session, request=request)
-    local = (now or datetime.now(UTC)).astimezone(zone)
-    midnight = datetime.combine(local.date(), time.min, tzinfo=zone)
-    ids = [row.id for row in found.items if row.id is not None]
-    calls = calls_today(session=session, channel_ids=ids, since=midnight)
-    items = [
-        ChannelListItem(
-            **to_public(row, cipher, language).model_dump(), calls_today=calls.get(row.id or 0, 0)
-        )
-        for row in found.items
-    ]
-    return items, found.total
 
 
 def channel_names(*, session: Session) -> dict[int, str]:
@@ -462,19 +302,6 @@ def resume_channel(*, session: Session, channel_id: int, actor: Actor | None = N
     return channel
 
 
-def mark_stream_options_unsupported(*, engine: Engine, channel_id: int) -> bool:
-    """Remember that the channel's upstream refuses ``stream_options``: later streams leave it out.
-    True when this changed the row."""
-    with Session(engine) as session:
-        channel = session.get(Channel, channel_id)
-        if channel is None or channel.stream_options_unsupported:
-            return False
-        channel.stream_options_unsupported = True
-        session.add(channel)
-        session.commit()
-        return True
-
-
 def delete_channel(
     *, session: Session, channel_id: int, cipher: KeyCipher | None = None, actor: Actor | None = None
 ) -> None:
@@ -487,192 +314,3 @@ def delete_channel(
         audit.add(session, actor, "channel.delete", target=target, changes=audit.diff(before, {}))
     session.delete(channel)
     session.commit()
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelTarget:
-    """What the chat path needs of an enabled channel for one public model name, with its secrets
-    decrypted (kept in memory only). ``model_id`` is the upstream's id to send (mapped)."""
-
-    id: int
-    name: str
-    base_url: str
-    api_key: str
-    model_id: str
-    rpm_limit: int
-    call_url: str = ""
-    priority: int = 0
-    weight: int = 1
-    headers: Mapping[str, str] = field(default_factory=dict)
-    proxy: str | None = None  # None: the environment's; "": direct
-    auto_pause_after: int | None = None
-    stream_options_unsupported: bool = False  # the upstream refuses ``stream_options``: never sent
-
-    @property
-    def completions_url(self) -> str:
-        return self.call_url or completions_url(self.base_url)
-
-    def __repr__(self) -> str:  # never print the key, the headers or the proxy
-        return f"ChannelTarget(id={self.id}, name={self.name!r}, model_id={self.model_id!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    id: str  # the public name
-    name: str  # what a picker shows: the public name too, never a channel's name
-
-
-def order_by_priority(
-    channels: list[ChannelTarget], turns: dict[tuple[int, int], int]
-) -> list[ChannelTarget]:
-    """Higher priority first; within a priority, a smooth weighted round robin (nginx's) picks who goes
-    first, so channels of weights 3 and 1 lead three calls in four, and equal weights take turns. The
-    others follow, heavier first. ``turns`` holds the running scores (channel id, priority) → score."""
-    ordered: list[ChannelTarget] = []
-    for priority in sorted({c.priority for c in channels}, reverse=True):
-        group = [c for c in channels if c.priority == priority]
-        if len(group) > 1:
-            total = sum(c.weight for c in group)
-            for c in group:
-                turns[(c.id, priority)] = turns.get((c.id, priority), 0) + c.weight
-            first = max(group, key=lambda c: turns[(c.id, priority)])
-            turns[(first.id, priority)] -= total
-            group.remove(first)
-            group = [first, *sorted(group, key=lambda c: -c.weight)]
-        ordered += group
-    return ordered
-
-
-class ChannelDirectory:
-    """Enabled channels by public model name, cached for a moment and refreshed at once after a change.
-
-    Cached (services/refresh.py): reloaded at once after a change on any instance, and never used for
-    a decision when older than its period. Auto-paused channels serve nothing until they resume.
-    """
-
-    def __init__(self, engine: Engine, cipher: KeyCipher, period: float = PERIOD_SECONDS) -> None:
-        self._engine = engine
-        self._cipher = cipher
-        self.refresher = Refresher(self._load, "channels", period)
-        self._by_model: dict[str, list[ChannelTarget]] = {}
-        self._models: list[ModelInfo] = []
-        self._paused_models: frozenset[str] = frozenset()  # served only by auto-paused channels
-        self._turns: dict[str, dict[tuple[int, int], int]] = {}
-        self._warned_unreadable: set[int] = set()
-
-    def load(self) -> None:
-        """The first load (at start, so that no reader on the event loop has to)."""
-        self.refresher.load_first()
-
-    # Changes made through the directory show at once, here and (announced) on every instance.
-    # ``actor``: the admin making the change (its audit row is committed with it); None only for changes
-    # that are no admin's (set-ups in tests).
-    def create(self, *, session: Session, data: ChannelCreate, actor: Actor | None) -> Channel:
-        result = create_channel(session=session, data=data, cipher=self._cipher, actor=actor)
-        self.refresher.changed()  # only a change that was made is announced
-        return result
-
-    def update(
-        self, *, session: Session, channel_id: int, data: ChannelUpdate, actor: Actor | None
-    ) -> Channel:
-        result = update_channel(
-            session=session, channel_id=channel_id, data=data, cipher=self._cipher, actor=actor
-        )
-        self.refresher.changed()  # only a change that was made is announced
-        return result
-
-    def delete(self, *, session: Session, channel_id: int, actor: Actor | None) -> None:
-        delete_channel(session=session, channel_id=channel_id, cipher=self._cipher, actor=actor)
-        self.refresher.changed()
-
-    def resume(self, *, session: Session, channel_id: int, actor: Actor | None) -> Channel:
-        channel = resume_channel(session=session, channel_id=channel_id, actor=actor)
-        self.refresher.changed()
-        return channel
-
-    def _unreadable(self, row: Channel, what: str) -> None:
-        assert row.id is not None
-        if row.id not in self._warned_unreadable:
-            self._warned_unreadable.add(row.id)
-            log.error(
-                "channel %s (%s): its %s cannot be decrypted with ENCRYPTION_KEY; skipped",
-                row.id,
-                row.name,
-                what,
-            )
-
-    def remember_stream_options_unsupported(self, channel_id: int) -> None:
-        """Blocking (a database write): run it off the event loop."""
-        if mark_stream_options_unsupported(engine=self._engine, channel_id=channel_id):
-            self.refresher.changed()
-
-    def _load(self) -> None:
-        with Session(self._engine) as session:
-            bounded_reads(session)
-            rows = session.exec(
-                select(Channel).where(col(Channel.is_enabled).is_(True)).order_by(col(Channel.id))
-            ).all()
-        by_model: dict[str, list[ChannelTarget]] = {}
-        paused: set[str] = set()
-        for row in rows:
-            assert row.id is not None
-            if row.auto_paused:
-                paused.update(channel_models(row))
-                continue
-            plain = self._cipher.decrypt(row.api_key)
-            headers = decrypt_headers(row, self._cipher)
-            try:
-                proxy = decrypt_proxy(row, self._cipher)
-            except ValueError:
-                self._unreadable(row, "proxy")
-                continue
-            if plain is None or headers is None:
-                self._unreadable(row, "API key" if plain is None else "headers")
-                continue
-            model_map = load_map(row.model_map)
-            url = completions_url(row.base_url)
-            for public in channel_models(row):
-                target = ChannelTarget(
-                    id=row.id,
-                    name=row.name,
-                    base_url=row.base_url,
-                    api_key=plain,
-                    model_id=model_map.get(public, public),
-                    rpm_limit=row.rpm_limit,
-                    call_url=url,
-                    priority=row.priority,
-                    weight=max(row.weight, 1),
-                    headers=headers,
-                    proxy=proxy,
-                    auto_pause_after=row.auto_pause_after,
-                    stream_options_unsupported=bool(row.stream_options_unsupported),
-                )
-                by_model.setdefault(public, []).append(target)
-        self._by_model = by_model
-        self._models = [ModelInfo(name, name) for name in by_model]
-        self._paused_models = frozenset(paused.difference(by_model))
-
-    def _fresh(self) -> None:
-        self.refresher.ensure()
-
-    def models(self) -> list[ModelInfo]:
-        self._fresh()
-        return list(self._models)
-
-    def has_model(self, model_id: str) -> bool:
-        self._fresh()
-        return model_id in self._by_model
-
-    def is_paused(self, model_id: str) -> bool:
-        """Whether every enabled channel serving ``model_id`` is auto-paused (the model is busy, not
-        unknown; it is not listed meanwhile)."""
-        self._fresh()
-        return model_id in self._paused_models
-
-    def candidates(self, model_id: str) -> list[ChannelTarget]:
-        """The channels serving the public name ``model_id``, in the order to try them."""
-        self._fresh()
-        channels = self._by_model.get(model_id, [])
-        if len(channels) <= 1:
-            return list(channels)
-        return order_by_priority(list(channels), self._turns.setdefault(model_id, {}))

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from services.call_log import Caller, CallLog
+from services.channel_directory import ChannelDirectory, ChannelTarget
 from services.channel_health import ChannelHealth
-from services.channels import ChannelDirectory, ChannelTarget
 from services.errors import (
     AuthenticationRequired,
     DomainError,

@@ -33,7 +33,7 @@ from services.call_record import CallRecord as CallRecord  # re-exported: the ty
 from services.call_record import encode_fields
 from services.journal import SEGMENT_BYTES, JournalUnavailable, LiveJournal, OldJournal
 from services.log_rows import insert_rows, move_mark, touch_users
-from services.stats import Actor, Rollup
+from services.rollups import Actor, Rollup
 
 log = logging.getLogger("pyaichat.logs")
 BATCH_SIZE = 10_000

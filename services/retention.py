@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col, select
 
 from app.models import AuditLog, ChatLog, utcnow
-from services.stats import prune_actors
+from services.rollups import prune_actors
 
 log = logging.getLogger("pyaichat.retention")
 BATCH = 5_000

@@ -64,7 +64,7 @@ class DailyCounters:
 
     def flush(self) -> bool:
         """Store the sums so far; False (and they are kept for the next flush) when the database refuses."""
-        from services.stats import upsert_counts  # stats imports the models this module shares
+        from services.rollups import upsert_counts  # rollups imports the models this module shares
 
         with self._flush_lock:
             with self._lock:

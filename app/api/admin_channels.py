@@ -11,7 +11,7 @@ from app.api.deps import AdminActor, AdminUser, RowId, SessionDep, StateDep
 from app.api.errors import request_language
 from app.models import ChannelCreate, ChannelPublic, ChannelUpdate
 from app.schemas import ChannelListPage, ChannelTestResult, ErrorBody
-from services import channels
+from services import channel_list, channels
 from services.channel_test import probe_channel
 
 router = APIRouter(
@@ -32,13 +32,15 @@ def list_channels(
     session: SessionDep,
     state: StateDep,
     page: Annotated[int | None, Query(description="1-based page")] = None,
-    page_size: Annotated[int | None, Query(description=f"1 to {channels.MAX_PAGE_SIZE} (default 20)")] = None,
+    page_size: Annotated[
+        int | None, Query(description=f"1 to {channel_list.MAX_PAGE_SIZE} (default 20)")
+    ] = None,
     q: Annotated[
         str | None, Query(description="a part of the name, a model id or the base URL (host)")
     ] = None,
     sort: Annotated[
         str | None,
-        Query(description=f"one of {', '.join(channels.CHANNEL_SORTS)}; a leading - sorts descending"),
+        Query(description=f"one of {', '.join(channel_list.CHANNEL_SORTS)}; a leading - sorts descending"),
     ] = None,
     status: Annotated[str | None, Query(description="enabled, auto_paused or disabled")] = None,
 ) -> list[ChannelPublic] | ChannelListPage:
@@ -49,14 +51,14 @@ def list_channels(
     if page is None and page_size is None and q is None and sort is None and status is None:
         rows = channels.list_channels(session=session)
         return [channels.to_public(row, state.cipher, language) for row in rows]
-    request = channels.channel_query(
+    request = channel_list.channel_query(
         page=1 if page is None else page,
         page_size=20 if page_size is None else page_size,
         q=q,
         status=status,
         sort=sort or "id",
     )
-    items, total = channels.list_page(
+    items, total = channel_list.list_page(
         session=session, request=request, cipher=state.cipher, zone=state.settings.zone, language=language
     )
     return ChannelListPage(items=items, total=total, page=request.page, page_size=request.page_size)

@@ -21,7 +21,7 @@ from pages.admin.widgets import page_heading
 from pages.forms import FormError
 from pages.i18n import language, named_dialog, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
-from services import channels
+from services import channel_list, channels
 from services.audit import Actor
 from services.channel_test import ProbeResult, probe_channel
 from services.errors import DomainError
@@ -87,11 +87,11 @@ def register(state: AppState) -> None:
         return f"{moment.astimezone(zone):%m-%d %H:%M}"
 
     def load(view: View) -> tuple[list[ChannelListItem], int]:
-        request = channels.channel_query(
+        request = channel_list.channel_query(
             page=view.page, page_size=view.page_size, q=view.q, status=view.status or None, sort=view.sort
         )
         with Session(state.engine) as session:
-            return channels.list_page(
+            return channel_list.list_page(
                 session=session, request=request, cipher=state.cipher, zone=zone, language=view.language
             )
 

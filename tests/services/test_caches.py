@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.models import ChannelCreate, ChannelUpdate
-from services.channels import ChannelDirectory
+from services.channel_directory import ChannelDirectory
 from services.errors import InvalidInput, NotFound
 from services.ip_block import BlockList
 from services.security import KeyCipher

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from app.models import Channel, ChannelCreate, ChatLog
 from services.call_log import Caller
-from services.channels import ChannelDirectory
+from services.channel_directory import ChannelDirectory
 from services.chat import ChatService
 from services.errors import ModelNotFound, UpstreamUnavailable
 from services.ip_block import BlockList

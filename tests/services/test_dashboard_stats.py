@@ -16,15 +16,8 @@ from sqlmodel import Session
 from app.models import Channel, User
 from services.errors import InvalidInput
 from services.logs import CallRecord, LogWriter
-from services.stats import (
-    _store_zone,
-    bucket_value,
-    dashboard,
-    latency_bucket,
-    parse_range,
-    percentiles,
-    rebuild_rollups,
-)
+from services.rollups import _store_zone, bucket_value, latency_bucket, rebuild_rollups
+from services.stats import dashboard, parse_range, percentiles
 from services.stats_counters import BLOCKED, REFUSAL_CHANNEL, REFUSAL_GUEST, REFUSAL_USER, DailyCounters
 from tests.helpers import migrated_engine
 

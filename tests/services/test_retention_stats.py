@@ -13,7 +13,8 @@ from sqlmodel import Session, func, select
 from app.models import ChatLog, PeriodActor, utcnow
 from services.logs import CallRecord, LogWriter
 from services.retention import purge_old_logs
-from services.stats import dashboard, rebuild_rollups, rollups_need_rebuild
+from services.rollups import rebuild_rollups, rollups_need_rebuild
+from services.stats import dashboard
 from tests.helpers import migrated_engine
 
 

@@ -34,7 +34,7 @@ depends_on: str | None = None
 
 BATCH = 50_000
 FAILED = ("upstream_error", "timeout")
-_LOG_RATIO = math.log(1.1)  # services/stats.py: bucket k holds [1.1**k, 1.1**(k+1)) ms
+_LOG_RATIO = math.log(1.1)  # services/rollups.py: bucket k holds [1.1**k, 1.1**(k+1)) ms
 
 
 def _bucket(ms: int) -> int:
