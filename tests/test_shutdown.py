@@ -64,7 +64,9 @@ def refused(base_url: str) -> bool:
         httpx.get(f"{base_url}/api/health", timeout=5)
     except httpx.ConnectError:
         return True
-    except httpx.RemoteProtocolError:  # taken just before the socket closed, then closed by the stop
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        # taken just before the listening socket closed: closed by the stop (or reset, still unaccepted in
+        # the backlog when the socket went); the next try meets the closed port
         return False
     except httpx.ReadTimeout:
         raise AssertionError(f"{base_url} took a connection after SIGTERM and never answered") from None
