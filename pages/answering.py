@@ -17,7 +17,7 @@ from pages.dialogs import show_error
 from pages.i18n import named, t
 from pages.message_view import AnswerView
 from pages.turns import Turn, upstream_messages
-from services.chat import ChatStream
+from services.chat_stream import ChatStream
 from services.errors import DomainError, IPBlocked, ModelNotFound
 
 if TYPE_CHECKING:

@@ -3,6 +3,10 @@ crash (``kill -9``) or a database that refuses writes cannot lose it; the log wr
 in the database from memory, or from here when memory did not keep them, and replays at start what an
 earlier run left.
 
+This module writes this run's journal (:class:`LiveJournal`). Naming, finding, locking and reading the
+files, and the journals earlier runs left (:class:`~services.journal_files.OldJournal`), are
+``services.journal_files``'s.
+
 Layout, in the data directory::
 
     call-log-journal/slot-0/lock                          flock'ed by the instance that owns the slot
@@ -31,14 +35,10 @@ descriptor, not ``mmap.flush``: on Linux both write the mapping's dirty pages (`
 fsync of the range there), but CPython's ``mmap.flush`` keeps the GIL during the ``msync``: flushing a
 dirty 16 MiB segment took 35-55 ms on the development machine (ext4 on a virtual disk), and another
 thread ran once in that time against about 70 times during an ``fdatasync`` of the same pages.
-
-**Reading.** Text lines (``services/call_record.py``), each with a checksum; the unused tail of a
-segment is zeros, where reading stops.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import mmap
 import os
@@ -46,88 +46,31 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.call_record import CallRecord, decode_line
+from services.journal_files import (
+    SUFFIX,
+    TARGET,
+    OldJournal,
+    Reader,
+    Segment,
+    slot_segments,
+    split_by_target,
+    try_lock,
+    unlock,
+)
 
 log = logging.getLogger("pyaichat.journal")
 SEGMENT_BYTES = 16 * 1024 * 1024
 UNWRITTEN_MAX = 100_000  # lines kept in memory while the disk has no room for a segment: ~15 MB
 MAX_SLOTS = 256
-_READ_CHUNK = 1024 * 1024
-_SUFFIX = ".seg"
-_TARGET = ".target"
 _SPARE = "spare"
 
 
 class JournalUnavailable(Exception):
     """The journal cannot take a record (closed, or the disk has refused room for too long)."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    journal_id: str
-    first_seq: int
-    path: Path
-
-
-def _segments(slot: Path) -> dict[str, list[Segment]]:
-    """The segment files of a slot by journal id, each list in sequence order."""
-    found: dict[str, list[Segment]] = {}
-    for path in slot.glob(f"*{_SUFFIX}"):
-        journal_id, _, first = path.stem.rpartition("-")
-        if journal_id and first.isdigit():
-            found.setdefault(journal_id, []).append(Segment(journal_id, int(first), path))
-    for segments in found.values():
-        segments.sort(key=lambda s: s.first_seq)
-    return found
-
-
-def _target(slot: Path, journal_id: str) -> str | None:
-    """The database a journal was written for (None: not recorded)."""
-    try:
-        return (slot / f"{journal_id}{_TARGET}").read_text(encoding="ascii").strip() or None
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _split_by_target(
-    slot: Path, found: dict[str, list[Segment]], target: str
-) -> tuple[list[tuple[str, list[Segment]]], list[str]]:
-    """The journals of a slot that belong to ``target`` (or say nothing), and the ids of the others.
-    Target files left without segments (a run that died before its first line) are deleted."""
-    for path in slot.glob(f"*{_TARGET}"):
-        if path.stem not in found:
-            path.unlink(missing_ok=True)
-    ours: list[tuple[str, list[Segment]]] = []
-    foreign: list[str] = []
-    for journal_id, segments in found.items():
-        if _target(slot, journal_id) in (None, target):
-            ours.append((journal_id, segments))
-        else:
-            foreign.append(journal_id)
-    return ours, foreign
-
-
-def _try_lock(slot: Path) -> int | None:
-    """The descriptor holding the slot's lock, or None when another process holds it."""
-    slot.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(slot / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _unlock(fd: int) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -166,98 +109,6 @@ def _allocate(path: Path, size: int) -> _File:
         raise
 
 
-def _lines(path: Path, offset: int, end: int | None) -> Iterator[tuple[bytes, int]]:
-    """Lines from ``offset`` up to ``end`` (None: the first zero byte, or the end of the file) with the
-    offset after each. A torn last line (the process died inside the copy) is yielded as it is, for the
-    checksum to refuse."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return
-    with handle:
-        handle.seek(offset)
-        read_to = base = offset  # base: the file offset of data[0]
-        rest = b""
-        done = False
-        while not done and (end is None or read_to < end):
-            chunk = handle.read(_READ_CHUNK if end is None else min(_READ_CHUNK, end - read_to))
-            if not chunk:
-                break
-            read_to += len(chunk)
-            zero = chunk.find(b"\0")
-            if zero >= 0:  # the unused, zeroed tail of the segment
-                chunk, done = chunk[:zero], True
-            data = rest + chunk
-            start = 0
-            while (newline := data.find(b"\n", start)) >= 0:
-                yield data[start : newline + 1], base + newline + 1
-                start = newline + 1
-            base += start
-            rest = data[start:]
-        if rest:
-            yield rest, base + len(rest)
-
-
-class _Reader:
-    """Reads records from segments, remembering where the last read stopped, so that a backlog read in
-    batches costs one pass over the file, not one per batch."""
-
-    def __init__(self) -> None:
-        self._cursor: tuple[Path, int, int] | None = None  # (segment, byte offset, seq expected there)
-
-    def read(
-        self, segments: list[tuple[Segment, int | None]], from_seq: int, limit: int
-    ) -> list[tuple[int, CallRecord]]:
-        """Up to ``limit`` records with seq >= ``from_seq``; each segment up to its byte end."""
-        records: list[tuple[int, CallRecord]] = []
-        start = 0
-        for index, (segment, _end) in enumerate(segments):
-            if segment.first_seq <= from_seq:
-                start = index
-        for segment, end in segments[start:]:
-            offset = 0
-            if self._cursor is not None and self._cursor[0] == segment.path and self._cursor[2] <= from_seq:
-                offset = self._cursor[1]
-            for line, after in _lines(segment.path, offset, end):
-                decoded = decode_line(line)
-                if decoded is None:
-                    log.warning("skipped a damaged line in the call-log journal %s", segment.path.name)
-                    continue
-                if decoded[0] < from_seq:
-                    continue
-                records.append(decoded)
-                if len(records) >= limit:
-                    self._cursor = (segment.path, after, decoded[0] + 1)
-                    return records
-        self._cursor = None
-        return records
-
-
-class OldJournal:
-    """A journal an earlier run left (in this instance's slot, or in a slot nobody holds any more):
-    read-only, replayed into the database, then deleted."""
-
-    def __init__(self, journal_id: str, segments: list[Segment], slot_lock: int | None = None) -> None:
-        self.journal_id = journal_id
-        self.segments = segments
-        self._slot_lock = slot_lock  # an abandoned slot stays locked while its journals are replayed
-        self._reader = _Reader()
-
-    def read(self, from_seq: int, limit: int) -> list[tuple[int, CallRecord]]:
-        return self._reader.read([(s, None) for s in self.segments], from_seq, limit)
-
-    def delete(self) -> None:
-        for segment in self.segments:
-            segment.path.unlink(missing_ok=True)
-        if self.segments:
-            (self.segments[0].path.parent / f"{self.journal_id}{_TARGET}").unlink(missing_ok=True)
-
-    def release(self) -> None:
-        if self._slot_lock is not None:
-            _unlock(self._slot_lock)
-            self._slot_lock = None
-
-
 @dataclass
 class _Unwritten:
     """Lines waiting for room on the disk, in order, from ``first_seq`` on, since ``since``."""
@@ -283,7 +134,7 @@ class LiveJournal:
         self.slot = slot
         self.journal_id = uuid.uuid4().hex
         if target:
-            (slot / f"{self.journal_id}{_TARGET}").write_text(target, encoding="ascii")
+            (slot / f"{self.journal_id}{TARGET}").write_text(target, encoding="ascii")
         self.leftovers = leftovers
         self.segment_bytes = max(segment_bytes, 64 * 1024)  # a line is at most a few KiB
         self._slot_lock: int | None = slot_lock
@@ -298,7 +149,7 @@ class LiveJournal:
         self._unwritten = _Unwritten()
         self._next_seq = 1
         self._closed = False
-        self._reader = _Reader()
+        self._reader = Reader()
         self._failure_logged_at = -60.0
         (slot / _SPARE).unlink(missing_ok=True)  # a spare an earlier run made: its size may differ
         self._new_segment(1)  # a full disk may refuse it: the lines then wait for sync() to make one
@@ -315,10 +166,10 @@ class LiveJournal:
             slot = directory / f"slot-{number}"
             if not slot.exists() and own is not None:
                 continue
-            lock = _try_lock(slot)
+            lock = try_lock(slot)
             if lock is None:
                 continue
-            ours, foreign = _split_by_target(slot, _segments(slot), target)
+            ours, foreign = split_by_target(slot, slot_segments(slot), target)
             for journal_id in foreign:
                 log.warning(
                     "call-log journal %s in %s was written for another database: kept for that database's "
@@ -334,7 +185,7 @@ class LiveJournal:
                 leftovers += [OldJournal(jid, s) for jid, s in ours[:-1]]
                 leftovers.append(OldJournal(ours[-1][0], ours[-1][1], slot_lock=lock))
             else:
-                _unlock(lock)
+                unlock(lock)
         if own is None:
             raise OSError(f"all {MAX_SLOTS} call-log journal slots in {directory} are held by others")
         return cls(own[0], own[1], leftovers, segment_bytes, target=target)
@@ -374,7 +225,7 @@ class LiveJournal:
 
     def _new_segment(self, first_seq: int) -> bool:
         """Start the segment whose first line is ``first_seq``: the spare renamed, or a new file."""
-        path = self.slot / f"{self.journal_id}-{first_seq:012d}{_SUFFIX}"
+        path = self.slot / f"{self.journal_id}-{first_seq:012d}{SUFFIX}"
         try:
             if self._spare is not None:
                 os.rename(self.slot / _SPARE, path)
@@ -505,7 +356,7 @@ class LiveJournal:
         if complete:
             for segment in self._segments:
                 segment.path.unlink(missing_ok=True)
-            (self.slot / f"{self.journal_id}{_TARGET}").unlink(missing_ok=True)
+            (self.slot / f"{self.journal_id}{TARGET}").unlink(missing_ok=True)
         if self._slot_lock is not None:
-            _unlock(self._slot_lock)
+            unlock(self._slot_lock)
             self._slot_lock = None

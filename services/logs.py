@@ -31,7 +31,8 @@ from sqlmodel import col
 from app.models import CallLogJournal, utcnow
 from services.call_record import CallRecord as CallRecord  # re-exported: the type every caller logs
 from services.call_record import encode_fields
-from services.journal import SEGMENT_BYTES, JournalUnavailable, LiveJournal, OldJournal
+from services.journal import SEGMENT_BYTES, JournalUnavailable, LiveJournal
+from services.journal_files import OldJournal
 from services.log_rows import insert_rows, move_mark, touch_users
 from services.rollups import Actor, Rollup
 

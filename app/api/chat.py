@@ -34,7 +34,7 @@ from app.schemas import (
 )
 from app.state import AppState
 from services.call_log import Caller
-from services.chat import ChatStream
+from services.chat_stream import ChatStream
 from services.client_ip import client_ip
 from services.errors import DomainError
 from services.i18n import translate

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services import journal as journal_module
+from services import journal_files
 from services.call_record import CallRecord, decode_line, encode_fields
 from services.journal import LiveJournal
 
@@ -137,7 +138,7 @@ def test_instances_sharing_a_directory_take_their_own_slots(tmp_path: Path) -> N
 def _die(journal: LiveJournal) -> None:
     """What ``kill -9`` leaves: the files as they are, the slot's lock released by the kernel."""
     assert journal._slot_lock is not None
-    journal_module._unlock(journal._slot_lock)
+    journal_files.unlock(journal._slot_lock)
     journal._slot_lock = None
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.engine import Engine
 
-from services import journal as journal_module
+from services import journal_files
 from services.call_log import Caller, CallLog
 from services.logs import LogWriter
 from tests.helpers import HANG_SECONDS, migrated_engine, wait_until
@@ -105,7 +105,7 @@ def _crash(writer: LogWriter) -> None:
     writer._thread.join(HANG_SECONDS)
     journal = writer._journal
     assert journal._slot_lock is not None
-    journal_module._unlock(journal._slot_lock)
+    journal_files.unlock(journal._slot_lock)
     journal._slot_lock = None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.call_log import Caller
-from services.chat import StreamPiece
+from services.chat_stream import StreamPiece
 from services.reasoning import UNTAGGED_HOLD_CHARS
 from tests.services.test_chat import ANSWER, Harness
 from tests.upstream_server import THINKING_WORDS, UpstreamServer, thinkopen_text
