@@ -1,13 +1,13 @@
 """No page or page handler waits on the event loop for the database or for bcrypt.
 
 The blocking work is made slow for the test: every connection the app takes from its pool, and every
-bcrypt hash or check, first sleeps ``SLOW`` (0.5 s), as on a slow database server. A watcher task asks to
+bcrypt hash or check, first sleeps ``SLOW`` (0.25 s), as on a slow database server. A watcher task asks to
 wake every 5 ms while each page loads and each handler runs, and after each wake-up takes from Linux's
 per-thread scheduler statistics (``/proc/thread-self/schedstat``) how much of the gap the loop's thread
 spent running or waiting for a CPU; the rest of the gap it was blocked. A page that reads the database
 on the loop blocks it for at least ``SLOW``; one that reads it on a worker thread does not block it at all.
 Two checks: any slowed call made on the loop's thread fails the test whatever it cost (with ``SLOW``
-at 0.5 s, each would block the loop ten times the 50 ms a handler may take), and so does any other
+at 0.25 s, each would block the loop five times the 50 ms a handler may take), and so does any other
 blocking of more than ``MAX_BLOCKED`` (0.1 s; under a CI run's load the worst seen was 34 ms).
 Blocked time, unlike the plain gap between wake-ups, does not grow with the machine's load: on a busy
 machine the loop's own work (building pages) takes longer, but as time running or waiting for a CPU,
@@ -44,7 +44,7 @@ from tests.upstream_server import UpstreamServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
-SLOW = 0.5
+SLOW = 0.25
 MAX_BLOCKED = 0.1
 WATCH_INTERVAL = 0.005
 
