@@ -182,6 +182,19 @@ def settled(driver) -> bool:
     return bool(driver.execute_script(SETTLED_JS))
 
 
+def shown_dialog(driver):
+    """The open dialog, once it has finished appearing (its buttons are where a click lands)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    dialog = WebDriverWait(driver, HANG_SECONDS).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog"))
+    )
+    WebDriverWait(driver, HANG_SECONDS).until(settled)
+    return dialog
+
+
 def undrawn_icons(driver) -> list[str]:
     """The names of the icons on screen that are not drawn as an icon (tests/icon_font_build.py)."""
     return driver.execute_async_script(_UNDRAWN_ICONS)

@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, shown_dialog
 from tests.browser.test_chat_browser import wait
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 from tests.upstream_server import UpstreamServer
@@ -26,7 +26,7 @@ def test_admin_signs_in_adds_a_channel_and_sees_charts(
 
     driver.get(browser_app.base_url + "/admin/channels")
     wait(driver).until(EC.element_to_be_clickable((By.XPATH, "//button[.//span[text()='添加渠道']]"))).click()
-    dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+    dialog = shown_dialog(driver)
     fields = dialog.find_elements(By.CSS_SELECTOR, "input, textarea")  # name, URL, key, models
     values = ["Browser Channel", upstream.base_url("ok"), "sk-browser-key-987654", "browser-model"]
     for field, value in zip(fields, values, strict=False):

@@ -13,7 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, shown_dialog
 from tests.helpers import HANG_SECONDS, RunningApp
 from tests.upstream_server import ANSWER_WORDS, UpstreamServer
 
@@ -134,7 +134,7 @@ def test_rate_limit_dialog(driver, browser_app: RunningApp, admin_api: httpx.Cli
         type_and_send(driver, "first")
         wait(driver).until(lambda d: ANSWER in answer_text(d))
         type_and_send(driver, "second, kept after the error")
-        dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+        dialog = shown_dialog(driver)
         wait(driver).until(lambda d: "秒后可以重试" in dialog.text)
         assert "您超过当前使用限制，请稍后再试" in dialog.text
         assert (
@@ -289,7 +289,7 @@ def test_signing_in_in_the_dialog_mid_conversation_keeps_it(
     driver.execute_script("window.signInMark = 'same page'")  # gone if the page were reloaded
 
     driver.find_element(By.XPATH, "//button[.//span[text()='登录']]").click()
-    dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+    dialog = shown_dialog(driver)
     wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".q-dialog input[type=email]")))
     dialog.find_element(By.CSS_SELECTOR, "input[type=email]").send_keys(email)
     dialog.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("wrong-password", Keys.ENTER)

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.conftest import screenshot, undrawn_icons
+from tests.browser.conftest import screenshot, shown_dialog, undrawn_icons
 from tests.browser.test_chat_browser import wait
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
 
@@ -113,7 +113,7 @@ def test_channel_search_test_all_keeps_results_in_the_table(driver, browser_app:
     assert not driver.find_elements(By.CSS_SELECTOR, ".q-notification"), "a result is not a toast"
 
     driver.find_element(By.XPATH, "//button[.//span[text()='添加渠道']]").click()
-    dialog = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".q-dialog")))
+    dialog = shown_dialog(driver)
     dialog.find_elements(By.CSS_SELECTOR, "input")[1].send_keys("ftp://nope")  # the name stays empty
     dialog.find_element(By.XPATH, ".//button[.//span[text()='保存']]").click()
     wait(driver).until(lambda d: "渠道名称：不能为空" in d.find_element(By.CSS_SELECTOR, ".q-dialog").text)

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, settled
 from tests.browser.test_chat_browser import open_chat, wait
 from tests.helpers import HANG_SECONDS, RunningApp, wait_until
 from tests.upstream_server import ANSWER_WORDS
@@ -46,6 +46,7 @@ def field(driver, label: str):
 
 def button(driver, text: str):
     xpath = f"//div[contains(@class,'q-dialog')]//button[.//span[normalize-space()='{text}']]"
+    wait(driver).until(settled)  # a click on a dialog still appearing can land on its backdrop
     return wait(driver).until(EC.element_to_be_clickable((By.XPATH, xpath)))
 
 
