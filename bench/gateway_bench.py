@@ -19,22 +19,26 @@ def _body(model: str, *, stream: bool) -> dict:
     return {**BODY, "model": model, "stream": stream}
 
 
-async def _timed_post(client: httpx.AsyncClient, url: str, body: dict) -> float:
+async def _timed_post(
+    client: httpx.AsyncClient, url: str, body: dict, headers: dict[str, str] | None = None
+) -> float:
     started = time.perf_counter()
-    response = await client.post(url, json=body)
+    response = await client.post(url, json=body, headers=headers)
     if response.status_code != 200:
         raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:500]}")
     return time.perf_counter() - started
 
 
-async def _warm_up(client: httpx.AsyncClient, url: str, body: dict, times: int) -> None:
+async def _warm_up(
+    client: httpx.AsyncClient, url: str, body: dict, times: int, headers: dict[str, str] | None = None
+) -> None:
     """``times`` answered requests. A gateway that has just started may refuse its first ones with a 503
     (its caches still loading on a busy machine, the fail-closed wait over): it is asked again until it
     answers, which is readiness, not part of any measurement."""
     deadline = time.monotonic() + 120
     answered = 0
     while answered < times:
-        response = await client.post(url, json=body)
+        response = await client.post(url, json=body, headers=headers)
         if response.status_code == 200:
             answered += 1
         elif response.status_code != 503 or time.monotonic() > deadline:
@@ -44,21 +48,24 @@ async def _warm_up(client: httpx.AsyncClient, url: str, body: dict, times: int) 
 
 
 async def interleaved_latencies(
-    targets: dict[str, tuple[str, dict]], rounds: int, per_round: int, warmups: int = 5
+    targets: dict[str, tuple[str, dict] | tuple[str, dict, dict[str, str]]],
+    rounds: int,
+    per_round: int,
+    warmups: int = 5,
 ) -> dict[str, list[list[float]]]:
-    """Non-streamed request latencies, alternating between the targets request by request, after
-    ``warmups`` requests to each."""
+    """Non-streamed request latencies, alternating between the targets (URL, body and, if given,
+    headers) request by request, after ``warmups`` requests to each."""
     results: dict[str, list[list[float]]] = {name: [] for name in targets}
     async with httpx.AsyncClient(timeout=60) as client:
-        for url, body in targets.values():  # warm up connections and caches
-            await _warm_up(client, url, body, warmups)
+        for url, body, *headers in targets.values():  # warm up connections and caches
+            await _warm_up(client, url, body, warmups, *headers)
         for round_number in range(rounds):
             samples: dict[str, list[float]] = {name: [] for name in targets}
             order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
             for _ in range(per_round):
                 for name in order:
-                    url, body = targets[name]
-                    samples[name].append(await _timed_post(client, url, body))
+                    url, body, *headers = targets[name]
+                    samples[name].append(await _timed_post(client, url, body, *headers))
             for name, values in samples.items():
                 results[name].append(values)
     return results
@@ -73,6 +80,8 @@ def _ratio_rows(
     ratio_target: float,
     added_p99_target_ms: float | None,
     label: str,
+    base_row: bool = True,
+    added: str = "added",
 ) -> None:
     p50_ratios = [
         percentile(o, 50) / percentile(b, 50) for b, o in zip(rounds[base], rounds[other], strict=True)
@@ -89,11 +98,12 @@ def _ratio_rows(
         for b, o in zip(rounds[base], rounds[other], strict=True)
     ]
     base_all = [v for r in rounds[base] for v in r]
-    result.add(
-        f"{base} p50 / p99",
-        f"{1000 * percentile(base_all, 50):.2f} / {1000 * percentile(base_all, 99):.2f}",
-        unit="ms",
-    )
+    if base_row:
+        result.add(
+            f"{base} p50 / p99",
+            f"{1000 * percentile(base_all, 50):.2f} / {1000 * percentile(base_all, 99):.2f}",
+            unit="ms",
+        )
     other_all = [v for r in rounds[other] for v in r]
     result.add(
         f"{other} p50 / p99",
@@ -112,10 +122,10 @@ def _ratio_rows(
         f"≤ {ratio_target}" if added_p99_target_ms is None else "",
         (median(p99_ratios) <= ratio_target) if added_p99_target_ms is None else None,
     )
-    result.add("added p50", median(added_p50), unit="ms")
+    result.add(f"{added} p50", median(added_p50), unit="ms")
     if added_p99_target_ms is not None:
         result.add(
-            "added p99 (median of rounds)",
+            f"{added} p99 (median of rounds)",
             median(added_p99),
             f"≤ {added_p99_target_ms} ms",
             median(added_p99) <= added_p99_target_ms,
@@ -128,9 +138,15 @@ async def bench_nonstream(
 ) -> Result:
     """``database``: what the title says of the gateway's database (`` (PostgreSQL)``; none: SQLite)."""
     result = Result(f"1. Non-streaming call{database}, upstream answers after 50 ms")
-    targets = {
-        "direct": (f"{upstream}/delay-50/v1/chat/completions", _body("bench-delay", stream=False)),
-        "gateway": (f"{gw.url}/api/chat/completions", _body("bench-delay", stream=False)),
+    body = _body("bench-delay", stream=False)
+    targets: dict[str, tuple[str, dict] | tuple[str, dict, dict[str, str]]] = {
+        "direct": (f"{upstream}/delay-50/v1/chat/completions", body),
+        "gateway": (f"{gw.url}/api/chat/completions", body),
+        "gateway, personal key": (
+            f"{gw.url}/api/chat/completions",
+            body,
+            {"Authorization": f"Bearer {gw.personal_key()}"},
+        ),
     }
     rounds_data = await interleaved_latencies(targets, rounds, per_round, warmups)
     _ratio_rows(
@@ -142,8 +158,20 @@ async def bench_nonstream(
         added_p99_target_ms=5.0,
         label="gateway ÷ direct",
     )
+    _ratio_rows(
+        result,
+        rounds_data,
+        "direct",
+        "gateway, personal key",
+        ratio_target=1.04,
+        added_p99_target_ms=5.0,
+        label="gateway with a personal key ÷ direct",
+        base_row=False,
+        added="added with a personal key,",
+    )
     result.notes.append(
-        f"{rounds} interleaved rounds × {per_round} requests per target, one keep-alive client"
+        f"{rounds} interleaved rounds × {per_round} requests per target, one keep-alive client; "
+        "'gateway' calls as a guest, 'personal key' as a signed-in user with an `sk-…` key (issue 18)"
     )
     return result
 

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,22 @@ class Gateway:
             },
         )
         response.raise_for_status()
+
+    def personal_key(self) -> str:
+        """A new user's personal API key (``sk-…``), made as the user would: register, sign in, create."""
+        email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+        with httpx.Client(base_url=self.url, timeout=HANG_SECONDS) as http:
+            credentials = {"email": email, "password": "bench-password"}
+            http.post("/api/auth/register", json=credentials).raise_for_status()
+            login = http.post("/api/auth/login", json=credentials)
+            login.raise_for_status()
+            made = http.post(
+                "/api/keys",
+                json={"name": "bench"},
+                headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+            )
+            made.raise_for_status()
+            return str(made.json()["key"])
 
     def set_config(self, **values: int) -> None:
         httpx.put(
