@@ -287,9 +287,18 @@ class ChannelListPage(BaseModel):
 
 class LogPageResponse(BaseModel):
     items: list[ChatLogPublic]
-    total: int
+    total: int = Field(
+        description="the calls that match; when total_capped, the calls counted so far (there are more)"
+    )
     page: int
     page_size: int
+    total_capped: bool = Field(
+        False,
+        description=(
+            "true when more calls match than were counted: counting stops 10,000 calls past the page's "
+            "last (an exact count of a large log is a scan of all of it)"
+        ),
+    )
 
 
 # ---- admin: audit log -----------------------------------------------------------------------------

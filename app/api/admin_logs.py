@@ -78,6 +78,7 @@ def list_logs(
         total=result.total,
         page=result.page,
         page_size=result.page_size,
+        total_capped=result.total_capped,
     )
 
 

@@ -315,7 +315,12 @@ def register(state: AppState) -> None:
                 table.pagination = _table_pagination(sort, result.total)
                 pager.max = pages
                 pager.set_value(number)
-                summary.text = t("admin.logs.total", count=f"{result.total:,}", page=number, pages=pages)
+                summary.text = t(
+                    "admin.logs.total_more" if result.total_capped else "admin.logs.total",
+                    count=f"{result.total:,}",
+                    page=number,
+                    pages=pages,
+                )
 
             async def apply() -> None:
                 form.update(

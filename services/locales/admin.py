@@ -293,6 +293,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh-CN": "共 {count} 条 · 第 {page} / {pages} 页（* 为估算的 token 数）",
         "en": "{count} in all · page {page} of {pages} (* estimated token counts)",
     },
+    "admin.logs.total_more": {
+        "zh-CN": "超过 {count} 条 · 第 {page} / {pages}+ 页（* 为估算的 token 数）",
+        "en": "more than {count} · page {page} of {pages}+ (* estimated token counts)",
+    },
     "admin.logs.per_page": {"zh-CN": "每页 {count} 条", "en": "{count} per page"},
     "admin.logs.guest": {"zh-CN": "访客", "en": "Guest"},
     "admin.logs.title": {"zh-CN": "调用日志", "en": "Call logs"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from nicegui import ui
 from nicegui.testing import User
 from sqlmodel import Session, select
@@ -327,6 +328,34 @@ async def test_logs_page_filters_pages_and_exports(user: User) -> None:
     assert response.status_code == 200
     text = response.content.decode("utf-8-sig")
     assert len(text.strip().splitlines()) == 1 + 13
+
+
+async def test_a_log_too_long_to_count_says_more_than(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.models import utcnow
+    from services import log_queries
+
+    monkeypatch.setattr(log_queries, "COUNT_AHEAD", 3)  # counted: the page's 20 and 3 more
+    state = app_state()
+    for _ in range(25):
+        state.log_writer.record(
+            CallRecord(
+                user_id=None,
+                username=None,
+                ip_address="10.3.0.1",
+                channel_id=None,
+                model_id="m-many",
+                prompt_tokens=1,
+                completion_tokens=1,
+                created_at=utcnow(),
+                status="ok",
+                tokens_estimated=False,
+                duration_ms=1,
+            )
+        )
+    state.log_writer.flush()
+    await sign_in(user)
+    await user.open("/admin/logs")
+    await user.should_see("超过 23 条 · 第 1 / 2+ 页", retries=SEE_RETRIES)
 
 
 async def test_blocking_everyone_asks_first(user: User) -> None:
