@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlmodel import Session, col, select
 
@@ -159,6 +159,37 @@ def dashboard(
     }
 
 
+def _callers(session: Session, begin: date, last: date) -> tuple[dict[str, list[tuple[str, int]]], int]:
+    """The top users and top IPs of the days ``begin``..``last`` by calls (``u:`` / ``ip:`` → up to
+    ``TOP_CALLERS`` of (id or address, calls), most calls first), and how many callers there were: one
+    pass over the per-day callers (rows grow with the days and the callers of each, the heaviest part
+    of a range), ranked in the database; three queries over the same rows took three times as long."""
+    total = func.sum(DailyCaller.calls)
+    actor = col(DailyCaller.actor)
+    kind = case((actor.startswith("u:"), "u:"), else_="ip:")
+    grouped = (
+        sa_select(
+            actor.label("actor"),
+            kind.label("kind"),
+            total.label("calls"),
+            func.row_number().over(partition_by=kind, order_by=(total.desc(), actor)).label("rank"),
+            func.count().over().label("callers"),
+        )
+        .where(col(DailyCaller.day) >= begin, col(DailyCaller.day) <= last)
+        .group_by(actor)
+        .subquery()
+    )
+    rows = session.execute(
+        sa_select(grouped.c.actor, grouped.c.kind, grouped.c.calls, grouped.c.callers).where(
+            grouped.c.rank <= TOP_CALLERS
+        )
+    ).all()
+    top: dict[str, list[tuple[str, int]]] = {"u:": [], "ip:": []}
+    for name, prefix, calls, _ in sorted(rows, key=lambda row: (-int(row[2]), row[0])):
+        top[prefix].append((name[len(prefix) :], int(calls)))
+    return top, int(rows[0][3]) if rows else 0
+
+
 _REFUSALS = {"guest": "refusal_guest", "user": "refusal_user", "channel": "refusal_channel"}
 
 
@@ -294,22 +325,8 @@ def range_figures(
         for channel_id, n, e in ordered
     ]
 
-    def top(prefix: str) -> list[tuple[str, int]]:
-        total = func.sum(DailyCaller.calls).label("total")
-        query = (
-            sa_select(col(DailyCaller.actor), total)
-            .where(
-                col(DailyCaller.day) >= begin,
-                col(DailyCaller.day) <= last,
-                col(DailyCaller.actor).startswith(prefix),
-            )
-            .group_by(col(DailyCaller.actor))
-            .order_by(total.desc(), col(DailyCaller.actor))
-            .limit(TOP_CALLERS)
-        )
-        return [(actor[len(prefix) :], int(n)) for actor, n in session.execute(query).all()]
-
-    users = top("u:")
+    top_callers, active_range = _callers(session, begin, last)
+    users = top_callers["u:"]
     user_ids = [int(uid) for uid, _ in users if uid.isdigit()]
     emails = (
         dict(
@@ -318,11 +335,6 @@ def range_figures(
         if user_ids
         else {}
     )
-    active_range = session.execute(
-        sa_select(func.count(func.distinct(DailyCaller.actor))).where(
-            col(DailyCaller.day) >= begin, col(DailyCaller.day) <= last
-        )
-    ).scalar_one()
     ok = counts.get("ok", 0)
     return {
         "range": {
@@ -352,6 +364,6 @@ def range_figures(
             for uid, n in users
             if uid.isdigit()
         ],
-        "top_ips": [{"ip_address": ip, "calls": n} for ip, n in top("ip:")],
+        "top_ips": [{"ip_address": ip, "calls": n} for ip, n in top_callers["ip:"]],
         "_trend": [trend_point(day) for day in _days(trend_first, trend_last)],
     }

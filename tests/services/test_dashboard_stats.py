@@ -270,3 +270,40 @@ def test_a_deleted_channel_and_no_channel_are_named_in_the_viewers_language(engi
     assert [row["name"] for row in english["per_channel"]] == ["#2 (deleted)", "主渠道", "(no channel)"]
     chinese = _stats(engine, DAY2, DAY2)
     assert [row["name"] for row in chinese["per_channel"]] == ["#2（已删除）", "主渠道", "（无渠道）"]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_top_callers_and_active_callers_of_a_range(tmp_path: Path, database: str) -> None:
+    """More users and IPs than the tops hold, ties broken by id / address, calls summed over the days of
+    the range only, every distinct caller counted once; on both databases (one query ranks them)."""
+    from contextlib import ExitStack
+
+    from app.db import make_engine
+    from app.migrate import upgrade
+    from app.models import DailyCaller
+    from services.stats import TOP_CALLERS
+    from tests.postgres_server import run_postgres
+
+    with ExitStack() as stack:
+        url = (
+            stack.enter_context(run_postgres()) if database == "postgresql" else f"sqlite:///{tmp_path}/c.db"
+        )
+        upgrade(url)
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        first, second, outside = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 5)
+        calls = {f"u:{n}": n for n in range(1, 15)} | {f"ip:10.0.0.{n}": 3 for n in range(12)}
+        with Session(engine) as session:
+            for actor, n in calls.items():  # split over the two days of the range
+                session.add(DailyCaller(day=first, actor=actor, calls=n - n // 2))
+                if n // 2:
+                    session.add(DailyCaller(day=second, actor=actor, calls=n // 2))
+            session.add(DailyCaller(day=outside, actor="u:1", calls=1000))  # not in the range
+            session.add(DailyCaller(day=outside, actor="ip:10.9.9.9", calls=1000))
+            session.commit()
+            figures = dashboard(session=session, zone=ZoneInfo("UTC"), start=first, end=second)
+    assert [u["user_id"] for u in figures["top_users"]] == list(range(14, 14 - TOP_CALLERS, -1))
+    assert figures["top_users"][0]["calls"] == 14
+    ips = sorted(f"10.0.0.{n}" for n in range(12))[:TOP_CALLERS]  # a tie: by address
+    assert figures["top_ips"] == [{"ip_address": ip, "calls": 3} for ip in ips]
+    assert figures["range"]["active_users"] == 14 + 12
