@@ -113,6 +113,31 @@ def add_model(upstream: UpstreamServer) -> Callable[..., str]:
     return add
 
 
+def record_calls(count: int, vary: Callable[[int], dict[str, object]] | None = None) -> None:
+    """``count`` answered guest calls in the app's call log, flushed; ``vary(i)`` gives the fields of the
+    ``i``-th call that differ from a plain one."""
+    from app.models import utcnow
+    from services.logs import CallRecord
+
+    writer = app_state().log_writer
+    for i in range(count):
+        fields: dict[str, object] = {
+            "user_id": None,
+            "username": None,
+            "ip_address": "10.1.1.1",
+            "channel_id": None,
+            "model_id": "m-a",
+            "prompt_tokens": 1,
+            "completion_tokens": 1,
+            "created_at": utcnow(),
+            "status": "ok",
+            "tokens_estimated": False,
+            "duration_ms": 1,
+        }
+        writer.record(CallRecord(**{**fields, **(vary(i) if vary else {})}))  # type: ignore[arg-type]
+    writer.flush()
+
+
 def set_limits(**values: int | bool) -> None:
     state = app_state()
     with Session(state.engine) as session:

@@ -8,10 +8,9 @@ from nicegui.testing import User
 from sqlmodel import Session, select
 
 from app.models import BlockedIP, Channel, ChannelCreate
-from services.logs import CallRecord
 from services.settings import read_settings
 from tests.helpers import SEE_RETRIES, wait_until_async
-from tests.pages.conftest import app_state, set_limits, sign_in_admin
+from tests.pages.conftest import app_state, record_calls, set_limits, sign_in_admin
 from tests.upstream_server import UpstreamServer
 
 
@@ -48,26 +47,8 @@ async def test_user_login_is_not_an_admin_login(user: User) -> None:
 
 
 async def test_dashboard_shows_numbers_and_charts(user: User) -> None:
-    state = app_state()
-    from app.models import utcnow
-
-    for model in ("m-a", "m-a", "m-b"):
-        state.log_writer.record(
-            CallRecord(
-                user_id=None,
-                username=None,
-                ip_address="10.1.1.1",
-                channel_id=None,
-                model_id=model,
-                prompt_tokens=3,
-                completion_tokens=4,
-                created_at=utcnow(),
-                status="ok",
-                tokens_estimated=False,
-                duration_ms=1,
-            )
-        )
-    state.log_writer.flush()
+    models = ("m-a", "m-a", "m-b")
+    record_calls(3, lambda i: {"model_id": models[i], "prompt_tokens": 3, "completion_tokens": 4})
     await sign_in(user)
     await user.should_see(marker="calls", retries=SEE_RETRIES)
     value = user.find(marker="calls-value").elements.pop()
@@ -289,26 +270,15 @@ async def test_ip_page_adds_validates_and_removes(user: User) -> None:
 
 
 async def test_logs_page_filters_pages_and_exports(user: User) -> None:
-    from app.models import utcnow
-
-    state = app_state()
-    for i in range(25):
-        state.log_writer.record(
-            CallRecord(
-                user_id=None,
-                username=None,
-                ip_address=f"10.2.0.{i % 2}",
-                channel_id=None,
-                model_id="m-logs",
-                prompt_tokens=i,
-                completion_tokens=1,
-                created_at=utcnow(),
-                status="ok",
-                tokens_estimated=i % 2 == 0,
-                duration_ms=1,
-            )
-        )
-    state.log_writer.flush()
+    record_calls(
+        25,
+        lambda i: {
+            "ip_address": f"10.2.0.{i % 2}",
+            "model_id": "m-logs",
+            "prompt_tokens": i,
+            "tokens_estimated": i % 2 == 0,
+        },
+    )
     await sign_in(user)
     await user.open("/admin/logs")
     await user.should_see("共 25 条 · 第 1 / 2 页", retries=SEE_RETRIES)
@@ -331,28 +301,10 @@ async def test_logs_page_filters_pages_and_exports(user: User) -> None:
 
 
 async def test_a_log_too_long_to_count_says_more_than(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.models import utcnow
     from services import log_queries
 
     monkeypatch.setattr(log_queries, "COUNT_AHEAD", 3)  # counted: the page's 20 and 3 more
-    state = app_state()
-    for _ in range(25):
-        state.log_writer.record(
-            CallRecord(
-                user_id=None,
-                username=None,
-                ip_address="10.3.0.1",
-                channel_id=None,
-                model_id="m-many",
-                prompt_tokens=1,
-                completion_tokens=1,
-                created_at=utcnow(),
-                status="ok",
-                tokens_estimated=False,
-                duration_ms=1,
-            )
-        )
-    state.log_writer.flush()
+    record_calls(25)
     await sign_in(user)
     await user.open("/admin/logs")
     await user.should_see("超过 23 条 · 第 1 / 2+ 页", retries=SEE_RETRIES)
@@ -489,27 +441,17 @@ async def test_channel_dialog_shows_every_error_and_the_key_hint(
 
 
 async def test_logs_sort_page_size_pickers_and_click_to_filter(user: User) -> None:
-    from app.models import utcnow
-
-    state = app_state()
-    for i in range(60):
-        state.log_writer.record(
-            CallRecord(
-                user_id=None,
-                username=None,
-                ip_address=f"10.3.0.{i % 3}",
-                channel_id=None,
-                model_id="m-a" if i % 2 else "m-b",
-                prompt_tokens=i,
-                completion_tokens=1,
-                created_at=utcnow(),
-                status="ok" if i % 10 else "upstream_error",
-                error=None if i % 10 else "http_5xx",
-                tokens_estimated=False,
-                duration_ms=1000 + i,
-            )
-        )
-    state.log_writer.flush()
+    record_calls(
+        60,
+        lambda i: {
+            "ip_address": f"10.3.0.{i % 3}",
+            "model_id": "m-a" if i % 2 else "m-b",
+            "prompt_tokens": i,
+            "status": "ok" if i % 10 else "upstream_error",
+            "error": None if i % 10 else "http_5xx",
+            "duration_ms": 1000 + i,
+        },
+    )
     await sign_in(user)
     await user.open("/admin/logs")
     await user.should_see("共 60 条 · 第 1 / 3 页", retries=SEE_RETRIES)
