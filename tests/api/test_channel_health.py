@@ -182,8 +182,14 @@ def test_a_paused_channel_resumes_when_its_background_test_passes(fast_retest_ap
             )
             upstream.switch_failing = False
             wait_until(lambda: _channel(client, headers, channel["id"])["status"] == "enabled", what="resume")
-            assert (
-                client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code == 200
+            # the chat path's directory reloads just after the resume is stored (the admin list reads the
+            # table): a call in between is still told the model is busy
+            wait_until(
+                lambda: (
+                    client.post("/api/chat/completions", json=chat_body(model, stream=False)).status_code
+                    == 200
+                ),
+                what="a call answered after the resume",
             )
     finally:
         upstream.stop()
