@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 
-from tests.helpers import HANG_SECONDS, ROOT, free_port, hung
+from tests.helpers import HANG_SECONDS, ROOT, free_port, hung, wait_until
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -158,6 +158,12 @@ class ProxyProcess:
                 self._ready.set()
             elif line.startswith("TUNNEL "):
                 self.tunnels.append(line[7:].strip())
+
+    def carried(self, count: int) -> list[str]:
+        """The tunnels once there are ``count``: each line is read from the proxy's output by a thread,
+        which may come a moment after the call it carried has ended."""
+        wait_until(lambda: len(self.tunnels) >= count, what=f"{count} tunnels through the proxy")
+        return self.tunnels
 
     def url(self, scheme: str | None = None, auth: str = "") -> str:
         scheme = scheme or ("http" if self.kind == "connect" else "socks5")
