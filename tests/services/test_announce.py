@@ -1,18 +1,25 @@
 """Announcements between instances (services/announce.py) over a real redis-server and a real
-PostgreSQL server: a change announced by one bus reaches the others, never its sender, and a listener
-that lost its server subscribes again when it is back and asks for every cache to be reloaded."""
+PostgreSQL server: a change announced by one bus reaches the others, never its sender; the announcing
+thread returns only once every live instance has confirmed it (so the others have marked the cache
+stale by then); one that went silent is waited for once, one that stopped cleanly not at all; a
+listener that lost its server subscribes again when it is back and asks for every cache to be
+reloaded."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from app.db import make_engine
 from services.announce import ChangeBus, postgres_conninfo, redis_url
+from services.peers import CONFIRM_SECONDS
 from tests.helpers import wait_until_async
 from tests.postgres_server import run_postgres
 from tests.redis_server import run_redis
@@ -48,6 +55,13 @@ async def _announce(bus: ChangeBus, name: str) -> None:
 
 async def _until(condition: Callable[[], object], what: str) -> None:
     await wait_until_async(condition, poll=0.01, what=what)
+
+
+async def _acquainted(*buses: ChangeBus) -> None:
+    """Until every bus hears every other one (their first ``:alive``)."""
+    for bus in buses:
+        others = {other.instance for other in buses if other is not bus}
+        await _until(lambda b=bus, o=others: o <= b.peers.live(), f"{bus.instance} hears the others")
 
 
 def test_carriers_follow_the_configuration() -> None:
@@ -120,5 +134,72 @@ async def test_over_postgresql_notify_a_change_reaches_the_other_instances(tmp_p
                 assert first.changes == [], "a skips its own announcement"
                 await _announce(b, "settings")
                 await _until(lambda: first.changes == ["settings"], "a got b's change")
+        finally:
+            engine.dispose()
+
+
+async def test_an_announcement_returns_once_every_live_instance_has_marked_it(tmp_path: Path) -> None:
+    """Over Redis: when ``announce`` returns on the admin's thread, the change has already been handed
+    to the other instances' caches; no polling. Announced on the event loop itself (which delivers the
+    confirmations), it does not wait, and does not hang."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with run_redis(tmp_path) as storage:
+        first, second, third = Listener(), Listener(), Listener()
+        async with (
+            _bus(engine, storage, first) as a,
+            _bus(engine, storage, second) as b,
+            _bus(engine, storage, third) as c,
+        ):
+            await _acquainted(a, b, c)
+            for number in range(20):
+                await _announce(a, f"cache-{number}")
+                assert second.changes[-1:] == third.changes[-1:] == [f"cache-{number}"]
+            a.announce("on-the-loop")  # returns at once (it cannot wait for what this loop delivers)
+            await _until(lambda: second.changes[-1] == third.changes[-1] == "on-the-loop", "delivered")
+    engine.dispose()
+
+
+async def test_a_silent_instance_is_waited_for_once_and_a_stopped_one_not_at_all(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with run_redis(tmp_path) as storage:
+        first, second, third = Listener(), Listener(), Listener()
+        async with _bus(engine, storage, first) as a, _bus(engine, storage, second) as b:
+            c = ChangeBus(engine=engine, storage_uri=storage, on_change=third.changed, on_reconnect=print)
+            c.start()
+            await _acquainted(a, b, c)
+            for task in c._tasks:  # c freezes: no stop, no ":gone", no more confirmations
+                task.cancel()
+            assert c.instance in a.peers.live()
+            with caplog.at_level(logging.WARNING, logger="pyaichat.announce"):
+                started = time.monotonic()
+                await _announce(a, "settings")
+                waited = time.monotonic() - started
+            assert second.changes == ["settings"]
+            assert waited >= CONFIRM_SECONDS * 0.9, "returned before the silent instance's bound"
+            silent = f"did not confirm the change of the settings within 1.0 s ({c.instance})"
+            assert silent in caplog.text
+            assert c.instance not in a.peers.live(), "forgotten until heard again"
+            await _announce(a, "channels")  # only b is awaited now
+            assert second.changes == ["settings", "channels"]
+            await c.stop()
+
+            await b.stop()  # a clean stop says ":gone": nobody waits for it
+            await _until(lambda: b.instance not in a.peers.live(), "b's goodbye heard")
+            await _announce(a, "block_list")
+    engine.dispose()
+
+
+async def test_over_postgresql_notify_an_announcement_is_confirmed_before_it_returns(tmp_path: Path) -> None:
+    with run_postgres() as database_url:
+        engine = make_engine(database_url)
+        first, second = Listener(), Listener()
+        try:
+            async with _bus(engine, "memory://", first) as a, _bus(engine, "memory://", second) as b:
+                await _acquainted(a, b)
+                for number in range(10):
+                    await _announce(b, f"cache-{number}")
+                    assert first.changes[-1:] == [f"cache-{number}"]
         finally:
             engine.dispose()
