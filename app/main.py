@@ -152,7 +152,7 @@ def configure_app(state: AppState) -> None:
     state.metrics.page_sessions.set_function(lambda: len(Client.instances))
     install_error_handlers(web_app)  # JSON errors for the UI app's own endpoints (e.g. the CSV download)
     # NiceGUI's scripts and styles, Brotli-compressed
-    static_assets.install(web_app, static_assets.CompressedAssets())
+    static_assets.install(web_app, static_assets.page_assets())
     web_app.add_middleware(RequestGate, state=state)  # the pages see the same client IP and block list
     install_page_security(state)
     register_pages(state)

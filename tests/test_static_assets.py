@@ -152,3 +152,35 @@ def test_the_app_sends_brotli_to_browsers_that_take_it_else_gzip(live_app: Runni
     assert missing.status_code == 404
     escaped = _get(live_app, URL_PREFIX + "..%2f..%2fapp%2fmain.py", "br")
     assert escaped.status_code == 404
+
+
+def test_the_dashboards_plotly_module_is_compressed_once_too() -> None:
+    """plotly.js (4.6 MB, an ES module of NiceGUI's, far above the static files' size cap) is among the
+    files compressed ahead of time, served under its module's URL."""
+    prefixes = {assets.prefix: assets for assets in static_assets.page_assets()}
+    plotly_url = static_assets.module_url("nicegui-plotly")
+    prefix = plotly_url.removesuffix("index.js")
+    assert prefix in prefixes and URL_PREFIX in prefixes
+    assert [path.name for path in prefixes[prefix].files] == ["index.js"]
+    assert prefixes[prefix].files[0].stat().st_size > 4_000_000
+    with pytest.raises(LookupError):
+        static_assets.module_url("nicegui-no-such-module")
+
+
+def test_the_app_sends_plotly_with_brotli_in_one_piece(live_app: RunningApp) -> None:
+    """NiceGUI would gzip the 4.6 MB module in 64 KB pieces on every request (about half a second of a
+    first dashboard visit); the compressed copy is sent as it is (0.96 MB)."""
+    path = static_assets.module_url("nicegui-plotly")
+    prefix, source = static_assets.esm_module("nicegui-plotly")
+    original = (source / "index.js").read_bytes()
+    wait_until(
+        lambda: _get(live_app, path, "br").headers.get("content-encoding") == "br",
+        poll=0.2,
+        what="plotly.js sent with Brotli",
+    )
+    answer = _get(live_app, path, "gzip, deflate, br, zstd")
+    assert answer.status_code == 200 and answer.headers["content-encoding"] == "br"
+    assert "immutable" in answer.headers["cache-control"]
+    assert answer.content == original
+    assert int(answer.headers["content-length"]) < len(original) // 4
+    assert _get(live_app, prefix + "..%2f..%2f..%2fnicegui.py", "br").status_code in (403, 404)

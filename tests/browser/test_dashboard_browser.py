@@ -18,6 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
+from app.static_assets import module_url
 from tests.browser.conftest import SCREENSHOTS, screenshot
 from tests.browser.test_chat_browser import wait
 from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, wait_until
@@ -124,10 +125,12 @@ def test_dashboard_in_both_themes_and_on_a_phone(driver, browser_app: RunningApp
         )
     )
     plotly_scripts = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => /plotly/.test(n))"
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.endsWith(arguments[0]))",
+        module_url("nicegui-plotly"),
     )
-    assert len(plotly_scripts) <= 1 and all(n.startswith(browser_app.base_url) for n in plotly_scripts), (
-        "plotly.js comes once, from the app"
+    assert plotly_scripts == [browser_app.base_url + module_url("nicegui-plotly")], (
+        "plotly.js comes once per page, from the app"
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "dashboard-timing.json").write_text(json.dumps({"navigation_to_charts_ms": timings}))
