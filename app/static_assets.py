@@ -7,8 +7,8 @@ compressor, into a cache directory shared by every process of the same NiceGUI i
 there by ServeStatic (which picks the variant the browser accepts: Brotli, else gzip, else the file).
 
 The same goes for the ES modules the pages import (:data:`PAGE_MODULES`): the dashboard's Plotly, 4.6 MB,
-which NiceGUI would send through gzip in 64 KB pieces on every first visit (about half a second of the
-dashboard's first load on a quiet 2-core machine; 0.96 MB with Brotli, sent as one file).
+which NiceGUI would send through gzip in 64 KB pieces on every first visit (540 ms of the dashboard's
+first load on a busy 2-core machine; with Brotli 0.96 MB, sent as one file in 200 ms).
 
 The cache is ``$XDG_CACHE_HOME/pyaichat`` (``~/.cache/pyaichat``). The image compresses the files while it
 is built (``python -m app.static_assets``); elsewhere the first start compresses them in a background
