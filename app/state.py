@@ -146,7 +146,9 @@ class AppState:
             storage_uri=settings.rate_limit_storage,
             on_change=changed_elsewhere,
             on_reconnect=reloader.ask,
+            on_unconfirmed=metrics.changes_unconfirmed.inc,
         )
+        metrics.peer_instances.set_function(lambda: len(changes.peers.live()))
         reloader.announce = changes.announce
         return cls(
             settings=settings,

@@ -76,6 +76,7 @@ class ChangeBus:
         storage_uri: str,
         on_change: Callable[[str], None],
         on_reconnect: Callable[[], None],
+        on_unconfirmed: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.instance = secrets.token_hex(6)
         self._engine = engine
@@ -83,6 +84,7 @@ class ChangeBus:
         self._conninfo = postgres_conninfo(str(engine.url.render_as_string(hide_password=False)))
         self._on_change = on_change
         self._on_reconnect = on_reconnect
+        self._on_unconfirmed = on_unconfirmed  # counts instances that did not confirm (a metric)
         self._sender: redis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connected: dict[str, bool] = {}  # carrier → subscribed now (for /api/health and tests)
@@ -142,6 +144,7 @@ class ChangeBus:
                 ", ".join(sorted(silent)),
             )
             self.peers.forget(silent)  # waited for once: again only once they are heard again
+            self._on_unconfirmed(len(silent))
 
     def _awaited(self) -> set[str]:
         """The instances whose confirmation a change waits for: the live ones, unless this instance

@@ -93,6 +93,16 @@ class Metrics:
         self.page_sessions = Gauge(
             "pyaichat_page_sessions", "Browser pages connected to this instance", registry=registry
         )
+        self.peer_instances = Gauge(
+            "pyaichat_peer_instances",
+            "Other instances this one hears over the change announcements (heard within the last 3 s)",
+            registry=registry,
+        )
+        self.changes_unconfirmed = Counter(
+            "pyaichat_changes_unconfirmed",
+            "Instances that did not confirm a change made here within 1 s (one per instance and change)",
+            registry=registry,
+        )
         # children of the labelled metrics, by label values: ``labels()`` takes a lock and builds a key
         self._prompt = self.tokens.labels("prompt")
         self._completion = self.tokens.labels("completion")

@@ -106,6 +106,8 @@ def _statuses(responses: list[httpx.Response]) -> list[int]:
 
 def _exact_on_the_others(cluster: Cluster, upstream: UpstreamServer, *, shared_limits: bool) -> None:
     first = cluster.clients[0]
+    # every instance hears the two others (their ":alive"), so a change waits for their confirmations
+    wait_until(lambda: "pyaichat_peer_instances 2.0" in cluster.on_first("GET", "/metrics").text)
     model = unique_model("shared")
     channel = add_channel(first, cluster.admin, base_url=upstream.base_url("ok"), model=model)
     for url in cluster.others:  # announced: no wait for a periodic reload

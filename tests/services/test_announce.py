@@ -29,6 +29,10 @@ class Listener:
     def __init__(self) -> None:
         self.changes: list[str] = []
         self.reconnects = 0
+        self.unconfirmed = 0
+
+    def not_confirmed(self, count: int) -> None:
+        self.unconfirmed += count
 
     def changed(self, name: str) -> None:
         self.changes.append(name)
@@ -40,7 +44,11 @@ class Listener:
 @asynccontextmanager
 async def _bus(engine: Engine, storage: str, listener: Listener) -> AsyncIterator[ChangeBus]:
     bus = ChangeBus(
-        engine=engine, storage_uri=storage, on_change=listener.changed, on_reconnect=listener.reconnected
+        engine=engine,
+        storage_uri=storage,
+        on_change=listener.changed,
+        on_reconnect=listener.reconnected,
+        on_unconfirmed=listener.not_confirmed,
     )
     bus.start()
     try:
@@ -180,6 +188,7 @@ async def test_a_silent_instance_is_waited_for_once_and_a_stopped_one_not_at_all
             assert waited >= CONFIRM_SECONDS * 0.9, "returned before the silent instance's bound"
             silent = f"did not confirm the change of the settings within 1.0 s ({c.instance})"
             assert silent in caplog.text
+            assert first.unconfirmed == 1, "counted (the metric pyaichat_changes_unconfirmed_total)"
             assert c.instance not in a.peers.live(), "forgotten until heard again"
             await _announce(a, "channels")  # only b is awaited now
             assert second.changes == ["settings", "channels"]
@@ -188,6 +197,7 @@ async def test_a_silent_instance_is_waited_for_once_and_a_stopped_one_not_at_all
             await b.stop()  # a clean stop says ":gone": nobody waits for it
             await _until(lambda: b.instance not in a.peers.live(), "b's goodbye heard")
             await _announce(a, "block_list")
+            assert first.unconfirmed == 1
     engine.dispose()
 
 
