@@ -140,10 +140,13 @@ def _offset_spans(zone: ZoneInfo, first: datetime, last: datetime) -> list[tuple
     day = first
     while day < last:
         following = min(day + timedelta(days=1), last)
-        if minutes_at(following) != current:  # a transition inside this day: find its minute
-            low, high = day, following
-            while high - low > timedelta(minutes=1):
-                middle = low + (high - low) / 2
+        if minutes_at(following) != current:  # a transition inside this day: find its second
+            # on whole seconds, as offsets change: ``high`` ends as the change itself, which a search
+            # from times with microseconds (the rows') only came within a minute of
+            low = day.replace(microsecond=0)
+            high = following.replace(microsecond=0) + timedelta(seconds=1 if following.microsecond else 0)
+            while high - low > timedelta(seconds=1):
+                middle = low + timedelta(seconds=(high - low) // timedelta(seconds=2))
                 low, high = (middle, high) if minutes_at(middle) == current else (low, middle)
             spans.append((high, current))
             current = minutes_at(following)
