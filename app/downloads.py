@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi.responses import StreamingResponse
 
 from app.state import AppState
-from services import log_queries
+from services import log_export
 from services.i18n import FALLBACK
 from services.log_queries import LogFilter
 
@@ -19,7 +19,7 @@ def log_csv_response(state: AppState, flt: LogFilter, language: str = FALLBACK) 
     and rendered on Starlette's thread pool (the generator is synchronous), never on the event loop."""
     name = f"chat-logs-{datetime.now(state.settings.zone):%Y%m%d-%H%M%S}.csv"
     return StreamingResponse(
-        log_queries.export_csv(engine=state.engine, flt=flt, zone=state.settings.zone, language=language),
+        log_export.export_csv(engine=state.engine, flt=flt, zone=state.settings.zone, language=language),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
     )
