@@ -70,6 +70,20 @@ def scripts(script_location: Path = MIGRATIONS_DIR) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(script_location=script_location))
 
 
+def declared_for(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's ``include_object`` for comparing the models with a database of ``dialect``: leaves out
+    what the models declare for another database only (``Index(...).ddl_if(dialect=...)``, such as
+    PostgreSQL's index for the longest-first duration sort), which that database rightly lacks."""
+
+    def include(item: Any, _name: str | None, _type: str, reflected: bool, _compare_to: Any) -> bool:
+        only = getattr(item, "_ddl_if", None)
+        if reflected or only is None or only.dialect is None:
+            return True
+        return dialect == only.dialect if isinstance(only.dialect, str) else dialect in only.dialect
+
+    return include
+
+
 def head_revision(script_location: Path = MIGRATIONS_DIR) -> str:
     head = scripts(script_location).get_current_head()
     if head is None:  # pragma: no cover - the baseline always exists

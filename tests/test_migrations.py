@@ -18,13 +18,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Connection, create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from app import models  # noqa: F401 - the tables the newest revision must match
-from app.migrate import MIGRATIONS_DIR, SchemaVersionError, head_revision, read_revision, upgrade
+from app.migrate import (
+    MIGRATIONS_DIR,
+    SchemaVersionError,
+    alembic_config,
+    declared_for,
+    head_revision,
+    migration_engine,
+    read_revision,
+    upgrade,
+)
 from tests import legacy_database
 from tests.chat_helpers import chat_body
 from tests.helpers import HANG_SECONDS, ROOT, TEST_ADMIN_PASSWORD, production_env, run_app, wait_until
@@ -55,7 +65,10 @@ def schema_differences(url: str) -> list[object]:
     try:
         with engine.connect() as connection, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*expression-based index")
-            found = list(compare_metadata(MigrationContext.configure(connection), SQLModel.metadata))
+            context = MigrationContext.configure(
+                connection, opts={"include_object": declared_for(connection.dialect.name)}
+            )
+            found = list(compare_metadata(context, SQLModel.metadata))
             if connection.dialect.name == "sqlite":
                 found += _sqlite_expression_indexes_missing(connection)
             return found
@@ -71,6 +84,8 @@ def _sqlite_expression_indexes_missing(connection: Connection) -> list[object]:
     missing: list[object] = []
     for table in SQLModel.metadata.tables.values():
         for index in table.indexes:
+            if not declared_for("sqlite")(index, index.name, "index", False, None):
+                continue
             expressions = [str(e) for e in index.expressions if not isinstance(e, (Column, str))]
             sql = squeezed(stored.get(index.name) or "")
             if any(squeezed(expression) not in sql for expression in expressions):
@@ -216,6 +231,28 @@ def test_the_call_log_indexes_of_an_earlier_build_are_reshaped_and_rows_kept(tmp
             )
         )
         assert "idx_chat_logs_user_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_revision_0009_changes_nothing_on_sqlite(tmp_path: Path) -> None:
+    """PostgreSQL's longest-first index: SQLite reads idx_chat_logs_duration backwards for that order."""
+    path = tmp_path / "chat.db"
+    upgrade(sqlite_url(path))
+
+    def indexes() -> set[str]:
+        with sqlite3.connect(path) as db:
+            return {row[1] for row in db.execute("PRAGMA index_list(chat_logs)")}
+
+    at_head = indexes()
+    assert "idx_chat_logs_duration" in at_head and "idx_chat_logs_duration_desc" not in at_head
+    engine = migration_engine(sqlite_url(path))
+    try:
+        with engine.connect() as connection:
+            command.downgrade(alembic_config(connection), "0008_log_sort_indexes")
+            connection.commit()
+    finally:
+        engine.dispose()
+    assert read_revision(sqlite_url(path)) == "0008_log_sort_indexes" and indexes() == at_head
+    assert upgrade(sqlite_url(path)).applied == ["0009_pg_duration_desc_index"] and indexes() == at_head
 
 
 def test_attempts_of_an_early_build_get_their_later_columns(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Schema migrations on a real PostgreSQL server: a database made before pyaichat used Alembic upgrades
-with nothing lost, and instances starting at once migrate it exactly once (the advisory lock)."""
+with nothing lost, instances starting at once migrate it exactly once (the advisory lock), and revision
+0009 builds its index concurrently, again after an interrupted build, and drops it on the way down."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from app.migrate import ADVISORY_LOCK_KEY, head_revision, read_revision, upgrade
+from app.migrate import (
+    ADVISORY_LOCK_KEY,
+    alembic_config,
+    head_revision,
+    migration_engine,
+    read_revision,
+    upgrade,
+)
 from tests import legacy_database
 from tests.helpers import (
     HANG_SECONDS,
@@ -124,3 +133,95 @@ def test_db_upgrade_commands_run_together_migrate_once(database_url: str, tmp_pa
     head = head_revision()
     assert sum(f"upgraded the database schema from none to {head}" in text for text in outputs) == 1, outputs
     assert sum(f"the database schema is current ({head})" in text for text in outputs) == 1, outputs
+
+
+def _migrate(url: str, action: str, revision: str) -> None:
+    """``alembic upgrade|downgrade <revision>`` on ``url``, as app.migrate runs revisions."""
+    engine = migration_engine(url)
+    try:
+        with engine.connect() as connection:
+            getattr(command, action)(alembic_config(connection), revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def _at_0008_with_calls(url: str, rows: int = 20_000) -> None:
+    _migrate(url, "upgrade", "0008_log_sort_indexes")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO chat_logs (ip_address, model_id, created_at, status, tokens_estimated, duration_ms) "
+            "SELECT '10.0.0.1', 'm', now(), 'ok', false, CASE WHEN mod(n, 10) = 0 THEN NULL ELSE n END "
+            f"FROM generate_series(1, {rows}) AS n"
+        )
+    engine.dispose()
+
+
+def _duration_desc_index(url: str) -> tuple[str, bool] | None:
+    """The longest-first index's definition and whether it is valid (None: there is none)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
+                "WHERE indexrelid = to_regclass('idx_chat_logs_duration_desc')"
+            ).first()
+            return None if found is None else (str(found[0]), bool(found[1]))
+    finally:
+        engine.dispose()
+
+
+def _call_count(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT count(*) FROM chat_logs").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_revision_0009_builds_the_longest_first_index_concurrently_and_0008_drops_it(
+    database_url: str,
+) -> None:
+    _at_0008_with_calls(database_url)
+    assert _duration_desc_index(database_url) is None
+
+    result = upgrade(
+        database_url
+    )  # as start-up runs it: the build needs app.migrate's connection in autocommit
+    assert result.before == "0008_log_sort_indexes" and result.applied == ["0009_pg_duration_desc_index"]
+    definition, valid = _duration_desc_index(database_url) or ("", False)
+    assert valid and definition.endswith("(duration_ms DESC NULLS LAST, id DESC)"), definition
+    assert _call_count(database_url) == 20_000
+    assert schema_differences(database_url) == []
+
+    _migrate(database_url, "downgrade", "0008_log_sort_indexes")
+    assert read_revision(database_url) == "0008_log_sort_indexes"
+    assert _duration_desc_index(database_url) is None
+    assert _call_count(database_url) == 20_000
+    assert upgrade(database_url).applied == ["0009_pg_duration_desc_index"]
+    assert _duration_desc_index(database_url) == (definition, True)
+
+
+def test_an_interrupted_build_of_revision_0009_is_built_again(database_url: str) -> None:
+    """A concurrent build that fails leaves an INVALID index of its name; ``IF NOT EXISTS`` alone would
+    take it for done (PostgreSQL then never reads it, yet keeps it up to date on every insert)."""
+    import psycopg
+
+    _at_0008_with_calls(database_url)
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection, pytest.raises(psycopg.errors.UniqueViolation):
+        # a build that fails half-way: the same name, and a unique index the rows cannot satisfy
+        connection.execute(
+            "CREATE UNIQUE INDEX CONCURRENTLY idx_chat_logs_duration_desc ON chat_logs (model_id)"
+        )
+    assert _duration_desc_index(database_url) == (
+        "CREATE UNIQUE INDEX idx_chat_logs_duration_desc ON public.chat_logs USING btree (model_id)",
+        False,
+    )
+
+    assert upgrade(database_url).applied == ["0009_pg_duration_desc_index"]
+    definition, valid = _duration_desc_index(database_url) or ("", False)
+    assert valid and definition.endswith("(duration_ms DESC NULLS LAST, id DESC)"), definition
+    assert schema_differences(database_url) == []

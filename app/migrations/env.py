@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from app import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from app.migrate import declared_for
 
 config = context.config
 
@@ -21,6 +22,7 @@ def run(connection: Connection) -> None:
         transaction_per_migration=True,
         transactional_ddl=True,  # SQLite too: app.migrate's engine wraps the DDL in BEGIN … COMMIT
         compare_type=True,
+        include_object=declared_for(connection.dialect.name),  # for autogenerate
     )
     with context.begin_transaction():
         context.run_migrations()
