@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import make_engine
+from app.models import ONLY_ON
 
 log = logging.getLogger("pyaichat.migrations")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -72,14 +73,14 @@ def scripts(script_location: Path = MIGRATIONS_DIR) -> ScriptDirectory:
 
 def declared_for(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
     """Alembic's ``include_object`` for comparing the models with a database of ``dialect``: leaves out
-    what the models declare for another database only (``Index(...).ddl_if(dialect=...)``, such as
-    PostgreSQL's index for the longest-first duration sort), which that database rightly lacks."""
+    what the models declare for another database only (an index with ``info={ONLY_ON: <dialect>}``, made
+    there alone by ``.ddl_if(dialect=...)``, such as PostgreSQL's index for the longest-first duration
+    sort), which that database rightly lacks."""
 
     def include(item: Any, _name: str | None, _type: str, reflected: bool, _compare_to: Any) -> bool:
-        only = getattr(item, "_ddl_if", None)
-        if reflected or only is None or only.dialect is None:
-            return True
-        return dialect == only.dialect if isinstance(only.dialect, str) else dialect in only.dialect
+        info = getattr(item, "info", None)
+        only = info.get(ONLY_ON) if isinstance(info, dict) else None
+        return reflected or only is None or only == dialect
 
     return include
 

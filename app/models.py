@@ -219,6 +219,9 @@ class ChatLog(SQLModel, table=True):
     ttft_ms: int | None = None  # a stream's first event after this long (revision 0006); None otherwise
 
 
+ONLY_ON = "only_on"  # an index's ``info`` key: the one database it is made on
+
+
 # The duration sort, longest first, puts the rows without a duration last. SQLite, where NULL sorts
 # lowest, reads idx_chat_logs_duration backwards for it; on PostgreSQL that gives NULLs first, and without
 # this index (revision 0009) a first page sorted all of chat_logs (250 ms at 1M rows).
@@ -226,6 +229,7 @@ Index(
     "idx_chat_logs_duration_desc",
     col(ChatLog.duration_ms).desc().nulls_last(),
     col(ChatLog.id).desc(),
+    info={ONLY_ON: "postgresql"},  # read by app.migrate.declared_for
 ).ddl_if(dialect="postgresql")
 
 
