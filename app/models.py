@@ -318,6 +318,16 @@ class DailyCaller(SQLModel, table=True):
     calls: int = Field(default=0, nullable=False)
 
 
+# One day's top callers, most calls first (ties by actor, as ranked over a range), read in order instead
+# of ranking every caller of the day (3,115 at 10M rows: 4 ms → 0.1 ms; revision 0010).
+Index(
+    "idx_stats_daily_callers_top",
+    col(DailyCaller.day),
+    col(DailyCaller.calls).desc(),
+    col(DailyCaller.actor),
+)
+
+
 # ---- request/response families of the channel entity -------------------------------------------------
 
 

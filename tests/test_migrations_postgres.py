@@ -190,7 +190,7 @@ def test_revision_0009_builds_the_longest_first_index_concurrently_and_0008_drop
     result = upgrade(
         database_url
     )  # as start-up runs it: the build needs app.migrate's connection in autocommit
-    assert result.before == "0008_log_sort_indexes" and result.applied == ["0009_pg_duration_desc_index"]
+    assert result.before == "0008_log_sort_indexes" and result.applied[:1] == ["0009_pg_duration_desc_index"]
     definition, valid = _duration_desc_index(database_url) or ("", False)
     assert valid and definition.endswith("(duration_ms DESC NULLS LAST, id DESC)"), definition
     assert _call_count(database_url) == 20_000
@@ -200,7 +200,7 @@ def test_revision_0009_builds_the_longest_first_index_concurrently_and_0008_drop
     assert read_revision(database_url) == "0008_log_sort_indexes"
     assert _duration_desc_index(database_url) is None
     assert _call_count(database_url) == 20_000
-    assert upgrade(database_url).applied == ["0009_pg_duration_desc_index"]
+    assert upgrade(database_url).applied[:1] == ["0009_pg_duration_desc_index"]
     assert _duration_desc_index(database_url) == (definition, True)
 
 
@@ -221,7 +221,7 @@ def test_an_interrupted_build_of_revision_0009_is_built_again(database_url: str)
         False,
     )
 
-    assert upgrade(database_url).applied == ["0009_pg_duration_desc_index"]
+    assert upgrade(database_url).applied[:1] == ["0009_pg_duration_desc_index"]
     definition, valid = _duration_desc_index(database_url) or ("", False)
     assert valid and definition.endswith("(duration_ms DESC NULLS LAST, id DESC)"), definition
     assert schema_differences(database_url) == []

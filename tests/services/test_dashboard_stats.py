@@ -307,3 +307,51 @@ def test_top_callers_and_active_callers_of_a_range(tmp_path: Path, database: str
     ips = sorted(f"10.0.0.{n}" for n in range(12))[:TOP_CALLERS]  # a tie: by address
     assert figures["top_ips"] == [{"ip_address": ip, "calls": 3} for ip in ips]
     assert figures["range"]["active_users"] == 14 + 12
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_one_days_callers_read_in_order_match_the_ranking(tmp_path: Path, database: str) -> None:
+    """The default range (one day) reads its top callers in order from an index instead of ranking every
+    caller of the day: the same tops (ties at the cut included) and the same count as the ranking, on
+    both databases; on SQLite the plan reads the index and nothing else."""
+    from contextlib import ExitStack
+
+    from sqlalchemy import text
+
+    from app.db import make_engine
+    from app.migrate import upgrade
+    from app.models import DailyCaller
+    from services import stats
+    from tests.postgres_server import run_postgres
+
+    with ExitStack() as stack:
+        url = (
+            stack.enter_context(run_postgres()) if database == "postgresql" else f"sqlite:///{tmp_path}/c.db"
+        )
+        upgrade(url)
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+        with Session(engine) as session:
+            for n in range(40):  # ties around the cut: many callers share a count
+                session.add(DailyCaller(day=days[0], actor=f"u:{n}", calls=n % 7 + 1))
+                session.add(DailyCaller(day=days[0], actor=f"ip:10.0.{n % 3}.{n}", calls=(n * 5) % 4 + 1))
+            for n in range(5):  # fewer than the tops hold, users only
+                session.add(DailyCaller(day=days[1], actor=f"u:{100 + n}", calls=n + 1))
+            session.commit()
+            for day in days:  # the third is empty
+                assert stats._callers_of_a_day(session, day) == stats._ranked_callers(session, day, day)
+            top, count = stats._callers(session, days[0], days[0])
+            assert count == 80 and len(top["u:"]) == len(top["ip:"]) == stats.TOP_CALLERS
+            assert [calls for _, calls in top["u:"]] == [7] * 5 + [6] * 5
+            assert stats._callers(session, days[2], days[2]) == ({"u:": [], "ip:": []}, 0)
+            if database == "sqlite":
+                plan = session.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT actor, calls FROM stats_daily_callers WHERE day = :day "
+                        "AND actor LIKE 'u:%' ORDER BY calls DESC, actor LIMIT 10"
+                    ),
+                    {"day": days[0].isoformat()},
+                ).all()
+                index = "USING COVERING INDEX idx_stats_daily_callers_top"
+                assert [index in row[-1] for row in plan] == [True]
