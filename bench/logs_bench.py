@@ -17,7 +17,8 @@ from app.models import ChatLog
 from bench.databases import Database
 from bench.report import Result
 from services.log_rows import SQLITE_INSERT, sqlite_row
-from services.logs import BATCH_SIZE, WRITER_CACHE_KIB, WRITER_CHECKPOINT_PAGES, CallRecord, LogWriter
+from services.log_store import WRITER_CACHE_KIB, WRITER_CHECKPOINT_PAGES
+from services.logs import BATCH_SIZE, CallRecord, LogWriter
 from tests.postgres_server import libpq_url
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -30,7 +30,8 @@ whose credential no longer holds (the user deleted or disabled, the token's vers
 outdated, the key revoked or expired) with the same error a new request would get.
 
 ``last_used_at`` / ``users.last_active_at`` are not written per call: a call notes the time (at most
-once a minute per key and per user), and the reloader thread writes the notes in one batch.
+once a minute per key and per user), and the reloader thread writes the notes in one batch
+(``services/identity_notes.py``).
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from anyio import to_thread
-from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
-from app.models import ApiKey, User, utcnow
+from app.models import ApiKey, utcnow
 from services.errors import AccountDisabledCredential, AuthenticationFailed, DomainError, InvalidApiKey
+from services.identity_notes import UseNotes
 from services.refresh import PERIOD_SECONDS, Refresher, bounded_reads
 from services.security import decode_token, password_fingerprint
 from services.throttle import Throttle, bad_key_rules
@@ -64,7 +65,6 @@ ACTIVE_SECONDS = 120.0  # a cached user unused this long is dropped at the next 
 USER_GONE_MESSAGE = "errors.account_gone"  # catalogue keys (services/locales/errors.py)
 LOGIN_OUTDATED_MESSAGE = "errors.session_ended"
 RELOAD_CHUNK = 500  # ids per ``IN (…)`` of a reload
-TOUCH_SECONDS = 60.0  # last_used_at / last_active_at move at most this often per key and per user
 BAD_KEY_THROTTLED_MESSAGE = "errors.bad_key_throttled"
 
 
@@ -199,9 +199,7 @@ class IdentityCache:
         self._users: OrderedDict[int, UserState] = OrderedDict()
         self._keys: dict[str, KeyState] = {}
         self._load_started = -math.inf
-        self._noted: dict[tuple[str, int], float] = {}  # ("u"|"k", id) → monotonic time last noted
-        self._pending_users: dict[int, datetime] = {}
-        self._pending_keys: dict[int, datetime] = {}
+        self._notes = UseNotes(engine)
         self._open_users: Callable[[], Collection[int]] = frozenset
         self._on_verdicts: Callable[[Verdicts], object] | None = None
         self.refresher = Refresher(self._load, "identity", period)
@@ -292,7 +290,7 @@ class IdentityCache:
                     ),
                 )
             )
-        self._write_notes()
+        self._notes.write()
 
     def _read_user(self, user_id: int) -> UserState | None:
         """A cache miss: one primary-key read (worker thread), kept in the LRU."""
@@ -383,45 +381,8 @@ class IdentityCache:
     def note_use(self, user_id: int, key_id: int | None = None) -> None:
         """Remember that the user (and key) were used now: at most once a minute each, written by the
         reloader thread in a batch (never a database write on the calling path)."""
-        now = time.monotonic()
-        if now - self._noted.get(("u", user_id), -math.inf) >= TOUCH_SECONDS:
-            with self._lock:
-                self._noted[("u", user_id)] = now
-                self._pending_users[user_id] = utcnow()
-        if key_id is not None and now - self._noted.get(("k", key_id), -math.inf) >= TOUCH_SECONDS:
-            with self._lock:
-                self._noted[("k", key_id)] = now
-                self._pending_keys[key_id] = utcnow()
-
-    def _write_notes(self) -> None:
-        if not self._pending_users and not self._pending_keys:
-            return
-        cutoff = time.monotonic() - TOUCH_SECONDS
-        with self._lock:
-            users, self._pending_users = self._pending_users, {}
-            keys, self._pending_keys = self._pending_keys, {}
-            self._noted = {noted: at for noted, at in self._noted.items() if at >= cutoff}
-        users_table = User.__table__  # type: ignore[attr-defined]
-        keys_table = ApiKey.__table__  # type: ignore[attr-defined]
-        try:
-            with self._engine.begin() as connection:
-                if users:
-                    connection.execute(
-                        update(users_table)
-                        .where(users_table.c.id == bindparam("row_id"))
-                        .values(last_active_at=bindparam("at")),
-                        [{"row_id": user_id, "at": at} for user_id, at in users.items()],
-                    )
-                if keys:
-                    connection.execute(
-                        update(keys_table)
-                        .where(keys_table.c.id == bindparam("row_id"))
-                        .values(last_used_at=bindparam("at")),
-                        [{"row_id": key_id, "at": at} for key_id, at in keys.items()],
-                    )
-        except Exception as exc:  # a later call notes the time again; nothing waits on this
-            log.warning("could not store last-used times: %s", exc)
+        self._notes.note(user_id, key_id)
 
     def write_notes(self) -> None:
         """At shutdown: what the calls noted since the last reload."""
-        self._write_notes()
+        self._notes.write()

@@ -3,10 +3,10 @@ database (one journal append per call, no per-chunk work).
 
 Every record is first appended to the call-log journal (``services/journal.py``), then kept in memory
 for the writer thread, which stores batches in one transaction each (rows, daily rollups, and the
-journal's mark in ``call_log_journals``), retrying a refused batch with backoff until the database
-takes it. Memory holds at most ``backlog_max`` records; past that the writer reads them back from the
-journal, so an absent database costs disk, not memory. At start the journals earlier runs left are
-replayed first; the marks make each row land exactly once.
+journal's mark in ``call_log_journals``: ``services/log_store.py``), retrying a refused batch with
+backoff until the database takes it. Memory holds at most ``backlog_max`` records; past that the writer
+reads them back from the journal, so an absent database costs disk, not memory. At start the journals
+earlier runs left are replayed first; the marks make each row land exactly once.
 """
 
 from __future__ import annotations
@@ -23,25 +23,18 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlmodel import col
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
-from app.models import CallLogJournal, utcnow
 from services.call_record import CallRecord as CallRecord  # re-exported: the type every caller logs
 from services.call_record import encode_fields
 from services.journal import SEGMENT_BYTES, JournalUnavailable, LiveJournal
 from services.journal_files import OldJournal
-from services.log_rows import insert_rows, move_mark, touch_users
-from services.rollups import Actor, Rollup
+from services.log_store import Batch, BatchStore, MarkConflict
 
 log = logging.getLogger("pyaichat.logs")
 BATCH_SIZE = 10_000
 BACKLOG_MAX = 2 * BATCH_SIZE  # records kept in memory (~300 B each); the rest wait in the journal only
-KNOWN_ACTORS_MAX = 200_000
-WRITER_CACHE_KIB = 64 * 1024
-WRITER_CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL between automatic checkpoints (default 1,000)
 LINGER_SECONDS = 0.2  # after the first record, wait this long for more: one commit for many calls
 SYNC_SECONDS = 1.0  # fdatasync of the journal at most this long after a write
 RETRY_FIRST_SECONDS = 0.1
@@ -49,12 +42,6 @@ RETRY_MAX_SECONDS = 5.0
 REPORT_SECONDS = 30.0  # a lasting failure is logged again this often
 
 _T = TypeVar("_T")
-Batch = list[tuple[int, CallRecord]]  # (journal sequence number, record), in sequence order
-
-
-class _MarkConflict(Exception):
-    """The database's mark for a journal is not where this writer last left it: the records up to it
-    were stored already (by an attempt whose commit went through before a crash, or another process)."""
 
 
 class LogWriter:
@@ -77,7 +64,6 @@ class LogWriter:
         """``batch_size=1, linger_seconds=0`` commits every record on its own (benchmark 5's baseline).
         ``on_record`` sees each record journaled by :meth:`record` (the metrics count calls there)."""
         self._engine = engine
-        self._zone = zone
         self._batch_size = batch_size
         self._linger = linger_seconds
         self._backlog_max = max(backlog_max, batch_size)
@@ -97,12 +83,7 @@ class LogWriter:
         self._stop_at: float | None = None  # monotonic deadline once close() began
         self._lost = 0
         self.failed_writes = 0  # database attempts that failed since start (each is retried)
-        # only the writer thread touches these
-        self._marks: dict[str, int | None] = {}  # journal id → its mark in the database (None: no row)
-        # active users per period already stored: the same callers come back all day, and their rows in
-        # stats_period_actors need writing once, not once per batch
-        self._known_actors: set[Actor] = set()
-        self._connection: Connection | None = None
+        self._batches = BatchStore(engine, zone)  # only the writer thread touches it
         self._thread = threading.Thread(target=self._supervise, name="pyaichat-log-writer", daemon=True)
 
     def start(self) -> LogWriter:
@@ -200,7 +181,7 @@ class LogWriter:
         if self._live is not None:
             self._live.close(stored_seq=stored)
         if not self._thread.is_alive():
-            self._drop_connection()
+            self._batches.drop_connection()
 
     # ---- the writer thread -----------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -215,7 +196,7 @@ class LogWriter:
             except Exception:
                 crashes += 1
                 log.exception("the call log writer failed; restarting it (%d restarts so far)", crashes)
-                self._drop_connection()
+                self._batches.drop_connection()
                 if self._past_deadline():
                     return
                 self._pause(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2**crashes))
@@ -313,15 +294,14 @@ class LogWriter:
         return True
 
     def _mark(self, journal: OldJournal) -> int:
-        if journal.journal_id not in self._marks:
-            self._marks[journal.journal_id] = self._read_mark(journal.journal_id)
-        return self._marks[journal.journal_id] or 0
+        return self._batches.mark(journal.journal_id) or 0
 
     def _store(self, journal_id: str, batch: Batch) -> int | None:
         """Store ``batch``, retrying until the database takes it; returns the journal's mark after it
         (None: gave up at the stop deadline)."""
         return self._retry(
-            lambda: f"could not write {len(batch)} call log rows", lambda: self._write(journal_id, batch)
+            lambda: f"could not write {len(batch)} call log rows",
+            lambda: self._batches.write(journal_id, batch),
         )
 
     def _retry(self, what: Callable[[], str], attempt: Callable[[], _T]) -> _T | None:
@@ -329,7 +309,7 @@ class LogWriter:
         while True:
             try:
                 result = attempt()
-            except _MarkConflict:
+            except MarkConflict:
                 failures += 1
                 log.warning(
                     "%s: the journal was stored further than expected; skipping what is stored", what()
@@ -352,7 +332,7 @@ class LogWriter:
                         reason,
                         self.waiting,
                     )
-                self._drop_connection()
+                self._batches.drop_connection()
             else:
                 if failures:
                     log.warning("call log writes go through again after %.1f s", time.monotonic() - first)
@@ -373,65 +353,6 @@ class LogWriter:
     def _past_deadline(self) -> bool:
         return self._stop_at is not None and time.monotonic() >= self._stop_at
 
-    def _writer_connection(self) -> Connection:
-        """The writer's own connection, kept open. On SQLite it gets a page cache big enough for the
-        indexes of ``chat_logs`` that a batch touches, and checkpoints the WAL less often; the pooled
-        connections the pages and the API read with keep SQLite's defaults."""
-        if self._connection is None or self._connection.closed:
-            self._connection = self._engine.connect()
-            self._connection.detach()  # its pragmas must not follow it back into the shared pool
-            if self._connection.dialect.name == "sqlite":
-                self._connection.exec_driver_sql(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-                self._connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
-                self._connection.commit()
-        return self._connection
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.invalidate()
-                self._connection.close()
-            except SQLAlchemyError:
-                pass
-            self._connection = None
-
-    def _read_mark(self, journal_id: str) -> int | None:
-        connection = self._writer_connection()
-        with connection.begin():
-            query = select(col(CallLogJournal.seq)).where(col(CallLogJournal.journal_id) == journal_id)
-            value = connection.execute(query).scalar()
-        return None if value is None else int(value)
-
-    def _write(self, journal_id: str, batch: Batch) -> int:
-        """One transaction: the journal's mark moves from where this writer left it to the batch's last
-        record (or the transaction fails), the rows go in, the rollups are updated."""
-        if journal_id not in self._marks:
-            self._marks[journal_id] = self._read_mark(journal_id)
-        previous = self._marks[journal_id]
-        if previous is not None:
-            batch = [item for item in batch if item[0] > previous]
-            if not batch:
-                return previous
-        last = batch[-1][0]
-        records = [record for _, record in batch]
-        rollup = Rollup()
-        rollup.add_rows(records, self._zone)
-        connection = self._writer_connection()
-        try:
-            with connection.begin():
-                _move_mark(connection, journal_id, previous, last)
-                insert_rows(connection, records)
-                touch_users(connection, records)
-                stored = rollup.apply(connection, known_actors=self._known_actors)
-        except _MarkConflict:
-            del self._marks[journal_id]  # read again by the next attempt
-            raise
-        self._marks[journal_id] = last
-        if len(self._known_actors) > KNOWN_ACTORS_MAX:
-            self._known_actors.clear()
-        self._known_actors |= stored
-        return last
-
 
 def database_key(engine: Engine) -> str:
     """Which database a journal's rows belong to: a digest of the engine's URL without its password (a
@@ -441,17 +362,3 @@ def database_key(engine: Engine) -> str:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=os.path.abspath(url.database))
     return hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()[:32]
-
-
-def _move_mark(connection: Connection, journal_id: str, previous: int | None, last: int) -> None:
-    """First in the batch's transaction, so that a conflicting writer is found before any row is
-    inserted (and on PostgreSQL waits on the mark's row lock instead of inserting twice)."""
-    now = utcnow()
-    if previous is None:
-        try:
-            connection.execute(insert(CallLogJournal).values(journal_id=journal_id, seq=last, updated_at=now))
-        except IntegrityError:
-            raise _MarkConflict() from None
-        return
-    if not move_mark(connection, journal_id, previous, last, now):
-        raise _MarkConflict()

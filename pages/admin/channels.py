@@ -4,33 +4,31 @@ bulk enable/disable/delete, and connectivity tests whose results stay in the tab
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from nicegui import ui
 from pydantic import ValidationError
-from sqlmodel import Session
 
-from app.models import Channel, ChannelCreate, ChannelListItem, ChannelPublic, ChannelUpdate
+from app.models import ChannelListItem, ChannelPublic
 from app.state import AppState
+from pages.admin.channel_actions import ChannelActions, Tested, View
+from pages.admin.channel_cells import (
+    STATUS_WORDS,
+    error_cell,
+    last_test_cell,
+    latency_cell,
+    name_cell,
+    status_cell,
+)
 from pages.admin.channel_form import ChannelForm, all_errors
 from pages.admin.frame import admin_frame, page_actor
 from pages.admin.widgets import page_heading
 from pages.forms import FormError
 from pages.i18n import language, named_dialog, t
 from pages.threads import PAGE_BUILD_SECONDS, off_loop
-from services import channel_list, channels
-from services.audit import Actor
-from services.channel_test import ProbeResult, probe_channel
-from services.errors import DomainError
-from services.i18n import FALLBACK
 
 COLUMNS = "40px minmax(150px,1.6fr) 96px minmax(130px,1fr) 76px minmax(170px,1.8fr) 72px 64px 150px"
-STATUS_WORDS = {
-    status: f"admin.channels.status.{status}" for status in ("enabled", "disabled", "auto_paused")
-}
 STATUS_FILTER = {
     "": "admin.channels.all_statuses",
     **{status: STATUS_WORDS[status] for status in ("enabled", "auto_paused", "disabled")},
@@ -50,163 +48,9 @@ PAGE_SIZES = [20, 50, 100]
 TEST_CONCURRENCY = 4  # "test all" probes this many channels at a time
 
 
-@dataclass
-class Tested:
-    """A test run from this page: kept in the table (not a toast) until the page is left."""
-
-    at: datetime
-    result: ProbeResult | None = None  # None: running
-    failure: str | None = None  # the channel could not be tested (deleted meanwhile)
-
-
-@dataclass
-class View:
-    page: int = 1
-    page_size: int = 20
-    q: str = ""
-    status: str = ""
-    sort: str = "id"
-    selected: set[int] = field(default_factory=set)
-    tests: dict[int, Tested] = field(default_factory=dict)
-    loads: int = 0  # loads started: only the latest one's answer is shown
-    language: str = FALLBACK  # the visitor's, read when the page is built (loads run off the event loop)
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
-
-
 def register(state: AppState) -> None:
     zone = state.settings.zone
-
-    def when(moment: datetime | None) -> str:
-        if moment is None:
-            return "—"
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return f"{moment.astimezone(zone):%m-%d %H:%M}"
-
-    def load(view: View) -> tuple[list[ChannelListItem], int]:
-        request = channel_list.channel_query(
-            page=view.page, page_size=view.page_size, q=view.q, status=view.status or None, sort=view.sort
-        )
-        with Session(state.engine) as session:
-            return channel_list.list_page(
-                session=session, request=request, cipher=state.cipher, zone=zone, language=view.language
-            )
-
-    def save(data: dict[str, Any], channel_id: int | None, actor: Actor, language: str) -> ChannelPublic:
-        with Session(state.engine) as session:
-            if channel_id is None:
-                row = state.directory.create(session=session, data=ChannelCreate(**data), actor=actor)
-            else:
-                row = state.directory.update(
-                    session=session, channel_id=channel_id, data=ChannelUpdate(**data), actor=actor
-                )
-            return channels.to_public(row, state.cipher, language)
-
-    def bulk(ids: list[int], action: str, actor: Actor) -> int:
-        """Enable, disable or delete each channel; returns how many were changed (gone ones are skipped)."""
-        done = 0
-        with Session(state.engine) as session:
-            for channel_id in ids:
-                try:
-                    if action == "delete":
-                        state.directory.delete(session=session, channel_id=channel_id, actor=actor)
-                    else:
-                        data = ChannelUpdate(is_enabled=action == "enable")
-                        state.directory.update(session=session, channel_id=channel_id, data=data, actor=actor)
-                except DomainError:
-                    continue
-                done += 1
-        return done
-
-    def fetch(channel_id: int) -> Channel:
-        with Session(state.engine) as session:
-            return channels.get_channel(session=session, channel_id=channel_id)
-
-    def resume_now(channel_id: int, actor: Actor) -> None:
-        with Session(state.engine) as session:
-            state.directory.resume(session=session, channel_id=channel_id, actor=actor)
-
-    def remove(channel_id: int, actor: Actor) -> None:
-        with Session(state.engine) as session:
-            state.directory.delete(session=session, channel_id=channel_id, actor=actor)
-
-    async def run_test(channel_id: int, actor: Actor) -> Tested:
-        tested = Tested(at=datetime.now(UTC))
-        try:
-            row = await off_loop(fetch, channel_id)
-        except DomainError as exc:  # deleted meanwhile (in another tab or by another admin)
-            tested.failure = exc.text(language())
-            return tested
-        tested.result = await probe_channel(
-            channel=row,
-            cipher=state.cipher,
-            client=state.http_client,
-            wait_seconds=state.settings.upstream_first_byte_timeout,
-        )
-        if tested.result.ok and row.auto_paused:  # a passing test resumes an auto-paused channel
-            await off_loop(state.health.resumed, channel_id, tested.result.latency_ms, actor)
-        return tested
-
-    def status_cell(channel: ChannelListItem) -> None:
-        color = {"enabled": "text-positive", "auto_paused": "text-negative"}.get(
-            channel.status, "text-gray-500"
-        )
-        with ui.column().classes("px-2 py-2 gap-0"):
-            ui.label(t(STATUS_WORDS[channel.status])).classes(f"font-medium {color}").mark("ch-status")
-            if channel.consecutive_failures:
-                ui.label(t("admin.channels.failures_in_row", count=channel.consecutive_failures)).classes(
-                    "text-xs text-negative"
-                )
-
-    def last_test_cell(channel: ChannelListItem, tested: Tested | None) -> None:
-        """This page's test of the channel if there was one, else the latest success or failure stored."""
-        with ui.column().classes("px-2 py-2 gap-0").mark("ch-last-test"):
-            if tested is not None:
-                if tested.failure is not None:
-                    ui.label(tested.failure).classes("text-negative text-xs")
-                elif tested.result is None:
-                    ui.spinner(size="sm")
-                    ui.label(t("admin.channels.testing")).classes("text-xs text-gray-500")
-                elif tested.result.ok:
-                    ui.label(t("admin.channels.passed")).classes("text-positive font-medium").mark(
-                        "ch-test-ok"
-                    )
-                    ui.label(t("admin.channels.tested_here", when=when(tested.at))).classes(
-                        "text-xs text-gray-500"
-                    )
-                else:
-                    ui.label(t("admin.channels.failed")).classes("text-negative font-medium").mark(
-                        "ch-test-failed"
-                    )
-                    ui.label(t("admin.channels.tested_here", when=when(tested.at))).classes(
-                        "text-xs text-gray-500"
-                    )
-                return
-            success, error = channel.last_success_at, channel.last_error_at
-            if success is None and error is None:
-                ui.label(t("admin.channels.untested")).classes("text-gray-500")
-                return
-            failed = error is not None and (success is None or error > success)
-            ui.label(t("admin.channels.failed" if failed else "admin.channels.succeeded")).classes(
-                "text-negative font-medium" if failed else "text-positive font-medium"
-            )
-            ui.label(when(error if failed else success)).classes("text-xs text-gray-500")
-
-    def error_cell(channel: ChannelListItem, tested: Tested | None) -> None:
-        if tested is not None and tested.result is not None and not tested.result.ok:
-            text = tested.result.error_text(language()) or t("admin.channels.failure")
-        elif tested is not None and tested.result is not None:
-            text = t("admin.channels.test_ok", ms=tested.result.latency_ms)
-        else:
-            text = channel.last_error or ""
-        label = ui.label(text or "—").classes("px-2 py-2 text-xs break-words min-w-0").mark("ch-last-error")
-        if text and not (tested is not None and tested.result is not None and tested.result.ok):
-            label.classes("text-negative")
-        if channel.last_error_at and not tested:
-            label.tooltip(t("admin.channels.last_error_at", when=when(channel.last_error_at)))
+    actions = ChannelActions(state)
 
     @ui.page("/admin/channels", title="pyaichat", response_timeout=PAGE_BUILD_SECONDS)
     async def channels_page() -> None:
@@ -231,7 +75,11 @@ def register(state: AppState) -> None:
                         try:
                             if not await error.attempt(
                                 lambda: off_loop(
-                                    save, form.data(), channel.id if channel else None, actor, view.language
+                                    actions.save,
+                                    form.data(),
+                                    channel.id if channel else None,
+                                    actor,
+                                    view.language,
                                 )
                             ):
                                 return
@@ -273,7 +121,7 @@ def register(state: AppState) -> None:
                 async def do_delete() -> None:
                     if (actor := await page_actor(state)) is None:
                         return
-                    await off_loop(remove, channel.id, actor)
+                    await off_loop(actions.remove, channel.id, actor)
                     view.selected.discard(channel.id)
                     ui.notify(t("admin.channels.deleted"), type="positive")
                     await reload()
@@ -287,7 +135,7 @@ def register(state: AppState) -> None:
             async def toggle(channel: ChannelPublic, value: bool) -> None:
                 if (actor := await page_actor(state)) is None:
                     return
-                await off_loop(save, {"is_enabled": value}, channel.id, actor, view.language)
+                await off_loop(actions.save, {"is_enabled": value}, channel.id, actor, view.language)
                 ui.notify(
                     t(
                         "admin.channels.now_enabled" if value else "admin.channels.now_disabled",
@@ -306,7 +154,7 @@ def register(state: AppState) -> None:
 
                 async def one(channel_id: int) -> None:
                     async with gate:
-                        view.tests[channel_id] = await run_test(channel_id, actor)
+                        view.tests[channel_id] = await actions.run_test(channel_id, actor)
 
                 names = {channel.id: channel.name for channel in shown}
                 await asyncio.gather(*(one(channel_id) for channel_id in channel_ids))
@@ -334,7 +182,7 @@ def register(state: AppState) -> None:
             async def resume(channel: ChannelPublic) -> None:
                 if (actor := await page_actor(state)) is None:
                     return
-                await off_loop(resume_now, channel.id, actor)
+                await off_loop(actions.resume_now, channel.id, actor)
                 ui.notify(t("admin.channels.resumed", name=channel.name), type="positive")
                 await reload()
 
@@ -347,7 +195,7 @@ def register(state: AppState) -> None:
                 async def go() -> None:
                     if (actor := await page_actor(state)) is None:
                         return
-                    done = await off_loop(bulk, ids, action, actor)
+                    done = await off_loop(actions.bulk, ids, action, actor)
                     ui.notify(t(f"admin.channels.bulk.{action}", count=done), type="positive")
                     view.selected.clear()
                     selection.text = ""
@@ -475,25 +323,11 @@ def register(state: AppState) -> None:
                             ).props(
                                 f'dense aria-label="{t("admin.channels.select", name=channel.name)}"'
                             ).mark("ch-select")
-                        with ui.column().classes("px-2 py-2 gap-0 min-w-0"):
-                            ui.label(channel.name).classes("font-medium break-all").mark("ch-row-name")
-                            ui.label(", ".join(channel.models)).classes("text-xs break-all")
-                            ui.label(f"{_host(channel.base_url)} · {channel.api_key_masked}").classes(
-                                "text-xs text-gray-500 break-words"
-                            ).tooltip(t("admin.channels.call_url", url=channel.call_url))
-                            if not channel.api_key_readable:
-                                ui.label(t("admin.channels.key_unreadable")).classes("text-xs text-negative")
+                        name_cell(channel)
                         status_cell(channel)
-                        last_test_cell(channel, tested)
-                        latency = (
-                            tested.result.latency_ms
-                            if tested and tested.result and tested.result.ok
-                            else None
-                        ) or channel.latency_ms
-                        ui.label("—" if latency is None else f"{latency} ms").classes("px-2 py-2").mark(
-                            "ch-latency"
-                        )
-                        error_cell(channel, tested)
+                        last_test_cell(channel, tested, zone=zone)
+                        latency_cell(channel, tested)
+                        error_cell(channel, tested, zone=zone)
                         ui.label(f"{channel.calls_today:,}").classes("px-2 py-2 text-right").mark("ch-calls")
                         with ui.element("div").classes("px-2"):
                             ui.switch(
@@ -540,11 +374,11 @@ def register(state: AppState) -> None:
             async def reload() -> None:
                 view.loads += 1
                 this_load = view.loads
-                items, total = await off_loop(load, view)
+                items, total = await off_loop(actions.load, view)
                 pages = max(1, -(-total // view.page_size))
                 if view.page > pages:  # the last page emptied (deleted, filtered)
                     view.page = pages
-                    items, total = await off_loop(load, view)
+                    items, total = await off_loop(actions.load, view)
                 if this_load != view.loads:  # a later search, filter or page has started: it wins
                     return
                 shown[:] = items
