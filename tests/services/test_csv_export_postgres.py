@@ -40,6 +40,10 @@ AWKWARD = [
     "普通渠道 ✓ ß",
     "'quoted already",
     "NULL",
+    "\r",  # a carriage return alone: guarded, then quoted
+    " ",
+    '""',
+    "plain,then=",  # quoted for its comma only
 ]
 START = datetime(2026, 3, 28, 20, 7, 13, 123456, tzinfo=UTC)  # Berlin and New York change offset after it
 STEP = timedelta(hours=5, minutes=11, seconds=7, microseconds=654321)
