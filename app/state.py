@@ -216,10 +216,11 @@ class AppState:
             self._drain = asyncio.get_running_loop().create_task(self.calls.drain(0))
         try:
             await self._drain
+            # its last flush stores what the calls reported (a channel it pauses is still announced)
+            await asyncio.to_thread(self.health.stop)
             await self.changes.stop()
             await asyncio.to_thread(self.reloader.stop)  # thread joins: off the event loop
             await asyncio.to_thread(self.identity.write_notes)  # last-used times noted since the last reload
-            await asyncio.to_thread(self.health.stop)  # its last flush stores what the calls reported
             self.retention.stop()
             await self.http_client.aclose()
         finally:  # whatever failed before, the rows are written out

@@ -15,14 +15,19 @@ Messages, on both carriers alike:
 - ``:confirm <changer id> <number> <instance id>``: the cache is stale there, so its next decision
   waits for a reload that reads the change.
 - ``:alive <instance id>`` every second while subscribed, and ``:gone <instance id>`` on a clean stop:
-  who is listening (services/peers.py).
+  who is listening (services/peers.py). An instance also hears its own ``:alive``: a subscription that
+  has not carried it for ``ECHO_SECONDS`` is taken for dead (a half-open connection, a frozen server)
+  and made again.
+
+A change reaches an instance once per carrier: the second copy is skipped, and the confirmation goes out
+on every carrier. A message that cannot be read is logged and skipped.
 
 The instance that made a change answers the admin only once every live instance has confirmed it, or
 after ``CONFIRM_SECONDS`` (logged, naming the silent ones): the next request on any instance is decided
-on the new value. A listener that loses its connection, or whose server stops answering, reconnects
-with a growing wait (0.2 s to 5 s) and, once subscribed again, reloads every cache: what was announced
-in the meantime did not reach it. The periodic reload (services/refresh.py) bounds the age of every
-value whatever happens to the carriers.
+on the new value. A listener that loses its connection, or whose own heartbeats stop coming back,
+reconnects with a growing wait (0.2 s to 5 s) and, once subscribed again, reloads every cache: what
+was announced in the meantime did not reach it. The periodic reload (services/refresh.py) bounds the
+age of every value whatever happens to the carriers.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import itertools
 import logging
 import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import redis
@@ -47,9 +54,10 @@ REDIS_CHANNEL = "pyaichat:changes"
 POSTGRES_CHANNEL = "pyaichat_changes"
 SEND_TIMEOUT_SECONDS = 0.25  # an announcement must not hold up the admin's request on a frozen Redis
 CONNECT_TIMEOUT_SECONDS = 2.0
-LIVENESS_SECONDS = 5.0  # a quiet subscription checks its server this often
 RECONNECT_SECONDS = (0.2, 5.0)
 HEARTBEAT_SECONDS = 1.0  # ":alive" this often (services/peers.py counts three missed ones as gone)
+ECHO_SECONDS = 3.0  # a subscription that has not carried this instance's own ":alive" for this long is dead
+STOP_SECONDS = 2.0  # at a stop, how long the listeners get to close (a frozen server holds them)
 
 Send = Callable[[str], Awaitable[object]]  # publishes one message on a carrier, from the event loop
 
@@ -85,7 +93,15 @@ class ChangeBus:
         self._on_change = on_change
         self._on_reconnect = on_reconnect
         self._on_unconfirmed = on_unconfirmed  # counts instances that did not confirm (a metric)
-        self._sender: redis.Redis | None = None
+        self._sender = (  # connects when first used
+            redis.Redis.from_url(
+                self._redis_url,
+                socket_timeout=SEND_TIMEOUT_SECONDS,
+                socket_connect_timeout=SEND_TIMEOUT_SECONDS,
+            )
+            if self._redis_url is not None
+            else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.connected: dict[str, bool] = {}  # carrier → subscribed now (for /api/health and tests)
         self.peers = Peers()
@@ -93,6 +109,9 @@ class ChangeBus:
         self._loop_thread: int | None = None  # the event loop's thread: it never waits for confirmations
         self._replies: dict[str, Send] = {}  # carrier → how the loop publishes on it, while subscribed
         self._replying: set[asyncio.Task[None]] = set()
+        self._beating: asyncio.Task[None] | None = None
+        self._echoed: dict[str, float] = {}  # carrier → when this instance last heard its own ":alive" there
+        self._seen: deque[tuple[str, str]] = deque(maxlen=512)  # recent changes (sender, number) heard
 
     @property
     def carriers(self) -> list[str]:
@@ -108,14 +127,8 @@ class ChangeBus:
         self.peers.expect(number, awaited)
         message = f"{name} {self.instance} {number}"
         sent = False
-        if self._redis_url is not None:
+        if self._sender is not None:
             try:
-                if self._sender is None:
-                    self._sender = redis.Redis.from_url(
-                        self._redis_url,
-                        socket_timeout=SEND_TIMEOUT_SECONDS,
-                        socket_connect_timeout=SEND_TIMEOUT_SECONDS,
-                    )
                 self._sender.publish(REDIS_CHANNEL, message)
                 sent = True
             except Exception as exc:
@@ -133,14 +146,17 @@ class ChangeBus:
                 log.warning(
                     "could not announce a change of the %s over PostgreSQL: %s", name, type(exc).__name__
                 )
-        silent = self.peers.wait(number, CONFIRM_SECONDS if sent else 0.0)
+        if not sent:  # nothing went out (logged above): nobody had anything to confirm
+            self.peers.wait(number, 0.0)
+            return
+        silent = self.peers.wait(number, CONFIRM_SECONDS)
         if silent:
             log.warning(
                 "%d instance(s) did not confirm the change of the %s within %.1f s (%s); they reload it "
                 "within the period",
                 len(silent),
                 name,
-                CONFIRM_SECONDS if sent else 0.0,
+                CONFIRM_SECONDS,
                 ", ".join(sorted(silent)),
             )
             self.peers.forget(silent)  # waited for once: again only once they are heard again
@@ -159,44 +175,66 @@ class ChangeBus:
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
         if self._redis_url or self._conninfo:
-            self._tasks.append(asyncio.create_task(self._beat()))
+            self._beating = asyncio.create_task(self._beat())
         if self._redis_url is not None:
             self._tasks.append(asyncio.create_task(self._keep("redis", self._listen_redis)))
         if self._conninfo is not None:
             self._tasks.append(asyncio.create_task(self._keep("postgresql", self._listen_postgres)))
 
     async def stop(self) -> None:
-        for send in list(self._replies.values()):  # the others stop waiting for this one's confirmations
-            await self._publish(send, f":gone {self.instance}")
+        """Say goodbye and stop listening. From here on a change is announced without waiting."""
+        self._loop_thread = None
+        pending = [task for task in (self._beating, *self._replying) if task is not None]
+        for task in pending:  # no ":alive" or ":confirm" after the ":gone"
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._beating = None
+        # the others stop counting this one at once (not after three missed heartbeats)
+        await self._to_every_carrier(f":gone {self.instance}")
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_SECONDS)  # a frozen server holds a cancel
         self._tasks.clear()
+        self.connected.clear()
         if self._sender is not None:
             self._sender.close()
 
+    def _heard(self, carrier: str, message: str) -> None:
+        """A message from the carrier: never lets the listener fail on one it cannot read."""
+        try:
+            self._received(carrier, message)
+        except Exception as exc:
+            log.warning("skipped an announcement that could not be read (%r): %s", message[:80], exc)
+
     def _received(self, carrier: str, message: str) -> None:
         kind, *rest = message.split(" ")
-        if kind in (":alive", ":gone") and len(rest) == 1:
+        if kind == ":alive" and len(rest) == 1:
+            if rest[0] == self.instance:
+                self._echoed[carrier] = time.monotonic()
+            else:
+                self.peers.heard(rest[0])
+        elif kind == ":gone" and len(rest) == 1:
             if rest[0] != self.instance:
-                if kind == ":alive":
-                    self.peers.heard(rest[0])
-                else:
-                    self.peers.forget(rest)
+                self.peers.gone(rest[0])
         elif kind == ":confirm" and len(rest) == 3:
             changer, number, instance = rest
-            if changer == self.instance and number.isdigit():
+            if changer == self.instance and _is_number(number):
                 self.peers.confirmed(int(number), instance)
-        elif not kind.startswith(":") and len(rest) in (1, 2):  # a change (older versions send no number)
+        elif kind and not kind.startswith(":") and rest:  # a change; later fields are for newer versions
             sender = rest[0]
             if sender == self.instance:
                 return
-            self.peers.heard(sender)
+            numbered = rest[1] if len(rest) > 1 and _is_number(rest[1]) else None
+            if numbered is not None:
+                if (sender, numbered) in self._seen:  # the same change over the other carrier
+                    return
+                self._seen.append((sender, numbered))
+                self.peers.heard(sender)  # (an older version sends no number: it cannot confirm either)
             self._on_change(kind)  # the cache is stale from here on: no decision uses the old value
-            if len(rest) == 2:
-                self._reply(carrier, f":confirm {sender} {rest[1]} {self.instance}")
+            if numbered is not None:
+                for each in list(self._replies):  # on every carrier: the changer may hear only one
+                    self._reply(each, f":confirm {sender} {numbered} {self.instance}")
 
     def _reply(self, carrier: str, message: str) -> None:
         send = self._replies.get(carrier)
@@ -210,17 +248,27 @@ class ChangeBus:
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 await send(message)
-        except Exception as exc:  # the changer stops waiting after its bound; the listener's check notices
+        except Exception as exc:  # the changer stops waiting after its bound; the echo check notices
             log.debug("could not send %r: %s", message.split(" ")[0], type(exc).__name__)
+
+    async def _to_every_carrier(self, message: str) -> None:
+        """Side by side: a carrier whose server hangs does not hold up the others."""
+        await asyncio.gather(*(self._publish(send, message) for send in list(self._replies.values())))
 
     async def _beat(self) -> None:
         while True:
-            for send in list(self._replies.values()):
-                await self._publish(send, f":alive {self.instance}")
+            await self._to_every_carrier(f":alive {self.instance}")
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    def _check_echo(self, carrier: str) -> None:
+        """Raise (so the listener reconnects) when this instance's own heartbeat has not come back over
+        ``carrier`` for ``ECHO_SECONDS``: the subscription, or its server, no longer delivers."""
+        if time.monotonic() - self._echoed.get(carrier, 0.0) > ECHO_SECONDS:
+            raise ConnectionError(f"own heartbeats not heard back for {ECHO_SECONDS:g} s")
 
     def _subscribed(self, carrier: str, failures: int) -> None:
         self.connected[carrier] = True
+        self._echoed[carrier] = time.monotonic()  # the echo check counts from here
         if failures:
             log.info("announcements over %s are back", carrier)
         self._on_reconnect()  # announcements may have been missed before (or while) subscribing
@@ -251,7 +299,7 @@ class ChangeBus:
         client = aioredis.Redis.from_url(
             self._redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=CONNECT_TIMEOUT_SECONDS,  # a frozen server fails the ping below
+            socket_timeout=CONNECT_TIMEOUT_SECONDS,
         )
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -265,14 +313,12 @@ class ChangeBus:
             subscribed()
             await self._publish(send, f":alive {self.instance}")  # heard before its first beat
             while True:
-                message = await pubsub.get_message(timeout=LIVENESS_SECONDS)
-                if message is None:
-                    async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                        await client.ping()  # the server answers; a restart closes the subscription
-                    continue
-                if message.get("type") == "message":
+                message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+                if message is not None and message.get("type") == "message":
                     data = message["data"]
-                    self._received("redis", data.decode() if isinstance(data, bytes) else str(data))
+                    text_ = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                    self._heard("redis", text_)
+                self._check_echo("redis")
         finally:
             self._replies.pop("redis", None)
             with contextlib.suppress(Exception):
@@ -306,14 +352,17 @@ class ChangeBus:
             subscribed()
             await self._publish(send, f":alive {self.instance}")
             while True:
-                async for notice in connection.notifies(timeout=LIVENESS_SECONDS):
-                    self._received("postgresql", notice.payload)
-                async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                    await connection.execute("SELECT 1")  # the server answers, the connection lives
-                    await out.execute("SELECT 1")  # and so does the one that confirms
+                async for notice in connection.notifies(timeout=HEARTBEAT_SECONDS):
+                    self._heard("postgresql", notice.payload)
+                    self._check_echo("postgresql")
+                self._check_echo("postgresql")  # both connections: the one that sends, the one that hears
         finally:
             self._replies.pop("postgresql", None)
             for each in (connection, sender):
                 if each is not None:
                     with contextlib.suppress(Exception):
                         await each.close()
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()

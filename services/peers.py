@@ -46,6 +46,14 @@ class Peers:
             for instance in instances:
                 self._heard.pop(instance, None)
 
+    def gone(self, instance: str) -> None:
+        """``instance`` stopped cleanly: not live any more, and changes waiting for it wait no longer."""
+        with self._changed:
+            self._heard.pop(instance, None)
+            for awaited in self._awaited.values():
+                awaited.discard(instance)
+            self._changed.notify_all()
+
     def expect(self, number: int, instances: set[str]) -> None:
         """Change ``number`` is about to be announced: ``instances`` are to confirm it."""
         if instances:

@@ -55,6 +55,9 @@ class Refresher:
         self.name = name
         self.period = period
         self._lock = threading.Lock()  # one load at a time
+        # the generation and the load time change together: an outdated() between a load's check of the
+        # generation and its setting of the load time would otherwise mark an old value fresh
+        self._state = threading.Lock()
         self._loaded_at = -math.inf  # monotonic time the last successful load started
         self._generation = 0  # moved by outdated(): a load that started before it proves nothing
         self._failures = 0
@@ -96,11 +99,14 @@ class Refresher:
                 log.info("the %s loads again after %d failed tries", self.name, self._failures)
             self._failures = 0
             self.retry_at = -math.inf
-            if generation != self._generation:  # outdated while loading: what was read may be older
+            with self._state:
+                current = generation == self._generation
+                if current:
+                    self._loaded_at = started
+            if not current:  # outdated while loading: what was read may be older
                 if self._reloader is not None:
                     self._reloader.ask(self)
                 return True
-            self._loaded_at = started
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
@@ -128,8 +134,9 @@ class Refresher:
         """The table changed since the last load (a change whose reload failed, or one announced by
         another instance): the values are stale from now on, so no decision uses them, and the reloader
         loads them again as soon as it can."""
-        self._generation += 1
-        self._loaded_at = min(self._loaded_at, time.monotonic() - self.period)
+        with self._state:
+            self._generation += 1
+            self._loaded_at = min(self._loaded_at, time.monotonic() - self.period)
         if self._reloader is not None:
             self._reloader.ask(self)
 

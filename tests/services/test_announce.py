@@ -213,3 +213,39 @@ async def test_over_postgresql_notify_an_announcement_is_confirmed_before_it_ret
                     assert first.changes[-1:] == [f"cache-{number}"]
         finally:
             engine.dispose()
+
+
+def test_what_arrives_on_the_channel_is_read_carefully(tmp_path: Path) -> None:
+    """Without servers: a change heard over both carriers is taken once; an older version's change (no
+    number) is taken but its sender is not waited for; a newer version's extra fields do not lose the
+    change; a message that cannot be read is logged and skipped, never ending the listener; a carrier
+    that stopped carrying this instance's own heartbeat is taken for dead."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    listener = Listener()
+    bus = ChangeBus(
+        engine=engine, storage_uri="memory://", on_change=listener.changed, on_reconnect=listener.reconnected
+    )
+    bus._received("redis", "settings aaaa 7")
+    bus._received("postgresql", "settings aaaa 7")  # the same change over the other carrier
+    assert listener.changes == ["settings"] and bus.peers.live() == {"aaaa"}
+    bus._received("redis", "channels old-version")
+    assert listener.changes == ["settings", "channels"] and bus.peers.live() == {"aaaa"}
+    bus._received("redis", "block_list bbbb 3 some-future-field")
+    assert listener.changes[-1] == "block_list" and bus.peers.live() == {"aaaa", "bbbb"}
+    bus._received("redis", f"settings {bus.instance} 1")  # its own: skipped
+    assert len(listener.changes) == 3
+    bus.peers.expect(5, {"aaaa"})
+    bus._received("redis", f":confirm {bus.instance} ²5 aaaa")  # not a number: ignored
+    bus._received("redis", f":confirm {bus.instance} 5 aaaa")
+    assert bus.peers.wait(5, 0.0) == set()
+    bus._received("redis", ":gone bbbb")
+    assert bus.peers.live() == {"aaaa"}
+    for odd in ("", " ", ":confirm", ":alive", "::", "x " * 50):
+        bus._heard("redis", odd)
+    assert len(listener.changes) == 4 and listener.changes[-1] == "x"  # "x x x …": a change of "x"
+    bus._echoed["redis"] = time.monotonic()
+    bus._check_echo("redis")
+    bus._echoed["redis"] = time.monotonic() - 10
+    with pytest.raises(ConnectionError):
+        bus._check_echo("redis")
+    engine.dispose()

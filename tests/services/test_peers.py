@@ -49,3 +49,16 @@ def test_a_confirmation_from_another_thread_ends_the_wait() -> None:
     assert peers.wait(7, timeout=30.0) == set()
     confirmations.join()
     assert peers.live() == {"a", "b"}, "a confirmation also says the instance is listening"
+
+
+def test_an_instance_that_says_goodbye_is_waited_for_no_longer() -> None:
+    peers = Peers()
+    peers.heard("a")
+    peers.heard("b")
+    peers.expect(1, {"a", "b"})
+    peers.confirmed(1, "a")
+    stopping = threading.Thread(target=peers.gone, args=("b",))
+    stopping.start()
+    assert peers.wait(1, timeout=30.0) == set(), "a change in flight stops waiting for it"
+    stopping.join()
+    assert peers.live() == {"a"}
