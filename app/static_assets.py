@@ -62,7 +62,7 @@ def esm_module(name: str) -> tuple[str, Path]:
 
 
 def module_url(name: str) -> str:
-    """Where the browser loads an ES module's entry point from (for a ``modulepreload`` link)."""
+    """Where the browser loads an ES module's entry point from."""
     return esm_module(name)[0] + "index.js"
 
 
