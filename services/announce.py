@@ -337,6 +337,9 @@ class ChangeBus:
             )
         # a second connection publishes: the listening one is held by notifies() while it waits
         sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        # it is closed only with no send on it: psycopg's close() frees the connection at once, under a
+        # send that may still be waiting on its socket
+        sending = asyncio.Lock()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS * 2):
                 sender = await psycopg.AsyncConnection.connect(
@@ -346,7 +349,10 @@ class ChangeBus:
             out = sender
 
             async def send(message: str) -> object:
-                return await out.execute("SELECT pg_notify(%s, %s)", (POSTGRES_CHANNEL, message))
+                async with sending:
+                    if out.closed:
+                        return None
+                    return await out.execute("SELECT pg_notify(%s, %s)", (POSTGRES_CHANNEL, message))
 
             self._replies["postgresql"] = send
             subscribed()
@@ -358,10 +364,24 @@ class ChangeBus:
                 self._check_echo("postgresql")  # both connections: the one that sends, the one that hears
         finally:
             self._replies.pop("postgresql", None)
-            for each in (connection, sender):
-                if each is not None:
-                    with contextlib.suppress(Exception):
-                        await each.close()
+            with contextlib.suppress(Exception):
+                await connection.close()  # notifies() has ended: nothing else uses it
+            if sender is not None:
+                await _close_when_idle(sender.close, sending)
+
+
+async def _close_when_idle(close: Callable[[], Awaitable[None]], sending: asyncio.Lock) -> None:
+    """``close`` once no send holds ``sending``. Waits at most ``CONNECT_TIMEOUT_SECONDS`` (a send is
+    bounded by its timeout and psycopg's cancel); past that the closing goes on in its own task."""
+
+    async def when_idle() -> None:
+        async with sending:
+            with contextlib.suppress(Exception):
+                await close()
+
+    closing = asyncio.ensure_future(when_idle())
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(closing), timeout=CONNECT_TIMEOUT_SECONDS)
 
 
 def _is_number(text: str) -> bool:

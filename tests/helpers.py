@@ -190,6 +190,13 @@ def run_app(
         stop_process(process, name="app")
 
 
+def admin_headers(http: httpx.Client) -> dict[str, str]:
+    """Sign the admin in through ``http`` (a client on an app's base URL): the Authorization header."""
+    login = http.post("/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD})
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 def wait_until_ready(app: RunningApp) -> None:
     """Ready once /api/health answers 200. However long a busy machine takes to start the app, the wait
     goes on while the process lives; it fails at once when the process ends, and only a process that has

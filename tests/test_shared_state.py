@@ -170,17 +170,23 @@ def test_a_change_holds_at_once_on_every_instance_over_postgresql_notify_alone(
         _exact_on_the_others(cluster, upstream, shared_limits=False)
 
 
-def _until_answers(url: str, body: dict[str, Any], status: int) -> httpx.Response:
-    """Ask (a fresh guest each time) until the instance answers ``status``; that answer."""
+def _until_answers(app: RunningApp, body: dict[str, Any], status: int) -> httpx.Response:
+    """Ask (a fresh guest each time) until the instance answers ``status``; that answer. An instance that
+    no longer answers at all fails the test with its exit code and log."""
     answers: list[httpx.Response] = []
 
     def answered() -> bool:
-        response = httpx.post(
-            f"{url}/api/chat/completions",
-            json=body,
-            headers={"X-Forwarded-For": fresh_ip()},
-            timeout=HANG_SECONDS,
-        )
+        try:
+            response = httpx.post(
+                f"{app.base_url}/api/chat/completions",
+                json=body,
+                headers={"X-Forwarded-For": fresh_ip()},
+                timeout=HANG_SECONDS,
+            )
+        except httpx.TransportError as exc:
+            raise AssertionError(
+                f"the instance did not answer ({exc!r}); exit code {app.process.poll()}:\n{app.log_text()}"
+            ) from exc
         answers.append(response)
         return response.status_code == status
 
@@ -208,25 +214,25 @@ def test_an_instance_that_loses_its_stores_refuses_then_catches_up(
             cluster.clients[0], cluster.admin, base_url=upstream.base_url("ok"), model=model
         )
         body = chat_body(model, stream=False)
-        _until_answers(other.base_url, body, 200)
+        _until_answers(other, body, 200)
 
         database.stop()
-        refused = _until_answers(other.base_url, body, 503)
+        refused = _until_answers(other, body, 503)
         assert refused.json()["error"]["type"] == "service_unavailable", refused.text
         assert refused.headers["retry-after"] == "1"
         database.start()
-        _until_answers(other.base_url, body, 200)
+        _until_answers(other, body, 200)
         wait_until(lambda: "announcements over postgresql are back" in other.log_text(), poll=0.1)
 
         redis.stop()
         wait_until(lambda: "announcements over redis lost" in other.log_text(), poll=0.1)
-        limiter_down = _until_answers(other.base_url, body, 503)
+        limiter_down = _until_answers(other, body, 503)
         assert limiter_down.json()["error"]["type"] == "service_unavailable", limiter_down.text
         assert "failed on our side" not in other.log_text(), "a store that is down is no bug of ours"
         redis.start()  # the same port, empty
         wait_until(lambda: "announcements over redis are back" in other.log_text(), poll=0.1)
         cluster.on_first("PUT", f"/api/admin/channels/{channel['id']}", json={"is_enabled": False})
-        assert _until_answers(other.base_url, body, 404).json()["error"]["type"] == "model_not_found"
+        assert _until_answers(other, body, 404).json()["error"]["type"] == "model_not_found"
 
 
 def test_access_switches_and_user_changes_hold_at_once_on_another_instance(

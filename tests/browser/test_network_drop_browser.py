@@ -48,7 +48,7 @@ from tests.browser.test_chat_browser import (
 from tests.browser.test_restart_browser import notice_shown
 from tests.chat_helpers import add_channel
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, RunningApp, production_env, run_app
+from tests.helpers import HANG_SECONDS, RunningApp, admin_headers, production_env, run_app
 from tests.upstream_server import UpstreamServer
 
 DROP_SECONDS = 5.0  # the scenario of the issue: a blip of a few seconds (Wi-Fi switch, laptop lid)
@@ -197,10 +197,7 @@ def dropping(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServer)
     env = production_env(data_dir, GUEST_RPM="1000", **TEST_TIMEOUTS)
     with run_app(env, log_path=data_dir / "app.log") as app:
         with httpx.Client(base_url=app.base_url, timeout=HANG_SECONDS) as http:
-            login = http.post(
-                "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
-            )
-            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            headers = admin_headers(http)
             add_channel(http, headers, base_url=upstream.base_url("ok"), model="drop-plain", name="Plain")
             # an answer without an end of its own, a word every 150 ms: still streaming when the drop comes
             add_channel(http, headers, base_url=upstream.base_url("open-150"), model="drop-slow", name="Slow")

@@ -13,7 +13,7 @@ from tests.browser.conftest import screenshot
 from tests.browser.test_chat_browser import ANSWER, answer_text, choose_model, open_chat, type_and_send, wait
 from tests.chat_helpers import add_channel
 from tests.conftest import TEST_TIMEOUTS
-from tests.helpers import HANG_SECONDS, TEST_ADMIN_PASSWORD, free_port, production_env, run_app
+from tests.helpers import HANG_SECONDS, admin_headers, free_port, production_env, run_app
 from tests.upstream_server import UpstreamServer
 
 NOTICE = ".restart-notice"
@@ -35,10 +35,7 @@ def test_a_restart_keeps_the_conversation_on_screen_with_a_notice(
     env = production_env(tmp_path / "data", GUEST_RPM="1000", APP_PORT=str(free_port()), **TEST_TIMEOUTS)
     with run_app(env, log_path=tmp_path / "before.log") as app:
         with httpx.Client(base_url=app.base_url, timeout=HANG_SECONDS) as http:
-            login = http.post(
-                "/api/auth/admin/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
-            )
-            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            headers = admin_headers(http)
             add_channel(http, headers, base_url=upstream.base_url("ok"), model="plain-model", name="Plain")
         open_chat(driver, app)
         choose_model(driver, "plain-model")

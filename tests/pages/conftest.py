@@ -47,7 +47,7 @@ def cheap_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     pages, and every one seeds the admin account and most sign someone in (0.25 s each at the real cost).
     Per test, so the other files a worker runs get the real cost: tests/services/test_security.py tests
     it, and the apps in processes use it."""
-    monkeypatch.setattr(security, "_password_context", CHEAP_BCRYPT)
+    monkeypatch.setattr(security, "password_context", CHEAP_BCRYPT)
 
 
 @pytest.fixture(autouse=True)

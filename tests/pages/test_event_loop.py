@@ -119,7 +119,7 @@ def slow_blocking_work(engine: Engine, seconds: float = SLOW) -> Iterator[set[st
     def slowed(work: Callable[..., Any]) -> Callable[..., Any]:
         return lambda *args, **kwargs: (slow(), work(*args, **kwargs))[1]
 
-    passwords = security._password_context
+    passwords = security.password_context
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(passwords, "hash", slowed(passwords.hash))
         patch.setattr(passwords, "verify", slowed(passwords.verify))
