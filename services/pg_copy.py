@@ -18,7 +18,7 @@ def copy_rows(driver: Any) -> tuple[bytearray, array[int]]:
     Each row is copied into the buffer as it comes: keeping libpq's row objects (a memoryview each) cost
     the garbage collector several times the reading itself. Waiting happens in ``poll``, the GIL released,
     never in libpq: a blocking ``PQgetCopyData`` would hold the GIL for as long as the server takes."""
-    from psycopg import errors, pq  # the postgres extra
+    from psycopg import pq  # the postgres extra
 
     pgconn = driver.pgconn
     get = pgconn.get_copy_data
@@ -46,10 +46,24 @@ def copy_rows(driver: Any) -> tuple[bytearray, array[int]]:
         if result is None:
             break
         if result.status != pq.ExecStatus.COMMAND_OK and failed is None:
-            failed = errors.error_from_result(result, encoding=driver.info.encoding)
+            failed = _error(result, driver.info.encoding)
     if failed is not None:
         raise failed
     return data, ends
+
+
+def _error(result: Any, encoding: str) -> Exception:
+    """The exception psycopg raises for the server's error ``result``: the class its SQLSTATE names
+    (``psycopg.errors.lookup``), with the server's message."""
+    from psycopg import errors, pq
+
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    message = (result.error_message or b"the COPY failed").decode(encoding, errors="replace").strip()
+    try:
+        kind: type[Exception] = errors.lookup(state.decode()) if state else errors.DatabaseError
+    except KeyError:
+        kind = errors.DatabaseError
+    return kind(message)
 
 
 def crlf(data: bytearray, ends: array[int]) -> bytes:
