@@ -198,16 +198,23 @@ def _from_logs(*columns: Any) -> Any:
     return _with_accounts(select(ChatLog.id, *columns))
 
 
-def _export_sqlite(
-    engine: Engine, flt: LogFilter, zone: ZoneInfo, columns: tuple[ExportColumn, ...] = EXPORT_COLUMNS
-) -> Iterator[bytes]:
+def _spans(engine: Engine, flt: LogFilter, zone: ZoneInfo) -> list[tuple[datetime, int]] | None:
+    """The UTC offsets of ``zone`` over the filtered rows' times (:func:`_offset_spans`); None when no
+    row matches."""
     with engine.connect() as connection:
         first, last = connection.execute(
             _where(select(func.min(ChatLog.created_at), func.max(ChatLog.created_at)), flt)
         ).one()
-    if first is None:
+    return None if first is None else _offset_spans(zone, first, last)
+
+
+def _export_sqlite(
+    engine: Engine, flt: LogFilter, zone: ZoneInfo, columns: tuple[ExportColumn, ...] = EXPORT_COLUMNS
+) -> Iterator[bytes]:
+    spans = _spans(engine, flt, zone)
+    if spans is None:
         return
-    base = _where(_from_logs(_sqlite_csv_line(_offset_spans(zone, first, last), columns)), flt)
+    base = _where(_from_logs(_sqlite_csv_line(spans, columns)), flt)
     first_batch = _positional(engine, base.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
     after = base.where(col(ChatLog.id) < bindparam("last_id", 0))
     next_batch = _positional(engine, after.order_by(col(ChatLog.id).desc()).limit(EXPORT_BATCH))
@@ -351,13 +358,9 @@ def _export_postgres(
     leaves nothing running (the next batch is simply never asked for)."""
     from psycopg import pq  # the postgres extra
 
-    with engine.connect() as connection:
-        first, last = connection.execute(
-            _where(select(func.min(ChatLog.created_at), func.max(ChatLog.created_at)), flt)
-        ).one()
-    if first is None:
+    spans = _spans(engine, flt, zone)
+    if spans is None:
         return
-    spans = _offset_spans(zone, first, last)
     size = EXPORT_BATCH * _POSTGRES_BATCHES
     base = _where(_with_accounts(select(*(_postgres_cell(c, spans) for c in columns))), flt)
     first_batch = _copy_statement(engine, base.order_by(col(ChatLog.id).desc()).limit(size))

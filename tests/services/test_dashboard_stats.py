@@ -5,12 +5,15 @@ midnight that is 08:00 UTC."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.models import Channel, User
@@ -272,16 +275,11 @@ def test_a_deleted_channel_and_no_channel_are_named_in_the_viewers_language(engi
     assert [row["name"] for row in chinese["per_channel"]] == ["#2（已删除）", "主渠道", "（无渠道）"]
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_top_callers_and_active_callers_of_a_range(tmp_path: Path, database: str) -> None:
-    """More users and IPs than the tops hold, ties broken by id / address, calls summed over the days of
-    the range only, every distinct caller counted once; on both databases (one query ranks them)."""
-    from contextlib import ExitStack
-
+@contextmanager
+def _rollup_database(tmp_path: Path, database: str) -> Iterator[Engine]:
+    """An engine on a migrated database: a SQLite file, or a throwaway PostgreSQL server."""
     from app.db import make_engine
     from app.migrate import upgrade
-    from app.models import DailyCaller
-    from services.stats import TOP_CALLERS
     from tests.postgres_server import run_postgres
 
     with ExitStack() as stack:
@@ -291,6 +289,17 @@ def test_top_callers_and_active_callers_of_a_range(tmp_path: Path, database: str
         upgrade(url)
         engine = make_engine(url)
         stack.callback(engine.dispose)
+        yield engine
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_top_callers_and_active_callers_of_a_range(tmp_path: Path, database: str) -> None:
+    """More users and IPs than the tops hold, ties broken by id / address, calls summed over the days of
+    the range only, every distinct caller counted once; on both databases (one query ranks them)."""
+    from app.models import DailyCaller
+    from services.stats import TOP_CALLERS
+
+    with _rollup_database(tmp_path, database) as engine:
         first, second, outside = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 5)
         calls = {f"u:{n}": n for n in range(1, 15)} | {f"ip:10.0.0.{n}": 3 for n in range(12)}
         with Session(engine) as session:
@@ -314,23 +323,12 @@ def test_one_days_callers_read_in_order_match_the_ranking(tmp_path: Path, databa
     """The default range (one day) reads its top callers in order from an index instead of ranking every
     caller of the day: the same tops (ties at the cut included) and the same count as the ranking, on
     both databases; on SQLite the plan reads the index and nothing else."""
-    from contextlib import ExitStack
-
     from sqlalchemy import text
 
-    from app.db import make_engine
-    from app.migrate import upgrade
     from app.models import DailyCaller
     from services import stats
-    from tests.postgres_server import run_postgres
 
-    with ExitStack() as stack:
-        url = (
-            stack.enter_context(run_postgres()) if database == "postgresql" else f"sqlite:///{tmp_path}/c.db"
-        )
-        upgrade(url)
-        engine = make_engine(url)
-        stack.callback(engine.dispose)
+    with _rollup_database(tmp_path, database) as engine:
         days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
         with Session(engine) as session:
             for n in range(40):  # ties around the cut: many callers share a count
