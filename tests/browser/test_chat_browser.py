@@ -13,7 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import screenshot, shown_dialog
+from tests.browser.conftest import screenshot, settled, shown_dialog
 from tests.helpers import HANG_SECONDS, RunningApp
 from tests.upstream_server import ANSWER_WORDS, UpstreamServer
 
@@ -68,6 +68,7 @@ def test_guest_chat_with_reasoning_model(driver, browser_app: RunningApp) -> Non
     wait(driver).until(EC.presence_of_element_located((By.XPATH, "//button[.//i[text()='arrow_upward']]")))
     panel = driver.find_element(By.CSS_SELECTOR, ".thinking")
     assert "已思考" in panel.text
+    wait(driver).until(settled)  # the panel's collapse has ended: a click during it can be lost
     panel.click()  # open the collapsed panel: the reasoning is there
     wait(driver).until(
         lambda d: "Let me think about it." in d.find_element(By.CSS_SELECTOR, ".thinking").text
