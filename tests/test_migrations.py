@@ -248,15 +248,20 @@ def test_revision_0009_changes_nothing_on_sqlite(tmp_path: Path) -> None:
 
     at_head = indexes()
     assert "idx_chat_logs_duration" in at_head and "idx_chat_logs_duration_desc" not in at_head
+    _downgrade(path, "0008_log_sort_indexes")
+    assert read_revision(sqlite_url(path)) == "0008_log_sort_indexes" and indexes() == at_head
+    assert upgrade(sqlite_url(path)).applied[:1] == ["0009_pg_duration_desc_index"] and indexes() == at_head
+
+
+def _downgrade(path: Path, revision: str) -> None:
+    """Alembic's downgrade of the SQLite file at ``path`` to ``revision``."""
     engine = migration_engine(sqlite_url(path))
     try:
         with engine.connect() as connection:
-            command.downgrade(alembic_config(connection), "0008_log_sort_indexes")
+            command.downgrade(alembic_config(connection), revision)
             connection.commit()
     finally:
         engine.dispose()
-    assert read_revision(sqlite_url(path)) == "0008_log_sort_indexes" and indexes() == at_head
-    assert upgrade(sqlite_url(path)).applied[:1] == ["0009_pg_duration_desc_index"] and indexes() == at_head
 
 
 def test_attempts_of_an_early_build_get_their_later_columns(tmp_path: Path) -> None:
@@ -462,13 +467,7 @@ def test_revision_0010_indexes_one_days_top_callers_and_keeps_the_rows(tmp_path:
             return names, db.execute("SELECT sum(calls) FROM stats_daily_callers").fetchone()[0]
 
     assert state() == ({"idx_stats_daily_callers_top", "sqlite_autoindex_stats_daily_callers_1"}, 1225)
-    engine = migration_engine(sqlite_url(path))
-    try:
-        with engine.connect() as connection:
-            command.downgrade(alembic_config(connection), "0009_pg_duration_desc_index")
-            connection.commit()
-    finally:
-        engine.dispose()
+    _downgrade(path, "0009_pg_duration_desc_index")
     assert state() == ({"sqlite_autoindex_stats_daily_callers_1"}, 1225)
     assert upgrade(sqlite_url(path)).applied == ["0010_daily_callers_top_index"]
     assert "idx_stats_daily_callers_top" in state()[0]
