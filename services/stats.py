@@ -13,13 +13,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func
+from sqlalchemy import func
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlmodel import Session, col, select
 
 from app.models import (
     Channel,
-    DailyCaller,
     DailyChannelStats,
     DailyCount,
     DailyLatency,
@@ -31,9 +30,9 @@ from app.models import (
 from services.errors import InvalidInput
 from services.i18n import FALLBACK, translate
 from services.rollups import bucket_value
+from services.stats_callers import callers
 
 MAX_RANGE_DAYS = 400
-TOP_CALLERS = 10
 
 
 def percentiles(histogram: dict[int, int]) -> dict[str, int | None]:
@@ -159,66 +158,6 @@ def dashboard(
     }
 
 
-def _callers(session: Session, begin: date, last: date) -> tuple[dict[str, list[tuple[str, int]]], int]:
-    """The top users and top IPs of the days ``begin``..``last`` by calls (``u:`` / ``ip:`` → up to
-    ``TOP_CALLERS`` of (id or address, calls), most calls first), and how many callers there were: one
-    pass over the per-day callers (rows grow with the days and the callers of each, the heaviest part
-    of a range), ranked in the database; three queries over the same rows took three times as long.
-    One day (the default range, today) has one row per caller: read in order instead."""
-    if begin == last:
-        return _callers_of_a_day(session, begin)
-    return _ranked_callers(session, begin, last)
-
-
-Callers = tuple[dict[str, list[tuple[str, int]]], int]  # the tops by kind ("u:" / "ip:"), the count
-
-
-def _ranked_callers(session: Session, begin: date, last: date) -> Callers:
-    total = func.sum(DailyCaller.calls)
-    actor = col(DailyCaller.actor)
-    kind = case((actor.startswith("u:"), "u:"), else_="ip:")
-    grouped = (
-        sa_select(
-            actor.label("actor"),
-            kind.label("kind"),
-            total.label("calls"),
-            func.row_number().over(partition_by=kind, order_by=(total.desc(), actor)).label("rank"),
-            func.count().over().label("callers"),
-        )
-        .where(col(DailyCaller.day) >= begin, col(DailyCaller.day) <= last)
-        .group_by(actor)
-        .subquery()
-    )
-    rows = session.execute(
-        sa_select(grouped.c.actor, grouped.c.kind, grouped.c.calls, grouped.c.callers).where(
-            grouped.c.rank <= TOP_CALLERS
-        )
-    ).all()
-    top: dict[str, list[tuple[str, int]]] = {"u:": [], "ip:": []}
-    for name, prefix, calls, _ in sorted(rows, key=lambda row: (-int(row[2]), row[0])):
-        top[prefix].append((name[len(prefix) :], int(calls)))
-    return top, int(rows[0][3]) if rows else 0
-
-
-def _callers_of_a_day(session: Session, day: date) -> Callers:
-    """:func:`_callers` for one day: the first ``TOP_CALLERS`` users and IPs of the day by calls (ties
-    by actor, as the ranking orders them), read in order from ``idx_stats_daily_callers_top``, and the
-    day's rows counted, without ranking every caller of the day."""
-    actor, calls = col(DailyCaller.actor), col(DailyCaller.calls)
-    top: dict[str, list[tuple[str, int]]] = {}
-    for prefix in ("u:", "ip:"):
-        rows = session.execute(
-            sa_select(actor, calls)
-            .where(col(DailyCaller.day) == day, actor.startswith(prefix))
-            .order_by(calls.desc(), actor)
-            .limit(TOP_CALLERS)
-        ).all()
-        ordered = sorted(rows, key=lambda row: (-int(row[1]), row[0]))  # as the ranking orders them
-        top[prefix] = [(name[len(prefix) :], int(n)) for name, n in ordered]
-    count = session.execute(sa_select(func.count()).where(col(DailyCaller.day) == day)).scalar_one()
-    return top, int(count)
-
-
 _REFUSALS = {"guest": "refusal_guest", "user": "refusal_user", "channel": "refusal_channel"}
 
 
@@ -272,7 +211,9 @@ def range_figures(
         for day in _days(lo, hi)
     }
     models: dict[str, int] = defaultdict(int)
+    day_model_calls: dict[tuple[date, str], int] = {}
     for day, model_id, calls, prompt, completion in model_rows:
+        day_model_calls[(day, model_id)] = calls
         point = per_day[day]
         point["calls"] += calls
         point["prompt"] += prompt
@@ -354,7 +295,7 @@ def range_figures(
         for channel_id, n, e in ordered
     ]
 
-    top_callers, active_range = _callers(session, begin, last)
+    top_callers, active_range = callers(session, begin, last, day_model_calls=day_model_calls)
     users = top_callers["u:"]
     user_ids = [int(uid) for uid, _ in users if uid.isdigit()]
     emails = (

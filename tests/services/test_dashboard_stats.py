@@ -5,15 +5,12 @@ midnight that is 08:00 UTC."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.models import Channel, User
@@ -273,83 +270,3 @@ def test_a_deleted_channel_and_no_channel_are_named_in_the_viewers_language(engi
     assert [row["name"] for row in english["per_channel"]] == ["#2 (deleted)", "主渠道", "(no channel)"]
     chinese = _stats(engine, DAY2, DAY2)
     assert [row["name"] for row in chinese["per_channel"]] == ["#2（已删除）", "主渠道", "（无渠道）"]
-
-
-@contextmanager
-def _rollup_database(tmp_path: Path, database: str) -> Iterator[Engine]:
-    """An engine on a migrated database: a SQLite file, or a throwaway PostgreSQL server."""
-    from app.db import make_engine
-    from app.migrate import upgrade
-    from tests.postgres_server import run_postgres
-
-    with ExitStack() as stack:
-        url = (
-            stack.enter_context(run_postgres()) if database == "postgresql" else f"sqlite:///{tmp_path}/c.db"
-        )
-        upgrade(url)
-        engine = make_engine(url)
-        stack.callback(engine.dispose)
-        yield engine
-
-
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_top_callers_and_active_callers_of_a_range(tmp_path: Path, database: str) -> None:
-    """More users and IPs than the tops hold, ties broken by id / address, calls summed over the days of
-    the range only, every distinct caller counted once; on both databases (one query ranks them)."""
-    from app.models import DailyCaller
-    from services.stats import TOP_CALLERS
-
-    with _rollup_database(tmp_path, database) as engine:
-        first, second, outside = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 5)
-        calls = {f"u:{n}": n for n in range(1, 15)} | {f"ip:10.0.0.{n}": 3 for n in range(12)}
-        with Session(engine) as session:
-            for actor, n in calls.items():  # split over the two days of the range
-                session.add(DailyCaller(day=first, actor=actor, calls=n - n // 2))
-                if n // 2:
-                    session.add(DailyCaller(day=second, actor=actor, calls=n // 2))
-            session.add(DailyCaller(day=outside, actor="u:1", calls=1000))  # not in the range
-            session.add(DailyCaller(day=outside, actor="ip:10.9.9.9", calls=1000))
-            session.commit()
-            figures = dashboard(session=session, zone=ZoneInfo("UTC"), start=first, end=second)
-    assert [u["user_id"] for u in figures["top_users"]] == list(range(14, 14 - TOP_CALLERS, -1))
-    assert figures["top_users"][0]["calls"] == 14
-    ips = sorted(f"10.0.0.{n}" for n in range(12))[:TOP_CALLERS]  # a tie: by address
-    assert figures["top_ips"] == [{"ip_address": ip, "calls": 3} for ip in ips]
-    assert figures["range"]["active_users"] == 14 + 12
-
-
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_one_days_callers_read_in_order_match_the_ranking(tmp_path: Path, database: str) -> None:
-    """The default range (one day) reads its top callers in order from an index instead of ranking every
-    caller of the day: the same tops (ties at the cut included) and the same count as the ranking, on
-    both databases; on SQLite the plan reads the index and nothing else."""
-    from sqlalchemy import text
-
-    from app.models import DailyCaller
-    from services import stats
-
-    with _rollup_database(tmp_path, database) as engine:
-        days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
-        with Session(engine) as session:
-            for n in range(40):  # ties around the cut: many callers share a count
-                session.add(DailyCaller(day=days[0], actor=f"u:{n}", calls=n % 7 + 1))
-                session.add(DailyCaller(day=days[0], actor=f"ip:10.0.{n % 3}.{n}", calls=(n * 5) % 4 + 1))
-            for n in range(5):  # fewer than the tops hold, users only
-                session.add(DailyCaller(day=days[1], actor=f"u:{100 + n}", calls=n + 1))
-            session.commit()
-            for day in days:  # the third is empty
-                assert stats._callers_of_a_day(session, day) == stats._ranked_callers(session, day, day)
-            top, count = stats._callers(session, days[0], days[0])
-            assert count == 80 and len(top["u:"]) == len(top["ip:"]) == stats.TOP_CALLERS
-            assert [calls for _, calls in top["u:"]] == [7] * 5 + [6] * 5
-            assert stats._callers(session, days[2], days[2]) == ({"u:": [], "ip:": []}, 0)
-            if database == "sqlite":
-                plan = session.execute(
-                    text(
-                        "EXPLAIN QUERY PLAN SELECT actor, calls FROM stats_daily_callers WHERE day = :day "
-                        "AND actor LIKE 'u:%' ORDER BY calls DESC, actor LIMIT 10"
-                    ),
-                    {"day": days[0].isoformat()},
-                ).all()
-                index = "USING COVERING INDEX idx_stats_daily_callers_top"
-                assert [index in row[-1] for row in plan] == [True]

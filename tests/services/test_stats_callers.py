@@ -1,0 +1,240 @@
+"""The dashboard's top users, top IPs and count of callers (services/stats_callers.py) against a sum over
+every stored row, on a real SQLite file and a real PostgreSQL server: ranges of one and several days,
+ties at the cut, sums kept between requests and dropped when a closed day changes (a late row, another
+writer) or callers are forgotten."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.models import DailyCaller, DailyModelStats, PeriodActor
+from services import stats_callers
+from services.logs import CallRecord
+from services.rollups import Rollup, prune_actors
+from services.stats import dashboard
+from services.stats_callers import TOP_CALLERS, callers_of_a_day
+
+UTC_ZONE = ZoneInfo("UTC")
+DAYS = [date(2026, 3, 1) + timedelta(days=n) for n in range(6)]
+Ledger = dict[tuple[date, str], int]  # (day, actor) → calls, what the tables should hold
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for the module: a SQLite file, or a throwaway PostgreSQL server."""
+    from app.migrate import upgrade
+    from tests.postgres_server import run_postgres
+
+    if request.param == "postgresql":
+        with run_postgres() as url:
+            upgrade(url)
+            yield url
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('callers')}/c.db"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A new engine (kept sums belong to an engine) on emptied rollup tables."""
+    from app.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        for table in (DailyCaller, DailyModelStats, PeriodActor):
+            connection.execute(delete(table))
+    yield engine
+    engine.dispose()
+
+
+def _write(engine: Engine, ledger: Ledger, calls: list[tuple[date, int | str]]) -> None:
+    """Count ``calls`` ((day, user id or guest IP)) into the rollups as the log writer does, one
+    transaction for all, and into ``ledger``."""
+    rollup = Rollup()
+    rollup.add_rows(
+        [
+            CallRecord(
+                user_id=who if isinstance(who, int) else None,
+                username=None,
+                ip_address=who if isinstance(who, str) else "10.255.0.1",
+                channel_id=None,
+                model_id=f"m-{n % 3}",
+                prompt_tokens=1,
+                completion_tokens=1,
+                created_at=datetime.combine(day, time(12), tzinfo=UTC),
+                status="ok",
+                tokens_estimated=False,
+                duration_ms=10,
+                error=None,
+                ttft_ms=None,
+            )
+            for n, (day, who) in enumerate(calls)
+        ],
+        UTC_ZONE,
+    )
+    with engine.begin() as connection:
+        rollup.apply(connection)
+    for day, who in calls:
+        actor = f"u:{who}" if isinstance(who, int) else f"ip:{who}"
+        ledger[(day, actor)] = ledger.get((day, actor), 0) + 1
+
+
+def _expected(ledger: Ledger, begin: date, last: date) -> dict[str, Any]:
+    """The tops and the count, summed in Python over every row of the range."""
+    sums: dict[str, int] = defaultdict(int)
+    for (day, actor), n in ledger.items():
+        if begin <= day <= last:
+            sums[actor] += n
+    ranked = sorted(sums.items(), key=lambda item: (-item[1], item[0]))
+    users = [(int(a[2:]), n) for a, n in ranked if a.startswith("u:")][:TOP_CALLERS]
+    ips = [(a[3:], n) for a, n in ranked if a.startswith("ip:")][:TOP_CALLERS]
+    return {"users": users, "ips": ips, "count": len(sums)}
+
+
+def _shown(engine: Engine, begin: date, last: date) -> dict[str, Any]:
+    with Session(engine) as session:
+        figures = dashboard(session=session, zone=UTC_ZONE, start=begin, end=last)
+    return {
+        "users": [(row["user_id"], row["calls"]) for row in figures["top_users"]],
+        "ips": [(row["ip_address"], row["calls"]) for row in figures["top_ips"]],
+        "count": figures["range"]["active_users"],
+    }
+
+
+def _check_every_range(engine: Engine, ledger: Ledger) -> None:
+    for i, begin in enumerate(DAYS):
+        for last in DAYS[i:]:
+            expected = _expected(ledger, begin, last)
+            assert _shown(engine, begin, last) == expected, (begin, last)
+            assert _shown(engine, begin, last) == expected, (begin, last)  # the kept sums
+
+
+def test_every_range_matches_a_sum_over_every_row_while_rows_arrive(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six days of random callers with many ties: every range of one to six days, asked twice (the
+    second from kept sums), then again after late rows in closed days, new callers and a caller who
+    overtakes the tops on the last day, then after the earliest days' callers are forgotten. Every
+    range's sums stay kept in between, so each check after a change is one the kept sums must pass."""
+    monkeypatch.setattr(stats_callers, "KEPT_RANGES", len(DAYS) ** 2)
+    rng = random.Random(20261130)
+    ledger: Ledger = {}
+    people: list[int | str] = [*range(1, 40), *(f"10.0.{n % 4}.{n}" for n in range(40))]
+    _write(engine, ledger, [(rng.choice(DAYS), rng.choice(people)) for _ in range(900)])
+    _check_every_range(engine, ledger)
+
+    late: list[tuple[date, int | str]] = [(DAYS[1], 7), (DAYS[2], "10.0.3.3"), (DAYS[0], 500)]
+    _write(engine, ledger, late)  # a late row in closed days, one of them from a new caller
+    _write(engine, ledger, [(DAYS[-1], "10.9.9.9")] * 120 + [(DAYS[-1], 77)] * 90)  # overtakers, last day
+    _check_every_range(engine, ledger)
+
+    with engine.begin() as connection:
+        prune_actors(connection, DAYS[2])
+    for key in [key for key in ledger if key[0] < DAYS[2]]:
+        del ledger[key]
+    _check_every_range(engine, ledger)
+
+
+def test_kept_sums_are_reused_while_their_fingerprint_holds_and_per_engine(
+    engine: Engine, database_url: str
+) -> None:
+    """A caller row written behind the rollups' back into a closed day (the model calls unchanged) is not
+    seen by an engine that kept the sums, which proves they are reused; the last day is always read;
+    another engine sums for itself."""
+    from app.db import make_engine
+
+    ledger: Ledger = {}
+    _write(engine, ledger, [(DAYS[0], 1), (DAYS[1], 2), (DAYS[2], 3)])
+    before = _shown(engine, DAYS[0], DAYS[2])
+    assert before["count"] == 3
+    with engine.begin() as connection:
+        connection.execute(
+            DailyCaller.__table__.insert(),  # type: ignore[attr-defined]
+            [{"day": DAYS[1], "actor": "u:9", "calls": 50}, {"day": DAYS[2], "actor": "u:8", "calls": 40}],
+        )
+    after = _shown(engine, DAYS[0], DAYS[2])
+    assert after["users"] == [(8, 40), (1, 1), (2, 1), (3, 1)] and after["count"] == 4  # u:9 is not read
+    other = make_engine(database_url)
+    try:
+        assert _shown(other, DAYS[0], DAYS[2])["users"][:2] == [(9, 50), (8, 40)]
+    finally:
+        other.dispose()
+
+
+def test_top_callers_and_active_callers_of_a_range(engine: Engine) -> None:
+    """More users and IPs than the tops hold, ties broken by id / address, calls summed over the days of
+    the range only, every distinct caller counted once."""
+    first, second, outside = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 5)
+    calls = {f"u:{n}": n for n in range(1, 15)} | {f"ip:10.0.0.{n}": 3 for n in range(12)}
+    with Session(engine) as session:
+        for actor, n in calls.items():  # split over the two days of the range
+            session.add(DailyCaller(day=first, actor=actor, calls=n - n // 2))
+            if n // 2:
+                session.add(DailyCaller(day=second, actor=actor, calls=n // 2))
+        session.add(DailyCaller(day=outside, actor="u:1", calls=1000))  # not in the range
+        session.add(DailyCaller(day=outside, actor="ip:10.9.9.9", calls=1000))
+        session.commit()
+        figures = dashboard(session=session, zone=UTC_ZONE, start=first, end=second)
+    assert [u["user_id"] for u in figures["top_users"]] == list(range(14, 14 - TOP_CALLERS, -1))
+    assert figures["top_users"][0]["calls"] == 14
+    ips = sorted(f"10.0.0.{n}" for n in range(12))[:TOP_CALLERS]  # a tie: by address
+    assert figures["top_ips"] == [{"ip_address": ip, "calls": 3} for ip in ips]
+    assert figures["range"]["active_users"] == 14 + 12
+
+
+def test_one_days_callers_read_in_order_match_the_sum(engine: Engine, database_url: str) -> None:
+    """The default range (one day) reads its top callers in order from an index instead of ranking every
+    caller of the day: the same tops (ties at the cut included) and the same count as the sum over every
+    row; on SQLite the plan reads the index and nothing else."""
+    ledger: Ledger = {}
+    with Session(engine) as session:
+        for n in range(40):  # ties around the cut: many callers share a count
+            ledger[(DAYS[0], f"u:{n}")] = n % 7 + 1
+            ledger[(DAYS[0], f"ip:10.0.{n % 3}.{n}")] = (n * 5) % 4 + 1
+        for n in range(5):  # fewer than the tops hold, users only
+            ledger[(DAYS[1], f"u:{100 + n}")] = n + 1
+        for (day, actor), n in ledger.items():
+            session.add(DailyCaller(day=day, actor=actor, calls=n))
+        session.commit()
+        for day in DAYS[:3]:  # the third is empty
+            top, count = callers_of_a_day(session, day)
+            shown = {
+                "users": [(int(uid), n) for uid, n in top["u:"]],
+                "ips": top["ip:"],
+                "count": count,
+            }
+            assert shown == _expected(ledger, day, day)
+        top, count = callers_of_a_day(session, DAYS[0])
+        assert count == 80 and [calls for _, calls in top["u:"]] == [7] * 5 + [6] * 5
+        if database_url.startswith("sqlite"):
+            plan = session.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT actor, calls FROM stats_daily_callers WHERE day = :day "
+                    "AND actor LIKE 'u:%' ORDER BY calls DESC, actor LIMIT 10"
+                ),
+                {"day": DAYS[0].isoformat()},
+            ).all()
+            index = "USING COVERING INDEX idx_stats_daily_callers_top"
+            assert [index in row[-1] for row in plan] == [True]
+
+
+def test_kept_sums_are_bounded_per_engine(engine: Engine) -> None:
+    """At most ``KEPT_RANGES`` ranges are kept for an engine, the least recently asked dropped first."""
+    ledger: Ledger = {}
+    _write(engine, ledger, [(day, 1) for day in DAYS])
+    for n in range(stats_callers.KEPT_RANGES + 3):
+        _shown(engine, DAYS[0] - timedelta(days=n), DAYS[-1])
+    kept = stats_callers._kept[engine].sums
+    assert len(kept) == stats_callers.KEPT_RANGES
+    assert min(begin for begin, _ in kept) == DAYS[0] - timedelta(days=stats_callers.KEPT_RANGES + 2)
