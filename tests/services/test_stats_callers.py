@@ -136,7 +136,9 @@ def test_every_range_matches_a_sum_over_every_row_while_rows_arrive(
 
     late: list[tuple[date, int | str]] = [(DAYS[1], 7), (DAYS[2], "10.0.3.3"), (DAYS[0], 500)]
     _write(engine, ledger, late)  # a late row in closed days, one of them from a new caller
-    _write(engine, ledger, [(DAYS[-1], "10.9.9.9")] * 120 + [(DAYS[-1], 77)] * 90)  # overtakers, last day
+    overtakers = [(DAYS[-1], "10.9.9.9")] * 120 + [(DAYS[-1], 77)] * 90  # new callers, on the last day
+    overtakers += [(DAYS[-1], 5)] * 80 + [(DAYS[-1], "10.0.1.5")] * 70  # known ones, far below the tops
+    _write(engine, ledger, overtakers)
     _check_every_range(engine, ledger)
 
     with engine.begin() as connection:
