@@ -37,6 +37,9 @@ from app.models import DailyCaller
 TOP_CALLERS = 10
 PREFIXES = ("u:", "ip:")
 KEPT_RANGES = 8  # per engine: the dashboard's ranges (7 days, 30 days, a few custom ones)
+# per engine, callers over all kept ranges (about 170 bytes each: ~70 MB at most); a range with more is
+# summed on every request instead (a public service with a million guest IPs a month)
+KEPT_CALLERS = 400_000
 
 Callers = tuple[dict[str, list[tuple[str, int]]], int]  # the tops by kind ("u:" / "ip:"), the count
 
@@ -146,11 +149,16 @@ def _closed_sums(session: Session, begin: date, last: date, fingerprint: tuple[A
     )
     calls = {name: int(n) for name, n in calls.items()}
     sums = _Sums(fingerprint, calls, _ranked(calls))
+    if len(calls) > KEPT_CALLERS:
+        return sums
     with kept.lock:
+        kept.sums.pop(key, None)
+        while kept.sums and (
+            len(kept.sums) >= KEPT_RANGES
+            or sum(len(other.calls) for other in kept.sums.values()) + len(calls) > KEPT_CALLERS
+        ):
+            kept.sums.popitem(last=False)  # the least recently asked first
         kept.sums[key] = sums
-        kept.sums.move_to_end(key)
-        while len(kept.sums) > KEPT_RANGES:
-            kept.sums.popitem(last=False)
     return sums
 
 

@@ -240,3 +240,17 @@ def test_kept_sums_are_bounded_per_engine(engine: Engine) -> None:
     kept = stats_callers._kept[engine].sums
     assert len(kept) == stats_callers.KEPT_RANGES
     assert min(begin for begin, _ in kept) == DAYS[0] - timedelta(days=stats_callers.KEPT_RANGES + 2)
+
+
+def test_kept_callers_are_bounded_per_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ``KEPT_CALLERS`` callers are kept over all ranges, the least recently asked dropped first;
+    a range with more is summed on every request, with the same figures."""
+    ledger: Ledger = {}
+    _write(engine, ledger, [(day, who) for day in DAYS for who in (1, 2, "10.0.0.1")])
+    monkeypatch.setattr(stats_callers, "KEPT_CALLERS", 4)
+    _shown(engine, DAYS[0], DAYS[2])
+    _shown(engine, DAYS[1], DAYS[3])  # 3 + 3 callers: the first range is dropped
+    assert list(stats_callers._kept[engine].sums) == [(DAYS[1], DAYS[2])]
+    monkeypatch.setattr(stats_callers, "KEPT_CALLERS", 2)
+    assert _shown(engine, DAYS[0], DAYS[4]) == _expected(ledger, DAYS[0], DAYS[4])
+    assert (DAYS[0], DAYS[3]) not in stats_callers._kept[engine].sums
