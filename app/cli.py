@@ -7,6 +7,7 @@ the server.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import sys
 from collections.abc import Sequence
@@ -148,6 +149,9 @@ def rotate_encryption_key_command() -> int:
 def serve(args: argparse.Namespace) -> None:
     keep_files_private()
     _configure_logging()
+    # a crash in native code (a driver, the interpreter) prints every thread's stack to stderr, so that
+    # an instance that dies on a signal says where, instead of ending its log mid-sentence
+    faulthandler.enable()
     options = {"app_host": args.host, "app_port": args.port}
     overrides = {name: value for name, value in options.items() if value is not None}
     try:

@@ -174,6 +174,19 @@ def test_sigterm_without_open_calls_exits_at_once(tmp_path: Path) -> None:
     assert app.process.returncode == -signal.SIGTERM
 
 
+def test_a_crash_in_native_code_leaves_every_threads_stack_in_the_log(tmp_path: Path) -> None:
+    """A fatal signal (what a segfault in a driver raises) ends the process with each thread's Python
+    stack on stderr, so the log says where it died instead of ending mid-sentence."""
+    env = production_env(tmp_path / "data")
+    with run_app(env, log_path=tmp_path / "app.log") as app:
+        app.process.send_signal(signal.SIGSEGV)
+        app.process.wait(timeout=60)
+    assert app.process.returncode == -signal.SIGSEGV
+    log = app.log_text()
+    assert "Fatal Python error: Segmentation fault" in log, log[-2000:]
+    assert "pyaichat-log-writer" in log or re.search(r"Thread 0x[0-9a-f]+", log), log[-2000:]
+
+
 def test_the_container_waits_longer_than_the_longest_stop() -> None:
     """docker compose's SIGKILL comes after the longest stop with the default grace: the grace, the cut
     calls' end (CUT_WAIT_SECONDS), the log flush (LOG_FLUSH_SECONDS, its thread joined a second later),
