@@ -111,8 +111,10 @@ def calls_made(browser_app: RunningApp, admin_api: httpx.Client) -> None:
 
 
 def test_dashboard_in_both_themes_and_on_a_phone(driver, browser_app: RunningApp, calls_made: None) -> None:
-    _sign_in(driver, browser_app)
-    timings = [_open_dashboard(driver, browser_app) for _ in range(3)]  # the first one loads plotly.js
+    _sign_in(driver, browser_app)  # lands on the dashboard: the browser's first plotly.js
+    driver.set_script_timeout(HANG_SECONDS)
+    timings = [float(driver.execute_async_script(CHARTS_DRAWN_JS))]
+    timings += [_open_dashboard(driver, browser_app) for _ in range(3)]  # then from the code cache
     text = driver.find_element(By.CSS_SELECTOR, ".q-page").text
     assert "调用次数" in text and "成功率" in text and "限流拒绝" in text and "IP 拦截" in text
     wait(driver).until(
