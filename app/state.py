@@ -28,6 +28,7 @@ from services.refresh import Reloader
 from services.retention import RetentionJob
 from services.security import KeyCipher, SessionCipher
 from services.settings import SettingsStore, SystemSettings
+from services.stats_callers import CallerSums
 from services.stats_counters import DailyCounters
 from services.throttle import Throttle
 from services.upstream import UpstreamClient, UpstreamTimeouts
@@ -62,6 +63,7 @@ class AppState:
     counters: DailyCounters
     metrics: Metrics
     model_settings: ModelSettingsStore
+    caller_sums: CallerSums  # the dashboard's kept sums of closed days (services/stats_callers.py)
     # listening sockets made by pyaichat itself (``app.main.dual_stack_listener``): uvicorn serves a
     # duplicate of each, so the port only stops taking connections once this copy is closed as well
     listeners: list[socket.socket] = field(default_factory=list, repr=False)
@@ -173,6 +175,7 @@ class AppState:
             counters=counters,
             metrics=metrics,
             model_settings=model_settings,
+            caller_sums=CallerSums(),
         )
 
     async def retest_channel(self, channel: Channel) -> RetestResult:

@@ -30,7 +30,7 @@ from app.models import (
 from services.errors import InvalidInput
 from services.i18n import FALLBACK, translate
 from services.rollups import bucket_value
-from services.stats_callers import callers
+from services.stats_callers import CallerSums
 
 MAX_RANGE_DAYS = 400
 
@@ -113,12 +113,14 @@ def dashboard(
     start: date | None = None,
     end: date | None = None,
     trend_start: date | None = None,
+    caller_sums: CallerSums | None = None,
     language: str = FALLBACK,
 ) -> dict[str, Any]:
     """The wave-1 figures (today, this week, this month) and, for the range ``start``..``end`` (local
     days, default today), everything else. The trend covers the range when one is given, otherwise the
     last 7 days; ``trend_start`` moves its first day (the page shows a week around a one-day range).
-    A deleted channel and the calls without one are named in ``language``."""
+    A deleted channel and the calls without one are named in ``language``. ``caller_sums``: the
+    process's (``AppState.caller_sums``), which keeps the callers' sums of closed days."""
     periods = Periods.at(now or utcnow(), zone)
     first = min(periods.week_start, periods.month_start, periods.trend_start)
     rows = list(session.exec(select(DailyModelStats).where(col(DailyModelStats.day) >= first)).all())
@@ -141,7 +143,14 @@ def dashboard(
     trend_first = trend_start or (begin if range_given else periods.trend_start)
     trend_last = last if range_given else periods.today
     figures = range_figures(
-        session, begin, last, trend_first=trend_first, trend_last=trend_last, language=language
+        session,
+        begin,
+        last,
+        trend_first=trend_first,
+        trend_last=trend_last,
+        today=periods.today,
+        caller_sums=caller_sums,
+        language=language,
     )
     trend = figures.pop("_trend")
     return {
@@ -168,11 +177,14 @@ def range_figures(
     *,
     trend_first: date,
     trend_last: date,
+    today: date,
+    caller_sums: CallerSums | None = None,
     language: str = FALLBACK,
 ) -> dict[str, Any]:
     """Everything about the days ``begin``..``last`` from the rollups (each query reads rows per day
     and model / channel / counter / latency bucket / caller, never per call), plus the per-day points
-    of ``trend_first``..``trend_last`` under ``_trend``."""
+    of ``trend_first``..``trend_last`` under ``_trend``. ``caller_sums`` keeps the callers' sums of
+    closed days (days before ``today``) between requests; without it they are summed each time."""
     lo, hi = min(begin, trend_first), max(last, trend_last)
 
     def in_range(day: date) -> bool:
@@ -211,9 +223,7 @@ def range_figures(
         for day in _days(lo, hi)
     }
     models: dict[str, int] = defaultdict(int)
-    day_model_calls: dict[tuple[date, str], int] = {}
     for day, model_id, calls, prompt, completion in model_rows:
-        day_model_calls[(day, model_id)] = calls
         point = per_day[day]
         point["calls"] += calls
         point["prompt"] += prompt
@@ -295,7 +305,7 @@ def range_figures(
         for channel_id, n, e in ordered
     ]
 
-    top_callers, active_range = callers(session, begin, last, day_model_calls=day_model_calls)
+    top_callers, active_range = (caller_sums or CallerSums()).top_callers(session, begin, last, today=today)
     users = top_callers["u:"]
     user_ids = [int(uid) for uid, _ in users if uid.isdigit()]
     emails = (

@@ -2,180 +2,220 @@
 ``stats_daily_callers`` (one row per day and caller).
 
 A range of several days sums each caller over its days, so its cost grows with callers × days (41k rows
-for 30 days at 100k calls, 206k at 10M). Every day of a range but the last is, as a rule, closed: its
-rows no longer change. So the sums over those days are kept per engine and reused for as long as their
-fingerprint holds, and only the last day (today, in the default ranges) is read again.
+for 30 days at 100k calls, 206k at 10M). The range's days before today are, as a rule, closed: their
+rows no longer change. :class:`CallerSums` (one per process, on ``AppState``) sums them once, keeps the
+sums, and reuses them while their fingerprint holds; today (and any day after it) is read on every
+request.
 
-The fingerprint is what the dashboard has already read from ``stats_daily_models`` for those days (calls
-per day and model) and the earliest day left in ``stats_daily_callers``:
+The fingerprint, read *before* the sums are computed (so kept sums are never older than it):
 
-- every log row adds one call to its day in both tables, in one transaction (services/rollups.py), so a
-  late row, another replica's write or a rebuild changes the calls of a day the sums cover;
-- forgetting callers (services/retention.py) deletes whole days from the start, which moves the earliest
-  day.
+- the calls of each closed day in ``stats_daily_models``: every log row adds one call to its day there
+  and one to its caller's row of the day here, in one transaction (services/rollups.py), so a late row
+  or another replica's writes change it;
+- the time zone the rollups were last rebuilt for (``system_config.stats_time_zone``, stored when a
+  rebuild ends): a rebuild deletes and recounts every row, which could leave a day's calls as they were
+  while its callers moved;
+- the earliest day left in ``stats_daily_callers``: the retention run forgets callers by deleting whole
+  days from the start. When it moves, every kept sum is dropped (they may name forgotten IP addresses).
 
-Both are read *before* the sums are computed, so kept sums are never older than their fingerprint.
+Rows only ever grow otherwise, which is what makes a changed count the sign of any change.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
-import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
-from app.models import DailyCaller
+from app.models import DailyCaller, DailyModelStats, SystemConfig
+from services.rollups import ZONE_KEY
 
 TOP_CALLERS = 10
 PREFIXES = ("u:", "ip:")
-KEPT_RANGES = 8  # per engine: the dashboard's ranges (7 days, 30 days, a few custom ones)
-# per engine, callers over all kept ranges (about 170 bytes each: ~70 MB at most); a range with more is
-# summed on every request instead (a public service with a million guest IPs a month)
+KEPT_RANGES = 8  # the dashboard's ranges (7 days, 30 days, a few custom ones)
+# callers over all kept ranges (about 170 bytes each: ~70 MB at most); a range with more is ranked in
+# the database on every request instead, as before the sums were kept (a public service with a million
+# guest IPs a month)
 KEPT_CALLERS = 400_000
 
 Callers = tuple[dict[str, list[tuple[str, int]]], int]  # the tops by kind ("u:" / "ip:"), the count
+Ranked = dict[str, list[tuple[int, str]]]  # per prefix: (-calls, actor), most calls first, ties by actor
 
 
 @dataclass(frozen=True)
 class _Sums:
     fingerprint: tuple[Any, ...]
-    calls: dict[str, int]  # actor → calls over the days
-    ranked: dict[str, list[tuple[str, int]]]  # per prefix: every (actor, calls), most calls first
+    calls: dict[str, int]  # actor → calls over the closed days
+    ranked: Ranked
 
 
-class _Kept:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sums: OrderedDict[tuple[date, date], _Sums] = OrderedDict()
+_NOT_READ = object()
 
 
-_kept: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
-_kept_lock = threading.Lock()
+class CallerSums:
+    """The closed days' sums per caller of the ranges asked last (at most ``ranges`` of them and
+    ``callers`` callers in all, the least recently asked dropped first)."""
 
+    def __init__(self, *, ranges: int = KEPT_RANGES, callers: int = KEPT_CALLERS) -> None:
+        self.ranges, self.callers = ranges, callers
+        self._lock = threading.Lock()
+        self._sums: OrderedDict[tuple[date, date], _Sums] = OrderedDict()
+        self._too_many: dict[tuple[date, date], tuple[Any, ...]] = {}  # ranges ranked in the database
+        self._earliest: object = _NOT_READ
 
-def _ranked(calls: Mapping[str, int]) -> dict[str, list[tuple[str, int]]]:
-    """Most calls first, ties by actor (its prefix is shared, so by id or address as text)."""
-    ranked: dict[str, list[tuple[str, int]]] = {prefix: [] for prefix in PREFIXES}
-    for actor, n in sorted(calls.items(), key=lambda item: (-item[1], item[0])):
-        ranked["u:" if actor.startswith("u:") else "ip:"].append((actor, n))
-    return ranked
+    def kept(self) -> list[tuple[date, date]]:
+        """The closed days (first, last) of the kept sums, least recently asked first."""
+        with self._lock:
+            return list(self._sums)
 
+    def top_callers(self, session: Session, begin: date, last: date, *, today: date) -> Callers:
+        """The top users and top IPs of the days ``begin``..``last`` by calls (``u:`` / ``ip:`` → up to
+        ``TOP_CALLERS`` of (id or address, calls), most calls first, ties by id / address as text), and
+        how many distinct callers there were. ``today``: the first day that is not closed."""
+        if begin == last:
+            return callers_of_a_day(session, begin)
+        connection = session.connection()  # Core rows: the ORM's row handling cost 3 µs per caller
+        live_first = max(begin, min(last, today))  # read on every request from here on
+        closed_last = live_first - timedelta(days=1)
+        sums = self._closed_sums(connection, begin, closed_last) if closed_last >= begin else None
+        if sums is None and closed_last >= begin:
+            return _ranked_in_the_database(connection, begin, last)
+        day = col(DailyCaller.day)
+        live: dict[str, int] = {}
+        for name, n in connection.execute(
+            sa_select(col(DailyCaller.actor), col(DailyCaller.calls)).where(day >= live_first, day <= last)
+        ).all():  # fetchall: row by row cost twice as much
+            live[name] = live.get(name, 0) + n
+        closed: dict[str, int] = sums.calls if sums else {}
+        top: dict[str, list[tuple[str, int]]] = {}
+        for prefix in PREFIXES:
+            # every caller of the live days with its whole sum, and the best of those absent from them:
+            # nobody else can be among the tops ((-calls, actor) tuples compare natively, as tops order)
+            present = [
+                (-(closed.get(name, 0) + n), name) for name, n in live.items() if name.startswith(prefix)
+            ]
+            ranked = sums.ranked[prefix] if sums else []
+            absent = itertools.islice((item for item in ranked if item[1] not in live), TOP_CALLERS)
+            best = heapq.nsmallest(TOP_CALLERS, itertools.chain(present, absent))
+            top[prefix] = [(name[len(prefix) :], -neg) for neg, name in best]
+        return top, len(closed) + len(live.keys() - closed.keys())
 
-def _tops(ranked: Mapping[str, Iterable[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
-    top: dict[str, list[tuple[str, int]]] = {}
-    for prefix in PREFIXES:
-        rows: list[tuple[str, int]] = []
-        for actor, n in ranked[prefix]:
-            if len(rows) == TOP_CALLERS:
-                break
-            rows.append((actor[len(prefix) :], n))
-        top[prefix] = rows
-    return top
-
-
-def callers(session: Session, begin: date, last: date, *, day_model_calls: Mapping[Any, int]) -> Callers:
-    """The top users and top IPs of the days ``begin``..``last`` by calls (``u:`` / ``ip:`` → up to
-    ``TOP_CALLERS`` of (id or address, calls), most calls first, ties by id / address as text), and how
-    many distinct callers there were.
-
-    ``day_model_calls``: the calls per (day, model) of at least the days ``begin``..``last - 1``, read
-    from ``stats_daily_models`` before this call (the kept sums' fingerprint)."""
-    if begin == last:
-        return callers_of_a_day(session, begin)
-    closed_last = last - timedelta(days=1)
-    connection = session.connection()  # Core rows: the ORM's row handling cost 3 µs per caller
-    earliest = connection.execute(sa_select(func.min(col(DailyCaller.day)))).scalar_one_or_none()
-    fingerprint = (
-        earliest,
-        tuple(sorted((key, n) for key, n in day_model_calls.items() if begin <= key[0] <= closed_last)),
-    )
-    sums = _closed_sums(session, begin, closed_last, fingerprint)
-    rows = connection.execute(
-        sa_select(col(DailyCaller.actor), col(DailyCaller.calls)).where(col(DailyCaller.day) == last)
-    )
-    closed = sums.calls
-    last_day: dict[str, int] = dict(rows.tuples().all())  # fetchall: row by row cost twice as much
-    new = last_day.keys() - closed.keys()
-    most_today = max(last_day.values(), default=0)
-    top: dict[str, list[tuple[str, int]]] = {}
-    for prefix in PREFIXES:
-        # Only a few callers can reach the tops, so the 3,115 of a day at 10M calls are not each visited
-        # in Python: every caller's sum only grows with the last day, so the tenth best sum of the
-        # closed days is a floor no top caller is below.
-        ranked = sums.ranked[prefix]
-        floor = ranked[TOP_CALLERS - 1][1] if len(ranked) >= TOP_CALLERS else 0
-        pool: list[tuple[int, str]] = []  # (-calls, actor): ordered as the tops are, compared natively
-        for name, n in ranked:
-            if n + most_today < floor:
-                break  # neither this caller nor any after it (fewer calls) can reach the floor
-            pool.append((-(n + last_day.get(name, 0)), name))
-        pool.extend(
-            (-last_day[name], name) for name in new if name.startswith(prefix) and last_day[name] >= floor
-        )
-        top[prefix] = [(name[len(prefix) :], -neg) for neg, name in heapq.nsmallest(TOP_CALLERS, pool)]
-    return top, len(closed) + len(new)
-
-
-def _closed_sums(session: Session, begin: date, last: date, fingerprint: tuple[Any, ...]) -> _Sums:
-    """Each caller's calls over ``begin``..``last``: kept ones while the fingerprint holds, else summed
-    in the database (one GROUP BY over the days' rows) and kept."""
-    engine = session.get_bind()
-    with _kept_lock:
-        kept = _kept.get(engine)
-        if kept is None:
-            kept = _kept[engine] = _Kept()
-    key = (begin, last)
-    with kept.lock:
-        sums = kept.sums.get(key)
-        if sums is not None and sums.fingerprint == fingerprint:
-            kept.sums.move_to_end(key)
-            return sums
-    day, actor = col(DailyCaller.day), col(DailyCaller.actor)
-    calls = dict(
-        session.connection()
-        .execute(
+    def _closed_sums(self, connection: Connection, begin: date, last: date) -> _Sums | None:
+        """Each caller's calls over ``begin``..``last`` (closed days): kept ones while the fingerprint
+        holds, else summed in the database and kept. None: too many callers to keep; rank in the
+        database."""
+        fingerprint = self._fingerprint(connection, begin, last)
+        key = (begin, last)
+        with self._lock:
+            sums = self._sums.get(key)
+            if sums is not None and sums.fingerprint == fingerprint:
+                self._sums.move_to_end(key)
+                return sums
+            if self._too_many.get(key) == fingerprint:
+                return None
+        day, actor = col(DailyCaller.day), col(DailyCaller.actor)
+        rows = connection.execute(
             sa_select(actor, func.sum(DailyCaller.calls)).where(day >= begin, day <= last).group_by(actor)
-        )
-        .tuples()
-        .all()
-    )
-    calls = {name: int(n) for name, n in calls.items()}
-    sums = _Sums(fingerprint, calls, _ranked(calls))
-    if len(calls) > KEPT_CALLERS:
+        ).all()
+        calls = {name: int(n) for name, n in rows}
+        ranked: Ranked = {prefix: [] for prefix in PREFIXES}
+        for item in sorted((-n, name) for name, n in calls.items()):
+            ranked["u:" if item[1].startswith("u:") else "ip:"].append(item)
+        sums = _Sums(fingerprint, calls, ranked)
+        with self._lock:
+            self._sums.pop(key, None)
+            if len(calls) > self.callers:
+                self._too_many[key] = fingerprint
+                return sums  # used once, not kept
+            while self._sums and (
+                len(self._sums) >= self.ranges
+                or sum(len(other.calls) for other in self._sums.values()) + len(calls) > self.callers
+            ):
+                self._sums.popitem(last=False)  # the least recently asked first
+            self._sums[key] = sums
         return sums
-    with kept.lock:
-        kept.sums.pop(key, None)
-        while kept.sums and (
-            len(kept.sums) >= KEPT_RANGES
-            or sum(len(other.calls) for other in kept.sums.values()) + len(calls) > KEPT_CALLERS
-        ):
-            kept.sums.popitem(last=False)  # the least recently asked first
-        kept.sums[key] = sums
-    return sums
+
+    def _fingerprint(self, connection: Connection, begin: date, last: date) -> tuple[Any, ...]:
+        earliest = connection.execute(sa_select(func.min(col(DailyCaller.day)))).scalar_one_or_none()
+        with self._lock:
+            if earliest != self._earliest:  # callers were forgotten (or came back): nothing kept holds
+                self._sums.clear()
+                self._too_many.clear()
+                self._earliest = earliest
+        zone = connection.execute(
+            sa_select(col(SystemConfig.value)).where(col(SystemConfig.key) == ZONE_KEY)
+        ).scalar_one_or_none()
+        day = col(DailyModelStats.day)
+        per_day = connection.execute(
+            sa_select(day, func.sum(DailyModelStats.calls))
+            .where(day >= begin, day <= last)
+            .group_by(day)
+            .order_by(day)
+        ).all()
+        return (zone, tuple((d, int(n)) for d, n in per_day))
+
+
+def _ranked_in_the_database(connection: Connection, begin: date, last: date) -> Callers:
+    """:meth:`CallerSums.top_callers` for a range with too many callers to keep: one pass over the days'
+    rows, ranked in the database (about 20 rows come back)."""
+    total = func.sum(DailyCaller.calls)
+    actor = col(DailyCaller.actor)
+    kind = case((actor.startswith("u:"), "u:"), else_="ip:")
+    grouped = (
+        sa_select(
+            actor.label("actor"),
+            kind.label("kind"),
+            total.label("calls"),
+            func.row_number()
+            .over(partition_by=kind, order_by=(total.desc(), _bytewise(connection, actor)))
+            .label("rank"),
+            func.count().over().label("callers"),
+        )
+        .where(col(DailyCaller.day) >= begin, col(DailyCaller.day) <= last)
+        .group_by(actor)
+        .subquery()
+    )
+    rows = connection.execute(
+        sa_select(grouped.c.actor, grouped.c.kind, grouped.c.calls, grouped.c.callers).where(
+            grouped.c.rank <= TOP_CALLERS
+        )
+    ).all()
+    top: dict[str, list[tuple[str, int]]] = {prefix: [] for prefix in PREFIXES}
+    for name, prefix, calls, _ in sorted(rows, key=lambda row: (-int(row[2]), row[0])):
+        top[prefix].append((name[len(prefix) :], int(calls)))
+    return top, int(rows[0][3]) if rows else 0
+
+
+def _bytewise(connection: Connection, actor: Any) -> Any:
+    """``actor`` ordered as Python orders text: PostgreSQL's collation may be a language's (en_US puts
+    ``ip:100.0.0.1`` before ``ip:10.0.0.2``); SQLite compares bytes already."""
+    return actor.collate("C") if connection.dialect.name == "postgresql" else actor
 
 
 def callers_of_a_day(session: Session, day: date) -> Callers:
-    """:func:`callers` for one day: the first ``TOP_CALLERS`` users and IPs of the day by calls, read in
-    order from ``idx_stats_daily_callers_top``, and the day's rows counted, without ranking every caller
-    of the day (the default range, today: 3,115 callers at 10M calls)."""
+    """:meth:`CallerSums.top_callers` for one day: the first ``TOP_CALLERS`` users and IPs of the day by
+    calls, read in order from ``idx_stats_daily_callers_top``, and the day's rows counted, without
+    ranking every caller of the day (the default range, today: 3,115 callers at 10M calls)."""
+    connection = session.connection()
     actor, calls = col(DailyCaller.actor), col(DailyCaller.calls)
     top: dict[str, list[tuple[str, int]]] = {}
     for prefix in PREFIXES:
-        rows = session.execute(
+        rows = connection.execute(
             sa_select(actor, calls)
             .where(col(DailyCaller.day) == day, actor.startswith(prefix))
-            .order_by(calls.desc(), actor)
+            .order_by(calls.desc(), _bytewise(connection, actor))
             .limit(TOP_CALLERS)
         ).all()
-        ordered = sorted(rows, key=lambda row: (-int(row[1]), row[0]))  # as Python orders text
+        ordered = sorted(rows, key=lambda row: (-int(row[1]), row[0]))
         top[prefix] = [(name[len(prefix) :], int(n)) for name, n in ordered]
-    count = session.execute(sa_select(func.count()).where(col(DailyCaller.day) == day)).scalar_one()
+    count = connection.execute(sa_select(func.count()).where(col(DailyCaller.day) == day)).scalar_one()
     return top, int(count)

@@ -106,8 +106,15 @@ def get_stats(
 ) -> StatsResponse:
     zone, language = state.settings.zone, request_language(request)
     if start is None and end is None:
-        return StatsResponse(**stats.dashboard(session=session, zone=zone, language=language))
+        return StatsResponse(**stats.dashboard(session=session, zone=zone, language=language))  # one day
     first, last = stats.parse_range(start, end, zone=zone)
     return StatsResponse(
-        **stats.dashboard(session=session, zone=zone, start=first, end=last, language=language)
+        **stats.dashboard(
+            session=session,
+            zone=zone,
+            start=first,
+            end=last,
+            caller_sums=state.caller_sums,
+            language=language,
+        )
     )

@@ -80,6 +80,7 @@ def load(state: AppState, start: date, end: date, language: str = FALLBACK) -> D
             start=start,
             end=end,
             trend_start=trend_start,
+            caller_sums=state.caller_sums,
             language=language,
         )
     trend = numbers["trend"]

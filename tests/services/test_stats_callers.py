@@ -1,7 +1,8 @@
 """The dashboard's top users, top IPs and count of callers (services/stats_callers.py) against a sum over
 every stored row, on a real SQLite file and a real PostgreSQL server: ranges of one and several days,
 ties at the cut, sums kept between requests and dropped when a closed day changes (a late row, another
-writer) or callers are forgotten."""
+writer, a rebuild) or callers are forgotten, ranges that end in the future, and the bounds on what is
+kept."""
 
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from app.models import DailyCaller, DailyModelStats, PeriodActor
-from services import stats_callers
+from app.models import DailyCaller, DailyModelStats, PeriodActor, SystemConfig
 from services.logs import CallRecord
-from services.rollups import Rollup, prune_actors
+from services.rollups import ZONE_KEY, Rollup, prune_actors
 from services.stats import dashboard
-from services.stats_callers import TOP_CALLERS, callers_of_a_day
+from services.stats_callers import TOP_CALLERS, CallerSums, callers_of_a_day
 
 UTC_ZONE = ZoneInfo("UTC")
 DAYS = [date(2026, 3, 1) + timedelta(days=n) for n in range(6)]
@@ -47,13 +47,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """A new engine (kept sums belong to an engine) on emptied rollup tables."""
+    """A new engine on emptied rollup tables."""
     from app.db import make_engine
 
     engine = make_engine(database_url)
     with engine.begin() as connection:
         for table in (DailyCaller, DailyModelStats, PeriodActor):
             connection.execute(delete(table))
+        connection.execute(delete(SystemConfig).where(col(SystemConfig.key) == ZONE_KEY))
     yield engine
     engine.dispose()
 
@@ -102,9 +103,11 @@ def _expected(ledger: Ledger, begin: date, last: date) -> dict[str, Any]:
     return {"users": users, "ips": ips, "count": len(sums)}
 
 
-def _shown(engine: Engine, begin: date, last: date) -> dict[str, Any]:
+def _shown(
+    engine: Engine, begin: date, last: date, sums: CallerSums | None = None, *, now: datetime | None = None
+) -> dict[str, Any]:
     with Session(engine) as session:
-        figures = dashboard(session=session, zone=UTC_ZONE, start=begin, end=last)
+        figures = dashboard(session=session, zone=UTC_ZONE, now=now, start=begin, end=last, caller_sums=sums)
     return {
         "users": [(row["user_id"], row["calls"]) for row in figures["top_users"]],
         "ips": [(row["ip_address"], row["calls"]) for row in figures["top_ips"]],
@@ -112,66 +115,125 @@ def _shown(engine: Engine, begin: date, last: date) -> dict[str, Any]:
     }
 
 
-def _check_every_range(engine: Engine, ledger: Ledger) -> None:
+def _insert_behind_the_rollups(engine: Engine, rows: list[tuple[date, str, int]]) -> None:
+    """Caller rows whose calls ``stats_daily_models`` does not count: what no writer does, so that a
+    test can tell kept sums (which do not see them) from sums read anew (which do)."""
+    with engine.begin() as connection:
+        connection.execute(
+            DailyCaller.__table__.insert(),  # type: ignore[attr-defined]
+            [{"day": day, "actor": actor, "calls": n} for day, actor, n in rows],
+        )
+
+
+def _check_every_range(engine: Engine, ledger: Ledger, sums: CallerSums) -> None:
     for i, begin in enumerate(DAYS):
         for last in DAYS[i:]:
             expected = _expected(ledger, begin, last)
-            assert _shown(engine, begin, last) == expected, (begin, last)
-            assert _shown(engine, begin, last) == expected, (begin, last)  # the kept sums
+            assert _shown(engine, begin, last, sums) == expected, (begin, last)
+            assert _shown(engine, begin, last, sums) == expected, (begin, last)  # the kept sums
 
 
-def test_every_range_matches_a_sum_over_every_row_while_rows_arrive(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_range_matches_a_sum_over_every_row_while_rows_arrive(engine: Engine) -> None:
     """Six days of random callers with many ties: every range of one to six days, asked twice (the
-    second from kept sums), then again after late rows in closed days, new callers and a caller who
-    overtakes the tops on the last day, then after the earliest days' callers are forgotten. Every
+    second from kept sums), then again after late rows in closed days, new callers and callers who
+    overtake the tops on the last day, then after the earliest days' callers are forgotten. Every
     range's sums stay kept in between, so each check after a change is one the kept sums must pass."""
-    monkeypatch.setattr(stats_callers, "KEPT_RANGES", len(DAYS) ** 2)
     rng = random.Random(20261130)
+    sums = CallerSums(ranges=len(DAYS) ** 2)
     ledger: Ledger = {}
     people: list[int | str] = [*range(1, 40), *(f"10.0.{n % 4}.{n}" for n in range(40))]
     _write(engine, ledger, [(rng.choice(DAYS), rng.choice(people)) for _ in range(900)])
-    _check_every_range(engine, ledger)
+    _check_every_range(engine, ledger, sums)
 
     late: list[tuple[date, int | str]] = [(DAYS[1], 7), (DAYS[2], "10.0.3.3"), (DAYS[0], 500)]
     _write(engine, ledger, late)  # a late row in closed days, one of them from a new caller
     overtakers = [(DAYS[-1], "10.9.9.9")] * 120 + [(DAYS[-1], 77)] * 90  # new callers, on the last day
     overtakers += [(DAYS[-1], 5)] * 80 + [(DAYS[-1], "10.0.1.5")] * 70  # known ones, far below the tops
     _write(engine, ledger, overtakers)
-    _check_every_range(engine, ledger)
+    _check_every_range(engine, ledger, sums)
 
     with engine.begin() as connection:
         prune_actors(connection, DAYS[2])
     for key in [key for key in ledger if key[0] < DAYS[2]]:
         del ledger[key]
-    _check_every_range(engine, ledger)
+    _check_every_range(engine, ledger, sums)
 
 
-def test_kept_sums_are_reused_while_their_fingerprint_holds_and_per_engine(
-    engine: Engine, database_url: str
-) -> None:
-    """A caller row written behind the rollups' back into a closed day (the model calls unchanged) is not
-    seen by an engine that kept the sums, which proves they are reused; the last day is always read;
-    another engine sums for itself."""
-    from app.db import make_engine
+def test_a_tie_at_the_cut_with_a_caller_new_on_the_last_day(engine: Engine) -> None:
+    """Ten callers with 5 calls on the closed days and one with 5 on the last day only: ties go by id
+    as text, so the newcomer ``u:1`` comes first and ``u:9`` drops out."""
+    ledger: Ledger = {}
+    _write(engine, ledger, [(DAYS[0], n) for n in range(2, 12) for _ in range(5)])
+    _write(engine, ledger, [(DAYS[1], 1)] * 5)
+    expected = _expected(ledger, DAYS[0], DAYS[1])
+    assert [uid for uid, _ in expected["users"]] == [1, 10, 11, 2, 3, 4, 5, 6, 7, 8]
+    sums = CallerSums()
+    assert _shown(engine, DAYS[0], DAYS[1], sums) == expected
+    assert _shown(engine, DAYS[0], DAYS[1], sums) == expected
 
+
+def test_kept_sums_are_reused_while_their_fingerprint_holds(engine: Engine) -> None:
+    """A caller row written behind the rollups' back into a closed day is not seen where the sums were
+    kept, which proves they are reused; the last day is read on every request; another process (another
+    ``CallerSums``) sums for itself."""
     ledger: Ledger = {}
     _write(engine, ledger, [(DAYS[0], 1), (DAYS[1], 2), (DAYS[2], 3)])
-    before = _shown(engine, DAYS[0], DAYS[2])
-    assert before["count"] == 3
-    with engine.begin() as connection:
-        connection.execute(
-            DailyCaller.__table__.insert(),  # type: ignore[attr-defined]
-            [{"day": DAYS[1], "actor": "u:9", "calls": 50}, {"day": DAYS[2], "actor": "u:8", "calls": 40}],
-        )
-    after = _shown(engine, DAYS[0], DAYS[2])
+    sums = CallerSums()
+    assert _shown(engine, DAYS[0], DAYS[2], sums)["count"] == 3
+    _insert_behind_the_rollups(engine, [(DAYS[1], "u:9", 50), (DAYS[2], "u:8", 40)])
+    after = _shown(engine, DAYS[0], DAYS[2], sums)
     assert after["users"] == [(8, 40), (1, 1), (2, 1), (3, 1)] and after["count"] == 4  # u:9 is not read
-    other = make_engine(database_url)
-    try:
-        assert _shown(other, DAYS[0], DAYS[2])["users"][:2] == [(9, 50), (8, 40)]
-    finally:
-        other.dispose()
+    assert _shown(engine, DAYS[0], DAYS[2], CallerSums())["users"][:2] == [(9, 50), (8, 40)]
+
+
+def test_a_rebuild_drops_kept_sums_even_where_each_days_calls_stay(engine: Engine) -> None:
+    """A rebuild for another time zone recounts every row; a day may keep its number of calls while its
+    callers change. The zone the rollups were rebuilt for is part of the fingerprint."""
+    ledger: Ledger = {}
+    _write(engine, ledger, [(DAYS[0], 1), (DAYS[1], 2), (DAYS[2], 3)])
+    sums = CallerSums()
+    assert _shown(engine, DAYS[0], DAYS[2], sums)["users"] == [(1, 1), (2, 1), (3, 1)]
+    with engine.begin() as connection:  # what a rebuild could leave: the same calls, another caller
+        connection.execute(
+            DailyCaller.__table__.update()  # type: ignore[attr-defined]
+            .where(col(DailyCaller.day) == DAYS[1], col(DailyCaller.actor) == "u:2")
+            .values(actor="u:99")
+        )
+        connection.execute(
+            SystemConfig.__table__.insert(),  # type: ignore[attr-defined]
+            [{"key": ZONE_KEY, "value": "Asia/Tokyo", "updated_at": datetime.now(UTC)}],
+        )
+    assert _shown(engine, DAYS[0], DAYS[2], sums)["users"] == [(1, 1), (3, 1), (99, 1)]
+
+
+def test_forgetting_callers_drops_every_kept_sum(engine: Engine) -> None:
+    """When the retention run deletes the earliest days' callers, no kept sum is used again, including
+    those of ranges it did not touch (they may name forgotten addresses)."""
+    ledger: Ledger = {}
+    _write(engine, ledger, [(day, "10.0.0.1") for day in DAYS])
+    sums = CallerSums()
+    _shown(engine, DAYS[0], DAYS[2], sums)
+    _shown(engine, DAYS[3], DAYS[5], sums)
+    assert sums.kept() == [(DAYS[0], DAYS[1]), (DAYS[3], DAYS[4])]
+    with engine.begin() as connection:
+        prune_actors(connection, DAYS[1])
+    _shown(engine, DAYS[3], DAYS[5], sums)
+    assert sums.kept() == [(DAYS[3], DAYS[4])]
+
+
+def test_a_range_that_ends_in_the_future_keeps_only_the_days_before_today(engine: Engine) -> None:
+    """Today is read on every request even when the range goes on past it, so a busy today does not undo
+    the kept sums; the figures match the rows as they arrive."""
+    ledger: Ledger = {}
+    today, now = DAYS[3], datetime.combine(DAYS[3], time(18), tzinfo=UTC)
+    _write(engine, ledger, [(day, n) for day in DAYS[:4] for n in range(1, 4)])
+    sums = CallerSums()
+    assert _shown(engine, DAYS[0], DAYS[5], sums, now=now) == _expected(ledger, DAYS[0], DAYS[5])
+    _write(engine, ledger, [(today, 7)] * 3)  # today goes on
+    _insert_behind_the_rollups(engine, [(DAYS[1], "u:9", 50)])  # not seen if the closed sums are kept
+    shown = _shown(engine, DAYS[0], DAYS[5], sums, now=now)
+    assert shown == _expected(ledger, DAYS[0], DAYS[5])
+    assert sums.kept() == [(DAYS[0], DAYS[2])]
 
 
 def test_top_callers_and_active_callers_of_a_range(engine: Engine) -> None:
@@ -211,11 +273,7 @@ def test_one_days_callers_read_in_order_match_the_sum(engine: Engine, database_u
         session.commit()
         for day in DAYS[:3]:  # the third is empty
             top, count = callers_of_a_day(session, day)
-            shown = {
-                "users": [(int(uid), n) for uid, n in top["u:"]],
-                "ips": top["ip:"],
-                "count": count,
-            }
+            shown = {"users": [(int(uid), n) for uid, n in top["u:"]], "ips": top["ip:"], "count": count}
             assert shown == _expected(ledger, day, day)
         top, count = callers_of_a_day(session, DAYS[0])
         assert count == 80 and [calls for _, calls in top["u:"]] == [7] * 5 + [6] * 5
@@ -231,26 +289,32 @@ def test_one_days_callers_read_in_order_match_the_sum(engine: Engine, database_u
             assert [index in row[-1] for row in plan] == [True]
 
 
-def test_kept_sums_are_bounded_per_engine(engine: Engine) -> None:
-    """At most ``KEPT_RANGES`` ranges are kept for an engine, the least recently asked dropped first."""
+def test_kept_ranges_are_bounded_least_recently_asked_first(engine: Engine) -> None:
     ledger: Ledger = {}
     _write(engine, ledger, [(day, 1) for day in DAYS])
-    for n in range(stats_callers.KEPT_RANGES + 3):
-        _shown(engine, DAYS[0] - timedelta(days=n), DAYS[-1])
-    kept = stats_callers._kept[engine].sums
-    assert len(kept) == stats_callers.KEPT_RANGES
-    assert min(begin for begin, _ in kept) == DAYS[0] - timedelta(days=stats_callers.KEPT_RANGES + 2)
+    sums = CallerSums(ranges=3)
+    ranges = [(DAYS[0], DAYS[n]) for n in range(2, 6)]  # kept: (DAYS[0], DAYS[n - 1])
+    for begin, last in ranges[:3]:
+        _shown(engine, begin, last, sums)
+    _shown(engine, *ranges[0], sums)  # asked again: now the most recent
+    _shown(engine, *ranges[3], sums)
+    assert sums.kept() == [(DAYS[0], DAYS[3]), (DAYS[0], DAYS[1]), (DAYS[0], DAYS[4])]  # (.., DAYS[2]) went
 
 
-def test_kept_callers_are_bounded_per_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """At most ``KEPT_CALLERS`` callers are kept over all ranges, the least recently asked dropped first;
-    a range with more is summed on every request, with the same figures."""
+def test_kept_callers_are_bounded_and_a_range_with_more_is_ranked_in_the_database(engine: Engine) -> None:
+    """At most ``callers`` callers are kept over all ranges, the least recently asked dropped first; a
+    range with more is ranked in the database on every request (it sees every row), with the same
+    figures."""
     ledger: Ledger = {}
     _write(engine, ledger, [(day, who) for day in DAYS for who in (1, 2, "10.0.0.1")])
-    monkeypatch.setattr(stats_callers, "KEPT_CALLERS", 4)
-    _shown(engine, DAYS[0], DAYS[2])
-    _shown(engine, DAYS[1], DAYS[3])  # 3 + 3 callers: the first range is dropped
-    assert list(stats_callers._kept[engine].sums) == [(DAYS[1], DAYS[2])]
-    monkeypatch.setattr(stats_callers, "KEPT_CALLERS", 2)
-    assert _shown(engine, DAYS[0], DAYS[4]) == _expected(ledger, DAYS[0], DAYS[4])
-    assert (DAYS[0], DAYS[3]) not in stats_callers._kept[engine].sums
+    sums = CallerSums(callers=4)
+    _shown(engine, DAYS[0], DAYS[2], sums)
+    _shown(engine, DAYS[1], DAYS[3], sums)  # 3 + 3 callers: the first range is dropped
+    assert sums.kept() == [(DAYS[1], DAYS[2])]
+
+    few = CallerSums(callers=2)
+    for _ in range(2):  # summed once (not kept), then ranked in the database
+        assert _shown(engine, DAYS[0], DAYS[4], few) == _expected(ledger, DAYS[0], DAYS[4])
+        assert few.kept() == []
+    _insert_behind_the_rollups(engine, [(DAYS[1], "u:9", 50)])
+    assert _shown(engine, DAYS[0], DAYS[4], few)["users"][0] == (9, 50)
