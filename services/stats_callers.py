@@ -90,22 +90,27 @@ class CallerSums:
         if sums is None and closed_last >= begin:
             return _ranked_in_the_database(connection, begin, last)
         day = col(DailyCaller.day)
-        live: dict[str, int] = {}
-        for name, n in connection.execute(
+        rows = connection.execute(
             sa_select(col(DailyCaller.actor), col(DailyCaller.calls)).where(day >= live_first, day <= last)
-        ).all():  # fetchall: row by row cost twice as much
-            live[name] = live.get(name, 0) + n
+        ).all()  # fetchall: row by row cost twice as much
+        live: dict[str, int] = {}
+        if live_first == last:
+            live.update(rows)  # one row per caller
+        else:
+            for name, n in rows:
+                live[name] = live.get(name, 0) + n
         closed: dict[str, int] = sums.calls if sums else {}
+        # every caller of the live days with its whole sum, and the best of those absent from them:
+        # nobody else can be among the tops ((-calls, actor) tuples compare natively, as the tops order)
+        present: dict[str, list[tuple[int, str]]] = {prefix: [] for prefix in PREFIXES}
+        users, ips, closed_calls = present["u:"], present["ip:"], closed.get
+        for name, n in live.items():  # one pass: 3,115 callers on a day at 10M calls
+            (users if name.startswith("u:") else ips).append((-(closed_calls(name, 0) + n), name))
         top: dict[str, list[tuple[str, int]]] = {}
         for prefix in PREFIXES:
-            # every caller of the live days with its whole sum, and the best of those absent from them:
-            # nobody else can be among the tops ((-calls, actor) tuples compare natively, as tops order)
-            present = [
-                (-(closed.get(name, 0) + n), name) for name, n in live.items() if name.startswith(prefix)
-            ]
             ranked = sums.ranked[prefix] if sums else []
             absent = itertools.islice((item for item in ranked if item[1] not in live), TOP_CALLERS)
-            best = heapq.nsmallest(TOP_CALLERS, itertools.chain(present, absent))
+            best = heapq.nsmallest(TOP_CALLERS, itertools.chain(present[prefix], absent))
             top[prefix] = [(name[len(prefix) :], -neg) for neg, name in best]
         return top, len(closed) + len(live.keys() - closed.keys())
 
