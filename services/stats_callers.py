@@ -138,6 +138,8 @@ class CallerSums:
         sums = _Sums(fingerprint, calls, ranked)
         with self._lock:
             self._sums.pop(key, None)
+            if fingerprint[0] != self._earliest:
+                return sums  # callers were forgotten meanwhile: these may name some of them
             if len(calls) > self.callers:
                 self._too_many[key] = fingerprint
                 return sums  # used once, not kept
@@ -166,7 +168,8 @@ class CallerSums:
             .group_by(day)
             .order_by(day)
         ).all()
-        return (zone, tuple((d, int(n)) for d, n in per_day))
+        # the earliest day too: sums computed before a prune and stored after the clear must not match
+        return (earliest, zone, tuple((d, int(n)) for d, n in per_day))
 
 
 def _ranked_in_the_database(connection: Connection, begin: date, last: date) -> Callers:

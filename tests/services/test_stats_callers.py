@@ -221,6 +221,32 @@ def test_forgetting_callers_drops_every_kept_sum(engine: Engine) -> None:
     assert sums.kept() == [(DAYS[3], DAYS[4])]
 
 
+def test_sums_read_before_callers_are_forgotten_are_not_kept_after(engine: Engine) -> None:
+    """A request sums a range; before it stores the sums the retention run forgets the earliest day's
+    callers and another request notices. The sums, which name a forgotten caller, are not used again."""
+    from sqlalchemy import event
+
+    ledger: Ledger = {}
+    _write(engine, ledger, [(DAYS[0], "10.0.0.1"), (DAYS[1], 2), (DAYS[2], 3), (DAYS[3], 4)])
+    sums = CallerSums()
+    pruned = []
+
+    def prune_after_the_sum(_conn, _cursor, statement: str, *_: object) -> None:
+        if not pruned and "GROUP BY stats_daily_callers.actor" in statement:
+            pruned.append(True)
+            with engine.begin() as connection:
+                prune_actors(connection, DAYS[1])
+            _shown(engine, DAYS[2], DAYS[3], sums)  # another request: sees the earliest day move
+
+    event.listen(engine, "after_cursor_execute", prune_after_the_sum)
+    try:
+        assert _shown(engine, DAYS[0], DAYS[2], sums)["ips"] == [("10.0.0.1", 1)]  # read before the prune
+    finally:
+        event.remove(engine, "after_cursor_execute", prune_after_the_sum)
+    del ledger[(DAYS[0], "ip:10.0.0.1")]
+    assert pruned and _shown(engine, DAYS[0], DAYS[2], sums) == _expected(ledger, DAYS[0], DAYS[2])
+
+
 def test_a_range_that_ends_in_the_future_keeps_only_the_days_before_today(engine: Engine) -> None:
     """Today is read on every request even when the range goes on past it, so a busy today does not undo
     the kept sums; the figures match the rows as they arrive."""
