@@ -29,7 +29,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
@@ -42,18 +42,24 @@ from services.rollups import ZONE_KEY
 TOP_CALLERS = 10
 PREFIXES = ("u:", "ip:")
 KEPT_RANGES = 8  # the dashboard's ranges (7 days, 30 days, a few custom ones)
-# callers over all kept ranges (about 170 bytes each: ~70 MB at most); a range with more is ranked in
-# the database on every request instead, as before the sums were kept (a public service with a million
-# guest IPs a month)
+# callers over all kept ranges (about 170 bytes each: ~70 MB at most); a range with more is summed once,
+# then ranked in the database on each request, as before the sums were kept (a public service with a
+# million guest IPs a month)
 KEPT_CALLERS = 400_000
 
 Callers = tuple[dict[str, list[tuple[str, int]]], int]  # the tops by kind ("u:" / "ip:"), the count
 Ranked = dict[str, list[tuple[int, str]]]  # per prefix: (-calls, actor), most calls first, ties by actor
 
 
+class _Fingerprint(NamedTuple):
+    earliest: date | None  # the earliest day left in stats_daily_callers
+    zone: str | None  # the time zone the rollups were last rebuilt for
+    days: tuple[tuple[date, int], ...]  # each closed day's calls in stats_daily_models
+
+
 @dataclass(frozen=True)
 class _Sums:
-    fingerprint: tuple[Any, ...]
+    fingerprint: _Fingerprint
     calls: dict[str, int]  # actor → calls over the closed days
     ranked: Ranked
 
@@ -69,7 +75,9 @@ class CallerSums:
         self.ranges, self.callers = ranges, callers
         self._lock = threading.Lock()
         self._sums: OrderedDict[tuple[date, date], _Sums] = OrderedDict()
-        self._too_many: dict[tuple[date, date], tuple[Any, ...]] = {}  # ranges ranked in the database
+        # ranges with too many callers to keep, ranked in the database: a range's callers only grow until
+        # callers are forgotten or the rollups rebuilt, so it stays too large while those hold
+        self._too_many: OrderedDict[tuple[date, date], tuple[date | None, str | None]] = OrderedDict()
         self._earliest: object = _NOT_READ
 
     def kept(self) -> list[tuple[date, date]]:
@@ -80,25 +88,30 @@ class CallerSums:
     def top_callers(self, session: Session, begin: date, last: date, *, today: date) -> Callers:
         """The top users and top IPs of the days ``begin``..``last`` by calls (``u:`` / ``ip:`` → up to
         ``TOP_CALLERS`` of (id or address, calls), most calls first, ties by id / address as text), and
-        how many distinct callers there were. ``today``: the first day that is not closed."""
+        how many distinct callers there were. The days before ``today`` are closed."""
         if begin == last:
             return callers_of_a_day(session, begin)
         connection = session.connection()  # Core rows: the ORM's row handling cost 3 µs per caller
-        live_first = max(begin, min(last, today))  # read on every request from here on
-        closed_last = live_first - timedelta(days=1)
-        sums = self._closed_sums(connection, begin, closed_last) if closed_last >= begin else None
-        if sums is None and closed_last >= begin:
-            return _ranked_in_the_database(connection, begin, last)
-        day = col(DailyCaller.day)
-        rows = connection.execute(
-            sa_select(col(DailyCaller.actor), col(DailyCaller.calls)).where(day >= live_first, day <= last)
-        ).all()  # fetchall: row by row cost twice as much
+        closed_last = min(last, today - timedelta(days=1))  # the range's days before today: kept
+        live_first = max(begin, today)  # today and any later day of the range: read on every request
+        sums: _Sums | None = None
+        if closed_last >= begin:
+            sums = self._closed_sums(connection, begin, closed_last)
+            if sums is None:
+                return _ranked_in_the_database(connection, begin, last)
         live: dict[str, int] = {}
-        if live_first == last:
-            live.update(rows)  # one row per caller
-        else:
-            for name, n in rows:
-                live[name] = live.get(name, 0) + n
+        if live_first <= last:
+            day = col(DailyCaller.day)
+            rows = connection.execute(
+                sa_select(col(DailyCaller.actor), col(DailyCaller.calls)).where(
+                    day >= live_first, day <= last
+                )
+            ).all()  # fetchall: row by row cost twice as much
+            if live_first == last:
+                live.update(rows)  # one row per caller
+            else:
+                for name, n in rows:
+                    live[name] = live.get(name, 0) + n
         closed: dict[str, int] = sums.calls if sums else {}
         # every caller of the live days with its whole sum, and the best of those absent from them:
         # nobody else can be among the tops ((-calls, actor) tuples compare natively, as the tops order)
@@ -118,14 +131,17 @@ class CallerSums:
         """Each caller's calls over ``begin``..``last`` (closed days): kept ones while the fingerprint
         holds, else summed in the database and kept. None: too many callers to keep; rank in the
         database."""
-        fingerprint = self._fingerprint(connection, begin, last)
+        earliest = connection.execute(sa_select(func.min(col(DailyCaller.day)))).scalar_one_or_none()
+        self._forget_if_moved(earliest)
+        fingerprint = _fingerprint(connection, earliest, begin, last)
         key = (begin, last)
         with self._lock:
             sums = self._sums.get(key)
             if sums is not None and sums.fingerprint == fingerprint:
                 self._sums.move_to_end(key)
                 return sums
-            if self._too_many.get(key) == fingerprint:
+            if self._too_many.get(key) == (earliest, fingerprint.zone):
+                self._too_many.move_to_end(key)
                 return None
         day, actor = col(DailyCaller.day), col(DailyCaller.actor)
         rows = connection.execute(
@@ -138,10 +154,12 @@ class CallerSums:
         sums = _Sums(fingerprint, calls, ranked)
         with self._lock:
             self._sums.pop(key, None)
-            if fingerprint[0] != self._earliest:
+            if earliest != self._earliest:
                 return sums  # callers were forgotten meanwhile: these may name some of them
             if len(calls) > self.callers:
-                self._too_many[key] = fingerprint
+                self._too_many[key] = (earliest, fingerprint.zone)
+                while len(self._too_many) > self.ranges:
+                    self._too_many.popitem(last=False)
                 return sums  # used once, not kept
             while self._sums and (
                 len(self._sums) >= self.ranges
@@ -151,25 +169,29 @@ class CallerSums:
             self._sums[key] = sums
         return sums
 
-    def _fingerprint(self, connection: Connection, begin: date, last: date) -> tuple[Any, ...]:
-        earliest = connection.execute(sa_select(func.min(col(DailyCaller.day)))).scalar_one_or_none()
+    def _forget_if_moved(self, earliest: date | None) -> None:
+        """Drop everything kept once the earliest caller day moves: callers were forgotten (their sums
+        may name them), or rows came back before it."""
         with self._lock:
-            if earliest != self._earliest:  # callers were forgotten (or came back): nothing kept holds
+            if earliest != self._earliest:
                 self._sums.clear()
                 self._too_many.clear()
                 self._earliest = earliest
-        zone = connection.execute(
-            sa_select(col(SystemConfig.value)).where(col(SystemConfig.key) == ZONE_KEY)
-        ).scalar_one_or_none()
-        day = col(DailyModelStats.day)
-        per_day = connection.execute(
-            sa_select(day, func.sum(DailyModelStats.calls))
-            .where(day >= begin, day <= last)
-            .group_by(day)
-            .order_by(day)
-        ).all()
-        # the earliest day too: sums computed before a prune and stored after the clear must not match
-        return (earliest, zone, tuple((d, int(n)) for d, n in per_day))
+
+
+def _fingerprint(connection: Connection, earliest: date | None, begin: date, last: date) -> _Fingerprint:
+    """Read before the sums it vouches for (so kept sums are never older than it)."""
+    zone = connection.execute(
+        sa_select(col(SystemConfig.value)).where(col(SystemConfig.key) == ZONE_KEY)
+    ).scalar_one_or_none()
+    day = col(DailyModelStats.day)
+    per_day = connection.execute(
+        sa_select(day, func.sum(DailyModelStats.calls))
+        .where(day >= begin, day <= last)
+        .group_by(day)
+        .order_by(day)
+    ).all()
+    return _Fingerprint(earliest, zone, tuple((d, int(n)) for d, n in per_day))
 
 
 def _ranked_in_the_database(connection: Connection, begin: date, last: date) -> Callers:

@@ -140,15 +140,16 @@ class PostgresServer:
         return self.bin_dir / "psql"
 
 
-def create_database(server_url: str) -> str:
-    """A new, empty database on the server of ``server_url``; its SQLAlchemy URL."""
+def create_database(server_url: str, options: str = "") -> str:
+    """A new, empty database on the server of ``server_url`` (``options``: what ``CREATE DATABASE`` takes
+    after its name); its SQLAlchemy URL."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        connection.exec_driver_sql(f"CREATE DATABASE {name} {options}")
     engine.dispose()
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 

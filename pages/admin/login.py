@@ -32,10 +32,10 @@ def register(state: AppState) -> None:
         dark = apply_theme()
 
         def preload_charts() -> None:
-            """The dashboard's plotly.js (0.96 MB compressed, 4.6 MB of script), fetched and compiled
-            while the admin types, once the form is up: the dashboard then draws its charts from the
-            browser's caches (first visit, median of five fresh browsers: 1,322 → 1,144 ms; in the
-            page's head it held the form back by 80 ms; docs/performance.md, session 11)."""
+            """The dashboard's plotly.js (0.96 MB compressed, 4.6 MB of script), fetched while the admin
+            types, once the form is up: the dashboard then takes it from the browser's cache (first visit,
+            median of five fresh browsers: 1,322 → 1,144 ms; in the page's head it held the form back by
+            80 ms; docs/performance.md, session 11)."""
             ui.element("link").props(f'rel=modulepreload href="{module_url("nicegui-plotly")}"')
 
         ui.timer(0, preload_charts, once=True)
