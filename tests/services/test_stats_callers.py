@@ -194,20 +194,6 @@ def test_a_caller_busy_today_outside_both_first_looks_is_found(engine: Engine) -
     assert shown == _expected(ledger, DAYS[0], DAYS[1]) and shown["users"][0] == (20, 171)
 
 
-def test_callers_tied_past_the_widest_look_are_read_one_by_one(engine: Engine) -> None:
-    """Thirty users tied on the closed days (5 calls), thirty others tied today (3 calls), and u:29, among
-    the first but outside the widest look of each (16, by name and by calls), with 2 more calls today:
-    the most of all (7). No look within its limit can tell, so the tops come from reading each caller of
-    today."""
-    ledger: Ledger = {}
-    _write(engine, ledger, [(DAYS[0], n) for n in range(1, 31) for _ in range(5)])
-    _write(engine, ledger, [(DAYS[1], n) for n in range(40, 70) for _ in range(3)] + [(DAYS[1], 29)] * 2)
-    today = datetime.combine(DAYS[1], time(12), tzinfo=UTC)
-    for sums in (CallerSums(first_look=1), CallerSums()):  # widened past its limit; all in its first look
-        shown = _shown(engine, DAYS[0], DAYS[1], sums, now=today)
-        assert shown == _expected(ledger, DAYS[0], DAYS[1]) and shown["users"][0] == (29, 7)
-
-
 def test_kept_sums_are_reused_while_their_fingerprint_holds(engine: Engine) -> None:
     """A caller row written behind the rollups' back into a closed day is not seen where the sums were
     kept, which proves they are reused; today is read on every request; another process (another
