@@ -46,7 +46,6 @@ KEPT_RANGES = 8  # the dashboard's ranges (7 days, 30 days, a few custom ones)
 # then ranked in the database on each request, as before the sums were kept (a public service with a
 # million guest IPs a month)
 KEPT_CALLERS = 400_000
-FIRST_LOOK = 50  # callers of each kind first looked at for the tops, by closed sum and by calls today
 
 Callers = tuple[dict[str, list[tuple[str, int]]], int]  # the tops by kind ("u:" / "ip:"), the count
 Ranked = dict[str, list[tuple[int, str]]]  # per prefix: (-calls, actor), most calls first, ties by actor
@@ -72,10 +71,8 @@ class CallerSums:
     """The closed days' sums per caller of the ranges asked last (at most ``ranges`` of them and
     ``callers`` callers in all, the least recently asked dropped first)."""
 
-    def __init__(
-        self, *, ranges: int = KEPT_RANGES, callers: int = KEPT_CALLERS, first_look: int = FIRST_LOOK
-    ) -> None:
-        self.ranges, self.callers, self.first_look = ranges, callers, first_look
+    def __init__(self, *, ranges: int = KEPT_RANGES, callers: int = KEPT_CALLERS) -> None:
+        self.ranges, self.callers = ranges, callers
         self._lock = threading.Lock()
         self._sums: OrderedDict[tuple[date, date], _Sums] = OrderedDict()
         # ranges with too many callers to keep, ranked in the database: a range's callers only grow until
@@ -102,8 +99,6 @@ class CallerSums:
             sums = self._closed_sums(connection, begin, closed_last)
             if sums is None:
                 return _ranked_in_the_database(connection, begin, last)
-        if sums is not None and live_first == last:
-            return self._with_one_live_day(connection, last, sums)
         live: dict[str, int] = {}
         if live_first <= last:
             day = col(DailyCaller.day)
@@ -131,51 +126,6 @@ class CallerSums:
             best = heapq.nsmallest(TOP_CALLERS, itertools.chain(present[prefix], absent))
             top[prefix] = [(name[len(prefix) :], -neg) for neg, name in best]
         return top, len(closed) + len(live.keys() - closed.keys())
-
-    def _with_one_live_day(self, connection: Connection, day: date, sums: _Sums) -> Callers:
-        """:meth:`top_callers` when the kept sums hold every day of the range but ``day`` (today): the
-        count from the names of the day's callers, the tops from the few callers that can reach them
-        (reading each caller of the day, 3,115 at 10M calls, cost more than the rest of the dashboard).
-
-        A caller outside the first ``look`` by closed sum and outside the first ``look`` by calls on the
-        day has at most the sum of the two ``look``-th values; once the tenth best of those looked at is
-        above that, nobody else can be among the tops. Else the look widens."""
-        closed = sums.calls
-        actor, calls, on_day = col(DailyCaller.actor), col(DailyCaller.calls), col(DailyCaller.day) == day
-        # rows, not scalars(): 0.3 ms less for the 3,115 names of a day at 10M calls
-        names = {row[0] for row in connection.execute(sa_select(actor).where(on_day)).all()}
-        count = len(closed) + len(names.difference(closed))
-        top: dict[str, list[tuple[str, int]]] = {}
-        for prefix in PREFIXES:
-            ranked, look = sums.ranked[prefix], self.first_look
-            while True:
-                busiest = connection.execute(
-                    sa_select(actor, calls)
-                    .where(on_day, actor.startswith(prefix))
-                    .order_by(calls.desc())
-                    .limit(look)
-                ).all()
-                on_the_day = dict(busiest)
-                best_closed = [name for _, name in ranked[:look]]
-                missing = [name for name in best_closed if name not in on_the_day]
-                if missing:  # their calls on the day, if any
-                    on_the_day.update(
-                        connection.execute(sa_select(actor, calls).where(on_day, actor.in_(missing))).all()
-                    )
-                pool = sorted(
-                    (-(closed.get(name, 0) + on_the_day.get(name, 0)), name)
-                    for name in on_the_day.keys() | set(best_closed)
-                )
-                best = pool[:TOP_CALLERS]
-                closed_bound = -ranked[look][0] if len(ranked) > look else 0
-                day_bound = busiest[-1][1] if len(busiest) == look else 0
-                if (closed_bound == 0 and day_bound == 0) or (
-                    len(best) == TOP_CALLERS and -best[-1][0] > closed_bound + day_bound
-                ):
-                    break
-                look *= 4
-            top[prefix] = [(name[len(prefix) :], -neg) for neg, name in best]
-        return top, count
 
     def _closed_sums(self, connection: Connection, begin: date, last: date) -> _Sums | None:
         """Each caller's calls over ``begin``..``last`` (closed days): kept ones while the fingerprint
