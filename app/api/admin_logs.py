@@ -105,16 +105,9 @@ def get_stats(
     ] = None,
 ) -> StatsResponse:
     zone, language = state.settings.zone, request_language(request)
-    if start is None and end is None:
-        return StatsResponse(**stats.dashboard(session=session, zone=zone, language=language))  # one day
-    first, last = stats.parse_range(start, end, zone=zone)
-    return StatsResponse(
-        **stats.dashboard(
-            session=session,
-            zone=zone,
-            start=first,
-            end=last,
-            caller_sums=state.caller_sums,
-            language=language,
-        )
+    # no range: today, with the last 7 days' trend
+    first, last = (None, None) if start is None and end is None else stats.parse_range(start, end, zone=zone)
+    figures = stats.dashboard(
+        session=session, zone=zone, start=first, end=last, caller_sums=state.caller_sums, language=language
     )
+    return StatsResponse(**figures)
