@@ -31,14 +31,18 @@ def register(state: AppState) -> None:
             return
         dark = apply_theme()
 
-        def preload_charts() -> None:
-            """The dashboard's plotly.js (0.96 MB compressed, 4.6 MB of script), fetched while the admin
-            types, once the form is up: the dashboard then takes it from the browser's cache (first visit,
-            median of five fresh browsers: 1,322 → 1,144 ms; in the page's head it held the form back by
-            80 ms; docs/performance.md, session 11)."""
+        def warm_up_charts() -> None:
+            """Once the form is up, fetches the dashboard's plotly.js (0.96 MB compressed, 4.6 MB of script)
+            and runs it here, in a chart that is never shown: the browser then keeps its compiled code,
+            and the dashboard's first visit takes 520–590 ms instead of 1,114–1,218 (docs/performance.md,
+            session 12; either step alone gains little). The run holds this page's main thread for about
+            a second, after the form has shown; keys typed meanwhile are kept."""
             ui.element("link").props(f'rel=modulepreload href="{module_url("nicegui-plotly")}"')
+            # not responsive: resizing a chart that is not displayed is an error in plotly.js
+            warm_up = {"data": [], "layout": {}, "config": {"responsive": False}}
+            ui.plotly(warm_up).classes("hidden").mark("charts-warm-up")
 
-        ui.timer(0, preload_charts, once=True)
+        ui.timer(0, warm_up_charts, once=True)
         with ui.row().classes("w-full items-center p-3"):
             ui.link(t("auth.back_to_chat"), "/").classes("text-sm no-underline text-primary").mark(
                 "back-to-chat"
