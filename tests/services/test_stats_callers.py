@@ -176,6 +176,36 @@ def test_a_tie_at_the_cut_with_a_caller_new_on_the_last_day(engine: Engine) -> N
     assert _shown(engine, DAYS[0], DAYS[1], sums) == expected
 
 
+def test_callers_of_today_at_the_floor_the_best_absent_set(engine: Engine) -> None:
+    """With ten or more callers of a kind absent today, a caller of today with fewer calls than the
+    tenth of them cannot reach that kind's top, and is passed over unranked. Each kind has its own floor
+    (users 36 calls here, IPs 11), and a caller of today that ties it comes before the absent one when
+    its name is lower as text: ``u:100`` ties ``u:6`` and ``ip:10.1.0.100`` ties ``ip:10.1.0.6``
+    (below the users' floor: a floor shared by both kinds would pass it over)."""
+    ledger: Ledger = {}
+    closed = [(DAYS[0], n) for n in range(1, 16) for _ in range(30 + n)]  # users 1..15: 31..45 calls
+    closed += [(DAYS[1], f"10.1.0.{n}") for n in range(1, 16) for _ in range(5 + n)]  # IPs: 6..20
+    _write(engine, ledger, closed)
+    today: list[tuple[date, int | str]] = [(DAYS[-1], 100)] * 36 + [(DAYS[-1], 101)] * 35
+    today += [(DAYS[-1], "10.1.0.100")] * 11 + [(DAYS[-1], 1)]  # u:1 (32 calls) stays below the floor
+    _write(engine, ledger, today)
+    expected = _expected(ledger, DAYS[0], DAYS[-1])
+    assert (100, 36) in expected["users"] and (6, 36) not in expected["users"]
+    assert ("10.1.0.100", 11) in expected["ips"] and ("10.1.0.6", 11) not in expected["ips"]
+    sums = CallerSums()
+    assert _shown(engine, DAYS[0], DAYS[-1], sums, now=LAST_DAY_NOON) == expected
+    assert _shown(engine, DAYS[0], DAYS[-1], sums, now=LAST_DAY_NOON) == expected  # from kept sums
+
+
+def test_with_fewer_than_ten_absent_every_caller_of_today_is_ranked(engine: Engine) -> None:
+    """Three users absent today leave room in the top for one with 2 calls today: there is no floor."""
+    ledger: Ledger = {}
+    _write(engine, ledger, [(DAYS[0], n) for n in (1, 2, 3) for _ in range(10)] + [(DAYS[-1], 4)] * 2)
+    expected = _expected(ledger, DAYS[0], DAYS[-1])
+    assert expected["users"] == [(1, 10), (2, 10), (3, 10), (4, 2)]
+    assert _shown(engine, DAYS[0], DAYS[-1], CallerSums(), now=LAST_DAY_NOON) == expected
+
+
 def test_kept_sums_are_reused_while_their_fingerprint_holds(engine: Engine) -> None:
     """A caller row written behind the rollups' back into a closed day is not seen where the sums were
     kept, which proves they are reused; today is read on every request; another process (another
