@@ -22,6 +22,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Connection, create_engine, inspect, text
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import SQLModel
 
 from app import models  # noqa: F401 - the tables the newest revision must match
@@ -29,6 +30,7 @@ from app.migrate import (
     MIGRATIONS_DIR,
     SchemaVersionError,
     alembic_config,
+    collated_indexes,
     declared_for,
     head_revision,
     migration_engine,
@@ -59,8 +61,9 @@ def table_columns(url: str) -> dict[str, set[str]]:
 
 def schema_differences(url: str) -> list[object]:
     """What autogenerate would write to make the database match the models (nothing, when they agree).
-    Alembic cannot read an index on an expression back from SQLite, so those are compared here, by the
-    expression's text in the index's SQL."""
+    Alembic cannot read an index on an expression back from SQLite, nor an index element's own collation
+    back from PostgreSQL, so those are compared here: by the expression's text in the index's SQL, and by
+    PostgreSQL's definition of the index against the models' ``CREATE INDEX``."""
     engine = create_engine(url)
     try:
         with engine.connect() as connection, warnings.catch_warnings():
@@ -71,6 +74,8 @@ def schema_differences(url: str) -> list[object]:
             found = list(compare_metadata(context, SQLModel.metadata))
             if connection.dialect.name == "sqlite":
                 found += _sqlite_expression_indexes_missing(connection)
+            if connection.dialect.name == "postgresql":
+                found += _postgres_collated_indexes_differing(connection)
             return found
     finally:
         engine.dispose()
@@ -95,6 +100,22 @@ def _sqlite_expression_indexes_missing(connection: Connection) -> list[object]:
             if any(squeezed(expression) not in sql for expression in expressions):
                 missing.append(("expression index", index.name))
     return missing
+
+
+def _postgres_collated_indexes_differing(connection: Connection) -> list[object]:
+    def squeezed(sql: str) -> str:
+        # PostgreSQL prints the schema and the default method, SQLAlchemy brackets an element's COLLATE
+        return re.sub(r"[\s()]+", "", sql.replace("public.", "").replace(" USING btree", ""))
+
+    differing: list[object] = []
+    for index in collated_indexes("postgresql"):
+        declared = str(CreateIndex(index).compile(dialect=connection.dialect))
+        stored = connection.execute(
+            text("SELECT pg_get_indexdef(to_regclass(:name))"), {"name": index.name}
+        ).scalar()
+        if stored is None or squeezed(stored) != squeezed(declared):
+            differing.append(("collated index", index.name, stored, declared))
+    return differing
 
 
 @pytest.fixture(scope="module")
