@@ -1,6 +1,7 @@
 """Schema migrations on a real PostgreSQL server: a database made before pyaichat used Alembic upgrades
-with nothing lost, instances starting at once migrate it exactly once (the advisory lock), and revision
-0009 builds its index concurrently, again after an interrupted build, and drops it on the way down."""
+with nothing lost, instances starting at once migrate it exactly once (the advisory lock), and revisions
+0009 and 0011 build their indexes concurrently, again after an interrupted build, and drop them on the way
+down (0011 replacing 0010's index, which its downgrade builds again)."""
 
 from __future__ import annotations
 
@@ -225,3 +226,96 @@ def test_an_interrupted_build_of_revision_0009_is_built_again(database_url: str)
     definition, valid = _duration_desc_index(database_url) or ("", False)
     assert valid and definition.endswith("(duration_ms DESC NULLS LAST, id DESC)"), definition
     assert schema_differences(database_url) == []
+
+
+BYTEWISE = "idx_stats_daily_callers_top_bytewise"
+BY_DATABASE_COLLATION = {"idx_stats_daily_callers_top": ("(day, calls DESC, actor)", True)}  # revision 0010
+BY_BYTES = {BYTEWISE: ('(day, calls DESC, actor COLLATE "C")', True)}
+
+
+def _at_0010_with_callers(url: str) -> None:
+    """Revision 0010 with 20,000 caller rows over 20 days (a thousand one-call guests a day)."""
+    _migrate(url, "upgrade", "0010_daily_callers_top_index")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO stats_daily_callers (day, actor, calls) "
+            "SELECT DATE '2026-03-01' + n / 1000, 'ip:10.0.' || n / 250 || '.' || mod(n, 250), 1 "
+            "FROM generate_series(0, 19999) AS n"
+        )
+    engine.dispose()
+
+
+def _callers_indexes(url: str) -> dict[str, tuple[str, bool]]:
+    """Each index of ``stats_daily_callers`` but its primary key: its columns as PostgreSQL defines them,
+    and whether it is valid."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
+                "WHERE indrelid = 'stats_daily_callers'::regclass AND NOT indisprimary"
+            ).all()
+            return {
+                str(name): (str(text)[str(text).index("(") :], bool(valid)) for name, text, valid in found
+            }
+    finally:
+        engine.dispose()
+
+
+def _caller_calls(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT sum(calls) FROM stats_daily_callers").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_revision_0011_replaces_0010s_index_concurrently_and_0010_gets_it_back(database_url: str) -> None:
+    _at_0010_with_callers(database_url)
+    assert _callers_indexes(database_url) == BY_DATABASE_COLLATION
+    assert schema_differences(database_url) != []  # the collation is compared: 0010's index is not 0011's
+
+    result = upgrade(database_url)  # as start-up runs it: the builds need autocommit
+    assert result.before == "0010_daily_callers_top_index"
+    assert result.applied[:1] == ["0011_pg_callers_bytewise_index"]
+    assert _callers_indexes(database_url) == BY_BYTES
+    assert _caller_calls(database_url) == 20_000
+    assert schema_differences(database_url) == []
+
+    _migrate(database_url, "downgrade", "0010_daily_callers_top_index")
+    assert read_revision(database_url) == "0010_daily_callers_top_index"
+    assert _callers_indexes(database_url) == BY_DATABASE_COLLATION
+    assert _caller_calls(database_url) == 20_000
+    assert upgrade(database_url).applied[:1] == ["0011_pg_callers_bytewise_index"]
+    assert _callers_indexes(database_url) == BY_BYTES
+
+
+def test_an_interrupted_build_of_revision_0011_is_built_again(database_url: str) -> None:
+    import psycopg
+
+    _at_0010_with_callers(database_url)
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection, pytest.raises(psycopg.errors.UniqueViolation):
+        connection.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {BYTEWISE} ON stats_daily_callers (day)")
+    assert _callers_indexes(database_url) == {**BY_DATABASE_COLLATION, BYTEWISE: ("(day)", False)}
+
+    assert upgrade(database_url).applied[:1] == ["0011_pg_callers_bytewise_index"]
+    assert _callers_indexes(database_url) == BY_BYTES
+    assert schema_differences(database_url) == []
+
+
+def test_an_upgrade_to_0011_stopped_after_its_build_keeps_the_index_and_drops_0010s(
+    database_url: str,
+) -> None:
+    _at_0010_with_callers(database_url)
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f'CREATE INDEX {BYTEWISE} ON stats_daily_callers (day, calls DESC, actor COLLATE "C")'
+        )
+    engine.dispose()
+
+    assert upgrade(database_url).applied[:1] == ["0011_pg_callers_bytewise_index"]
+    assert _callers_indexes(database_url) == BY_BYTES
