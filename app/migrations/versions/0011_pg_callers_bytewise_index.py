@@ -20,7 +20,7 @@ and 5 one-call users. ``callers_of_a_day``, medians of 50: the first day 13.2–
 alone 10.0–18.8 → 0.5–0.9 ms (ten index rows each); the second 16.5–32.0 → 5.9–13.2 ms, tops 15.3–31.0 →
 1.7–3.4 ms (its users' top walks the day's index entries to find five users, fetching none of the
 guests' rows). What remains is counting the day's 50,200 callers (3.1–6.4 ms). A day of 6,600 callers:
-1.9–3.9 ms before and after (its tops: 0.5–0.9 ms).
+1.9–3.9 ms before and after (its tops: 0.5–1.0 ms).
 
 0010's index serves nothing else on PostgreSQL (a day's callers are counted, summed and forgotten through
 the primary key; a range ranked in the database sorts its sums: 43–77 ms for 30 days with either index),
