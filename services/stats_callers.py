@@ -251,8 +251,10 @@ def _bytewise(connection: Connection, actor: Any) -> Any:
 
 def callers_of_a_day(session: Session, day: date) -> Callers:
     """:meth:`CallerSums.top_callers` for one day: the first ``TOP_CALLERS`` users and IPs of the day by
-    calls, read in order from ``idx_stats_daily_callers_top``, and the day's rows counted, without
-    ranking every caller of the day (the default range, today: 3,115 callers at 10M calls)."""
+    calls, read in order from ``idx_stats_daily_callers_top`` (SQLite) or
+    ``idx_stats_daily_callers_top_bytewise`` (PostgreSQL: its ``actor COLLATE "C"`` is this order's, as
+    ``_bytewise`` writes it), and the day's rows counted, without ranking every caller of the day (the
+    default range, today: 3,115 callers at 10M calls) nor sorting those tied at the tenth place."""
     connection = session.connection()
     actor, calls = col(DailyCaller.actor), col(DailyCaller.calls)
     top: dict[str, list[tuple[str, int]]] = {}
