@@ -269,6 +269,19 @@ class PeriodActor(SQLModel, table=True):
     actor: str = Field(primary_key=True, max_length=80)
 
 
+class PeriodActorCount(SQLModel, table=True):
+    """How many rows ``stats_period_actors`` holds per period: the dashboard's active users of today,
+    this week and this month in three rows. Kept by triggers on ``stats_period_actors`` (revision 0012),
+    so that it counts every writer's rows, an instance of an earlier version's too; a period with no
+    actor has no row. Never written by the code."""
+
+    __tablename__ = "stats_period_actor_counts"
+
+    kind: str = Field(primary_key=True, max_length=1)  # "d", "w" or "m", as in PeriodActor
+    start: date = Field(primary_key=True)
+    actors: int = Field(nullable=False)
+
+
 class DailyCount(SQLModel, table=True):
     """Per local day, named counters (revision 0006): ``ok`` calls, ``error:<reason>`` (failed calls by
     reason code or status), ``refusal_guest`` / ``refusal_user`` / ``refusal_channel`` (429s and busy

@@ -511,3 +511,68 @@ def test_revision_0011_changes_nothing_on_sqlite(tmp_path: Path) -> None:
     assert (
         upgrade(sqlite_url(path)).applied[:1] == ["0011_pg_callers_bytewise_index"] and indexes() == at_head
     )
+
+
+PERIOD_ACTORS_COUNTED = (
+    "SELECT kind, start, count(*) FROM stats_period_actors GROUP BY kind, start ORDER BY kind, start"
+)
+PERIOD_ACTORS_KEPT = "SELECT kind, start, actors FROM stats_period_actor_counts ORDER BY kind, start"
+
+
+def test_revision_0012_counts_the_period_actors_there_and_to_come(tmp_path: Path) -> None:
+    """The counts are made from the actors a database at 0011 holds; from then on the triggers keep them
+    (an insert ignoring duplicates, a delete); a downgrade drops the table and the triggers, not the
+    actors, and the next upgrade counts them again."""
+    path = tmp_path / "chat.db"
+    upgrade(sqlite_url(path))
+    _downgrade(path, "0011_pg_callers_bytewise_index")
+
+    def objects() -> set[tuple[str, str]]:
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT type, name FROM sqlite_master WHERE name LIKE 'stats_period_actor%'")
+            return {(kind, name) for kind, name in rows if not name.startswith("sqlite_autoindex")}
+
+    at_0011 = {("table", "stats_period_actors")}
+    assert objects() == at_0011
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO stats_period_actors (kind, start, actor) VALUES (?, ?, ?)",
+            [("d", f"2026-03-0{d}", f"u:{n}") for d in range(1, 4) for n in range(d * 10)]
+            + [("m", "2026-03-01", f"ip:10.0.0.{n}") for n in range(7)],
+        )
+    assert upgrade(sqlite_url(path)).applied == ["0012_period_actor_counts"]
+    assert objects() == at_0011 | {
+        ("table", "stats_period_actor_counts"),
+        ("trigger", "stats_period_actors_count_in"),
+        ("trigger", "stats_period_actors_count_out"),
+    }
+    assert schema_differences(sqlite_url(path)) == []
+    with sqlite3.connect(path) as db:
+        assert db.execute(PERIOD_ACTORS_KEPT).fetchall() == [
+            ("d", "2026-03-01", 10),
+            ("d", "2026-03-02", 20),
+            ("d", "2026-03-03", 30),
+            ("m", "2026-03-01", 7),
+        ]
+        db.executemany(
+            "INSERT OR IGNORE INTO stats_period_actors (kind, start, actor) VALUES (?, ?, ?)",
+            [("d", "2026-03-01", f"u:{n}") for n in range(5, 15)] + [("w", "2026-02-23", "u:1")],
+        )
+        db.execute("DELETE FROM stats_period_actors WHERE start = '2026-03-02' OR actor = 'u:25'")
+        assert db.execute(PERIOD_ACTORS_KEPT).fetchall() == [
+            ("d", "2026-03-01", 15),
+            ("d", "2026-03-03", 29),
+            ("m", "2026-03-01", 7),
+            ("w", "2026-02-23", 1),
+        ]
+        assert db.execute(PERIOD_ACTORS_KEPT).fetchall() == db.execute(PERIOD_ACTORS_COUNTED).fetchall()
+
+    _downgrade(path, "0011_pg_callers_bytewise_index")
+    assert objects() == at_0011
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM stats_period_actors WHERE kind = 'm'")
+        assert db.execute("SELECT count(*) FROM stats_period_actors").fetchone() == (45,)
+    assert upgrade(sqlite_url(path)).applied == ["0012_period_actor_counts"]
+    with sqlite3.connect(path) as db:
+        kept = db.execute(PERIOD_ACTORS_KEPT).fetchall()
+        assert kept == db.execute(PERIOD_ACTORS_COUNTED).fetchall() and len(kept) == 3

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from alembic import command
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from app.migrate import (
     ADVISORY_LOCK_KEY,
+    UpgradeResult,
     alembic_config,
     head_revision,
     migration_engine,
@@ -319,3 +320,128 @@ def test_an_upgrade_to_0011_stopped_after_its_build_keeps_the_index_and_drops_00
 
     assert upgrade(database_url).applied[:1] == ["0011_pg_callers_bytewise_index"]
     assert _callers_indexes(database_url) == BY_BYTES
+
+
+PERIOD_ACTORS_COUNTED = (
+    "SELECT kind, start::text, count(*) FROM stats_period_actors GROUP BY kind, start ORDER BY kind, start"
+)
+PERIOD_ACTORS_KEPT = "SELECT kind, start::text, actors FROM stats_period_actor_counts ORDER BY kind, start"
+
+
+def _period_actor_objects(url: str) -> set[str]:
+    """The counts' table, function and triggers that exist."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT relname FROM pg_class WHERE relname = 'stats_period_actor_counts' "
+                "UNION ALL SELECT proname FROM pg_proc WHERE proname = 'stats_period_actor_counts_apply' "
+                "UNION ALL SELECT tgname FROM pg_trigger WHERE tgrelid = 'stats_period_actors'::regclass"
+            ).scalars()
+            return {str(name) for name in found}
+    finally:
+        engine.dispose()
+
+
+def _period_actor_counts(url: str) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+    """What stats_period_actor_counts keeps, and count(*) of each period's actors."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            kept = [tuple(row) for row in connection.exec_driver_sql(PERIOD_ACTORS_KEPT).all()]
+            counted = [tuple(row) for row in connection.exec_driver_sql(PERIOD_ACTORS_COUNTED).all()]
+            return kept, counted  # type: ignore[return-value]
+    finally:
+        engine.dispose()
+
+
+def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: str) -> None:
+    """The counts are made from the actors a database at 0011 holds, including those an instance of that
+    version commits while the upgrade waits for its lock; from then on the triggers keep them (an insert
+    ignoring duplicates, a delete); a downgrade drops table, function and triggers, not the actors, and
+    the next upgrade counts them again."""
+    import threading
+
+    _migrate(database_url, "upgrade", "0011_pg_callers_bytewise_index")
+    assert _period_actor_objects(database_url) == set()
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO stats_period_actors (kind, start, actor) "
+            "SELECT 'd', DATE '2026-03-01' + mod(n, 3), 'ip:10.0.' || n / 250 || '.' || mod(n, 250) "
+            "FROM generate_series(0, 2999) AS n"
+        )
+    results: list[UpgradeResult] = []
+    with engine.connect() as old_instance:  # inserting, not committed yet, when the upgrade begins
+        old_instance.begin()
+        old_instance.exec_driver_sql(
+            "INSERT INTO stats_period_actors (kind, start, actor) VALUES ('m', '2026-03-01', 'u:1'), "
+            "('m', '2026-03-01', 'u:2'), ('d', '2026-03-01', 'u:1')"
+        )
+        upgrading = threading.Thread(target=lambda: results.append(upgrade(database_url)))
+        upgrading.start()
+        wait_until(lambda: _waiting_for_a_lock(engine), what="the upgrade waiting for the instance's insert")
+        old_instance.commit()
+    upgrading.join(timeout=HANG_SECONDS)
+    assert [result.applied for result in results] == [["0012_period_actor_counts"]]
+    assert _period_actor_objects(database_url) == {
+        "stats_period_actor_counts",
+        "stats_period_actor_counts_apply",
+        "stats_period_actors_count_in",
+        "stats_period_actors_count_out",
+    }
+    assert schema_differences(database_url) == []
+    kept, counted = _period_actor_counts(database_url)
+    assert (
+        kept
+        == counted
+        == [
+            ("d", "2026-03-01", 1001),
+            ("d", "2026-03-02", 1000),
+            ("d", "2026-03-03", 1000),
+            ("m", "2026-03-01", 2),
+        ]
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO stats_period_actors (kind, start, actor) "
+            "SELECT 'w', DATE '2026-02-23', 'u:' || mod(n, 40) FROM generate_series(0, 99) AS n "
+            "ON CONFLICT DO NOTHING"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO stats_period_actors (kind, start, actor) VALUES ('m', '2026-03-01', 'u:1') "
+            "ON CONFLICT DO NOTHING"
+        )
+        connection.exec_driver_sql(
+            "DELETE FROM stats_period_actors WHERE start = '2026-03-02' OR actor = 'u:2'"
+        )
+    kept, counted = _period_actor_counts(database_url)
+    assert (
+        kept
+        == counted
+        == [
+            ("d", "2026-03-01", 1001),
+            ("d", "2026-03-03", 1000),
+            ("m", "2026-03-01", 1),
+            ("w", "2026-02-23", 39),  # u:2 deleted there too
+        ]
+    )
+
+    _migrate(database_url, "downgrade", "0011_pg_callers_bytewise_index")
+    assert _period_actor_objects(database_url) == set()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM stats_period_actors WHERE kind = 'w'")
+    assert upgrade(database_url).applied == ["0012_period_actor_counts"]
+    kept, counted = _period_actor_counts(database_url)
+    assert kept == counted and len(kept) == 3
+    engine.dispose()
+
+
+def _waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return bool(
+            connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ).scalar()
+        )
