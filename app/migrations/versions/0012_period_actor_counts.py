@@ -6,10 +6,18 @@ Revision ID: 0012_period_actor_counts
 Revises: 0011_pg_callers_bytewise_index
 Create Date: 2026-11-30
 
-Counting the current periods' actors cost PostgreSQL 0.4 ms at 100k call rows and 1.6–1.8 ms at 1M (the
-current periods' rows are recent, so the index-only scan visited the heap as well): those three counts
-were what made ``/api/admin/stats`` grow with the call log there (benchmark 6: 1.6 times from 100k to 1M
-rows, against at most 1.5).
+Counting the current periods' actors cost PostgreSQL 0.4–0.75 ms at 100k call rows and 1.6–2.7 ms at 1M
+(the current periods' rows are recent, so the index-only scan visited the heap as well): those three
+counts were what made ``/api/admin/stats`` grow with the call log there (benchmark 6: 1.6 times from 100k
+to 1M rows, against at most 1.5). Reading the three counts instead: 0.13–0.20 ms at 1M (0.17–0.54 ms at
+100k), and all of the dashboard's SQL for today 6.4–7.1 → 1.6–2.1 ms at 1M (2026-11-30 08:01–08:18 UTC,
+beside another benchmark; docs/performance-postgresql.md, session 12).
+
+What it costs (the same database at 0011 and at 0012, 306k period actors): a log writer's batch of 5,000
+new actors, 0.2 µs per actor on PostgreSQL and 2 µs on SQLite (a trigger per row there); a rebuild of the
+rollups, 25–26 → 27–27.5 s on PostgreSQL (deleting every actor 0.13 → 0.27 s) and 16.5–17 → 19–25 s on
+SQLite (the delete 0.07 → 1.3 s, the inserts 1.9 → 4.7–5.9 s). The upgrade at 1M calls (423k period
+actors): 0.13 s on PostgreSQL, 0.07 s on SQLite.
 
 Triggers rather than the log writer: during a rolling upgrade the instances still running the previous
 version keep inserting period actors; a trigger counts their rows too, and it counts only the rows
@@ -19,11 +27,15 @@ missing row reads as 0.
 
 On PostgreSQL the triggers run once per statement over its transition table (the rows inserted or
 deleted), grouped by (kind, start) and upserted in that order: the rebuild deletes every actor in one
-statement (one update per period, where a trigger per row would update the same few rows hundreds of
-thousands of times in one transaction, each new version further down the chain of the last), and two
-writers adding to the same periods lock the counter rows in the same order (no deadlock between them;
-the counter row serializes them for the rest of their transaction, as ``stats_daily_counts`` already
-does). SQLite has triggers per row only; a row there is updated in place.
+statement (one update per period, where a trigger per row updates the same few rows again and again in
+one transaction, each new version further down the chain of the last: deleting 20k / 50k / 100k actors of
+90 periods took 0.24 / 1.3 / 5.7 s so, against 0.03 / 0.04 / 0.10 s per statement), and two
+writers adding to the same periods lock the counter rows in the same order (the counter row serializes
+them for the rest of their transaction, as ``stats_daily_counts`` already does). The log writer inserts a
+batch's actors as one statement ordered by (kind, start, actor) (``services/rollups.py``): an instance of
+the previous version inserts them row by row and locks the counter rows after its first row, so until it
+is upgraded two such writers adding the same new actors may deadlock (an error the log writer retries).
+SQLite has triggers per row only; a row there is updated in place.
 
 The upgrade locks ``stats_period_actors`` against writers (PostgreSQL: ``SHARE ROW EXCLUSIVE`` in the
 revision's transaction; SQLite: the transaction's write lock) from before the triggers exist until the
