@@ -207,7 +207,8 @@ class Rollup:
 # (an executemany), a writer would lock them after its first row and then wait for another's uncommitted
 # actor, which may be waiting for those counter rows: a deadlock (33 of 480 transactions, four threads
 # adding overlapping actors of the same periods; none without the triggers, none in one statement). In one
-# ordered statement every wait for an actor comes before the counter rows, locked in their order.
+# ordered statement every wait for an actor comes before the counter rows, locked in their order. It is
+# cheaper too: 60 new actors 1.11 -> 0.89 ms, 5,001 62.9 -> 38.6 ms (the rows at 0011, the statement at 0012).
 _PG_INSERT_ACTORS = text(
     "INSERT INTO stats_period_actors (kind, start, actor)"
     " SELECT kind, start, actor"
