@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import Request
 from nicegui import ui
 
@@ -33,16 +35,18 @@ def register(state: AppState) -> None:
 
         def warm_up_charts() -> None:
             """Once the form is up, fetches the dashboard's plotly.js (0.96 MB compressed, 4.6 MB of script)
-            and runs it here, in a chart that is never shown: the browser then keeps its compiled code,
-            and the dashboard's first visit takes 520–590 ms instead of 1,114–1,218 (docs/performance.md,
-            session 12; either step alone gains little). The run holds this page's main thread for about
-            a second, after the form has shown; keys typed meanwhile are kept."""
+            and runs it here, in a chart that is never shown: the browser then has its compiled code, and
+            the dashboard's first visit took 390–612 ms instead of 1,159–1,736 (docs/performance.md,
+            session 12; either step alone gained little). The run holds this page's main thread for about
+            0.8 s on a desktop, after the form has shown (keys typed meanwhile are kept); a phone's takes
+            several times that, so phones and data savers are spared it (:func:`warm_up_wanted`)."""
             ui.element("link").props(f'rel=modulepreload href="{module_url("nicegui-plotly")}"')
             # not responsive: resizing a chart that is not displayed is an error in plotly.js
             warm_up = {"data": [], "layout": {}, "config": {"responsive": False}}
             ui.plotly(warm_up).classes("hidden").mark("charts-warm-up")
 
-        ui.timer(0, warm_up_charts, once=True)
+        if warm_up_wanted(request.headers):
+            ui.timer(0, warm_up_charts, once=True)
         with ui.row().classes("w-full items-center p-3"):
             ui.link(t("auth.back_to_chat"), "/").classes("text-sm no-underline text-primary").mark(
                 "back-to-chat"
@@ -95,3 +99,12 @@ def register(state: AppState) -> None:
                 .classes("w-full")
                 .mark("submit")
             )
+
+
+def warm_up_wanted(headers: Mapping[str, str]) -> bool:
+    """Whether the sign-in page should run the dashboard's plotly.js ahead: not for a data saver
+    (``Save-Data: on``) nor a phone (``Mobi`` in the user agent, the usual test for one), where running
+    4.6 MB of script would freeze the form for seconds."""
+    if headers.get("save-data", "").strip().lower() == "on":
+        return False
+    return "mobi" not in headers.get("user-agent", "").lower()

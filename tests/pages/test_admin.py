@@ -485,3 +485,29 @@ async def test_logs_sort_page_size_pickers_and_click_to_filter(user: User) -> No
     table._handle_event({"listener_id": listener_id, "args": row})
     await user.should_see("共 10 条", retries=SEE_RETRIES)
     assert user.find(marker="f-ip").elements.pop().value == "10.3.0.1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "wanted"),
+    [
+        (
+            {"user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"},
+            True,
+        ),
+        ({"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148 Safari/604.1"}, False),
+        ({"user-agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/120.0 Mobile Safari/537.36"}, False),
+        ({"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "save-data": "on"}, False),
+        ({"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "save-data": "off"}, True),
+        ({}, True),
+    ],
+)
+def test_the_sign_in_page_runs_the_charts_ahead_only_on_a_desktop_without_a_data_saver(
+    headers: dict[str, str], wanted: bool
+) -> None:
+    """The sign-in page's warm-up of plotly.js holds the page's main thread (0.8 s on a desktop, several
+    times that on a phone): skipped on phones and for data savers (``Save-Data: on``)."""
+    from starlette.datastructures import Headers
+
+    from pages.admin.login import warm_up_wanted
+
+    assert warm_up_wanted(Headers(headers=headers)) is wanted
