@@ -7,7 +7,7 @@ Revises: 0011_pg_callers_bytewise_index
 Create Date: 2026-11-30
 
 Counting the current periods' actors cost PostgreSQL 0.4–0.75 ms at 100k call rows and 1.6–2.7 ms at 1M
-(the current periods' rows are recent, so the index-only scan visited the heap as well): those three
+(a count reads every actor of the period, even on a vacuumed table): those three
 counts were what made ``/api/admin/stats`` grow with the call log there (benchmark 6: 1.6 times from 100k
 to 1M rows, against at most 1.5). Reading the three counts instead: 0.13–0.20 ms at 1M (0.17–0.54 ms at
 100k), and all of the dashboard's SQL for today 6.4–7.1 → 1.6–2.1 ms at 1M (2026-11-30 08:01–08:18 UTC,
