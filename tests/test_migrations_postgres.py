@@ -8,13 +8,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from alembic import command
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from app.migrate import (
     ADVISORY_LOCK_KEY,
@@ -148,6 +148,17 @@ def _migrate(url: str, action: str, revision: str) -> None:
         engine.dispose()
 
 
+@contextmanager
+def _connected(url: str) -> Iterator[Connection]:
+    """A connection to ``url`` of an engine made for it and disposed of after."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
 def _at_0008_with_calls(url: str, rows: int = 20_000) -> None:
     _migrate(url, "upgrade", "0008_log_sort_indexes")
     engine = create_engine(url)
@@ -162,25 +173,17 @@ def _at_0008_with_calls(url: str, rows: int = 20_000) -> None:
 
 def _duration_desc_index(url: str) -> tuple[str, bool] | None:
     """The longest-first index's definition and whether it is valid (None: there is none)."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            found = connection.exec_driver_sql(
-                "SELECT pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
-                "WHERE indexrelid = to_regclass('idx_chat_logs_duration_desc')"
-            ).first()
-            return None if found is None else (str(found[0]), bool(found[1]))
-    finally:
-        engine.dispose()
+    with _connected(url) as connection:
+        found = connection.exec_driver_sql(
+            "SELECT pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
+            "WHERE indexrelid = to_regclass('idx_chat_logs_duration_desc')"
+        ).first()
+        return None if found is None else (str(found[0]), bool(found[1]))
 
 
 def _call_count(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT count(*) FROM chat_logs").scalar_one())
-    finally:
-        engine.dispose()
+    with _connected(url) as connection:
+        return int(connection.exec_driver_sql("SELECT count(*) FROM chat_logs").scalar_one())
 
 
 def test_revision_0009_builds_the_longest_first_index_concurrently_and_0008_drops_it(
@@ -250,27 +253,17 @@ def _at_0010_with_callers(url: str) -> None:
 def _callers_indexes(url: str) -> dict[str, tuple[str, bool]]:
     """Each index of ``stats_daily_callers`` but its primary key: its columns as PostgreSQL defines them,
     and whether it is valid."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            found = connection.exec_driver_sql(
-                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
-                "WHERE indrelid = 'stats_daily_callers'::regclass AND NOT indisprimary"
-            ).all()
-            return {
-                str(name): (str(text)[str(text).index("(") :], bool(valid)) for name, text, valid in found
-            }
-    finally:
-        engine.dispose()
+    with _connected(url) as connection:
+        found = connection.exec_driver_sql(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
+            "WHERE indrelid = 'stats_daily_callers'::regclass AND NOT indisprimary"
+        ).all()
+        return {str(name): (str(text)[str(text).index("(") :], bool(valid)) for name, text, valid in found}
 
 
 def _caller_calls(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT sum(calls) FROM stats_daily_callers").scalar_one())
-    finally:
-        engine.dispose()
+    with _connected(url) as connection:
+        return int(connection.exec_driver_sql("SELECT sum(calls) FROM stats_daily_callers").scalar_one())
 
 
 def test_revision_0011_replaces_0010s_index_concurrently_and_0010_gets_it_back(database_url: str) -> None:
@@ -330,29 +323,21 @@ PERIOD_ACTORS_KEPT = "SELECT kind, start::text, actors FROM stats_period_actor_c
 
 def _period_actor_objects(url: str) -> set[str]:
     """The counts' table, function and triggers that exist."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            found = connection.exec_driver_sql(
-                "SELECT relname FROM pg_class WHERE relname = 'stats_period_actor_counts' "
-                "UNION ALL SELECT proname FROM pg_proc WHERE proname = 'stats_period_actor_counts_apply' "
-                "UNION ALL SELECT tgname FROM pg_trigger WHERE tgrelid = 'stats_period_actors'::regclass"
-            ).scalars()
-            return {str(name) for name in found}
-    finally:
-        engine.dispose()
+    with _connected(url) as connection:
+        found = connection.exec_driver_sql(
+            "SELECT relname FROM pg_class WHERE relname = 'stats_period_actor_counts' "
+            "UNION ALL SELECT proname FROM pg_proc WHERE proname = 'stats_period_actor_counts_apply' "
+            "UNION ALL SELECT tgname FROM pg_trigger WHERE tgrelid = 'stats_period_actors'::regclass"
+        ).scalars()
+        return {str(name) for name in found}
 
 
 def _period_actor_counts(url: str) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
     """What stats_period_actor_counts keeps, and count(*) of each period's actors."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            kept = [tuple(row) for row in connection.exec_driver_sql(PERIOD_ACTORS_KEPT).all()]
-            counted = [tuple(row) for row in connection.exec_driver_sql(PERIOD_ACTORS_COUNTED).all()]
-            return kept, counted  # type: ignore[return-value]
-    finally:
-        engine.dispose()
+    with _connected(url) as connection:
+        kept = [tuple(row) for row in connection.exec_driver_sql(PERIOD_ACTORS_KEPT).all()]
+        counted = [tuple(row) for row in connection.exec_driver_sql(PERIOD_ACTORS_COUNTED).all()]
+        return kept, counted  # type: ignore[return-value]
 
 
 def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time as clock
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -37,27 +36,14 @@ from services.rollups import (
     rebuild_rollups,
 )
 from services.stats import dashboard
+from tests.helpers import HANG_SECONDS, wait_until
 
 UTC_ZONE = ZoneInfo("UTC")
 # across the end of a month and three weeks
 DAYS = [date(2026, 2, 24) + timedelta(days=n) for n in range(14)]
 Period = tuple[str, date]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database for the module: a SQLite file, or a throwaway PostgreSQL server."""
-    from app.migrate import upgrade
-    from tests.postgres_server import run_postgres
-
-    if request.param == "postgresql":
-        with run_postgres() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('counts')}/c.db"
-        upgrade(url)
-        yield url
+# two writers at once: SQLite has one at a time
+ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -192,14 +178,11 @@ def test_a_rebuild_of_many_actors_counts_them_in_one_go(engine: Engine) -> None:
     assert _kept(engine) == _counted(engine) == before
 
 
-def test_two_transactions_adding_to_the_same_period_at_once_count_exactly(
-    engine: Engine, database_url: str
-) -> None:
+@ONLY_POSTGRESQL
+def test_two_transactions_adding_to_the_same_period_at_once_count_exactly(engine: Engine) -> None:
     """Two real concurrent transactions on PostgreSQL: the second inserts actors of the same day while the
     first still holds its uncommitted rows and counter rows (some actors in both, some its own), waits,
     and adds what it really inserted."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time")
     day = DAYS[3]
     first = {(k, s, f"u:{n}") for k, s in period_starts(day) for n in range(0, 60)}
     second = {(k, s, f"u:{n}") for k, s in period_starts(day) for n in range(40, 100)}
@@ -220,16 +203,15 @@ def test_two_transactions_adding_to_the_same_period_at_once_count_exactly(
         _wait_for_a_lock_wait(engine)
         assert thread.is_alive()
         one.commit()
-    thread.join(timeout=30)
+    thread.join(timeout=HANG_SECONDS)
     assert not thread.is_alive() and errors == []
     assert _kept(engine) == _counted(engine) == {period: 100 for period in period_starts(day)}
 
 
-def test_many_concurrent_writers_leave_the_counts_exact(engine: Engine, database_url: str) -> None:
+@ONLY_POSTGRESQL
+def test_many_concurrent_writers_leave_the_counts_exact(engine: Engine) -> None:
     """Four threads, each 40 transactions of random actors (overlapping) of the periods of three days, at
     once, inserted as the log writer inserts them."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time")
     errors: list[BaseException] = []
 
     def write(seed: int) -> None:
@@ -249,7 +231,7 @@ def test_many_concurrent_writers_leave_the_counts_exact(engine: Engine, database
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=HANG_SECONDS)
     assert errors == []
     counted = _counted(engine)
     assert _kept(engine) == counted and sum(counted.values()) > 1000
@@ -257,17 +239,16 @@ def test_many_concurrent_writers_leave_the_counts_exact(engine: Engine, database
 
 def _wait_for_a_lock_wait(engine: Engine) -> None:
     """Until another session of the database waits for a lock (the second transaction's insert)."""
-    deadline = clock.monotonic() + 10
     with engine.connect() as connection:
-        while clock.monotonic() < deadline:
-            waiting = connection.execute(
+
+        def waiting() -> bool:
+            found = connection.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                     " AND wait_event_type = 'Lock'"
                 )
             ).scalar()
             connection.rollback()
-            if waiting:
-                return
-            clock.sleep(0.02)
-    raise AssertionError("the second transaction never waited for the first")
+            return bool(found)
+
+        wait_until(waiting, poll=0.02, what="the second transaction waiting for the first")

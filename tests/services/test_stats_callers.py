@@ -29,22 +29,6 @@ DAYS = [date(2026, 3, 1) + timedelta(days=n) for n in range(6)]
 Ledger = dict[tuple[date, str], int]  # (day, actor) → calls, what the tables should hold
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database for the module: a SQLite file, or a throwaway PostgreSQL server."""
-    from app.migrate import upgrade
-    from tests.postgres_server import run_postgres
-
-    if request.param == "postgresql":
-        with run_postgres() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('callers')}/c.db"
-        upgrade(url)
-        yield url
-
-
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """A new engine on emptied rollup tables."""
