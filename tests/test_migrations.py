@@ -237,8 +237,8 @@ def test_the_call_log_indexes_of_an_earlier_build_are_reshaped_and_rows_kept(tmp
         )
 
     upgrade(sqlite_url(path))
+    names = _sqlite_indexes(path, "chat_logs")
     with sqlite3.connect(path) as db:
-        names = {row[1] for row in db.execute("PRAGMA index_list(chat_logs)")}
         assert "idx_chat_logs_username_created" not in names and "idx_chat_logs_ip_created" not in names
         assert "my_own_index" in names
         for name, columns in (
@@ -258,14 +258,19 @@ def test_the_call_log_indexes_of_an_earlier_build_are_reshaped_and_rows_kept(tmp
         assert "idx_chat_logs_user_id" in plan and "TEMP B-TREE" not in plan, plan
 
 
+def _sqlite_indexes(path: Path, table: str) -> set[str]:
+    """The names of ``table``'s indexes in the SQLite file at ``path``."""
+    with sqlite3.connect(path) as db:
+        return {row[1] for row in db.execute(f"PRAGMA index_list({table})")}
+
+
 def test_revision_0009_changes_nothing_on_sqlite(tmp_path: Path) -> None:
     """PostgreSQL's longest-first index: SQLite reads idx_chat_logs_duration backwards for that order."""
     path = tmp_path / "chat.db"
     upgrade(sqlite_url(path))
 
     def indexes() -> set[str]:
-        with sqlite3.connect(path) as db:
-            return {row[1] for row in db.execute("PRAGMA index_list(chat_logs)")}
+        return _sqlite_indexes(path, "chat_logs")
 
     at_head = indexes()
     assert "idx_chat_logs_duration" in at_head and "idx_chat_logs_duration_desc" not in at_head
@@ -484,8 +489,8 @@ def test_revision_0010_indexes_one_days_top_callers_and_keeps_the_rows(tmp_path:
 
     def state() -> tuple[set[str], int]:
         with sqlite3.connect(path) as db:
-            names = {row[1] for row in db.execute("PRAGMA index_list(stats_daily_callers)")}
-            return names, db.execute("SELECT sum(calls) FROM stats_daily_callers").fetchone()[0]
+            calls = db.execute("SELECT sum(calls) FROM stats_daily_callers").fetchone()[0]
+        return _sqlite_indexes(path, "stats_daily_callers"), calls
 
     assert state() == ({"idx_stats_daily_callers_top", "sqlite_autoindex_stats_daily_callers_1"}, 1225)
     _downgrade(path, "0009_pg_duration_desc_index")
@@ -501,8 +506,7 @@ def test_revision_0011_changes_nothing_on_sqlite(tmp_path: Path) -> None:
     upgrade(sqlite_url(path))
 
     def indexes() -> set[str]:
-        with sqlite3.connect(path) as db:
-            return {row[1] for row in db.execute("PRAGMA index_list(stats_daily_callers)")}
+        return _sqlite_indexes(path, "stats_daily_callers")
 
     at_head = indexes()
     assert at_head == {"idx_stats_daily_callers_top", "sqlite_autoindex_stats_daily_callers_1"}
