@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import func, tuple_
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlmodel import Session, col, select
 
@@ -170,12 +170,7 @@ def _active_users(session: Session, spans: dict[str, date]) -> dict[str, int]:
     wanted = {(_KINDS[name], since): name for name, since in spans.items()}
     rows = session.exec(
         select(PeriodActorCount).where(
-            or_(
-                *(
-                    and_(col(PeriodActorCount.kind) == kind, col(PeriodActorCount.start) == since)
-                    for kind, since in wanted
-                )
-            )
+            tuple_(col(PeriodActorCount.kind), col(PeriodActorCount.start)).in_(list(wanted))
         )
     ).all()
     active = dict.fromkeys(spans, 0)  # a period without actors has no row
