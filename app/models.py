@@ -329,6 +329,15 @@ class DailyCaller(SQLModel, table=True):
     day: date = Field(primary_key=True)
     actor: str = Field(primary_key=True, max_length=80)
     calls: int = Field(default=0, nullable=False)
+    # the caller's latest earlier day (None: none), kept by a trigger on insert (revision 0013); a day no
+    # longer kept (before the earliest in the table) means none as well
+    prev_day: date | None = Field(default=None, nullable=True)
+
+
+# A caller's days in order (the trigger's seeks) and each day's callers by their previous day (how many of
+# today's callers a range has not seen; revision 0013).
+Index("idx_stats_daily_callers_actor", col(DailyCaller.actor), col(DailyCaller.day))
+Index("idx_stats_daily_callers_new", col(DailyCaller.day), col(DailyCaller.prev_day))
 
 
 # One day's top callers, most calls first (ties by actor as bytes, as ranked over a range), read in order

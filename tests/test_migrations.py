@@ -481,6 +481,7 @@ def test_db_history_lists_the_revisions_even_when_the_database_is_out_of_reach(t
 def test_revision_0010_indexes_one_days_top_callers_and_keeps_the_rows(tmp_path: Path) -> None:
     path = tmp_path / "chat.db"
     upgrade(sqlite_url(path))
+    _downgrade(path, "0010_daily_callers_top_index")
     with sqlite3.connect(path) as db:
         db.executemany(
             "INSERT INTO stats_daily_callers (day, actor, calls) VALUES (?, ?, ?)",
@@ -496,7 +497,7 @@ def test_revision_0010_indexes_one_days_top_callers_and_keeps_the_rows(tmp_path:
     _downgrade(path, "0009_pg_duration_desc_index")
     assert state() == ({"sqlite_autoindex_stats_daily_callers_1"}, 1225)
     assert upgrade(sqlite_url(path)).applied[:1] == ["0010_daily_callers_top_index"]
-    assert "idx_stats_daily_callers_top" in state()[0]
+    assert "idx_stats_daily_callers_top" in state()[0] and state()[1] == 1225
     assert schema_differences(sqlite_url(path)) == []
 
 
@@ -504,16 +505,17 @@ def test_revision_0011_changes_nothing_on_sqlite(tmp_path: Path) -> None:
     """PostgreSQL's index with ties in bytes' order: SQLite compares text as bytes, 0010's index serves."""
     path = tmp_path / "chat.db"
     upgrade(sqlite_url(path))
+    _downgrade(path, "0011_pg_callers_bytewise_index")
 
     def indexes() -> set[str]:
         return _sqlite_indexes(path, "stats_daily_callers")
 
-    at_head = indexes()
-    assert at_head == {"idx_stats_daily_callers_top", "sqlite_autoindex_stats_daily_callers_1"}
+    at_0011 = indexes()
+    assert at_0011 == {"idx_stats_daily_callers_top", "sqlite_autoindex_stats_daily_callers_1"}
     _downgrade(path, "0010_daily_callers_top_index")
-    assert read_revision(sqlite_url(path)) == "0010_daily_callers_top_index" and indexes() == at_head
+    assert read_revision(sqlite_url(path)) == "0010_daily_callers_top_index" and indexes() == at_0011
     assert (
-        upgrade(sqlite_url(path)).applied[:1] == ["0011_pg_callers_bytewise_index"] and indexes() == at_head
+        upgrade(sqlite_url(path)).applied[:1] == ["0011_pg_callers_bytewise_index"] and indexes() >= at_0011
     )
 
 
@@ -544,7 +546,7 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(tmp_path: Path
             [("d", f"2026-03-0{d}", f"u:{n}") for d in range(1, 4) for n in range(d * 10)]
             + [("m", "2026-03-01", f"ip:10.0.0.{n}") for n in range(7)],
         )
-    assert upgrade(sqlite_url(path)).applied == ["0012_period_actor_counts"]
+    assert upgrade(sqlite_url(path)).applied[:1] == ["0012_period_actor_counts"]
     assert objects() == at_0011 | {
         ("table", "stats_period_actor_counts"),
         ("trigger", "stats_period_actors_count_in"),
@@ -576,7 +578,85 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(tmp_path: Path
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM stats_period_actors WHERE kind = 'm'")
         assert db.execute("SELECT count(*) FROM stats_period_actors").fetchone() == (45,)
-    assert upgrade(sqlite_url(path)).applied == ["0012_period_actor_counts"]
+    assert upgrade(sqlite_url(path)).applied[:1] == ["0012_period_actor_counts"]
     with sqlite3.connect(path) as db:
         kept = db.execute(PERIOD_ACTORS_KEPT).fetchall()
         assert kept == db.execute(PERIOD_ACTORS_COUNTED).fetchall() and len(kept) == 3
+
+
+CALLER_DAYS = "SELECT actor, day, prev_day FROM stats_daily_callers ORDER BY actor, day"
+
+
+def linked(rows: list[tuple[str, str, str | None]]) -> bool:
+    """Each row's prev_day is the caller's day before it in ``rows`` (ordered by actor and day), or none."""
+    return all(
+        prev == (rows[i - 1][1] if i and rows[i - 1][0] == actor else None)
+        for i, (actor, _, prev) in enumerate(rows)
+    )
+
+
+def test_revision_0013_links_each_callers_days_there_and_to_come(tmp_path: Path) -> None:
+    """The previous days are set for the rows a database at 0012 holds; from then on the trigger keeps
+    them: a caller's first day, a later one, a late row between two days and one before all of them, an
+    upsert of a day already there (no change); a downgrade drops column, indexes and trigger, not rows."""
+    path = tmp_path / "chat.db"
+    upgrade(sqlite_url(path))
+    _downgrade(path, "0012_period_actor_counts")
+    assert _sqlite_indexes(path, "stats_daily_callers") == {
+        "idx_stats_daily_callers_top",
+        "sqlite_autoindex_stats_daily_callers_1",
+    }
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO stats_daily_callers (day, actor, calls) VALUES (?, ?, ?)",
+            [(f"2026-03-{d:02}", f"u:{n}", d + n) for d in (9, 1, 5, 3) for n in range(d)],
+        )
+    assert upgrade(sqlite_url(path)).applied == ["0013_daily_callers_prev_day"]
+    assert schema_differences(sqlite_url(path)) == []
+    with sqlite3.connect(path) as db:
+        rows = db.execute(CALLER_DAYS).fetchall()
+        assert linked(rows) and len(rows) == 18
+        assert [row for row in rows if row[0] == "u:0"] == [
+            ("u:0", "2026-03-01", None),
+            ("u:0", "2026-03-03", "2026-03-01"),
+            ("u:0", "2026-03-05", "2026-03-03"),
+            ("u:0", "2026-03-09", "2026-03-05"),
+        ]
+        upsert = (
+            "INSERT INTO stats_daily_callers (day, actor, calls) VALUES (?, ?, 1) "
+            "ON CONFLICT (day, actor) DO UPDATE SET calls = calls + excluded.calls"
+        )
+        # a new caller, a later day, a late day between two, one before all, and days already there
+        db.executemany(
+            upsert,
+            [
+                ("2026-03-04", "ip:10.0.0.1"),
+                ("2026-03-10", "u:0"),
+                ("2026-03-04", "u:1"),
+                ("2026-02-27", "u:2"),
+                ("2026-03-09", "u:8"),
+                ("2026-03-05", "u:1"),
+            ],
+        )
+        rows = db.execute(CALLER_DAYS).fetchall()
+        assert linked(rows) and len(rows) == 22
+        assert [row[1:] for row in rows if row[0] == "u:1"] == [
+            ("2026-03-03", None),
+            ("2026-03-04", "2026-03-03"),
+            ("2026-03-05", "2026-03-04"),
+            ("2026-03-09", "2026-03-05"),
+        ]
+        assert db.execute(
+            "SELECT calls FROM stats_daily_callers WHERE day = '2026-03-09' AND actor = 'u:8'"
+        ).fetchone() == (18,)
+    _downgrade(path, "0012_period_actor_counts")
+    with sqlite3.connect(path) as db:
+        assert "prev_day" not in {row[1] for row in db.execute("PRAGMA table_info(stats_daily_callers)")}
+        assert db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'stats_daily_callers'"
+        ).fetchone() == (0,)
+        assert db.execute("SELECT count(*), sum(calls) FROM stats_daily_callers").fetchone() == (22, 165 + 6)
+        db.execute("INSERT INTO stats_daily_callers (day, actor, calls) VALUES ('2026-03-02', 'u:0', 1)")
+    assert upgrade(sqlite_url(path)).applied == ["0013_daily_callers_prev_day"]
+    with sqlite3.connect(path) as db:
+        assert linked(db.execute(CALLER_DAYS).fetchall())

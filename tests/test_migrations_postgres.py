@@ -36,7 +36,7 @@ from tests.helpers import (
     wait_until_ready,
 )
 from tests.postgres_server import create_database, run_postgres
-from tests.test_migrations import schema_differences, table_columns
+from tests.test_migrations import CALLER_DAYS, linked, schema_differences, table_columns
 
 
 @pytest.fixture(scope="module")
@@ -251,12 +251,13 @@ def _at_0010_with_callers(url: str) -> None:
 
 
 def _callers_indexes(url: str) -> dict[str, tuple[str, bool]]:
-    """Each index of ``stats_daily_callers`` but its primary key: its columns as PostgreSQL defines them,
-    and whether it is valid."""
+    """Each index of ``stats_daily_callers`` for one day's top callers (revisions 0010, 0011): its columns
+    as PostgreSQL defines them, and whether it is valid."""
     with _connected(url) as connection:
         found = connection.exec_driver_sql(
             "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid), indisvalid FROM pg_index "
-            "WHERE indrelid = 'stats_daily_callers'::regclass AND NOT indisprimary"
+            "WHERE indrelid = 'stats_daily_callers'::regclass AND NOT indisprimary "
+            "AND starts_with(indexrelid::regclass::text, 'idx_stats_daily_callers_top')"
         ).all()
         return {str(name): (str(text)[str(text).index("(") :], bool(valid)) for name, text, valid in found}
 
@@ -368,7 +369,7 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: 
         wait_until(lambda: _waiting_for_a_lock(engine), what="the upgrade waiting for the instance's insert")
         old_instance.commit()
     upgrading.join(timeout=HANG_SECONDS)
-    assert [result.applied for result in results] == [["0012_period_actor_counts"]]
+    assert [result.applied[:1] for result in results] == [["0012_period_actor_counts"]]
     assert _period_actor_objects(database_url) == {
         "stats_period_actor_counts",
         "stats_period_actor_counts_apply",
@@ -416,7 +417,7 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: 
     assert _period_actor_objects(database_url) == set()
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM stats_period_actors WHERE kind = 'w'")
-    assert upgrade(database_url).applied == ["0012_period_actor_counts"]
+    assert upgrade(database_url).applied[:1] == ["0012_period_actor_counts"]
     kept, counted = _period_actor_counts(database_url)
     assert kept == counted and len(kept) == 3
     engine.dispose()
@@ -430,3 +431,93 @@ def _waiting_for_a_lock(engine: Engine) -> bool:
                 "AND wait_event_type = 'Lock'"
             ).scalar()
         )
+
+
+def test_revision_0013_links_each_callers_days_there_and_to_come(database_url: str) -> None:
+    """The previous days are set for the rows a database at 0012 holds, including a day an instance of that
+    version commits while the upgrade waits for its lock; from then on the trigger keeps them, for rows in
+    any order and the upserts of the log writer; a downgrade drops column, indexes, trigger and function."""
+    import threading
+
+    _migrate(database_url, "upgrade", "0012_period_actor_counts")
+    engine = create_engine(database_url)
+
+    def rows() -> list[tuple[str, str, str | None]]:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(CALLER_DAYS).all()
+        return [(actor, str(day), None if prev is None else str(prev)) for actor, day, prev in found]
+
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO stats_daily_callers (day, actor, calls) "
+            "SELECT DATE '2026-03-01' + 2 * mod(n, 5), 'ip:10.0.0.' || n / 5, 1 "
+            "FROM generate_series(0, 999) n"
+        )
+    results: list[UpgradeResult] = []
+    with engine.connect() as old_instance:  # inserting, not committed yet, when the upgrade begins
+        old_instance.begin()
+        old_instance.exec_driver_sql(
+            "INSERT INTO stats_daily_callers (day, actor, calls) VALUES ('2026-03-04', 'ip:10.0.0.7', 1)"
+        )
+        upgrading = threading.Thread(target=lambda: results.append(upgrade(database_url)))
+        upgrading.start()
+        wait_until(lambda: _waiting_for_a_lock(engine), what="the upgrade waiting for the instance's insert")
+        old_instance.commit()
+    upgrading.join(timeout=HANG_SECONDS)
+    assert [result.applied for result in results] == [["0013_daily_callers_prev_day"]]
+    assert schema_differences(database_url) == []
+    linked_rows = rows()
+    assert linked(linked_rows) and len(linked_rows) == 1001
+    assert [row[1:] for row in linked_rows if row[0] == "ip:10.0.0.7"] == [
+        ("2026-03-01", None),
+        ("2026-03-03", "2026-03-01"),
+        ("2026-03-04", "2026-03-03"),
+        ("2026-03-05", "2026-03-04"),
+        ("2026-03-07", "2026-03-05"),
+        ("2026-03-09", "2026-03-07"),
+    ]
+    upsert = (
+        "INSERT INTO stats_daily_callers (day, actor, calls) VALUES (%s, %s, 1) "
+        "ON CONFLICT (day, actor) DO UPDATE SET calls = stats_daily_callers.calls + excluded.calls"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            upsert,
+            [
+                ("2026-03-02", "ip:10.0.0.1"),  # between two days
+                ("2026-02-27", "ip:10.0.0.2"),  # before all
+                ("2026-03-11", "ip:10.0.0.3"),  # after all
+                ("2026-03-11", "ip:10.0.0.3"),  # the same again: an update
+                ("2026-03-05", "ip:10.0.0.4"),  # a day already there
+                ("2026-03-04", "u:1"),  # a new caller
+            ],
+        )
+        # several rows of one caller in one statement, in no order
+        connection.exec_driver_sql(
+            "INSERT INTO stats_daily_callers (day, actor, calls) "
+            "VALUES ('2026-03-08', 'u:2', 1), ('2026-03-02', 'u:2', 1), ('2026-03-05', 'u:2', 1)"
+        )
+    linked_rows = rows()
+    assert linked(linked_rows) and len(linked_rows) == 1001 + 3 + 1 + 3
+    with engine.connect() as connection:
+        assert (
+            connection.exec_driver_sql(
+                "SELECT calls FROM stats_daily_callers WHERE day = '2026-03-11' AND actor = 'ip:10.0.0.3'"
+            ).scalar_one()
+            == 2
+        )
+
+    _migrate(database_url, "downgrade", "0012_period_actor_counts")
+    assert "prev_day" not in table_columns(database_url)["stats_daily_callers"]
+    with engine.connect() as connection:
+        assert (
+            connection.exec_driver_sql(
+                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'stats_daily_callers_link')"
+                " + (SELECT count(*) FROM pg_proc WHERE proname = 'stats_daily_callers_link')"
+            ).scalar_one()
+            == 0
+        )
+        assert connection.exec_driver_sql("SELECT count(*) FROM stats_daily_callers").scalar_one() == 1008
+    assert upgrade(database_url).applied == ["0013_daily_callers_prev_day"]
+    assert linked(rows())
+    engine.dispose()
