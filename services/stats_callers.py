@@ -5,7 +5,8 @@ A range of several days sums each caller over its days, so its cost grows with c
 for 30 days at 100k calls, 206k at 10M). The range's days before today are, as a rule, closed: their
 rows no longer change. :class:`CallerSums` (one per process, on ``AppState``) sums them once, keeps the
 sums, and reuses them while their fingerprint holds; today (and any day after it) is read on every
-request.
+request: for a range ending today, only the callers of today that can still reach a top, and the count of
+those new to the range (``_tops_reading_few``, revision 0013); otherwise every caller of those days.
 
 The fingerprint, read *before* the sums are computed (so kept sums are never older than it):
 
@@ -23,6 +24,7 @@ Rows only ever grow otherwise, which is what makes a changed count the sign of a
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import operator
@@ -37,7 +39,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
-from app.models import DailyCaller, DailyModelStats, SystemConfig
+from app.models import DailyCaller, DailyModelStats, PeriodActorCount, SystemConfig
 from services.rollups import ZONE_KEY
 
 TOP_CALLERS = 10
@@ -97,9 +99,14 @@ class CallerSums:
         live_first = max(begin, today)  # today and any later day of the range: read on every request
         sums: _Sums | None = None
         if closed_last >= begin:
-            sums = self._closed_sums(connection, begin, closed_last)
+            earliest = connection.execute(sa_select(func.min(col(DailyCaller.day)))).scalar_one_or_none()
+            sums = self._closed_sums(connection, earliest, begin, closed_last)
             if sums is None:
                 return _ranked_in_the_database(connection, begin, last)
+            if live_first == last:  # one live day: the usual range, ending today
+                found = _tops_reading_few(connection, sums, max(begin, earliest or begin), last)
+                if found is not None:
+                    return found
         live: dict[str, int] = {}
         if live_first <= last:
             day = col(DailyCaller.day)
@@ -116,11 +123,12 @@ class CallerSums:
         closed: dict[str, int] = sums.calls if sums else {}
         return _tops(live, closed, sums.ranked if sums else {})
 
-    def _closed_sums(self, connection: Connection, begin: date, last: date) -> _Sums | None:
+    def _closed_sums(
+        self, connection: Connection, earliest: date | None, begin: date, last: date
+    ) -> _Sums | None:
         """Each caller's calls over ``begin``..``last`` (closed days): kept ones while the fingerprint
         holds, else summed in the database and kept. None: too many callers to keep; rank in the
-        database."""
-        earliest = connection.execute(sa_select(func.min(col(DailyCaller.day)))).scalar_one_or_none()
+        database. ``earliest``: the earliest day in ``stats_daily_callers``, just read."""
         self._forget_if_moved(earliest)
         fingerprint = _fingerprint(connection, earliest, begin, last)
         key = (begin, last)
@@ -195,6 +203,70 @@ def _tops(live: dict[str, int], closed: dict[str, int], ranked: Ranked) -> Calle
         top[prefix] = [(name[len(prefix) :], -neg) for neg, name in best]
     known = sum(map(closed.__contains__, names))  # live callers with closed days too
     return top, len(closed) + len(names) - known
+
+
+# today's first callers of each kind read in order (their calls exact): every other caller of the kind has at
+# most the last one's calls today, which bounds who can still reach a top
+LEADING = 50
+LOOKUPS_PER_STATEMENT = 5_000  # well below SQLite's 32,766 variables
+
+
+def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: date) -> Callers | None:
+    """The tops and the count of the closed days summed in ``sums`` and the one live ``day`` after them,
+    reading of ``day`` only the callers that can still reach a top, and counting those new to the range in
+    ``idx_stats_daily_callers_new`` (revision 0013): at 10M calls, 416 callers of 7,000 at the end of a
+    day, 2.0 ms against 9.0 for reading and ranking them all. ``begin``: the range's first day, or the
+    earliest still kept when later. None: too many would be read (read them all instead).
+
+    The tenth best closed sum of a kind (its floor) is a least total of the kind's top, since totals only
+    add today's calls. A caller not among today's first ``LEADING`` of its kind has at most the last of
+    those's calls today (its bound), so it reaches the top only with a closed sum of at least the floor
+    less the bound: those callers' calls of today are read by name. A caller new to the range reaches it
+    only with the floor's calls today; where the bound allows that, every caller of today is read."""
+    actor, calls, when = col(DailyCaller.actor), col(DailyCaller.calls), col(DailyCaller.day)
+    known: dict[str, int] = {}  # today's calls, by caller
+    candidates: dict[str, list[str]] = {}  # by kind: the callers that can reach its top
+    wanted: list[str] = []  # callers whose calls today are to be read
+    for prefix in PREFIXES:
+        ranked = sums.ranked[prefix]
+        if len(ranked) < TOP_CALLERS:
+            return None  # no floor
+        leading = connection.execute(
+            sa_select(actor, calls)
+            .where(when == day, actor.startswith(prefix))
+            .order_by(calls.desc(), _bytewise(connection, actor))
+            .limit(LEADING)
+        ).all()
+        known.update({name: n for name, n in leading})
+        bound = leading[-1][1] if len(leading) == LEADING else 0  # all of the kind read: the others have 0
+        floor = -ranked[TOP_CALLERS - 1][0]
+        reach = bisect.bisect_right(ranked, bound - floor, key=operator.itemgetter(0))
+        if reach == len(ranked) and floor <= bound:
+            return None  # a caller new to the range could reach the top: today rivals the closed days
+        candidates[prefix] = [name for _, name in ranked[:reach]] + [name for name, _ in leading]
+        wanted.extend(name for _, name in ranked[:reach] if name not in known)
+    today_callers = connection.execute(
+        sa_select(col(PeriodActorCount.actors)).where(
+            col(PeriodActorCount.kind) == "d", col(PeriodActorCount.start) == day
+        )
+    ).scalar_one_or_none()
+    if 2 * len(wanted) > (today_callers or 0):
+        return None  # reading every caller of today costs less (1.3 µs each to read and rank, 2.4 by name)
+    for start in range(0, len(wanted), LOOKUPS_PER_STATEMENT):
+        chunk = wanted[start : start + LOOKUPS_PER_STATEMENT]
+        rows = connection.execute(sa_select(actor, calls).where(when == day, actor.in_(chunk))).all()
+        known.update({name: n for name, n in rows})
+    closed = sums.calls
+    top: dict[str, list[tuple[str, int]]] = {}
+    for prefix, names in candidates.items():
+        totals = {(-(closed.get(name, 0) + known.get(name, 0)), name) for name in names}
+        top[prefix] = [(name[len(prefix) :], -neg) for neg, name in heapq.nsmallest(TOP_CALLERS, totals)]
+    prev = col(DailyCaller.prev_day)
+    new = sum(
+        connection.execute(sa_select(func.count()).where(when == day, unseen)).scalar_one()
+        for unseen in (prev.is_(None), prev < begin)  # two seeks: an OR read every caller of the day
+    )
+    return top, len(closed) + int(new)
 
 
 def _fingerprint(connection: Connection, earliest: date | None, begin: date, last: date) -> _Fingerprint:

@@ -396,3 +396,103 @@ def test_kept_callers_are_bounded_and_a_range_with_more_is_ranked_in_the_databas
         assert few.kept() == []
     _insert_behind_the_rollups(engine, [(DAYS[1], "u:9", 50)])
     assert _shown(engine, DAYS[0], DAYS[4], few)["users"][0] == (9, 50)
+
+
+def _store(engine: Engine, rows: Ledger) -> None:
+    """Caller rows as they are after the log writer's batches, and today's actors (the day's count of
+    callers): what a fresh ``CallerSums`` reads."""
+    with engine.begin() as connection:
+        for table in (DailyCaller, DailyModelStats, PeriodActor):
+            connection.execute(delete(table))
+        connection.execute(
+            DailyCaller.__table__.insert(),  # type: ignore[attr-defined]
+            [{"day": day, "actor": actor, "calls": n} for (day, actor), n in rows.items()],
+        )
+        connection.execute(
+            PeriodActor.__table__.insert(),  # type: ignore[attr-defined]
+            [{"kind": "d", "start": day, "actor": actor} for day, actor in rows if day == DAYS[-1]],
+        )
+
+
+@pytest.mark.parametrize("leading", [1, 4, 50])
+def test_ranges_ending_today_read_only_the_callers_that_can_reach_a_top(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, leading: int
+) -> None:
+    """Random callers of both kinds (weights even, heavy-tailed or tied; a share of them absent from
+    some days or from today; newcomers of today, some of them heavy): every range ending today matches
+    the sum over every row, whether today's callers were read by bound (``_tops_reading_few``) or all of
+    them, and both ways are taken. ``LEADING`` is lowered to take bounds after one and four callers."""
+    from services import stats_callers
+
+    monkeypatch.setattr(stats_callers, "LEADING", leading)
+    read_few = stats_callers._tops_reading_few
+    outcomes: list[bool] = []
+
+    def spied(*args: Any) -> Any:
+        found = read_few(*args)
+        outcomes.append(found is not None)
+        return found
+
+    monkeypatch.setattr(stats_callers, "_tops_reading_few", spied)
+    rng = random.Random(leading)
+    for _ in range(12):
+        people = [f"u:{n}" for n in range(1, rng.randrange(5, 300))]
+        people += [f"ip:10.{n // 200}.{n % 200}.{rng.randrange(9)}" for n in range(rng.randrange(5, 300))]
+        shape = rng.choice(["even", "heavy", "tied"])
+        scale, today_share = rng.choice([3, 40]), rng.choice([0.05, 0.3, 1.0])
+        rows: Ledger = {}
+        for actor in people:
+            weight = (
+                1.0 if shape == "even" else rng.paretovariate(1.3) if shape == "heavy" else rng.choice([1, 2])
+            )
+            for day in DAYS[:-1]:
+                if rng.random() < 0.8:
+                    rows[(day, actor)] = max(1, round(weight * scale * rng.uniform(0.5, 1.5)))
+            today = round(weight * scale * today_share * rng.uniform(0, 2))
+            if today and rng.random() < 0.9:
+                rows[(DAYS[-1], actor)] = today
+        for n in range(rng.randrange(4)):  # newcomers of today
+            rows[(DAYS[-1], rng.choice(["u:", "ip:10.99.0."]) + str(1000 + n))] = rng.randrange(1, 20 * scale)
+        _store(engine, rows)
+        sums = CallerSums()
+        for begin in DAYS[:-1]:
+            expected = _expected(rows, begin, DAYS[-1])
+            assert _shown(engine, begin, DAYS[-1], sums, now=LAST_DAY_NOON) == expected, begin
+    assert any(outcomes) and not all(outcomes), outcomes
+
+
+@pytest.mark.parametrize(
+    ("closed_calls", "x_closed", "read_few"),
+    [
+        (100, 90, True),  # ip:10.0.0.1 has the bound's calls today and the floor less the bound before
+        (5, 0, False),  # ip:10.0.0.1 is new today with the floor's calls, which is the bound's
+    ],
+)
+def test_a_caller_at_the_bound_ties_the_tenth_and_wins_it_by_address(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, closed_calls: int, x_closed: int, read_few: bool
+) -> None:
+    """Ten IPs with ``closed_calls`` before today (the floor); today ``ip:10.0.0.0`` (the one caller
+    read in order, ``LEADING`` lowered to 1) and ``ip:10.0.0.1`` have the bound's calls each, and
+    ``ip:10.0.0.1`` totals the floor: as text it comes before the ten, and takes the tenth's place."""
+    from services import stats_callers
+
+    monkeypatch.setattr(stats_callers, "LEADING", 1)
+    bound = closed_calls - x_closed
+    rows: Ledger = {(DAYS[0], f"ip:10.0.0.{n}"): closed_calls for n in range(10, 20)}
+    rows |= {(DAYS[0], f"u:{n}"): 50 for n in range(1, 11)}
+    rows |= {(DAYS[-1], "ip:10.0.0.0"): bound, (DAYS[-1], "ip:10.0.0.1"): bound}
+    rows |= {(DAYS[-1], f"ip:10.9.0.{n}"): 1 for n in range(60)}  # enough callers today to read few
+    if x_closed:
+        rows[(DAYS[0], "ip:10.0.0.1")] = x_closed
+    _store(engine, rows)
+    outcomes: list[bool] = []
+    spied = stats_callers._tops_reading_few
+    monkeypatch.setattr(
+        stats_callers, "_tops_reading_few", lambda *a: outcomes.append(bool(found := spied(*a))) or found
+    )
+    expected = _expected(rows, DAYS[0], DAYS[-1])
+    assert ("10.0.0.1", closed_calls) in expected["ips"] and ("10.0.0.19", closed_calls) not in expected[
+        "ips"
+    ]
+    assert _shown(engine, DAYS[0], DAYS[-1], CallerSums(), now=LAST_DAY_NOON) == expected
+    assert outcomes == [read_few]
