@@ -18,20 +18,24 @@ The trigger fires on the rows really inserted (a caller's first call of a day; t
 the others): it sets the new row's ``prev_day`` from the caller's latest earlier day, and moves the
 caller's next day's ``prev_day`` up to the new day when a row lands before it (a late row, a rebuild in any
 order). ``idx_stats_daily_callers_actor`` (actor, day) makes both one index seek. Rows are deleted by whole
-days from the earliest (the retention run) or all at once (a rebuild), so a ``prev_day`` naming a day no
-longer kept means "none": the readers compare it with the earliest day kept. On PostgreSQL, two
-transactions that add the same caller's first row of two different days at once (a late row, replayed from
-a journal, and the caller's first call of today) do not see each other's row: the later day's
-``prev_day`` may stay at an earlier day, counting that caller as new to a range that held it (by one, until
-the next rebuild). SQLite has one writer at a time.
+days: the retention run deletes the days before its cut and unlinks every ``prev_day`` that named one of
+them, and a rebuild deletes every row, recounts them and links them all anew at its end
+(``services/rollups.py``). Only today's ``prev_day`` are read. On PostgreSQL, two transactions adding the
+same caller's first rows of two days at once do not see each other's row (the first call of today and a
+late row replayed from a journal): today's ``prev_day`` may stay earlier than the caller's last day until
+the day ends, counting the caller as new to a range that held it, once too often. A first row of today
+added while a retention run deletes the day it names keeps naming a deleted day: the readers treat a day
+before the earliest kept as none. SQLite has one writer at a time.
 
 What it costs: nothing per call. The trigger runs once per caller and day (a caller's first call of the
-day), two index seeks and two updates: 7,000 new caller days in 0.15 s on SQLite (about 20 µs each), and
-each such row writes two more index entries. The upgrade at 10M calls (420k caller rows) took 2.8 s on
-SQLite, 0.4 s at 100k. It locks ``stats_daily_callers`` against writers (PostgreSQL: ``SHARE ROW
-EXCLUSIVE`` to the commit; SQLite: the transaction's write lock) from before the trigger exists until the
-backfill (one window over the table) is committed, so no row inserted meanwhile is left unlinked. Written
-out here rather than taken from ``app.models``, so that this revision means the same thing forever.
+day): two index seeks and two updates, 7,000 new caller days in 0.15 s on SQLite (about 20 µs each); each
+such row writes two more index entries, and on PostgreSQL a second version of the row (``prev_day`` is
+indexed, so the update is not HOT). The upgrade at 10M calls (420k caller rows) took 1.2 s on SQLite,
+0.24 s at 100k. It locks ``stats_daily_callers`` (PostgreSQL: ``SHARE ROW EXCLUSIVE``, then ``ACCESS
+EXCLUSIVE`` from the new column to the commit, so the dashboard waits too; SQLite: the transaction's write
+lock) from before the trigger exists until the backfill is committed, so no row inserted meanwhile is left
+unlinked. Its downgrade drops the column (SQLite 3.35 or later; Debian 12 has 3.40). Written out here
+rather than taken from ``app.models``, so that this revision means the same thing forever.
 """
 
 from __future__ import annotations
@@ -83,13 +87,12 @@ CREATE TRIGGER {TRIGGER} AFTER INSERT ON {TABLE} BEGIN
 END
 """
 
-# every row's previous day at once (SQLite 3.33+ and PostgreSQL both update from a subquery)
+# every row's previous day, one seek each in the (actor, day) index (a window function would need UPDATE ...
+# FROM, SQLite 3.33)
 _BACKFILL = (
-    "UPDATE stats_daily_callers SET prev_day = linked.prev"
-    " FROM (SELECT day, actor, lag(day) OVER (PARTITION BY actor ORDER BY day) AS prev"
-    " FROM stats_daily_callers) AS linked"
-    " WHERE linked.day = stats_daily_callers.day AND linked.actor = stats_daily_callers.actor"
-    " AND linked.prev IS NOT NULL"
+    "UPDATE stats_daily_callers SET prev_day = ("
+    "SELECT max(earlier.day) FROM stats_daily_callers AS earlier"
+    " WHERE earlier.actor = stats_daily_callers.actor AND earlier.day < stats_daily_callers.day)"
 )
 
 
