@@ -20,9 +20,10 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, text
+from sqlalchemy import delete, func, or_, text, update
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.models import (
@@ -187,13 +188,16 @@ class Rollup:
                     for (day, metric, bucket), n in self.latency.items()
                 ],
             )
+        # in one order for every writer, by caller first: a caller's first row of a day also locks its next
+        # day's row (revision 0013's trigger), which another writer may be upserting
+        callers = sorted(
+            (_actor(caller), day, n)
+            for day, callers in self.day_callers.items()
+            for caller, n in callers.items()
+        )
         connection.execute(
             _increment(dialect, DailyCaller, ("day", "actor"), ("calls",)),
-            [
-                {"day": day, "actor": _actor(caller), "calls": n}
-                for day, callers in self.day_callers.items()
-                for caller, n in callers.items()
-            ],
+            [{"day": day, "actor": actor, "calls": n} for actor, day, n in callers],
         )
         actors = self.actors
         new = actors - known_actors if known_actors else actors
@@ -357,9 +361,27 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
             rollup.apply(connection)
             last_id = rows[-1].id
             done += len(rows)
+    with engine.begin() as connection:
+        relink_caller_days(connection)
     with Session(engine) as session:
         _store_zone(session, zone.key)
     return done
+
+
+def relink_caller_days(connection: Connection) -> None:
+    """Set each caller day's ``prev_day`` (its caller's latest earlier day) where it is not that, as revision
+    0013's trigger sets it row by row. The reset of a rebuild leaves the rows of a log writer's transaction
+    still open then (PostgreSQL), linked to days it deleted and may not count again (another time zone).
+    0.5 s at 10M calls (420k caller days) on SQLite, where nothing is to change."""
+    earlier = aliased(DailyCaller)
+    latest = (
+        sa_select(func.max(earlier.day))
+        .where(col(earlier.actor) == col(DailyCaller.actor), col(earlier.day) < col(DailyCaller.day))
+        .scalar_subquery()
+    )
+    connection.execute(
+        update(DailyCaller).where(col(DailyCaller.prev_day).is_distinct_from(latest)).values(prev_day=latest)
+    )
 
 
 def rebuild_in_background(engine: Engine, zone: ZoneInfo) -> threading.Thread | None:
@@ -381,6 +403,8 @@ def rebuild_in_background(engine: Engine, zone: ZoneInfo) -> threading.Thread | 
 def prune_actors(connection: Connection, before: date) -> None:
     """Forget who was active (IPs are personal data) in periods that ended before ``before``."""
     connection.execute(delete(DailyCaller).where(col(DailyCaller.day) < before))
+    # no caller day names a day deleted (revision 0013): a late row before ``before`` may come back later
+    connection.execute(update(DailyCaller).where(col(DailyCaller.prev_day) < before).values(prev_day=None))
     connection.execute(
         delete(PeriodActor).where(col(PeriodActor.kind) == "d", col(PeriodActor.start) < before)
     )

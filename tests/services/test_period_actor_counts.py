@@ -34,6 +34,7 @@ from services.rollups import (
     period_starts,
     prune_actors,
     rebuild_rollups,
+    relink_caller_days,
 )
 from services.stats import dashboard
 from tests.helpers import HANG_SECONDS, wait_until
@@ -252,3 +253,58 @@ def _wait_for_a_lock_wait(engine: Engine) -> None:
             return bool(found)
 
         wait_until(waiting, poll=0.02, what="the second transaction waiting for the first")
+
+
+def _caller_days(engine: Engine) -> list[tuple[str, date, date | None]]:
+    """Every caller day with its ``prev_day`` (revision 0013), by caller and day."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT actor, day, prev_day FROM stats_daily_callers ORDER BY actor, day")
+        ).all()
+    return [(actor, _day(day), None if prev is None else _day(prev)) for actor, day, prev in rows]
+
+
+def _links_hold(engine: Engine) -> bool:
+    """Each caller day's ``prev_day`` is its caller's kept day before it, or none."""
+    rows = _caller_days(engine)
+    return all(
+        prev == (rows[i - 1][1] if i and rows[i - 1][0] == actor else None)
+        for i, (actor, _, prev) in enumerate(rows)
+    )
+
+
+def test_each_callers_days_stay_linked_through_writers_a_rebuild_and_prunes(engine: Engine) -> None:
+    """The log writer's batches land on days in any order (late rows among them); a rebuild deletes and
+    recounts them; retention deletes the earliest days (the days after unlinked from them), and late rows
+    come back before its cut."""
+    rng = random.Random(13)
+    for batch in (300, 50, 400, 1, 200):
+        _log_calls(engine, rng, batch)
+        assert _links_hold(engine)
+    linked = _caller_days(engine)
+    assert sum(prev is not None for _, _, prev in linked) > 300
+    assert rebuild_rollups(engine, UTC_ZONE) == 951
+    assert _caller_days(engine) == linked
+    with engine.begin() as connection:
+        prune_actors(connection, DAYS[6])
+    assert _links_hold(engine) and min(day for _, day, _ in _caller_days(engine)) == DAYS[6]
+    _log_calls(engine, rng, 100)
+    assert _links_hold(engine)
+
+
+def test_links_anew_what_a_rebuild_could_not_see(engine: Engine) -> None:
+    """On PostgreSQL a log writer's transaction still open when a rebuild's reset runs keeps its rows,
+    linked to days the reset deleted; the rebuild's last step links every row anew (here the links are
+    broken by hand, which the trigger never does)."""
+    _log_calls(engine, random.Random(14), 300)
+    linked = _caller_days(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE stats_daily_callers SET prev_day = NULL WHERE actor LIKE 'u:1%'"))
+        connection.execute(
+            text("UPDATE stats_daily_callers SET prev_day = :late WHERE actor LIKE 'ip:%'"),
+            {"late": DAYS[-1]},
+        )
+    assert _caller_days(engine) != linked
+    with engine.begin() as connection:
+        relink_caller_days(connection)
+    assert _caller_days(engine) == linked
