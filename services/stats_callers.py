@@ -214,15 +214,18 @@ LOOKUPS_PER_STATEMENT = 5_000  # well below SQLite's 32,766 variables
 def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: date) -> Callers | None:
     """The tops and the count of the closed days summed in ``sums`` and the one live ``day`` after them,
     reading of ``day`` only the callers that can still reach a top, and counting those new to the range in
-    ``idx_stats_daily_callers_new`` (revision 0013): at 10M calls, 416 callers of 7,000 at the end of a
-    day, 2.0 ms against 9.0 for reading and ranking them all. ``begin``: the range's first day, or the
-    earliest still kept when later. None: too many would be read (read them all instead).
+    ``idx_stats_daily_callers_new`` (revision 0013). At 10M calls, the end of a day of benchmark 6 (7,000
+    callers that day), 30 days: 400 callers read by name, and the callers 2.5 ms in all against 9.0-11.4
+    for reading and ranking every caller of today (in-process, docs/performance.md, session 13).
+    ``begin``: the range's first day, or the earliest still kept when later. None, to read every caller
+    of today instead: a kind with fewer than ten callers on the closed days, a caller new to the range
+    that could reach a top, or more than half of today's callers to be read by name.
 
     The tenth best closed sum of a kind (its floor) is a least total of the kind's top, since totals only
     add today's calls. A caller not among today's first ``LEADING`` of its kind has at most the last of
     those's calls today (its bound), so it reaches the top only with a closed sum of at least the floor
     less the bound: those callers' calls of today are read by name. A caller new to the range reaches it
-    only with the floor's calls today; where the bound allows that, every caller of today is read."""
+    only with at least the floor's calls today: where the bound is that high, none of this holds."""
     actor, calls, when = col(DailyCaller.actor), col(DailyCaller.calls), col(DailyCaller.day)
     known: dict[str, int] = {}  # today's calls, by caller
     candidates: dict[str, list[str]] = {}  # by kind: the callers that can reach its top
@@ -251,11 +254,9 @@ def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: dat
         )
     ).scalar_one_or_none()
     if 2 * len(wanted) > (today_callers or 0):
-        return None  # reading every caller of today costs less (1.3 µs each to read and rank, 2.4 by name)
+        return None  # reading every caller of today costs less (0.35 µs each and 0.5 to rank, 1.1 by name)
     for start in range(0, len(wanted), LOOKUPS_PER_STATEMENT):
-        chunk = wanted[start : start + LOOKUPS_PER_STATEMENT]
-        rows = connection.execute(sa_select(actor, calls).where(when == day, actor.in_(chunk))).all()
-        known.update({name: n for name, n in rows})
+        known.update(_calls_of(connection, day, wanted[start : start + LOOKUPS_PER_STATEMENT]))
     closed = sums.calls
     top: dict[str, list[tuple[str, int]]] = {}
     for prefix, names in candidates.items():
@@ -267,6 +268,25 @@ def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: dat
         for unseen in (prev.is_(None), prev < begin)  # two seeks: an OR read every caller of the day
     )
     return top, len(closed) + int(new)
+
+
+# SQLite, without statistics, reads a day's names through idx_stats_daily_callers_top, every caller of the day
+# (it covers the columns): 1.55 ms for 400 names of 7,000, against 0.45 ms through the primary key's index
+# (made with the table, revision 0006, under this name)
+_SQLITE_BY_NAME = (
+    "SELECT actor, calls FROM stats_daily_callers INDEXED BY sqlite_autoindex_stats_daily_callers_1"
+    " WHERE day = ? AND actor IN ({})"
+)
+
+
+def _calls_of(connection: Connection, day: date, names: list[str]) -> list[tuple[str, int]]:
+    """The calls of ``day`` of those of ``names`` who called that day, by their primary key."""
+    if connection.dialect.name == "sqlite":
+        sql = _SQLITE_BY_NAME.format(", ".join("?" * len(names)))
+        return [(name, n) for name, n in connection.exec_driver_sql(sql, (day.isoformat(), *names))]
+    actor = col(DailyCaller.actor)
+    query = sa_select(actor, col(DailyCaller.calls)).where(col(DailyCaller.day) == day, actor.in_(names))
+    return [(name, n) for name, n in connection.execute(query)]
 
 
 def _fingerprint(connection: Connection, earliest: date | None, begin: date, last: date) -> _Fingerprint:

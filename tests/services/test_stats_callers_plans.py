@@ -1,7 +1,8 @@
 """One day's top users and top IPs (``callers_of_a_day`` in services/stats_callers.py) are the first ten
 rows of an index in their order, however many callers tie at the tenth place: checked on the plans of
 the very statements it issues, on SQLite and on a real PostgreSQL server (its databases' own collation
-and a language's, ICU en-US)."""
+and a language's, ICU en-US). A range ending today reads today's callers that can reach a top by name, an
+index seek each, and counts those new to the range in ``idx_stats_daily_callers_new`` (revision 0013)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from sqlmodel import Session
 
 from app.db import make_engine
 from app.migrate import upgrade
-from app.models import DailyCaller
-from services.stats_callers import TOP_CALLERS, callers_of_a_day
+from app.models import DailyCaller, PeriodActor
+from services.stats_callers import TOP_CALLERS, CallerSums, callers_of_a_day
 from tests.postgres_server import create_database, run_postgres
 
 DAY = date(2026, 3, 1)
@@ -130,5 +131,81 @@ def test_postgresql_reads_ten_rows_of_the_bytewise_index_for_each_top(
                 nodes = _postgres_plan(connection, statement, parameters, run=False)
                 assert [node for node in nodes if "Sort" in node["Node Type"]], json.dumps(nodes[0], indent=1)
             connection.rollback()
+    finally:
+        engine.dispose()
+
+
+TODAY = date(2026, 3, 4)
+NEW_GUESTS = 100  # callers of today new to the range
+
+
+def _range_issued(url: str) -> tuple[Engine, list[tuple[str, Any]]]:
+    """Above the rows of ``_filled``: 20 guests with 100 calls on 2026-03-02, and today (2026-03-04)
+    3,000 of the guests of 2026-03-01, ``NEW_GUESTS`` new ones and every user, one call each. The
+    statements the range 2026-03-01..today issues on today's callers, read by bound (checked by its
+    answer: ``u:49``'s 50 + 50 + 1 calls lead)."""
+    engine = _filled(url)
+    rows = [{"day": date(2026, 3, 2), "actor": f"ip:10.99.0.{n}", "calls": 100} for n in range(20)]
+    today = [f"ip:10.{n // 250}.{n % 250}.1" for n in range(3_000)]
+    today += [f"ip:10.200.{n // 250}.{n % 250}" for n in range(NEW_GUESTS)] + [f"u:{n}" for n in range(50)]
+    rows += [{"day": TODAY, "actor": actor, "calls": 1} for actor in today]
+    with engine.begin() as connection:
+        connection.execute(insert(DailyCaller), rows)
+        connection.execute(insert(PeriodActor), [{"kind": "d", "start": TODAY, "actor": a} for a in today])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE")
+    issued: list[tuple[str, Any]] = []
+
+    def remember(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        if "prev_day" in statement or " IN (" in statement:
+            issued.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        with Session(engine) as session:
+            top, count = CallerSums().top_callers(session, DAY, TODAY, today=TODAY)
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert top["u:"][0] == ("49", 50 + 50 + 1) and top["ip:"][0] == ("10.99.0.0", 100)
+    assert count == GUESTS + 50 + 20 + NEW_GUESTS
+    assert len(issued) == 3, issued  # today's calls of the callers that can reach a top; two counts
+    return engine, issued
+
+
+def test_sqlite_reads_todays_callers_by_name_and_counts_the_new_ones_in_the_index(tmp_path: Path) -> None:
+    engine, issued = _range_issued(f"sqlite:///{tmp_path / 'chat.db'}")
+    try:
+        with engine.connect() as connection:
+            plans = [
+                [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+                for statement, parameters in issued
+            ]
+        search = "SEARCH stats_daily_callers USING"
+        assert plans == [
+            [f"{search} INDEX sqlite_autoindex_stats_daily_callers_1 (day=? AND actor=?)"],
+            [f"{search} COVERING INDEX idx_stats_daily_callers_new (day=? AND prev_day=?)"],
+            [f"{search} COVERING INDEX idx_stats_daily_callers_new (day=? AND prev_day<?)"],
+        ]
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_reads_todays_callers_by_name_and_counts_the_new_ones_in_the_index(
+    postgres_url: str,
+) -> None:
+    engine, issued = _range_issued(create_database(postgres_url))
+    try:
+        with engine.connect() as connection:
+            # by name: an index seek per caller (by (day, actor) or (actor, day)); the counts: two ranges
+            expected = [{"stats_daily_callers_pkey", "idx_stats_daily_callers_actor"}]
+            expected += [{"idx_stats_daily_callers_new"}] * 2
+            for (statement, parameters), indexes in zip(issued, expected, strict=True):
+                nodes = _postgres_plan(connection, statement, parameters, run=True)
+                used = {node["Index Name"] for node in nodes if "Index Name" in node}
+                shown = json.dumps(nodes[0], indent=1)
+                assert used and used <= indexes, shown
+                assert not [node for node in nodes if node["Node Type"] == "Seq Scan"], shown
     finally:
         engine.dispose()
