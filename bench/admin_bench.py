@@ -278,6 +278,7 @@ def bench_admin_scale(
             }
         requests: dict[str, tuple[str, dict[str, str]]] = {
             "stats": ("/api/admin/stats", {}),
+            "stats7": ("/api/admin/stats", {"start": week_ago, "end": today}),
             "stats30": ("/api/admin/stats", {"start": month_ago, "end": today}),
             "logs": ("/api/admin/logs", {"model": "model-3", "start": day, "end": day}),
             # the console's logs page as it opens, and its column sorts, over every row
@@ -326,6 +327,7 @@ def bench_admin_scale(
     result.add("  its first request: time at the larger ÷ at the smaller", first_large / first_small)
     for key, label in (
         ("stats", "/api/admin/stats"),
+        ("stats7", "/api/admin/stats, a 7-day range"),
         ("stats30", "/api/admin/stats, a 30-day range (the dashboard's figures)"),
         ("logs", "/api/admin/logs first page, model + day filter"),
         ("logs_all", "/api/admin/logs first page, no filter, newest first"),
