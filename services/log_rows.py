@@ -94,7 +94,8 @@ def touch_users(connection: Connection, batch: list[CallRecord]) -> None:
         if user_id is not None and (user_id not in newest or newest[user_id] < call.created_at):
             newest[user_id] = call.created_at
     if newest:
-        connection.execute(_TOUCH_USERS, [{"user_id": uid, "at": at} for uid, at in newest.items()])
+        # in id order: two writers (replicas) touching the same users lock them in one order
+        connection.execute(_TOUCH_USERS, [{"user_id": uid, "at": at} for uid, at in sorted(newest.items())])
 
 
 _MARK_SQL = "UPDATE call_log_journals SET seq = {m}, updated_at = {m} WHERE journal_id = {m} AND seq = {m}"
