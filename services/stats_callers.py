@@ -215,7 +215,7 @@ def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: dat
     """The tops and the count of the closed days summed in ``sums`` and the one live ``day`` after them,
     reading of ``day`` only the callers that can still reach a top, and counting those new to the range in
     ``idx_stats_daily_callers_new`` (revision 0013). At 10M calls, the end of a day of benchmark 6 (7,000
-    callers that day), 30 days: 400 callers read by name, and the callers 2.5 ms in all against 9.0-11.4
+    callers that day), 30 days: 236 callers read by name, and the callers 2.1 ms in all against 9.0-11.4
     for reading and ranking every caller of today (in-process, docs/performance.md, session 13).
     ``begin``: the range's first day, or the earliest still kept when later. None, to read every caller
     of today instead: a kind with fewer than ten callers on the closed days, a caller new to the range
@@ -228,7 +228,7 @@ def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: dat
     callers' calls of today are read by name. A caller new to the range reaches it only with at least the
     floor's calls today: where the bound is that high, none of this holds. Raising the floor by today's
     leading callers' whole totals matters where callers call every day: 7 days at 10M calls read 3,239 by
-    name with the tenth best closed sum as the floor."""
+    name with the tenth best closed sum as the floor, 100 with this one."""
     actor, calls, when = col(DailyCaller.actor), col(DailyCaller.calls), col(DailyCaller.day)
     known: dict[str, int] = {}  # today's calls, by caller
     candidates: dict[str, list[str]] = {}  # by kind: the callers that can reach its top
@@ -253,14 +253,15 @@ def _tops_reading_few(connection: Connection, sums: _Sums, begin: date, day: dat
             return None  # a caller new to the range could reach the top: today rivals the closed days
         reach = bisect.bisect_right(ranked, bound - floor, key=operator.itemgetter(0))
         candidates[prefix] = [name for _, name in ranked[:reach]] + [name for name, _ in leading]
-        wanted.extend(name for _, name in ranked[:reach] if name not in known)
+        if len(leading) == LEADING:  # else every caller of the kind today is known: the others have 0
+            wanted.extend(name for _, name in ranked[:reach] if name not in known)
     today_callers = connection.execute(
         sa_select(col(PeriodActorCount.actors)).where(
             col(PeriodActorCount.kind) == "d", col(PeriodActorCount.start) == day
         )
     ).scalar_one_or_none()
     if 2 * len(wanted) > (today_callers or 0):
-        return None  # reading every caller of today costs less (0.35 µs each and 0.5 to rank, 1.1 by name)
+        return None  # reading all of today costs less (0.5 µs a caller to read, 0.5 to rank; 1.1 by name)
     for start in range(0, len(wanted), LOOKUPS_PER_STATEMENT):
         known.update(_calls_of(connection, day, wanted[start : start + LOOKUPS_PER_STATEMENT]))
     closed = sums.calls

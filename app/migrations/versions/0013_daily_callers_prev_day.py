@@ -22,7 +22,7 @@ days: the retention run deletes the days before its cut and unlinks every ``prev
 them, and a rebuild deletes every row, recounts them and links them all anew at its end
 (``services/rollups.py``). On PostgreSQL two transactions adding first rows of one caller on two days
 at once (the first call of today and a late row replayed from a journal) would not see each other's row,
-and the later day's ``prev_day`` would stay at an earlier day (3 runs in 4 of a test of four writers):
+and the later day's ``prev_day`` would stay at an earlier day (4 runs in 4 of a test of four writers):
 the log writers upsert caller days one transaction at a time, under a transaction's advisory lock taken
 before them (``services/rollups.py``), in (actor, day) order. An instance of the previous version takes
 no such lock: until it is upgraded, a caller may be counted once too often as new to a range, for the
