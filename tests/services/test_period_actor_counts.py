@@ -233,7 +233,7 @@ def test_many_concurrent_writers_leave_the_counts_exact(engine: Engine) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=HANG_SECONDS)
-    assert errors == []
+    assert not any(thread.is_alive() for thread in threads) and errors == []
     counted = _counted(engine)
     assert _kept(engine) == counted and sum(counted.values()) > 1000
 
@@ -320,10 +320,12 @@ def test_concurrent_writers_adding_caller_days_in_any_order_do_not_deadlock(engi
     in the order of the batch's calls, the writers deadlocked."""
     errors: list[BaseException] = []
     _log_calls(engine, random.Random(15), 200)  # days to come late before
+    start = threading.Barrier(4, timeout=HANG_SECONDS)
 
     def write(seed: int) -> None:
         rng = random.Random(seed)
         try:
+            start.wait()  # all four at once
             for _ in range(30):
                 if seed % 2:  # late rows only: first rows of earlier days of this thread's own callers
                     owned = range(100 + 20 * seed, 120 + 20 * seed)
@@ -355,5 +357,5 @@ def test_concurrent_writers_adding_caller_days_in_any_order_do_not_deadlock(engi
         thread.start()
     for thread in threads:
         thread.join(timeout=HANG_SECONDS)
-    assert errors == []
+    assert not any(thread.is_alive() for thread in threads) and errors == []
     assert _links_hold(engine)
