@@ -20,10 +20,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy import delete, func, or_, text
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.models import (
@@ -37,6 +36,7 @@ from app.models import (
     SystemConfig,
     utcnow,
 )
+from services.caller_days import lock_caller_days, relink_caller_days, unlink_days_before
 
 log = logging.getLogger("pyaichat.stats")
 ZONE_KEY = "stats_time_zone"
@@ -269,22 +269,6 @@ def _insert_new(dialect: str, table: Any) -> Any:
     return _dialect_insert(dialect)(table).on_conflict_do_nothing()
 
 
-# PostgreSQL: one log writer at a time upserts caller days, to its commit. Revision 0013's trigger links a
-# caller's new day to its other days; two transactions adding first rows of one caller on two days at once
-# would not see each other's (the later day's prev_day left at an earlier day). Taken before any caller day
-# is locked, after the other tables, whose rows every writer of a day locks anyway (its models): no cycle.
-# The two keys (13: revision 0013) are apart from the migrations' one-key lock. A lock per caller would take
-# one per new caller day, more than PostgreSQL's lock table holds for a rebuild's batch.
-_CALLER_DAYS_LOCK = text("SELECT pg_advisory_xact_lock(13, 0)")
-
-
-def lock_caller_days(connection: Connection) -> None:
-    """On PostgreSQL, wait until no other transaction writes caller days, and keep them to the commit: the
-    log writers, the retention run and a rebuild's relinking take it before their first caller day."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_CALLER_DAYS_LOCK)
-
-
 def upsert_counts(connection: Connection, counts: dict[tuple[date, str], int]) -> None:
     """Add ``counts`` ((day, name) → n) to ``stats_daily_counts``."""
     if counts:
@@ -388,23 +372,6 @@ def rebuild_rollups(engine: Engine, zone: ZoneInfo) -> int:
     return done
 
 
-def relink_caller_days(connection: Connection) -> None:
-    """Set each caller day's ``prev_day`` (its caller's latest earlier day) where it is not that, as revision
-    0013's trigger sets it row by row. The reset of a rebuild leaves the rows of a log writer's transaction
-    still open then (PostgreSQL), linked to days it deleted and may not count again (another time zone).
-    0.5 s at 10M calls (420k caller days) on SQLite, where nothing is to change."""
-    lock_caller_days(connection)  # a writer's link made meanwhile is not undone from an older snapshot
-    earlier = aliased(DailyCaller)
-    latest = (
-        sa_select(func.max(earlier.day))
-        .where(col(earlier.actor) == col(DailyCaller.actor), col(earlier.day) < col(DailyCaller.day))
-        .scalar_subquery()
-    )
-    connection.execute(
-        update(DailyCaller).where(col(DailyCaller.prev_day).is_distinct_from(latest)).values(prev_day=latest)
-    )
-
-
 def rebuild_in_background(engine: Engine, zone: ZoneInfo) -> threading.Thread | None:
     if not rollups_need_rebuild(engine, zone.key):
         return None
@@ -425,8 +392,7 @@ def prune_actors(connection: Connection, before: date) -> None:
     """Forget who was active (IPs are personal data) in periods that ended before ``before``."""
     lock_caller_days(connection)  # its unlinking locks today's rows too, in no order of the writers'
     connection.execute(delete(DailyCaller).where(col(DailyCaller.day) < before))
-    # no caller day names a day deleted (revision 0013): a late row before ``before`` may come back later
-    connection.execute(update(DailyCaller).where(col(DailyCaller.prev_day) < before).values(prev_day=None))
+    unlink_days_before(connection, before)
     connection.execute(
         delete(PeriodActor).where(col(PeriodActor.kind) == "d", col(PeriodActor.start) < before)
     )

@@ -27,6 +27,7 @@ from app.models import (
     PeriodActor,
     SystemConfig,
 )
+from services.caller_days import relink_caller_days
 from services.rollups import (
     ZONE_KEY,
     Rollup,
@@ -34,7 +35,6 @@ from services.rollups import (
     period_starts,
     prune_actors,
     rebuild_rollups,
-    relink_caller_days,
 )
 from services.stats import dashboard
 from tests.helpers import HANG_SECONDS, wait_until
