@@ -20,11 +20,11 @@ caller's next day's ``prev_day`` up to the new day when a row lands before it (a
 order). ``idx_stats_daily_callers_actor`` (actor, day) makes both one index seek. Rows are deleted by whole
 days: the retention run deletes the days before its cut and unlinks every ``prev_day`` that named one of
 them, and a rebuild deletes every row, recounts them and links them all anew at its end
-(``services/rollups.py``). On PostgreSQL two transactions adding first rows of one caller on two days
+(``services/caller_days.py``). On PostgreSQL two transactions adding first rows of one caller on two days
 at once (the first call of today and a late row replayed from a journal) would not see each other's row,
 and the later day's ``prev_day`` would stay at an earlier day (4 runs in 4 of a test of four writers):
 the log writers upsert caller days one transaction at a time, under a transaction's advisory lock taken
-before them (``services/rollups.py``), in (actor, day) order. An instance of the previous version takes
+before them (``services/caller_days.py``), in (actor, day) order. An instance of the previous version takes
 no such lock: until it is upgraded, a caller may be counted once too often as new to a range, for the
 rest of that day. A first row of today added while a retention run deletes the day it names keeps naming a
 deleted day: the readers treat a day before the earliest kept as none. SQLite has one writer at a time.
