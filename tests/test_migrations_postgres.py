@@ -346,7 +346,6 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: 
     version commits while the upgrade waits for its lock; from then on the triggers keep them (an insert
     ignoring duplicates, a delete); a downgrade drops table, function and triggers, not the actors, and
     the next upgrade counts them again."""
-    import threading
 
     _migrate(database_url, "upgrade", "0011_pg_callers_bytewise_index")
     assert _period_actor_objects(database_url) == set()
@@ -357,18 +356,12 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: 
             "SELECT 'd', DATE '2026-03-01' + mod(n, 3), 'ip:10.0.' || n / 250 || '.' || mod(n, 250) "
             "FROM generate_series(0, 2999) AS n"
         )
-    results: list[UpgradeResult] = []
-    with engine.connect() as old_instance:  # inserting, not committed yet, when the upgrade begins
-        old_instance.begin()
-        old_instance.exec_driver_sql(
-            "INSERT INTO stats_period_actors (kind, start, actor) VALUES ('m', '2026-03-01', 'u:1'), "
-            "('m', '2026-03-01', 'u:2'), ('d', '2026-03-01', 'u:1')"
-        )
-        upgrading = threading.Thread(target=lambda: results.append(upgrade(database_url)))
-        upgrading.start()
-        wait_until(lambda: _waiting_for_a_lock(engine), what="the upgrade waiting for the instance's insert")
-        old_instance.commit()
-    upgrading.join(timeout=HANG_SECONDS)
+    results = _upgrade_during_an_insert(
+        database_url,
+        engine,
+        "INSERT INTO stats_period_actors (kind, start, actor) VALUES ('m', '2026-03-01', 'u:1'), "
+        "('m', '2026-03-01', 'u:2'), ('d', '2026-03-01', 'u:1')",
+    )
     assert [result.applied[:1] for result in results] == [["0012_period_actor_counts"]]
     assert _period_actor_objects(database_url) == {
         "stats_period_actor_counts",
@@ -423,6 +416,24 @@ def test_revision_0012_counts_the_period_actors_there_and_to_come(database_url: 
     engine.dispose()
 
 
+def _upgrade_during_an_insert(database_url: str, engine: Engine, insert: str) -> list[UpgradeResult]:
+    """The upgrade to the newest revision, started while an instance of the older version has run
+    ``insert`` and not committed it yet (committed once the upgrade waits for its lock)."""
+    import threading
+
+    results: list[UpgradeResult] = []
+    with engine.connect() as old_instance:
+        old_instance.begin()
+        old_instance.exec_driver_sql(insert)
+        upgrading = threading.Thread(target=lambda: results.append(upgrade(database_url)))
+        upgrading.start()
+        wait_until(lambda: _waiting_for_a_lock(engine), what="the upgrade waiting for the instance's insert")
+        old_instance.commit()
+    upgrading.join(timeout=HANG_SECONDS)
+    assert not upgrading.is_alive()
+    return results
+
+
 def _waiting_for_a_lock(engine: Engine) -> bool:
     with engine.connect() as connection:
         return bool(
@@ -437,7 +448,6 @@ def test_revision_0013_links_each_callers_days_there_and_to_come(database_url: s
     """The previous days are set for the rows a database at 0012 holds, including a day an instance of that
     version commits while the upgrade waits for its lock; from then on the trigger keeps them, for rows in
     any order and the upserts of the log writer; a downgrade drops column, indexes, trigger and function."""
-    import threading
 
     _migrate(database_url, "upgrade", "0012_period_actor_counts")
     engine = create_engine(database_url)
@@ -453,17 +463,11 @@ def test_revision_0013_links_each_callers_days_there_and_to_come(database_url: s
             "SELECT DATE '2026-03-01' + 2 * mod(n, 5), 'ip:10.0.0.' || n / 5, 1 "
             "FROM generate_series(0, 999) n"
         )
-    results: list[UpgradeResult] = []
-    with engine.connect() as old_instance:  # inserting, not committed yet, when the upgrade begins
-        old_instance.begin()
-        old_instance.exec_driver_sql(
-            "INSERT INTO stats_daily_callers (day, actor, calls) VALUES ('2026-03-04', 'ip:10.0.0.7', 1)"
-        )
-        upgrading = threading.Thread(target=lambda: results.append(upgrade(database_url)))
-        upgrading.start()
-        wait_until(lambda: _waiting_for_a_lock(engine), what="the upgrade waiting for the instance's insert")
-        old_instance.commit()
-    upgrading.join(timeout=HANG_SECONDS)
+    results = _upgrade_during_an_insert(
+        database_url,
+        engine,
+        "INSERT INTO stats_daily_callers (day, actor, calls) VALUES ('2026-03-04', 'ip:10.0.0.7', 1)",
+    )
     assert [result.applied for result in results] == [["0013_daily_callers_prev_day"]]
     assert schema_differences(database_url) == []
     linked_rows = rows()

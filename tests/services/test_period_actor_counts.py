@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -228,14 +228,20 @@ def test_many_concurrent_writers_leave_the_counts_exact(engine: Engine) -> None:
         except BaseException as exc:  # reported by the test below
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=HANG_SECONDS)
-    assert not any(thread.is_alive() for thread in threads) and errors == []
+    _at_once(write, 4)
+    assert errors == []
     counted = _counted(engine)
     assert _kept(engine) == counted and sum(counted.values()) > 1000
+
+
+def _at_once(write: Callable[[int], None], threads: int) -> None:
+    """``write(0)`` .. ``write(threads - 1)``, each in its own thread at once, all ended."""
+    running = [threading.Thread(target=write, args=(seed,)) for seed in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(timeout=HANG_SECONDS)
+    assert not any(thread.is_alive() for thread in running), "a writer still runs"
 
 
 def _wait_for_a_lock_wait(engine: Engine) -> None:
@@ -352,10 +358,6 @@ def test_concurrent_writers_adding_caller_days_in_any_order_do_not_deadlock(engi
         except BaseException as exc:  # reported by the test below
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=HANG_SECONDS)
-    assert not any(thread.is_alive() for thread in threads) and errors == []
+    _at_once(write, 4)
+    assert errors == []
     assert _links_hold(engine)
